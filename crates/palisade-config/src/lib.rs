@@ -1,0 +1,269 @@
+//! Palisade's configuration: a TOML file with `PALISADE_SECTION__KEY` environment overrides.
+//!
+//! Every field has a default, so an empty file (or none at all) gives a working embedded
+//! system; sysadmins only write what they change.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// The whole configuration of a Palisade node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where embedded backends keep their files.
+    pub data_dir: PathBuf,
+    /// The LMTP listener.
+    pub lmtp: LmtpConfig,
+    /// Which storage backend to use.
+    pub storage: StorageConfig,
+    /// Which search backend to use.
+    pub index: IndexConfig,
+    /// Background job processing.
+    pub jobs: JobsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            lmtp: LmtpConfig::default(),
+            storage: StorageConfig::default(),
+            index: IndexConfig::default(),
+            jobs: JobsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file if given, then `PALISADE_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("PALISADE_").split("__"));
+        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.lmtp;
+        if l.max_message_bytes == 0 || l.max_recipients == 0 || l.max_connections == 0 {
+            return Err(ConfigError(
+                "lmtp limits (max_message_bytes, max_recipients, max_connections) must be > 0"
+                    .into(),
+            ));
+        }
+        if l.proxy_protocol.enabled && l.proxy_protocol.trusted.is_empty() {
+            return Err(ConfigError(
+                "lmtp.proxy_protocol.enabled needs at least one trusted network".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Path of the embedded SQLite database.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.storage
+            .sqlite_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("palisade.sqlite3"))
+    }
+
+    /// Directory of the embedded tantivy index.
+    pub fn index_dir(&self) -> PathBuf {
+        self.index
+            .tantivy_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("index"))
+    }
+}
+
+/// The LMTP listener and its limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LmtpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Name announced in the greeting and LHLO reply.
+    pub hostname: String,
+    /// Largest message accepted, in bytes (announced as SIZE).
+    pub max_message_bytes: usize,
+    /// Most recipients in one transaction.
+    pub max_recipients: usize,
+    /// Largest header section accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// Deepest MIME nesting that is parsed.
+    pub max_mime_depth: usize,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Seconds a client may stay silent before it is disconnected.
+    pub idle_timeout_secs: u64,
+    /// Seconds in-flight sessions get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// PROXY protocol v2 on this listener.
+    pub proxy_protocol: ProxyProtocolConfig,
+}
+
+impl Default for LmtpConfig {
+    fn default() -> Self {
+        LmtpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2424)),
+            hostname: "palisade.localhost".into(),
+            max_message_bytes: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_header_bytes: 256 * 1024,
+            max_mime_depth: 20,
+            max_connections: 256,
+            idle_timeout_secs: 300,
+            shutdown_grace_secs: 30,
+            proxy_protocol: ProxyProtocolConfig::default(),
+        }
+    }
+}
+
+/// PROXY protocol v2 settings of a listener.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyProtocolConfig {
+    /// When true, every connection must come from a trusted network and start with a v2 header.
+    pub enabled: bool,
+    /// Networks of the proxies allowed to send the header.
+    pub trusted: Vec<IpNet>,
+}
+
+/// Storage backend selection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// `sqlite` (embedded).
+    pub backend: String,
+    /// Overrides `<data_dir>/palisade.sqlite3`.
+    pub sqlite_path: Option<PathBuf>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: "sqlite".into(),
+            sqlite_path: None,
+        }
+    }
+}
+
+/// Search backend selection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IndexConfig {
+    /// `tantivy` (embedded).
+    pub backend: String,
+    /// Overrides `<data_dir>/index`.
+    pub tantivy_dir: Option<PathBuf>,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            backend: "tantivy".into(),
+            tantivy_dir: None,
+        }
+    }
+}
+
+/// Background job processing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobsConfig {
+    /// Attempts before a job goes to the dead-letter state.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles on each attempt.
+    pub initial_backoff_ms: u64,
+    /// Upper bound of the retry delay in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Jobs handled per batch.
+    pub batch_size: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            max_attempts: 10,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 5 * 60 * 1000,
+            batch_size: 256,
+        }
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `json` or `text`.
+    pub format: String,
+    /// A tracing filter such as `info` or `palisade_lmtp=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        writeln!(
+            file,
+            "data_dir = \"/tmp/x\"\n[lmtp]\nmax_recipients = 7\nlisten = \"127.0.0.1:1\""
+        )
+        .expect("write");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PALISADE_LMTP__LISTEN", "127.0.0.1:2525");
+            let c = Config::load(Some(file.path())).expect("load");
+            assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+            assert_eq!(c.lmtp.max_recipients, 7);
+            assert_eq!(c.lmtp.listen.port(), 2525);
+            assert_eq!(c.lmtp.idle_timeout_secs, 300);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_and_bad_values_are_errors() {
+        assert!(Config::load(Some(Path::new("/nonexistent/palisade.toml"))).is_err());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PALISADE_LMTP__MAX_RECIPIENTS", "0");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,435 @@
+//! Palisade's domain model.
+//!
+//! Every type that crosses a crate boundary lives here, so the storage, index, queue and
+//! protocol crates agree on one vocabulary. Everything that belongs to a person is keyed by
+//! [`UserId`]: there is no way to name a message without also naming its owner.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+mod address;
+mod privacy;
+
+pub use address::{Address, AddressError};
+pub use privacy::{AuthResults, CryptoKind, HopTls, PrivacyFeatures, SpamVerdict};
+
+/// Namespace for deterministic message ids, so redelivery maps to the same id.
+const MESSAGE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x7a1d_5c3e_0b2f_4e8a_9d61_2c4f_8e0a_b317);
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(u: Uuid) -> Self {
+                $name(u)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map($name)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies a user (tenant); every stored record is partitioned by it.
+    UserId
+);
+id_type!(
+    /// Identifies one message in one user's mailbox.
+    MessageId
+);
+id_type!(
+    /// Identifies a discussion (thread) in one user's mailbox.
+    DiscussionId
+);
+id_type!(
+    /// Identifies a contact in one user's address book.
+    ContactId
+);
+
+impl UserId {
+    /// A fresh random user id.
+    pub fn new_random() -> Self {
+        UserId(Uuid::new_v4())
+    }
+}
+
+impl MessageId {
+    /// The id a raw message gets in a user's mailbox: the same bytes for the same user always
+    /// map to the same id, which is what makes redelivery harmless.
+    pub fn for_raw(user: UserId, raw_sha256: &RawHash) -> Self {
+        let mut name = Vec::with_capacity(16 + 32);
+        name.extend_from_slice(user.0.as_bytes());
+        name.extend_from_slice(&raw_sha256.0);
+        MessageId(Uuid::new_v5(&MESSAGE_ID_NAMESPACE, &name))
+    }
+}
+
+impl DiscussionId {
+    /// The id of a discussion started by `first`, derived so that replaying a delivery
+    /// recreates the same discussion.
+    pub fn started_by(first: MessageId) -> Self {
+        DiscussionId(Uuid::new_v5(&MESSAGE_ID_NAMESPACE, first.0.as_bytes()))
+    }
+}
+
+/// The SHA-256 of a raw message, the key of the raw store.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawHash(pub [u8; 32]);
+
+impl RawHash {
+    /// Lowercase hex form, as stored and shown.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses the lowercase or uppercase hex form.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).ok()?;
+        }
+        Some(RawHash(out))
+    }
+}
+
+impl fmt::Debug for RawHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawHash({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for RawHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for RawHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for RawHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RawHash::from_hex(&s).ok_or_else(|| serde::de::Error::custom("invalid sha256 hex"))
+    }
+}
+
+/// A person with a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Tenant key.
+    pub id: UserId,
+    /// Login and display name, unique.
+    pub name: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+    /// The addresses that deliver to this user.
+    pub addresses: Vec<Address>,
+}
+
+/// Maps one mail address to the user who receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The normalized address.
+    pub address: Address,
+    /// Its owner.
+    pub user_id: UserId,
+}
+
+/// The SMTP/LMTP envelope of one delivery to one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// MAIL FROM, `None` for the null reverse-path (bounces).
+    pub mail_from: Option<String>,
+    /// The RCPT TO address that reached this user.
+    pub rcpt_to: String,
+    /// When the delivery was accepted.
+    pub received_at: DateTime<Utc>,
+}
+
+/// The part a participant plays in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantRole {
+    /// Author (`From`).
+    From,
+    /// Transmitter on behalf of the author (`Sender`).
+    Sender,
+    /// Where replies should go (`Reply-To`).
+    ReplyTo,
+    /// Primary recipient.
+    To,
+    /// Carbon copy.
+    Cc,
+    /// Blind carbon copy (only ever visible on our own sent copies).
+    Bcc,
+}
+
+/// One person named in a message's address headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Which header named them.
+    pub role: ParticipantRole,
+    /// Display name, decoded.
+    pub name: Option<String>,
+    /// Address as written; may be missing or malformed in hostile mail.
+    pub address: Option<String>,
+}
+
+/// Metadata of one attachment or inline part; the bytes stay in the raw message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Position of the part in the parsed message, used to extract it from the raw bytes.
+    pub part_index: u32,
+    /// Decoded file name, if any.
+    pub file_name: Option<String>,
+    /// MIME type, for example `image/png`.
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: u64,
+    /// `Content-ID` without angle brackets, for `cid:` references.
+    pub content_id: Option<String>,
+    /// Whether the part is meant to be shown inline rather than offered for download.
+    pub inline: bool,
+}
+
+/// Per-message state the user changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flags {
+    /// Has been read.
+    pub seen: bool,
+    /// Starred.
+    pub flagged: bool,
+    /// Has been replied to.
+    pub answered: bool,
+    /// Is a draft.
+    pub draft: bool,
+    /// Is in the trash.
+    pub trashed: bool,
+}
+
+/// Everything the MIME parser learns from a raw message, before it is placed in a mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageContent {
+    /// `Message-ID` without angle brackets.
+    pub message_id_header: Option<String>,
+    /// `In-Reply-To` ids without angle brackets.
+    pub in_reply_to: Vec<String>,
+    /// `References` ids without angle brackets, oldest first.
+    pub references: Vec<String>,
+    /// Decoded subject.
+    pub subject: Option<String>,
+    /// Subject with reply/forward prefixes and list tags removed, lowercased; the thread fallback key.
+    pub normalized_subject: Option<String>,
+    /// `Date` header.
+    pub date: Option<DateTime<Utc>>,
+    /// Everyone named in the address headers.
+    pub participants: Vec<Participant>,
+    /// Plain-text body, decoded to UTF-8.
+    pub text_body: Option<String>,
+    /// HTML body, decoded to UTF-8, unsanitized (sanitizing is the reader's job).
+    pub html_body: Option<String>,
+    /// Attachment and inline-part metadata.
+    pub attachments: Vec<Attachment>,
+    /// What the headers and structure tell about the message's privacy.
+    pub privacy: PrivacyFeatures,
+    /// Number of header fields at the top level.
+    pub header_count: u32,
+    /// Set when the message could not be fully parsed; the raw bytes are kept regardless.
+    pub parse_error: Option<String>,
+}
+
+impl MessageContent {
+    /// A short plain-text preview for lists.
+    pub fn snippet(&self, max_chars: usize) -> String {
+        let source = self.text_body.as_deref().unwrap_or_default();
+        let mut out = String::new();
+        let mut last_space = true;
+        for c in source.chars() {
+            if out.chars().count() >= max_chars {
+                break;
+            }
+            if c.is_whitespace() {
+                if !last_space {
+                    out.push(' ');
+                }
+                last_space = true;
+            } else {
+                out.push(c);
+                last_space = false;
+            }
+        }
+        out.trim_end().to_string()
+    }
+
+    /// The first `From` participant, if any.
+    pub fn from(&self) -> Option<&Participant> {
+        self.participants
+            .iter()
+            .find(|p| p.role == ParticipantRole::From)
+    }
+
+    /// Every id this message refers to, for threading.
+    pub fn thread_references(&self) -> impl Iterator<Item = &str> {
+        self.in_reply_to
+            .iter()
+            .chain(self.references.iter())
+            .map(String::as_str)
+    }
+}
+
+/// One message in one user's mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Deterministic id, see [`MessageId::for_raw`].
+    pub id: MessageId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Thread it belongs to.
+    pub discussion_id: DiscussionId,
+    /// Key of the raw bytes.
+    pub raw_sha256: RawHash,
+    /// Size of the raw bytes.
+    pub raw_size: u64,
+    /// How it reached us.
+    pub envelope: Envelope,
+    /// What parsing found.
+    pub content: MessageContent,
+    /// User-set state.
+    pub flags: Flags,
+    /// Tag names.
+    pub tags: Vec<String>,
+}
+
+/// A compact view of a message, for lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    /// Message id.
+    pub id: MessageId,
+    /// Thread.
+    pub discussion_id: DiscussionId,
+    /// `Date` header, or the reception time when it is missing.
+    pub date: DateTime<Utc>,
+    /// First `From` participant.
+    pub from: Option<Participant>,
+    /// Decoded subject.
+    pub subject: Option<String>,
+    /// User-set state.
+    pub flags: Flags,
+    /// Whether parsing failed.
+    pub parse_error: bool,
+    /// Raw size in bytes.
+    pub raw_size: u64,
+}
+
+impl From<&Message> for MessageSummary {
+    fn from(m: &Message) -> Self {
+        MessageSummary {
+            id: m.id,
+            discussion_id: m.discussion_id,
+            date: m.content.date.unwrap_or(m.envelope.received_at),
+            from: m.content.from().cloned(),
+            subject: m.content.subject.clone(),
+            flags: m.flags,
+            parse_error: m.content.parse_error.is_some(),
+            raw_size: m.raw_size,
+        }
+    }
+}
+
+/// A thread of messages in one user's mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Discussion {
+    /// Thread id.
+    pub id: DiscussionId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Subject of the message that started it.
+    pub subject: Option<String>,
+    /// Date of the newest message.
+    pub last_activity: DateTime<Utc>,
+    /// How many messages it holds.
+    pub message_count: u32,
+    /// How many of those are unread.
+    pub unread_count: u32,
+    /// Preview of the newest message.
+    pub snippet: String,
+}
+
+/// Someone the user corresponds with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Contact id.
+    pub id: ContactId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Display name.
+    pub name: Option<String>,
+    /// Known addresses.
+    pub addresses: Vec<Address>,
+    /// ASCII-armored public keys.
+    pub public_keys: Vec<String>,
+}
+
+/// A user-defined label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// Owner.
+    pub user_id: UserId,
+    /// Unique name within the user.
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_deterministic_and_user_scoped() {
+        let hash = RawHash([7; 32]);
+        let a = UserId(Uuid::from_u128(1));
+        let b = UserId(Uuid::from_u128(2));
+        assert_eq!(MessageId::for_raw(a, &hash), MessageId::for_raw(a, &hash));
+        assert_ne!(MessageId::for_raw(a, &hash), MessageId::for_raw(b, &hash));
+    }
+
+    #[test]
+    fn raw_hash_hex_round_trips() {
+        let hash = RawHash([0xab; 32]);
+        assert_eq!(RawHash::from_hex(&hash.to_hex()), Some(hash));
+        assert_eq!(RawHash::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn snippet_collapses_whitespace_and_truncates() {
+        let content = MessageContent {
+            text_body: Some("Hello\n\n  world, this is long".into()),
+            ..Default::default()
+        };
+        assert_eq!(content.snippet(12), "Hello world,");
+    }
+}

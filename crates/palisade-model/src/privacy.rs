@@ -1,0 +1,76 @@
+//! Privacy features: what a message's headers and structure reveal about how private it was.
+
+use serde::{Deserialize, Serialize};
+
+/// Whether one `Received` hop used TLS, as far as its header says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopTls {
+    /// The `by` host of the hop, if stated.
+    pub by: Option<String>,
+    /// True when the hop names TLS (`with ESMTPS`, `(version=TLS1.3 ...)`, `using TLS...`).
+    pub tls: bool,
+}
+
+/// The verdicts of an `Authentication-Results` header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthResults {
+    /// `spf=` result, lowercased (pass, fail, softfail, neutral, none, ...).
+    pub spf: Option<String>,
+    /// `dkim=` result, lowercased.
+    pub dkim: Option<String>,
+    /// `dmarc=` result, lowercased.
+    pub dmarc: Option<String>,
+}
+
+/// Which end-to-end cryptography a message uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CryptoKind {
+    /// PGP/MIME `multipart/signed` with `application/pgp-signature`.
+    PgpSigned,
+    /// PGP/MIME `multipart/encrypted` with `application/pgp-encrypted`.
+    PgpEncrypted,
+    /// Inline PGP armor in the body.
+    PgpInline,
+    /// S/MIME signature.
+    SmimeSigned,
+    /// S/MIME enveloped data.
+    SmimeEncrypted,
+}
+
+/// What the spam filter upstream said.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpamVerdict {
+    /// `X-Spam-Flag: YES` or `X-Spam-Status: Yes`.
+    pub is_spam: Option<bool>,
+    /// Score from `X-Spam-Score` or `X-Spam-Status: ... score=`.
+    pub score: Option<f32>,
+}
+
+/// Privacy-relevant facts extracted from one message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrivacyFeatures {
+    /// One entry per `Received` header, newest first.
+    pub transport: Vec<HopTls>,
+    /// A `DKIM-Signature` header is present.
+    pub dkim_signature: bool,
+    /// Parsed `Authentication-Results`, if present.
+    pub auth_results: Option<AuthResults>,
+    /// End-to-end cryptography found in the structure.
+    pub crypto: Vec<CryptoKind>,
+    /// An `Autocrypt` header is present.
+    pub autocrypt: bool,
+    /// `List-Id`, for mailing-list mail.
+    pub list_id: Option<String>,
+    /// Upstream spam verdict.
+    pub spam: SpamVerdict,
+    /// The MIME tree was deeper than the configured limit; deeper parts were not extracted.
+    pub mime_depth_exceeded: bool,
+}
+
+impl PrivacyFeatures {
+    /// True when every recorded hop used TLS and there was at least one hop.
+    pub fn all_hops_tls(&self) -> bool {
+        !self.transport.is_empty() && self.transport.iter().all(|h| h.tls)
+    }
+}

@@ -1,0 +1,395 @@
+//! The behaviour every [`Store`] backend must have, as runnable checks.
+//!
+//! Backends' test suites call [`run_all`] on a fresh, empty store. The checks panic with a
+//! message on the first violation, like ordinary test assertions.
+
+use crate::{Delivery, Page, Store, StoreError, raw_hash};
+use chrono::{Duration as Days, TimeZone, Utc};
+use palisade_model::{
+    Address, Envelope, MessageContent, MessageId, Participant, ParticipantRole, UserId,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs every check in order on a fresh store.
+pub async fn run_all(store: &dyn Store) {
+    users_and_addresses(store).await;
+    delivery_is_durable_idempotent_and_scoped(store).await;
+    threads_follow_references_and_reply_subjects(store).await;
+    lists_paginate_newest_first(store).await;
+    jobs_flow_through_retry_and_dead_letter(store).await;
+}
+
+fn addr(s: &str) -> Address {
+    Address::parse(s).unwrap_or_else(|e| panic!("test address {s}: {e}"))
+}
+
+/// A unique suffix so checks never collide with each other's users.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", UserId::new_random())
+}
+
+/// Builds a delivery of `raw` with hand-made content, so this suite needs no parser.
+pub fn delivery(user: UserId, raw: &[u8], content: MessageContent, minutes: i64) -> Delivery {
+    let base = Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
+    Delivery {
+        user_id: user,
+        raw: Arc::from(raw),
+        raw_sha256: raw_hash(raw),
+        content: Arc::new(content),
+        envelope: Envelope {
+            mail_from: Some("sender@example.test".into()),
+            rcpt_to: "rcpt@example.test".into(),
+            received_at: base + Days::minutes(minutes),
+        },
+    }
+}
+
+fn content(subject: &str, message_id: &str, refs: &[&str]) -> MessageContent {
+    let normalized = subject
+        .trim_start_matches("Re: ")
+        .trim_start_matches("Fwd: ")
+        .to_lowercase();
+    MessageContent {
+        message_id_header: Some(message_id.to_string()),
+        in_reply_to: refs.last().map(|r| vec![r.to_string()]).unwrap_or_default(),
+        references: refs.iter().map(|r| r.to_string()).collect(),
+        subject: Some(subject.to_string()),
+        normalized_subject: Some(normalized),
+        participants: vec![Participant {
+            role: ParticipantRole::From,
+            name: Some("Sender".into()),
+            address: Some("sender@example.test".into()),
+        }],
+        text_body: Some(format!("body of {message_id}")),
+        ..Default::default()
+    }
+}
+
+/// Users own addresses exclusively and are found by name or address.
+pub async fn users_and_addresses(store: &dyn Store) {
+    let name = unique("alice");
+    let a1 = addr(&format!("{name}@example.test"));
+    let a2 = addr(&format!("{name}@alias.example.test"));
+    let user = store
+        .create_user(&name, &[a1.clone(), a2.clone()], None)
+        .await
+        .expect("create user");
+    assert_eq!(user.addresses.len(), 2);
+    assert_eq!(
+        store.resolve_address(&a2).await.expect("resolve"),
+        Some(user.id)
+    );
+    let unknown = addr(&format!("{}@example.test", unique("nobody")));
+    assert_eq!(
+        store.resolve_address(&unknown).await.expect("resolve"),
+        None
+    );
+
+    let by_name = store
+        .find_user(&name)
+        .await
+        .expect("find")
+        .expect("by name");
+    assert_eq!(by_name.id, user.id);
+    let by_address = store
+        .find_user(&a1.to_string().to_uppercase())
+        .await
+        .expect("find")
+        .expect("by address, case-insensitively");
+    assert_eq!(by_address.id, user.id);
+
+    let same_name = store.create_user(&name, &[], None).await;
+    assert!(
+        matches!(same_name, Err(StoreError::Conflict(_))),
+        "{same_name:?}"
+    );
+    let other = unique("bob");
+    let stolen = store.create_user(&other, &[a1.clone()], None).await;
+    assert!(matches!(stolen, Err(StoreError::Conflict(_))), "{stolen:?}");
+    assert!(
+        store.find_user(&other).await.expect("find").is_none(),
+        "a failed create must leave nothing behind"
+    );
+    let listed = store.list_users().await.expect("list");
+    assert!(listed.iter().any(|u| u.id == user.id));
+}
+
+/// Delivery keeps exact bytes, is idempotent per user, and never leaks across users.
+pub async fn delivery_is_durable_idempotent_and_scoped(store: &dyn Store) {
+    let alice = store
+        .create_user(&unique("alice"), &[], None)
+        .await
+        .expect("alice");
+    let bob = store
+        .create_user(&unique("bob"), &[], None)
+        .await
+        .expect("bob");
+    let raw = b"Subject: hi\r\n\r\nexact \x00 bytes \xff\r\n".as_slice();
+    let first = store
+        .deliver(delivery(alice.id, raw, content("hi", "m1@x", &[]), 0))
+        .await
+        .expect("deliver");
+    assert!(!first.duplicate);
+    assert_eq!(
+        first.message_id,
+        MessageId::for_raw(alice.id, &raw_hash(raw))
+    );
+    let again = store
+        .deliver(delivery(alice.id, raw, content("hi", "m1@x", &[]), 5))
+        .await
+        .expect("redeliver");
+    assert!(again.duplicate, "same bytes, same user: one message");
+    assert_eq!(again.message_id, first.message_id);
+    let page = store
+        .list_messages(
+            alice.id,
+            Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].subject.as_deref(), Some("hi"));
+
+    let stored = store
+        .get_raw(alice.id, first.message_id)
+        .await
+        .expect("raw")
+        .expect("raw exists");
+    assert_eq!(stored, raw);
+    let message = store
+        .get_message(alice.id, first.message_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(message.raw_sha256, raw_hash(raw));
+    assert_eq!(message.content.text_body.as_deref(), Some("body of m1@x"));
+
+    // Bob guessing Alice's id gets nothing.
+    assert!(
+        store
+            .get_message(bob.id, first.message_id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .get_raw(bob.id, first.message_id)
+            .await
+            .expect("raw")
+            .is_none()
+    );
+    let bobs = store
+        .list_messages(
+            bob.id,
+            Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("list");
+    assert!(bobs.items.is_empty());
+
+    // The same bytes to Bob are Bob's own message.
+    let for_bob = store
+        .deliver(delivery(bob.id, raw, content("hi", "m1@x", &[]), 0))
+        .await
+        .expect("deliver to bob");
+    assert!(!for_bob.duplicate);
+    assert_ne!(for_bob.message_id, first.message_id);
+}
+
+/// References and In-Reply-To join threads in any arrival order; a bare subject match only
+/// joins replies.
+pub async fn threads_follow_references_and_reply_subjects(store: &dyn Store) {
+    let user = store
+        .create_user(&unique("threads"), &[], None)
+        .await
+        .expect("user");
+    let deliver = |raw: &'static str, c: MessageContent, minute: i64| {
+        store.deliver(delivery(user.id, raw.as_bytes(), c, minute))
+    };
+    // The reply arrives before its parent.
+    let reply = deliver("reply", content("Re: plans", "b@x", &["a@x"]), 1)
+        .await
+        .expect("reply");
+    let parent = deliver("parent", content("plans", "a@x", &[]), 2)
+        .await
+        .expect("parent");
+    let grandchild = deliver(
+        "grandchild",
+        content("Re: plans", "c@x", &["a@x", "b@x"]),
+        3,
+    )
+    .await
+    .expect("grandchild");
+    let by_subject = deliver("by-subject", content("Re: plans", "d@x", &[]), 4)
+        .await
+        .expect("subject reply");
+    let unrelated = deliver("unrelated", content("plans", "e@x", &[]), 5)
+        .await
+        .expect("unrelated");
+    let discussion = |id| async move {
+        store
+            .get_message(user.id, id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .discussion_id
+    };
+    let d = discussion(reply.message_id).await;
+    assert_eq!(discussion(parent.message_id).await, d);
+    assert_eq!(discussion(grandchild.message_id).await, d);
+    assert_eq!(discussion(by_subject.message_id).await, d);
+    assert_ne!(
+        discussion(unrelated.message_id).await,
+        d,
+        "a non-reply with the same subject starts its own discussion"
+    );
+}
+
+/// Message lists are newest arrival first and page without gaps or repeats.
+pub async fn lists_paginate_newest_first(store: &dyn Store) {
+    let user = store
+        .create_user(&unique("pages"), &[], None)
+        .await
+        .expect("user");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let raw = format!("Subject: {i}\r\n\r\n{i}\r\n");
+        let r = store
+            .deliver(delivery(
+                user.id,
+                raw.as_bytes(),
+                content(&format!("n{i}"), &format!("{i}@p"), &[]),
+                i,
+            ))
+            .await
+            .expect("deliver");
+        ids.push(r.message_id);
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_messages(user.id, Page { after, limit: 2 })
+            .await
+            .expect("page");
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|m| m.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+}
+
+/// Jobs written with messages are claimed, retried, dead-lettered and replayed, never lost.
+pub async fn jobs_flow_through_retry_and_dead_letter(store: &dyn Store) {
+    // Drain jobs left by earlier checks so counts below are exact.
+    let lease = Duration::from_secs(60);
+    loop {
+        let jobs = store.claim_jobs(100, lease).await.expect("claim");
+        if jobs.is_empty() {
+            break;
+        }
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        store.complete_jobs(&ids).await.expect("complete");
+    }
+    let before = store.job_stats().await.expect("stats");
+    let user = store
+        .create_user(&unique("jobs"), &[], None)
+        .await
+        .expect("user");
+    for i in 0..3 {
+        let raw = format!("job {i}");
+        store
+            .deliver(delivery(
+                user.id,
+                raw.as_bytes(),
+                content("j", &format!("{i}@j"), &[]),
+                i,
+            ))
+            .await
+            .expect("deliver");
+    }
+    let stats = store.job_stats().await.expect("stats");
+    assert_eq!(stats.pending, before.pending + 3);
+
+    let jobs = store.claim_jobs(10, lease).await.expect("claim");
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|j| j.user_id == user.id && j.attempts == 0));
+    assert!(
+        store.claim_jobs(10, lease).await.expect("claim").is_empty(),
+        "claimed jobs are leased"
+    );
+    store.complete_jobs(&[jobs[0].id]).await.expect("complete");
+    store
+        .fail_job(
+            jobs[1].id,
+            "index down",
+            Some(Utc::now() - Days::seconds(1)),
+        )
+        .await
+        .expect("retry");
+    store
+        .fail_job(jobs[2].id, "poison", None)
+        .await
+        .expect("dead");
+    let stats = store.job_stats().await.expect("stats");
+    assert_eq!(stats.done, before.done + 1);
+    assert_eq!(stats.retrying, 1);
+    assert_eq!(stats.dead, before.dead + 1);
+
+    let retried = store.claim_jobs(10, lease).await.expect("claim retry");
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].id, jobs[1].id);
+    assert_eq!(retried[0].attempts, 1);
+    store
+        .complete_jobs(&[retried[0].id])
+        .await
+        .expect("complete");
+
+    assert_eq!(
+        store.replay_dead_jobs().await.expect("replay"),
+        before.dead + 1
+    );
+    let replayed = store.claim_jobs(10, lease).await.expect("claim replayed");
+    assert!(replayed.iter().any(|j| j.id == jobs[2].id));
+
+    // A worker that dies holding a lease loses nothing: the job comes back.
+    let short = store
+        .claim_jobs(10, Duration::from_millis(1))
+        .await
+        .expect("claim");
+    assert!(
+        short.is_empty(),
+        "replayed jobs are still leased for a minute"
+    );
+    let ids: Vec<i64> = replayed.iter().map(|j| j.id).collect();
+    store
+        .fail_job(ids[0], "crash", Some(Utc::now()))
+        .await
+        .expect("fail");
+    let reclaimed = store
+        .claim_jobs(10, Duration::from_millis(1))
+        .await
+        .expect("claim");
+    assert!(reclaimed.iter().any(|j| j.id == ids[0]));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let after_expiry = store.claim_jobs(10, lease).await.expect("claim expired");
+    assert!(
+        after_expiry.iter().any(|j| j.id == ids[0]),
+        "an expired lease makes the job claimable again"
+    );
+}

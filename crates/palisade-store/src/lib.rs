@@ -1,0 +1,196 @@
+//! Palisade's storage: one trait shaped by the domain, one module per backend.
+//!
+//! Every method that touches mail names the [`UserId`] it works for; backends partition by
+//! it, so a bug in a caller cannot reach across tenants by forgetting a filter.
+//! [`Store::deliver`] is the durability point of the LMTP path: when it returns `Ok`, the raw
+//! bytes, the message row and its follow-up jobs are all on disk, together or not at all.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use palisade_model::{
+    Address, Envelope, Message, MessageContent, MessageId, MessageSummary, RawHash, User, UserId,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod contract;
+pub mod sqlite;
+
+/// SHA-256 of raw message bytes, the content key of the raw store.
+pub fn raw_hash(raw: &[u8]) -> RawHash {
+    use sha2::{Digest, Sha256};
+    RawHash(Sha256::digest(raw).into())
+}
+
+/// Why a storage call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or could not write; retrying later may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The request conflicts with existing data (a taken user name or address).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The named record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Stored data could not be decoded; a bug or corruption, not a transient fault.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// One message to store for one user, as accepted by LMTP.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The receiving user.
+    pub user_id: UserId,
+    /// The exact bytes received.
+    pub raw: Arc<[u8]>,
+    /// SHA-256 of `raw`, computed once per message rather than per recipient.
+    pub raw_sha256: RawHash,
+    /// What parsing found, shared between the recipients of one transaction.
+    pub content: Arc<MessageContent>,
+    /// The envelope for this recipient.
+    pub envelope: Envelope,
+}
+
+/// What [`Store::deliver`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryReceipt {
+    /// The message's id in the user's mailbox.
+    pub message_id: MessageId,
+    /// True when the same bytes were already stored for this user, so nothing changed.
+    pub duplicate: bool,
+}
+
+/// A page request for lists; cursors are opaque strings handed back by the previous page.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Continue after this cursor; `None` starts at the newest.
+    pub after: Option<String>,
+    /// Most items to return.
+    pub limit: usize,
+}
+
+/// One page of results and the cursor of the next page, if there is one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PageOf<T> {
+    /// The items, newest first.
+    pub items: Vec<T>,
+    /// Cursor for the next page.
+    pub next: Option<String>,
+}
+
+/// Kinds of follow-up work written to the outbox with each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Put the message into the search index.
+    Index,
+}
+
+impl JobKind {
+    /// Stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Index => "index",
+        }
+    }
+
+    /// Inverse of [`JobKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "index" => Some(JobKind::Index),
+            _ => None,
+        }
+    }
+}
+
+/// A claimed unit of follow-up work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Backend-assigned id.
+    pub id: i64,
+    /// What to do.
+    pub kind: JobKind,
+    /// Whose message.
+    pub user_id: UserId,
+    /// Which message.
+    pub message_id: MessageId,
+    /// How many times it was tried before this claim.
+    pub attempts: u32,
+}
+
+/// Counts of jobs by state, for operators and the index freshness watermark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStats {
+    /// Waiting for a first attempt, or claimed and running.
+    pub pending: u64,
+    /// Failed at least once and waiting for a retry.
+    pub retrying: u64,
+    /// Gave up after the maximum attempts; replayable by an admin.
+    pub dead: u64,
+    /// Completed.
+    pub done: u64,
+}
+
+/// The storage backend contract.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates a user owning `addresses`; fails with `Conflict` if the name or an address is taken.
+    async fn create_user(
+        &self,
+        name: &str,
+        addresses: &[Address],
+        password_hash: Option<String>,
+    ) -> Result<User, StoreError>;
+
+    /// All users, by name.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Finds a user by name or by one of their addresses.
+    async fn find_user(&self, name_or_address: &str) -> Result<Option<User>, StoreError>;
+
+    /// The user an address delivers to.
+    async fn resolve_address(&self, address: &Address) -> Result<Option<UserId>, StoreError>;
+
+    /// Durably stores raw bytes, message, thread placement and outbox jobs, atomically and
+    /// idempotently.
+    async fn deliver(&self, delivery: Delivery) -> Result<DeliveryReceipt, StoreError>;
+
+    /// The user's messages, newest arrival first.
+    async fn list_messages(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<PageOf<MessageSummary>, StoreError>;
+
+    /// One message of the user's.
+    async fn get_message(&self, user: UserId, id: MessageId)
+    -> Result<Option<Message>, StoreError>;
+
+    /// The exact bytes of one of the user's messages.
+    async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Claims up to `limit` due jobs for `lease`; a job whose lease expires is claimable again,
+    /// so a crashed worker loses nothing.
+    async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<Job>, StoreError>;
+
+    /// Marks claimed jobs done, in one write.
+    async fn complete_jobs(&self, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Records a failed attempt: retried at `retry_at`, or dead-lettered when `None`.
+    async fn fail_job(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    /// Job counts by state.
+    async fn job_stats(&self) -> Result<JobStats, StoreError>;
+
+    /// Moves every dead job back to pending; returns how many.
+    async fn replay_dead_jobs(&self) -> Result<u64, StoreError>;
+}

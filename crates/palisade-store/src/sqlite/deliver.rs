@@ -1,0 +1,206 @@
+//! The delivery transaction: raw bytes, thread placement, message row and outbox job.
+//!
+//! It runs inside the writer's savepoint, so either all of it lands or none of it does.
+
+use super::rows::{opt_millis, parse_id, to_json};
+use super::{millis, unavailable};
+use crate::{Delivery, DeliveryReceipt, JobKind, StoreError};
+use chrono::Duration;
+use palisade_model::{DiscussionId, Flags, MessageContent, MessageId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// How far back a subject-only reply may attach to an earlier discussion.
+const SUBJECT_FALLBACK_WINDOW: Duration = Duration::days(60);
+/// Characters of body kept as the discussion preview.
+const SNIPPET_CHARS: usize = 200;
+
+pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt, StoreError> {
+    let id = MessageId::for_raw(d.user_id, &d.raw_sha256);
+    let user = d.user_id.to_string();
+    let message_id = id.to_string();
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM messages WHERE user_id = ?1 AND id = ?2")
+        .and_then(|mut s| s.exists(params![user, message_id]))
+        .map_err(unavailable)?;
+    if exists {
+        return Ok(DeliveryReceipt {
+            message_id: id,
+            duplicate: true,
+        });
+    }
+
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO raw_messages (user_id, sha256, size, data) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            user,
+            d.raw_sha256.to_hex(),
+            d.raw.len() as i64,
+            &d.raw[..]
+        ])
+    })
+    .map_err(unavailable)?;
+
+    let content = &d.content;
+    let received = millis(d.envelope.received_at);
+    let discussion = match find_discussion(conn, &user, content, received)? {
+        Some(existing) => existing,
+        None => DiscussionId::started_by(id),
+    };
+    record_thread_keys(conn, &user, content, discussion)?;
+    upsert_discussion(conn, &user, content, discussion, received)?;
+
+    let from = content.from().map(to_json).transpose()?;
+    conn.prepare_cached(
+        "INSERT INTO messages (user_id, id, discussion_id, raw_sha256, raw_size, received_at,
+                               date, subject, from_json, parse_error, flags_json, tags_json,
+                               envelope_json, content_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '[]', ?12, ?13)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            user,
+            message_id,
+            discussion.to_string(),
+            d.raw_sha256.to_hex(),
+            d.raw.len() as i64,
+            received,
+            opt_millis(content.date),
+            content.subject,
+            from,
+            content.parse_error.is_some(),
+            to_json(&Flags::default()).unwrap_or_default(),
+            to_json(&d.envelope).unwrap_or_default(),
+            to_json(content.as_ref()).unwrap_or_default(),
+        ])
+    })
+    .map_err(unavailable)?;
+
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO jobs (user_id, kind, message_id, state, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![user, JobKind::Index.as_str(), message_id, received]))
+    .map_err(unavailable)?;
+
+    Ok(DeliveryReceipt {
+        message_id: id,
+        duplicate: false,
+    })
+}
+
+/// Finds the discussion by Message-ID links first, then by subject for replies without links.
+fn find_discussion(
+    conn: &Connection,
+    user: &str,
+    content: &MessageContent,
+    received: i64,
+) -> Result<Option<DiscussionId>, StoreError> {
+    let mut by_key = conn
+        .prepare_cached("SELECT discussion_id FROM thread_keys WHERE user_id = ?1 AND key = ?2")
+        .map_err(unavailable)?;
+    // Our own Message-ID counts too: a reply that arrived first has registered it.
+    let keys = content
+        .message_id_header
+        .iter()
+        .map(String::as_str)
+        .chain(content.thread_references());
+    for key in keys {
+        let found: Option<String> = by_key
+            .query_row(params![user, key], |r| r.get(0))
+            .optional()
+            .map_err(unavailable)?;
+        if let Some(found) = found {
+            return parse_id(&found).map(Some);
+        }
+    }
+    if !is_reply_by_subject(content) {
+        return Ok(None);
+    }
+    let Some(normalized) = content.normalized_subject.as_deref() else {
+        return Ok(None);
+    };
+    let since = received - SUBJECT_FALLBACK_WINDOW.num_milliseconds();
+    let found: Option<String> = conn
+        .prepare_cached(
+            "SELECT id FROM discussions
+             WHERE user_id = ?1 AND normalized_subject = ?2 AND last_activity >= ?3
+             ORDER BY last_activity DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![user, normalized, since], |r| r.get(0))
+                .optional()
+        })
+        .map_err(unavailable)?;
+    found.map(|f| parse_id(&f)).transpose()
+}
+
+/// A message whose subject carries a reply or forward prefix, so matching by subject is safe;
+/// two unrelated mails both titled "Hello" must not be merged.
+fn is_reply_by_subject(content: &MessageContent) -> bool {
+    match (&content.subject, &content.normalized_subject) {
+        (Some(subject), Some(normalized)) if !normalized.is_empty() => {
+            let plain = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+            plain.to_lowercase() != *normalized
+        }
+        _ => false,
+    }
+}
+
+fn record_thread_keys(
+    conn: &Connection,
+    user: &str,
+    content: &MessageContent,
+    discussion: DiscussionId,
+) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO thread_keys (user_id, key, discussion_id) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(unavailable)?;
+    let discussion = discussion.to_string();
+    let keys = content
+        .message_id_header
+        .iter()
+        .map(String::as_str)
+        .chain(content.thread_references());
+    for key in keys.filter(|k| !k.is_empty()) {
+        insert
+            .execute(params![user, key, discussion])
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn upsert_discussion(
+    conn: &Connection,
+    user: &str,
+    content: &MessageContent,
+    discussion: DiscussionId,
+    received: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO discussions (user_id, id, subject, normalized_subject, last_activity,
+                                  message_count, unread_count, snippet)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, ?6)
+         ON CONFLICT (user_id, id) DO UPDATE SET
+             message_count = message_count + 1,
+             unread_count = unread_count + 1,
+             snippet = CASE WHEN excluded.last_activity >= last_activity
+                            THEN excluded.snippet ELSE snippet END,
+             last_activity = MAX(last_activity, excluded.last_activity)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            user,
+            discussion.to_string(),
+            content.subject,
+            content.normalized_subject,
+            received,
+            content.snippet(SNIPPET_CHARS),
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(())
+}

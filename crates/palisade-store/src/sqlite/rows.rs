@@ -1,0 +1,185 @@
+//! Reading rows back into domain types.
+
+use super::{from_millis, unavailable};
+use crate::{Page, PageOf, StoreError};
+use chrono::{DateTime, Utc};
+use palisade_model::{
+    Address, Flags, Message, MessageId, MessageSummary, Participant, RawHash, User, UserId,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::de::DeserializeOwned;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// A user row before its addresses are attached.
+pub(crate) type UserHead = (String, String, i64);
+
+pub(crate) fn user_head(r: &Row<'_>) -> rusqlite::Result<UserHead> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+pub(crate) fn with_addresses(conn: &Connection, head: UserHead) -> Result<User, StoreError> {
+    let (id, name, created_at) = head;
+    let mut stmt = conn
+        .prepare_cached("SELECT address FROM addresses WHERE user_id = ?1 ORDER BY address")
+        .map_err(unavailable)?;
+    let addresses = stmt
+        .query_map([&id], |r| r.get::<_, String>(0))
+        .map_err(unavailable)?
+        .map(|a| {
+            let a = a.map_err(unavailable)?;
+            Address::parse(&a).map_err(|e| StoreError::Corrupt(format!("address {a}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(User {
+        id: parse_id(&id)?,
+        name,
+        created_at: from_millis(created_at),
+        addresses,
+    })
+}
+
+/// Parses any of the uuid-backed id types.
+pub(crate) fn parse_id<T: From<Uuid>>(s: &str) -> Result<T, StoreError> {
+    Uuid::from_str(s)
+        .map(T::from)
+        .map_err(|e| StoreError::Corrupt(format!("id {s}: {e}")))
+}
+
+pub(crate) fn json<T: DeserializeOwned>(s: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encode: {e}")))
+}
+
+/// Cursor of a message list: arrival time and id, the list's sort key.
+fn encode_cursor(received_at: i64, id: &str) -> String {
+    format!("{received_at}:{id}")
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+    let (ms, id) = cursor
+        .split_once(':')
+        .ok_or_else(|| StoreError::NotFound(format!("cursor {cursor}")))?;
+    let ms = ms
+        .parse()
+        .map_err(|_| StoreError::NotFound(format!("cursor {cursor}")))?;
+    Ok((ms, id.to_string()))
+}
+
+pub(crate) fn list_messages(
+    conn: &Connection,
+    user: UserId,
+    page: &Page,
+) -> Result<PageOf<MessageSummary>, StoreError> {
+    let (after_ms, after_id) = match &page.after {
+        Some(c) => decode_cursor(c)?,
+        None => (i64::MAX, String::new()),
+    };
+    let limit = page.limit.max(1);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, discussion_id, received_at, date, subject, from_json, flags_json,
+                    parse_error, raw_size
+             FROM messages
+             WHERE user_id = ?1 AND (received_at < ?2 OR (received_at = ?2 AND id < ?3))
+             ORDER BY received_at DESC, id DESC LIMIT ?4",
+        )
+        .map_err(unavailable)?;
+    let rows = stmt
+        .query_map(
+            params![
+                user.to_string(),
+                after_ms,
+                after_id,
+                i64::try_from(limit + 1).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, bool>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            },
+        )
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    // One row past the page tells whether a next page exists.
+    let more = rows.len() > limit;
+    let mut items = Vec::with_capacity(limit);
+    let mut next = None;
+    for (id, discussion, received, date, subject, from, flags, parse_error, size) in
+        rows.into_iter().take(limit)
+    {
+        if more {
+            next = Some(encode_cursor(received, &id));
+        }
+        items.push(MessageSummary {
+            id: parse_id(&id)?,
+            discussion_id: parse_id(&discussion)?,
+            date: from_millis(date.unwrap_or(received)),
+            from: from.map(|f| json::<Participant>(&f, "from")).transpose()?,
+            subject,
+            flags: json::<Flags>(&flags, "flags")?,
+            parse_error,
+            raw_size: u64::try_from(size).unwrap_or_default(),
+        });
+    }
+    Ok(PageOf { items, next })
+}
+
+pub(crate) fn get_message(
+    conn: &Connection,
+    user: UserId,
+    id: MessageId,
+) -> Result<Option<Message>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT discussion_id, raw_sha256, raw_size, flags_json, tags_json, envelope_json,
+                    content_json
+             FROM messages WHERE user_id = ?1 AND id = ?2",
+            params![user.to_string(), id.to_string()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let Some((discussion, sha, size, flags, tags, envelope, content)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Message {
+        id,
+        user_id: user,
+        discussion_id: parse_id(&discussion)?,
+        raw_sha256: RawHash::from_hex(&sha)
+            .ok_or_else(|| StoreError::Corrupt(format!("sha256 {sha}")))?,
+        raw_size: u64::try_from(size).unwrap_or_default(),
+        envelope: json(&envelope, "envelope")?,
+        content: json(&content, "content")?,
+        flags: json(&flags, "flags")?,
+        tags: json(&tags, "tags")?,
+    }))
+}
+
+/// Milliseconds of an optional date, for nullable columns.
+pub(crate) fn opt_millis(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}

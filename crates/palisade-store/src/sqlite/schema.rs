@@ -1,0 +1,97 @@
+//! Versioned schema of the embedded store, applied in order and recorded in `user_version`.
+//!
+//! Tables mirror the Cassandra design: everything about mail is keyed by `user_id` first.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`; never edit a shipped one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    created_at    INTEGER NOT NULL,
+    password_hash TEXT
+);
+CREATE TABLE addresses (
+    address TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id)
+);
+CREATE INDEX addresses_by_user ON addresses(user_id);
+CREATE TABLE raw_messages (
+    user_id TEXT NOT NULL,
+    sha256  TEXT NOT NULL,
+    size    INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (user_id, sha256)
+);
+CREATE TABLE messages (
+    user_id       TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    discussion_id TEXT NOT NULL,
+    raw_sha256    TEXT NOT NULL,
+    raw_size      INTEGER NOT NULL,
+    received_at   INTEGER NOT NULL,
+    date          INTEGER,
+    subject       TEXT,
+    from_json     TEXT,
+    parse_error   INTEGER NOT NULL,
+    flags_json    TEXT NOT NULL,
+    tags_json     TEXT NOT NULL,
+    envelope_json TEXT NOT NULL,
+    content_json  TEXT NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE INDEX messages_by_arrival ON messages(user_id, received_at DESC, id DESC);
+CREATE INDEX messages_by_discussion ON messages(user_id, discussion_id, received_at);
+CREATE TABLE thread_keys (
+    user_id       TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    discussion_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+CREATE TABLE discussions (
+    user_id            TEXT NOT NULL,
+    id                 TEXT NOT NULL,
+    subject            TEXT,
+    normalized_subject TEXT,
+    last_activity      INTEGER NOT NULL,
+    message_count      INTEGER NOT NULL,
+    unread_count       INTEGER NOT NULL,
+    snippet            TEXT NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE INDEX discussions_by_subject ON discussions(user_id, normalized_subject, last_activity);
+CREATE INDEX discussions_by_activity ON discussions(user_id, last_activity DESC);
+CREATE TABLE jobs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id         TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until     INTEGER,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    UNIQUE (user_id, kind, message_id)
+);
+CREATE INDEX jobs_due ON jobs(state, next_attempt_at);
+"#];
+
+/// Brings the database up to the newest schema version.
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(0);
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if usize::try_from(now).unwrap_or(0) > version {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
