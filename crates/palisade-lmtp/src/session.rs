@@ -1,0 +1,383 @@
+//! One LMTP session: the command loop, the transaction state, and per-recipient replies.
+
+use crate::data::Unstuffer;
+use crate::io::{Conn, Line, ReadStop};
+use crate::{DeliveryBackend, IncomingMessage, Limits, RecipientStatus, Resolution};
+use palisade_model::Address;
+use smtp_proto::{Error as ProtoError, Request};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+/// The state of one mail transaction (MAIL .. DATA/BDAT LAST).
+struct Transaction<R> {
+    mail_from: Option<String>,
+    recipients: Vec<(Address, R)>,
+    /// BDAT chunks received so far; `None` until the first BDAT.
+    chunks: Option<Chunks>,
+}
+
+/// Accumulated BDAT chunks, kept only up to the size limit.
+struct Chunks {
+    data: Vec<u8>,
+    oversize: bool,
+}
+
+/// How a session ended, for the connection log.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// QUIT.
+    Quit,
+    /// The client went away.
+    Disconnected,
+    /// Idle timeout.
+    Idle,
+    /// Server shutdown between transactions.
+    Shutdown,
+    /// Socket error.
+    Io(std::io::Error),
+}
+
+/// Drives one connection until it ends.
+pub(crate) struct Session<'a, B: DeliveryBackend, S> {
+    pub(crate) conn: Conn<S>,
+    pub(crate) backend: &'a B,
+    pub(crate) limits: &'a Limits,
+    pub(crate) hostname: &'a str,
+    pub(crate) client: SocketAddr,
+    pub(crate) shutdown: &'a CancellationToken,
+    greeted: bool,
+    txn: Option<Transaction<B::Recipient>>,
+}
+
+impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S> {
+    pub(crate) fn new(
+        conn: Conn<S>,
+        backend: &'a B,
+        limits: &'a Limits,
+        hostname: &'a str,
+        client: SocketAddr,
+        shutdown: &'a CancellationToken,
+    ) -> Self {
+        Session {
+            conn,
+            backend,
+            limits,
+            hostname,
+            client,
+            shutdown,
+            greeted: false,
+            txn: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self) -> End {
+        self.conn
+            .reply(&format!("220 {} Palisade LMTP ready", self.hostname));
+        let end = self.command_loop().await;
+        match &end {
+            End::Idle => self
+                .conn
+                .reply("421 4.4.2 Idle timeout, closing connection"),
+            End::Shutdown => self
+                .conn
+                .reply("421 4.3.2 Server shutting down, try again later"),
+            _ => {}
+        }
+        // Best effort: the peer may already be gone.
+        let _ = self.conn.flush().await;
+        end
+    }
+
+    async fn command_loop(&mut self) -> End {
+        loop {
+            // Between transactions a shutdown may end the session; inside one it may not,
+            // so an in-flight delivery always gets its answers.
+            let stop = self.txn.is_none().then_some(self.shutdown);
+            let line = match self.conn.read_line(stop).await {
+                Ok(Line::Complete(line)) => line,
+                Ok(Line::TooLong) => {
+                    self.conn.reply("500 5.5.2 Line too long");
+                    continue;
+                }
+                Err(stop) => return end_of(stop),
+            };
+            let parsed = Request::parse(&mut line.iter()).map(Request::into_owned);
+            let outcome = match parsed {
+                Ok(request) => self.handle(request).await,
+                Err(e) => {
+                    self.conn.reply(&protocol_error(&e));
+                    Ok(true)
+                }
+            };
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => return End::Quit,
+                Err(stop) => return end_of(stop),
+            }
+        }
+    }
+
+    /// Handles one command; `Ok(false)` ends the session.
+    async fn handle(&mut self, request: Request<String>) -> Result<bool, ReadStop> {
+        match request {
+            Request::Lhlo { .. } => {
+                self.greeted = true;
+                self.txn = None;
+                let reply = format!(
+                    "250-{}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-CHUNKING\r\n250 SIZE {}",
+                    self.hostname, self.limits.max_message_bytes
+                );
+                self.conn.reply(&reply);
+            }
+            Request::Ehlo { .. } | Request::Helo { .. } => {
+                self.conn
+                    .reply("500 5.5.1 This is an LMTP server: use LHLO");
+            }
+            Request::Mail { from } => self.mail(from.address, from.size),
+            Request::Rcpt { to } => self.rcpt(&to.address).await,
+            Request::Data => return self.data().await.map(|()| true),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => return self.bdat(chunk_size, is_last).await.map(|()| true),
+            Request::Rset => {
+                self.txn = None;
+                self.conn.reply("250 2.0.0 Reset");
+            }
+            Request::Noop { .. } => self.conn.reply("250 2.0.0 OK"),
+            Request::Quit => {
+                self.conn.reply("221 2.0.0 Bye");
+                return Ok(false);
+            }
+            // Confirming addresses would let anyone enumerate our users.
+            Request::Vrfy { .. } | Request::Expn { .. } => {
+                self.conn.reply("502 5.5.1 Command not implemented");
+            }
+            _ => self.conn.reply("502 5.5.1 Command not implemented"),
+        }
+        Ok(true)
+    }
+
+    fn mail(&mut self, from: String, size: usize) {
+        if !self.greeted {
+            self.conn.reply("503 5.5.1 Send LHLO first");
+        } else if self.txn.is_some() {
+            self.conn.reply("503 5.5.1 Nested MAIL command");
+        } else if size > self.limits.max_message_bytes {
+            self.conn
+                .reply("552 5.3.4 Message size exceeds fixed maximum message size");
+        } else {
+            self.txn = Some(Transaction {
+                mail_from: (!from.is_empty()).then_some(from),
+                recipients: Vec::new(),
+                chunks: None,
+            });
+            self.conn.reply("250 2.1.0 Sender OK");
+        }
+    }
+
+    async fn rcpt(&mut self, to: &str) {
+        let Some(txn) = self.txn.as_mut() else {
+            self.conn.reply("503 5.5.1 Need MAIL before RCPT");
+            return;
+        };
+        if txn.recipients.len() >= self.limits.max_recipients {
+            self.conn.reply("452 4.5.3 Too many recipients");
+            return;
+        }
+        let Ok(address) = Address::parse(to) else {
+            self.conn.reply("501 5.1.3 Bad recipient address syntax");
+            return;
+        };
+        match self.backend.resolve(&address).await {
+            Resolution::Accept(recipient) => {
+                txn.recipients.push((address, recipient));
+                self.conn.reply("250 2.1.5 Recipient OK");
+            }
+            Resolution::Unknown => self.conn.reply("550 5.1.1 No such user here"),
+            Resolution::TemporaryFailure(reason) => {
+                tracing::warn!(%reason, "recipient lookup failed");
+                self.conn
+                    .reply("451 4.3.0 Temporary lookup failure, try again later");
+            }
+        }
+    }
+
+    async fn data(&mut self) -> Result<(), ReadStop> {
+        let ready = match &self.txn {
+            None => Err("503 5.5.1 Need MAIL before DATA"),
+            Some(t) if t.recipients.is_empty() => Err("503 5.5.1 No valid recipients"),
+            Some(t) if t.chunks.is_some() => Err("503 5.5.1 DATA is not allowed after BDAT"),
+            Some(_) => Ok(()),
+        };
+        if let Err(reply) = ready {
+            self.conn.reply(reply);
+            return Ok(());
+        }
+        self.conn
+            .reply("354 Start mail input; end with <CRLF>.<CRLF>");
+        let mut unstuffer = Unstuffer::new(self.limits.max_message_bytes);
+        loop {
+            let (used, end) = unstuffer.feed(self.conn.buffered());
+            self.conn.consume(used);
+            if end {
+                break;
+            }
+            self.conn.fill(None).await?;
+        }
+        let oversize = unstuffer.oversize();
+        self.finish(unstuffer.into_bytes(), oversize).await;
+        Ok(())
+    }
+
+    async fn bdat(&mut self, size: usize, last: bool) -> Result<(), ReadStop> {
+        let limit = self.limits.max_message_bytes;
+        // The chunk is read even when the command is refused: its bytes are not commands.
+        let usable = self.txn.as_ref().is_some_and(|t| !t.recipients.is_empty());
+        let mut chunks = self
+            .txn
+            .as_mut()
+            .and_then(|t| t.chunks.take())
+            .unwrap_or(Chunks {
+                data: Vec::new(),
+                oversize: false,
+            });
+        self.conn
+            .read_exact_into(size, |bytes| {
+                if usable && !chunks.oversize {
+                    if chunks.data.len() + bytes.len() > limit {
+                        chunks.oversize = true;
+                        chunks.data = Vec::new();
+                    } else {
+                        chunks.data.extend_from_slice(bytes);
+                    }
+                }
+            })
+            .await?;
+        if !usable {
+            let reply = if self.txn.is_none() {
+                "503 5.5.1 Need MAIL before BDAT"
+            } else {
+                "503 5.5.1 No valid recipients"
+            };
+            self.conn.reply(reply);
+            return Ok(());
+        }
+        if last {
+            self.finish(chunks.data, chunks.oversize).await;
+        } else {
+            if let Some(txn) = self.txn.as_mut() {
+                txn.chunks = Some(chunks);
+            }
+            self.conn
+                .reply(&format!("250 2.0.0 {size} octets received"));
+        }
+        Ok(())
+    }
+
+    /// Delivers the message and sends one reply per accepted recipient (RFC 2033 §4.2).
+    async fn finish(&mut self, raw: Vec<u8>, oversize: bool) {
+        let Some(txn) = self.txn.take() else {
+            return;
+        };
+        let count = txn.recipients.len();
+        let refusal = if oversize {
+            Some("552 5.3.4 Message size exceeds fixed maximum message size")
+        } else if header_len(&raw) > self.limits.max_header_bytes {
+            Some("552 5.3.4 Message header section exceeds fixed maximum size")
+        } else {
+            None
+        };
+        if let Some(reply) = refusal {
+            tracing::info!(client = %self.client, recipients = count, reply, "message refused");
+            for _ in 0..count {
+                self.conn.reply(reply);
+            }
+            return;
+        }
+        let size = raw.len();
+        let (addresses, recipients): (Vec<_>, Vec<_>) = txn.recipients.into_iter().unzip();
+        let message = IncomingMessage {
+            raw: Arc::from(raw),
+            mail_from: txn.mail_from,
+            rcpt_to: addresses,
+            client: self.client,
+        };
+        let statuses = self.backend.deliver(message, recipients).await;
+        let mut delivered = 0usize;
+        for i in 0..count {
+            let reply = match statuses.get(i) {
+                Some(RecipientStatus::Delivered) => {
+                    delivered += 1;
+                    "250 2.0.0 Message accepted for delivery".to_string()
+                }
+                Some(RecipientStatus::PermanentFailure(reason)) => {
+                    format!("550 5.3.0 {}", one_line(reason))
+                }
+                // A backend that answered for fewer recipients than asked must not turn
+                // the rest into successes: they are retried.
+                Some(RecipientStatus::TemporaryFailure(_)) | None => {
+                    "451 4.3.0 Temporary storage failure, try again later".to_string()
+                }
+            };
+            self.conn.reply(&reply);
+        }
+        tracing::info!(
+            client = %self.client,
+            size,
+            recipients = count,
+            delivered,
+            "transaction complete"
+        );
+    }
+}
+
+fn end_of(stop: ReadStop) -> End {
+    match stop {
+        ReadStop::Eof => End::Disconnected,
+        ReadStop::Idle => End::Idle,
+        ReadStop::Shutdown => End::Shutdown,
+        ReadStop::Io(e) => End::Io(e),
+    }
+}
+
+/// Size of the header section: up to the first empty line, or the whole message.
+fn header_len(raw: &[u8]) -> usize {
+    let crlf = memchr::memmem::find(raw, b"\r\n\r\n");
+    let lf = memchr::memmem::find(raw, b"\n\n");
+    match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => raw.len(),
+    }
+}
+
+/// Keeps a backend's reason from breaking the reply framing.
+fn one_line(reason: &str) -> String {
+    reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
+fn protocol_error(e: &ProtoError) -> String {
+    match e {
+        ProtoError::UnknownCommand | ProtoError::NeedsMoreData { .. } => {
+            "500 5.5.1 Command unrecognized".into()
+        }
+        ProtoError::SyntaxError { syntax } => format!("501 5.5.2 Syntax: {syntax}"),
+        ProtoError::InvalidSenderAddress => "501 5.1.7 Bad sender address syntax".into(),
+        ProtoError::InvalidRecipientAddress => "501 5.1.3 Bad recipient address syntax".into(),
+        ProtoError::InvalidParameter { param } => {
+            format!("501 5.5.4 Invalid parameter {param}")
+        }
+        ProtoError::UnsupportedParameter { param } => {
+            format!("555 5.5.4 Unsupported parameter {}", one_line(param))
+        }
+        ProtoError::ResponseTooLong => "500 5.5.2 Line too long".into(),
+        ProtoError::InvalidResponse { .. } => "500 5.5.1 Command unrecognized".into(),
+    }
+}

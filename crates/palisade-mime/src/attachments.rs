@@ -1,0 +1,83 @@
+//! Attachment metadata; the bytes stay in the raw message and are cut out on demand.
+
+use std::collections::HashSet;
+
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
+use palisade_model::Attachment;
+
+use crate::tree::Tree;
+
+/// Lists the attachments among the parts within the depth limit.
+///
+/// mail-parser already decided which parts are not bodies (its `attachments` list); inline
+/// images appear both there and in the body lists, which is what we want. Nested messages are
+/// a single part in the top-level list, so their own attachments are never reached.
+pub(crate) fn attachments(
+    message: &Message<'_>,
+    tree: &Tree,
+    html_body: Option<&str>,
+) -> Vec<Attachment> {
+    // Lowercased once so every cid lookup is a plain substring search.
+    let html_lower = html_body.map(str::to_lowercase);
+    let listed: HashSet<u32> = message.attachments.iter().copied().collect();
+    tree.visible
+        .iter()
+        .filter(|id| listed.contains(id))
+        .filter_map(|&id| {
+            let part = message.parts.get(id as usize)?;
+            Some(describe(id, part, html_lower.as_deref()))
+        })
+        .collect()
+}
+
+fn describe(id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attachment {
+    let content_id = part
+        .content_id()
+        .map(|cid| cid.trim().trim_start_matches('<').trim_end_matches('>').trim())
+        .filter(|cid| !cid.is_empty())
+        .map(str::to_string);
+    let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
+    let referenced = match (&content_id, html_lower) {
+        (Some(cid), Some(html)) => html.contains(&format!("cid:{}", cid.to_lowercase())),
+        _ => false,
+    };
+    Attachment {
+        part_index: id,
+        file_name: part
+            .attachment_name()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        content_type: content_type(part),
+        size: decoded_size(part),
+        content_id,
+        inline: disposition_inline || referenced,
+    }
+}
+
+/// The declared type, lowercased; RFC 2045 defaults where the header is missing or broken.
+fn content_type(part: &MessagePart<'_>) -> String {
+    match part.content_type() {
+        Some(ct) => {
+            let ctype = ct.ctype().trim().to_ascii_lowercase();
+            match ct.subtype().map(|s| s.trim().to_ascii_lowercase()) {
+                Some(sub) if !sub.is_empty() && !ctype.is_empty() => format!("{ctype}/{sub}"),
+                _ if ctype == "text" => "text/plain".to_string(),
+                _ => "application/octet-stream".to_string(),
+            }
+        }
+        // A digest's parts default to message/rfc822, which mail-parser already applied.
+        None if part.is_message() => "message/rfc822".to_string(),
+        None => "text/plain".to_string(),
+    }
+}
+
+/// Decoded size; text parts count their UTF-8 form, which is what a download will produce.
+fn decoded_size(part: &MessagePart<'_>) -> u64 {
+    let len = match &part.body {
+        // Guarded because `Message::raw_message` indexes its first part unchecked.
+        PartType::Message(nested) if nested.parts.is_empty() => 0,
+        _ => part.len(),
+    };
+    u64::try_from(len).unwrap_or(u64::MAX)
+}

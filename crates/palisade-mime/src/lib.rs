@@ -1,0 +1,174 @@
+//! Turns raw RFC 5322/MIME bytes into Palisade's [`MessageContent`].
+//!
+//! Parsing never fails: mail that cannot be understood is still stored, so the parser fills
+//! what it can and records why it stopped in `parse_error`.
+//!
+//! Body choice: `text_body` is the first `text/plain` body part; when a message has only HTML,
+//! it is that HTML converted to text (mail-parser's converter), so snippets and search work
+//! for HTML-only mail. `html_body` is stored only when the message really carries HTML: we
+//! never store HTML synthesized from plain text.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use mail_parser::{Header, HeaderName, HeaderValue, Message, MessageParser, PartType};
+use palisade_model::MessageContent;
+
+mod attachments;
+mod participants;
+mod privacy;
+mod subject;
+mod tree;
+
+pub use subject::normalize_subject;
+
+/// Limits applied while parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Deepest MIME nesting (root part = 0) whose parts are still extracted.
+    pub max_mime_depth: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits { max_mime_depth: 20 }
+    }
+}
+
+/// Parses raw bytes; never panics, never fails: on trouble it sets `parse_error` and fills what it could.
+pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
+    if raw.is_empty() {
+        return with_error(MessageContent::default(), "empty input");
+    }
+    // mail-parser promises not to panic, but it does arithmetic on offsets derived from
+    // hostile input; a panic here must cost one message, not the delivery worker.
+    match catch_unwind(AssertUnwindSafe(|| parse_full(raw, limits))) {
+        Ok(content) => content,
+        Err(_) => {
+            // Headers alone exercise far less of the parser, so they usually survive.
+            let headers_only = catch_unwind(AssertUnwindSafe(|| {
+                MessageParser::default()
+                    .parse_headers(raw)
+                    .map(|m| extract(raw, &m, limits))
+            }));
+            let content = match headers_only {
+                Ok(Some(content)) => content,
+                _ => MessageContent::default(),
+            };
+            with_error(content, "the MIME parser panicked; only headers were extracted")
+        }
+    }
+}
+
+fn parse_full(raw: &[u8], limits: &ParseLimits) -> MessageContent {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return with_error(MessageContent::default(), "no header section found");
+    };
+    let content = extract(raw, &message, limits);
+    if content.header_count == 0 {
+        return with_error(content, "no header section found");
+    }
+    content
+}
+
+fn with_error(mut content: MessageContent, reason: &str) -> MessageContent {
+    content.parse_error.get_or_insert_with(|| reason.to_string());
+    content
+}
+
+fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageContent {
+    let headers = message.parts.first().map_or(&[][..], |p| &p.headers[..]);
+    let tree = tree::walk(message, limits.max_mime_depth);
+    let text_body = text_body(message, &tree);
+    let html_body = html_body(message, &tree);
+    let bodies: Vec<&str> = text_body.iter().chain(&html_body).map(String::as_str).collect();
+    let mut privacy = privacy::privacy(raw, message, &tree.visible, &bodies);
+    privacy.mime_depth_exceeded = tree.depth_exceeded;
+    let subject = first(headers, HeaderName::Subject).and_then(HeaderValue::as_text);
+    let normalized_subject = subject.map(normalize_subject).filter(|s| !s.is_empty());
+    MessageContent {
+        message_id_header: ids(headers, HeaderName::MessageId).into_iter().next(),
+        in_reply_to: ids(headers, HeaderName::InReplyTo),
+        references: ids(headers, HeaderName::References),
+        subject: subject.map(str::to_string),
+        normalized_subject,
+        date: first(headers, HeaderName::Date)
+            .and_then(HeaderValue::as_datetime)
+            .and_then(to_chrono),
+        participants: participants::participants(headers),
+        attachments: attachments::attachments(message, &tree, html_body.as_deref()),
+        text_body,
+        html_body,
+        privacy,
+        header_count: u32::try_from(headers.len()).unwrap_or(u32::MAX),
+        parse_error: None,
+    }
+}
+
+fn first<'a, 'x>(headers: &'a [Header<'x>], name: HeaderName<'_>) -> Option<&'a HeaderValue<'x>> {
+    headers.iter().find(|h| h.name == name).map(|h| &h.value)
+}
+
+/// Message ids of the first header called `name`, without angle brackets.
+fn ids(headers: &[Header<'_>], name: HeaderName<'_>) -> Vec<String> {
+    let values: Vec<&str> = match first(headers, name) {
+        Some(HeaderValue::Text(id)) => vec![id.as_ref()],
+        Some(HeaderValue::TextList(ids)) => ids.iter().map(AsRef::as_ref).collect(),
+        _ => Vec::new(),
+    };
+    values
+        .into_iter()
+        .map(|id| id.trim().trim_start_matches('<').trim_end_matches('>').trim())
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The first plain-text body part, else the first HTML body part converted to text.
+fn text_body(message: &Message<'_>, tree: &tree::Tree) -> Option<String> {
+    let candidates = || {
+        message
+            .text_body
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| tree.contains(**id))
+            .filter_map(|(pos, &id)| Some((pos, message.parts.get(id as usize)?)))
+    };
+    if let Some((_, part)) = candidates().find(|(_, p)| matches!(p.body, PartType::Text(_))) {
+        return part.text_contents().map(str::to_string);
+    }
+    candidates()
+        .find(|(_, p)| matches!(p.body, PartType::Html(_)))
+        .and_then(|(pos, _)| message.body_text(pos))
+        .map(|text| text.into_owned())
+}
+
+/// The first real HTML body part; mail-parser's text-to-HTML stand-ins are skipped.
+fn html_body(message: &Message<'_>, tree: &tree::Tree) -> Option<String> {
+    message
+        .html_body
+        .iter()
+        .filter(|id| tree.contains(**id))
+        .filter_map(|&id| message.parts.get(id as usize))
+        .find_map(|part| match &part.body {
+            PartType::Html(html) => Some(html.to_string()),
+            _ => None,
+        })
+}
+
+fn to_chrono(dt: &mail_parser::DateTime) -> Option<DateTime<Utc>> {
+    if !dt.is_valid() {
+        return None;
+    }
+    let naive = NaiveDate::from_ymd_opt(dt.year.into(), dt.month.into(), dt.day.into())?
+        .and_hms_opt(dt.hour.into(), dt.minute.into(), dt.second.into())?;
+    let offset = (i32::from(dt.tz_hour) * 3600 + i32::from(dt.tz_minute) * 60)
+        * if dt.tz_before_gmt { -1 } else { 1 };
+    let local = FixedOffset::east_opt(offset)?
+        .from_local_datetime(&naive)
+        .single()?;
+    Some(local.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests;

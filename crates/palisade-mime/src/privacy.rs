@@ -1,0 +1,296 @@
+//! What headers and structure reveal about how private a message was.
+
+use mail_parser::{Header, HeaderName, HeaderValue, Host, Message, MimeHeaders, Protocol};
+use palisade_model::{AuthResults, CryptoKind, HopTls, PrivacyFeatures, SpamVerdict};
+
+/// Fills everything but `mime_depth_exceeded`, which comes from the tree walk.
+///
+/// `raw` is the top-level message, whose bytes the header offsets point into; `bodies` are
+/// the decoded text bodies searched for inline PGP armor.
+pub(crate) fn privacy(
+    raw: &[u8],
+    message: &Message<'_>,
+    visible: &[u32],
+    bodies: &[&str],
+) -> PrivacyFeatures {
+    let headers = message.parts.first().map_or(&[][..], |p| &p.headers[..]);
+    let mut features = PrivacyFeatures::default();
+    let mut spam_flag = None;
+    let mut spam_status = None;
+    let mut spam_score = None;
+    for header in headers {
+        match &header.name {
+            HeaderName::Received => features.transport.push(hop(raw, header)),
+            HeaderName::DkimSignature => features.dkim_signature = true,
+            HeaderName::AuthenticationResults if features.auth_results.is_none() => {
+                features.auth_results = Some(auth_results(&raw_value(raw, header)));
+            }
+            HeaderName::ListId if features.list_id.is_none() => {
+                features.list_id = list_id(&raw_value(raw, header));
+            }
+            HeaderName::Other(name) => {
+                let name = name.as_ref();
+                if name.eq_ignore_ascii_case("autocrypt") {
+                    features.autocrypt = true;
+                } else if name.eq_ignore_ascii_case("x-spam-flag") {
+                    spam_flag.get_or_insert_with(|| raw_value(raw, header));
+                } else if name.eq_ignore_ascii_case("x-spam-status") {
+                    spam_status.get_or_insert_with(|| raw_value(raw, header));
+                } else if name.eq_ignore_ascii_case("x-spam-score") {
+                    spam_score.get_or_insert_with(|| raw_value(raw, header));
+                }
+            }
+            _ => {}
+        }
+    }
+    features.spam = spam(
+        spam_flag.as_deref(),
+        spam_status.as_deref(),
+        spam_score.as_deref(),
+    );
+    features.crypto = crypto(message, visible, bodies);
+    features
+}
+
+/// The header's value as written, unfolded; parsed forms lose the comments TLS hints live in.
+fn raw_value(raw: &[u8], header: &Header<'_>) -> String {
+    let bytes = raw
+        .get(header.offset_start as usize..header.offset_end as usize)
+        .unwrap_or_default();
+    String::from_utf8_lossy(bytes)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn hop(raw: &[u8], header: &Header<'_>) -> HopTls {
+    let text = raw_value(raw, header).to_ascii_lowercase();
+    let parsed = match &header.value {
+        HeaderValue::Received(r) => Some(r.as_ref()),
+        _ => None,
+    };
+    let parsed_tls = parsed.is_some_and(|r| {
+        r.tls_version.is_some()
+            || matches!(
+                r.with,
+                Some(
+                    Protocol::ESMTPS
+                        | Protocol::ESMTPSA
+                        | Protocol::LMTPS
+                        | Protocol::LMTPSA
+                        | Protocol::UTF8SMTPS
+                        | Protocol::UTF8SMTPSA
+                        | Protocol::UTF8LMTPS
+                        | Protocol::UTF8LMTPSA
+                        | Protocol::HTTPS
+                )
+            )
+    });
+    let by = parsed
+        .and_then(|r| r.by.as_ref())
+        .map(|host| match host {
+            Host::Name(name) => name.to_string(),
+            Host::IpAddr(ip) => ip.to_string(),
+        })
+        .or_else(|| word_after(&text, "by"))
+        .map(|h| h.trim_matches(|c| c == '(' || c == ')' || c == ';').to_ascii_lowercase())
+        .filter(|h| !h.is_empty());
+    HopTls {
+        by,
+        tls: parsed_tls || text_names_tls(&text),
+    }
+}
+
+/// Heuristics for MTAs whose wording mail-parser's tokenizer does not map to a TLS version.
+fn text_names_tls(lower: &str) -> bool {
+    const TLS_WITH: &[&str] = &[
+        "esmtps", "esmtpsa", "lmtps", "lmtpsa", "utf8smtps", "utf8smtpsa", "smtps",
+    ];
+    word_after(lower, "with").is_some_and(|w| TLS_WITH.contains(&w.as_str()))
+        || ["using tls", "version=tls", "tlsv1", "(tls1", " tls1.", "with tls"]
+            .iter()
+            .any(|needle| lower.contains(needle))
+}
+
+/// The whitespace-separated word following the first standalone `keyword`.
+fn word_after(text: &str, keyword: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case(keyword) {
+            return words.next().map(str::to_string);
+        }
+    }
+    None
+}
+
+fn auth_results(value: &str) -> AuthResults {
+    let text = strip_comments(&value.to_ascii_lowercase());
+    AuthResults {
+        spf: method_result(&text, "spf"),
+        dkim: method_result(&text, "dkim"),
+        dmarc: method_result(&text, "dmarc"),
+    }
+}
+
+/// Removes `(comments)`, which often quote other methods' verdicts in prose.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The result of the first `method=result` whose method name stands alone (not `header.dkim=`).
+fn method_result(text: &str, method: &str) -> Option<String> {
+    let needle = format!("{method}=");
+    let mut from = 0;
+    while let Some(pos) = text.get(from..)?.find(&needle) {
+        let start = from + pos;
+        let standalone = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || c == ';');
+        if standalone {
+            let value: String = text[start + needle.len()..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != ';')
+                .collect();
+            return (!value.is_empty()).then_some(value);
+        }
+        from = start + needle.len();
+    }
+    None
+}
+
+/// The list identifier between angle brackets; the phrase before it is only a description.
+fn list_id(value: &str) -> Option<String> {
+    let id = match (value.rfind('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &value[open + 1..close],
+        _ => value,
+    };
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+fn spam(flag: Option<&str>, status: Option<&str>, score: Option<&str>) -> SpamVerdict {
+    let yes_no = |s: &str| {
+        let word = s.split([',', ' ', ';']).next().unwrap_or_default();
+        if word.eq_ignore_ascii_case("yes") {
+            Some(true)
+        } else if word.eq_ignore_ascii_case("no") {
+            Some(false)
+        } else {
+            None
+        }
+    };
+    let status_score = status.and_then(|s| {
+        // SpamAssassin 2.x wrote `hits=`, later versions `score=`.
+        ["score=", "hits="]
+            .iter()
+            .find_map(|key| s.to_ascii_lowercase().find(key).map(|p| p + key.len()))
+            .and_then(|start| parse_score(&s[start..]))
+    });
+    SpamVerdict {
+        is_spam: flag.and_then(yes_no).or_else(|| status.and_then(yes_no)),
+        score: score.and_then(parse_score).or(status_score),
+    }
+}
+
+/// Parses the leading number of `text`, as in `5.2 required=5.0` or `-1.3 (---)`.
+fn parse_score(text: &str) -> Option<f32> {
+    let number: String = text
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'))
+        .collect();
+    number.parse::<f32>().ok().filter(|s| s.is_finite())
+}
+
+fn crypto(message: &Message<'_>, visible: &[u32], bodies: &[&str]) -> Vec<CryptoKind> {
+    let mut kinds = Vec::new();
+    let mut add = |kind| {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    };
+    for part in visible.iter().filter_map(|&id| message.parts.get(id as usize)) {
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        let ctype = ct.ctype().to_ascii_lowercase();
+        let subtype = ct.subtype().unwrap_or_default().to_ascii_lowercase();
+        let attr = |name: &str| ct.attribute(name).unwrap_or_default().to_ascii_lowercase();
+        match (ctype.as_str(), subtype.as_str()) {
+            ("multipart", "signed") => {
+                let protocol = attr("protocol");
+                if protocol.contains("pgp-signature") {
+                    add(CryptoKind::PgpSigned);
+                } else if protocol.contains("pkcs7-signature") {
+                    add(CryptoKind::SmimeSigned);
+                }
+            }
+            ("multipart", "encrypted") if attr("protocol").contains("pgp-encrypted") => {
+                add(CryptoKind::PgpEncrypted);
+            }
+            ("application", "pkcs7-mime" | "x-pkcs7-mime") => match attr("smime-type").as_str() {
+                "signed-data" => add(CryptoKind::SmimeSigned),
+                // Old clients omit smime-type; a bare .p7m is almost always enveloped data.
+                "enveloped-data" | "authenveloped-data" | "" => add(CryptoKind::SmimeEncrypted),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let armored = bodies.iter().any(|b| {
+        b.contains("-----BEGIN PGP MESSAGE-----") || b.contains("-----BEGIN PGP SIGNED MESSAGE-----")
+    });
+    if armored {
+        add(CryptoKind::PgpInline);
+    }
+    kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_results_ignore_comments_and_property_names() {
+        let r = auth_results(
+            "mx.example; dkim=PASS (signature header.dkim=fail) header.d=x.example; \
+             spf=softfail (spf=pass would be nicer) smtp.mailfrom=a@x.example; dmarc=none",
+        );
+        assert_eq!(r.dkim.as_deref(), Some("pass"));
+        assert_eq!(r.spf.as_deref(), Some("softfail"));
+        assert_eq!(r.dmarc.as_deref(), Some("none"));
+        assert_eq!(auth_results("mx.example; none"), AuthResults::default());
+    }
+
+    #[test]
+    fn spam_verdicts() {
+        let v = spam(None, Some("Yes, score=5.2 required=5.0 tests=FOO"), None);
+        assert_eq!((v.is_spam, v.score), (Some(true), Some(5.2)));
+        let v = spam(Some("NO"), Some("Yes, hits=-1.5 required=5.0"), Some("garbage"));
+        assert_eq!((v.is_spam, v.score), (Some(false), Some(-1.5)));
+        let v = spam(None, None, Some("3.1 (+++)"));
+        assert_eq!((v.is_spam, v.score), (None, Some(3.1)));
+        assert_eq!(spam(None, Some("maybe"), Some("NaN")), SpamVerdict::default());
+    }
+
+    #[test]
+    fn list_ids() {
+        assert_eq!(
+            list_id("Friends of Rust <rust.lists.example>").as_deref(),
+            Some("rust.lists.example")
+        );
+        assert_eq!(list_id("bare.example").as_deref(), Some("bare.example"));
+        assert_eq!(list_id(" <> "), None);
+    }
+}

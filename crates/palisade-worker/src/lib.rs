@@ -1,0 +1,168 @@
+//! In-process workers that drain the job outbox written with each message.
+//!
+//! The outbox is durable, so a worker is only ever behind, never lossy: jobs are leased,
+//! retried with exponential backoff, and dead-lettered after too many attempts, where an
+//! admin can replay them. Nothing is dropped on the floor.
+
+use chrono::Utc;
+use palisade_index::{IndexDocument, SearchIndex};
+use palisade_store::{Job, JobKind, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How often an idle worker looks for due retries without being woken.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long a claimed job stays ours before another worker may take it over.
+const LEASE: Duration = Duration::from_secs(300);
+
+/// Retry and batching policy.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts before a job is dead-lettered.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled on each further attempt.
+    pub initial_backoff: Duration,
+    /// Upper bound of the delay.
+    pub max_backoff: Duration,
+    /// Jobs claimed at once.
+    pub batch_size: usize,
+}
+
+impl RetryPolicy {
+    /// Delay before retrying a job that has now failed `attempts` times.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// Feeds the search index from the outbox.
+pub struct IndexWorker {
+    store: Arc<dyn Store>,
+    index: Arc<dyn SearchIndex>,
+    policy: RetryPolicy,
+    wake: Arc<Notify>,
+}
+
+impl IndexWorker {
+    /// A worker over `store` and `index`; `wake` is notified after deliveries.
+    pub fn new(
+        store: Arc<dyn Store>,
+        index: Arc<dyn SearchIndex>,
+        policy: RetryPolicy,
+        wake: Arc<Notify>,
+    ) -> Self {
+        IndexWorker {
+            store,
+            index,
+            policy,
+            wake,
+        }
+    }
+
+    /// Processes jobs until `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut store_failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let pause = match self.run_once().await {
+                Ok(0) => {
+                    store_failures = 0;
+                    Some(IDLE_POLL)
+                }
+                Ok(_) => {
+                    store_failures = 0;
+                    None
+                }
+                Err(e) => {
+                    store_failures = store_failures.saturating_add(1);
+                    tracing::warn!(error = %e, "job queue unavailable");
+                    Some(self.policy.backoff(store_failures))
+                }
+            };
+            if let Some(pause) = pause {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+
+    /// Claims and processes one batch; returns how many jobs it handled.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let jobs = self.store.claim_jobs(self.policy.batch_size, LEASE).await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let count = jobs.len();
+        let mut done = Vec::with_capacity(count);
+        let mut batch = Vec::with_capacity(count);
+        for job in jobs {
+            match job.kind {
+                JobKind::Index => match self.store.get_message(job.user_id, job.message_id).await {
+                    Ok(Some(message)) => batch.push((job, IndexDocument::from_message(&message))),
+                    // Deleted since: nothing left to index.
+                    Ok(None) => done.push(job.id),
+                    Err(e) => self.fail(&job, &e.to_string()).await?,
+                },
+            }
+        }
+        if !batch.is_empty() {
+            let docs = batch.iter().map(|(_, d)| d.clone()).collect();
+            match self.index.index(docs).await {
+                Ok(()) => done.extend(batch.iter().map(|(job, _)| job.id)),
+                Err(e) => {
+                    tracing::warn!(error = %e, jobs = batch.len(), "batch indexing failed; isolating");
+                    // One poison document must not hold back the rest: retry one by one.
+                    for (job, doc) in batch {
+                        match self.index.index(vec![doc]).await {
+                            Ok(()) => done.push(job.id),
+                            Err(e) => self.fail(&job, &e.to_string()).await?,
+                        }
+                    }
+                }
+            }
+        }
+        if !done.is_empty() {
+            self.store.complete_jobs(&done).await?;
+        }
+        Ok(count)
+    }
+
+    async fn fail(&self, job: &Job, error: &str) -> Result<(), StoreError> {
+        let attempts = job.attempts.saturating_add(1);
+        let retry_at = (attempts < self.policy.max_attempts).then(|| {
+            let delay = self.policy.backoff(attempts);
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+        });
+        if retry_at.is_none() {
+            tracing::error!(job = job.id, attempts, error, "job dead-lettered");
+        }
+        self.store.fail_job(job.id, error, retry_at).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            batch_size: 10,
+        };
+        assert_eq!(p.backoff(1), Duration::from_millis(100));
+        assert_eq!(p.backoff(2), Duration::from_millis(200));
+        assert_eq!(p.backoff(3), Duration::from_millis(400));
+        assert_eq!(p.backoff(4), Duration::from_millis(500));
+        assert_eq!(p.backoff(100), Duration::from_millis(500));
+    }
+}

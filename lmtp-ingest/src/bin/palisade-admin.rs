@@ -1,0 +1,324 @@
+//! `palisade-admin`: user management, mailbox inspection, export and job control.
+//!
+//! Every command prints JSON on stdout so scripts and tests can read it; errors go to
+//! stderr with a non-zero exit.
+
+use anyhow::{Context, anyhow, bail};
+use argon2::password_hash::PasswordHasher;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use lmtp_ingest::{ConfigArg, open_index, open_store};
+use palisade_index::SearchQuery;
+use palisade_model::{Address, MessageId, User};
+use palisade_store::{Page, Store};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// Page size used when walking a whole mailbox.
+const WALK_PAGE: usize = 500;
+
+/// Administer a Palisade node.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List a user's messages.
+    #[command(subcommand)]
+    Messages(MessagesCommand),
+    /// Inspect one message.
+    #[command(subcommand)]
+    Message(MessageCommand),
+    /// Write all of a user's messages, raw and parsed, to a directory.
+    Export {
+        /// User name or address.
+        #[arg(long)]
+        user: String,
+        /// Target directory; created if missing.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Search a user's mail.
+    Search(SearchArgs),
+    /// Inspect and replay background jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user owning one or more addresses.
+    Add {
+        /// Login name.
+        name: String,
+        /// Address delivering to this user (repeatable).
+        #[arg(long = "address", required = true)]
+        addresses: Vec<String>,
+        /// Read a password from standard input and store its argon2id hash.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum MessagesCommand {
+    /// All of a user's messages, newest first.
+    List {
+        /// User name or address.
+        #[arg(long)]
+        user: String,
+        /// Stop after this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MessageCommand {
+    /// The parsed message as JSON.
+    Show {
+        /// User name or address.
+        #[arg(long)]
+        user: String,
+        /// Message id.
+        id: MessageId,
+    },
+    /// The exact raw bytes.
+    Raw {
+        /// User name or address.
+        #[arg(long)]
+        user: String,
+        /// Message id.
+        id: MessageId,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct SearchArgs {
+    /// User name or address.
+    #[arg(long)]
+    user: String,
+    /// Sender contains.
+    #[arg(long)]
+    from: Option<String>,
+    /// Recipient contains.
+    #[arg(long)]
+    to: Option<String>,
+    /// Subject contains.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Only messages dated after this RFC 3339 time.
+    #[arg(long)]
+    after: Option<DateTime<Utc>>,
+    /// Only messages dated before this RFC 3339 time.
+    #[arg(long)]
+    before: Option<DateTime<Utc>>,
+    /// Only messages with (true) or without (false) attachments.
+    #[arg(long)]
+    has_attachment: Option<bool>,
+    /// Only messages with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Most hits.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Free text.
+    text: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Job counts by state.
+    Status,
+    /// Move dead-lettered jobs back to the queue.
+    Replay,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.config.load()?;
+    let store = open_store(&config)?;
+    let out = match cli.command {
+        Command::User(UserCommand::Add {
+            name,
+            addresses,
+            password_stdin,
+        }) => {
+            let addresses = addresses
+                .iter()
+                .map(|a| Address::parse(a).map_err(|e| anyhow!("{a}: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let hash = if password_stdin {
+                Some(hash_password(&read_password()?)?)
+            } else {
+                None
+            };
+            serde_json::to_value(store.create_user(&name, &addresses, hash).await?)?
+        }
+        Command::User(UserCommand::List) => serde_json::to_value(store.list_users().await?)?,
+        Command::Messages(MessagesCommand::List { user, limit }) => {
+            let user = find_user(store.as_ref(), &user).await?;
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .list_messages(
+                        user.id,
+                        Page {
+                            after,
+                            limit: WALK_PAGE,
+                        },
+                    )
+                    .await?;
+                all.extend(page.items);
+                match page.next {
+                    Some(next) if limit.is_none_or(|l| all.len() < l) => after = Some(next),
+                    _ => break,
+                }
+            }
+            if let Some(limit) = limit {
+                all.truncate(limit);
+            }
+            serde_json::to_value(all)?
+        }
+        Command::Message(MessageCommand::Show { user, id }) => {
+            let user = find_user(store.as_ref(), &user).await?;
+            let message = store
+                .get_message(user.id, id)
+                .await?
+                .ok_or_else(|| anyhow!("no message {id} for user {}", user.name))?;
+            serde_json::to_value(message)?
+        }
+        Command::Message(MessageCommand::Raw { user, id }) => {
+            let user = find_user(store.as_ref(), &user).await?;
+            let raw = store
+                .get_raw(user.id, id)
+                .await?
+                .ok_or_else(|| anyhow!("no message {id} for user {}", user.name))?;
+            return write_stdout(&raw);
+        }
+        Command::Export { user, dir } => export(store.as_ref(), &user, dir).await?,
+        Command::Search(args) => search(&config, store.as_ref(), args).await?,
+        Command::Jobs(JobsCommand::Status) => serde_json::to_value(store.job_stats().await?)?,
+        Command::Jobs(JobsCommand::Replay) => {
+            serde_json::json!({ "replayed": store.replay_dead_jobs().await? })
+        }
+    };
+    let mut text = serde_json::to_vec_pretty(&out)?;
+    text.push(b'\n');
+    write_stdout(&text)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is the reader's choice, not an error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+async fn find_user(store: &dyn Store, key: &str) -> anyhow::Result<User> {
+    store
+        .find_user(key)
+        .await?
+        .ok_or_else(|| anyhow!("no user named or addressed {key:?}"))
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading password from stdin")?;
+    let password = input.trim_end_matches(['\r', '\n']).to_string();
+    if password.len() < 8 {
+        bail!("password must be at least 8 characters");
+    }
+    Ok(password)
+}
+
+fn hash_password(password: &str) -> anyhow::Result<String> {
+    // Argon2id with the library's recommended parameters and a random salt.
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow!("hashing password: {e}"))
+}
+
+/// Data portability: every raw message as `.eml`, plus the parsed messages as JSON.
+async fn export(store: &dyn Store, key: &str, dir: PathBuf) -> anyhow::Result<serde_json::Value> {
+    let user = find_user(store, key).await?;
+    let raw_dir = dir.join("messages");
+    std::fs::create_dir_all(&raw_dir).with_context(|| format!("creating {}", raw_dir.display()))?;
+    let mut messages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_messages(
+                user.id,
+                Page {
+                    after,
+                    limit: WALK_PAGE,
+                },
+            )
+            .await?;
+        for summary in &page.items {
+            let raw = store
+                .get_raw(user.id, summary.id)
+                .await?
+                .ok_or_else(|| anyhow!("raw bytes of {} are missing", summary.id))?;
+            std::fs::write(raw_dir.join(format!("{}.eml", summary.id)), raw)?;
+            if let Some(message) = store.get_message(user.id, summary.id).await? {
+                messages.push(message);
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let count = messages.len();
+    let json = serde_json::to_vec_pretty(&messages)?;
+    std::fs::write(dir.join("messages.json"), json)?;
+    Ok(serde_json::json!({ "user": user.name, "messages": count, "dir": dir }))
+}
+
+async fn search(
+    config: &palisade_config::Config,
+    store: &dyn Store,
+    args: SearchArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let user = find_user(store, &args.user).await?;
+    let index = open_index(config, false)?;
+    let query = SearchQuery {
+        text: args.text,
+        from: args.from,
+        to: args.to,
+        subject: args.subject,
+        after: args.after,
+        before: args.before,
+        has_attachment: args.has_attachment,
+        tag: args.tag,
+    };
+    let hits = index.search(user.id, &query, args.limit).await?;
+    let mut summaries = Vec::with_capacity(hits.len());
+    for hit in hits {
+        // The index may be ahead of a deletion; the store is the truth.
+        if let Some(message) = store.get_message(user.id, hit.message_id).await? {
+            summaries.push(palisade_model::MessageSummary::from(&message));
+        }
+    }
+    Ok(serde_json::to_value(summaries)?)
+}

@@ -1,0 +1,106 @@
+//! `lmtp-ingest`: takes mail from Postfix over LMTP and stores it durably.
+
+use anyhow::Context;
+use clap::Parser;
+use lmtp_ingest::{ConfigArg, init_tracing, open_index, open_store};
+use palisade_ingest::IngestBackend;
+use palisade_lmtp::{Limits, ServerConfig, serve};
+use palisade_mime::ParseLimits;
+use palisade_proxy::ProxyPolicy;
+use palisade_worker::{IndexWorker, RetryPolicy};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Palisade's LMTP delivery daemon.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.config.load()?;
+    init_tracing(&config);
+
+    let store = open_store(&config)?;
+    let index = open_index(&config, true)?;
+    let wake = Arc::new(Notify::new());
+    let shutdown = CancellationToken::new();
+
+    let jobs = &config.jobs;
+    let worker = IndexWorker::new(
+        store.clone(),
+        index,
+        RetryPolicy {
+            max_attempts: jobs.max_attempts,
+            initial_backoff: Duration::from_millis(jobs.initial_backoff_ms),
+            max_backoff: Duration::from_millis(jobs.max_backoff_ms),
+            batch_size: jobs.batch_size,
+        },
+        wake.clone(),
+    );
+    let worker_stop = CancellationToken::new();
+    let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
+
+    let l = &config.lmtp;
+    let backend = Arc::new(IngestBackend::new(
+        store,
+        ParseLimits {
+            max_mime_depth: l.max_mime_depth,
+        },
+        wake,
+    ));
+    let server = ServerConfig {
+        hostname: l.hostname.clone(),
+        limits: Limits {
+            max_message_bytes: l.max_message_bytes,
+            max_recipients: l.max_recipients,
+            max_header_bytes: l.max_header_bytes,
+            idle_timeout: Duration::from_secs(l.idle_timeout_secs),
+        },
+        max_connections: l.max_connections,
+        proxy: ProxyPolicy {
+            enabled: l.proxy_protocol.enabled,
+            trusted: l.proxy_protocol.trusted.clone(),
+        },
+        shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
+    };
+    let listener = tokio::net::TcpListener::bind(l.listen)
+        .await
+        .with_context(|| format!("binding LMTP listener on {}", l.listen))?;
+    tracing::info!(listen = %l.listen, data_dir = %config.data_dir.display(), "lmtp-ingest ready");
+
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    serve(listener, server, backend, shutdown).await?;
+
+    worker_stop.cancel();
+    worker_task.await.context("index worker panicked")?;
+    tracing::info!("lmtp-ingest stopped");
+    Ok(())
+}
+
+/// Fires `shutdown` on SIGTERM or SIGINT.
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown requested: no new connections, finishing in-flight transactions");
+    shutdown.cancel();
+}
