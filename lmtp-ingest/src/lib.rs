@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use palisade_config::Config;
 use palisade_index::SearchIndex;
 use palisade_index::tantivy_backend::TantivyIndex;
+use palisade_jobs::JobQueue;
 use palisade_store::Store;
 use palisade_store::sqlite::SqliteStore;
 use std::path::PathBuf;
@@ -39,14 +40,28 @@ pub fn init_tracing(config: &Config) {
     }
 }
 
-/// Opens the storage backend the configuration selects.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// The storage and job-queue backends the configuration selects.
+pub struct Backends {
+    /// Users and mail.
+    pub store: Arc<dyn Store>,
+    /// Follow-up jobs.
+    pub queue: Arc<dyn JobQueue>,
+}
+
+/// Opens the storage and queue backends the configuration selects.
+pub fn open_backends(config: &Config) -> anyhow::Result<Backends> {
     match config.storage.backend.as_str() {
         "sqlite" => {
             let path = config.sqlite_path();
-            let store = SqliteStore::open(&path)
-                .with_context(|| format!("opening SQLite store {}", path.display()))?;
-            Ok(Arc::new(store))
+            let store = Arc::new(
+                SqliteStore::open(&path)
+                    .with_context(|| format!("opening SQLite store {}", path.display()))?,
+            );
+            // Embedded: the outbox lives in the same database, written in the same transaction.
+            Ok(Backends {
+                store: store.clone(),
+                queue: store,
+            })
         }
         other => bail!("unknown storage backend {other:?} (expected \"sqlite\")"),
     }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use lmtp_ingest::{ConfigArg, init_tracing, open_index, open_store};
+use lmtp_ingest::{ConfigArg, init_tracing, open_backends, open_index};
 use palisade_ingest::IngestBackend;
 use palisade_lmtp::{Limits, ServerConfig, serve};
 use palisade_mime::ParseLimits;
@@ -27,14 +27,15 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.config.load()?;
     init_tracing(&config);
 
-    let store = open_store(&config)?;
+    let backends = open_backends(&config)?;
     let index = open_index(&config, true)?;
     let wake = Arc::new(Notify::new());
     let shutdown = CancellationToken::new();
 
     let jobs = &config.jobs;
     let worker = IndexWorker::new(
-        store.clone(),
+        backends.queue.clone(),
+        backends.store.clone(),
         index,
         RetryPolicy {
             max_attempts: jobs.max_attempts,
@@ -49,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
 
     let l = &config.lmtp;
     let backend = Arc::new(IngestBackend::new(
-        store,
+        backends.store,
         ParseLimits {
             max_mime_depth: l.max_mime_depth,
         },

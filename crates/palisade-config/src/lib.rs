@@ -234,6 +234,8 @@ impl Default for LogConfig {
 }
 
 #[cfg(test)]
+// figment::Jail's closure signature is figment's, not ours to slim down.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use std::io::Write;

@@ -49,7 +49,7 @@ impl DeliveryBackend for IngestBackend {
         recipients: Vec<UserId>,
     ) -> Vec<RecipientStatus> {
         let raw = message.raw.clone();
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let parsed = tokio::task::spawn_blocking(move || {
             let hash = raw_hash(&raw);
             (hash, parse_message(&raw, &limits))

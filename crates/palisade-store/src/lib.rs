@@ -6,13 +6,11 @@
 //! bytes, the message row and its follow-up jobs are all on disk, together or not at all.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use palisade_model::{
     Address, Envelope, Message, MessageContent, MessageId, MessageSummary, RawHash, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub mod contract;
 pub mod sqlite;
@@ -82,59 +80,6 @@ pub struct PageOf<T> {
     pub next: Option<String>,
 }
 
-/// Kinds of follow-up work written to the outbox with each message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    /// Put the message into the search index.
-    Index,
-}
-
-impl JobKind {
-    /// Stable name used in storage.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Index => "index",
-        }
-    }
-
-    /// Inverse of [`JobKind::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "index" => Some(JobKind::Index),
-            _ => None,
-        }
-    }
-}
-
-/// A claimed unit of follow-up work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    /// Backend-assigned id.
-    pub id: i64,
-    /// What to do.
-    pub kind: JobKind,
-    /// Whose message.
-    pub user_id: UserId,
-    /// Which message.
-    pub message_id: MessageId,
-    /// How many times it was tried before this claim.
-    pub attempts: u32,
-}
-
-/// Counts of jobs by state, for operators and the index freshness watermark.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobStats {
-    /// Waiting for a first attempt, or claimed and running.
-    pub pending: u64,
-    /// Failed at least once and waiting for a retry.
-    pub retrying: u64,
-    /// Gave up after the maximum attempts; replayable by an admin.
-    pub dead: u64,
-    /// Completed.
-    pub done: u64,
-}
-
 /// The storage backend contract.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -155,8 +100,8 @@ pub trait Store: Send + Sync {
     /// The user an address delivers to.
     async fn resolve_address(&self, address: &Address) -> Result<Option<UserId>, StoreError>;
 
-    /// Durably stores raw bytes, message, thread placement and outbox jobs, atomically and
-    /// idempotently.
+    /// Durably stores raw bytes, message, thread placement and the message's follow-up jobs
+    /// (see [`palisade_jobs`]), idempotently: redelivery of the same bytes changes nothing.
     async fn deliver(&self, delivery: Delivery) -> Result<DeliveryReceipt, StoreError>;
 
     /// The user's messages, newest arrival first.
@@ -172,25 +117,4 @@ pub trait Store: Send + Sync {
 
     /// The exact bytes of one of the user's messages.
     async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Claims up to `limit` due jobs for `lease`; a job whose lease expires is claimable again,
-    /// so a crashed worker loses nothing.
-    async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<Job>, StoreError>;
-
-    /// Marks claimed jobs done, in one write.
-    async fn complete_jobs(&self, ids: &[i64]) -> Result<(), StoreError>;
-
-    /// Records a failed attempt: retried at `retry_at`, or dead-lettered when `None`.
-    async fn fail_job(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError>;
-
-    /// Job counts by state.
-    async fn job_stats(&self) -> Result<JobStats, StoreError>;
-
-    /// Moves every dead job back to pending; returns how many.
-    async fn replay_dead_jobs(&self) -> Result<u64, StoreError>;
 }

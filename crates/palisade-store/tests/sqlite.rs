@@ -1,6 +1,7 @@
 //! The embedded store against the shared contract, plus its group-commit fault isolation.
 
-use palisade_model::{MessageContent, UserId};
+use palisade_jobs::{JobKind, JobQueue};
+use palisade_model::MessageContent;
 use palisade_store::contract::{self, delivery};
 use palisade_store::sqlite::SqliteStore;
 use palisade_store::{Page, Store, StoreError};
@@ -11,6 +12,42 @@ async fn sqlite_store_meets_the_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("db.sqlite3")).expect("open");
     contract::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_job_queue_meets_the_contract() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("db.sqlite3")).expect("open");
+    palisade_jobs::contract::run_all(&store).await;
+    palisade_jobs::contract::expired_leases_return(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_queues_its_index_job_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("db.sqlite3")).expect("open");
+    let user = store.create_user("jobs", &[], None).await.expect("user");
+    let raw = b"Subject: x\r\n\r\nbody\r\n";
+    let first = store
+        .deliver(delivery(user.id, raw, MessageContent::default(), 0))
+        .await
+        .expect("deliver");
+    store
+        .deliver(delivery(user.id, raw, MessageContent::default(), 1))
+        .await
+        .expect("redeliver");
+    let jobs = palisade_jobs::contract::claim_at_least(&store, 1).await;
+    assert_eq!(jobs[0].spec.kind, JobKind::Index);
+    assert_eq!(jobs[0].spec.user_id, user.id);
+    assert_eq!(jobs[0].spec.message_id, first.message_id);
+    let more = store
+        .claim(10, std::time::Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert!(
+        more.is_empty(),
+        "redelivery must not queue the job twice: {more:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,5 +121,4 @@ async fn one_failing_delivery_does_not_sink_its_batch() {
         39 * 2,
         "the failed delivery left no raw bytes or job behind"
     );
-    let _ = UserId::new_random();
 }

@@ -6,7 +6,8 @@
 
 use chrono::Utc;
 use palisade_index::{IndexDocument, SearchIndex};
-use palisade_store::{Job, JobKind, Store, StoreError};
+use palisade_jobs::{Job, JobKind, JobQueue, QueueError};
+use palisade_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -42,6 +43,7 @@ impl RetryPolicy {
 
 /// Feeds the search index from the outbox.
 pub struct IndexWorker {
+    queue: Arc<dyn JobQueue>,
     store: Arc<dyn Store>,
     index: Arc<dyn SearchIndex>,
     policy: RetryPolicy,
@@ -49,14 +51,17 @@ pub struct IndexWorker {
 }
 
 impl IndexWorker {
-    /// A worker over `store` and `index`; `wake` is notified after deliveries.
+    /// A worker taking jobs from `queue`, messages from `store`, writing to `index`; `wake`
+    /// is notified after deliveries.
     pub fn new(
+        queue: Arc<dyn JobQueue>,
         store: Arc<dyn Store>,
         index: Arc<dyn SearchIndex>,
         policy: RetryPolicy,
         wake: Arc<Notify>,
     ) -> Self {
         IndexWorker {
+            queue,
             store,
             index,
             policy,
@@ -94,8 +99,8 @@ impl IndexWorker {
     }
 
     /// Claims and processes one batch; returns how many jobs it handled.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let jobs = self.store.claim_jobs(self.policy.batch_size, LEASE).await?;
+    pub async fn run_once(&self) -> Result<usize, QueueError> {
+        let jobs = self.queue.claim(self.policy.batch_size, LEASE).await?;
         if jobs.is_empty() {
             return Ok(0);
         }
@@ -103,11 +108,13 @@ impl IndexWorker {
         let mut done = Vec::with_capacity(count);
         let mut batch = Vec::with_capacity(count);
         for job in jobs {
-            match job.kind {
-                JobKind::Index => match self.store.get_message(job.user_id, job.message_id).await {
+            let spec = job.spec;
+            match spec.kind {
+                JobKind::Index => match self.store.get_message(spec.user_id, spec.message_id).await
+                {
                     Ok(Some(message)) => batch.push((job, IndexDocument::from_message(&message))),
                     // Deleted since: nothing left to index.
-                    Ok(None) => done.push(job.id),
+                    Ok(None) => done.push(job),
                     Err(e) => self.fail(&job, &e.to_string()).await?,
                 },
             }
@@ -115,13 +122,13 @@ impl IndexWorker {
         if !batch.is_empty() {
             let docs = batch.iter().map(|(_, d)| d.clone()).collect();
             match self.index.index(docs).await {
-                Ok(()) => done.extend(batch.iter().map(|(job, _)| job.id)),
+                Ok(()) => done.extend(batch.into_iter().map(|(job, _)| job)),
                 Err(e) => {
                     tracing::warn!(error = %e, jobs = batch.len(), "batch indexing failed; isolating");
                     // One poison document must not hold back the rest: retry one by one.
                     for (job, doc) in batch {
                         match self.index.index(vec![doc]).await {
-                            Ok(()) => done.push(job.id),
+                            Ok(()) => done.push(job),
                             Err(e) => self.fail(&job, &e.to_string()).await?,
                         }
                     }
@@ -129,12 +136,12 @@ impl IndexWorker {
             }
         }
         if !done.is_empty() {
-            self.store.complete_jobs(&done).await?;
+            self.queue.complete(&done).await?;
         }
         Ok(count)
     }
 
-    async fn fail(&self, job: &Job, error: &str) -> Result<(), StoreError> {
+    async fn fail(&self, job: &Job, error: &str) -> Result<(), QueueError> {
         let attempts = job.attempts.saturating_add(1);
         let retry_at = (attempts < self.policy.max_attempts).then(|| {
             let delay = self.policy.backoff(attempts);
@@ -143,7 +150,7 @@ impl IndexWorker {
         if retry_at.is_none() {
             tracing::error!(job = job.id, attempts, error, "job dead-lettered");
         }
-        self.store.fail_job(job.id, error, retry_at).await
+        self.queue.fail(job, error, retry_at).await
     }
 }
 

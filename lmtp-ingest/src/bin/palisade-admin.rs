@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow, bail};
 use argon2::password_hash::PasswordHasher;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use lmtp_ingest::{ConfigArg, open_index, open_store};
+use lmtp_ingest::{ConfigArg, open_backends, open_index};
 use palisade_index::SearchQuery;
 use palisade_model::{Address, MessageId, User};
 use palisade_store::{Page, Store};
@@ -149,7 +149,8 @@ enum JobsCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = cli.config.load()?;
-    let store = open_store(&config)?;
+    let backends = open_backends(&config)?;
+    let store = backends.store;
     let out = match cli.command {
         Command::User(UserCommand::Add {
             name,
@@ -211,9 +212,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Export { user, dir } => export(store.as_ref(), &user, dir).await?,
         Command::Search(args) => search(&config, store.as_ref(), args).await?,
-        Command::Jobs(JobsCommand::Status) => serde_json::to_value(store.job_stats().await?)?,
+        Command::Jobs(JobsCommand::Status) => serde_json::to_value(backends.queue.stats().await?)?,
         Command::Jobs(JobsCommand::Replay) => {
-            serde_json::json!({ "replayed": store.replay_dead_jobs().await? })
+            serde_json::json!({ "replayed": backends.queue.replay_dead().await? })
         }
     };
     let mut text = serde_json::to_vec_pretty(&out)?;

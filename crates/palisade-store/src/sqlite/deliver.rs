@@ -4,8 +4,9 @@
 
 use super::rows::{opt_millis, parse_id, to_json};
 use super::{millis, unavailable};
-use crate::{Delivery, DeliveryReceipt, JobKind, StoreError};
+use crate::{Delivery, DeliveryReceipt, StoreError};
 use chrono::Duration;
+use palisade_jobs::{JobKind, JobSpec};
 use palisade_model::{DiscussionId, Flags, MessageContent, MessageId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -77,17 +78,35 @@ pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt
     })
     .map_err(unavailable)?;
 
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO jobs (user_id, kind, message_id, state, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
-    )
-    .and_then(|mut s| s.execute(params![user, JobKind::Index.as_str(), message_id, received]))
-    .map_err(unavailable)?;
+    let job = JobSpec {
+        kind: JobKind::Index,
+        user_id: d.user_id,
+        message_id: id,
+    };
+    insert_job(conn, &job, received)?;
 
     Ok(DeliveryReceipt {
         message_id: id,
         duplicate: false,
     })
+}
+
+/// Queues a job unless the same one is already queued (redelivery must not double work).
+pub(crate) fn insert_job(conn: &Connection, job: &JobSpec, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO jobs (user_id, kind, message_id, state, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            job.user_id.to_string(),
+            job.kind.as_str(),
+            job.message_id.to_string(),
+            now
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 /// Finds the discussion by Message-ID links first, then by subject for replies without links.

@@ -8,9 +8,10 @@ mod rows;
 mod schema;
 mod writer;
 
-use crate::{Delivery, DeliveryReceipt, Job, JobKind, JobStats, Page, PageOf, Store, StoreError};
+use crate::{Delivery, DeliveryReceipt, Page, PageOf, Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use palisade_jobs::{Job, JobKind, JobQueue, JobSpec, JobStats, QueueError};
 use palisade_model::{Address, Message, MessageId, MessageSummary, User, UserId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -91,6 +92,14 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// Storage faults are reported as temporary: the LMTP client will retry.
 pub(crate) fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// The queue and the store share one database, so their faults are the same faults.
+fn queue_error(e: StoreError) -> QueueError {
+    match e {
+        StoreError::Corrupt(m) => QueueError::Corrupt(m),
+        other => QueueError::Unavailable(other.to_string()),
+    }
 }
 
 /// Counts come back as SQLite integers; negative would be corruption, read as zero.
@@ -268,8 +277,25 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
+#[async_trait]
+impl JobQueue for SqliteStore {
+    async fn publish(&self, jobs: &[JobSpec]) -> Result<(), QueueError> {
+        let jobs = jobs.to_vec();
+        self.writer
+            .write(move |conn| {
+                let now = millis(Utc::now());
+                for job in &jobs {
+                    deliver::insert_job(conn, job, now)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(queue_error)
+    }
+
+    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<Job>, QueueError> {
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         self.writer
             .write(move |conn| {
@@ -302,21 +328,28 @@ impl Store for SqliteStore {
                 rows.into_iter()
                     .map(|(id, kind, user, message, attempts)| {
                         Ok(Job {
-                            id,
-                            kind: JobKind::parse(&kind)
-                                .ok_or_else(|| StoreError::Corrupt(format!("job kind {kind}")))?,
-                            user_id: rows::parse_id(&user)?,
-                            message_id: rows::parse_id(&message)?,
+                            id: u64::try_from(id).unwrap_or_default(),
+                            spec: JobSpec {
+                                kind: JobKind::parse(&kind).ok_or_else(|| {
+                                    StoreError::Corrupt(format!("job kind {kind}"))
+                                })?,
+                                user_id: rows::parse_id(&user)?,
+                                message_id: rows::parse_id(&message)?,
+                            },
                             attempts,
                         })
                     })
                     .collect()
             })
             .await
+            .map_err(queue_error)
     }
 
-    async fn complete_jobs(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let ids = ids.to_vec();
+    async fn complete(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        let ids: Vec<i64> = jobs
+            .iter()
+            .filter_map(|j| i64::try_from(j.id).ok())
+            .collect();
         self.writer
             .write(move |conn| {
                 let mut stmt = conn
@@ -331,14 +364,16 @@ impl Store for SqliteStore {
                 Ok(())
             })
             .await
+            .map_err(queue_error)
     }
 
-    async fn fail_job(
+    async fn fail(
         &self,
-        id: i64,
+        job: &Job,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), QueueError> {
+        let id = i64::try_from(job.id).unwrap_or(-1);
         let error = error.to_string();
         self.writer
             .write(move |conn| {
@@ -356,9 +391,10 @@ impl Store for SqliteStore {
                 Ok(())
             })
             .await
+            .map_err(queue_error)
     }
 
-    async fn job_stats(&self) -> Result<JobStats, StoreError> {
+    async fn stats(&self) -> Result<JobStats, QueueError> {
         self.read(|conn| {
             conn.query_row(
                 "SELECT
@@ -380,9 +416,10 @@ impl Store for SqliteStore {
             .map_err(unavailable)
         })
         .await
+        .map_err(queue_error)
     }
 
-    async fn replay_dead_jobs(&self) -> Result<u64, StoreError> {
+    async fn replay_dead(&self) -> Result<u64, QueueError> {
         self.writer
             .write(|conn| {
                 let n = conn
@@ -395,5 +432,6 @@ impl Store for SqliteStore {
                 Ok(n as u64)
             })
             .await
+            .map_err(queue_error)
     }
 }
