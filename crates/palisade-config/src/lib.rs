@@ -27,6 +27,10 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Which search backend to use.
     pub index: IndexConfig,
+    /// Which job-queue backend to use.
+    pub queue: QueueConfig,
+    /// Which cache (sessions, rate limits, pub/sub) to use.
+    pub cache: CacheConfig,
     /// Background job processing.
     pub jobs: JobsConfig,
     /// Logging.
@@ -40,6 +44,8 @@ impl Default for Config {
             lmtp: LmtpConfig::default(),
             storage: StorageConfig::default(),
             index: IndexConfig::default(),
+            queue: QueueConfig::default(),
+            cache: CacheConfig::default(),
             jobs: JobsConfig::default(),
             log: LogConfig::default(),
         }
@@ -155,10 +161,12 @@ pub struct ProxyProtocolConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StorageConfig {
-    /// `sqlite` (embedded).
+    /// `sqlite` (embedded) or `cassandra`.
     pub backend: String,
     /// Overrides `<data_dir>/palisade.sqlite3`.
     pub sqlite_path: Option<PathBuf>,
+    /// Cassandra settings, used when `backend = "cassandra"`.
+    pub cassandra: CassandraConfig,
 }
 
 impl Default for StorageConfig {
@@ -166,6 +174,38 @@ impl Default for StorageConfig {
         StorageConfig {
             backend: "sqlite".into(),
             sqlite_path: None,
+            cassandra: CassandraConfig::default(),
+        }
+    }
+}
+
+/// Cassandra connection and schema settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CassandraConfig {
+    /// Contact points, `host:port`.
+    pub nodes: Vec<String>,
+    /// Keyspace holding every table.
+    pub keyspace: String,
+    /// Replication factor used when the keyspace is created (SimpleStrategy).
+    pub replication_factor: u32,
+    /// `local_quorum` (default), `quorum`, `one`, `local_one` or `all`.
+    pub consistency: String,
+    /// Raw messages are split into rows of at most this many bytes.
+    pub raw_chunk_bytes: usize,
+    /// Per-request timeout in seconds; past it the request counts as failed.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        CassandraConfig {
+            nodes: vec!["127.0.0.1:9042".into()],
+            keyspace: "palisade".into(),
+            replication_factor: 1,
+            consistency: "local_quorum".into(),
+            raw_chunk_bytes: 512 * 1024,
+            request_timeout_secs: 10,
         }
     }
 }
@@ -174,10 +214,12 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IndexConfig {
-    /// `tantivy` (embedded).
+    /// `tantivy` (embedded) or `elasticsearch`.
     pub backend: String,
     /// Overrides `<data_dir>/index`.
     pub tantivy_dir: Option<PathBuf>,
+    /// Elasticsearch settings, used when `backend = "elasticsearch"`.
+    pub elasticsearch: ElasticsearchConfig,
 }
 
 impl Default for IndexConfig {
@@ -185,6 +227,92 @@ impl Default for IndexConfig {
         IndexConfig {
             backend: "tantivy".into(),
             tantivy_dir: None,
+            elasticsearch: ElasticsearchConfig::default(),
+        }
+    }
+}
+
+/// Elasticsearch connection and index settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ElasticsearchConfig {
+    /// Base URL of the cluster.
+    pub url: String,
+    /// Alias every read and write goes through; the versioned index sits behind it.
+    pub alias: String,
+    /// Primary shards of a newly created index.
+    pub shards: u32,
+    /// Replicas of a newly created index (0 on a single node).
+    pub replicas: u32,
+}
+
+impl Default for ElasticsearchConfig {
+    fn default() -> Self {
+        ElasticsearchConfig {
+            url: "http://127.0.0.1:9200".into(),
+            alias: "palisade-messages".into(),
+            shards: 1,
+            replicas: 0,
+        }
+    }
+}
+
+/// Job-queue backend selection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueueConfig {
+    /// `embedded` (the store's own outbox) or `rabbitmq`.
+    pub backend: String,
+    /// RabbitMQ settings, used when `backend = "rabbitmq"`.
+    pub rabbitmq: RabbitMqConfig,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            backend: "embedded".into(),
+            rabbitmq: RabbitMqConfig::default(),
+        }
+    }
+}
+
+/// RabbitMQ connection and topology settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RabbitMqConfig {
+    /// AMQP URL.
+    pub url: String,
+    /// Prefix of every exchange and queue name.
+    pub prefix: String,
+    /// Unacknowledged deliveries a consumer may hold.
+    pub prefetch: u16,
+}
+
+impl Default for RabbitMqConfig {
+    fn default() -> Self {
+        RabbitMqConfig {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: "palisade".into(),
+            prefetch: 256,
+        }
+    }
+}
+
+/// Cache backend selection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// `memory` (in-process) or `redis`.
+    pub backend: String,
+    /// Redis URL, used when `backend = "redis"`.
+    pub redis_url: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            backend: "memory".into(),
+            redis_url: "redis://127.0.0.1:6379/".into(),
         }
     }
 }
