@@ -152,109 +152,191 @@ pub async fn search_criteria(index: &dyn SearchIndex) {
         ("body word in two", text("numbers"), vec![reply, report]),
         ("subject word", text("lunch"), vec![lunch]),
         ("address word", text("alice"), vec![reply, lunch, report]),
-        ("words across fields", text("bob quarterly"), vec![reply, report]),
+        (
+            "words across fields",
+            text("bob quarterly"),
+            vec![reply, report],
+        ),
         ("all words must match", text("zebra lunch"), vec![]),
         ("no match", text("xylophone"), vec![]),
         (
             "from local part",
-            SearchQuery { from: Some("alice".into()), ..q() },
+            SearchQuery {
+                from: Some("alice".into()),
+                ..q()
+            },
             vec![report],
         ),
         (
             "from domain label",
-            SearchQuery { from: Some("example".into()), ..q() },
+            SearchQuery {
+                from: Some("example".into()),
+                ..q()
+            },
             vec![reply, report],
         ),
         (
             "from full address",
-            SearchQuery { from: Some("bob@example.org".into()), ..q() },
+            SearchQuery {
+                from: Some("bob@example.org".into()),
+                ..q()
+            },
             vec![reply],
         ),
         (
             "from display name",
-            SearchQuery { from: Some("Alice Liddell".into()), ..q() },
+            SearchQuery {
+                from: Some("Alice Liddell".into()),
+                ..q()
+            },
             vec![report],
         ),
         (
             "from is not to",
-            SearchQuery { from: Some("dave".into()), ..q() },
+            SearchQuery {
+                from: Some("dave".into()),
+                ..q()
+            },
             vec![],
         ),
         (
             "to includes cc",
-            SearchQuery { to: Some("dave".into()), ..q() },
+            SearchQuery {
+                to: Some("dave".into()),
+                ..q()
+            },
             vec![lunch],
         ),
         (
             "to full address",
-            SearchQuery { to: Some("alice@example.test".into()), ..q() },
+            SearchQuery {
+                to: Some("alice@example.test".into()),
+                ..q()
+            },
             vec![reply, lunch],
         ),
         (
             "subject words",
-            SearchQuery { subject: Some("report quarterly".into()), ..q() },
+            SearchQuery {
+                subject: Some("report quarterly".into()),
+                ..q()
+            },
             vec![reply, report],
         ),
         (
             "subject ignores body",
-            SearchQuery { subject: Some("numbers".into()), ..q() },
+            SearchQuery {
+                subject: Some("numbers".into()),
+                ..q()
+            },
             vec![],
         ),
         (
             "after is inclusive",
-            SearchQuery { after: Some(c.docs[lunch].date), ..q() },
+            SearchQuery {
+                after: Some(c.docs[lunch].date),
+                ..q()
+            },
             vec![reply, lunch],
         ),
         (
             "before is exclusive",
-            SearchQuery { before: Some(c.docs[lunch].date), ..q() },
+            SearchQuery {
+                before: Some(c.docs[lunch].date),
+                ..q()
+            },
             vec![report],
         ),
         (
             "date window",
-            SearchQuery { after: Some(day(10)), before: Some(day(60)), ..q() },
+            SearchQuery {
+                after: Some(day(10)),
+                before: Some(day(60)),
+                ..q()
+            },
             vec![lunch],
         ),
         (
             "empty date window",
-            SearchQuery { after: Some(day(60)), before: Some(day(10)), ..q() },
+            SearchQuery {
+                after: Some(day(60)),
+                before: Some(day(10)),
+                ..q()
+            },
             vec![],
         ),
         (
             "with attachment",
-            SearchQuery { has_attachment: Some(true), ..q() },
+            SearchQuery {
+                has_attachment: Some(true),
+                ..q()
+            },
             vec![report],
         ),
         (
             "without attachment",
-            SearchQuery { has_attachment: Some(false), ..q() },
+            SearchQuery {
+                has_attachment: Some(false),
+                ..q()
+            },
             vec![reply, lunch],
         ),
-        ("tag", SearchQuery { tag: Some("work".into()), ..q() }, vec![report]),
+        (
+            "tag",
+            SearchQuery {
+                tag: Some("work".into()),
+                ..q()
+            },
+            vec![report],
+        ),
         (
             "second tag",
-            SearchQuery { tag: Some("Friends".into()), ..q() },
+            SearchQuery {
+                tag: Some("Friends".into()),
+                ..q()
+            },
             vec![lunch],
         ),
-        ("unknown tag", SearchQuery { tag: Some("nope".into()), ..q() }, vec![]),
+        (
+            "unknown tag",
+            SearchQuery {
+                tag: Some("nope".into()),
+                ..q()
+            },
+            vec![],
+        ),
         (
             "from and attachment",
-            SearchQuery { from: Some("bob".into()), has_attachment: Some(false), ..q() },
+            SearchQuery {
+                from: Some("bob".into()),
+                has_attachment: Some(false),
+                ..q()
+            },
             vec![reply],
         ),
         (
             "text and tag",
-            SearchQuery { tag: Some("work".into()), ..text("numbers") },
+            SearchQuery {
+                tag: Some("work".into()),
+                ..text("numbers")
+            },
             vec![report],
         ),
         (
             "text and date",
-            SearchQuery { after: Some(c.docs[lunch].date), ..text("numbers") },
+            SearchQuery {
+                after: Some(c.docs[lunch].date),
+                ..text("numbers")
+            },
             vec![reply],
         ),
         (
             "contradicting criteria",
-            SearchQuery { tag: Some("work".into()), has_attachment: Some(false), ..q() },
+            SearchQuery {
+                tag: Some("work".into()),
+                has_attachment: Some(false),
+                ..q()
+            },
             vec![],
         ),
     ];
@@ -284,7 +366,11 @@ pub async fn reindex_is_idempotent(index: &dyn SearchIndex) {
     c.load(index).await;
     assert_eq!(count(index, c.user).await, 3);
     c.load(index).await;
-    assert_eq!(count(index, c.user).await, 3, "re-indexing the same documents");
+    assert_eq!(
+        count(index, c.user).await,
+        3,
+        "re-indexing the same documents"
+    );
     let mut revised = c.docs[0].clone();
     revised.subject = "Revised figures".into();
     revised.body = "Updated spreadsheet".into();
@@ -311,11 +397,23 @@ pub async fn reindex_is_idempotent(index: &dyn SearchIndex) {
 pub async fn tenant_isolation(index: &dyn SearchIndex) {
     let a = UserId::new_random();
     let b = UserId::new_random();
-    let doc_a = doc(a, day(1), "spy@example.test", "Secret plans", "Launch codes");
+    let doc_a = doc(
+        a,
+        day(1),
+        "spy@example.test",
+        "Secret plans",
+        "Launch codes",
+    );
     let mut doc_b = doc_a.clone();
     doc_b.user_id = b;
     doc_b.discussion_id = DiscussionId(Uuid::new_v4());
-    let other_b = doc(b, day(2), "spy@example.test", "Secret plans", "Launch codes");
+    let other_b = doc(
+        b,
+        day(2),
+        "spy@example.test",
+        "Secret plans",
+        "Launch codes",
+    );
     index_ok(index, vec![doc_a.clone()]).await;
     index_ok(index, vec![doc_b.clone(), other_b.clone()]).await;
     assert_eq!(count(index, a).await, 1);
@@ -331,10 +429,21 @@ pub async fn tenant_isolation(index: &dyn SearchIndex) {
         );
     }
     let stranger = UserId::new_random();
-    assert!(ids(index, stranger, &SearchQuery::default()).await.is_empty());
+    assert!(
+        ids(index, stranger, &SearchQuery::default())
+            .await
+            .is_empty()
+    );
     assert_eq!(count(index, stranger).await, 0);
-    ok("delete_message", index.delete_message(b, doc_a.message_id).await);
-    assert_eq!(count(index, a).await, 1, "B deleting the shared id spares A");
+    ok(
+        "delete_message",
+        index.delete_message(b, doc_a.message_id).await,
+    );
+    assert_eq!(
+        count(index, a).await,
+        1,
+        "B deleting the shared id spares A"
+    );
     assert_eq!(count(index, b).await, 1);
     ok("delete_user", index.delete_user(b).await);
     assert_eq!(count(index, a).await, 1, "deleting B spares A");
@@ -346,14 +455,25 @@ pub async fn tenant_isolation(index: &dyn SearchIndex) {
 pub async fn delete_message(index: &dyn SearchIndex) {
     let c = Corpus::new();
     c.load(index).await;
-    ok("delete_message", index.delete_message(c.user, c.id(1)).await);
+    ok(
+        "delete_message",
+        index.delete_message(c.user, c.id(1)).await,
+    );
     assert_eq!(count(index, c.user).await, 2);
     assert!(ids(index, c.user, &text("lunch")).await.is_empty());
-    assert_eq!(ids(index, c.user, &SearchQuery::default()).await, c.ids(&[2, 0]));
-    ok("delete_message again", index.delete_message(c.user, c.id(1)).await);
+    assert_eq!(
+        ids(index, c.user, &SearchQuery::default()).await,
+        c.ids(&[2, 0])
+    );
+    ok(
+        "delete_message again",
+        index.delete_message(c.user, c.id(1)).await,
+    );
     ok(
         "delete_message unknown",
-        index.delete_message(c.user, MessageId(Uuid::new_v4())).await,
+        index
+            .delete_message(c.user, MessageId(Uuid::new_v4()))
+            .await,
     );
     assert_eq!(count(index, c.user).await, 2);
     ok("delete_user", index.delete_user(c.user).await);
@@ -368,7 +488,10 @@ pub async fn delete_user(index: &dyn SearchIndex) {
     assert!(ids(index, c.user, &SearchQuery::default()).await.is_empty());
     assert!(ids(index, c.user, &text("quarterly")).await.is_empty());
     ok("delete_user again", index.delete_user(c.user).await);
-    ok("delete_user unknown", index.delete_user(UserId::new_random()).await);
+    ok(
+        "delete_user unknown",
+        index.delete_user(UserId::new_random()).await,
+    );
 }
 
 /// Five documents of one user; the most relevant to "ping" is the oldest.
@@ -377,7 +500,13 @@ async fn timeline(index: &dyn SearchIndex) -> (UserId, Vec<IndexDocument>) {
     let docs: Vec<IndexDocument> = (0..5)
         .map(|i| {
             let pings = vec!["ping"; 5 - i].join(" ");
-            doc(user, day(i as i64 * 7), "ops@example.test", "Status", &format!("{pings} pong"))
+            doc(
+                user,
+                day(i as i64 * 7),
+                "ops@example.test",
+                "Status",
+                &format!("{pings} pong"),
+            )
         })
         .collect();
     // Out of date order and across several batches, so storage order differs from date order.
@@ -391,7 +520,10 @@ async fn timeline(index: &dyn SearchIndex) -> (UserId, Vec<IndexDocument>) {
 pub async fn newest_first(index: &dyn SearchIndex) {
     let (user, docs) = timeline(index).await;
     let newest_first: Vec<MessageId> = docs.iter().rev().map(|d| d.message_id).collect();
-    assert_eq!(ids(index, user, &SearchQuery::default()).await, newest_first);
+    assert_eq!(
+        ids(index, user, &SearchQuery::default()).await,
+        newest_first
+    );
     assert_eq!(ids(index, user, &text("ping")).await, newest_first);
     let found = hits(index, user, &text("pong")).await;
     assert!(
@@ -480,6 +612,16 @@ fn hostile_strings(other: UserId) -> Vec<String> {
     list.push("-".repeat(10_000));
     list.push("NOT ".repeat(5_000));
     list.push("+-".repeat(5_000));
+    // Just under typical length limits, so they reach the parser.
+    list.push("NOT ".repeat(450));
+    list.push("-".repeat(1_800));
+    list.push("+-".repeat(900));
+    list.push("(a) ".repeat(450));
+    list.push("\"a\" ".repeat(400));
+    list.push("a OR ".repeat(350));
+    list.push("x:".repeat(900));
+    list.push("a^2 ".repeat(450));
+    list.push(format!("{}secret{}", "(".repeat(12), ")".repeat(12)));
     list
 }
 
@@ -489,17 +631,35 @@ pub async fn hostile_queries(index: &dyn SearchIndex) {
     let c = Corpus::new();
     c.load(index).await;
     let other = UserId::new_random();
-    let mut bait = doc(other, day(3), "alice@example.test", "Secret quarterly report", "numbers zebra");
+    let mut bait = doc(
+        other,
+        day(3),
+        "alice@example.test",
+        "Secret quarterly report",
+        "numbers zebra",
+    );
     bait.tags = vec!["work".into()];
     index_ok(index, vec![bait]).await;
     let own: Vec<MessageId> = c.ids(&[0, 1, 2]);
     for s in hostile_strings(other) {
         let queries = [
             text(&s),
-            SearchQuery { from: Some(s.clone()), ..Default::default() },
-            SearchQuery { to: Some(s.clone()), ..Default::default() },
-            SearchQuery { subject: Some(s.clone()), ..Default::default() },
-            SearchQuery { tag: Some(s.clone()), ..Default::default() },
+            SearchQuery {
+                from: Some(s.clone()),
+                ..Default::default()
+            },
+            SearchQuery {
+                to: Some(s.clone()),
+                ..Default::default()
+            },
+            SearchQuery {
+                subject: Some(s.clone()),
+                ..Default::default()
+            },
+            SearchQuery {
+                tag: Some(s.clone()),
+                ..Default::default()
+            },
         ];
         for query in queries {
             let shown: String = s.chars().take(40).collect();

@@ -151,7 +151,11 @@ pub trait SearchIndex: Send + Sync {
 /// `Name <addr>`, or whichever half is present; `None` when both are blank.
 fn format_participant(p: &Participant) -> Option<String> {
     let name = p.name.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let address = p.address.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let address = p
+        .address
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     match (name, address) {
         (Some(n), Some(a)) => Some(format!("{n} <{a}>")),
         (None, Some(a)) => Some(a.to_string()),
@@ -276,7 +280,11 @@ mod tests {
             subject: Some("Hello".into()),
             date: Some(date),
             participants: vec![
-                participant(ParticipantRole::From, Some("Alice"), Some("alice@example.test")),
+                participant(
+                    ParticipantRole::From,
+                    Some("Alice"),
+                    Some("alice@example.test"),
+                ),
                 participant(ParticipantRole::ReplyTo, None, Some("noreply@example.test")),
                 participant(ParticipantRole::To, None, Some("bob@example.test")),
                 participant(ParticipantRole::Cc, Some("Carol"), None),
@@ -341,7 +349,10 @@ mod tests {
     fn strip_html_survives_garbage() {
         assert_eq!(strip_html("a < b"), "a");
         assert_eq!(strip_html("<script>never closed"), "");
-        assert_eq!(strip_html("x &bogus; &#xFFFFFFFF; &"), "x &bogus; &#xFFFFFFFF; &");
+        assert_eq!(
+            strip_html("x &bogus; &#xFFFFFFFF; &"),
+            "x &bogus; &#xFFFFFFFF; &"
+        );
         assert_eq!(strip_html("é<b>ü</b>ß"), "é ü ß");
     }
 }

@@ -13,11 +13,16 @@ use chrono::{DateTime, Utc};
 use palisade_model::{DiscussionId, MessageId, UserId};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, QueryParser, RangeQuery, TermQuery};
-use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+use tantivy::query::{
+    BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, QueryParser, RangeQuery, TermQuery,
 };
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
 use crate::{IndexDocument, IndexError, SearchHit, SearchIndex, SearchQuery};
@@ -133,7 +138,8 @@ impl TantivyIndex {
     /// Fails when another process already holds the writer lock.
     pub fn open(dir: &Path) -> Result<Self, IndexError> {
         std::fs::create_dir_all(dir).map_err(|e| unavailable("creating index directory", e))?;
-        let directory = MmapDirectory::open(dir).map_err(|e| unavailable("opening index directory", e))?;
+        let directory =
+            MmapDirectory::open(dir).map_err(|e| unavailable("opening index directory", e))?;
         let index = Index::open_or_create(directory, build_schema())
             .map_err(|e| unavailable("opening index", e))?;
         let writer = index
@@ -195,7 +201,10 @@ impl fmt::Debug for TantivyIndex {
 
 impl Inner {
     /// Locks the writer, runs `ops`, then commits and reloads; rolls back when `ops` fails.
-    fn write(&self, ops: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>) -> Result<(), IndexError> {
+    fn write(
+        &self,
+        ops: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>,
+    ) -> Result<(), IndexError> {
         let mutex = self.writer.as_ref().ok_or(IndexError::ReadOnly)?;
         let mut writer = lock_writer(mutex)?;
         let result = ops(&writer, &self.fields).and_then(|()| {
@@ -231,7 +240,12 @@ impl Inner {
         }
     }
 
-    fn search(&self, user: UserId, query: &SearchQuery, limit: usize) -> Result<Vec<SearchHit>, IndexError> {
+    fn search(
+        &self,
+        user: UserId,
+        query: &SearchQuery,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, IndexError> {
         let query = self.build_query(user, query)?;
         self.refresh();
         let searcher = self.reader.searcher();
@@ -251,9 +265,12 @@ impl Inner {
             let text = |field: Field| {
                 doc.get_first(field)
                     .and_then(|v| v.as_str().map(str::to_owned))
-                    .ok_or_else(|| IndexError::Unavailable("stored document is missing a field".into()))
+                    .ok_or_else(|| {
+                        IndexError::Unavailable("stored document is missing a field".into())
+                    })
             };
-            let micros = date.ok_or_else(|| IndexError::Unavailable("stored document has no date".into()))?;
+            let micros =
+                date.ok_or_else(|| IndexError::Unavailable("stored document has no date".into()))?;
             hits.push(SearchHit {
                 message_id: text(self.fields.message_id)?
                     .parse::<MessageId>()
@@ -274,11 +291,15 @@ impl Inner {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.user_query(user))];
         if let Some(text) = criterion("text", &query.text)? {
             check_nesting(text)?;
-            let mut parser = QueryParser::for_index(&self.index, vec![f.subject, f.body, f.from, f.to]);
+            let mut parser =
+                QueryParser::for_index(&self.index, vec![f.subject, f.body, f.from, f.to]);
             parser.set_conjunction_by_default();
             let (parsed, errors) = parser.parse_query_lenient(text);
             if !errors.is_empty() {
-                tracing::debug!(errors = errors.len(), "lenient query parsing skipped parts of a query");
+                tracing::debug!(
+                    errors = errors.len(),
+                    "lenient query parsing skipped parts of a query"
+                );
             }
             clauses.push((Occur::Must, parsed));
         }
@@ -296,12 +317,19 @@ impl Inner {
                 None => Bound::Unbounded,
                 Some(d) => {
                     let term = Term::from_field_i64(f.date, d.timestamp_micros());
-                    if inclusive { Bound::Included(term) } else { Bound::Excluded(term) }
+                    if inclusive {
+                        Bound::Included(term)
+                    } else {
+                        Bound::Excluded(term)
+                    }
                 }
             };
             clauses.push((
                 Occur::Must,
-                Box::new(RangeQuery::new(bound(query.after, true), bound(query.before, false))),
+                Box::new(RangeQuery::new(
+                    bound(query.after, true),
+                    bound(query.before, false),
+                )),
             ));
         }
         if let Some(has) = query.has_attachment {
@@ -316,7 +344,10 @@ impl Inner {
         if let Some(tag) = criterion("tag", &query.tag)? {
             clauses.push((
                 Occur::Must,
-                Box::new(TermQuery::new(Term::from_field_text(f.tags, tag), IndexRecordOption::Basic)),
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.tags, tag),
+                    IndexRecordOption::Basic,
+                )),
             ));
         }
         Ok(BooleanQuery::new(clauses))
@@ -354,7 +385,12 @@ impl Inner {
         Ok(Box::new(BooleanQuery::new(
             terms
                 .into_iter()
-                .map(|t| (Occur::Must, Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>))
+                .map(|t| {
+                    (
+                        Occur::Must,
+                        Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
+                    )
+                })
                 .collect(),
         )))
     }
@@ -455,7 +491,10 @@ impl SearchIndex for TantivyIndex {
                 for doc in &docs {
                     // Delete first: a delete only affects documents added before it, so the
                     // replacement added next survives, and so does the last duplicate in `docs`.
-                    writer.delete_term(Term::from_field_text(fields.key, &doc_key(doc.user_id, doc.message_id)));
+                    writer.delete_term(Term::from_field_text(
+                        fields.key,
+                        &doc_key(doc.user_id, doc.message_id),
+                    ));
                     writer
                         .add_document(to_document(fields, doc))
                         .map_err(|e| unavailable("adding document", e))?;
@@ -468,9 +507,15 @@ impl SearchIndex for TantivyIndex {
         Ok(())
     }
 
-    async fn search(&self, user: UserId, query: &SearchQuery, limit: usize) -> Result<Vec<SearchHit>, IndexError> {
+    async fn search(
+        &self,
+        user: UserId,
+        query: &SearchQuery,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, IndexError> {
         let query = query.clone();
-        self.blocking(move |inner| inner.search(user, &query, limit)).await
+        self.blocking(move |inner| inner.search(user, &query, limit))
+            .await
     }
 
     async fn delete_message(&self, user: UserId, id: MessageId) -> Result<(), IndexError> {
@@ -523,7 +568,9 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
         let index = TantivyIndex::open(dir.path())?;
         let user = UserId::new_random();
-        index.index(vec![doc(user, "Café CRÈME", "naïve résumé")]).await?;
+        index
+            .index(vec![doc(user, "Café CRÈME", "naïve résumé")])
+            .await?;
         for (text, from) in [
             (Some("cafe"), None),
             (Some("créme"), None),

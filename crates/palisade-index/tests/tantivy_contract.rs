@@ -68,10 +68,20 @@ async fn read_only_instance_sees_writer_commits() -> Result<(), IndexError> {
     writer.delete_message(user, first.message_id).await?;
     assert_eq!(reader.count(user).await?, 1);
 
-    assert_eq!(reader.index(vec![doc(user, "x")]).await, Err(IndexError::ReadOnly));
-    assert_eq!(reader.delete_message(user, first.message_id).await, Err(IndexError::ReadOnly));
+    assert_eq!(
+        reader.index(vec![doc(user, "x")]).await,
+        Err(IndexError::ReadOnly)
+    );
+    assert_eq!(
+        reader.delete_message(user, first.message_id).await,
+        Err(IndexError::ReadOnly)
+    );
     assert_eq!(reader.delete_user(user).await, Err(IndexError::ReadOnly));
-    assert_eq!(writer.count(user).await?, 1, "failed read-only writes change nothing");
+    assert_eq!(
+        writer.count(user).await?,
+        1,
+        "failed read-only writes change nothing"
+    );
     Ok(())
 }
 
