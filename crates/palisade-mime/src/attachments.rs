@@ -7,7 +7,7 @@ use palisade_model::Attachment;
 
 use crate::tree::Tree;
 
-/// Lists the attachments among the parts within the depth limit.
+/// Lists the attachments among the parts within the depth limit, except `body_part`.
 ///
 /// mail-parser already decided which parts are not bodies (its `attachments` list); inline
 /// images appear both there and in the body lists, which is what we want. Nested messages are
@@ -16,13 +16,14 @@ pub(crate) fn attachments(
     message: &Message<'_>,
     tree: &Tree,
     html_body: Option<&str>,
+    body_part: Option<u32>,
 ) -> Vec<Attachment> {
     // Lowercased once so every cid lookup is a plain substring search.
     let html_lower = html_body.map(str::to_lowercase);
     let listed: HashSet<u32> = message.attachments.iter().copied().collect();
     tree.visible
         .iter()
-        .filter(|id| listed.contains(id))
+        .filter(|&&id| listed.contains(&id) && body_part != Some(id))
         .filter_map(|&id| {
             let part = message.parts.get(id as usize)?;
             Some(describe(id, part, html_lower.as_deref()))
@@ -33,7 +34,12 @@ pub(crate) fn attachments(
 fn describe(id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attachment {
     let content_id = part
         .content_id()
-        .map(|cid| cid.trim().trim_start_matches('<').trim_end_matches('>').trim())
+        .map(|cid| {
+            cid.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+        })
         .filter(|cid| !cid.is_empty())
         .map(str::to_string);
     let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
@@ -55,21 +61,32 @@ fn describe(id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attach
     }
 }
 
-/// The declared type, lowercased; RFC 2045 defaults where the header is missing or broken.
-fn content_type(part: &MessagePart<'_>) -> String {
-    match part.content_type() {
-        Some(ct) => {
-            let ctype = ct.ctype().trim().to_ascii_lowercase();
-            match ct.subtype().map(|s| s.trim().to_ascii_lowercase()) {
-                Some(sub) if !sub.is_empty() && !ctype.is_empty() => format!("{ctype}/{sub}"),
-                _ if ctype == "text" => "text/plain".to_string(),
-                _ => "application/octet-stream".to_string(),
-            }
-        }
+/// The declared type as `type/subtype`, lowercased; RFC 2045 defaults where it is missing or broken.
+pub(crate) fn content_type(part: &MessagePart<'_>) -> String {
+    let Some(ct) = part.content_type() else {
         // A digest's parts default to message/rfc822, which mail-parser already applied.
-        None if part.is_message() => "message/rfc822".to_string(),
-        None => "text/plain".to_string(),
+        return if part.is_message() {
+            "message/rfc822"
+        } else {
+            "text/plain"
+        }
+        .to_string();
+    };
+    let ctype = token(ct.ctype());
+    // Only the leading token: `TEXT/PLAIN charset=US-ASCII` (no `;`) is real-world spam.
+    match ct.subtype().map(token) {
+        Some(sub) if !sub.is_empty() && !ctype.is_empty() => format!("{ctype}/{sub}"),
+        _ if ctype == "text" => "text/plain".to_string(),
+        _ => "application/octet-stream".to_string(),
     }
+}
+
+fn token(s: &str) -> String {
+    s.trim()
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 /// Decoded size; text parts count their UTF-8 form, which is what a download will produce.

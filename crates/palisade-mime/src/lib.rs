@@ -6,16 +6,26 @@
 //! Body choice: `text_body` is the first `text/plain` body part; when a message has only HTML,
 //! it is that HTML converted to text (mail-parser's converter), so snippets and search work
 //! for HTML-only mail. `html_body` is stored only when the message really carries HTML: we
-//! never store HTML synthesized from plain text.
+//! never store HTML synthesized from plain text. When mail-parser files the only text part as
+//! an attachment (unclosed boundary, mangled Content-Type), that part is taken as the body.
+//!
+//! `normalized_subject` is `None` when nothing is left after normalizing, so subject-less
+//! mail never threads together by accident.
+
+#![warn(missing_docs)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
-use mail_parser::{Header, HeaderName, HeaderValue, Message, MessageParser, PartType};
+use mail_parser::{Header, HeaderName, HeaderValue, Message, MessageParser};
 use palisade_model::MessageContent;
 
 mod attachments;
+mod body;
+mod crypto;
 mod participants;
+mod preamble;
 mod privacy;
 mod subject;
 mod tree;
@@ -40,6 +50,7 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
     if raw.is_empty() {
         return with_error(MessageContent::default(), "empty input");
     }
+    let raw = preamble::strip_envelope_noise(raw);
     // mail-parser promises not to panic, but it does arithmetic on offsets derived from
     // hostile input; a panic here must cost one message, not the delivery worker.
     match catch_unwind(AssertUnwindSafe(|| parse_full(raw, limits))) {
@@ -47,41 +58,82 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
         Err(_) => {
             // Headers alone exercise far less of the parser, so they usually survive.
             let headers_only = catch_unwind(AssertUnwindSafe(|| {
-                MessageParser::default()
-                    .parse_headers(raw)
-                    .map(|m| extract(raw, &m, limits))
+                PARSER.parse_headers(raw).map(|m| extract(raw, &m, limits))
             }));
-            let content = match headers_only {
-                Ok(Some(content)) => content,
-                _ => MessageContent::default(),
-            };
-            with_error(content, "the MIME parser panicked; only headers were extracted")
+            match headers_only {
+                Ok(Some(content)) => with_error(
+                    content,
+                    "the MIME parser panicked; only headers were extracted",
+                ),
+                _ => with_error(MessageContent::default(), "the MIME parser panicked"),
+            }
         }
     }
 }
 
+/// mail-parser's default header table, except that `Date` is kept raw and parsed by us.
+///
+/// Its date parser reads two bytes past a one- or two-letter zone (`UT`, `Z`) or an `AM`
+/// token, swallowing the newline and with it the next header field, typically `From`.
+/// On an isolated value that overrun is harmless, so we parse the value separately.
+static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    use HeaderName::*;
+    let mut parser = MessageParser::new()
+        .with_mime_headers()
+        .with_address_headers()
+        .with_message_ids()
+        .header_text(Subject)
+        .header_text(Comments)
+        .header_id(ReturnPath)
+        .header_comma_separated(Keywords)
+        .header_comma_separated(ContentLanguage)
+        .header_received(Received)
+        .header_raw(MimeVersion);
+    for list in [
+        ListArchive,
+        ListHelp,
+        ListId,
+        ListOwner,
+        ListPost,
+        ListSubscribe,
+        ListUnsubscribe,
+    ] {
+        parser = parser.header_address(list);
+    }
+    parser
+});
+
 fn parse_full(raw: &[u8], limits: &ParseLimits) -> MessageContent {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let Some(message) = PARSER.parse(raw) else {
         return with_error(MessageContent::default(), "no header section found");
     };
     let content = extract(raw, &message, limits);
-    if content.header_count == 0 {
+    if content.header_count == 0 || !preamble::has_header_section(raw) {
         return with_error(content, "no header section found");
     }
     content
 }
 
 fn with_error(mut content: MessageContent, reason: &str) -> MessageContent {
-    content.parse_error.get_or_insert_with(|| reason.to_string());
+    content
+        .parse_error
+        .get_or_insert_with(|| reason.to_string());
     content
 }
 
 fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageContent {
     let headers = message.parts.first().map_or(&[][..], |p| &p.headers[..]);
     let tree = tree::walk(message, limits.max_mime_depth);
-    let text_body = text_body(message, &tree);
-    let html_body = html_body(message, &tree);
-    let bodies: Vec<&str> = text_body.iter().chain(&html_body).map(String::as_str).collect();
+    let body::Bodies {
+        text: text_body,
+        html: html_body,
+        recovered_part,
+    } = body::bodies(message, &tree);
+    let bodies: Vec<&str> = text_body
+        .iter()
+        .chain(&html_body)
+        .map(String::as_str)
+        .collect();
     let mut privacy = privacy::privacy(raw, message, &tree.visible, &bodies);
     privacy.mime_depth_exceeded = tree.depth_exceeded;
     let subject = first(headers, HeaderName::Subject).and_then(HeaderValue::as_text);
@@ -93,10 +145,10 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
         subject: subject.map(str::to_string),
         normalized_subject,
         date: first(headers, HeaderName::Date)
-            .and_then(HeaderValue::as_datetime)
-            .and_then(to_chrono),
+            .and_then(HeaderValue::as_text)
+            .and_then(parse_date),
         participants: participants::participants(headers),
-        attachments: attachments::attachments(message, &tree, html_body.as_deref()),
+        attachments: attachments::attachments(message, &tree, html_body.as_deref(), recovered_part),
         text_body,
         html_body,
         privacy,
@@ -118,45 +170,25 @@ fn ids(headers: &[Header<'_>], name: HeaderName<'_>) -> Vec<String> {
     };
     values
         .into_iter()
-        .map(|id| id.trim().trim_start_matches('<').trim_end_matches('>').trim())
+        .map(|id| {
+            id.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+        })
         .filter(|id| !id.is_empty())
         .map(str::to_string)
         .collect()
 }
 
-/// The first plain-text body part, else the first HTML body part converted to text.
-fn text_body(message: &Message<'_>, tree: &tree::Tree) -> Option<String> {
-    let candidates = || {
-        message
-            .text_body
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| tree.contains(**id))
-            .filter_map(|(pos, &id)| Some((pos, message.parts.get(id as usize)?)))
-    };
-    if let Some((_, part)) = candidates().find(|(_, p)| matches!(p.body, PartType::Text(_))) {
-        return part.text_contents().map(str::to_string);
+fn parse_date(value: &str) -> Option<DateTime<Utc>> {
+    // The trailing space makes mail-parser finish the last token (the seconds, when a
+    // sloppy sender omits the zone, which RFC 5322 then reads as UTC).
+    let mut dt = mail_parser::DateTime::parse_rfc822(&format!("{} ", value.trim()))?;
+    // Y2K-era mailers printed `tm_year` (years since 1900) as the year: `0102` is 2002.
+    if (100..200).contains(&dt.year) {
+        dt.year += 1900;
     }
-    candidates()
-        .find(|(_, p)| matches!(p.body, PartType::Html(_)))
-        .and_then(|(pos, _)| message.body_text(pos))
-        .map(|text| text.into_owned())
-}
-
-/// The first real HTML body part; mail-parser's text-to-HTML stand-ins are skipped.
-fn html_body(message: &Message<'_>, tree: &tree::Tree) -> Option<String> {
-    message
-        .html_body
-        .iter()
-        .filter(|id| tree.contains(**id))
-        .filter_map(|&id| message.parts.get(id as usize))
-        .find_map(|part| match &part.body {
-            PartType::Html(html) => Some(html.to_string()),
-            _ => None,
-        })
-}
-
-fn to_chrono(dt: &mail_parser::DateTime) -> Option<DateTime<Utc>> {
     if !dt.is_valid() {
         return None;
     }

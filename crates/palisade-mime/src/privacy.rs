@@ -1,7 +1,9 @@
 //! What headers and structure reveal about how private a message was.
 
-use mail_parser::{Header, HeaderName, HeaderValue, Host, Message, MimeHeaders, Protocol};
-use palisade_model::{AuthResults, CryptoKind, HopTls, PrivacyFeatures, SpamVerdict};
+use mail_parser::{Header, HeaderName, HeaderValue, Host, Message, Protocol};
+use palisade_model::{AuthResults, HopTls, PrivacyFeatures, SpamVerdict};
+
+use crate::crypto;
 
 /// Fills everything but `mime_depth_exceeded`, which comes from the tree walk.
 ///
@@ -48,12 +50,12 @@ pub(crate) fn privacy(
         spam_status.as_deref(),
         spam_score.as_deref(),
     );
-    features.crypto = crypto(message, visible, bodies);
+    features.crypto = crypto::crypto(raw, message, visible, bodies);
     features
 }
 
 /// The header's value as written, unfolded; parsed forms lose the comments TLS hints live in.
-fn raw_value(raw: &[u8], header: &Header<'_>) -> String {
+pub(crate) fn raw_value(raw: &[u8], header: &Header<'_>) -> String {
     let bytes = raw
         .get(header.offset_start as usize..header.offset_end as usize)
         .unwrap_or_default();
@@ -93,8 +95,11 @@ fn hop(raw: &[u8], header: &Header<'_>) -> HopTls {
             Host::IpAddr(ip) => ip.to_string(),
         })
         .or_else(|| word_after(&text, "by"))
-        .map(|h| h.trim_matches(|c| c == '(' || c == ')' || c == ';').to_ascii_lowercase())
-        .filter(|h| !h.is_empty());
+        .map(|h| {
+            h.trim_matches(|c| c == '(' || c == ')' || c == ';')
+                .to_ascii_lowercase()
+        })
+        .filter(|h| !h.is_empty() && !CLAUSES.contains(&h.as_str()));
     HopTls {
         by,
         tls: parsed_tls || text_names_tls(&text),
@@ -104,20 +109,41 @@ fn hop(raw: &[u8], header: &Header<'_>) -> HopTls {
 /// Heuristics for MTAs whose wording mail-parser's tokenizer does not map to a TLS version.
 fn text_names_tls(lower: &str) -> bool {
     const TLS_WITH: &[&str] = &[
-        "esmtps", "esmtpsa", "lmtps", "lmtpsa", "utf8smtps", "utf8smtpsa", "smtps",
+        "esmtps",
+        "esmtpsa",
+        "lmtps",
+        "lmtpsa",
+        "utf8smtps",
+        "utf8smtpsa",
+        "smtps",
     ];
     word_after(lower, "with").is_some_and(|w| TLS_WITH.contains(&w.as_str()))
-        || ["using tls", "version=tls", "tlsv1", "(tls1", " tls1.", "with tls"]
-            .iter()
-            .any(|needle| lower.contains(needle))
+        || [
+            "using tls",
+            "version=tls",
+            "tlsv1",
+            "(tls1",
+            " tls1.",
+            "with tls",
+        ]
+        .iter()
+        .any(|needle| lower.contains(needle))
 }
 
+/// Received clause keywords; one where a host should be means the host was left empty.
+const CLAUSES: &[&str] = &["from", "by", "via", "with", "id", "for"];
+
 /// The whitespace-separated word following the first standalone `keyword`.
+///
+/// A following clause keyword means the value was left empty (qmail writes `by  with SMTP`).
 fn word_after(text: &str, keyword: &str) -> Option<String> {
     let mut words = text.split_whitespace();
     while let Some(word) = words.next() {
         if word.eq_ignore_ascii_case(keyword) {
-            return words.next().map(str::to_string);
+            return words
+                .next()
+                .filter(|w| !CLAUSES.iter().any(|c| w.eq_ignore_ascii_case(c)))
+                .map(str::to_string);
         }
     }
     None
@@ -213,50 +239,6 @@ fn parse_score(text: &str) -> Option<f32> {
     number.parse::<f32>().ok().filter(|s| s.is_finite())
 }
 
-fn crypto(message: &Message<'_>, visible: &[u32], bodies: &[&str]) -> Vec<CryptoKind> {
-    let mut kinds = Vec::new();
-    let mut add = |kind| {
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    };
-    for part in visible.iter().filter_map(|&id| message.parts.get(id as usize)) {
-        let Some(ct) = part.content_type() else {
-            continue;
-        };
-        let ctype = ct.ctype().to_ascii_lowercase();
-        let subtype = ct.subtype().unwrap_or_default().to_ascii_lowercase();
-        let attr = |name: &str| ct.attribute(name).unwrap_or_default().to_ascii_lowercase();
-        match (ctype.as_str(), subtype.as_str()) {
-            ("multipart", "signed") => {
-                let protocol = attr("protocol");
-                if protocol.contains("pgp-signature") {
-                    add(CryptoKind::PgpSigned);
-                } else if protocol.contains("pkcs7-signature") {
-                    add(CryptoKind::SmimeSigned);
-                }
-            }
-            ("multipart", "encrypted") if attr("protocol").contains("pgp-encrypted") => {
-                add(CryptoKind::PgpEncrypted);
-            }
-            ("application", "pkcs7-mime" | "x-pkcs7-mime") => match attr("smime-type").as_str() {
-                "signed-data" => add(CryptoKind::SmimeSigned),
-                // Old clients omit smime-type; a bare .p7m is almost always enveloped data.
-                "enveloped-data" | "authenveloped-data" | "" => add(CryptoKind::SmimeEncrypted),
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-    let armored = bodies.iter().any(|b| {
-        b.contains("-----BEGIN PGP MESSAGE-----") || b.contains("-----BEGIN PGP SIGNED MESSAGE-----")
-    });
-    if armored {
-        add(CryptoKind::PgpInline);
-    }
-    kinds
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,11 +259,18 @@ mod tests {
     fn spam_verdicts() {
         let v = spam(None, Some("Yes, score=5.2 required=5.0 tests=FOO"), None);
         assert_eq!((v.is_spam, v.score), (Some(true), Some(5.2)));
-        let v = spam(Some("NO"), Some("Yes, hits=-1.5 required=5.0"), Some("garbage"));
+        let v = spam(
+            Some("NO"),
+            Some("Yes, hits=-1.5 required=5.0"),
+            Some("garbage"),
+        );
         assert_eq!((v.is_spam, v.score), (Some(false), Some(-1.5)));
         let v = spam(None, None, Some("3.1 (+++)"));
         assert_eq!((v.is_spam, v.score), (None, Some(3.1)));
-        assert_eq!(spam(None, Some("maybe"), Some("NaN")), SpamVerdict::default());
+        assert_eq!(
+            spam(None, Some("maybe"), Some("NaN")),
+            SpamVerdict::default()
+        );
     }
 
     #[test]

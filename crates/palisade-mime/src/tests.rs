@@ -1,1 +1,499 @@
+//! Whole-message tests on small hand-written fixtures.
+
 use super::*;
+use palisade_model::{CryptoKind, ParticipantRole};
+
+fn parse(raw: &str) -> MessageContent {
+    parse_message(raw.as_bytes(), &ParseLimits::default())
+}
+
+#[test]
+fn encoded_word_subjects_are_decoded() {
+    let latin1 = parse("Subject: =?ISO-8859-1?Q?Caf=E9_cr=E8me?=\r\nFrom: a@x.test\r\n\r\nhi\r\n");
+    assert_eq!(latin1.subject.as_deref(), Some("Café crème"));
+    assert_eq!(latin1.normalized_subject.as_deref(), Some("café crème"));
+
+    let utf8 = parse("Subject: Re: =?UTF-8?B?0J/RgNC40LLQtdGCLCDQvNC40YAg4pyT?=\n\nhi\n");
+    assert_eq!(utf8.subject.as_deref(), Some("Re: Привет, мир ✓"));
+    assert_eq!(utf8.normalized_subject.as_deref(), Some("привет, мир ✓"));
+    assert_eq!(utf8.parse_error, None);
+}
+
+#[test]
+fn participants_cover_every_role_and_flatten_groups() {
+    let m = parse(concat!(
+        "From: =?UTF-8?Q?J=C3=BCrgen?= <juergen@x.test>\n",
+        "Sender: list@x.test\n",
+        "Reply-To: \"Replies\" <replies@x.test>\n",
+        "To: Team: a@x.test, \"B\" <b@x.test>;, c@x.test\n",
+        "Cc: undisclosed-recipients:;\n",
+        "Bcc: hidden@x.test\n",
+        "\n",
+        "body\n",
+    ));
+    let got: Vec<_> = m
+        .participants
+        .iter()
+        .map(|p| (p.role, p.name.as_deref(), p.address.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                ParticipantRole::From,
+                Some("Jürgen"),
+                Some("juergen@x.test")
+            ),
+            (ParticipantRole::Sender, None, Some("list@x.test")),
+            (
+                ParticipantRole::ReplyTo,
+                Some("Replies"),
+                Some("replies@x.test")
+            ),
+            (ParticipantRole::To, None, Some("a@x.test")),
+            (ParticipantRole::To, Some("B"), Some("b@x.test")),
+            (ParticipantRole::To, None, Some("c@x.test")),
+            (ParticipantRole::Bcc, None, Some("hidden@x.test")),
+        ]
+    );
+}
+
+#[test]
+fn threading_headers_lose_their_brackets() {
+    let m = parse(concat!(
+        "Message-ID: <abc@x.test>\n",
+        "In-Reply-To: <parent@x.test>\n",
+        "References: <root@x.test>\n <parent@x.test>\n",
+        "Date: Tue, 1 Jul 2003 10:52:37 +0200\n",
+        "\n",
+        "body\n",
+    ));
+    assert_eq!(m.message_id_header.as_deref(), Some("abc@x.test"));
+    assert_eq!(m.in_reply_to, vec!["parent@x.test"]);
+    assert_eq!(m.references, vec!["root@x.test", "parent@x.test"]);
+    assert_eq!(
+        m.date.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2003-07-01T08:52:37+00:00")
+    );
+    assert_eq!(m.header_count, 4);
+}
+
+#[test]
+fn invalid_or_missing_dates_are_none() {
+    assert_eq!(parse("Date: yesterday-ish\n\nx\n").date, None);
+    assert_eq!(
+        parse("Date: Mon, 31 Feb 2020 10:00:00 +0000\n\nx\n").date,
+        None
+    );
+    assert_eq!(parse("Subject: x\n\nx\n").date, None);
+}
+
+const MIXED: &str = concat!(
+    "From: a@x.test\n",
+    "Subject: files\n",
+    "MIME-Version: 1.0\n",
+    "Content-Type: multipart/mixed; boundary=\"outer\"\n",
+    "\n",
+    "--outer\n",
+    "Content-Type: multipart/related; boundary=\"rel\"\n",
+    "\n",
+    "--rel\n",
+    "Content-Type: multipart/alternative; boundary=\"alt\"\n",
+    "\n",
+    "--alt\n",
+    "Content-Type: text/plain; charset=utf-8\n",
+    "\n",
+    "See the logo.\n",
+    "--alt\n",
+    "Content-Type: text/html; charset=utf-8\n",
+    "\n",
+    "<p>See the <img src=\"CID:Logo@x.test\"></p>\n",
+    "--alt--\n",
+    "--rel\n",
+    "Content-Type: image/png; name=\"logo.png\"\n",
+    "Content-ID: <Logo@x.test>\n",
+    "Content-Transfer-Encoding: base64\n",
+    "\n",
+    "AAECAwQFBgcICQoLDA0ODw==\n",
+    "--rel--\n",
+    "--outer\n",
+    "Content-Type: application/PDF\n",
+    "Content-Disposition: attachment; filename*=iso-8859-1''R%E9sum%E9.pdf\n",
+    "Content-Transfer-Encoding: base64\n",
+    "\n",
+    "JVBERi0xLjQgZmFrZQ==\n",
+    "--outer--\n",
+);
+
+#[test]
+fn multipart_mixed_lists_attachment_and_inline_image() {
+    let m = parse(MIXED);
+    assert_eq!(m.text_body.as_deref(), Some("See the logo."));
+    assert!(m.html_body.as_deref().is_some_and(|h| h.contains("<img")));
+    let got: Vec<_> = m
+        .attachments
+        .iter()
+        .map(|a| {
+            (
+                a.file_name.as_deref(),
+                a.content_type.as_str(),
+                a.size,
+                a.content_id.as_deref(),
+                a.inline,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some("logo.png"), "image/png", 16, Some("Logo@x.test"), true),
+            (Some("Résumé.pdf"), "application/pdf", 13, None, false),
+        ]
+    );
+    // Part ids are mail-parser's, so the store can cut the part out of the raw bytes later.
+    assert!(m.attachments.iter().all(|a| a.part_index > 0));
+    assert!(m.privacy.crypto.is_empty());
+    assert!(!m.privacy.mime_depth_exceeded);
+}
+
+#[test]
+fn nested_message_is_one_attachment() {
+    let m = parse(concat!(
+        "Subject: fwd\n",
+        "Content-Type: multipart/mixed; boundary=b\n",
+        "\n",
+        "--b\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "see attached\n",
+        "--b\n",
+        "Content-Type: message/rfc822\n",
+        "\n",
+        "Subject: inner\n",
+        "Content-Type: multipart/mixed; boundary=c\n",
+        "\n",
+        "--c\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "inner text\n",
+        "--c\n",
+        "Content-Type: application/zip; name=inner.zip\n",
+        "\n",
+        "zip\n",
+        "--c--\n",
+        "--b--\n",
+    ));
+    assert_eq!(m.text_body.as_deref(), Some("see attached"));
+    assert_eq!(m.attachments.len(), 1);
+    assert_eq!(m.attachments[0].content_type, "message/rfc822");
+    assert!(m.attachments[0].size > 0);
+}
+
+#[test]
+fn html_only_mail_gets_text_for_snippets_and_text_only_mail_gets_no_html() {
+    let html =
+        parse("Content-Type: text/html\n\n<html><body><p>Hello <b>there</b></p></body></html>\n");
+    assert!(
+        html.html_body
+            .as_deref()
+            .is_some_and(|h| h.contains("<b>there</b>"))
+    );
+    let text = html.text_body.unwrap_or_default();
+    assert!(text.contains("Hello") && text.contains("there") && !text.contains('<'));
+
+    let plain = parse("Subject: x\n\nplain only\n");
+    assert_eq!(plain.text_body.as_deref(), Some("plain only\n"));
+    assert_eq!(plain.html_body, None);
+}
+
+#[test]
+fn body_is_recovered_when_the_boundary_never_closes() {
+    let m = parse(concat!(
+        "Subject: spam\n",
+        "Content-Type: multipart/mixed; boundary=\"b\"\n",
+        "\n",
+        "--b\n",
+        "Content-Type: text/html; charset=\"iso-8859-1\"\n",
+        "Content-Transfer-Encoding: base64\n",
+        "\n",
+        "PGI+SGk8L2I+\n",
+    ));
+    assert!(m.html_body.is_some());
+    assert!(m.text_body.as_deref().is_some_and(|t| t.contains("Hi")));
+    assert!(m.attachments.is_empty(), "{:?}", m.attachments);
+}
+
+#[test]
+fn pgp_mime_signed_and_encrypted() {
+    let signed = parse(concat!(
+        "Content-Type: multipart/signed; micalg=pgp-sha256;\n",
+        " protocol=\"application/pgp-signature\"; boundary=\"s\"\n",
+        "\n",
+        "--s\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "signed text\n",
+        "--s\n",
+        "Content-Type: application/pgp-signature; name=\"signature.asc\"\n",
+        "\n",
+        "-----BEGIN PGP SIGNATURE-----\n",
+        "iQ==\n",
+        "-----END PGP SIGNATURE-----\n",
+        "--s--\n",
+    ));
+    assert_eq!(signed.privacy.crypto, vec![CryptoKind::PgpSigned]);
+    assert_eq!(signed.text_body.as_deref(), Some("signed text"));
+    assert_eq!(signed.attachments.len(), 1);
+    assert_eq!(
+        signed.attachments[0].content_type,
+        "application/pgp-signature"
+    );
+
+    let encrypted = parse(concat!(
+        "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=e\n",
+        "\n",
+        "--e\n",
+        "Content-Type: application/pgp-encrypted\n",
+        "\n",
+        "Version: 1\n",
+        "--e\n",
+        "Content-Type: application/octet-stream; name=encrypted.asc\n",
+        "\n",
+        "-----BEGIN PGP MESSAGE-----\n",
+        "hQ==\n",
+        "-----END PGP MESSAGE-----\n",
+        "--e--\n",
+    ));
+    assert_eq!(encrypted.privacy.crypto, vec![CryptoKind::PgpEncrypted]);
+}
+
+#[test]
+fn pgp_inline_armor_in_the_body() {
+    let m = parse(concat!(
+        "Subject: x\n\n",
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nhello\n",
+        "-----BEGIN PGP SIGNATURE-----\niQ==\n-----END PGP SIGNATURE-----\n",
+    ));
+    assert_eq!(m.privacy.crypto, vec![CryptoKind::PgpInline]);
+}
+
+#[test]
+fn smime_variants() {
+    let signed = parse(concat!(
+        "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\";\n",
+        " micalg=sha-256; boundary=s\n",
+        "\n",
+        "--s\n",
+        "Content-Type: text/plain\n\nhi\n",
+        "--s\n",
+        "Content-Type: application/pkcs7-signature; name=smime.p7s\n",
+        "Content-Transfer-Encoding: base64\n\nMIAG\n",
+        "--s--\n",
+    ));
+    assert_eq!(signed.privacy.crypto, vec![CryptoKind::SmimeSigned]);
+
+    let opaque = parse(concat!(
+        "Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\n",
+        "Content-Transfer-Encoding: base64\n\nMIAG\n",
+    ));
+    assert_eq!(opaque.privacy.crypto, vec![CryptoKind::SmimeSigned]);
+
+    let enveloped = parse(concat!(
+        "Content-Type: application/x-pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\n",
+        "Content-Transfer-Encoding: base64\n\nMIAG\n",
+    ));
+    assert_eq!(enveloped.privacy.crypto, vec![CryptoKind::SmimeEncrypted]);
+}
+
+#[test]
+fn received_headers_record_tls_per_hop_newest_first() {
+    let m = parse(concat!(
+        "Received: from mx.a.test (mx.a.test [192.0.2.1])\n",
+        "\tby mail.b.test (Postfix) with ESMTPS id 4F2;\n",
+        "\tTue, 1 Jul 2003 10:52:37 +0200\n",
+        "Received: from c.test by d.test with ESMTP id 1; Tue, 1 Jul 2003 10:52:30 +0200\n",
+        "Received: from e.test ([192.0.2.5]) by f.test (8.12/8.12) with ESMTP id h6;\n",
+        "\t(version=TLSv1/SSLv3 cipher=EDH-RSA-DES-CBC3-SHA bits=168 verify=NO)\n",
+        "\tTue, 1 Jul 2003 10:52:20 +0200\n",
+        "Received: from g.test by H.Test (Postfix) with SMTP id 2\n",
+        "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Tue, 1 Jul 2003 10:52:10 +0200\n",
+        "Received: from i.test\n",
+        "\tby  with SMTP; 15 Nov 2017 14:16:18 -0000\n",
+        "\n",
+        "x\n",
+    ));
+    let hops: Vec<_> = m
+        .privacy
+        .transport
+        .iter()
+        .map(|h| (h.by.as_deref(), h.tls))
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            (Some("mail.b.test"), true),
+            (Some("d.test"), false),
+            (Some("f.test"), true),
+            (Some("h.test"), true),
+            (None, false),
+        ]
+    );
+    assert!(!m.privacy.all_hops_tls());
+}
+
+#[test]
+fn authentication_results_dkim_and_autocrypt() {
+    let m = parse(concat!(
+        "Authentication-Results: mx.example.test;\n",
+        "\tdkim=pass header.i=@x.test header.s=sel;\n",
+        "\tspf=SoftFail (mx.example.test: domain of a@x.test does not designate) smtp.mailfrom=a@x.test;\n",
+        "\tdmarc=fail (p=NONE sp=NONE dis=NONE) header.from=x.test\n",
+        "Authentication-Results: other.test; spf=pass\n",
+        "DKIM-Signature: v=1; a=rsa-sha256; d=x.test; s=sel; b=abc\n",
+        "Autocrypt: addr=a@x.test; keydata=mQENBF\n",
+        "\n",
+        "x\n",
+    ));
+    let auth = m.privacy.auth_results.unwrap_or_default();
+    assert_eq!(auth.dkim.as_deref(), Some("pass"));
+    assert_eq!(auth.spf.as_deref(), Some("softfail"));
+    assert_eq!(auth.dmarc.as_deref(), Some("fail"));
+    assert!(m.privacy.dkim_signature);
+    assert!(m.privacy.autocrypt);
+
+    let none = parse("Subject: x\n\nx\n");
+    assert_eq!(none.privacy.auth_results, None);
+    assert!(!none.privacy.dkim_signature && !none.privacy.autocrypt);
+}
+
+#[test]
+fn spam_headers_and_list_id() {
+    let m = parse(concat!(
+        "X-Spam-Status: Yes, score=7.9 required=5.0 tests=BAYES_99\n",
+        "\tautolearn=no version=3.4.6\n",
+        "X-Spam-Flag: YES\n",
+        "List-Id: Rust users <users.rust.example>\n",
+        "\n",
+        "x\n",
+    ));
+    assert_eq!(m.privacy.spam.is_spam, Some(true));
+    assert_eq!(m.privacy.spam.score, Some(7.9));
+    assert_eq!(m.privacy.list_id.as_deref(), Some("users.rust.example"));
+
+    let ham = parse("X-Spam-Status: No, hits=-2.6 required=5.0\nX-Spam-Score: -2.5\n\nx\n");
+    assert_eq!(ham.privacy.spam.is_spam, Some(false));
+    assert_eq!(ham.privacy.spam.score, Some(-2.5));
+}
+
+/// A message whose single leaf sits `levels` multiparts below the root.
+fn nested(levels: usize) -> String {
+    let mut raw = String::from("Subject: deep\n");
+    for i in 0..levels {
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n"
+        ));
+    }
+    raw.push_str("Content-Type: application/octet-stream; name=deep.bin\n\nx\n");
+    for i in (0..levels).rev() {
+        raw.push_str(&format!("--b{i}--\n"));
+    }
+    raw
+}
+
+#[test]
+fn nesting_beyond_the_limit_is_flagged_and_not_extracted() {
+    let shallow = parse(&nested(3));
+    assert!(!shallow.privacy.mime_depth_exceeded);
+    assert_eq!(shallow.attachments.len(), 1);
+
+    let limits = ParseLimits { max_mime_depth: 2 };
+    let deep = parse_message(nested(3).as_bytes(), &limits);
+    assert!(deep.privacy.mime_depth_exceeded);
+    assert!(deep.attachments.is_empty());
+
+    let very_deep = parse(&nested(200));
+    assert!(very_deep.privacy.mime_depth_exceeded);
+    assert!(very_deep.attachments.is_empty());
+    assert_eq!(very_deep.subject.as_deref(), Some("deep"));
+}
+
+#[test]
+fn empty_and_headerless_input_sets_parse_error() {
+    for raw in [
+        &b""[..],
+        b"\n\n",
+        b"\0\0\0\0\0\0\0\0",
+        b"// Not an RFC-822 Document",
+        b"\nSubject: after a blank line\n",
+        b"\xEF\xBB\xBF",
+    ] {
+        let m = parse_message(raw, &ParseLimits::default());
+        assert!(m.parse_error.is_some(), "{raw:?}");
+    }
+}
+
+#[test]
+fn bare_lf_crlf_and_nul_bytes_parse() {
+    let lf = parse("Subject: lf\nFrom: a@x.test\n\nbody\n");
+    let crlf = parse("Subject: lf\r\nFrom: a@x.test\r\n\r\nbody\r\n");
+    assert_eq!(lf.parse_error, None);
+    assert_eq!(lf.subject, crlf.subject);
+    assert_eq!(lf.participants, crlf.participants);
+
+    let nul = parse_message(b"Subject: a\0b\n\nbo\0dy\0\n", &ParseLimits::default());
+    assert_eq!(nul.parse_error, None);
+    assert!(nul.text_body.is_some());
+}
+
+#[test]
+fn bom_and_mbox_from_line_are_not_headers() {
+    let m =
+        parse("\u{feff}From a@x.test  Fri Feb 22 17:06:23 2008\nFrom: a@x.test\nSubject: s\n\nb\n");
+    assert_eq!(m.header_count, 2);
+    assert_eq!(
+        m.from().and_then(|p| p.address.as_deref()),
+        Some("a@x.test")
+    );
+}
+
+/// A small xorshift generator: deterministic, so a failure reproduces.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.max(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    for seed in 1..500u64 {
+        let raw = noise(seed, (seed as usize * 37) % 4096);
+        let m = parse_message(&raw, &ParseLimits::default());
+        if raw.is_empty() {
+            assert!(m.parse_error.is_some());
+        }
+    }
+}
+
+#[test]
+fn every_truncation_and_corruption_of_a_real_message_is_survived() {
+    let raw = MIXED.as_bytes();
+    for end in 0..raw.len() {
+        let m = parse_message(&raw[..end], &ParseLimits::default());
+        if end == 0 {
+            assert!(m.parse_error.is_some());
+        }
+    }
+    for (i, seed) in (0..raw.len()).step_by(7).zip(1u64..) {
+        let mut bad = raw.to_vec();
+        let junk = noise(seed, 8);
+        let stop = (i + junk.len()).min(bad.len());
+        bad[i..stop].copy_from_slice(&junk[..stop - i]);
+        let _ = parse_message(&bad, &ParseLimits::default());
+    }
+}
