@@ -145,7 +145,10 @@ fn every_message_parses_without_panicking() {
         .collect();
     // mail-parser's debug assertions are off in every profile (see the root Cargo.toml), so
     // no real message may reach the catch_unwind fallback.
-    assert!(panicked.is_empty(), "unexpected parser panics: {panicked:?}");
+    assert!(
+        panicked.is_empty(),
+        "unexpected parser panics: {panicked:?}"
+    );
 }
 
 #[test]
