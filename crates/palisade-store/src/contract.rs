@@ -106,7 +106,9 @@ pub async fn users_and_addresses(store: &dyn Store) {
         "{same_name:?}"
     );
     let other = unique("bob");
-    let stolen = store.create_user(&other, std::slice::from_ref(&a1), None).await;
+    let stolen = store
+        .create_user(&other, std::slice::from_ref(&a1), None)
+        .await;
     assert!(matches!(stolen, Err(StoreError::Conflict(_))), "{stolen:?}");
     assert!(
         store.find_user(&other).await.expect("find").is_none(),

@@ -12,8 +12,10 @@ use palisade_model::{
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+pub mod cassandra;
 pub mod contract;
 pub mod sqlite;
+mod threading;
 
 /// SHA-256 of raw message bytes, the content key of the raw store.
 pub fn raw_hash(raw: &[u8]) -> RawHash {

@@ -4,16 +4,13 @@
 
 use super::rows::{opt_millis, parse_id, to_json};
 use super::{millis, unavailable};
+use crate::threading::{
+    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, lookup_keys, subject_window_start,
+};
 use crate::{Delivery, DeliveryReceipt, StoreError};
-use chrono::Duration;
 use palisade_jobs::{JobKind, JobSpec};
 use palisade_model::{DiscussionId, Flags, MessageContent, MessageId};
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// How far back a subject-only reply may attach to an earlier discussion.
-const SUBJECT_FALLBACK_WINDOW: Duration = Duration::days(60);
-/// Characters of body kept as the discussion preview.
-const SNIPPET_CHARS: usize = 200;
 
 pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt, StoreError> {
     let id = MessageId::for_raw(d.user_id, &d.raw_sha256);
@@ -119,13 +116,7 @@ fn find_discussion(
     let mut by_key = conn
         .prepare_cached("SELECT discussion_id FROM thread_keys WHERE user_id = ?1 AND key = ?2")
         .map_err(unavailable)?;
-    // Our own Message-ID counts too: a reply that arrived first has registered it.
-    let keys = content
-        .message_id_header
-        .iter()
-        .map(String::as_str)
-        .chain(content.thread_references());
-    for key in keys {
+    for key in lookup_keys(content) {
         let found: Option<String> = by_key
             .query_row(params![user, key], |r| r.get(0))
             .optional()
@@ -140,7 +131,7 @@ fn find_discussion(
     let Some(normalized) = content.normalized_subject.as_deref() else {
         return Ok(None);
     };
-    let since = received - SUBJECT_FALLBACK_WINDOW.num_milliseconds();
+    let since = subject_window_start(received);
     let found: Option<String> = conn
         .prepare_cached(
             "SELECT id FROM discussions
@@ -155,18 +146,6 @@ fn find_discussion(
     found.map(|f| parse_id(&f)).transpose()
 }
 
-/// A message whose subject carries a reply or forward prefix, so matching by subject is safe;
-/// two unrelated mails both titled "Hello" must not be merged.
-fn is_reply_by_subject(content: &MessageContent) -> bool {
-    match (&content.subject, &content.normalized_subject) {
-        (Some(subject), Some(normalized)) if !normalized.is_empty() => {
-            let plain = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-            plain.to_lowercase() != *normalized
-        }
-        _ => false,
-    }
-}
-
 fn record_thread_keys(
     conn: &Connection,
     user: &str,
@@ -179,12 +158,7 @@ fn record_thread_keys(
         )
         .map_err(unavailable)?;
     let discussion = discussion.to_string();
-    let keys = content
-        .message_id_header
-        .iter()
-        .map(String::as_str)
-        .chain(content.thread_references());
-    for key in keys.filter(|k| !k.is_empty()) {
+    for key in keys_to_register(content) {
         insert
             .execute(params![user, key, discussion])
             .map_err(unavailable)?;

@@ -1,0 +1,224 @@
+//! Versioned CQL schema, applied in order and recorded in `schema_migrations`.
+//!
+//! Every table is keyed by `user_id` first, like the embedded store. Statements use
+//! `IF NOT EXISTS` so a group that failed half-way can simply be run again; a future group that
+//! alters tables must stay re-runnable the same way, because Cassandra has no DDL transactions.
+
+use super::{CassandraStore, corrupt, unavailable};
+use crate::StoreError;
+use chrono::Utc;
+use scylla::statement::Statement;
+use scylla::value::CqlTimestamp;
+use std::collections::BTreeSet;
+use tracing::info;
+
+/// One step of the schema; `{ks}` in a statement stands for the keyspace.
+pub(crate) struct Migration {
+    /// Position in the history, starting at 1; never reuse or edit a shipped one.
+    pub(crate) version: i32,
+    /// What the step does, recorded beside the version for operators.
+    pub(crate) description: &'static str,
+    /// CQL run in order.
+    pub(crate) statements: &'static [&'static str],
+}
+
+/// The schema's history.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "users, addresses, raw messages, messages, threads",
+    statements: &[
+        // A user row is written last by create_user, so its presence means the account is whole.
+        "CREATE TABLE IF NOT EXISTS {ks}.users (
+            id            uuid PRIMARY KEY,
+            name          text,
+            created_at    timestamp,
+            password_hash text,
+            addresses     set<text>
+        )",
+        "CREATE TABLE IF NOT EXISTS {ks}.users_by_name (
+            name    text PRIMARY KEY,
+            user_id uuid
+        )",
+        "CREATE TABLE IF NOT EXISTS {ks}.addresses (
+            address text PRIMARY KEY,
+            user_id uuid
+        )",
+        // One partition per stored message, so a large message never makes a large partition;
+        // the static columns let a reader prove it got every chunk.
+        "CREATE TABLE IF NOT EXISTS {ks}.raw_messages (
+            user_id uuid,
+            sha256  text,
+            chunk   int,
+            data    blob,
+            size    bigint STATIC,
+            chunks  int STATIC,
+            PRIMARY KEY ((user_id, sha256), chunk)
+        )",
+        // First delivery of a message id wins its arrival time, so concurrent redeliveries write
+        // identical rows instead of listing the message twice.
+        "CREATE TABLE IF NOT EXISTS {ks}.message_claims (
+            user_id     uuid,
+            id          uuid,
+            received_at timestamp,
+            PRIMARY KEY ((user_id, id))
+        )",
+        // Keyed by (user_id, id) together: content_json carries bodies, which would make a
+        // per-user partition grow without bound. `delivered` is set together with the
+        // arrival row, in one logged batch, and is what makes the message exist.
+        "CREATE TABLE IF NOT EXISTS {ks}.messages (
+            user_id       uuid,
+            id            uuid,
+            delivered     boolean,
+            discussion_id uuid,
+            raw_sha256    text,
+            raw_size      bigint,
+            received_at   timestamp,
+            date          timestamp,
+            subject       text,
+            from_json     text,
+            parse_error   boolean,
+            flags_json    text,
+            tags_json     text,
+            envelope_json text,
+            content_json  text,
+            PRIMARY KEY ((user_id, id))
+        )",
+        "CREATE TABLE IF NOT EXISTS {ks}.messages_by_arrival (
+            user_id       uuid,
+            received_at   timestamp,
+            id            uuid,
+            discussion_id uuid,
+            date          timestamp,
+            subject       text,
+            from_json     text,
+            flags_json    text,
+            parse_error   boolean,
+            raw_size      bigint,
+            PRIMARY KEY ((user_id), received_at, id)
+        ) WITH CLUSTERING ORDER BY (received_at DESC, id DESC)",
+        "CREATE TABLE IF NOT EXISTS {ks}.thread_keys (
+            user_id       uuid,
+            key           text,
+            discussion_id uuid,
+            PRIMARY KEY ((user_id), key)
+        )",
+        // Sets instead of counters: adding a message id twice is harmless, counting it twice
+        // is not.
+        "CREATE TABLE IF NOT EXISTS {ks}.discussions (
+            user_id            uuid,
+            id                 uuid,
+            subject            text,
+            normalized_subject text,
+            last_activity      timestamp,
+            snippet            text,
+            message_ids        set<uuid>,
+            unread_ids         set<uuid>,
+            PRIMARY KEY ((user_id), id)
+        )",
+        // One row per message placed in a discussion, keyed by the discussion's subject: the
+        // newest row is the most recently active discussion, read with LIMIT 1.
+        "CREATE TABLE IF NOT EXISTS {ks}.discussions_by_subject (
+            user_id            uuid,
+            normalized_subject text,
+            last_activity      timestamp,
+            discussion_id      uuid,
+            PRIMARY KEY ((user_id, normalized_subject), last_activity, discussion_id)
+        ) WITH CLUSTERING ORDER BY (last_activity DESC, discussion_id DESC)",
+    ],
+}];
+
+impl CassandraStore {
+    /// Creates the keyspace if needed and applies every migration not yet recorded.
+    pub async fn migrate(&self) -> Result<u32, StoreError> {
+        let ks = &self.keyspace;
+        self.ddl(&format!(
+            "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
+             {{'class': 'SimpleStrategy', 'replication_factor': {}}}",
+            self.replication_factor
+        ))
+        .await?;
+        self.ddl(&format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (
+                version     int PRIMARY KEY,
+                description text,
+                applied_at  timestamp
+            )"
+        ))
+        .await?;
+
+        let applied_versions = self.applied_versions().await?;
+        let record = self
+            .session
+            .prepare(format!(
+                "INSERT INTO {ks}.schema_migrations (version, description, applied_at)
+                 VALUES (?, ?, ?)"
+            ))
+            .await
+            .map_err(unavailable)?;
+        let mut applied = 0;
+        for migration in MIGRATIONS {
+            if applied_versions.contains(&migration.version) {
+                continue;
+            }
+            for statement in migration.statements {
+                self.ddl(&statement.replace("{ks}", ks)).await?;
+            }
+            // Recorded only once the whole group ran, so a failed group is retried in full.
+            self.session
+                .execute_unpaged(
+                    &record,
+                    (
+                        migration.version,
+                        migration.description,
+                        CqlTimestamp(Utc::now().timestamp_millis()),
+                    ),
+                )
+                .await
+                .map_err(unavailable)?;
+            info!(
+                keyspace = %ks,
+                version = migration.version,
+                description = migration.description,
+                "applied schema migration"
+            );
+            applied += 1;
+        }
+        // The data statements can only be prepared once their tables exist.
+        self.statements().await?;
+        Ok(applied)
+    }
+
+    async fn applied_versions(&self) -> Result<BTreeSet<i32>, StoreError> {
+        let select = self
+            .session
+            .prepare(format!(
+                "SELECT version FROM {}.schema_migrations",
+                self.keyspace
+            ))
+            .await
+            .map_err(unavailable)?;
+        let result = self
+            .session
+            .execute_unpaged(&select, ())
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        result
+            .rows::<(i32,)>()
+            .map_err(corrupt)?
+            .map(|row| row.map(|(v,)| v).map_err(corrupt))
+            .collect()
+    }
+
+    /// Schema changes wait for every node to agree, which takes longer than a data request.
+    async fn ddl(&self, cql: &str) -> Result<(), StoreError> {
+        let mut statement = Statement::new(cql);
+        statement.set_request_timeout(Some(self.ddl_timeout));
+        self.session
+            .query_unpaged(statement, ())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

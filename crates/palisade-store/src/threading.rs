@@ -1,0 +1,93 @@
+//! Thread placement rules shared by every backend, so a mailbox threads the same way
+//! whichever store holds it.
+//!
+//! A message joins the discussion of the first of its keys (its own Message-ID, then its
+//! In-Reply-To and References ids) that some earlier message registered; failing that, a
+//! reply-prefixed subject joins the newest discussion with the same normalized subject that
+//! was active within [`SUBJECT_FALLBACK_WINDOW`]; otherwise it starts a discussion.
+
+use chrono::Duration;
+use palisade_model::MessageContent;
+
+/// How far back a subject-only reply may attach to an earlier discussion.
+pub(crate) const SUBJECT_FALLBACK_WINDOW: Duration = Duration::days(60);
+
+/// Characters of body kept as the discussion preview.
+pub(crate) const SNIPPET_CHARS: usize = 200;
+
+/// The keys to look up, in priority order.
+///
+/// Our own Message-ID comes first: a reply that arrived before us has registered it.
+pub(crate) fn lookup_keys(content: &MessageContent) -> impl Iterator<Item = &str> {
+    content
+        .message_id_header
+        .iter()
+        .map(String::as_str)
+        .chain(content.thread_references())
+}
+
+/// The keys a placed message registers for its discussion; empty ids would join strangers.
+pub(crate) fn keys_to_register(content: &MessageContent) -> impl Iterator<Item = &str> {
+    lookup_keys(content).filter(|k| !k.is_empty())
+}
+
+/// Oldest last activity (in milliseconds) a discussion may have to be joined by subject.
+pub(crate) fn subject_window_start(received_ms: i64) -> i64 {
+    received_ms - SUBJECT_FALLBACK_WINDOW.num_milliseconds()
+}
+
+/// A message whose subject carries a reply or forward prefix, so matching by subject is safe;
+/// two unrelated mails both titled "Hello" must not be merged.
+pub(crate) fn is_reply_by_subject(content: &MessageContent) -> bool {
+    match (&content.subject, &content.normalized_subject) {
+        (Some(subject), Some(normalized)) if !normalized.is_empty() => {
+            let plain = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+            plain.to_lowercase() != *normalized
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(subject: &str, normalized: &str) -> MessageContent {
+        MessageContent {
+            subject: Some(subject.into()),
+            normalized_subject: Some(normalized.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_prefixed_subjects_count_as_replies() {
+        assert!(is_reply_by_subject(&content("Re: plans", "plans")));
+        assert!(!is_reply_by_subject(&content("Plans", "plans")));
+        assert!(!is_reply_by_subject(&content(
+            "  Plans  ahead",
+            "plans ahead"
+        )));
+        assert!(!is_reply_by_subject(&content("Re:", "")));
+        assert!(!is_reply_by_subject(&MessageContent::default()));
+    }
+
+    #[test]
+    fn own_id_is_looked_up_first_and_empty_keys_are_never_registered() {
+        let c = MessageContent {
+            message_id_header: Some("me@x".into()),
+            in_reply_to: vec!["parent@x".into()],
+            references: vec!["".into(), "root@x".into()],
+            ..Default::default()
+        };
+        let looked: Vec<_> = lookup_keys(&c).collect();
+        assert_eq!(looked, ["me@x", "parent@x", "", "root@x"]);
+        let registered: Vec<_> = keys_to_register(&c).collect();
+        assert_eq!(registered, ["me@x", "parent@x", "root@x"]);
+    }
+
+    #[test]
+    fn subject_window_is_sixty_days() {
+        assert_eq!(subject_window_start(0), -60 * 24 * 3600 * 1000);
+    }
+}
