@@ -12,6 +12,7 @@ use palisade_model::{MessageId, UserId};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub mod amqp;
 pub mod contract;
 
 /// Why a queue operation failed.

@@ -1,0 +1,220 @@
+//! The Redis [`Cache`], for distributed mode: every API node sees the same entries.
+//!
+//! Keys live under fixed namespaces (`palisade:kv:`, `palisade:rl:`, `palisade:ps:`) so values,
+//! counters and channels cannot collide with each other or with other users of the instance.
+
+use crate::{Cache, CacheError, RateDecision, Subscription, millis};
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{AsyncCommands, Client, Script};
+use async_trait::async_trait;
+use futures::StreamExt;
+use std::future::Future;
+use std::time::Duration;
+
+/// Namespace of key-value entries.
+const VALUES: &str = "palisade:kv:";
+/// Namespace of rate-limit counters.
+const COUNTERS: &str = "palisade:rl:";
+/// Namespace of pub/sub channels.
+const CHANNELS: &str = "palisade:ps:";
+
+/// Bound on connecting, so an outage surfaces as a prompt `Unavailable`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on a command's reply.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Outer bound on a whole operation, reconnection attempts included.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keys asked for per SCAN round trip.
+const SCAN_BATCH: usize = 500;
+
+/// Fixed-window counter in one atomic step. The second `PEXPIRE` heals a counter that lost
+/// its TTL, which would otherwise lock the caller out forever.
+const HIT_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+";
+
+/// A [`Cache`] on Redis: commands over a self-reconnecting [`ConnectionManager`], and one
+/// dedicated connection per [`Subscription`] (Redis reserves a subscribed connection).
+pub struct RedisCache {
+    client: Client,
+    commands: ConnectionManager,
+    hit_script: Script,
+}
+
+fn unavailable(what: &str, error: impl std::fmt::Display) -> CacheError {
+    CacheError::Unavailable(format!("redis {what}: {error}"))
+}
+
+/// Runs one operation under [`OP_TIMEOUT`], mapping every failure to `Unavailable`.
+async fn timed<T>(
+    what: &str,
+    op: impl Future<Output = ::redis::RedisResult<T>>,
+) -> Result<T, CacheError> {
+    match tokio::time::timeout(OP_TIMEOUT, op).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(unavailable(what, e)),
+        Err(_) => Err(unavailable(what, "timed out")),
+    }
+}
+
+/// Escapes SCAN's glob syntax, so a prefix matches literally and cannot widen the listing.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl RedisCache {
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`); fails if Redis is unreachable.
+    pub async fn connect(url: &str) -> Result<Self, CacheError> {
+        let client = Client::open(url).map_err(|e| unavailable("url", e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            // Few, quick retries: callers would rather fail fast and retry on their own terms.
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let commands = timed(
+            "connect",
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await?;
+        Ok(RedisCache {
+            client,
+            commands,
+            hit_script: Script::new(HIT_SCRIPT),
+        })
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        // Clones share one multiplexed connection.
+        self.commands.clone()
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        let mut con = self.connection();
+        let key = format!("{VALUES}{key}");
+        timed("SET", con.pset_ex::<_, _, ()>(key, value, millis(ttl))).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let mut con = self.connection();
+        timed("GET", con.get(format!("{VALUES}{key}"))).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        let mut con = self.connection();
+        let removed: usize = timed("DEL", con.del(format!("{VALUES}{key}"))).await?;
+        Ok(removed > 0)
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, CacheError> {
+        let mut con = self.connection();
+        let pattern = format!("{}*", glob_escape(&format!("{VALUES}{prefix}")));
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        // SCAN, never KEYS: KEYS blocks the whole server for the length of the keyspace.
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = timed(
+                "SCAN",
+                ::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_BATCH)
+                    .query_async(&mut con),
+            )
+            .await?;
+            keys.extend(batch.into_iter().filter_map(|raw| {
+                String::from_utf8(raw)
+                    .ok()
+                    .and_then(|k| k.strip_prefix(VALUES).map(str::to_owned))
+            }));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // SCAN may return a key more than once.
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, CacheError> {
+        let mut con = self.connection();
+        let (count, ttl_ms): (i64, i64) = timed(
+            "rate limit",
+            self.hit_script
+                .key(format!("{COUNTERS}{key}"))
+                .arg(millis(window))
+                .invoke_async(&mut con),
+        )
+        .await?;
+        let count = u64::try_from(count).unwrap_or(0);
+        Ok(RateDecision {
+            allowed: count <= u64::from(limit),
+            remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
+            retry_after: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)),
+        })
+    }
+
+    async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), CacheError> {
+        let mut con = self.connection();
+        let _receivers: usize = timed(
+            "PUBLISH",
+            con.publish(format!("{CHANNELS}{channel}"), payload),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, CacheError> {
+        let mut pubsub = timed("connect (pub/sub)", self.client.get_async_pubsub()).await?;
+        // Returns once Redis confirmed the subscription, so no later publish is missed.
+        timed(
+            "SUBSCRIBE",
+            pubsub.subscribe(format!("{CHANNELS}{channel}")),
+        )
+        .await?;
+        Ok(Subscription::new(
+            pubsub
+                .into_on_message()
+                .map(|message| message.get_payload_bytes().to_vec()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_match_literally() {
+        assert_eq!(glob_escape("a*b?[c]\\d"), "a\\*b\\?\\[c\\]\\\\d");
+        assert_eq!(glob_escape("u:1:session:"), "u:1:session:");
+    }
+}
