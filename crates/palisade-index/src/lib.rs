@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use palisade_model::{DiscussionId, Message, MessageId, Participant, ParticipantRole, UserId};
 
 pub mod contract;
+pub mod elasticsearch;
 pub mod tantivy_backend;
 
 /// The searchable projection of one message in one user's mailbox.
@@ -122,6 +123,9 @@ pub enum IndexError {
     /// A write was attempted through an instance opened read-only.
     #[error("search index is opened read-only")]
     ReadOnly,
+    /// The backend refused documents permanently; retrying the same batch fails the same way.
+    #[error("search index rejected documents: {0}")]
+    Rejected(String),
 }
 
 /// A per-user full-text index of messages; implemented by each search backend.
