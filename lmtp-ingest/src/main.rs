@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use lmtp_ingest::{ConfigArg, init_tracing, open_backends, open_index};
+use lmtp_ingest::{ConfigArg, Index, init_tracing, open_backends, open_cache, open_index};
 use palisade_ingest::IngestBackend;
 use palisade_lmtp::{Limits, ServerConfig, serve};
 use palisade_mime::ParseLimits;
@@ -27,8 +27,10 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.config.load()?;
     init_tracing(&config);
 
-    let backends = open_backends(&config)?;
+    let backends = open_backends(&config, true).await?;
+    backends.recover().await?;
     let index = open_index(&config, true)?;
+    let cache = open_cache(&config)?;
     let wake = Arc::new(Notify::new());
     let shutdown = CancellationToken::new();
 
@@ -36,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let worker = IndexWorker::new(
         backends.queue.clone(),
         backends.store.clone(),
-        index,
+        index.index.clone(),
         RetryPolicy {
             max_attempts: jobs.max_attempts,
             initial_backoff: Duration::from_millis(jobs.initial_backoff_ms),
@@ -46,16 +48,21 @@ async fn main() -> anyhow::Result<()> {
         wake.clone(),
     );
     let worker_stop = CancellationToken::new();
-    let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
+    let worker_task = tokio::spawn(run_worker(index, worker, worker_stop.clone()));
 
     let l = &config.lmtp;
-    let backend = Arc::new(IngestBackend::new(
+    let mut backend = IngestBackend::new(
         backends.store,
         ParseLimits {
             max_mime_depth: l.max_mime_depth,
         },
         wake,
-    ));
+    )
+    .with_events(cache);
+    if let Some(queue) = backends.publisher {
+        backend = backend.with_publisher(queue);
+    }
+    let backend = Arc::new(backend);
     let server = ServerConfig {
         hostname: l.hostname.clone(),
         limits: Limits {
@@ -83,6 +90,21 @@ async fn main() -> anyhow::Result<()> {
     worker_task.await.context("index worker panicked")?;
     tracing::info!("lmtp-ingest stopped");
     Ok(())
+}
+
+/// Prepares the index, retrying while its backend is down, then runs the worker. Mail is
+/// accepted meanwhile: its jobs wait in the queue.
+async fn run_worker(index: Index, worker: IndexWorker, stop: CancellationToken) {
+    let mut delay = Duration::from_millis(500);
+    while let Err(e) = index.prepare().await {
+        tracing::warn!(error = %e, "search index not ready; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+    worker.run(stop).await;
 }
 
 /// Fires `shutdown` on SIGTERM or SIGINT.

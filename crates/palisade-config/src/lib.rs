@@ -355,7 +355,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            format: "text".into(),
+            format: "json".into(),
             level: "info".into(),
         }
     }

@@ -2,32 +2,97 @@
 //!
 //! Parsing happens once per transaction, not once per recipient, and all recipients' writes
 //! are issued together so the store's group commit can fold them into one fsync.
+//!
+//! When the job queue is separate from the store (Cassandra + RabbitMQ), a recipient's 250
+//! also waits for the broker to confirm its jobs: if RabbitMQ cannot confirm, the recipient
+//! gets 451, Postfix keeps the message, and the retry (an idempotent redelivery) publishes
+//! again. Postfix's queue is the durable buffer; no second outbox is needed.
 
 use async_trait::async_trait;
 use chrono::Utc;
+use palisade_cache::{Cache, scoped_key};
+use palisade_jobs::{JobKind, JobQueue, JobSpec};
 use palisade_lmtp::{DeliveryBackend, IncomingMessage, RecipientStatus, Resolution};
 use palisade_mime::{ParseLimits, parse_message};
-use palisade_model::{Address, Envelope, MessageContent, UserId};
+use palisade_model::{Address, Envelope, MessageContent, MessageId, UserId};
 use palisade_store::{Delivery, Store, raw_hash};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
+
+/// How long a new-mail notification may take before it is abandoned; it is only a hint.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Connects the LMTP server to a [`Store`].
 pub struct IngestBackend {
     store: Arc<dyn Store>,
+    publisher: Option<Arc<dyn JobQueue>>,
+    events: Option<Arc<dyn Cache>>,
     limits: ParseLimits,
     delivered: Arc<Notify>,
 }
 
 impl IngestBackend {
     /// A backend writing to `store`; `delivered` is notified after each stored message so
-    /// workers pick up its jobs at once.
+    /// in-process workers pick up its jobs at once.
     pub fn new(store: Arc<dyn Store>, limits: ParseLimits, delivered: Arc<Notify>) -> Self {
         IngestBackend {
             store,
+            publisher: None,
+            events: None,
             limits,
             delivered,
         }
+    }
+
+    /// Publishes each stored message's jobs to `queue` before acknowledging it; for stores
+    /// that do not write jobs themselves.
+    pub fn with_publisher(mut self, queue: Arc<dyn JobQueue>) -> Self {
+        self.publisher = Some(queue);
+        self
+    }
+
+    /// Announces new mail on `cache` pub/sub, best effort: a cache outage never affects ingest.
+    pub fn with_events(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.events = Some(cache);
+        self
+    }
+}
+
+/// The pub/sub channel carrying one user's new-mail events.
+pub fn events_channel(user: UserId) -> String {
+    scoped_key(&user.to_string(), "events", "mail")
+}
+
+/// Stores one recipient's copy and, where needed, publishes its jobs.
+async fn store_one(
+    store: Arc<dyn Store>,
+    publisher: Option<Arc<dyn JobQueue>>,
+    delivery: Delivery,
+) -> Result<MessageId, String> {
+    let user = delivery.user_id;
+    let receipt = store.deliver(delivery).await.map_err(|e| e.to_string())?;
+    if let Some(queue) = publisher {
+        // Also on a duplicate: the earlier attempt may have stored but failed to publish.
+        let job = JobSpec {
+            kind: JobKind::Index,
+            user_id: user,
+            message_id: receipt.message_id,
+        };
+        queue.publish(&[job]).await.map_err(|e| e.to_string())?;
+    }
+    Ok(receipt.message_id)
+}
+
+/// Tells live subscribers about new mail; failures are logged and forgotten.
+async fn announce(cache: Arc<dyn Cache>, user: UserId, message: MessageId) {
+    let payload = serde_json::json!({ "type": "new_mail", "message_id": message }).to_string();
+    let channel = events_channel(user);
+    let publish = cache.publish(&channel, payload.as_bytes());
+    match tokio::time::timeout(EVENT_TIMEOUT, publish).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "new-mail event not published"),
+        Err(_) => tracing::debug!("new-mail event timed out"),
     }
 }
 
@@ -71,6 +136,7 @@ impl DeliveryBackend for IngestBackend {
         let mut writes = tokio::task::JoinSet::new();
         for (i, (user, rcpt)) in recipients.iter().zip(&message.rcpt_to).enumerate() {
             let store = self.store.clone();
+            let publisher = self.publisher.clone();
             let delivery = Delivery {
                 user_id: *user,
                 raw: message.raw.clone(),
@@ -82,20 +148,23 @@ impl DeliveryBackend for IngestBackend {
                     received_at,
                 },
             };
-            writes.spawn(async move { (i, store.deliver(delivery).await) });
+            writes.spawn(async move { (i, store_one(store, publisher, delivery).await) });
         }
         let mut statuses =
             vec![RecipientStatus::TemporaryFailure("not attempted".into()); recipients.len()];
         while let Some(joined) = writes.join_next().await {
             let Ok((i, result)) = joined else { continue };
             statuses[i] = match result {
-                Ok(receipt) => {
-                    tracing::debug!(user = %recipients[i], message = %receipt.message_id, duplicate = receipt.duplicate, "stored");
+                Ok(message_id) => {
+                    tracing::debug!(user = %recipients[i], message = %message_id, "stored");
+                    if let Some(cache) = &self.events {
+                        tokio::spawn(announce(cache.clone(), recipients[i], message_id));
+                    }
                     RecipientStatus::Delivered
                 }
                 Err(e) => {
-                    tracing::warn!(user = %recipients[i], error = %e, "store failed; answering 451");
-                    RecipientStatus::TemporaryFailure(e.to_string())
+                    tracing::warn!(user = %recipients[i], error = %e, "delivery failed; answering 451");
+                    RecipientStatus::TemporaryFailure(e)
                 }
             };
         }

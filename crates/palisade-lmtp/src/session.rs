@@ -105,6 +105,20 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             };
             let parsed = Request::parse(&mut line.iter()).map(Request::into_owned);
             let outcome = match parsed {
+                Ok(Request::Data | Request::Rset | Request::Quit) if has_arguments(&line) => {
+                    self.conn.reply("501 5.5.4 This command takes no arguments");
+                    Ok(true)
+                }
+                Ok(Request::Mail { from }) => {
+                    // smtp-proto does not report a SIZE too large for its integer type.
+                    let size = match declared_size(&line) {
+                        Some(Ok(n)) => n.max(from.size),
+                        Some(Err(())) => usize::MAX,
+                        None => from.size,
+                    };
+                    self.mail(from.address, size);
+                    Ok(true)
+                }
                 Ok(request) => self.handle(request).await,
                 Err(e) => {
                     self.conn.reply(&protocol_error(&e));
@@ -334,6 +348,23 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
     }
 }
 
+/// Whether a command line carries anything after its verb.
+fn has_arguments(line: &[u8]) -> bool {
+    let text = line.trim_ascii();
+    text.iter().any(|b| b.is_ascii_whitespace())
+}
+
+/// The `SIZE=` parameter of a MAIL line as written: `Some(Err)` when it is not a number that
+/// fits, so an absurd value is refused instead of wrapping or reading as zero.
+fn declared_size(line: &[u8]) -> Option<Result<usize, ()>> {
+    let text = std::str::from_utf8(line).ok()?;
+    let value = text.split_ascii_whitespace().skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.eq_ignore_ascii_case("SIZE").then_some(value)
+    })?;
+    Some(value.parse::<usize>().map_err(|_| ()))
+}
+
 fn end_of(stop: ReadStop) -> End {
     match stop {
         ReadStop::Eof => End::Disconnected,
@@ -379,5 +410,26 @@ fn protocol_error(e: &ProtoError) -> String {
         }
         ProtoError::ResponseTooLong => "500 5.5.2 Line too long".into(),
         ProtoError::InvalidResponse { .. } => "500 5.5.1 Command unrecognized".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_size_reads_the_parameter_as_written() {
+        assert_eq!(declared_size(b"MAIL FROM:<a@b> SIZE=10\r\n"), Some(Ok(10)));
+        assert_eq!(declared_size(b"MAIL FROM:<a@b> BODY=8BITMIME\r\n"), None);
+        assert_eq!(
+            declared_size(b"MAIL FROM:<a@b> size=99999999999999999999999\r\n"),
+            Some(Err(()))
+        );
+    }
+
+    #[test]
+    fn arguments_are_detected() {
+        assert!(!has_arguments(b"DATA\r\n"));
+        assert!(has_arguments(b"DATA now\r\n"));
     }
 }

@@ -334,6 +334,9 @@ pub struct MessageSummary {
     pub discussion_id: DiscussionId,
     /// `Date` header, or the reception time when it is missing.
     pub date: DateTime<Utc>,
+    /// When Palisade accepted it; lists are ordered by this, since `Date` is sender-chosen
+    /// and spam dated years ahead would otherwise stay on top forever.
+    pub received_at: DateTime<Utc>,
     /// First `From` participant.
     pub from: Option<Participant>,
     /// Decoded subject.
@@ -352,6 +355,7 @@ impl From<&Message> for MessageSummary {
             id: m.id,
             discussion_id: m.discussion_id,
             date: m.content.date.unwrap_or(m.envelope.received_at),
+            received_at: m.envelope.received_at,
             from: m.content.from().cloned(),
             subject: m.content.subject.clone(),
             flags: m.flags,

@@ -3,9 +3,13 @@
 //! The outbox is durable, so a worker is only ever behind, never lossy: jobs are leased,
 //! retried with exponential backoff, and dead-lettered after too many attempts, where an
 //! admin can replay them. Nothing is dropped on the floor.
+//!
+//! Only failures that are the job's own fault count toward dead-lettering. While a backend
+//! is down every job fails alike; those jobs keep retrying at the capped backoff, so the
+//! index catches up by itself when the backend returns, without an admin replay.
 
 use chrono::Utc;
-use palisade_index::{IndexDocument, SearchIndex};
+use palisade_index::{IndexDocument, IndexError, SearchIndex};
 use palisade_jobs::{Job, JobKind, JobQueue, QueueError};
 use palisade_store::Store;
 use std::sync::Arc;
@@ -115,7 +119,7 @@ impl IndexWorker {
                     Ok(Some(message)) => batch.push((job, IndexDocument::from_message(&message))),
                     // Deleted since: nothing left to index.
                     Ok(None) => done.push(job),
-                    Err(e) => self.fail(&job, &e.to_string()).await?,
+                    Err(e) => self.fail(&job, &e.to_string(), Fault::Outage).await?,
                 },
             }
         }
@@ -123,13 +127,19 @@ impl IndexWorker {
             let docs = batch.iter().map(|(_, d)| d.clone()).collect();
             match self.index.index(docs).await {
                 Ok(()) => done.extend(batch.into_iter().map(|(job, _)| job)),
+                Err(e @ IndexError::Unavailable(_)) => {
+                    tracing::warn!(error = %e, jobs = batch.len(), "search index unavailable; will retry");
+                    for (job, _) in &batch {
+                        self.fail(job, &e.to_string(), Fault::Outage).await?;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, jobs = batch.len(), "batch indexing failed; isolating");
                     // One poison document must not hold back the rest: retry one by one.
                     for (job, doc) in batch {
                         match self.index.index(vec![doc]).await {
                             Ok(()) => done.push(job),
-                            Err(e) => self.fail(&job, &e.to_string()).await?,
+                            Err(e) => self.fail(&job, &e.to_string(), Fault::of(&e)).await?,
                         }
                     }
                 }
@@ -141,9 +151,10 @@ impl IndexWorker {
         Ok(count)
     }
 
-    async fn fail(&self, job: &Job, error: &str) -> Result<(), QueueError> {
+    async fn fail(&self, job: &Job, error: &str, fault: Fault) -> Result<(), QueueError> {
         let attempts = job.attempts.saturating_add(1);
-        let retry_at = (attempts < self.policy.max_attempts).then(|| {
+        let give_up = fault == Fault::Job && attempts >= self.policy.max_attempts;
+        let retry_at = (!give_up).then(|| {
             let delay = self.policy.backoff(attempts);
             Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
         });
@@ -151,6 +162,24 @@ impl IndexWorker {
             tracing::error!(job = job.id, attempts, error, "job dead-lettered");
         }
         self.queue.fail(job, error, retry_at).await
+    }
+}
+
+/// Whose fault a failed attempt was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// A backend was unreachable: every job would fail alike, so never give up.
+    Outage,
+    /// Something about this job: give up after the maximum attempts.
+    Job,
+}
+
+impl Fault {
+    fn of(e: &IndexError) -> Fault {
+        match e {
+            IndexError::Unavailable(_) => Fault::Outage,
+            _ => Fault::Job,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use argon2::password_hash::PasswordHasher;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use lmtp_ingest::{ConfigArg, open_backends, open_index};
+use palisade_index::IndexDocument;
 use palisade_index::SearchQuery;
 use palisade_model::{Address, MessageId, User};
 use palisade_store::{Page, Store};
@@ -52,6 +53,17 @@ enum Command {
     /// Inspect and replay background jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Apply pending storage schema migrations.
+    Migrate,
+    /// Maintain the search index.
+    #[command(subcommand)]
+    Index(IndexCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexCommand {
+    /// Rebuild the index from the store (Elasticsearch: into a new version, then swap the alias).
+    Reindex,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,7 +161,11 @@ enum JobsCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = cli.config.load()?;
-    let backends = open_backends(&config)?;
+    if let Command::Migrate = cli.command {
+        let applied = lmtp_ingest::migrate(&config).await?;
+        return print_json(&serde_json::json!({ "applied": applied }));
+    }
+    let backends = open_backends(&config, false).await?;
     let store = backends.store;
     let out = match cli.command {
         Command::User(UserCommand::Add {
@@ -216,10 +232,64 @@ async fn main() -> anyhow::Result<()> {
         Command::Jobs(JobsCommand::Replay) => {
             serde_json::json!({ "replayed": backends.queue.replay_dead().await? })
         }
+        Command::Index(IndexCommand::Reindex) => reindex(&config, store.as_ref()).await?,
+        Command::Migrate => serde_json::json!({ "applied": 0 }),
     };
-    let mut text = serde_json::to_vec_pretty(&out)?;
+    print_json(&out)
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)?;
     text.push(b'\n');
     write_stdout(&text)
+}
+
+/// Rebuilds the index from the store, reporting progress on stderr.
+async fn reindex(
+    config: &palisade_config::Config,
+    store: &dyn Store,
+) -> anyhow::Result<serde_json::Value> {
+    let index = open_index(config, true)?;
+    index.prepare().await?;
+    let target = match &index.elasticsearch {
+        Some(es) => Some(es.begin_reindex().await?),
+        None => None,
+    };
+    let mut total = 0usize;
+    for user in store.list_users().await? {
+        let mut after = None;
+        loop {
+            let page = store
+                .list_messages(
+                    user.id,
+                    Page {
+                        after,
+                        limit: WALK_PAGE,
+                    },
+                )
+                .await?;
+            let mut docs = Vec::with_capacity(page.items.len());
+            for summary in &page.items {
+                if let Some(message) = store.get_message(user.id, summary.id).await? {
+                    docs.push(IndexDocument::from_message(&message));
+                }
+            }
+            total += docs.len();
+            match (&index.elasticsearch, &target) {
+                (Some(es), Some(name)) => es.index_into(name, docs).await?,
+                _ => index.index.index(docs).await?,
+            }
+            eprintln!("reindex: {total} messages ({})", user.name);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    if let (Some(es), Some(name)) = (&index.elasticsearch, &target) {
+        es.finish_reindex(name).await?;
+    }
+    Ok(serde_json::json!({ "reindexed": total, "index": target }))
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is the reader's choice, not an error.
@@ -302,7 +372,7 @@ async fn search(
     args: SearchArgs,
 ) -> anyhow::Result<serde_json::Value> {
     let user = find_user(store, &args.user).await?;
-    let index = open_index(config, false)?;
+    let index = open_index(config, false)?.index;
     let query = SearchQuery {
         text: args.text,
         from: args.from,

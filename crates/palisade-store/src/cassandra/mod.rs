@@ -511,6 +511,7 @@ impl Store for CassandraStore {
                 id: MessageId(id),
                 discussion_id: DiscussionId(discussion),
                 date: from_timestamp(date.unwrap_or(received)),
+                received_at: from_timestamp(received),
                 from: from.map(|f| json::<Participant>(&f, "from")).transpose()?,
                 subject,
                 flags: json(&flags, "flags")?,

@@ -50,6 +50,24 @@ impl SqliteStore {
         })
     }
 
+    /// Returns every leased job to the queue. Call it at daemon start: the daemon is the only
+    /// consumer of the embedded queue, so a lease still held then belongs to a process that
+    /// died (kill -9, power loss), and waiting for it to expire would stall indexing.
+    pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        self.writer
+            .write(|conn| {
+                let n = conn
+                    .execute(
+                        "UPDATE jobs SET state = 'pending', lease_until = NULL
+                         WHERE state = 'running'",
+                        [],
+                    )
+                    .map_err(unavailable)?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
     /// Runs a read on a pooled connection, off the async threads.
     async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
     where

@@ -127,6 +127,7 @@ pub(crate) fn list_messages(
             id: parse_id(&id)?,
             discussion_id: parse_id(&discussion)?,
             date: from_millis(date.unwrap_or(received)),
+            received_at: from_millis(received),
             from: from.map(|f| json::<Participant>(&f, "from")).transpose()?,
             subject,
             flags: json::<Flags>(&flags, "flags")?,
