@@ -157,6 +157,7 @@ def test_postfix_delivers_per_recipient(daemon, postfix):
         assert b"Received: from" in raw and b"mx.palisade-test.localhost" in raw, raw[:400]
 
 
+@pytest.mark.embedded_only
 def test_store_fault_keeps_mail_queued_in_postfix_until_it_recovers(daemon, postfix):
     db = sqlite3.connect(daemon.data_dir / "palisade.sqlite3")
     db.execute("CREATE TRIGGER palisade_test_fault BEFORE INSERT ON messages "

@@ -64,6 +64,12 @@ enum Command {
 enum IndexCommand {
     /// Rebuild the index from the store (Elasticsearch: into a new version, then swap the alias).
     Reindex,
+    /// How far the index has caught up with a user's stored mail.
+    Status {
+        /// User name or address.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +239,12 @@ async fn main() -> anyhow::Result<()> {
             serde_json::json!({ "replayed": backends.queue.replay_dead().await? })
         }
         Command::Index(IndexCommand::Reindex) => reindex(&config, store.as_ref()).await?,
+        Command::Index(IndexCommand::Status { user }) => {
+            let user = find_user(store.as_ref(), &user).await?;
+            let stored = count_messages(store.as_ref(), &user).await?;
+            let indexed = open_index(&config, false)?.index.count(user.id).await?;
+            serde_json::json!({ "stored": stored, "indexed": indexed, "caught_up": indexed >= stored })
+        }
         Command::Migrate => serde_json::json!({ "applied": 0 }),
     };
     print_json(&out)
@@ -326,6 +338,27 @@ fn hash_password(password: &str) -> anyhow::Result<String> {
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| anyhow!("hashing password: {e}"))
+}
+
+async fn count_messages(store: &dyn Store, user: &User) -> anyhow::Result<u64> {
+    let mut count = 0u64;
+    let mut after = None;
+    loop {
+        let page = store
+            .list_messages(
+                user.id,
+                Page {
+                    after,
+                    limit: WALK_PAGE,
+                },
+            )
+            .await?;
+        count += page.items.len() as u64;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(count),
+        }
+    }
 }
 
 /// Data portability: every raw message as `.eml`, plus the parsed messages as JSON.

@@ -1,0 +1,86 @@
+"""Fixtures for the lmtp-ingest end-to-end suite.
+
+Each test gets its own temporary data_dir and port. Daemons are always killed in teardown; a daemon
+that died on its own during a test makes that test error out. When a test fails, the tail of every
+daemon's stderr is attached to the report.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from palisade_e2e import ADMIN_BIN, BACKEND, BIN_DIR, DAEMON_BIN, Daemon
+
+DAEMONS = pytest.StashKey[list]()
+
+
+def pytest_report_header(config):
+    return [f"palisade binaries: {BIN_DIR}", f"palisade backend: {BACKEND}"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "embedded_only: injects faults through SQLite itself")
+    config.addinivalue_line("markers", "distributed_only: needs the external services")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Backend-specific fault injection has a counterpart on the other backend
+    # (SQLite triggers here, cutting the network to a real service there).
+    for item in items:
+        if BACKEND != "embedded" and item.get_closest_marker("embedded_only"):
+            item.add_marker(pytest.mark.skip(reason="embedded backend only"))
+        if BACKEND != "distributed" and item.get_closest_marker("distributed_only"):
+            item.add_marker(pytest.mark.skip(reason="distributed backend only"))
+
+
+@pytest.fixture(scope="session")
+def binaries():
+    missing = [str(p) for p in (DAEMON_BIN, ADMIN_BIN) if not (p.is_file() and os.access(p, os.X_OK))]
+    if missing:
+        pytest.fail(f"binaries missing: {missing}. Run `cargo build -p lmtp-ingest` or set PALISADE_BIN_DIR.",
+                    pytrace=False)
+    return BIN_DIR
+
+
+@pytest.fixture
+def make_daemon(request, tmp_path, binaries):
+    """Factory: make_daemon(users={"alice": ["alice@example.test"]}, lmtp={...}, proxy=..., start=True)."""
+    made: list[Daemon] = []
+    request.node.stash[DAEMONS] = made
+
+    def factory(*, users: dict | None = None, start: bool = True, name: str | None = None, **kw) -> Daemon:
+        d = Daemon(tmp_path / (name or f"d{len(made)}"), **kw)
+        made.append(d)
+        if start:
+            d.start()
+        for user, addrs in (users or {}).items():
+            d.add_user(user, *addrs)
+        return d
+
+    yield factory
+
+    died = [(d, d.died_unexpectedly()) for d in made]
+    for d in made:
+        d.cleanup()
+    crashed = [(d, rc) for d, rc in died if rc is not None]
+    if crashed:
+        pytest.fail("lmtp-ingest died during the test: "
+                    + "; ".join(f"{d.dir} exit={rc}\n{d.tail()}" for d, rc in crashed), pytrace=False)
+
+
+@pytest.fixture
+def daemon(make_daemon):
+    """A running daemon with users alice, bob and carol (one address each, @example.test)."""
+    return make_daemon(users={"alice": ["alice@example.test"], "bob": ["bob@example.test"],
+                              "carol": ["carol@example.test"]})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for d in item.stash.get(DAEMONS, []):
+            rep.sections.append((f"lmtp-ingest stderr tail ({d.stderr_path})", d.tail()))
