@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -36,6 +37,50 @@ CASSANDRA = os.environ.get("PALISADE_CASSANDRA_NODES", "127.0.0.1:9042")
 ELASTICSEARCH = os.environ.get("PALISADE_ELASTICSEARCH_URL", "http://127.0.0.1:9200")
 AMQP = os.environ.get("PALISADE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
 REDIS = os.environ.get("PALISADE_REDIS_URL", "redis://127.0.0.1:6379/")
+
+
+def _cql(query: str, timeout: float = 120.0) -> None:
+    """Runs one CQL statement over the native protocol v4 (stdlib only; no driver needed)."""
+    host, port = CASSANDRA.split(",")[0].rsplit(":", 1)
+
+    def exact(sock, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError("cassandra closed the connection")
+            buf += chunk
+        return buf
+
+    def request(sock, opcode, body=b""):
+        sock.sendall(struct.pack(">BBhBi", 4, 0, 1, opcode, len(body)) + body)
+        _, _, _, op, length = struct.unpack(">BBhBi", exact(sock, 9))
+        payload = exact(sock, length)
+        if op == 0:
+            raise RuntimeError(f"CQL error: {payload[6:].decode(errors='replace')}")
+        return op
+
+    def string(v: str) -> bytes:
+        return struct.pack(">H", len(v)) + v.encode()
+
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        request(sock, 0x01, struct.pack(">H", 1) + string("CQL_VERSION") + string("3.0.0"))
+        q = query.encode()
+        request(sock, 0x07, struct.pack(">i", len(q)) + q + struct.pack(">HB", 0x0001, 0))
+
+
+def drop_distributed_data(tag: str) -> None:
+    """Removes one daemon's keyspace and index: every test creating its own would otherwise
+    accumulate hundreds of tables in one Cassandra heap."""
+    try:
+        _cql(f"DROP KEYSPACE IF EXISTS palisade_e2e_{tag}")
+    except (OSError, RuntimeError, EOFError):
+        pass  # best effort: a service stopped by an outage test comes back without it
+    try:
+        req = urllib.request.Request(f"{ELASTICSEARCH}/palisade-e2e-{tag}-v1", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+    except OSError:
+        pass
 
 
 def backend_config(tag: str) -> dict:
@@ -482,6 +527,8 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 pass
         self._close_files()
+        if BACKEND == "distributed":
+            drop_distributed_data(self.tag)
 
     def _close_files(self):
         for f in (getattr(self, "_err", None), getattr(self, "_out", None)):

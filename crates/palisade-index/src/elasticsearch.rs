@@ -27,6 +27,7 @@ use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
 };
 
+use crate::limits::{check_nesting, criterion};
 use crate::{IndexDocument, IndexError, SearchHit, SearchIndex, SearchQuery};
 
 /// Version of [`index_body`]'s settings and mapping and of [`analyzer`]; bump it whenever
@@ -40,10 +41,6 @@ const WORDS_ANALYZER: &str = "palisade_words";
 const MAX_TOKEN_BYTES: usize = 64;
 /// Documents deleted per round trip when deleting a user.
 const DELETE_BATCH: usize = 5_000;
-/// Longest accepted criterion, in characters; bounds the work a single query can ask for.
-const MAX_QUERY_CHARS: usize = 2048;
-/// Deepest accepted parenthesis nesting in free text, as in the tantivy backend.
-const MAX_QUERY_NESTING: usize = 16;
 /// Elasticsearch refuses `from + size` beyond `index.max_result_window` (10 000 by default).
 const MAX_RESULT_WINDOW: usize = 10_000;
 /// Upper bound on any request, so a hung cluster surfaces as `Unavailable` instead of a stall.
@@ -955,39 +952,6 @@ fn check_shards(body: &Value) -> Result<(), IndexError> {
     Ok(())
 }
 
-/// The trimmed criterion, `None` when blank; too-long criteria are rejected.
-fn criterion<'a>(name: &str, value: &'a Option<String>) -> Result<Option<&'a str>, IndexError> {
-    let Some(value) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if value.chars().count() > MAX_QUERY_CHARS {
-        return Err(IndexError::InvalidQuery(format!(
-            "{name} is longer than {MAX_QUERY_CHARS} characters"
-        )));
-    }
-    Ok(Some(value))
-}
-
-/// Rejects free text nested deeper than the tantivy backend accepts, so both behave alike.
-fn check_nesting(text: &str) -> Result<(), IndexError> {
-    let mut depth = 0usize;
-    for c in text.chars() {
-        match c {
-            '(' | '[' | '{' => {
-                depth += 1;
-                if depth > MAX_QUERY_NESTING {
-                    return Err(IndexError::InvalidQuery(format!(
-                        "query nests deeper than {MAX_QUERY_NESTING} levels"
-                    )));
-                }
-            }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// Alias names go into URL paths unescaped and get `-vN` appended, so only a conservative
 /// subset of Elasticsearch's index-name rules is accepted.
 fn validate_alias(alias: &str) -> Result<(), IndexError> {
@@ -1073,6 +1037,7 @@ fn unavailable(context: &str, e: impl fmt::Display) -> IndexError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::{MAX_QUERY_CHARS, MAX_QUERY_NESTING};
 
     fn user() -> UserId {
         UserId::new_random()

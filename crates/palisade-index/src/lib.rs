@@ -10,6 +10,7 @@ use palisade_model::{DiscussionId, Message, MessageId, Participant, ParticipantR
 
 pub mod contract;
 pub mod elasticsearch;
+mod limits;
 pub mod tantivy_backend;
 
 /// The searchable projection of one message in one user's mailbox.

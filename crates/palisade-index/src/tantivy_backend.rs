@@ -25,6 +25,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
+use crate::limits::{check_nesting, criterion};
 use crate::{IndexDocument, IndexError, SearchHit, SearchIndex, SearchQuery};
 
 /// Tokenizer for subject and body: split on non-alphanumerics, lowercase, fold accents.
@@ -35,10 +36,6 @@ const ADDRESS_TOKENIZER: &str = "palisade_address";
 const MAX_TOKEN_BYTES: usize = 64;
 /// Indexing memory budget shared by the writer threads.
 const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
-/// Longest accepted criterion, in characters; bounds parser work.
-const MAX_QUERY_CHARS: usize = 2048;
-/// Deepest accepted parenthesis nesting in free text; the query grammar parser recurses.
-const MAX_QUERY_NESTING: usize = 16;
 
 /// The embedded tantivy search index, read-write or read-only.
 pub struct TantivyIndex {
@@ -421,39 +418,6 @@ fn lock_writer(mutex: &Mutex<IndexWriter>) -> Result<MutexGuard<'_, IndexWriter>
     }
 }
 
-/// The trimmed criterion, `None` when blank; too-long criteria are rejected.
-fn criterion<'a>(name: &str, value: &'a Option<String>) -> Result<Option<&'a str>, IndexError> {
-    let Some(value) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if value.chars().count() > MAX_QUERY_CHARS {
-        return Err(IndexError::InvalidQuery(format!(
-            "{name} is longer than {MAX_QUERY_CHARS} characters"
-        )));
-    }
-    Ok(Some(value))
-}
-
-/// Rejects free text nested deeper than the parser can safely recurse.
-fn check_nesting(text: &str) -> Result<(), IndexError> {
-    let mut depth = 0usize;
-    for c in text.chars() {
-        match c {
-            '(' | '[' | '{' => {
-                depth += 1;
-                if depth > MAX_QUERY_NESTING {
-                    return Err(IndexError::InvalidQuery(format!(
-                        "query nests deeper than {MAX_QUERY_NESTING} levels"
-                    )));
-                }
-            }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 fn to_document(fields: &Fields, doc: &IndexDocument) -> TantivyDocument {
     let mut out = TantivyDocument::default();
     out.add_text(fields.key, doc_key(doc.user_id, doc.message_id));
@@ -546,6 +510,7 @@ impl SearchIndex for TantivyIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_QUERY_NESTING;
 
     fn doc(user: UserId, subject: &str, body: &str) -> IndexDocument {
         let id = MessageId(uuid::Uuid::new_v4());

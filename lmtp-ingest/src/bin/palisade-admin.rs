@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use lmtp_ingest::{ConfigArg, open_backends, open_index};
 use palisade_index::IndexDocument;
 use palisade_index::SearchQuery;
-use palisade_model::{Address, MessageId, User};
+use palisade_model::{Address, MessageId, MessageSummary, User, UserId};
 use palisade_store::{Page, Store};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -194,21 +194,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Messages(MessagesCommand::List { user, limit }) => {
             let user = find_user(store.as_ref(), &user).await?;
             let mut all = Vec::new();
-            let mut after = None;
-            loop {
-                let page = store
-                    .list_messages(
-                        user.id,
-                        Page {
-                            after,
-                            limit: WALK_PAGE,
-                        },
-                    )
-                    .await?;
-                all.extend(page.items);
-                match page.next {
-                    Some(next) if limit.is_none_or(|l| all.len() < l) => after = Some(next),
-                    _ => break,
+            let mut pages = Pages::new(store.as_ref(), user.id);
+            while let Some(items) = pages.next().await? {
+                all.extend(items);
+                if limit.is_some_and(|l| all.len() >= l) {
+                    break;
                 }
             }
             if let Some(limit) = limit {
@@ -269,19 +259,10 @@ async fn reindex(
     };
     let mut total = 0usize;
     for user in store.list_users().await? {
-        let mut after = None;
-        loop {
-            let page = store
-                .list_messages(
-                    user.id,
-                    Page {
-                        after,
-                        limit: WALK_PAGE,
-                    },
-                )
-                .await?;
-            let mut docs = Vec::with_capacity(page.items.len());
-            for summary in &page.items {
+        let mut pages = Pages::new(store, user.id);
+        while let Some(items) = pages.next().await? {
+            let mut docs = Vec::with_capacity(items.len());
+            for summary in &items {
                 if let Some(message) = store.get_message(user.id, summary.id).await? {
                     docs.push(IndexDocument::from_message(&message));
                 }
@@ -292,10 +273,6 @@ async fn reindex(
                 _ => index.index.index(docs).await?,
             }
             eprintln!("reindex: {total} messages ({})", user.name);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
         }
     }
     if let (Some(es), Some(name)) = (&index.elasticsearch, &target) {
@@ -340,25 +317,52 @@ fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow!("hashing password: {e}"))
 }
 
-async fn count_messages(store: &dyn Store, user: &User) -> anyhow::Result<u64> {
-    let mut count = 0u64;
-    let mut after = None;
-    loop {
-        let page = store
+/// Walks one user's mailbox a page at a time, newest first.
+struct Pages<'a> {
+    store: &'a dyn Store,
+    user: UserId,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn new(store: &'a dyn Store, user: UserId) -> Self {
+        Pages {
+            store,
+            user,
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` after the last one.
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<MessageSummary>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .store
             .list_messages(
-                user.id,
+                self.user,
                 Page {
-                    after,
+                    after: self.after.take(),
                     limit: WALK_PAGE,
                 },
             )
             .await?;
-        count += page.items.len() as u64;
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(count),
-        }
+        self.after = page.next;
+        self.done = self.after.is_none();
+        Ok(Some(page.items))
     }
+}
+
+async fn count_messages(store: &dyn Store, user: &User) -> anyhow::Result<u64> {
+    let mut count = 0u64;
+    let mut pages = Pages::new(store, user.id);
+    while let Some(items) = pages.next().await? {
+        count += items.len() as u64;
+    }
+    Ok(count)
 }
 
 /// Data portability: every raw message as `.eml`, plus the parsed messages as JSON.
@@ -367,18 +371,9 @@ async fn export(store: &dyn Store, key: &str, dir: PathBuf) -> anyhow::Result<se
     let raw_dir = dir.join("messages");
     std::fs::create_dir_all(&raw_dir).with_context(|| format!("creating {}", raw_dir.display()))?;
     let mut messages = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_messages(
-                user.id,
-                Page {
-                    after,
-                    limit: WALK_PAGE,
-                },
-            )
-            .await?;
-        for summary in &page.items {
+    let mut pages = Pages::new(store, user.id);
+    while let Some(items) = pages.next().await? {
+        for summary in &items {
             let raw = store
                 .get_raw(user.id, summary.id)
                 .await?
@@ -387,10 +382,6 @@ async fn export(store: &dyn Store, key: &str, dir: PathBuf) -> anyhow::Result<se
             if let Some(message) = store.get_message(user.id, summary.id).await? {
                 messages.push(message);
             }
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
         }
     }
     let count = messages.len();
@@ -421,7 +412,7 @@ async fn search(
     for hit in hits {
         // The index may be ahead of a deletion; the store is the truth.
         if let Some(message) = store.get_message(user.id, hit.message_id).await? {
-            summaries.push(palisade_model::MessageSummary::from(&message));
+            summaries.push(MessageSummary::from(&message));
         }
     }
     Ok(serde_json::to_value(summaries)?)
