@@ -1,8 +1,12 @@
-//! `lmtp-ingest`: takes mail from Postfix over LMTP and stores it durably.
+//! `lmtp-ingest`: takes mail from Postfix over LMTP and stores it durably; with `api.enabled`
+//! (the embedded default) it also serves the HTTP API from the same process.
 
 use anyhow::Context;
 use clap::Parser;
 use lmtp_ingest::{ConfigArg, Index, init_tracing, open_backends, open_cache, open_index};
+use palisade_api::AppState;
+use palisade_api::listener::ProxyAcceptor;
+use palisade_api::mailer::Mailer;
 use palisade_ingest::IngestBackend;
 use palisade_lmtp::{Limits, ServerConfig, serve};
 use palisade_mime::ParseLimits;
@@ -47,8 +51,39 @@ async fn main() -> anyhow::Result<()> {
         },
         wake.clone(),
     );
+    let search = index.index.clone();
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(run_worker(index, worker, worker_stop.clone()));
+
+    let api_task = if config.api.enabled {
+        let mailer = Mailer::new(&config.submission).context("submission relay settings")?;
+        let state = AppState::new(
+            backends.store.clone(),
+            search,
+            cache.clone(),
+            backends.queue.clone(),
+            mailer,
+            config.api.clone(),
+        )
+        .with_wake(wake.clone());
+        let a = &config.api;
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("binding API listener on {}", a.listen))?;
+        let policy = ProxyPolicy {
+            enabled: a.proxy_protocol.enabled,
+            trusted: a.proxy_protocol.trusted.clone(),
+        };
+        let acceptor = ProxyAcceptor::spawn(listener, policy, shutdown.clone())?;
+        tracing::info!(listen = %a.listen, "api ready");
+        Some(tokio::spawn(palisade_api::serve(
+            acceptor,
+            Arc::new(state),
+            shutdown.clone(),
+        )))
+    } else {
+        None
+    };
 
     let l = &config.lmtp;
     let mut backend = IngestBackend::new(
@@ -85,6 +120,11 @@ async fn main() -> anyhow::Result<()> {
 
     tokio::spawn(signal_shutdown(shutdown.clone()));
     serve(listener, server, backend, shutdown).await?;
+    if let Some(api) = api_task {
+        api.await
+            .context("api server panicked")?
+            .context("api server failed")?;
+    }
 
     worker_stop.cancel();
     worker_task.await.context("index worker panicked")?;

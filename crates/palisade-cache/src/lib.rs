@@ -119,6 +119,12 @@ pub fn scoped_key(user: &str, kind: &str, name: &str) -> String {
     format!("{}{}", scoped_prefix(user, kind), escape_component(name))
 }
 
+/// The pub/sub channel carrying one user's new-mail events, shared by ingest (publisher) and
+/// the API (subscriber).
+pub fn mail_events_channel(user: &str) -> String {
+    scoped_key(user, "events", "mail")
+}
+
 /// The prefix shared by every [`scoped_key`] of `user` and `kind`, for listing them.
 pub fn scoped_prefix(user: &str, kind: &str) -> String {
     format!("u:{}:{}:", escape_component(user), escape_component(kind))

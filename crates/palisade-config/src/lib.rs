@@ -23,6 +23,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The LMTP listener.
     pub lmtp: LmtpConfig,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// Outgoing mail: where sent messages are handed over.
+    pub submission: SubmissionConfig,
     /// Which storage backend to use.
     pub storage: StorageConfig,
     /// Which search backend to use.
@@ -42,6 +46,8 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             lmtp: LmtpConfig::default(),
+            api: ApiConfig::default(),
+            submission: SubmissionConfig::default(),
             storage: StorageConfig::default(),
             index: IndexConfig::default(),
             queue: QueueConfig::default(),
@@ -77,6 +83,17 @@ impl Config {
             return Err(ConfigError(
                 "lmtp limits (max_message_bytes, max_recipients, max_connections) must be > 0"
                     .into(),
+            ));
+        }
+        let a = &self.api;
+        if a.proxy_protocol.enabled && a.proxy_protocol.trusted.is_empty() {
+            return Err(ConfigError(
+                "api.proxy_protocol.enabled needs at least one trusted network".into(),
+            ));
+        }
+        if a.max_body_bytes == 0 || a.session_ttl_minutes == 0 {
+            return Err(ConfigError(
+                "api.max_body_bytes and api.session_ttl_minutes must be > 0".into(),
             ));
         }
         if l.proxy_protocol.enabled && l.proxy_protocol.trusted.is_empty() {
@@ -145,6 +162,87 @@ impl Default for LmtpConfig {
             proxy_protocol: ProxyProtocolConfig::default(),
         }
     }
+}
+
+/// The HTTP API listener and its policies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// Serve the API from the daemon (the embedded default); a separate `palisade-api`
+    /// process can serve it instead in distributed deployments.
+    pub enabled: bool,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a session lives without use.
+    pub session_ttl_minutes: u64,
+    /// Login attempts allowed per client address per 15 minutes.
+    pub login_attempts_per_address: u32,
+    /// Login attempts allowed per account per 15 minutes.
+    pub login_attempts_per_account: u32,
+    /// Directory of the built web client, served at `/` when it exists.
+    pub static_dir: Option<PathBuf>,
+    /// PROXY protocol v2 in front of the API (HAProxy `send-proxy-v2`).
+    pub proxy_protocol: ProxyProtocolConfig,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 25 * 1024 * 1024,
+            session_ttl_minutes: 12 * 60,
+            login_attempts_per_address: 30,
+            login_attempts_per_account: 10,
+            static_dir: None,
+            proxy_protocol: ProxyProtocolConfig::default(),
+        }
+    }
+}
+
+/// How sent mail leaves: SMTP submission to a relay (Postfix), which does the delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubmissionConfig {
+    /// Relay host name or address.
+    pub host: String,
+    /// Relay port.
+    pub port: u16,
+    /// `none` (local relay), `starttls` or `tls`.
+    pub tls: SubmissionTls,
+    /// User name for SMTP AUTH, if the relay wants it.
+    pub username: Option<String>,
+    /// Password for SMTP AUTH; prefer `PALISADE_SUBMISSION__PASSWORD` over the file.
+    pub password: Option<String>,
+    /// Domain used in generated Message-IDs.
+    pub message_id_domain: String,
+}
+
+impl Default for SubmissionConfig {
+    fn default() -> Self {
+        SubmissionConfig {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: SubmissionTls::None,
+            username: None,
+            password: None,
+            message_id_domain: "palisade.localhost".into(),
+        }
+    }
+}
+
+/// Transport security towards the submission relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmissionTls {
+    /// Plain SMTP, for a relay on the same host or a trusted network.
+    None,
+    /// STARTTLS, required.
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
 }
 
 /// PROXY protocol v2 settings of a listener.

@@ -34,7 +34,7 @@ pub struct IndexDocument {
     pub body: String,
     /// Whether the message carries at least one non-inline attachment.
     pub has_attachment: bool,
-    /// Tag names, matched exactly.
+    /// Tag ids (as text), matched exactly.
     pub tags: Vec<String>,
 }
 
@@ -72,7 +72,7 @@ impl IndexDocument {
             subject: content.subject.clone().unwrap_or_default(),
             body,
             has_attachment: content.attachments.iter().any(|a| !a.inline),
-            tags: m.tags.clone(),
+            tags: m.tags.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -96,7 +96,7 @@ pub struct SearchQuery {
     pub before: Option<DateTime<Utc>>,
     /// Restricts to messages with (`true`) or without (`false`) attachments.
     pub has_attachment: Option<bool>,
-    /// Restricts to messages carrying exactly this tag name.
+    /// Restricts to messages carrying exactly this tag id (as text).
     pub tag: Option<String>,
 }
 
@@ -248,7 +248,7 @@ fn decode_entities(text: &str, out: &mut String) {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use palisade_model::{Attachment, Envelope, Flags, MessageContent, RawHash};
+    use palisade_model::{Attachment, Envelope, Flags, MessageContent, RawHash, TagId};
 
     fn participant(role: ParticipantRole, name: Option<&str>, addr: Option<&str>) -> Participant {
         Participant {
@@ -274,7 +274,7 @@ mod tests {
             },
             content,
             flags: Flags::default(),
-            tags: vec!["work".into()],
+            tags: vec![TagId(uuid::Uuid::from_u128(7))],
         }
     }
 
@@ -321,7 +321,7 @@ mod tests {
         assert_eq!(doc.subject, "Hello");
         assert_eq!(doc.body, "plain body");
         assert!(doc.has_attachment);
-        assert_eq!(doc.tags, vec!["work"]);
+        assert_eq!(doc.tags, vec![TagId(uuid::Uuid::from_u128(7)).to_string()]);
     }
 
     #[test]

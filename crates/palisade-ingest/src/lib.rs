@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use palisade_cache::{Cache, scoped_key};
+use palisade_cache::Cache;
 use palisade_jobs::{JobKind, JobQueue, JobSpec};
 use palisade_lmtp::{DeliveryBackend, IncomingMessage, RecipientStatus, Resolution};
 use palisade_mime::{ParseLimits, parse_message};
@@ -61,7 +61,7 @@ impl IngestBackend {
 
 /// The pub/sub channel carrying one user's new-mail events.
 pub fn events_channel(user: UserId) -> String {
-    scoped_key(&user.to_string(), "events", "mail")
+    palisade_cache::mail_events_channel(&user.to_string())
 }
 
 /// Stores one recipient's copy and, where needed, publishes its jobs.
@@ -147,6 +147,7 @@ impl DeliveryBackend for IngestBackend {
                     rcpt_to: rcpt.to_string(),
                     received_at,
                 },
+                flags: Default::default(),
             };
             writes.spawn(async move { (i, store_one(store, publisher, delivery).await) });
         }

@@ -103,6 +103,19 @@ static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
     parser
 });
 
+/// The decoded bytes of the part that [`Attachment::part_index`](palisade_model::Attachment)
+/// names, cut out of the raw message on demand; `None` when there is no such part.
+pub fn attachment_bytes(raw: &[u8], part_index: u32) -> Option<Vec<u8>> {
+    let raw = preamble::strip_envelope_noise(raw);
+    catch_unwind(AssertUnwindSafe(|| {
+        let message = PARSER.parse(raw)?;
+        let part = message.parts.get(usize::try_from(part_index).ok()?)?;
+        Some(part.contents().to_vec())
+    }))
+    .ok()
+    .flatten()
+}
+
 fn parse_full(raw: &[u8], limits: &ParseLimits) -> MessageContent {
     let Some(message) = PARSER.parse(raw) else {
         return with_error(MessageContent::default(), "no header section found");

@@ -63,6 +63,43 @@ id_type!(
     /// Identifies a contact in one user's address book.
     ContactId
 );
+id_type!(
+    /// Identifies a tag; messages refer to tags by id, so renaming touches only the tag.
+    TagId
+);
+id_type!(
+    /// Identifies a draft being written.
+    DraftId
+);
+
+impl ContactId {
+    /// A fresh random contact id, for contacts the user creates.
+    pub fn new_random() -> Self {
+        ContactId(Uuid::new_v4())
+    }
+
+    /// The id of a contact learned from `address`, derived so that learning twice (a retried
+    /// job, two workers) yields one contact.
+    pub fn for_address(user: UserId, address: &Address) -> Self {
+        let mut name = user.0.as_bytes().to_vec();
+        name.extend_from_slice(address.as_str().as_bytes());
+        ContactId(Uuid::new_v5(&MESSAGE_ID_NAMESPACE, &name))
+    }
+}
+
+impl TagId {
+    /// A fresh random tag id.
+    pub fn new_random() -> Self {
+        TagId(Uuid::new_v4())
+    }
+}
+
+impl DraftId {
+    /// A fresh random draft id.
+    pub fn new_random() -> Self {
+        DraftId(Uuid::new_v4())
+    }
+}
 
 impl UserId {
     /// A fresh random user id.
@@ -219,6 +256,7 @@ pub struct Attachment {
 
 /// Per-message state the user changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Flags {
     /// Has been read.
     pub seen: bool,
@@ -230,6 +268,34 @@ pub struct Flags {
     pub draft: bool,
     /// Is in the trash.
     pub trashed: bool,
+    /// Is our own copy of a message the user sent.
+    pub sent: bool,
+}
+
+/// A change to a message's user-set flags; `None` leaves a flag as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagsPatch {
+    /// Read or unread.
+    pub seen: Option<bool>,
+    /// Starred or not.
+    pub flagged: Option<bool>,
+    /// In the trash or restored.
+    pub trashed: Option<bool>,
+    /// Replied to.
+    pub answered: Option<bool>,
+}
+
+impl Flags {
+    /// The flags after `patch`.
+    pub fn patched(self, patch: FlagsPatch) -> Flags {
+        Flags {
+            seen: patch.seen.unwrap_or(self.seen),
+            flagged: patch.flagged.unwrap_or(self.flagged),
+            trashed: patch.trashed.unwrap_or(self.trashed),
+            answered: patch.answered.unwrap_or(self.answered),
+            ..self
+        }
+    }
 }
 
 /// Everything the MIME parser learns from a raw message, before it is placed in a mailbox.
@@ -321,8 +387,8 @@ pub struct Message {
     pub content: MessageContent,
     /// User-set state.
     pub flags: Flags,
-    /// Tag names.
-    pub tags: Vec<String>,
+    /// Tags assigned; ids of deleted tags may linger and are ignored by readers.
+    pub tags: Vec<TagId>,
 }
 
 /// A compact view of a message, for lists.
@@ -382,6 +448,39 @@ pub struct Discussion {
     pub unread_count: u32,
     /// Preview of the newest message.
     pub snippet: String,
+    /// Distinct people named in its messages (authors first), at most [`DISCUSSION_PARTICIPANTS`].
+    pub participants: Vec<Participant>,
+    /// Privacy features of the newest message.
+    pub privacy: PrivacyFeatures,
+}
+
+/// Most participants a discussion keeps for display.
+pub const DISCUSSION_PARTICIPANTS: usize = 10;
+
+/// Adds `incoming` people to a discussion's participant list: distinct by address (or name when
+/// the address is missing), existing order kept, capped at [`DISCUSSION_PARTICIPANTS`].
+pub fn merge_participants(existing: &mut Vec<Participant>, incoming: &[Participant]) {
+    let key = |p: &Participant| {
+        p.address
+            .as_deref()
+            .map(str::to_lowercase)
+            .or_else(|| p.name.clone())
+    };
+    for p in incoming {
+        if existing.len() >= DISCUSSION_PARTICIPANTS {
+            break;
+        }
+        if !matches!(
+            p.role,
+            ParticipantRole::From | ParticipantRole::To | ParticipantRole::Cc
+        ) {
+            continue;
+        }
+        let k = key(p);
+        if k.is_some() && !existing.iter().any(|e| key(e) == k) {
+            existing.push(p.clone());
+        }
+    }
 }
 
 /// Someone the user corresponds with.
@@ -402,10 +501,39 @@ pub struct Contact {
 /// A user-defined label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tag {
+    /// Tag id, what messages refer to.
+    pub id: TagId,
     /// Owner.
     pub user_id: UserId,
     /// Unique name within the user.
     pub name: String,
+}
+
+/// A message being written; becomes a real message only when sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    /// Draft id.
+    pub id: DraftId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Sender, one of the owner's addresses; `None` means their first address.
+    pub from: Option<Address>,
+    /// Primary recipients.
+    pub to: Vec<Address>,
+    /// Carbon-copy recipients.
+    pub cc: Vec<Address>,
+    /// Blind carbon-copy recipients.
+    pub bcc: Vec<Address>,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// The message this answers; sets In-Reply-To and References when sent.
+    pub in_reply_to: Option<MessageId>,
+    /// The message this forwards; attached when sent.
+    pub forward_of: Option<MessageId>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -73,4 +73,46 @@ impl PrivacyFeatures {
     pub fn all_hops_tls(&self) -> bool {
         !self.transport.is_empty() && self.transport.iter().all(|h| h.tls)
     }
+
+    /// The privacy index: 0 (nothing protected it) to 100 (end-to-end encrypted, over TLS,
+    /// authenticated), a summary the user can sort and filter on.
+    pub fn privacy_index(&self) -> u8 {
+        let passed = |r: Option<&String>| r.is_some_and(|v| v == "pass");
+        let auth = self.auth_results.as_ref();
+        let mut score = 0u32;
+        if self.all_hops_tls() {
+            score += 30;
+        }
+        if passed(auth.and_then(|a| a.dkim.as_ref())) {
+            score += 10;
+        } else if self.dkim_signature {
+            score += 5;
+        }
+        if passed(auth.and_then(|a| a.spf.as_ref())) {
+            score += 5;
+        }
+        if passed(auth.and_then(|a| a.dmarc.as_ref())) {
+            score += 5;
+        }
+        let encrypted = self.crypto.iter().any(|c| {
+            matches!(
+                c,
+                CryptoKind::PgpEncrypted | CryptoKind::PgpInline | CryptoKind::SmimeEncrypted
+            )
+        });
+        let signed = self
+            .crypto
+            .iter()
+            .any(|c| matches!(c, CryptoKind::PgpSigned | CryptoKind::SmimeSigned));
+        if encrypted {
+            score += 40;
+        }
+        if signed {
+            score += 10;
+        }
+        if self.spam.is_spam == Some(true) {
+            score = score.saturating_sub(30);
+        }
+        u8::try_from(score.min(100)).unwrap_or(100)
+    }
 }

@@ -16,14 +16,15 @@ pub async fn run_all(store: &dyn Store) {
     delivery_is_durable_idempotent_and_scoped(store).await;
     threads_follow_references_and_reply_subjects(store).await;
     lists_paginate_newest_first(store).await;
+    crate::contract_mailbox::run_all(store).await;
 }
 
-fn addr(s: &str) -> Address {
+pub(crate) fn addr(s: &str) -> Address {
     Address::parse(s).unwrap_or_else(|e| panic!("test address {s}: {e}"))
 }
 
 /// A unique suffix so checks never collide with each other's users.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", UserId::new_random())
 }
 
@@ -43,10 +44,11 @@ pub fn delivery(user: UserId, raw: &[u8], content: MessageContent, minutes: i64)
             rcpt_to: "rcpt@example.test".into(),
             received_at: base + Days::minutes(minutes),
         },
+        flags: Default::default(),
     }
 }
 
-fn content(subject: &str, message_id: &str, refs: &[&str]) -> MessageContent {
+pub(crate) fn content(subject: &str, message_id: &str, refs: &[&str]) -> MessageContent {
     let normalized = subject
         .trim_start_matches("Re: ")
         .trim_start_matches("Fwd: ")

@@ -7,13 +7,16 @@
 
 use async_trait::async_trait;
 use palisade_model::{
-    Address, Envelope, Message, MessageContent, MessageId, MessageSummary, RawHash, User, UserId,
+    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftId, Envelope, Flags,
+    FlagsPatch, Message, MessageContent, MessageId, MessageSummary, RawHash, Tag, TagId, User,
+    UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub mod cassandra;
 pub mod contract;
+mod contract_mailbox;
 pub mod sqlite;
 mod threading;
 
@@ -53,6 +56,9 @@ pub struct Delivery {
     pub content: Arc<MessageContent>,
     /// The envelope for this recipient.
     pub envelope: Envelope,
+    /// Flags the message starts with: default for received mail, `seen` and `sent` for the
+    /// copy of a message the user sent.
+    pub flags: Flags,
 }
 
 /// What [`Store::deliver`] did.
@@ -119,4 +125,135 @@ pub trait Store: Send + Sync {
 
     /// The exact bytes of one of the user's messages.
     async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// A user by id.
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The user's argon2id password hash (PHC string), if a password is set.
+    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
+
+    /// How many messages the user has, the stored side of the search watermark.
+    async fn count_messages(&self, user: UserId) -> Result<u64, StoreError>;
+
+    /// The user's discussions, most recent activity first.
+    async fn list_discussions(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<PageOf<Discussion>, StoreError>;
+
+    /// One discussion of the user's.
+    async fn get_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+    ) -> Result<Option<Discussion>, StoreError>;
+
+    /// The messages of one discussion, newest arrival first.
+    async fn discussion_messages(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        page: Page,
+    ) -> Result<PageOf<MessageSummary>, StoreError>;
+
+    /// Changes a message's flags, keeping its discussion's unread count in step; `None` when
+    /// the message does not exist.
+    async fn update_flags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Flags>, StoreError>;
+
+    /// Replaces the tags on a message; `false` when the message does not exist. Callers check
+    /// that the tags are the user's.
+    async fn set_message_tags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        tags: &[TagId],
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a message for good (row, raw bytes, discussion membership); `false` when it did
+    /// not exist.
+    async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError>;
+
+    /// The user's tags, by name.
+    async fn list_tags(&self, user: UserId) -> Result<Vec<Tag>, StoreError>;
+
+    /// Creates a tag; `Conflict` when the user already has one of that name.
+    async fn create_tag(&self, user: UserId, name: &str) -> Result<Tag, StoreError>;
+
+    /// Renames a tag; `NotFound` or `Conflict` as appropriate.
+    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError>;
+
+    /// Deletes a tag; messages keep the dangling id, which readers ignore. `false` when absent.
+    async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError>;
+
+    /// The user's contacts, ordered by id, paged.
+    async fn list_contacts(&self, user: UserId, page: Page) -> Result<PageOf<Contact>, StoreError>;
+
+    /// One contact of the user's.
+    async fn get_contact(&self, user: UserId, id: ContactId)
+    -> Result<Option<Contact>, StoreError>;
+
+    /// The contact owning `address` in the user's address book.
+    async fn find_contact(
+        &self,
+        user: UserId,
+        address: &Address,
+    ) -> Result<Option<Contact>, StoreError>;
+
+    /// Creates or replaces a contact; `Conflict` when one of its addresses belongs to another
+    /// of the user's contacts.
+    async fn save_contact(&self, contact: Contact) -> Result<Contact, StoreError>;
+
+    /// Deletes a contact; `false` when absent.
+    async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a draft.
+    async fn save_draft(&self, draft: Draft) -> Result<Draft, StoreError>;
+
+    /// One draft of the user's.
+    async fn get_draft(&self, user: UserId, id: DraftId) -> Result<Option<Draft>, StoreError>;
+
+    /// The user's drafts, most recently changed first.
+    async fn list_drafts(&self, user: UserId, page: Page) -> Result<PageOf<Draft>, StoreError>;
+
+    /// Deletes a draft; `false` when absent.
+    async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError>;
+}
+
+/// Learns contacts from the people named in a message: each address not yet in the user's
+/// address book becomes a contact. Idempotent, so the worker may run it again on retry.
+pub async fn learn_contacts(
+    store: &dyn Store,
+    user: UserId,
+    people: &[palisade_model::Participant],
+    own: &[Address],
+) -> Result<usize, StoreError> {
+    let mut learned = 0;
+    for p in people {
+        let Some(address) = p.address.as_deref().and_then(|a| Address::parse(a).ok()) else {
+            continue;
+        };
+        if own.contains(&address) || store.find_contact(user, &address).await?.is_some() {
+            continue;
+        }
+        let contact = Contact {
+            id: ContactId::for_address(user, &address),
+            user_id: user,
+            name: p.name.clone().filter(|n| !n.trim().is_empty()),
+            addresses: vec![address],
+            public_keys: Vec::new(),
+        };
+        match store.save_contact(contact).await {
+            Ok(_) => learned += 1,
+            // Learned concurrently by another worker: fine.
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(learned)
 }

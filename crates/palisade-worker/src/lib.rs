@@ -11,7 +11,8 @@
 use chrono::Utc;
 use palisade_index::{IndexDocument, IndexError, SearchIndex};
 use palisade_jobs::{Job, JobKind, JobQueue, QueueError};
-use palisade_store::Store;
+use palisade_model::{Message, ParticipantRole};
+use palisade_store::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -116,9 +117,25 @@ impl IndexWorker {
             match spec.kind {
                 JobKind::Index => match self.store.get_message(spec.user_id, spec.message_id).await
                 {
-                    Ok(Some(message)) => batch.push((job, IndexDocument::from_message(&message))),
-                    // Deleted since: nothing left to index.
-                    Ok(None) => done.push(job),
+                    Ok(Some(message)) => match self.learn_contacts(&message).await {
+                        Ok(()) => batch.push((job, IndexDocument::from_message(&message))),
+                        Err(e) => self.fail(&job, &e.to_string(), Fault::Outage).await?,
+                    },
+                    // Deleted since: take it out of the index too.
+                    Ok(None) => match self
+                        .index
+                        .delete_message(spec.user_id, spec.message_id)
+                        .await
+                    {
+                        Ok(()) => done.push(job),
+                        Err(e) => {
+                            let fault = match e {
+                                IndexError::Unavailable(_) => Fault::Outage,
+                                _ => Fault::Job,
+                            };
+                            self.fail(&job, &e.to_string(), fault).await?
+                        }
+                    },
                     Err(e) => self.fail(&job, &e.to_string(), Fault::Outage).await?,
                 },
             }
@@ -149,6 +166,42 @@ impl IndexWorker {
             self.queue.complete(&done).await?;
         }
         Ok(count)
+    }
+
+    /// Adds the people the user corresponds with to their address book: the authors of
+    /// received mail, the recipients of sent mail. Idempotent, so retries are harmless.
+    async fn learn_contacts(&self, message: &Message) -> Result<(), StoreError> {
+        let wanted: &[ParticipantRole] = if message.flags.sent {
+            &[
+                ParticipantRole::To,
+                ParticipantRole::Cc,
+                ParticipantRole::Bcc,
+            ]
+        } else {
+            &[ParticipantRole::From]
+        };
+        // Spam is not a correspondent.
+        if message.content.privacy.spam.is_spam == Some(true) {
+            return Ok(());
+        }
+        let people: Vec<_> = message
+            .content
+            .participants
+            .iter()
+            .filter(|p| wanted.contains(&p.role))
+            .cloned()
+            .collect();
+        if people.is_empty() {
+            return Ok(());
+        }
+        let own = self
+            .store
+            .get_user(message.user_id)
+            .await?
+            .map(|u| u.addresses)
+            .unwrap_or_default();
+        palisade_store::learn_contacts(self.store.as_ref(), message.user_id, &people, &own).await?;
+        Ok(())
     }
 
     async fn fail(&self, job: &Job, error: &str, fault: Fault) -> Result<(), QueueError> {

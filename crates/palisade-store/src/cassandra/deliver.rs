@@ -4,10 +4,11 @@
 //!    every concurrent redelivery writes byte-identical rows.
 //! 2. Raw chunks, thread keys, the discussion and the message row are written; each write is
 //!    idempotent, so a failure part-way is repaired by the LMTP client's retry.
-//! 3. A logged batch adds the arrival row and sets `messages.delivered`: the message exists,
-//!    for readers and for the duplicate check, exactly when both are in place.
+//! 3. A logged batch adds the arrival and discussion rows and sets `messages.delivered`: the
+//!    message exists, for readers and for the duplicate check, exactly when all are in place.
+//! 4. The discussion's activity row moves to the new arrival; until then readers skip it.
 
-use super::{CassandraStore, timestamp, to_json, unavailable, unset};
+use super::{CassandraStore, mailbox, timestamp, to_json, unavailable, unset};
 use crate::threading::{
     SNIPPET_CHARS, is_reply_by_subject, keys_to_register, subject_window_start,
 };
@@ -15,8 +16,8 @@ use crate::{Delivery, DeliveryReceipt, StoreError};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use futures::stream::FuturesUnordered;
-use palisade_model::{DiscussionId, Flags, MessageContent, MessageId};
-use scylla::value::{CqlTimestamp, CqlValue};
+use palisade_model::{DiscussionId, MessageContent, MessageId, Participant, merge_participants};
+use scylla::value::{CqlTimestamp, CqlValue, MaybeUnset};
 use std::collections::{HashMap, HashSet};
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -25,10 +26,12 @@ use uuid::Uuid;
 const WRITES_IN_FLIGHT: usize = 8;
 /// Thread keys looked up per `IN` query; long References headers are split.
 const KEYS_PER_LOOKUP: usize = 50;
-/// Cassandra rejects multi-partition batches over 50 KiB by default; an arrival row whose
-/// subject and sender make it bigger is written without the batch (see [`commit`]).
+/// Cassandra rejects multi-partition batches over 50 KiB by default; summary rows whose
+/// subject, sender, snippet, privacy and people make them bigger are written without the
+/// batch (see [`commit`]).
 const BATCH_BUDGET_BYTES: usize = 32 * 1024;
 
+/// Stores one delivery, or reports the message as a duplicate if it was stored before.
 pub(super) async fn deliver(
     store: &CassandraStore,
     d: &Delivery,
@@ -45,8 +48,18 @@ pub(super) async fn deliver(
 
     let received = claim_arrival(store, user, id, d.envelope.received_at).await?;
     write_raw(store, d).await?;
-    let discussion = place(store, user, id, &d.content, received).await?;
-    write_message(store, d, id, discussion, received).await?;
+    // The message's own people, as the discussion would merge them.
+    let mut people = Vec::new();
+    merge_participants(&mut people, &d.content.participants);
+    let placed = place(store, user, id, d, &people, received).await?;
+    let discussion = placed.discussion;
+    write_message(store, d, id, discussion, &people, received).await?;
+    // The message is stored; a stale activity row only costs readers a skipped row.
+    if let Err(e) =
+        mailbox::settle_activity(store, user, discussion.0, received, placed.previous).await
+    {
+        warn!(message = %id, error = %e, "could not move the discussion's activity row");
+    }
     debug!(
         user = %d.user_id,
         message = %id,
@@ -112,15 +125,24 @@ async fn write_raw(store: &CassandraStore, d: &Delivery) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Finds or starts the message's discussion and records the keys that lead to it.
+/// Where a message went, and its discussion's newest arrival before it.
+struct Placed {
+    discussion: DiscussionId,
+    previous: Option<CqlTimestamp>,
+}
+
+/// Finds or starts the message's discussion, records the keys that lead to it and adds the
+/// message to the discussion's members, people and activity.
 async fn place(
     store: &CassandraStore,
     user: Uuid,
     id: MessageId,
-    content: &MessageContent,
+    d: &Delivery,
+    people: &[Participant],
     received: DateTime<Utc>,
-) -> Result<DiscussionId, StoreError> {
+) -> Result<Placed, StoreError> {
     let st = store.statements().await?;
+    let content = d.content.as_ref();
     let mut seen = HashSet::new();
     let mut keys: Vec<&str> = Vec::new();
     for key in keys_to_register(content) {
@@ -156,6 +178,10 @@ async fn place(
     }
     while in_flight.try_next().await?.is_some() {}
 
+    let state: Option<(Option<String>, Option<Vec<String>>)> = store
+        .first(&st.select_discussion_state, (user, discussion.0))
+        .await?;
+    let (stored_subject, stored_people) = state.unwrap_or_default();
     // A retry of the starting message finds its own keys: it is still the starter.
     let subject_key = if discussion == started {
         if content.subject.is_some() || content.normalized_subject.is_some() {
@@ -173,36 +199,56 @@ async fn place(
         }
         content.normalized_subject.clone()
     } else {
-        let row: Option<(Option<String>,)> = store
-            .first(&st.select_discussion_subject, (user, discussion.0))
-            .await?;
-        row.and_then(|(s,)| s)
+        stored_subject
     };
 
-    let received_ms = received.timestamp_millis();
+    // Only the people this message adds are appended: concurrent deliveries into one
+    // discussion lose nobody, and a retry finds its people there and appends nothing.
+    let known = mailbox::people(stored_people.as_deref().unwrap_or_default())?;
+    let mut merged = known.clone();
+    merge_participants(&mut merged, people);
+    if merged.len() > known.len() {
+        store
+            .execute(
+                &st.add_participants,
+                (
+                    mailbox::people_column(&merged[known.len()..])?,
+                    user,
+                    discussion.0,
+                ),
+            )
+            .await?;
+    }
     store
-        .execute(
-            &st.touch_discussion,
-            (
-                received_ms.saturating_mul(1000),
-                CqlTimestamp(received_ms),
-                content.snippet(SNIPPET_CHARS),
-                vec![id.0],
-                vec![id.0],
-                user,
-                discussion.0,
-            ),
-        )
+        .execute(&st.touch_discussion, (vec![id.0], user, discussion.0))
+        .await?;
+    if !d.flags.seen {
+        store
+            .execute(&st.add_unread, (vec![id.0], user, discussion.0))
+            .await?;
+    }
+
+    // The newest arrival before this one, whose activity row this message may replace once
+    // it is committed; the new row is written first, so the discussion is never unlisted.
+    let previous = mailbox::newest(store, user, discussion.0)
+        .await?
+        .map(|n| n.received);
+    let received_at = timestamp(received);
+    store
+        .execute(&st.insert_activity, (user, received_at, discussion.0))
         .await?;
     if let Some(subject) = subject_key.filter(|s| !s.is_empty()) {
         store
             .execute(
                 &st.insert_discussion_by_subject,
-                (user, subject, CqlTimestamp(received_ms), discussion.0),
+                (user, subject, received_at, discussion.0),
             )
             .await?;
     }
-    Ok(discussion)
+    Ok(Placed {
+        discussion,
+        previous,
+    })
 }
 
 /// The newest discussion with the same subject active within the window, for replies only.
@@ -231,6 +277,7 @@ async fn write_message(
     d: &Delivery,
     id: MessageId,
     discussion: DiscussionId,
+    people: &[Participant],
     received: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let st = store.statements().await?;
@@ -241,7 +288,7 @@ async fn write_message(
     let size = i64::try_from(d.raw.len())
         .map_err(|_| StoreError::Unavailable("raw message too large".into()))?;
     let from = content.from().map(to_json).transpose()?;
-    let flags = to_json(&Flags::default())?;
+    let flags = to_json(&d.flags)?;
     let date = content.date.map(timestamp);
     let parse_error = content.parse_error.is_some();
     store
@@ -278,9 +325,30 @@ async fn write_message(
         parse_error,
         size,
     );
-    let summary_bytes =
-        content.subject.as_ref().map_or(0, String::len) + from.as_ref().map_or(0, String::len);
-    commit(store, user, id, arrival, summary_bytes).await
+    let snippet = content.snippet(SNIPPET_CHARS);
+    let privacy = to_json(&content.privacy)?;
+    let people = to_json(&people)?;
+    let in_discussion = (
+        user,
+        timestamp(received),
+        id.0,
+        discussion.0,
+        unset(date),
+        unset(content.subject.as_deref()),
+        unset(from.as_deref()),
+        flags.as_str(),
+        parse_error,
+        size,
+        snippet.as_str(),
+        privacy.as_str(),
+        people.as_str(),
+    );
+    let summary_bytes = 2
+        * (content.subject.as_ref().map_or(0, String::len) + from.as_ref().map_or(0, String::len))
+        + snippet.len()
+        + privacy.len()
+        + people.len();
+    commit(store, user, id, (arrival, in_discussion), summary_bytes).await
 }
 
 type ArrivalValues<'a> = (
@@ -288,36 +356,55 @@ type ArrivalValues<'a> = (
     CqlTimestamp,
     Uuid,
     Uuid,
-    scylla::value::MaybeUnset<CqlTimestamp>,
-    scylla::value::MaybeUnset<&'a str>,
-    scylla::value::MaybeUnset<&'a str>,
+    MaybeUnset<CqlTimestamp>,
+    MaybeUnset<&'a str>,
+    MaybeUnset<&'a str>,
     &'a str,
     bool,
     i64,
 );
 
+type InDiscussionValues<'a> = (
+    Uuid,
+    CqlTimestamp,
+    Uuid,
+    Uuid,
+    MaybeUnset<CqlTimestamp>,
+    MaybeUnset<&'a str>,
+    MaybeUnset<&'a str>,
+    &'a str,
+    bool,
+    i64,
+    &'a str,
+    &'a str,
+    &'a str,
+);
+
 /// Lists the message and marks it delivered, atomically through the batchlog.
 ///
-/// An arrival row too big for a batch is written first and the mark second: a failure in
-/// between leaves a row the retry rewrites identically, never a message missing from lists.
+/// Summary rows too big for a batch are written first and the mark last: a failure in
+/// between leaves rows the retry rewrites identically, never a message missing from lists.
 async fn commit(
     store: &CassandraStore,
     user: Uuid,
     id: MessageId,
-    arrival: ArrivalValues<'_>,
+    (arrival, in_discussion): (ArrivalValues<'_>, InDiscussionValues<'_>),
     summary_bytes: usize,
 ) -> Result<(), StoreError> {
     let st = store.statements().await?;
     if summary_bytes <= BATCH_BUDGET_BYTES {
         store
             .session
-            .batch(&st.commit_message, (arrival, (user, id.0)))
+            .batch(&st.commit_message, (arrival, in_discussion, (user, id.0)))
             .await
             .map_err(unavailable)?;
         return Ok(());
     }
     warn!(message = %id, summary_bytes, "oversized summary, committing without a batch");
     store.execute(&st.insert_arrival, arrival).await?;
+    store
+        .execute(&st.insert_in_discussion, in_discussion)
+        .await?;
     store.execute(&st.mark_delivered, (user, id.0)).await?;
     Ok(())
 }

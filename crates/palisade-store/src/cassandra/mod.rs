@@ -5,7 +5,9 @@
 //! raw bytes, then thread placement, then the message rows in one logged batch, and the
 //! message row is the commit point that readers and redeliveries look at.
 
+mod book;
 mod deliver;
+mod mailbox;
 mod schema;
 mod statements;
 
@@ -15,13 +17,15 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use palisade_config::CassandraConfig;
 use palisade_model::{
-    Address, DiscussionId, Message, MessageId, MessageSummary, Participant, RawHash, User, UserId,
+    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftId, Flags, FlagsPatch,
+    Message, MessageId, MessageSummary, Participant, RawHash, Tag, TagId, User, UserId,
 };
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::pager::NextRowError;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
+use scylla::response::PagingState;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
@@ -30,6 +34,7 @@ use scylla::value::{CqlTimestamp, CqlValue, MaybeUnset, Row};
 use serde::de::DeserializeOwned;
 use statements::Statements;
 use std::fmt::Display;
+use std::ops::ControlFlow;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
@@ -177,12 +182,135 @@ impl CassandraStore {
         })
     }
 
+    /// Reads a query's rows `page_size` at a time, handing each to `keep` until it returns
+    /// `false` or the rows run out. Unlike the driver's pager it does not read a page ahead,
+    /// so a list that stops after its first page costs one request.
+    async fn scan<R>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+        page_size: i32,
+        mut keep: impl FnMut(R) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let mut statement = statement.clone();
+        statement.set_page_size(page_size.max(1));
+        let mut paging = PagingState::start();
+        loop {
+            let (result, response) = self
+                .session
+                .execute_single_page(&statement, &values, paging)
+                .await
+                .map_err(unavailable)?;
+            let rows = result.into_rows_result().map_err(corrupt)?;
+            for row in rows.rows::<R>().map_err(corrupt)? {
+                if !keep(row.map_err(corrupt)?)? {
+                    return Ok(());
+                }
+            }
+            match response.into_paging_control_flow() {
+                ControlFlow::Continue(next) => paging = next,
+                ControlFlow::Break(()) => return Ok(()),
+            }
+        }
+    }
+
+    /// One page of message summaries, newest first, from a query over summary rows.
+    async fn summaries(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+        limit: usize,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        let limit = limit.max(1);
+        let mut items = Vec::with_capacity(limit + 1);
+        self.scan(statement, values, fetch_size(limit), |row: SummaryRow| {
+            if let Some(item) = summary(row)? {
+                items.push(item);
+            }
+            Ok(items.len() <= limit)
+        })
+        .await?;
+        Ok(page_of(items, limit, |m: &MessageSummary| {
+            encode_cursor(m.received_at.timestamp_millis(), m.id.0)
+        }))
+    }
+
+    /// Claims `key` of `user` for `owner` with a `(user, key, owner, claimed_at)` LWT insert;
+    /// `owner_column` names the holder's column in the LWT's answer.
+    async fn claim(
+        &self,
+        statement: &PreparedStatement,
+        user: Uuid,
+        key: &str,
+        owner: Uuid,
+        owner_column: &str,
+    ) -> Result<Claim, StoreError> {
+        let now = timestamp(Utc::now());
+        let lwt = self.lwt(statement, (user, key, owner, now)).await?;
+        if lwt.applied {
+            return Ok(Claim::Ours);
+        }
+        let holder = match lwt.column(owner_column) {
+            Some(CqlValue::Uuid(holder)) => *holder,
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "claim on {key:?} without owner"
+                )));
+            }
+        };
+        if holder == owner {
+            return Ok(Claim::Ours);
+        }
+        let since = match lwt.column("claimed_at") {
+            Some(CqlValue::Timestamp(t)) => Some(t.0),
+            _ => None,
+        };
+        Ok(Claim::Held {
+            owner: holder,
+            since,
+        })
+    }
+
+    /// Takes over a claim whose holder does not use it: a write that failed half-way. Recent
+    /// claims are left alone, since their write may still be under way.
+    async fn take_over(
+        &self,
+        statement: &PreparedStatement,
+        user: Uuid,
+        key: &str,
+        owner: Uuid,
+        stale_owner: Uuid,
+        since: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let settled = (now - CLAIM_GRACE).timestamp_millis();
+        if since.is_some_and(|t| t > settled) {
+            return Ok(false);
+        }
+        debug!(key, stale = %stale_owner, "taking over an abandoned claim");
+        Ok(self
+            .lwt(statement, (owner, timestamp(now), user, key, stale_owner))
+            .await?
+            .applied)
+    }
+
+    /// Releases a claim if `owner` still holds it; failures only leave a stale claim, which
+    /// [`Self::take_over`] clears later, so they are logged rather than returned.
+    async fn release(&self, statement: &PreparedStatement, user: Uuid, key: &str, owner: Uuid) {
+        if let Err(e) = self.lwt(statement, (user, key, owner)).await {
+            warn!(key, error = %e, "could not release a claim");
+        }
+    }
+
     /// The raw hash of a message that finished delivery; a half-written one does not exist.
     async fn delivered_raw(&self, user: Uuid, id: Uuid) -> Result<Option<String>, StoreError> {
         let st = self.statements().await?;
-        let row: Option<(String, Option<bool>)> =
+        let row: Option<(Option<String>, Option<bool>)> =
             self.first(&st.select_raw_ref, (user, id)).await?;
-        Ok(row.and_then(|(sha, delivered)| (delivered == Some(true)).then_some(sha)))
+        Ok(row.and_then(|(sha, delivered)| sha.filter(|_| delivered == Some(true))))
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -380,27 +508,79 @@ fn decode_cursor(cursor: &str) -> Result<(i64, Uuid), StoreError> {
     Ok((ms, id))
 }
 
-type ArrivalRow = (
+/// A summary row of `messages_by_arrival` or `messages_by_discussion`. Everything but the
+/// key is optional: a flag update racing a deletion can leave a row holding only its flags.
+type SummaryRow = (
     CqlTimestamp,
     Uuid,
-    Uuid,
+    Option<Uuid>,
     Option<CqlTimestamp>,
     Option<String>,
     Option<String>,
-    String,
-    bool,
-    i64,
+    Option<String>,
+    Option<bool>,
+    Option<i64>,
 );
 
+/// Decodes a summary row; `None` for a row left behind by a flag update (it has no size).
+fn summary(row: SummaryRow) -> Result<Option<MessageSummary>, StoreError> {
+    let (received, id, discussion, date, subject, from, flags, parse_error, size) = row;
+    let (Some(discussion), Some(size)) = (discussion, size) else {
+        return Ok(None);
+    };
+    Ok(Some(MessageSummary {
+        id: MessageId(id),
+        discussion_id: DiscussionId(discussion),
+        date: from_timestamp(date.unwrap_or(received)),
+        received_at: from_timestamp(received),
+        from: from.map(|f| json::<Participant>(&f, "from")).transpose()?,
+        subject,
+        flags: flags
+            .map(|f| json(&f, "flags"))
+            .transpose()?
+            .unwrap_or_default(),
+        parse_error: parse_error.unwrap_or_default(),
+        raw_size: u64_of(size),
+    }))
+}
+
+/// Cuts fetched items to a page of `limit`; one item more means a next page, whose cursor
+/// is that of the page's last item.
+fn page_of<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> PageOf<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more { items.last().map(cursor) } else { None };
+    PageOf { items, next }
+}
+
+/// A page size for the driver: the page's items plus the one that tells whether more exist.
+fn fetch_size(limit: usize) -> i32 {
+    i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX)
+}
+
+/// Claims on a user's unique keys (tag names, contact addresses) younger than this are
+/// assumed to belong to a write in progress, even when the row they point at is not there.
+const CLAIM_GRACE: chrono::Duration = chrono::Duration::seconds(60);
+
+/// The outcome of claiming a unique key with `INSERT ... IF NOT EXISTS`.
+enum Claim {
+    /// The key is ours now, or already was.
+    Ours,
+    /// Someone else holds it, since the given time (milliseconds).
+    Held { owner: Uuid, since: Option<i64> },
+}
+
+/// A message row; optional throughout, since a flag or tag update racing a deletion can
+/// leave a row holding only that column (it is not `delivered`, so it does not exist).
 type MessageRow = (
     Option<bool>,
-    Uuid,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
+    Option<Uuid>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
 type ChunkRow = (i32, Vec<u8>, Option<i64>, Option<i32>);
@@ -487,39 +667,14 @@ impl Store for CassandraStore {
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
         let st = self.statements().await?;
-        let limit = page.limit.max(1);
-        // One row past the page tells whether a next page exists.
-        let fetch = i32::try_from(limit + 1).unwrap_or(i32::MAX);
-        let rows: Vec<ArrivalRow> = match &page.after {
-            None => self.all(&st.list_first, (user.0, fetch)).await?,
+        match &page.after {
+            None => self.summaries(&st.list_first, (user.0,), page.limit).await,
             Some(cursor) => {
                 let (ms, id) = decode_cursor(cursor)?;
-                self.all(&st.list_after, (user.0, CqlTimestamp(ms), id, fetch))
-                    .await?
+                self.summaries(&st.list_after, (user.0, CqlTimestamp(ms), id), page.limit)
+                    .await
             }
-        };
-        let more = rows.len() > limit;
-        let mut items = Vec::with_capacity(limit);
-        let mut next = None;
-        for (received, id, discussion, date, subject, from, flags, parse_error, size) in
-            rows.into_iter().take(limit)
-        {
-            if more {
-                next = Some(encode_cursor(received.0, id));
-            }
-            items.push(MessageSummary {
-                id: MessageId(id),
-                discussion_id: DiscussionId(discussion),
-                date: from_timestamp(date.unwrap_or(received)),
-                received_at: from_timestamp(received),
-                from: from.map(|f| json::<Participant>(&f, "from")).transpose()?,
-                subject,
-                flags: json(&flags, "flags")?,
-                parse_error,
-                raw_size: u64_of(size),
-            });
         }
-        Ok(PageOf { items, next })
     }
 
     async fn get_message(
@@ -529,7 +684,17 @@ impl Store for CassandraStore {
     ) -> Result<Option<Message>, StoreError> {
         let st = self.statements().await?;
         let row: Option<MessageRow> = self.first(&st.select_message, (user.0, id.0)).await?;
-        let Some((Some(true), discussion, sha, size, flags, tags, envelope, content)) = row else {
+        let Some((
+            Some(true),
+            Some(discussion),
+            Some(sha),
+            Some(size),
+            flags,
+            tags,
+            Some(envelope),
+            Some(content),
+        )) = row
+        else {
             return Ok(None);
         };
         Ok(Some(Message {
@@ -541,8 +706,14 @@ impl Store for CassandraStore {
             raw_size: u64_of(size),
             envelope: json(&envelope, "envelope")?,
             content: json(&content, "content")?,
-            flags: json(&flags, "flags")?,
-            tags: json(&tags, "tags")?,
+            flags: flags
+                .map(|f| json(&f, "flags"))
+                .transpose()?
+                .unwrap_or_default(),
+            tags: tags
+                .map(|t| json(&t, "tags"))
+                .transpose()?
+                .unwrap_or_default(),
         }))
     }
 
@@ -583,5 +754,143 @@ impl Store for CassandraStore {
                 raw.len()
             ))),
         }
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.user_by_id(id.0).await
+    }
+
+    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
+        let st = self.statements().await?;
+        let row: Option<(Option<String>,)> = self.first(&st.select_password_hash, (id.0,)).await?;
+        Ok(row.and_then(|(hash,)| hash))
+    }
+
+    async fn count_messages(&self, user: UserId) -> Result<u64, StoreError> {
+        let st = self.statements().await?;
+        let row: Option<(i64,)> = self.first(&st.count_messages, (user.0,)).await?;
+        Ok(row.map_or(0, |(n,)| u64_of(n)))
+    }
+
+    async fn list_discussions(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<PageOf<Discussion>, StoreError> {
+        mailbox::list_discussions(self, user, page).await
+    }
+
+    async fn get_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+    ) -> Result<Option<Discussion>, StoreError> {
+        mailbox::get_discussion(self, user, id).await
+    }
+
+    async fn discussion_messages(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        page: Page,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        let st = self.statements().await?;
+        match &page.after {
+            None => {
+                self.summaries(&st.in_discussion_first, (user.0, id.0), page.limit)
+                    .await
+            }
+            Some(cursor) => {
+                let (ms, after) = decode_cursor(cursor)?;
+                self.summaries(
+                    &st.in_discussion_after,
+                    (user.0, id.0, CqlTimestamp(ms), after),
+                    page.limit,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn update_flags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Flags>, StoreError> {
+        mailbox::update_flags(self, user, id, patch).await
+    }
+
+    async fn set_message_tags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        tags: &[TagId],
+    ) -> Result<bool, StoreError> {
+        mailbox::set_message_tags(self, user, id, tags).await
+    }
+
+    async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError> {
+        mailbox::delete_message(self, user, id).await
+    }
+
+    async fn list_tags(&self, user: UserId) -> Result<Vec<Tag>, StoreError> {
+        book::list_tags(self, user).await
+    }
+
+    async fn create_tag(&self, user: UserId, name: &str) -> Result<Tag, StoreError> {
+        book::create_tag(self, user, name).await
+    }
+
+    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError> {
+        book::rename_tag(self, user, id, name).await
+    }
+
+    async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError> {
+        book::delete_tag(self, user, id).await
+    }
+
+    async fn list_contacts(&self, user: UserId, page: Page) -> Result<PageOf<Contact>, StoreError> {
+        book::list_contacts(self, user, page).await
+    }
+
+    async fn get_contact(
+        &self,
+        user: UserId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        book::get_contact(self, user, id).await
+    }
+
+    async fn find_contact(
+        &self,
+        user: UserId,
+        address: &Address,
+    ) -> Result<Option<Contact>, StoreError> {
+        book::find_contact(self, user, address).await
+    }
+
+    async fn save_contact(&self, contact: Contact) -> Result<Contact, StoreError> {
+        book::save_contact(self, contact).await
+    }
+
+    async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError> {
+        book::delete_contact(self, user, id).await
+    }
+
+    async fn save_draft(&self, draft: Draft) -> Result<Draft, StoreError> {
+        book::save_draft(self, draft).await
+    }
+
+    async fn get_draft(&self, user: UserId, id: DraftId) -> Result<Option<Draft>, StoreError> {
+        book::get_draft(self, user, id).await
+    }
+
+    async fn list_drafts(&self, user: UserId, page: Page) -> Result<PageOf<Draft>, StoreError> {
+        book::list_drafts(self, user, page).await
+    }
+
+    async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError> {
+        book::delete_draft(self, user, id).await
     }
 }

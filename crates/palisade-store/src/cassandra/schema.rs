@@ -23,29 +23,30 @@ pub(crate) struct Migration {
 }
 
 /// The schema's history.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "users, addresses, raw messages, messages, threads",
-    statements: &[
-        // A user row is written last by create_user, so its presence means the account is whole.
-        "CREATE TABLE IF NOT EXISTS {ks}.users (
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users, addresses, raw messages, messages, threads",
+        statements: &[
+            // A user row is written last by create_user, so its presence means the account is whole.
+            "CREATE TABLE IF NOT EXISTS {ks}.users (
             id            uuid PRIMARY KEY,
             name          text,
             created_at    timestamp,
             password_hash text,
             addresses     set<text>
         )",
-        "CREATE TABLE IF NOT EXISTS {ks}.users_by_name (
+            "CREATE TABLE IF NOT EXISTS {ks}.users_by_name (
             name    text PRIMARY KEY,
             user_id uuid
         )",
-        "CREATE TABLE IF NOT EXISTS {ks}.addresses (
+            "CREATE TABLE IF NOT EXISTS {ks}.addresses (
             address text PRIMARY KEY,
             user_id uuid
         )",
-        // One partition per stored message, so a large message never makes a large partition;
-        // the static columns let a reader prove it got every chunk.
-        "CREATE TABLE IF NOT EXISTS {ks}.raw_messages (
+            // One partition per stored message, so a large message never makes a large partition;
+            // the static columns let a reader prove it got every chunk.
+            "CREATE TABLE IF NOT EXISTS {ks}.raw_messages (
             user_id uuid,
             sha256  text,
             chunk   int,
@@ -54,18 +55,18 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             chunks  int STATIC,
             PRIMARY KEY ((user_id, sha256), chunk)
         )",
-        // First delivery of a message id wins its arrival time, so concurrent redeliveries write
-        // identical rows instead of listing the message twice.
-        "CREATE TABLE IF NOT EXISTS {ks}.message_claims (
+            // First delivery of a message id wins its arrival time, so concurrent redeliveries write
+            // identical rows instead of listing the message twice.
+            "CREATE TABLE IF NOT EXISTS {ks}.message_claims (
             user_id     uuid,
             id          uuid,
             received_at timestamp,
             PRIMARY KEY ((user_id, id))
         )",
-        // Keyed by (user_id, id) together: content_json carries bodies, which would make a
-        // per-user partition grow without bound. `delivered` is set together with the
-        // arrival row, in one logged batch, and is what makes the message exist.
-        "CREATE TABLE IF NOT EXISTS {ks}.messages (
+            // Keyed by (user_id, id) together: content_json carries bodies, which would make a
+            // per-user partition grow without bound. `delivered` is set together with the
+            // arrival row, in one logged batch, and is what makes the message exist.
+            "CREATE TABLE IF NOT EXISTS {ks}.messages (
             user_id       uuid,
             id            uuid,
             delivered     boolean,
@@ -83,7 +84,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             content_json  text,
             PRIMARY KEY ((user_id, id))
         )",
-        "CREATE TABLE IF NOT EXISTS {ks}.messages_by_arrival (
+            "CREATE TABLE IF NOT EXISTS {ks}.messages_by_arrival (
             user_id       uuid,
             received_at   timestamp,
             id            uuid,
@@ -96,15 +97,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             raw_size      bigint,
             PRIMARY KEY ((user_id), received_at, id)
         ) WITH CLUSTERING ORDER BY (received_at DESC, id DESC)",
-        "CREATE TABLE IF NOT EXISTS {ks}.thread_keys (
+            "CREATE TABLE IF NOT EXISTS {ks}.thread_keys (
             user_id       uuid,
             key           text,
             discussion_id uuid,
             PRIMARY KEY ((user_id), key)
         )",
-        // Sets instead of counters: adding a message id twice is harmless, counting it twice
-        // is not.
-        "CREATE TABLE IF NOT EXISTS {ks}.discussions (
+            // Sets instead of counters: adding a message id twice is harmless, counting it twice
+            // is not.
+            "CREATE TABLE IF NOT EXISTS {ks}.discussions (
             user_id            uuid,
             id                 uuid,
             subject            text,
@@ -115,17 +116,96 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             unread_ids         set<uuid>,
             PRIMARY KEY ((user_id), id)
         )",
-        // One row per message placed in a discussion, keyed by the discussion's subject: the
-        // newest row is the most recently active discussion, read with LIMIT 1.
-        "CREATE TABLE IF NOT EXISTS {ks}.discussions_by_subject (
+            // One row per message placed in a discussion, keyed by the discussion's subject: the
+            // newest row is the most recently active discussion, read with LIMIT 1.
+            "CREATE TABLE IF NOT EXISTS {ks}.discussions_by_subject (
             user_id            uuid,
             normalized_subject text,
             last_activity      timestamp,
             discussion_id      uuid,
             PRIMARY KEY ((user_id, normalized_subject), last_activity, discussion_id)
         ) WITH CLUSTERING ORDER BY (last_activity DESC, discussion_id DESC)",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        description: "mailbox: discussion lists, flags, tags, contacts, drafts",
+        statements: &[
+            // The people of a discussion, one JSON participant per element. Deliveries only append
+            // the people they add, so concurrent ones into one discussion lose nobody; readers
+            // drop duplicates and cap the list (see merge_participants). Not every server takes
+            // IF NOT EXISTS on ALTER ... ADD; `migrate` skips the statement when the column is
+            // already there, so a retried group does not fail on it.
+            "ALTER TABLE {ks}.discussions ADD participants list<text>",
+            // A discussion's messages, newest first; written in the commit batch with the arrival
+            // row. The newest row is what a discussion shows (activity, snippet, privacy), so a
+            // deletion needs no recomputation of those. participants_json is the message's own
+            // From/To/Cc, to rebuild the discussion's people when a message goes.
+            "CREATE TABLE IF NOT EXISTS {ks}.messages_by_discussion (
+            user_id           uuid,
+            discussion_id     uuid,
+            received_at       timestamp,
+            id                uuid,
+            date              timestamp,
+            subject           text,
+            from_json         text,
+            flags_json        text,
+            parse_error       boolean,
+            raw_size          bigint,
+            snippet           text,
+            privacy_json      text,
+            participants_json text,
+            PRIMARY KEY ((user_id, discussion_id), received_at, id)
+        ) WITH CLUSTERING ORDER BY (received_at DESC, id DESC)",
+            // Discussions by latest arrival. A row is valid when its time is the newest arrival
+            // of its discussion; rows left behind by races or failures are skipped by readers.
+            "CREATE TABLE IF NOT EXISTS {ks}.discussions_by_activity (
+            user_id       uuid,
+            last_activity timestamp,
+            discussion_id uuid,
+            PRIMARY KEY ((user_id), last_activity, discussion_id)
+        ) WITH CLUSTERING ORDER BY (last_activity DESC, discussion_id DESC)",
+            "CREATE TABLE IF NOT EXISTS {ks}.tags (
+            user_id uuid,
+            id      uuid,
+            name    text,
+            PRIMARY KEY ((user_id), id)
+        )",
+            // Claimed with IF NOT EXISTS before the tag row is written: one tag per name.
+            "CREATE TABLE IF NOT EXISTS {ks}.tags_by_name (
+            user_id    uuid,
+            name       text,
+            tag_id     uuid,
+            claimed_at timestamp,
+            PRIMARY KEY ((user_id), name)
+        )",
+            // Ids as text, so contacts list in the same order as in the embedded store.
+            "CREATE TABLE IF NOT EXISTS {ks}.contacts (
+            user_id          uuid,
+            id               text,
+            name             text,
+            addresses_json   text,
+            public_keys_json text,
+            PRIMARY KEY ((user_id), id)
+        )",
+            // Claimed with IF NOT EXISTS before the contact row is written: one contact per address.
+            "CREATE TABLE IF NOT EXISTS {ks}.contact_addresses (
+            user_id    uuid,
+            address    text,
+            contact_id uuid,
+            claimed_at timestamp,
+            PRIMARY KEY ((user_id), address)
+        )",
+            "CREATE TABLE IF NOT EXISTS {ks}.drafts (
+            user_id    uuid,
+            id         uuid,
+            updated_at timestamp,
+            draft_json text,
+            PRIMARY KEY ((user_id), id)
+        )",
+        ],
+    },
+];
 
 impl CassandraStore {
     /// Creates the keyspace if needed and applies every migration not yet recorded.
@@ -161,7 +241,7 @@ impl CassandraStore {
                 continue;
             }
             for statement in migration.statements {
-                self.ddl(&statement.replace("{ks}", ks)).await?;
+                self.ddl_step(&statement.replace("{ks}", ks)).await?;
             }
             // Recorded only once the whole group ran, so a failed group is retried in full.
             self.session
@@ -211,6 +291,41 @@ impl CassandraStore {
             .collect()
     }
 
+    /// Runs one migration statement; an `ALTER TABLE ... ADD` of a column that is already
+    /// there (a retried group) is skipped, since CQL cannot say `IF NOT EXISTS` for it.
+    async fn ddl_step(&self, cql: &str) -> Result<(), StoreError> {
+        let Some((table, column)) = added_column(cql) else {
+            return self.ddl(cql).await;
+        };
+        if self.column_exists(table, column).await? {
+            return Ok(());
+        }
+        match self.ddl(cql).await {
+            // Another process added it between the check and the change.
+            Err(StoreError::Unavailable(e)) if e.contains("already exist") => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn column_exists(&self, table: &str, column: &str) -> Result<bool, StoreError> {
+        let select = self
+            .session
+            .prepare(
+                "SELECT column_name FROM system_schema.columns
+                 WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+            )
+            .await
+            .map_err(unavailable)?;
+        let result = self
+            .session
+            .execute_unpaged(&select, (self.keyspace.as_str(), table, column))
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        Ok(result.rows_num() > 0)
+    }
+
     /// Schema changes wait for every node to agree, which takes longer than a data request.
     async fn ddl(&self, cql: &str) -> Result<(), StoreError> {
         let mut statement = Statement::new(cql);
@@ -220,5 +335,45 @@ impl CassandraStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+/// The table and column of an `ALTER TABLE ks.table ADD column type` statement.
+fn added_column(cql: &str) -> Option<(&str, &str)> {
+    let words: Vec<&str> = cql.split_whitespace().collect();
+    match words.as_slice() {
+        [alter, table_kw, table, add, column, _type, ..]
+            if alter.eq_ignore_ascii_case("alter")
+                && table_kw.eq_ignore_ascii_case("table")
+                && add.eq_ignore_ascii_case("add") =>
+        {
+            let table = table.rsplit_once('.').map_or(*table, |(_, t)| t);
+            Some((table, column))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn added_columns_are_recognized() {
+        assert_eq!(
+            added_column("ALTER TABLE ks.discussions ADD participants list<text>"),
+            Some(("discussions", "participants"))
+        );
+        assert_eq!(
+            added_column("CREATE TABLE IF NOT EXISTS ks.t (a int PRIMARY KEY)"),
+            None
+        );
+    }
+
+    #[test]
+    fn versions_are_consecutive() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(usize::try_from(m.version).ok(), Some(i + 1));
+        }
     }
 }

@@ -10,6 +10,13 @@ use scylla::statement::prepared::PreparedStatement;
 const RAW_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Users fetched per page when listing every account.
 const USER_PAGE: i32 = 1000;
+/// Summary rows fetched per page of a message list; a list stops reading once it is full.
+const SUMMARY_PAGE: i32 = 100;
+/// Rows fetched when only the newest few of a discussion matter.
+const NEWEST_PAGE: i32 = 4;
+/// Rows fetched per page when a whole small partition is read (a discussion's members, a
+/// user's drafts).
+const MEMBER_PAGE: i32 = 500;
 
 /// The prepared statements of a [`super::CassandraStore`].
 pub(crate) struct Statements {
@@ -30,19 +37,71 @@ pub(crate) struct Statements {
     pub(crate) select_thread_keys: PreparedStatement,
     pub(crate) insert_thread_key: PreparedStatement,
     pub(crate) select_discussion_by_subject: PreparedStatement,
-    pub(crate) select_discussion_subject: PreparedStatement,
+    pub(crate) select_discussion_state: PreparedStatement,
     pub(crate) start_discussion: PreparedStatement,
     pub(crate) touch_discussion: PreparedStatement,
+    pub(crate) add_participants: PreparedStatement,
+    pub(crate) add_unread: PreparedStatement,
+    pub(crate) remove_unread: PreparedStatement,
     pub(crate) insert_discussion_by_subject: PreparedStatement,
     pub(crate) insert_message: PreparedStatement,
     pub(crate) insert_arrival: PreparedStatement,
+    pub(crate) insert_in_discussion: PreparedStatement,
     pub(crate) mark_delivered: PreparedStatement,
-    /// Logged batch of `insert_arrival` then `mark_delivered`: a message is listed exactly
-    /// when it exists.
+    /// Logged batch of `insert_arrival`, `insert_in_discussion` then `mark_delivered`: a
+    /// message is listed exactly when it exists.
     pub(crate) commit_message: Batch,
     pub(crate) select_message: PreparedStatement,
     pub(crate) list_first: PreparedStatement,
     pub(crate) list_after: PreparedStatement,
+    pub(crate) count_messages: PreparedStatement,
+    pub(crate) select_password_hash: PreparedStatement,
+
+    pub(crate) insert_activity: PreparedStatement,
+    pub(crate) delete_activity: PreparedStatement,
+    pub(crate) activity_first: PreparedStatement,
+    pub(crate) activity_after: PreparedStatement,
+    pub(crate) select_discussions_in: PreparedStatement,
+    pub(crate) select_newest: PreparedStatement,
+    pub(crate) select_newest_in: PreparedStatement,
+    pub(crate) select_arrivals_since: PreparedStatement,
+    pub(crate) select_members: PreparedStatement,
+    pub(crate) in_discussion_first: PreparedStatement,
+    pub(crate) in_discussion_after: PreparedStatement,
+    pub(crate) untouch_discussion: PreparedStatement,
+
+    pub(crate) select_message_state: PreparedStatement,
+    pub(crate) set_message_flags: PreparedStatement,
+    pub(crate) set_arrival_flags: PreparedStatement,
+    pub(crate) set_in_discussion_flags: PreparedStatement,
+    pub(crate) set_message_tags: PreparedStatement,
+    /// Logged batch removing a message's arrival and discussion rows.
+    pub(crate) unlist_message: Batch,
+    /// Logged batch removing the message row, its arrival claim and its raw bytes.
+    pub(crate) forget_message: Batch,
+
+    pub(crate) select_tags: PreparedStatement,
+    pub(crate) select_tag: PreparedStatement,
+    pub(crate) insert_tag: PreparedStatement,
+    pub(crate) delete_tag: PreparedStatement,
+    pub(crate) claim_tag_name: PreparedStatement,
+    pub(crate) take_over_tag_name: PreparedStatement,
+    pub(crate) release_tag_name: PreparedStatement,
+
+    pub(crate) contacts_first: PreparedStatement,
+    pub(crate) contacts_after: PreparedStatement,
+    pub(crate) select_contact: PreparedStatement,
+    pub(crate) insert_contact: PreparedStatement,
+    pub(crate) delete_contact: PreparedStatement,
+    pub(crate) select_contact_address: PreparedStatement,
+    pub(crate) claim_contact_address: PreparedStatement,
+    pub(crate) take_over_contact_address: PreparedStatement,
+    pub(crate) release_contact_address: PreparedStatement,
+
+    pub(crate) select_drafts: PreparedStatement,
+    pub(crate) select_draft: PreparedStatement,
+    pub(crate) insert_draft: PreparedStatement,
+    pub(crate) delete_draft: PreparedStatement,
 }
 
 impl Statements {
@@ -64,13 +123,112 @@ impl Statements {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?;
+        let insert_in_discussion = p
+            .idempotent(&format!(
+                "INSERT INTO {{ks}}.messages_by_discussion
+                     (user_id, {arrival_columns}, snippet, privacy_json, participants_json)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?;
         let mark_delivered = p
             .idempotent("UPDATE {ks}.messages SET delivered = true WHERE user_id = ? AND id = ?")
             .await?;
         let mut commit_message = Batch::new(BatchType::Logged);
         commit_message.append_statement(insert_arrival.clone());
+        commit_message.append_statement(insert_in_discussion.clone());
         commit_message.append_statement(mark_delivered.clone());
         commit_message.set_is_idempotent(true);
+
+        let mut unlist_message = Batch::new(BatchType::Logged);
+        unlist_message.append_statement(
+            p.idempotent(
+                "DELETE FROM {ks}.messages_by_arrival
+                 WHERE user_id = ? AND received_at = ? AND id = ?",
+            )
+            .await?,
+        );
+        unlist_message.append_statement(
+            p.idempotent(
+                "DELETE FROM {ks}.messages_by_discussion
+                 WHERE user_id = ? AND discussion_id = ? AND received_at = ? AND id = ?",
+            )
+            .await?,
+        );
+        unlist_message.set_is_idempotent(true);
+        let mut forget_message = Batch::new(BatchType::Logged);
+        forget_message.append_statement(
+            p.idempotent("DELETE FROM {ks}.messages WHERE user_id = ? AND id = ?")
+                .await?,
+        );
+        forget_message.append_statement(
+            p.idempotent("DELETE FROM {ks}.message_claims WHERE user_id = ? AND id = ?")
+                .await?,
+        );
+        forget_message.append_statement(
+            p.idempotent("DELETE FROM {ks}.raw_messages WHERE user_id = ? AND sha256 = ?")
+                .await?,
+        );
+        forget_message.set_is_idempotent(true);
+
+        // Summaries are streamed rather than limited: rows a flag update left behind for a
+        // message deleted meanwhile are skipped, and the page is filled from the rows after.
+        let mut list_first = p
+            .idempotent(&format!(
+                "SELECT {arrival_columns} FROM {{ks}}.messages_by_arrival WHERE user_id = ?"
+            ))
+            .await?;
+        let mut list_after = p
+            .idempotent(&format!(
+                "SELECT {arrival_columns} FROM {{ks}}.messages_by_arrival
+                 WHERE user_id = ? AND (received_at, id) < (?, ?)"
+            ))
+            .await?;
+        let mut in_discussion_first = p
+            .idempotent(&format!(
+                "SELECT {arrival_columns} FROM {{ks}}.messages_by_discussion
+                 WHERE user_id = ? AND discussion_id = ?"
+            ))
+            .await?;
+        let mut in_discussion_after = p
+            .idempotent(&format!(
+                "SELECT {arrival_columns} FROM {{ks}}.messages_by_discussion
+                 WHERE user_id = ? AND discussion_id = ? AND (received_at, id) < (?, ?)"
+            ))
+            .await?;
+        for list in [
+            &mut list_first,
+            &mut list_after,
+            &mut in_discussion_first,
+            &mut in_discussion_after,
+        ] {
+            list.set_page_size(SUMMARY_PAGE);
+        }
+        let mut select_newest = p
+            .idempotent(
+                "SELECT discussion_id, received_at, raw_size, snippet, privacy_json
+                 FROM {ks}.messages_by_discussion WHERE user_id = ? AND discussion_id = ?",
+            )
+            .await?;
+        select_newest.set_page_size(NEWEST_PAGE);
+        let mut select_arrivals_since = p
+            .idempotent(
+                "SELECT received_at, raw_size FROM {ks}.messages_by_discussion
+                 WHERE user_id = ? AND discussion_id = ? AND received_at >= ?",
+            )
+            .await?;
+        select_arrivals_since.set_page_size(NEWEST_PAGE);
+        let mut select_members = p
+            .idempotent(
+                "SELECT received_at, raw_size, participants_json FROM {ks}.messages_by_discussion
+                 WHERE user_id = ? AND discussion_id = ?
+                 ORDER BY received_at ASC, id ASC",
+            )
+            .await?;
+        select_members.set_page_size(MEMBER_PAGE);
+        let mut select_drafts = p
+            .idempotent("SELECT updated_at, id, draft_json FROM {ks}.drafts WHERE user_id = ?")
+            .await?;
+        select_drafts.set_page_size(MEMBER_PAGE);
 
         let mut select_all_users = p
             .idempotent("SELECT id, name, created_at, addresses FROM {ks}.users")
@@ -151,9 +309,10 @@ impl Statements {
                      LIMIT 1",
                 )
                 .await?,
-            select_discussion_subject: p
+            select_discussion_state: p
                 .idempotent(
-                    "SELECT normalized_subject FROM {ks}.discussions WHERE user_id = ? AND id = ?",
+                    "SELECT normalized_subject, participants FROM {ks}.discussions
+                     WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             start_discussion: p
@@ -162,13 +321,38 @@ impl Statements {
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
-            // The write timestamp is the arrival time, so the newest arrival's snippet wins
-            // whatever order deliveries land in, and replaying one changes nothing.
+            // Plain write timestamps: a message deleted and delivered again must be added
+            // back after its removal, whatever its arrival time. Activity, snippet and
+            // privacy come from messages_by_discussion instead of this row.
             touch_discussion: p
                 .idempotent(
-                    "UPDATE {ks}.discussions USING TIMESTAMP ?
-                     SET last_activity = ?, snippet = ?,
-                         message_ids = message_ids + ?, unread_ids = unread_ids + ?
+                    "UPDATE {ks}.discussions SET message_ids = message_ids + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            add_participants: p
+                .appending(
+                    "UPDATE {ks}.discussions SET participants = participants + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            add_unread: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET unread_ids = unread_ids + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            remove_unread: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET unread_ids = unread_ids - ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            untouch_discussion: p
+                .idempotent(
+                    "UPDATE {ks}.discussions
+                     SET participants = ?, message_ids = message_ids - ?,
+                         unread_ids = unread_ids - ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
@@ -186,8 +370,11 @@ impl Statements {
                 ))
                 .await?,
             insert_arrival,
+            insert_in_discussion,
             mark_delivered,
             commit_message,
+            unlist_message,
+            forget_message,
             select_message: p
                 .idempotent(
                     "SELECT delivered, discussion_id, raw_sha256, raw_size, flags_json, tags_json,
@@ -195,17 +382,180 @@ impl Statements {
                      FROM {ks}.messages WHERE user_id = ? AND id = ?",
                 )
                 .await?,
-            list_first: p
-                .idempotent(&format!(
-                    "SELECT {arrival_columns} FROM {{ks}}.messages_by_arrival
-                     WHERE user_id = ? LIMIT ?"
-                ))
+            list_first,
+            list_after,
+            // Rows a flag update left behind carry no size, so they are not counted.
+            count_messages: p
+                .idempotent(
+                    "SELECT COUNT(raw_size) FROM {ks}.messages_by_arrival WHERE user_id = ?",
+                )
                 .await?,
-            list_after: p
-                .idempotent(&format!(
-                    "SELECT {arrival_columns} FROM {{ks}}.messages_by_arrival
-                     WHERE user_id = ? AND (received_at, id) < (?, ?) LIMIT ?"
-                ))
+            select_password_hash: p
+                .idempotent("SELECT password_hash FROM {ks}.users WHERE id = ?")
+                .await?,
+
+            insert_activity: p
+                .idempotent(
+                    "INSERT INTO {ks}.discussions_by_activity
+                         (user_id, last_activity, discussion_id)
+                     VALUES (?, ?, ?)",
+                )
+                .await?,
+            delete_activity: p
+                .idempotent(
+                    "DELETE FROM {ks}.discussions_by_activity
+                     WHERE user_id = ? AND last_activity = ? AND discussion_id = ?",
+                )
+                .await?,
+            activity_first: p
+                .idempotent(
+                    "SELECT last_activity, discussion_id FROM {ks}.discussions_by_activity
+                     WHERE user_id = ? LIMIT ?",
+                )
+                .await?,
+            activity_after: p
+                .idempotent(
+                    "SELECT last_activity, discussion_id FROM {ks}.discussions_by_activity
+                     WHERE user_id = ? AND (last_activity, discussion_id) < (?, ?) LIMIT ?",
+                )
+                .await?,
+            select_discussions_in: p
+                .idempotent(
+                    "SELECT id, subject, participants, message_ids, unread_ids
+                     FROM {ks}.discussions WHERE user_id = ? AND id IN ?",
+                )
+                .await?,
+            select_newest,
+            select_newest_in: p
+                .idempotent(
+                    "SELECT discussion_id, received_at, raw_size, snippet, privacy_json
+                     FROM {ks}.messages_by_discussion
+                     WHERE user_id = ? AND discussion_id IN ? PER PARTITION LIMIT 1",
+                )
+                .await?,
+            select_arrivals_since,
+            select_members,
+            in_discussion_first,
+            in_discussion_after,
+
+            select_message_state: p
+                .idempotent(
+                    "SELECT delivered, discussion_id, received_at, raw_sha256, flags_json
+                     FROM {ks}.messages WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            set_message_flags: p
+                .idempotent("UPDATE {ks}.messages SET flags_json = ? WHERE user_id = ? AND id = ?")
+                .await?,
+            set_arrival_flags: p
+                .idempotent(
+                    "UPDATE {ks}.messages_by_arrival SET flags_json = ?
+                     WHERE user_id = ? AND received_at = ? AND id = ?",
+                )
+                .await?,
+            set_in_discussion_flags: p
+                .idempotent(
+                    "UPDATE {ks}.messages_by_discussion SET flags_json = ?
+                     WHERE user_id = ? AND discussion_id = ? AND received_at = ? AND id = ?",
+                )
+                .await?,
+            set_message_tags: p
+                .idempotent("UPDATE {ks}.messages SET tags_json = ? WHERE user_id = ? AND id = ?")
+                .await?,
+
+            select_tags: p
+                .idempotent("SELECT id, name FROM {ks}.tags WHERE user_id = ?")
+                .await?,
+            select_tag: p
+                .idempotent("SELECT name FROM {ks}.tags WHERE user_id = ? AND id = ?")
+                .await?,
+            insert_tag: p
+                .idempotent("INSERT INTO {ks}.tags (user_id, id, name) VALUES (?, ?, ?)")
+                .await?,
+            delete_tag: p
+                .idempotent("DELETE FROM {ks}.tags WHERE user_id = ? AND id = ?")
+                .await?,
+            claim_tag_name: p
+                .lwt(
+                    "INSERT INTO {ks}.tags_by_name (user_id, name, tag_id, claimed_at)
+                     VALUES (?, ?, ?, ?) IF NOT EXISTS",
+                )
+                .await?,
+            take_over_tag_name: p
+                .lwt(
+                    "UPDATE {ks}.tags_by_name SET tag_id = ?, claimed_at = ?
+                     WHERE user_id = ? AND name = ? IF tag_id = ?",
+                )
+                .await?,
+            release_tag_name: p
+                .lwt("DELETE FROM {ks}.tags_by_name WHERE user_id = ? AND name = ? IF tag_id = ?")
+                .await?,
+
+            contacts_first: p
+                .idempotent(
+                    "SELECT id, name, addresses_json, public_keys_json FROM {ks}.contacts
+                     WHERE user_id = ? LIMIT ?",
+                )
+                .await?,
+            contacts_after: p
+                .idempotent(
+                    "SELECT id, name, addresses_json, public_keys_json FROM {ks}.contacts
+                     WHERE user_id = ? AND id > ? LIMIT ?",
+                )
+                .await?,
+            select_contact: p
+                .idempotent(
+                    "SELECT id, name, addresses_json, public_keys_json FROM {ks}.contacts
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            insert_contact: p
+                .idempotent(
+                    "INSERT INTO {ks}.contacts
+                         (user_id, id, name, addresses_json, public_keys_json)
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .await?,
+            delete_contact: p
+                .idempotent("DELETE FROM {ks}.contacts WHERE user_id = ? AND id = ?")
+                .await?,
+            select_contact_address: p
+                .idempotent(
+                    "SELECT contact_id FROM {ks}.contact_addresses
+                     WHERE user_id = ? AND address = ?",
+                )
+                .await?,
+            claim_contact_address: p
+                .lwt(
+                    "INSERT INTO {ks}.contact_addresses (user_id, address, contact_id, claimed_at)
+                     VALUES (?, ?, ?, ?) IF NOT EXISTS",
+                )
+                .await?,
+            take_over_contact_address: p
+                .lwt(
+                    "UPDATE {ks}.contact_addresses SET contact_id = ?, claimed_at = ?
+                     WHERE user_id = ? AND address = ? IF contact_id = ?",
+                )
+                .await?,
+            release_contact_address: p
+                .lwt(
+                    "DELETE FROM {ks}.contact_addresses
+                     WHERE user_id = ? AND address = ? IF contact_id = ?",
+                )
+                .await?,
+
+            select_drafts,
+            select_draft: p
+                .idempotent("SELECT draft_json FROM {ks}.drafts WHERE user_id = ? AND id = ?")
+                .await?,
+            insert_draft: p
+                .idempotent(
+                    "INSERT INTO {ks}.drafts (user_id, id, updated_at, draft_json)
+                     VALUES (?, ?, ?, ?)",
+                )
+                .await?,
+            delete_draft: p
+                .idempotent("DELETE FROM {ks}.drafts WHERE user_id = ? AND id = ?")
                 .await?,
         })
     }
@@ -228,6 +578,13 @@ impl Preparer<'_> {
     async fn idempotent(&self, cql: &str) -> Result<PreparedStatement, StoreError> {
         let mut statement = self.prepare(cql).await?;
         statement.set_is_idempotent(true);
+        Ok(statement)
+    }
+
+    /// A list append: sent twice it appends twice, so the driver must not retry it.
+    async fn appending(&self, cql: &str) -> Result<PreparedStatement, StoreError> {
+        let mut statement = self.prepare(cql).await?;
+        statement.set_is_idempotent(false);
         Ok(statement)
     }
 

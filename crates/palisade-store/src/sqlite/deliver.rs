@@ -2,14 +2,14 @@
 //!
 //! It runs inside the writer's savepoint, so either all of it lands or none of it does.
 
-use super::rows::{opt_millis, parse_id, to_json};
+use super::rows::{json, opt_millis, parse_id, to_json};
 use super::{millis, unavailable};
 use crate::threading::{
     SNIPPET_CHARS, is_reply_by_subject, keys_to_register, lookup_keys, subject_window_start,
 };
 use crate::{Delivery, DeliveryReceipt, StoreError};
 use palisade_jobs::{JobKind, JobSpec};
-use palisade_model::{DiscussionId, Flags, MessageContent, MessageId};
+use palisade_model::{DiscussionId, MessageContent, MessageId, Participant, merge_participants};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt, StoreError> {
@@ -47,7 +47,7 @@ pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt
         None => DiscussionId::started_by(id),
     };
     record_thread_keys(conn, &user, content, discussion)?;
-    upsert_discussion(conn, &user, content, discussion, received)?;
+    upsert_discussion(conn, &user, content, discussion, received, d.flags.seen)?;
 
     let from = content.from().map(to_json).transpose()?;
     conn.prepare_cached(
@@ -68,7 +68,7 @@ pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt
             content.subject,
             from,
             content.parse_error.is_some(),
-            to_json(&Flags::default()).unwrap_or_default(),
+            to_json(&d.flags).unwrap_or_default(),
             to_json(&d.envelope).unwrap_or_default(),
             to_json(content.as_ref()).unwrap_or_default(),
         ])
@@ -93,6 +93,28 @@ pub(crate) fn insert_job(conn: &Connection, job: &JobSpec, now: i64) -> Result<(
     conn.prepare_cached(
         "INSERT OR IGNORE INTO jobs (user_id, kind, message_id, state, next_attempt_at, created_at)
          VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            job.user_id.to_string(),
+            job.kind.as_str(),
+            job.message_id.to_string(),
+            now
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Queues a job, or queues it again when it already ran: a published job means "the message
+/// changed, process it again" (tags, flags, deletion), so a finished one must run once more.
+pub(crate) fn rearm_job(conn: &Connection, job: &JobSpec, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO jobs (user_id, kind, message_id, state, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4)
+         ON CONFLICT (user_id, kind, message_id) DO UPDATE SET
+             state = 'pending', attempts = 0, next_attempt_at = ?4, lease_until = NULL,
+             last_error = NULL",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -172,16 +194,33 @@ fn upsert_discussion(
     content: &MessageContent,
     discussion: DiscussionId,
     received: i64,
+    seen: bool,
 ) -> Result<(), StoreError> {
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT participants_json FROM discussions WHERE user_id = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![user, discussion.to_string()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(unavailable)?;
+    let mut participants: Vec<Participant> = match existing {
+        Some(j) => json(&j, "participants")?,
+        None => Vec::new(),
+    };
+    merge_participants(&mut participants, &content.participants);
     conn.prepare_cached(
         "INSERT INTO discussions (user_id, id, subject, normalized_subject, last_activity,
-                                  message_count, unread_count, snippet)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, ?6)
+                                  message_count, unread_count, snippet, participants_json,
+                                  privacy_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)
          ON CONFLICT (user_id, id) DO UPDATE SET
              message_count = message_count + 1,
-             unread_count = unread_count + 1,
+             unread_count = unread_count + excluded.unread_count,
+             participants_json = excluded.participants_json,
              snippet = CASE WHEN excluded.last_activity >= last_activity
                             THEN excluded.snippet ELSE snippet END,
+             privacy_json = CASE WHEN excluded.last_activity >= last_activity
+                            THEN excluded.privacy_json ELSE privacy_json END,
              last_activity = MAX(last_activity, excluded.last_activity)",
     )
     .and_then(|mut s| {
@@ -191,7 +230,10 @@ fn upsert_discussion(
             content.subject,
             content.normalized_subject,
             received,
+            i64::from(!seen),
             content.snippet(SNIPPET_CHARS),
+            to_json(&participants).unwrap_or_else(|_| "[]".into()),
+            to_json(&content.privacy).ok(),
         ])
     })
     .map_err(unavailable)?;

@@ -4,6 +4,7 @@
 //! reads use a small pool of connections on tokio's blocking threads.
 
 mod deliver;
+mod mailbox;
 mod rows;
 mod schema;
 mod writer;
@@ -12,7 +13,10 @@ use crate::{Delivery, DeliveryReceipt, Page, PageOf, Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use palisade_jobs::{Job, JobKind, JobQueue, JobSpec, JobStats, QueueError};
-use palisade_model::{Address, Message, MessageId, MessageSummary, User, UserId};
+use palisade_model::{
+    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftId, Flags, FlagsPatch,
+    Message, MessageId, MessageSummary, Tag, TagId, User, UserId,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -295,6 +299,183 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT id, name, created_at FROM users WHERE id = ?1",
+                [id.to_string()],
+                rows::user_head,
+            )
+            .optional()
+            .map_err(unavailable)?
+            .map(|h| rows::with_addresses(conn, h))
+            .transpose()
+        })
+        .await
+    }
+
+    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT password_hash FROM users WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn count_messages(&self, user: UserId) -> Result<u64, StoreError> {
+        self.read(move |conn| mailbox::count_messages(conn, user))
+            .await
+    }
+
+    async fn list_discussions(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<PageOf<Discussion>, StoreError> {
+        self.read(move |conn| mailbox::list_discussions(conn, user, &page))
+            .await
+    }
+
+    async fn get_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+    ) -> Result<Option<Discussion>, StoreError> {
+        self.read(move |conn| mailbox::get_discussion(conn, user, id))
+            .await
+    }
+
+    async fn discussion_messages(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        page: Page,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        self.read(move |conn| mailbox::discussion_messages(conn, user, id, &page))
+            .await
+    }
+
+    async fn update_flags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Flags>, StoreError> {
+        self.writer
+            .write(move |conn| mailbox::update_flags(conn, user, id, patch))
+            .await
+    }
+
+    async fn set_message_tags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        tags: &[TagId],
+    ) -> Result<bool, StoreError> {
+        let tags = tags.to_vec();
+        self.writer
+            .write(move |conn| mailbox::set_message_tags(conn, user, id, &tags))
+            .await
+    }
+
+    async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| mailbox::delete_message(conn, user, id))
+            .await
+    }
+
+    async fn list_tags(&self, user: UserId) -> Result<Vec<Tag>, StoreError> {
+        self.read(move |conn| mailbox::list_tags(conn, user)).await
+    }
+
+    async fn create_tag(&self, user: UserId, name: &str) -> Result<Tag, StoreError> {
+        let name = name.to_string();
+        self.writer
+            .write(move |conn| mailbox::create_tag(conn, user, &name))
+            .await
+    }
+
+    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError> {
+        let name = name.to_string();
+        self.writer
+            .write(move |conn| mailbox::rename_tag(conn, user, id, &name))
+            .await
+    }
+
+    async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| mailbox::delete_tag(conn, user, id))
+            .await
+    }
+
+    async fn list_contacts(&self, user: UserId, page: Page) -> Result<PageOf<Contact>, StoreError> {
+        self.read(move |conn| mailbox::list_contacts(conn, user, &page))
+            .await
+    }
+
+    async fn get_contact(
+        &self,
+        user: UserId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        self.read(move |conn| mailbox::get_contact(conn, user, id))
+            .await
+    }
+
+    async fn find_contact(
+        &self,
+        user: UserId,
+        address: &Address,
+    ) -> Result<Option<Contact>, StoreError> {
+        let address = address.clone();
+        self.read(move |conn| mailbox::find_contact(conn, user, &address))
+            .await
+    }
+
+    async fn save_contact(&self, contact: Contact) -> Result<Contact, StoreError> {
+        let record = contact.clone();
+        self.writer
+            .write(move |conn| mailbox::save_contact(conn, &record))
+            .await?;
+        Ok(contact)
+    }
+
+    async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| mailbox::delete_contact(conn, user, id))
+            .await
+    }
+
+    async fn save_draft(&self, draft: Draft) -> Result<Draft, StoreError> {
+        let record = draft.clone();
+        self.writer
+            .write(move |conn| mailbox::save_draft(conn, &record))
+            .await?;
+        Ok(draft)
+    }
+
+    async fn get_draft(&self, user: UserId, id: DraftId) -> Result<Option<Draft>, StoreError> {
+        self.read(move |conn| mailbox::get_draft(conn, user, id))
+            .await
+    }
+
+    async fn list_drafts(&self, user: UserId, page: Page) -> Result<PageOf<Draft>, StoreError> {
+        self.read(move |conn| mailbox::list_drafts(conn, user, &page))
+            .await
+    }
+
+    async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| mailbox::delete_draft(conn, user, id))
+            .await
+    }
 }
 
 #[async_trait]
@@ -305,7 +486,7 @@ impl JobQueue for SqliteStore {
             .write(move |conn| {
                 let now = millis(Utc::now());
                 for job in &jobs {
-                    deliver::insert_job(conn, job, now)?;
+                    deliver::rearm_job(conn, job, now)?;
                 }
                 Ok(())
             })
@@ -372,8 +553,9 @@ impl JobQueue for SqliteStore {
             .write(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
+                        // A job re-armed while it ran is pending again and must stay so.
                         "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL
-                         WHERE id = ?1",
+                         WHERE id = ?1 AND state = 'running'",
                     )
                     .map_err(unavailable)?;
                 for id in ids {
@@ -402,7 +584,7 @@ impl JobQueue for SqliteStore {
                 conn.execute(
                     "UPDATE jobs SET state = ?1, next_attempt_at = ?2, attempts = attempts + 1,
                             lease_until = NULL, last_error = ?3
-                     WHERE id = ?4",
+                     WHERE id = ?4 AND state = 'running'",
                     params![state, next, error, id],
                 )
                 .map_err(unavailable)?;

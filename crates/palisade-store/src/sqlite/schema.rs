@@ -5,7 +5,8 @@
 use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`; never edit a shipped one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id            TEXT PRIMARY KEY,
     name          TEXT NOT NULL UNIQUE,
@@ -76,7 +77,42 @@ CREATE TABLE jobs (
     UNIQUE (user_id, kind, message_id)
 );
 CREATE INDEX jobs_due ON jobs(state, next_attempt_at);
-"#];
+"#,
+    r#"
+ALTER TABLE discussions ADD COLUMN participants_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE discussions ADD COLUMN privacy_json TEXT;
+CREATE TABLE tags (
+    user_id TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    PRIMARY KEY (user_id, id),
+    UNIQUE (user_id, name)
+);
+CREATE TABLE contacts (
+    user_id          TEXT NOT NULL,
+    id               TEXT NOT NULL,
+    name             TEXT,
+    addresses_json   TEXT NOT NULL,
+    public_keys_json TEXT NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE TABLE contact_addresses (
+    user_id    TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, address)
+);
+CREATE INDEX contact_addresses_by_contact ON contact_addresses(user_id, contact_id);
+CREATE TABLE drafts (
+    user_id    TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    draft_json TEXT NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE INDEX drafts_by_update ON drafts(user_id, updated_at DESC, id DESC);
+"#,
+];
 
 /// Brings the database up to the newest schema version.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,660 @@
+//! Contacts, drafts, replies, forwards and sending.
+
+use crate::account::current_user;
+use crate::error::ApiError;
+use crate::mail::message_of;
+use crate::mailer::{Context, MailError, compose};
+use crate::types::{ContactPage, ContactView, DraftPage, DraftView, SendResult};
+use crate::{AppState, Auth, page};
+use chrono::Utc;
+use palisade_model::{
+    Address, Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageId, ParticipantRole,
+    User, UserId,
+};
+use palisade_store::{Delivery, StoreError, raw_hash};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use std::sync::Arc;
+use uuid::Uuid;
+use validator::{Validate, ValidationError};
+
+/// Most recipients one message may have.
+const MAX_RECIPIENTS: usize = 100;
+/// Largest draft body, in characters.
+const MAX_BODY_CHARS: usize = 1_000_000;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// The address book.
+    Contacts,
+    /// Writing and sending mail.
+    Compose,
+}
+
+/// Rejects names with control characters (newlines would forge headers or log lines).
+pub(crate) fn no_control_chars(value: &str) -> Result<(), ValidationError> {
+    if value.chars().any(char::is_control) {
+        return Err(ValidationError::new("control_characters")
+            .with_message("must not contain control characters".into()));
+    }
+    Ok(())
+}
+
+fn valid_addresses(list: &[String]) -> Result<(), ValidationError> {
+    for a in list {
+        if Address::parse(a).is_err() {
+            return Err(ValidationError::new("address")
+                .with_message(format!("{a:?} is not a valid address").into()));
+        }
+    }
+    Ok(())
+}
+
+fn armored_keys(list: &[String]) -> Result<(), ValidationError> {
+    for k in list {
+        let k = k.trim();
+        if !k.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+            || !k.ends_with("-----END PGP PUBLIC KEY BLOCK-----")
+        {
+            return Err(ValidationError::new("public_key").with_message(
+                "each key must be an ASCII-armored OpenPGP public key block".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_all(list: &[String]) -> Vec<Address> {
+    list.iter().filter_map(|a| Address::parse(a).ok()).collect()
+}
+
+/// A contact as the user writes it.
+#[derive(Debug, Object, Validate)]
+pub struct ContactRequest {
+    /// Display name.
+    #[validate(length(max = 200, message = "at most 200 characters"))]
+    #[validate(custom(function = "no_control_chars"))]
+    pub name: Option<String>,
+    /// Addresses, at least one.
+    #[validate(length(min = 1, max = 20, message = "1 to 20 addresses"))]
+    #[validate(custom(function = "valid_addresses"))]
+    pub addresses: Vec<String>,
+    /// ASCII-armored OpenPGP public keys.
+    #[validate(length(max = 10, message = "at most 10 keys"))]
+    #[validate(custom(function = "armored_keys"))]
+    #[oai(default)]
+    pub public_keys: Vec<String>,
+}
+
+/// A draft as the user writes it.
+#[derive(Debug, Object, Validate)]
+pub struct DraftRequest {
+    /// Sender: one of the user's addresses; the first one when absent.
+    #[validate(length(max = 320))]
+    pub from: Option<String>,
+    /// Recipients.
+    #[validate(length(max = 100, message = "at most 100 addresses"))]
+    #[validate(custom(function = "valid_addresses"))]
+    #[oai(default)]
+    pub to: Vec<String>,
+    /// Carbon copies.
+    #[validate(length(max = 100, message = "at most 100 addresses"))]
+    #[validate(custom(function = "valid_addresses"))]
+    #[oai(default)]
+    pub cc: Vec<String>,
+    /// Blind carbon copies; never shown to other recipients.
+    #[validate(length(max = 100, message = "at most 100 addresses"))]
+    #[validate(custom(function = "valid_addresses"))]
+    #[oai(default)]
+    pub bcc: Vec<String>,
+    /// Subject.
+    #[validate(length(max = 998, message = "at most 998 characters"))]
+    #[validate(custom(function = "no_control_chars"))]
+    #[oai(default)]
+    pub subject: String,
+    /// Plain-text body.
+    #[validate(length(max = 1000000, message = "at most 1,000,000 characters"))]
+    #[oai(default)]
+    pub body: String,
+    /// The message this replies to.
+    pub in_reply_to: Option<Uuid>,
+    /// The message this forwards.
+    pub forward_of: Option<Uuid>,
+}
+
+/// Options of a reply.
+#[derive(Debug, Object, Validate)]
+pub struct ReplyRequest {
+    /// Reply to everyone, not just the author.
+    #[oai(default)]
+    pub all: bool,
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[derive(ApiResponse)]
+enum CreatedContact {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<ContactView>),
+}
+
+#[derive(ApiResponse)]
+enum CreatedDraft {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<DraftView>),
+}
+
+fn contact_conflict(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) => ApiError::conflict(m),
+        other => other.into(),
+    }
+}
+
+/// The sender the draft asks for, which must be one of the user's own addresses.
+fn sender(user: &User, from: Option<&str>) -> Result<Address, ApiError> {
+    match from.filter(|f| !f.trim().is_empty()) {
+        Some(f) => {
+            let a = Address::parse(f)
+                .map_err(|_| ApiError::bad_request(format!("from: {f:?} is not an address")))?;
+            if user.addresses.contains(&a) {
+                Ok(a)
+            } else {
+                Err(ApiError::forbidden(format!("you cannot send as {a}")))
+            }
+        }
+        None => user
+            .addresses
+            .first()
+            .cloned()
+            .ok_or_else(|| ApiError::forbidden("the account has no address to send from")),
+    }
+}
+
+async fn draft_from_request(
+    state: &AppState,
+    user: &User,
+    id: DraftId,
+    body: DraftRequest,
+) -> Result<Draft, ApiError> {
+    body.validate().map_err(|e| ApiError::validation(&e))?;
+    let from = sender(user, body.from.as_deref())?;
+    for (field, reference) in [
+        ("in_reply_to", body.in_reply_to),
+        ("forward_of", body.forward_of),
+    ] {
+        if let Some(r) = reference
+            && state
+                .store
+                .get_message(user.id, MessageId(r))
+                .await?
+                .is_none()
+        {
+            return Err(ApiError::not_found(format!("{field}: no such message")));
+        }
+    }
+    let draft = Draft {
+        id,
+        user_id: user.id,
+        from: Some(from),
+        to: parse_all(&body.to),
+        cc: parse_all(&body.cc),
+        bcc: parse_all(&body.bcc),
+        subject: body.subject,
+        body: body.body.chars().take(MAX_BODY_CHARS).collect(),
+        in_reply_to: body.in_reply_to.map(MessageId),
+        forward_of: body.forward_of.map(MessageId),
+        updated_at: Utc::now(),
+    };
+    if draft.to.len() + draft.cc.len() + draft.bcc.len() > MAX_RECIPIENTS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_RECIPIENTS} recipients in all"
+        )));
+    }
+    Ok(draft)
+}
+
+async fn draft_of(state: &AppState, user: UserId, id: Uuid) -> Result<Draft, ApiError> {
+    state
+        .store
+        .get_draft(user, DraftId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such draft"))
+}
+
+fn prefixed(prefix: &str, subject: Option<&str>) -> String {
+    let s = subject.unwrap_or_default().trim();
+    if s.to_lowercase().starts_with(&prefix.to_lowercase()) {
+        s.to_string()
+    } else {
+        format!("{prefix} {s}").trim_end().to_string()
+    }
+}
+
+fn quoted(text: Option<&str>) -> String {
+    let body = text.unwrap_or_default();
+    let mut out = String::from("\n\n");
+    for line in body.lines().take(2000) {
+        out.push_str("> ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Contacts, drafts and sending.
+pub struct ComposeApi;
+
+#[OpenApi]
+impl ComposeApi {
+    /// The user's contacts, learned from correspondence and edited by hand.
+    #[oai(path = "/contacts", method = "get", tag = "ApiTags::Contacts")]
+    async fn contacts(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
+    ) -> Result<Json<ContactPage>, ApiError> {
+        let list = state
+            .store
+            .list_contacts(auth.0.user_id, page(cursor.0, limit.0))
+            .await?;
+        Ok(Json(ContactPage {
+            items: list.items.iter().map(Into::into).collect(),
+            next: list.next,
+        }))
+    }
+
+    /// Adds a contact.
+    #[oai(path = "/contacts", method = "post", tag = "ApiTags::Contacts")]
+    async fn create_contact(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        body: Json<ContactRequest>,
+    ) -> Result<CreatedContact, ApiError> {
+        body.validate().map_err(|e| ApiError::validation(&e))?;
+        let contact = Contact {
+            id: ContactId::new_random(),
+            user_id: auth.0.user_id,
+            name: body.name.clone().filter(|n| !n.trim().is_empty()),
+            addresses: parse_all(&body.addresses),
+            public_keys: body.public_keys.clone(),
+        };
+        let saved = state
+            .store
+            .save_contact(contact)
+            .await
+            .map_err(contact_conflict)?;
+        Ok(CreatedContact::Created(Json((&saved).into())))
+    }
+
+    /// One contact.
+    #[oai(path = "/contacts/:id", method = "get", tag = "ApiTags::Contacts")]
+    async fn contact(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<Json<ContactView>, ApiError> {
+        let c = state
+            .store
+            .get_contact(auth.0.user_id, ContactId(id.0))
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such contact"))?;
+        Ok(Json((&c).into()))
+    }
+
+    /// Replaces a contact's name, addresses and keys.
+    #[oai(path = "/contacts/:id", method = "put", tag = "ApiTags::Contacts")]
+    async fn update_contact(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<ContactRequest>,
+    ) -> Result<Json<ContactView>, ApiError> {
+        body.validate().map_err(|e| ApiError::validation(&e))?;
+        let user = auth.0.user_id;
+        if state
+            .store
+            .get_contact(user, ContactId(id.0))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found("no such contact"));
+        }
+        let contact = Contact {
+            id: ContactId(id.0),
+            user_id: user,
+            name: body.name.clone().filter(|n| !n.trim().is_empty()),
+            addresses: parse_all(&body.addresses),
+            public_keys: body.public_keys.clone(),
+        };
+        let saved = state
+            .store
+            .save_contact(contact)
+            .await
+            .map_err(contact_conflict)?;
+        Ok(Json((&saved).into()))
+    }
+
+    /// Deletes a contact.
+    #[oai(path = "/contacts/:id", method = "delete", tag = "ApiTags::Contacts")]
+    async fn delete_contact(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        if state
+            .store
+            .delete_contact(auth.0.user_id, ContactId(id.0))
+            .await?
+        {
+            Ok(NoContent::Done)
+        } else {
+            Err(ApiError::not_found("no such contact"))
+        }
+    }
+
+    /// The user's drafts, most recently changed first.
+    #[oai(path = "/drafts", method = "get", tag = "ApiTags::Compose")]
+    async fn drafts(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
+    ) -> Result<Json<DraftPage>, ApiError> {
+        let list = state
+            .store
+            .list_drafts(auth.0.user_id, page(cursor.0, limit.0))
+            .await?;
+        Ok(Json(DraftPage {
+            items: list.items.iter().map(DraftView::new).collect(),
+            next: list.next,
+        }))
+    }
+
+    /// Starts a draft.
+    #[oai(path = "/drafts", method = "post", tag = "ApiTags::Compose")]
+    async fn create_draft(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        body: Json<DraftRequest>,
+    ) -> Result<CreatedDraft, ApiError> {
+        let user = current_user(&state, auth.0.user_id).await?;
+        let draft = draft_from_request(&state, &user, DraftId::new_random(), body.0).await?;
+        let saved = state.store.save_draft(draft).await?;
+        Ok(CreatedDraft::Created(Json(DraftView::new(&saved))))
+    }
+
+    /// One draft.
+    #[oai(path = "/drafts/:id", method = "get", tag = "ApiTags::Compose")]
+    async fn draft(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<Json<DraftView>, ApiError> {
+        let d = draft_of(&state, auth.0.user_id, id.0).await?;
+        Ok(Json(DraftView::new(&d)))
+    }
+
+    /// Replaces a draft's content.
+    #[oai(path = "/drafts/:id", method = "put", tag = "ApiTags::Compose")]
+    async fn update_draft(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<DraftRequest>,
+    ) -> Result<Json<DraftView>, ApiError> {
+        let user = current_user(&state, auth.0.user_id).await?;
+        draft_of(&state, user.id, id.0).await?;
+        let draft = draft_from_request(&state, &user, DraftId(id.0), body.0).await?;
+        let saved = state.store.save_draft(draft).await?;
+        Ok(Json(DraftView::new(&saved)))
+    }
+
+    /// Discards a draft.
+    #[oai(path = "/drafts/:id", method = "delete", tag = "ApiTags::Compose")]
+    async fn delete_draft(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        if state
+            .store
+            .delete_draft(auth.0.user_id, DraftId(id.0))
+            .await?
+        {
+            Ok(NoContent::Done)
+        } else {
+            Err(ApiError::not_found("no such draft"))
+        }
+    }
+
+    /// Starts a reply to a message: addressed to its author (or Reply-To), or with `all` to
+    /// everyone else too, quoted, and threaded with In-Reply-To and References when sent.
+    #[oai(
+        path = "/messages/:id/reply",
+        method = "post",
+        tag = "ApiTags::Compose"
+    )]
+    async fn reply(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<ReplyRequest>,
+    ) -> Result<CreatedDraft, ApiError> {
+        let user = current_user(&state, auth.0.user_id).await?;
+        let m = message_of(&state, user.id, id.0).await?;
+        let people = |role: ParticipantRole| -> Vec<Address> {
+            m.content
+                .participants
+                .iter()
+                .filter(|p| p.role == role)
+                .filter_map(|p| p.address.as_deref().and_then(|a| Address::parse(a).ok()))
+                .filter(|a| !user.addresses.contains(a))
+                .collect()
+        };
+        let mut to = people(ParticipantRole::ReplyTo);
+        if to.is_empty() {
+            to = people(ParticipantRole::From);
+        }
+        let mut cc = Vec::new();
+        if body.all {
+            for a in people(ParticipantRole::To)
+                .into_iter()
+                .chain(people(ParticipantRole::Cc))
+            {
+                if !to.contains(&a) && !cc.contains(&a) {
+                    cc.push(a);
+                }
+            }
+        }
+        // Replying to our own sent copy goes to its recipients again.
+        if to.is_empty() && m.flags.sent {
+            to = people(ParticipantRole::To);
+        }
+        let from = m
+            .content
+            .participants
+            .iter()
+            .filter(|p| matches!(p.role, ParticipantRole::To | ParticipantRole::Cc))
+            .filter_map(|p| p.address.as_deref().and_then(|a| Address::parse(a).ok()))
+            .find(|a| user.addresses.contains(a))
+            .or_else(|| user.addresses.first().cloned());
+        let draft = Draft {
+            id: DraftId::new_random(),
+            user_id: user.id,
+            from,
+            to,
+            cc,
+            bcc: Vec::new(),
+            subject: prefixed("Re:", m.content.subject.as_deref()),
+            body: quoted(m.content.text_body.as_deref()),
+            in_reply_to: Some(m.id),
+            forward_of: None,
+            updated_at: Utc::now(),
+        };
+        let saved = state.store.save_draft(draft).await?;
+        Ok(CreatedDraft::Created(Json(DraftView::new(&saved))))
+    }
+
+    /// Starts a forward of a message, which is attached whole when sent.
+    #[oai(
+        path = "/messages/:id/forward",
+        method = "post",
+        tag = "ApiTags::Compose"
+    )]
+    async fn forward(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<CreatedDraft, ApiError> {
+        let user = current_user(&state, auth.0.user_id).await?;
+        let m = message_of(&state, user.id, id.0).await?;
+        let draft = Draft {
+            id: DraftId::new_random(),
+            user_id: user.id,
+            from: user.addresses.first().cloned(),
+            to: Vec::new(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            subject: prefixed("Fwd:", m.content.subject.as_deref()),
+            body: String::new(),
+            in_reply_to: None,
+            forward_of: Some(m.id),
+            updated_at: Utc::now(),
+        };
+        let saved = state.store.save_draft(draft).await?;
+        Ok(CreatedDraft::Created(Json(DraftView::new(&saved))))
+    }
+
+    /// Sends a draft through the configured relay, stores the sent copy (read, marked sent,
+    /// in the replied discussion) and discards the draft.
+    #[oai(path = "/drafts/:id/send", method = "post", tag = "ApiTags::Compose")]
+    async fn send(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<Json<SendResult>, ApiError> {
+        let user = current_user(&state, auth.0.user_id).await?;
+        let draft = draft_of(&state, user.id, id.0).await?;
+        let from = sender(&user, draft.from.as_ref().map(Address::as_str))?;
+        let reply_to = match draft.in_reply_to {
+            Some(r) => state.store.get_message(user.id, r).await?,
+            None => None,
+        };
+        let forward = match draft.forward_of {
+            Some(f) => match state.store.get_message(user.id, f).await? {
+                Some(m) => {
+                    let raw = state
+                        .store
+                        .get_raw(user.id, f)
+                        .await?
+                        .ok_or_else(|| ApiError::not_found("forwarded message is gone"))?;
+                    Some((m, raw))
+                }
+                None => return Err(ApiError::not_found("forwarded message is gone")),
+            },
+            None => None,
+        };
+        let ctx = Context {
+            reply_to: reply_to.as_ref(),
+            forward: forward.as_ref().map(|(m, raw)| (m, raw.clone())),
+        };
+        let composed = compose(&draft, &from, &ctx, &state.mailer.message_id_domain)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        state
+            .mailer
+            .send(&from, &composed)
+            .await
+            .map_err(|e| match e {
+                MailError::Invalid(m) => ApiError::bad_request(m),
+                MailError::Refused(m) => ApiError::bad_gateway(m),
+                MailError::Unavailable(m) => {
+                    tracing::warn!(error = %m, "relay unavailable");
+                    ApiError::unavailable("the mail relay is unavailable; the draft is kept")
+                }
+            })?;
+        tracing::info!(user = %user.id, recipients = composed.recipients.len(), "message sent");
+
+        // The message has left; from here on failures must not make the client send again.
+        let raw: Arc<[u8]> = Arc::from(composed.sent_copy.as_slice());
+        let content = palisade_mime::parse_message(&raw, &palisade_mime::ParseLimits::default());
+        let delivery = Delivery {
+            user_id: user.id,
+            raw_sha256: raw_hash(&raw),
+            raw,
+            content: Arc::new(content),
+            envelope: palisade_model::Envelope {
+                mail_from: Some(from.to_string()),
+                rcpt_to: from.to_string(),
+                received_at: Utc::now(),
+            },
+            flags: Flags {
+                seen: true,
+                sent: true,
+                ..Flags::default()
+            },
+        };
+        let stored = match state.store.deliver(delivery).await {
+            Ok(receipt) => {
+                if let Err(e) = state.reindex(user.id, receipt.message_id).await {
+                    tracing::warn!(error = ?e, "sent copy stored but not queued for indexing");
+                }
+                Some(receipt.message_id)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "message sent but its copy could not be stored");
+                None
+            }
+        };
+        if let Some(parent) = &reply_to {
+            let answered = FlagsPatch {
+                answered: Some(true),
+                ..FlagsPatch::default()
+            };
+            if let Err(e) = state.store.update_flags(user.id, parent.id, answered).await {
+                tracing::warn!(error = %e, "could not mark the original answered");
+            }
+        }
+        if let Err(e) = state.store.delete_draft(user.id, draft.id).await {
+            tracing::warn!(error = %e, "sent draft not discarded");
+        }
+        announce(&state, user.id, stored).await;
+        Ok(Json(SendResult {
+            message_id: stored.map(|m| m.0).unwrap_or_default(),
+            message_id_header: composed.message_id,
+        }))
+    }
+}
+
+/// Tells the user's other devices about the sent copy, best effort.
+async fn announce(state: &AppState, user: UserId, message: Option<MessageId>) {
+    let Some(message) = message else { return };
+    let payload = serde_json::json!({ "type": "new_mail", "message_id": message }).to_string();
+    let channel = palisade_cache::mail_events_channel(&user.to_string());
+    if let Err(e) = state.cache.publish(&channel, payload.as_bytes()).await {
+        tracing::debug!(error = %e, "sent event not published");
+    }
+}

@@ -1,0 +1,207 @@
+//! Palisade's messaging API: a poem-openapi service over the store, search index, job queue
+//! and cache, scoped by the session's user in every handler.
+//!
+//! The binary edges (the daemon, or a separate API process) build an [`AppState`] from the
+//! configured backends and call [`serve`].
+
+mod account;
+mod compose;
+pub mod error;
+pub mod html;
+pub mod listener;
+mod mail;
+pub mod mailer;
+pub mod sessions;
+pub mod types;
+
+use error::{ApiError, to_json_error};
+use mailer::Mailer;
+use palisade_cache::Cache;
+use palisade_config::ApiConfig;
+use palisade_index::SearchIndex;
+use palisade_jobs::{JobKind, JobQueue, JobSpec};
+use palisade_model::{MessageId, UserId};
+use palisade_store::{Page, Store};
+use poem::middleware::SetHeader;
+use poem::{Endpoint, EndpointExt, Request, Route};
+use poem_openapi::auth::Bearer;
+use poem_openapi::{OpenApiService, SecurityScheme};
+use sessions::{Session, Sessions};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Base path of every API route.
+pub const API_PREFIX: &str = "/api/v1";
+/// Largest page a list returns.
+pub const MAX_PAGE: u32 = 100;
+/// Page size when the client names none.
+pub const DEFAULT_PAGE: u32 = 25;
+
+/// Everything a handler needs, shared by all requests.
+pub struct AppState {
+    /// Mail storage.
+    pub store: Arc<dyn Store>,
+    /// Search.
+    pub index: Arc<dyn SearchIndex>,
+    /// Sessions, rate limits and events.
+    pub cache: Arc<dyn Cache>,
+    /// Where follow-up work (re-indexing after a change) is queued.
+    pub jobs: Arc<dyn JobQueue>,
+    /// Outgoing mail.
+    pub mailer: Arc<Mailer>,
+    /// Session store on top of `cache`.
+    pub sessions: Sessions,
+    /// Listener and policy settings.
+    pub config: ApiConfig,
+    /// Wakes in-process workers after queuing a job, when they run in this process.
+    pub wake: Option<Arc<Notify>>,
+}
+
+impl AppState {
+    /// State over the given backends.
+    pub fn new(
+        store: Arc<dyn Store>,
+        index: Arc<dyn SearchIndex>,
+        cache: Arc<dyn Cache>,
+        jobs: Arc<dyn JobQueue>,
+        mailer: Mailer,
+        config: ApiConfig,
+    ) -> Self {
+        let ttl = Duration::from_secs(config.session_ttl_minutes.saturating_mul(60));
+        AppState {
+            sessions: Sessions::new(cache.clone(), ttl),
+            store,
+            index,
+            cache,
+            jobs,
+            mailer: Arc::new(mailer),
+            config,
+            wake: None,
+        }
+    }
+
+    /// Wakes `notify` whenever a job is queued, for workers in the same process.
+    pub fn with_wake(mut self, notify: Arc<Notify>) -> Self {
+        self.wake = Some(notify);
+        self
+    }
+
+    /// Queues re-indexing of a message after a change (tags, deletion, a sent copy).
+    pub(crate) async fn reindex(&self, user: UserId, message: MessageId) -> Result<(), ApiError> {
+        let job = JobSpec {
+            kind: JobKind::Index,
+            user_id: user,
+            message_id: message,
+        };
+        self.jobs.publish(&[job]).await.map_err(|e| {
+            tracing::warn!(error = %e, "job queue unavailable");
+            ApiError::unavailable("job queue unavailable")
+        })?;
+        if let Some(wake) = &self.wake {
+            wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// The session behind a request's bearer token.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_token")]
+pub struct Auth(pub Session);
+
+async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<Session> {
+    let state = req
+        .data::<Arc<AppState>>()
+        .ok_or_else(|| poem::Error::from(ApiError::unavailable("not configured")))?;
+    match state.sessions.authenticate(&bearer.token).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(ApiError::unauthorized("missing, expired or revoked session").into()),
+        Err(e) => Err(ApiError::from(e).into()),
+    }
+}
+
+/// A page request from query parameters.
+pub(crate) fn page(cursor: Option<String>, limit: Option<u32>) -> Page {
+    Page {
+        after: cursor.filter(|c| !c.is_empty()),
+        limit: limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize,
+    }
+}
+
+/// The OpenAPI service with every handler.
+pub fn service() -> OpenApiService<(account::AccountApi, mail::MailApi, compose::ComposeApi), ()> {
+    OpenApiService::new(
+        (account::AccountApi, mail::MailApi, compose::ComposeApi),
+        "Palisade",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Privacy-focused mail: read, organize, search and send mail.")
+    .url_prefix(API_PREFIX)
+}
+
+/// The whole HTTP application: API, OpenAPI document, Swagger UI and, when configured, the
+/// web client's static files.
+pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
+    let api = service();
+    let spec = api.spec_endpoint();
+    let ui = api.swagger_ui();
+    let max_body = state.config.max_body_bytes;
+    let mut route = Route::new()
+        .nest(API_PREFIX, api)
+        .at(format!("{API_PREFIX}/openapi.json"), spec)
+        .nest(format!("{API_PREFIX}/docs"), ui);
+    if let Some(dir) = state.config.static_dir.clone().filter(|d| d.is_dir()) {
+        route = route.nest(
+            "/",
+            poem::endpoint::StaticFilesEndpoint::new(dir).index_file("index.html"),
+        );
+    }
+    route
+        .around(move |ep, mut req| async move {
+            let declared = req
+                .headers()
+                .get(poem::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max_body as u64) {
+                return Err(ApiError::PayloadTooLarge(error::ErrorBody::json(
+                    "payload_too_large",
+                    format!("request bodies are limited to {max_body} bytes"),
+                ))
+                .into());
+            }
+            // A body without a length is cut at the limit, so it fails to parse instead of
+            // filling memory.
+            let body = req.take_body().into_async_read();
+            req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
+                body,
+                max_body as u64 + 1,
+            )));
+            ep.call(req).await.map(poem::IntoResponse::into_response)
+        })
+        .with(
+            SetHeader::new()
+                .overriding("X-Content-Type-Options", "nosniff")
+                .overriding("Referrer-Policy", "no-referrer")
+                .overriding("X-Frame-Options", "DENY")
+                .overriding("Cache-Control", "no-store"),
+        )
+        .data(state)
+        .catch_all_error(|e| async move { to_json_error(e) })
+}
+
+/// Serves [`app`] on `listener` until `shutdown` fires, then drains open requests.
+pub async fn serve(
+    acceptor: listener::ProxyAcceptor,
+    state: Arc<AppState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            app(state),
+            async move { shutdown.cancelled().await },
+            Some(Duration::from_secs(10)),
+        )
+        .await
+}

@@ -1,0 +1,578 @@
+//! Reading and organizing mail: discussions, messages, flags, tags, deletion and search.
+
+use crate::error::ApiError;
+use crate::types::{
+    DiscussionPage, DiscussionView, FlagsView, IndexStatus, MessagePage, MessageSummaryView,
+    MessageView, SearchResult, TagView,
+};
+use crate::{AppState, Auth, MAX_PAGE, page};
+use chrono::{DateTime, Utc};
+use palisade_index::SearchQuery;
+use palisade_model::{
+    DiscussionId, FlagsPatch, Message, MessageId, MessageSummary, Tag, TagId, UserId,
+};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use uuid::Uuid;
+use validator::Validate;
+
+/// Deepest a search may page, so a client cannot make the index sort everything.
+const MAX_SEARCH_OFFSET: usize = 5_000;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Discussions and messages.
+    Mail,
+    /// User-defined labels.
+    Tags,
+    /// Full-text search.
+    Search,
+}
+
+/// A change of flags; absent fields stay as they are.
+#[derive(Debug, Object, Validate)]
+pub struct FlagsRequest {
+    /// Read or unread.
+    pub seen: Option<bool>,
+    /// Starred or not.
+    pub flagged: Option<bool>,
+    /// Move to or out of the trash.
+    pub trashed: Option<bool>,
+}
+
+/// The full set of tags a message should carry.
+#[derive(Debug, Object, Validate)]
+pub struct TagsRequest {
+    /// Tag ids, each one of the user's tags.
+    #[validate(length(max = 100, message = "at most 100 tags"))]
+    pub tags: Vec<Uuid>,
+}
+
+/// A tag name.
+#[derive(Debug, Object, Validate)]
+pub struct TagRequest {
+    /// Name, 1 to 64 characters, no control characters.
+    #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
+    #[validate(custom(function = "crate::compose::no_control_chars"))]
+    pub name: String,
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[derive(ApiResponse)]
+enum Created<T: poem_openapi::types::ToJSON + Send + Sync> {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+#[derive(ApiResponse)]
+enum RawMessage {
+    /// The message exactly as received.
+    #[oai(status = 200, content_type = "message/rfc822")]
+    Ok(
+        Binary<Vec<u8>>,
+        #[oai(header = "Content-Disposition")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+enum AttachmentBytes {
+    /// The decoded attachment, always as a download so it cannot run as a page of ours.
+    #[oai(status = 200, content_type = "application/octet-stream")]
+    Ok(
+        Binary<Vec<u8>>,
+        #[oai(header = "Content-Disposition")] String,
+        #[oai(header = "X-Palisade-Content-Type")] String,
+    ),
+}
+
+pub(crate) async fn message_of(
+    state: &AppState,
+    user: UserId,
+    id: Uuid,
+) -> Result<Message, ApiError> {
+    state
+        .store
+        .get_message(user, MessageId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such message"))
+}
+
+async fn tags_by_id(state: &AppState, user: UserId) -> Result<HashMap<TagId, Tag>, ApiError> {
+    Ok(state
+        .store
+        .list_tags(user)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect())
+}
+
+/// A file name safe inside a quoted Content-Disposition parameter.
+fn disposition(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    format!("attachment; filename=\"{}\"", clean.trim())
+}
+
+fn parse_date(field: &str, value: Option<&String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|d| d.with_timezone(&Utc))
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+                })
+                .map_err(|_| {
+                    ApiError::bad_request(format!("{field}: expected YYYY-MM-DD or RFC 3339"))
+                })
+        })
+        .transpose()
+}
+
+pub(crate) async fn index_status(state: &AppState, user: UserId) -> Result<IndexStatus, ApiError> {
+    let stored = state.store.count_messages(user).await?;
+    let indexed = state.index.count(user).await?;
+    Ok(IndexStatus {
+        stored,
+        indexed,
+        up_to_date: indexed >= stored,
+    })
+}
+
+/// Mail endpoints.
+pub struct MailApi;
+
+#[OpenApi]
+impl MailApi {
+    /// The user's discussions, most recent activity first.
+    #[oai(path = "/discussions", method = "get", tag = "ApiTags::Mail")]
+    async fn discussions(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
+    ) -> Result<Json<DiscussionPage>, ApiError> {
+        let list = state
+            .store
+            .list_discussions(auth.0.user_id, page(cursor.0, limit.0))
+            .await?;
+        Ok(Json(DiscussionPage {
+            items: list.items.iter().map(Into::into).collect(),
+            next: list.next,
+        }))
+    }
+
+    /// One discussion.
+    #[oai(path = "/discussions/:id", method = "get", tag = "ApiTags::Mail")]
+    async fn discussion(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<Json<DiscussionView>, ApiError> {
+        let d = state
+            .store
+            .get_discussion(auth.0.user_id, DiscussionId(id.0))
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such discussion"))?;
+        Ok(Json((&d).into()))
+    }
+
+    /// The messages of a discussion, newest first.
+    #[oai(
+        path = "/discussions/:id/messages",
+        method = "get",
+        tag = "ApiTags::Mail"
+    )]
+    async fn discussion_messages(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
+    ) -> Result<Json<MessagePage>, ApiError> {
+        let user = auth.0.user_id;
+        if state
+            .store
+            .get_discussion(user, DiscussionId(id.0))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found("no such discussion"));
+        }
+        let list = state
+            .store
+            .discussion_messages(user, DiscussionId(id.0), page(cursor.0, limit.0))
+            .await?;
+        Ok(Json(MessagePage {
+            items: list.items.iter().map(Into::into).collect(),
+            next: list.next,
+        }))
+    }
+
+    /// The user's messages, newest arrival first.
+    #[oai(path = "/messages", method = "get", tag = "ApiTags::Mail")]
+    async fn messages(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
+    ) -> Result<Json<MessagePage>, ApiError> {
+        let list = state
+            .store
+            .list_messages(auth.0.user_id, page(cursor.0, limit.0))
+            .await?;
+        Ok(Json(MessagePage {
+            items: list.items.iter().map(Into::into).collect(),
+            next: list.next,
+        }))
+    }
+
+    /// One message, ready to show. HTML is sanitized, and remote content (images, tracking
+    /// pixels) is removed and listed in `blocked` unless `remote_content=true`.
+    #[oai(path = "/messages/:id", method = "get", tag = "ApiTags::Mail")]
+    async fn message(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        remote_content: Query<Option<bool>>,
+    ) -> Result<Json<MessageView>, ApiError> {
+        let user = auth.0.user_id;
+        let m = message_of(&state, user, id.0).await?;
+        let allow = remote_content.0.unwrap_or(false);
+        let (html, blocked) = match m.content.html_body.as_deref() {
+            Some(h) => {
+                let (clean, blocked) = crate::html::sanitize(h, allow);
+                (Some(clean), blocked)
+            }
+            None => (None, Vec::new()),
+        };
+        let tags = tags_by_id(&state, user).await?;
+        Ok(Json(MessageView::new(&m, html, blocked, allow, &tags)))
+    }
+
+    /// The message exactly as received.
+    #[oai(path = "/messages/:id/raw", method = "get", tag = "ApiTags::Mail")]
+    async fn raw(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<RawMessage, ApiError> {
+        let raw = state
+            .store
+            .get_raw(auth.0.user_id, MessageId(id.0))
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such message"))?;
+        Ok(RawMessage::Ok(
+            Binary(raw),
+            disposition(&format!("{}.eml", id.0)),
+        ))
+    }
+
+    /// One attachment, decoded.
+    #[oai(
+        path = "/messages/:id/attachments/:index",
+        method = "get",
+        tag = "ApiTags::Mail"
+    )]
+    async fn attachment(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        index: Path<u32>,
+    ) -> Result<AttachmentBytes, ApiError> {
+        let user = auth.0.user_id;
+        let m = message_of(&state, user, id.0).await?;
+        let Some(meta) = m
+            .content
+            .attachments
+            .iter()
+            .find(|a| a.part_index == index.0)
+        else {
+            return Err(ApiError::not_found("no such attachment"));
+        };
+        let raw = state
+            .store
+            .get_raw(user, m.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such message"))?;
+        let bytes = palisade_mime::attachment_bytes(&raw, index.0)
+            .ok_or_else(|| ApiError::not_found("no such attachment"))?;
+        let name = meta
+            .file_name
+            .clone()
+            .unwrap_or_else(|| format!("attachment-{}", index.0));
+        Ok(AttachmentBytes::Ok(
+            Binary(bytes),
+            disposition(&name),
+            meta.content_type.clone(),
+        ))
+    }
+
+    /// Marks a message read or unread, starred, or trashed.
+    #[oai(path = "/messages/:id/flags", method = "patch", tag = "ApiTags::Mail")]
+    async fn flags(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<FlagsRequest>,
+    ) -> Result<Json<FlagsView>, ApiError> {
+        body.validate().map_err(|e| ApiError::validation(&e))?;
+        let patch = FlagsPatch {
+            seen: body.seen,
+            flagged: body.flagged,
+            trashed: body.trashed,
+            answered: None,
+        };
+        let flags = state
+            .store
+            .update_flags(auth.0.user_id, MessageId(id.0), patch)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such message"))?;
+        Ok(Json(flags.into()))
+    }
+
+    /// Sets the tags of a message.
+    #[oai(path = "/messages/:id/tags", method = "put", tag = "ApiTags::Tags")]
+    async fn set_tags(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<TagsRequest>,
+    ) -> Result<Json<Vec<TagView>>, ApiError> {
+        body.validate().map_err(|e| ApiError::validation(&e))?;
+        let user = auth.0.user_id;
+        let known = tags_by_id(&state, user).await?;
+        let mut wanted = Vec::new();
+        let mut seen = HashSet::new();
+        for t in &body.tags {
+            let id = TagId(*t);
+            if !known.contains_key(&id) {
+                return Err(ApiError::bad_request(format!("tags: unknown tag {t}")));
+            }
+            if seen.insert(id) {
+                wanted.push(id);
+            }
+        }
+        if !state
+            .store
+            .set_message_tags(user, MessageId(id.0), &wanted)
+            .await?
+        {
+            return Err(ApiError::not_found("no such message"));
+        }
+        state.reindex(user, MessageId(id.0)).await?;
+        Ok(Json(
+            wanted
+                .iter()
+                .filter_map(|t| known.get(t))
+                .map(Into::into)
+                .collect(),
+        ))
+    }
+
+    /// Deletes a message for good (its raw bytes too). To keep it recoverable, set the
+    /// `trashed` flag instead.
+    #[oai(path = "/messages/:id", method = "delete", tag = "ApiTags::Mail")]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        let user = auth.0.user_id;
+        if !state.store.delete_message(user, MessageId(id.0)).await? {
+            return Err(ApiError::not_found("no such message"));
+        }
+        // The worker finds the message gone and removes it from the index.
+        state.reindex(user, MessageId(id.0)).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// The user's tags, by name.
+    #[oai(path = "/tags", method = "get", tag = "ApiTags::Tags")]
+    async fn tags(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+    ) -> Result<Json<Vec<TagView>>, ApiError> {
+        let tags = state.store.list_tags(auth.0.user_id).await?;
+        Ok(Json(tags.iter().map(Into::into).collect()))
+    }
+
+    /// Creates a tag.
+    #[oai(path = "/tags", method = "post", tag = "ApiTags::Tags")]
+    async fn create_tag(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        body: Json<TagRequest>,
+    ) -> Result<Created<TagView>, ApiError> {
+        body.validate().map_err(|e| ApiError::validation(&e))?;
+        let tag = state
+            .store
+            .create_tag(auth.0.user_id, body.name.trim())
+            .await?;
+        Ok(Created::Created(Json((&tag).into())))
+    }
+
+    /// Renames a tag; messages keep it.
+    #[oai(path = "/tags/:id", method = "patch", tag = "ApiTags::Tags")]
+    async fn rename_tag(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<TagRequest>,
+    ) -> Result<Json<TagView>, ApiError> {
+        body.validate().map_err(|e| ApiError::validation(&e))?;
+        match state
+            .store
+            .rename_tag(auth.0.user_id, TagId(id.0), body.name.trim())
+            .await
+        {
+            Ok(tag) => Ok(Json((&tag).into())),
+            Err(palisade_store::StoreError::NotFound(_)) => Err(ApiError::not_found("no such tag")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a tag; messages simply stop showing it.
+    #[oai(path = "/tags/:id", method = "delete", tag = "ApiTags::Tags")]
+    async fn delete_tag(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        if state.store.delete_tag(auth.0.user_id, TagId(id.0)).await? {
+            Ok(NoContent::Done)
+        } else {
+            Err(ApiError::not_found("no such tag"))
+        }
+    }
+
+    /// Searches the user's mail. All given criteria must match; `q` matches subject, body,
+    /// senders and recipients. Results carry the index's freshness, so a client can tell
+    /// when recent mail may not be searchable yet.
+    #[oai(path = "/search", method = "get", tag = "ApiTags::Search")]
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        #[oai(validator(max_length = 2048))] q: Query<Option<String>>,
+        #[oai(validator(max_length = 320))] from: Query<Option<String>>,
+        #[oai(validator(max_length = 320))] to: Query<Option<String>>,
+        #[oai(validator(max_length = 998))] subject: Query<Option<String>>,
+        /// Inclusive start date, `YYYY-MM-DD` or RFC 3339.
+        #[oai(validator(max_length = 40))]
+        after: Query<Option<String>>,
+        /// Exclusive end date, `YYYY-MM-DD` or RFC 3339.
+        #[oai(validator(max_length = 40))]
+        before: Query<Option<String>>,
+        has_attachment: Query<Option<bool>>,
+        /// Tag name.
+        #[oai(validator(max_length = 64))]
+        tag: Query<Option<String>>,
+        #[oai(validator(max_length = 20))] cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
+    ) -> Result<Json<SearchResult>, ApiError> {
+        let user = auth.0.user_id;
+        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let tag_id = match nonempty(tag.0) {
+            Some(name) => {
+                let tags = state.store.list_tags(user).await?;
+                match tags.into_iter().find(|t| t.name == name) {
+                    Some(t) => Some(t.id.to_string()),
+                    // No such tag: nothing can carry it.
+                    None => {
+                        return Ok(Json(SearchResult {
+                            items: Vec::new(),
+                            next: None,
+                            index: index_status(&state, user).await?,
+                        }));
+                    }
+                }
+            }
+            None => None,
+        };
+        let query = SearchQuery {
+            text: nonempty(q.0),
+            from: nonempty(from.0),
+            to: nonempty(to.0),
+            subject: nonempty(subject.0),
+            after: parse_date("after", after.0.as_ref())?,
+            before: parse_date("before", before.0.as_ref())?,
+            has_attachment: has_attachment.0,
+            tag: tag_id,
+        };
+        let offset: usize = match cursor.0.filter(|c| !c.is_empty()) {
+            Some(c) => c
+                .parse()
+                .ok()
+                .filter(|o| *o <= MAX_SEARCH_OFFSET)
+                .ok_or_else(|| {
+                    ApiError::bad_request("cursor: not a cursor from a previous page")
+                })?,
+            None => 0,
+        };
+        let limit = limit.0.unwrap_or(crate::DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
+        let hits = state.index.search(user, &query, offset + limit + 1).await?;
+        let more = hits.len() > offset + limit;
+        let mut items = Vec::with_capacity(limit);
+        for hit in hits.iter().skip(offset).take(limit) {
+            // A hit for a message deleted a moment ago is skipped, not shown broken.
+            if let Some(m) = state.store.get_message(user, hit.message_id).await? {
+                items.push(MessageSummaryView::from(&MessageSummary::from(&m)));
+            }
+        }
+        let next =
+            (more && offset + limit <= MAX_SEARCH_OFFSET).then(|| (offset + limit).to_string());
+        Ok(Json(SearchResult {
+            items,
+            next,
+            index: index_status(&state, user).await?,
+        }))
+    }
+
+    /// How far search has caught up with stored mail.
+    #[oai(path = "/index/status", method = "get", tag = "ApiTags::Search")]
+    async fn index_status(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+    ) -> Result<Json<IndexStatus>, ApiError> {
+        Ok(Json(index_status(&state, auth.0.user_id).await?))
+    }
+}

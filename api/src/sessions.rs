@@ -1,0 +1,213 @@
+//! Sessions: opaque random tokens, stored only as SHA-256 hashes in the cache with a sliding
+//! TTL, listed per user as devices and revocable one by one.
+
+use chrono::{DateTime, Utc};
+use palisade_cache::{Cache, CacheError, scoped_key, scoped_prefix};
+use palisade_model::UserId;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// Refresh a session's TTL at most this often, so reads do not turn into writes.
+const TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(1);
+/// Longest user agent kept.
+const USER_AGENT_CHARS: usize = 200;
+
+/// One signed-in device, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Public id, for listing and revoking; not usable as a credential.
+    pub id: String,
+    /// Owner.
+    pub user_id: UserId,
+    /// SHA-256 of the token, the lookup key.
+    pub token_hash: String,
+    /// Creation.
+    pub created_at: DateTime<Utc>,
+    /// Last use, to the minute.
+    pub last_seen_at: DateTime<Utc>,
+    /// Client address at login.
+    pub client_address: String,
+    /// User agent at login.
+    pub user_agent: Option<String>,
+}
+
+/// Creates, finds and revokes sessions.
+#[derive(Clone)]
+pub struct Sessions {
+    cache: std::sync::Arc<dyn Cache>,
+    ttl: Duration,
+}
+
+fn token_key(hash: &str) -> String {
+    format!("session-token:{hash}")
+}
+
+fn record_key(user: UserId, id: &str) -> String {
+    scoped_key(&user.to_string(), "session", id)
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+impl Sessions {
+    /// Sessions kept in `cache`, expiring after `ttl` without use.
+    pub fn new(cache: std::sync::Arc<dyn Cache>, ttl: Duration) -> Self {
+        Sessions { cache, ttl }
+    }
+
+    /// How long an unused session lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Opens a session and returns it with its token, which is never stored.
+    pub async fn create(
+        &self,
+        user: UserId,
+        client_address: String,
+        user_agent: Option<&str>,
+    ) -> Result<(Session, String), CacheError> {
+        let token = random_hex(32);
+        let now = Utc::now();
+        let session = Session {
+            id: random_hex(12),
+            user_id: user,
+            token_hash: hash_token(&token),
+            created_at: now,
+            last_seen_at: now,
+            client_address,
+            user_agent: user_agent.map(|ua| ua.chars().take(USER_AGENT_CHARS).collect()),
+        };
+        self.store(&session).await?;
+        Ok((session, token))
+    }
+
+    async fn store(&self, session: &Session) -> Result<(), CacheError> {
+        let record = serde_json::to_vec(session)
+            .map_err(|e| CacheError::Unavailable(format!("encode session: {e}")))?;
+        self.cache
+            .put(&record_key(session.user_id, &session.id), &record, self.ttl)
+            .await?;
+        let pointer = serde_json::to_vec(&(session.user_id, &session.id))
+            .map_err(|e| CacheError::Unavailable(format!("encode session: {e}")))?;
+        self.cache
+            .put(&token_key(&session.token_hash), &pointer, self.ttl)
+            .await
+    }
+
+    /// The live session a token opens, refreshing its TTL; `None` for unknown or expired.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Session>, CacheError> {
+        let hash = hash_token(token);
+        let Some(pointer) = self.cache.get(&token_key(&hash)).await? else {
+            return Ok(None);
+        };
+        let Ok((user, id)) = serde_json::from_slice::<(UserId, String)>(&pointer) else {
+            return Ok(None);
+        };
+        let Some(mut session) = self.get(user, &id).await? else {
+            return Ok(None);
+        };
+        if session.token_hash != hash {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        if now - session.last_seen_at >= TOUCH_EVERY {
+            session.last_seen_at = now;
+            self.store(&session).await?;
+        }
+        Ok(Some(session))
+    }
+
+    async fn get(&self, user: UserId, id: &str) -> Result<Option<Session>, CacheError> {
+        Ok(self
+            .cache
+            .get(&record_key(user, id))
+            .await?
+            .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    }
+
+    /// The user's live sessions, oldest first.
+    pub async fn list(&self, user: UserId) -> Result<Vec<Session>, CacheError> {
+        let keys = self
+            .cache
+            .keys_with_prefix(&scoped_prefix(&user.to_string(), "session"))
+            .await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(raw) = self.cache.get(&key).await?
+                && let Ok(session) = serde_json::from_slice::<Session>(&raw)
+            {
+                out.push(session);
+            }
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    /// Ends one of the user's sessions; `false` when the user has no such session.
+    pub async fn revoke(&self, user: UserId, id: &str) -> Result<bool, CacheError> {
+        let Some(session) = self.get(user, id).await? else {
+            return Ok(false);
+        };
+        self.cache.delete(&token_key(&session.token_hash)).await?;
+        self.cache.delete(&record_key(user, id)).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of a user (after a password change or account deletion).
+    pub async fn revoke_all(&self, user: UserId) -> Result<(), CacheError> {
+        for session in self.list(user).await? {
+            self.revoke(user, &session.id).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_cache::memory::MemoryCache;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn tokens_authenticate_until_revoked_and_are_stored_hashed() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let sessions = Sessions::new(cache.clone(), Duration::from_secs(60));
+        let user = UserId::new_random();
+        let (s, token) = sessions
+            .create(user, "192.0.2.1".into(), Some("test"))
+            .await
+            .expect("create");
+        let found = sessions.authenticate(&token).await.expect("auth");
+        assert_eq!(found.map(|f| f.id), Some(s.id.clone()));
+        for key in cache.keys_with_prefix("").await.expect("keys") {
+            assert!(!key.contains(&token), "the token itself is never a key");
+            let value = cache.get(&key).await.expect("get").unwrap_or_default();
+            assert!(!String::from_utf8_lossy(&value).contains(&token));
+        }
+        assert!(
+            sessions
+                .authenticate("wrong")
+                .await
+                .expect("auth")
+                .is_none()
+        );
+        assert!(
+            !sessions
+                .revoke(UserId::new_random(), &s.id)
+                .await
+                .expect("other")
+        );
+        assert!(sessions.revoke(user, &s.id).await.expect("revoke"));
+        assert!(sessions.authenticate(&token).await.expect("auth").is_none());
+    }
+}

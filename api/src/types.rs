@@ -1,0 +1,544 @@
+//! The API's wire types: what the OpenAPI document describes and the web client sees.
+//!
+//! They are separate from the domain model on purpose: the model can change shape without
+//! breaking clients, and nothing internal (raw hashes, envelope details) leaks by accident.
+
+use chrono::{DateTime, Utc};
+use palisade_model::{
+    Contact, Discussion, Draft, Flags, Message, MessageSummary, Participant, PrivacyFeatures, Tag,
+    TagId, User,
+};
+use poem_openapi::{Enum, Object};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The signed-in user.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct Me {
+    /// User id.
+    pub id: Uuid,
+    /// Login name.
+    pub name: String,
+    /// Addresses that deliver to this user and that they may send as.
+    pub addresses: Vec<String>,
+}
+
+impl From<&User> for Me {
+    fn from(u: &User) -> Self {
+        Me {
+            id: u.id.0,
+            name: u.name.clone(),
+            addresses: u.addresses.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// One address the user receives at and may send from.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct IdentityView {
+    /// The address.
+    pub address: String,
+    /// Whether it is used when a draft names no sender.
+    pub default: bool,
+}
+
+/// A new session.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct LoginResult {
+    /// Bearer token; shown once, stored only as a hash.
+    pub token: String,
+    /// The session's id, for listing and revoking.
+    pub session_id: String,
+    /// When the session expires unless used.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One signed-in device.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct SessionView {
+    /// Session id.
+    pub id: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Last request seen.
+    pub last_seen_at: DateTime<Utc>,
+    /// Client address at login, as the proxy reported it.
+    pub client_address: String,
+    /// User agent at login, truncated.
+    pub user_agent: Option<String>,
+    /// True for the session making this request.
+    pub current: bool,
+}
+
+/// Someone named in a message.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ParticipantView {
+    /// `from`, `sender`, `reply_to`, `to`, `cc` or `bcc`.
+    pub role: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Address as written.
+    pub address: Option<String>,
+}
+
+impl From<&Participant> for ParticipantView {
+    fn from(p: &Participant) -> Self {
+        ParticipantView {
+            role: serde_json::to_value(p.role)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            name: p.name.clone(),
+            address: p.address.clone(),
+        }
+    }
+}
+
+/// What is known about a message's privacy.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct PrivacyView {
+    /// 0 (unprotected) to 100 (encrypted end to end, over TLS, authenticated).
+    pub privacy_index: u8,
+    /// Every recorded hop used TLS.
+    pub transport_tls: bool,
+    /// Hops recorded in `Received` headers.
+    pub hops: u32,
+    /// SPF result, if the receiving relay recorded one.
+    pub spf: Option<String>,
+    /// DKIM result.
+    pub dkim: Option<String>,
+    /// DMARC result.
+    pub dmarc: Option<String>,
+    /// End-to-end encrypted (PGP or S/MIME).
+    pub encrypted: bool,
+    /// Signed (PGP or S/MIME).
+    pub signed: bool,
+    /// Carries an Autocrypt header.
+    pub autocrypt: bool,
+    /// Mailing list id.
+    pub list_id: Option<String>,
+    /// Upstream filter marked it as spam.
+    pub spam: bool,
+}
+
+impl From<&PrivacyFeatures> for PrivacyView {
+    fn from(p: &PrivacyFeatures) -> Self {
+        use palisade_model::CryptoKind as C;
+        let auth = p.auth_results.clone().unwrap_or_default();
+        PrivacyView {
+            privacy_index: p.privacy_index(),
+            transport_tls: p.all_hops_tls(),
+            hops: u32::try_from(p.transport.len()).unwrap_or(u32::MAX),
+            spf: auth.spf,
+            dkim: auth.dkim,
+            dmarc: auth.dmarc,
+            encrypted: p
+                .crypto
+                .iter()
+                .any(|c| matches!(c, C::PgpEncrypted | C::PgpInline | C::SmimeEncrypted)),
+            signed: p
+                .crypto
+                .iter()
+                .any(|c| matches!(c, C::PgpSigned | C::SmimeSigned)),
+            autocrypt: p.autocrypt,
+            list_id: p.list_id.clone(),
+            spam: p.spam.is_spam == Some(true),
+        }
+    }
+}
+
+/// A discussion in the list.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct DiscussionView {
+    /// Discussion id.
+    pub id: Uuid,
+    /// Subject of the first message.
+    pub subject: Option<String>,
+    /// Newest activity.
+    pub last_activity: DateTime<Utc>,
+    /// Messages in it.
+    pub message_count: u32,
+    /// Unread messages in it.
+    pub unread_count: u32,
+    /// Preview of the newest message.
+    pub snippet: String,
+    /// People in it.
+    pub participants: Vec<ParticipantView>,
+    /// Privacy of the newest message.
+    pub privacy: PrivacyView,
+}
+
+impl From<&Discussion> for DiscussionView {
+    fn from(d: &Discussion) -> Self {
+        DiscussionView {
+            id: d.id.0,
+            subject: d.subject.clone(),
+            last_activity: d.last_activity,
+            message_count: d.message_count,
+            unread_count: d.unread_count,
+            snippet: d.snippet.clone(),
+            participants: d.participants.iter().map(Into::into).collect(),
+            privacy: (&d.privacy).into(),
+        }
+    }
+}
+
+/// A page of discussions.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct DiscussionPage {
+    /// Discussions, newest activity first.
+    pub items: Vec<DiscussionView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A message's user-set state.
+#[derive(Debug, Clone, Copy, Object)]
+pub struct FlagsView {
+    /// Read.
+    pub seen: bool,
+    /// Starred.
+    pub flagged: bool,
+    /// Replied to.
+    pub answered: bool,
+    /// In the trash.
+    pub trashed: bool,
+    /// The user's own sent copy.
+    pub sent: bool,
+}
+
+impl From<Flags> for FlagsView {
+    fn from(f: Flags) -> Self {
+        FlagsView {
+            seen: f.seen,
+            flagged: f.flagged,
+            answered: f.answered,
+            trashed: f.trashed,
+            sent: f.sent,
+        }
+    }
+}
+
+/// A message in a list.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct MessageSummaryView {
+    /// Message id.
+    pub id: Uuid,
+    /// Its discussion.
+    pub discussion_id: Uuid,
+    /// `Date` header, or arrival when missing.
+    pub date: DateTime<Utc>,
+    /// Arrival at Palisade.
+    pub received_at: DateTime<Utc>,
+    /// Author.
+    pub from: Option<ParticipantView>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// Flags.
+    pub flags: FlagsView,
+    /// The message could not be fully parsed; its raw form is still available.
+    pub parse_error: bool,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl From<&MessageSummary> for MessageSummaryView {
+    fn from(m: &MessageSummary) -> Self {
+        MessageSummaryView {
+            id: m.id.0,
+            discussion_id: m.discussion_id.0,
+            date: m.date,
+            received_at: m.received_at,
+            from: m.from.as_ref().map(Into::into),
+            subject: m.subject.clone(),
+            flags: m.flags.into(),
+            parse_error: m.parse_error,
+            size: m.raw_size,
+        }
+    }
+}
+
+/// A page of messages.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct MessagePage {
+    /// Messages, newest first.
+    pub items: Vec<MessageSummaryView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// An attachment's metadata; the bytes come from the attachment endpoint.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct AttachmentView {
+    /// Index to pass to the attachment endpoint.
+    pub index: u32,
+    /// File name.
+    pub file_name: Option<String>,
+    /// MIME type.
+    pub content_type: String,
+    /// Decoded size.
+    pub size: u64,
+    /// `Content-ID`, for inline images.
+    pub content_id: Option<String>,
+    /// Meant to be shown inline.
+    pub inline: bool,
+}
+
+/// One remote resource that was kept out of the HTML.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct BlockedContent {
+    /// Element and attribute it was in, for example `img src`.
+    pub kind: String,
+    /// The URL that would have been fetched.
+    pub url: String,
+}
+
+/// A tag as assigned to a message.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct TagView {
+    /// Tag id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+}
+
+impl From<&Tag> for TagView {
+    fn from(t: &Tag) -> Self {
+        TagView {
+            id: t.id.0,
+            name: t.name.clone(),
+        }
+    }
+}
+
+/// A full message, ready to show.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct MessageView {
+    /// Message id.
+    pub id: Uuid,
+    /// Its discussion.
+    pub discussion_id: Uuid,
+    /// `Message-ID` header.
+    pub message_id_header: Option<String>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// `Date` header, or arrival when missing.
+    pub date: DateTime<Utc>,
+    /// Arrival at Palisade.
+    pub received_at: DateTime<Utc>,
+    /// Everyone in the address headers.
+    pub participants: Vec<ParticipantView>,
+    /// Plain-text body.
+    pub text: Option<String>,
+    /// HTML body, sanitized: no scripts, no styles that fetch, remote content removed
+    /// unless asked for.
+    pub html: Option<String>,
+    /// Remote resources removed from the HTML.
+    pub blocked: Vec<BlockedContent>,
+    /// Whether remote content was left in, because the request asked for it.
+    pub remote_content_allowed: bool,
+    /// Attachments.
+    pub attachments: Vec<AttachmentView>,
+    /// Flags.
+    pub flags: FlagsView,
+    /// Tags, resolved to names; deleted tags are left out.
+    pub tags: Vec<TagView>,
+    /// Privacy facts.
+    pub privacy: PrivacyView,
+    /// Why parsing failed, when it did; the raw message is still available.
+    pub parse_error: Option<String>,
+}
+
+impl MessageView {
+    /// Builds the view of `m` with already sanitized HTML.
+    pub fn new(
+        m: &Message,
+        html: Option<String>,
+        blocked: Vec<BlockedContent>,
+        remote_content_allowed: bool,
+        tags: &HashMap<TagId, Tag>,
+    ) -> Self {
+        let c = &m.content;
+        MessageView {
+            id: m.id.0,
+            discussion_id: m.discussion_id.0,
+            message_id_header: c.message_id_header.clone(),
+            subject: c.subject.clone(),
+            date: c.date.unwrap_or(m.envelope.received_at),
+            received_at: m.envelope.received_at,
+            participants: c.participants.iter().map(Into::into).collect(),
+            text: c.text_body.clone(),
+            html,
+            blocked,
+            remote_content_allowed,
+            attachments: c
+                .attachments
+                .iter()
+                .map(|a| AttachmentView {
+                    index: a.part_index,
+                    file_name: a.file_name.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                    content_id: a.content_id.clone(),
+                    inline: a.inline,
+                })
+                .collect(),
+            flags: m.flags.into(),
+            tags: m
+                .tags
+                .iter()
+                .filter_map(|id| tags.get(id))
+                .map(Into::into)
+                .collect(),
+            privacy: (&c.privacy).into(),
+            parse_error: c.parse_error.clone(),
+        }
+    }
+}
+
+/// A contact.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ContactView {
+    /// Contact id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: Option<String>,
+    /// Addresses.
+    pub addresses: Vec<String>,
+    /// ASCII-armored OpenPGP public keys.
+    pub public_keys: Vec<String>,
+}
+
+impl From<&Contact> for ContactView {
+    fn from(c: &Contact) -> Self {
+        ContactView {
+            id: c.id.0,
+            name: c.name.clone(),
+            addresses: c.addresses.iter().map(ToString::to_string).collect(),
+            public_keys: c.public_keys.clone(),
+        }
+    }
+}
+
+/// A page of contacts.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ContactPage {
+    /// Contacts.
+    pub items: Vec<ContactView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A draft.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct DraftView {
+    /// Draft id.
+    pub id: Uuid,
+    /// Sender address, one of the user's identities.
+    pub from: Option<String>,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Carbon copies.
+    pub cc: Vec<String>,
+    /// Blind carbon copies.
+    pub bcc: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// Message this replies to.
+    pub in_reply_to: Option<Uuid>,
+    /// Message this forwards.
+    pub forward_of: Option<Uuid>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl DraftView {
+    /// The view of a draft.
+    pub fn new(d: &Draft) -> Self {
+        let list = |v: &[palisade_model::Address]| v.iter().map(ToString::to_string).collect();
+        DraftView {
+            id: d.id.0,
+            from: d.from.as_ref().map(ToString::to_string),
+            to: list(&d.to),
+            cc: list(&d.cc),
+            bcc: list(&d.bcc),
+            subject: d.subject.clone(),
+            body: d.body.clone(),
+            in_reply_to: d.in_reply_to.map(|m| m.0),
+            forward_of: d.forward_of.map(|m| m.0),
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// A page of drafts.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct DraftPage {
+    /// Drafts, most recently changed first.
+    pub items: Vec<DraftView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// How far search has caught up with stored mail.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct IndexStatus {
+    /// Messages stored.
+    pub stored: u64,
+    /// Messages searchable.
+    pub indexed: u64,
+    /// True when every stored message is searchable; otherwise results may be missing
+    /// recent mail, and the client should say so.
+    pub up_to_date: bool,
+}
+
+/// Search results.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct SearchResult {
+    /// Matching messages, newest first.
+    pub items: Vec<MessageSummaryView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+    /// Freshness of the index these results came from.
+    pub index: IndexStatus,
+}
+
+/// Result of sending a draft.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct SendResult {
+    /// The stored sent copy.
+    pub message_id: Uuid,
+    /// `Message-ID` header of what was sent.
+    pub message_id_header: String,
+}
+
+/// Kind of server-sent event.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A message arrived.
+    NewMail,
+}

@@ -1,0 +1,620 @@
+//! Contract checks for the mailbox side of [`Store`]: discussions, flags, tags, deletion,
+//! contacts and drafts. Every check also proves that another user cannot reach the data.
+
+use crate::contract::{addr, content, delivery, unique};
+use crate::{Page, Store, StoreError};
+use chrono::{TimeZone, Utc};
+use palisade_model::{
+    Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageContent, Participant,
+    ParticipantRole, TagId, User,
+};
+
+/// Runs the mailbox checks in order.
+pub(crate) async fn run_all(store: &dyn Store) {
+    users_by_id_and_credentials(store).await;
+    discussions_list_by_activity_with_counts(store).await;
+    flags_keep_unread_counts(store).await;
+    tags_by_id_survive_rename(store).await;
+    delete_removes_message_and_updates_discussion(store).await;
+    contacts_are_unique_by_address(store).await;
+    drafts_round_trip(store).await;
+}
+
+fn page(limit: usize) -> Page {
+    Page { after: None, limit }
+}
+
+async fn two_users(store: &dyn Store, what: &str) -> (User, User) {
+    let a = store
+        .create_user(&unique(&format!("{what}-a")), &[], Some("hash-a".into()))
+        .await
+        .expect("user a");
+    let b = store
+        .create_user(&unique(&format!("{what}-b")), &[], None)
+        .await
+        .expect("user b");
+    (a, b)
+}
+
+fn with_people(mut c: MessageContent, from: &str, to: &str) -> MessageContent {
+    c.participants = vec![
+        Participant {
+            role: ParticipantRole::From,
+            name: Some(from.to_uppercase()),
+            address: Some(format!("{from}@example.test")),
+        },
+        Participant {
+            role: ParticipantRole::To,
+            name: None,
+            address: Some(format!("{to}@example.test")),
+        },
+    ];
+    c
+}
+
+/// Users are found by id; the password hash is readable only through its own call.
+async fn users_by_id_and_credentials(store: &dyn Store) {
+    let (a, b) = two_users(store, "creds").await;
+    let found = store.get_user(a.id).await.expect("get").expect("exists");
+    assert_eq!((found.id, &found.name), (a.id, &a.name));
+    assert_eq!(
+        store.password_hash(a.id).await.expect("hash").as_deref(),
+        Some("hash-a")
+    );
+    assert_eq!(store.password_hash(b.id).await.expect("hash"), None);
+    assert_eq!(
+        store
+            .get_user(palisade_model::UserId::new_random())
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+/// Discussions list newest activity first, with counts, snippet and participants; another
+/// user sees none of them.
+async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
+    let (user, other) = two_users(store, "disc").await;
+    let d =
+        |raw: &'static str, c, minute| store.deliver(delivery(user.id, raw.as_bytes(), c, minute));
+    let first = d(
+        "t1",
+        with_people(content("trip", "t1@x", &[]), "ann", "me"),
+        1,
+    )
+    .await
+    .expect("t1");
+    d(
+        "o1",
+        with_people(content("other", "o1@x", &[]), "bo", "me"),
+        2,
+    )
+    .await
+    .expect("o1");
+    let reply = d(
+        "t2",
+        with_people(content("Re: trip", "t2@x", &["t1@x"]), "cy", "ann"),
+        3,
+    )
+    .await
+    .expect("t2");
+    let list = store
+        .list_discussions(user.id, page(10))
+        .await
+        .expect("list");
+    assert_eq!(list.items.len(), 2);
+    let trip = &list.items[0];
+    assert_eq!(
+        trip.subject.as_deref(),
+        Some("trip"),
+        "newest activity first"
+    );
+    assert_eq!(trip.message_count, 2);
+    assert_eq!(trip.unread_count, 2);
+    assert_eq!(trip.snippet, "body of t2@x");
+    let people: Vec<_> = trip
+        .participants
+        .iter()
+        .filter_map(|p| p.address.clone())
+        .collect();
+    assert_eq!(
+        people,
+        ["ann@example.test", "me@example.test", "cy@example.test"]
+    );
+    assert_eq!(list.items[1].subject.as_deref(), Some("other"));
+
+    // Paging walks both without repeats.
+    let p1 = store.list_discussions(user.id, page(1)).await.expect("p1");
+    assert_eq!(p1.items.len(), 1);
+    let p2 = store
+        .list_discussions(
+            user.id,
+            Page {
+                after: p1.next.clone(),
+                limit: 1,
+            },
+        )
+        .await
+        .expect("p2");
+    assert_eq!(p2.items.len(), 1);
+    assert_ne!(p1.items[0].id, p2.items[0].id);
+    assert!(p2.next.is_none(), "the last page has no next cursor");
+
+    let messages = store
+        .discussion_messages(user.id, trip.id, page(10))
+        .await
+        .expect("messages");
+    let ids: Vec<_> = messages.items.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [reply.message_id, first.message_id]);
+    assert_eq!(
+        store.get_discussion(user.id, trip.id).await.expect("get"),
+        Some(trip.clone())
+    );
+
+    assert!(
+        store
+            .get_discussion(other.id, trip.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .discussion_messages(other.id, trip.id, page(10))
+            .await
+            .expect("messages")
+            .items
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_discussions(other.id, page(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert_eq!(store.count_messages(user.id).await.expect("count"), 3);
+    assert_eq!(store.count_messages(other.id).await.expect("count"), 0);
+}
+
+/// Flag changes show on the message, in lists and in the discussion's unread count; sent
+/// copies start read.
+async fn flags_keep_unread_counts(store: &dyn Store) {
+    let (user, other) = two_users(store, "flags").await;
+    let r = store
+        .deliver(delivery(user.id, b"f1", content("flags", "f1@x", &[]), 1))
+        .await
+        .expect("deliver");
+    let seen = FlagsPatch {
+        seen: Some(true),
+        flagged: Some(true),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .update_flags(other.id, r.message_id, seen)
+            .await
+            .expect("other"),
+        None,
+        "another user cannot flag it"
+    );
+    let flags = store
+        .update_flags(user.id, r.message_id, seen)
+        .await
+        .expect("flag")
+        .expect("exists");
+    assert!(flags.seen && flags.flagged && !flags.trashed);
+    // Setting it twice must not count twice.
+    store
+        .update_flags(user.id, r.message_id, seen)
+        .await
+        .expect("again");
+    let message = store
+        .get_message(user.id, r.message_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(message.flags, flags);
+    let listed = store.list_messages(user.id, page(5)).await.expect("list");
+    assert_eq!(listed.items[0].flags, flags);
+    let disc = store
+        .get_discussion(user.id, message.discussion_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(disc.unread_count, 0);
+    store
+        .update_flags(
+            user.id,
+            r.message_id,
+            FlagsPatch {
+                seen: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("unread");
+    let disc = store
+        .get_discussion(user.id, message.discussion_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(disc.unread_count, 1);
+
+    let mut sent = delivery(user.id, b"sent copy", content("sent", "s@x", &[]), 2);
+    sent.flags = Flags {
+        seen: true,
+        sent: true,
+        ..Default::default()
+    };
+    let s = store.deliver(sent).await.expect("sent copy");
+    let copy = store
+        .get_message(user.id, s.message_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(copy.flags.sent && copy.flags.seen);
+    let disc = store
+        .get_discussion(user.id, copy.discussion_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(disc.unread_count, 0, "a sent copy is not unread");
+}
+
+/// Tags are per user, unique by name, renamed without touching messages, and deleted ones
+/// stop mattering.
+async fn tags_by_id_survive_rename(store: &dyn Store) {
+    let (user, other) = two_users(store, "tags").await;
+    let work = store.create_tag(user.id, "work").await.expect("create");
+    assert!(matches!(
+        store.create_tag(user.id, "work").await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Same name for another user is fine: tags are per user.
+    store
+        .create_tag(other.id, "work")
+        .await
+        .expect("other's own tag");
+    let home = store.create_tag(user.id, "home").await.expect("create");
+    let names: Vec<_> = store
+        .list_tags(user.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["home", "work"]);
+
+    let r = store
+        .deliver(delivery(
+            user.id,
+            b"tagged",
+            content("tagged", "tg@x", &[]),
+            1,
+        ))
+        .await
+        .expect("deliver");
+    assert!(
+        !store
+            .set_message_tags(other.id, r.message_id, &[work.id])
+            .await
+            .expect("other")
+    );
+    assert!(
+        store
+            .set_message_tags(user.id, r.message_id, &[work.id, home.id])
+            .await
+            .expect("tag")
+    );
+    let renamed = store
+        .rename_tag(user.id, work.id, "job")
+        .await
+        .expect("rename");
+    assert_eq!(renamed.id, work.id);
+    assert_eq!(renamed.name, "job");
+    assert!(matches!(
+        store.rename_tag(user.id, work.id, "home").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.rename_tag(other.id, work.id, "stolen").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.rename_tag(user.id, TagId::new_random(), "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let message = store
+        .get_message(user.id, r.message_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(message.tags, [work.id, home.id]);
+    assert!(!store.delete_tag(other.id, home.id).await.expect("other"));
+    assert!(store.delete_tag(user.id, home.id).await.expect("delete"));
+    assert!(!store.delete_tag(user.id, home.id).await.expect("twice"));
+    let names: Vec<_> = store
+        .list_tags(user.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["job"]);
+    // The freed name can be taken again, as a new tag.
+    let again = store.create_tag(user.id, "home").await.expect("recreate");
+    assert_ne!(again.id, home.id);
+}
+
+/// Deleting a message removes it everywhere it was listed and leaves the rest of its thread.
+async fn delete_removes_message_and_updates_discussion(store: &dyn Store) {
+    let (user, other) = two_users(store, "delete").await;
+    let a = store
+        .deliver(delivery(user.id, b"del-a", content("gone", "da@x", &[]), 1))
+        .await
+        .expect("a");
+    let b = store
+        .deliver(delivery(
+            user.id,
+            b"del-b",
+            content("Re: gone", "db@x", &["da@x"]),
+            2,
+        ))
+        .await
+        .expect("b");
+    assert!(
+        !store
+            .delete_message(other.id, a.message_id)
+            .await
+            .expect("other")
+    );
+    assert!(
+        store
+            .delete_message(user.id, b.message_id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_message(user.id, b.message_id)
+            .await
+            .expect("twice")
+    );
+    assert!(
+        store
+            .get_message(user.id, b.message_id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .get_raw(user.id, b.message_id)
+            .await
+            .expect("raw")
+            .is_none()
+    );
+    let listed = store.list_messages(user.id, page(10)).await.expect("list");
+    assert_eq!(listed.items.len(), 1);
+    let disc = store
+        .list_discussions(user.id, page(10))
+        .await
+        .expect("discussions");
+    assert_eq!(disc.items.len(), 1);
+    assert_eq!(disc.items[0].message_count, 1);
+    assert_eq!(disc.items[0].unread_count, 1);
+    assert_eq!(
+        disc.items[0].snippet, "body of da@x",
+        "preview falls back to the survivor"
+    );
+    assert!(
+        store
+            .delete_message(user.id, a.message_id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        store
+            .list_discussions(user.id, page(10))
+            .await
+            .expect("discussions")
+            .items
+            .is_empty(),
+        "an emptied discussion disappears"
+    );
+    assert_eq!(store.count_messages(user.id).await.expect("count"), 0);
+    // Redelivering deleted bytes stores them again (the user may want them back).
+    let again = store
+        .deliver(delivery(user.id, b"del-a", content("gone", "da@x", &[]), 3))
+        .await
+        .expect("again");
+    assert!(!again.duplicate);
+}
+
+/// Contacts are found by address, unique by address within a user, and learned idempotently.
+async fn contacts_are_unique_by_address(store: &dyn Store) {
+    let (user, other) = two_users(store, "contacts").await;
+    let ann = addr("ann@example.test");
+    let contact = Contact {
+        id: ContactId::new_random(),
+        user_id: user.id,
+        name: Some("Ann".into()),
+        addresses: vec![ann.clone(), addr("ann@work.example.test")],
+        public_keys: vec![
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----\nx\n-----END PGP PUBLIC KEY BLOCK-----".into(),
+        ],
+    };
+    let saved = store.save_contact(contact.clone()).await.expect("save");
+    assert_eq!(saved, contact);
+    assert_eq!(
+        store.find_contact(user.id, &ann).await.expect("find"),
+        Some(contact.clone())
+    );
+    assert_eq!(
+        store.find_contact(other.id, &ann).await.expect("find"),
+        None
+    );
+    assert_eq!(
+        store.get_contact(other.id, contact.id).await.expect("get"),
+        None
+    );
+    // Another contact cannot claim Ann's address.
+    let dup = Contact {
+        id: ContactId::new_random(),
+        addresses: vec![ann.clone()],
+        ..contact.clone()
+    };
+    assert!(matches!(
+        store.save_contact(dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Editing drops an address, which frees it.
+    let edited = Contact {
+        name: Some("Ann B.".into()),
+        addresses: vec![addr("ann@work.example.test")],
+        ..contact.clone()
+    };
+    store.save_contact(edited.clone()).await.expect("edit");
+    assert_eq!(store.find_contact(user.id, &ann).await.expect("find"), None);
+    assert_eq!(
+        store.get_contact(user.id, contact.id).await.expect("get"),
+        Some(edited)
+    );
+
+    let people = [
+        Participant {
+            role: ParticipantRole::From,
+            name: Some("Bo".into()),
+            address: Some("Bo@Example.test".into()),
+        },
+        Participant {
+            role: ParticipantRole::To,
+            name: None,
+            address: Some("me@example.test".into()),
+        },
+    ];
+    let own = [addr("me@example.test")];
+    let n = crate::learn_contacts(store, user.id, &people, &own)
+        .await
+        .expect("learn");
+    assert_eq!(n, 1, "learns Bo, not the user's own address");
+    let n = crate::learn_contacts(store, user.id, &people, &own)
+        .await
+        .expect("learn again");
+    assert_eq!(n, 0);
+    let all = store.list_contacts(user.id, page(10)).await.expect("list");
+    assert_eq!(all.items.len(), 2);
+    let p1 = store.list_contacts(user.id, page(1)).await.expect("p1");
+    let p2 = store
+        .list_contacts(
+            user.id,
+            Page {
+                after: p1.next.clone(),
+                limit: 1,
+            },
+        )
+        .await
+        .expect("p2");
+    assert_ne!(p1.items[0].id, p2.items[0].id);
+    assert!(
+        store
+            .list_contacts(other.id, page(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert!(
+        !store
+            .delete_contact(other.id, contact.id)
+            .await
+            .expect("other")
+    );
+    assert!(
+        store
+            .delete_contact(user.id, contact.id)
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        store
+            .find_contact(user.id, &addr("ann@work.example.test"))
+            .await
+            .expect("find"),
+        None,
+        "deleting frees its addresses"
+    );
+}
+
+/// Drafts save, update, list newest change first and delete, per user.
+async fn drafts_round_trip(store: &dyn Store) {
+    let (user, other) = two_users(store, "drafts").await;
+    let at = |m| {
+        Utc.with_ymd_and_hms(2026, 2, 1, 0, m, 0)
+            .single()
+            .unwrap_or_default()
+    };
+    let draft = Draft {
+        id: DraftId::new_random(),
+        user_id: user.id,
+        from: None,
+        to: vec![addr("ann@example.test")],
+        cc: vec![],
+        bcc: vec![addr("secret@example.test")],
+        subject: "plan".into(),
+        body: "hello".into(),
+        in_reply_to: None,
+        forward_of: None,
+        updated_at: at(1),
+    };
+    store.save_draft(draft.clone()).await.expect("save");
+    let second = Draft {
+        id: DraftId::new_random(),
+        updated_at: at(2),
+        ..draft.clone()
+    };
+    store.save_draft(second.clone()).await.expect("save 2");
+    let updated = Draft {
+        body: "hello again".into(),
+        updated_at: at(3),
+        ..draft.clone()
+    };
+    store.save_draft(updated.clone()).await.expect("update");
+    assert_eq!(
+        store.get_draft(user.id, draft.id).await.expect("get"),
+        Some(updated.clone())
+    );
+    assert_eq!(
+        store.get_draft(other.id, draft.id).await.expect("get"),
+        None
+    );
+    let list = store.list_drafts(user.id, page(10)).await.expect("list");
+    let ids: Vec<_> = list.items.iter().map(|d| d.id).collect();
+    assert_eq!(ids, [draft.id, second.id]);
+    let p1 = store.list_drafts(user.id, page(1)).await.expect("p1");
+    let p2 = store
+        .list_drafts(
+            user.id,
+            Page {
+                after: p1.next.clone(),
+                limit: 1,
+            },
+        )
+        .await
+        .expect("p2");
+    assert_eq!(p2.items.len(), 1);
+    assert_eq!(p2.items[0].id, second.id);
+    assert!(
+        store
+            .list_drafts(other.id, page(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert!(!store.delete_draft(other.id, draft.id).await.expect("other"));
+    assert!(store.delete_draft(user.id, draft.id).await.expect("delete"));
+    assert!(!store.delete_draft(user.id, draft.id).await.expect("twice"));
+}
