@@ -143,15 +143,15 @@ impl AccountApi {
                         LOGIN_WINDOW,
                     )
                     .await?;
-                if !decision.allowed {
-                    state
-                        .cache
-                        .put(
-                            &lock_key,
-                            b"1",
-                            decision.retry_after.max(Duration::from_secs(1)),
-                        )
-                        .await?;
+                // The limit counts failures: once it is used up, even the right password
+                // waits out the window, which is what stops guessing.
+                if !decision.allowed || decision.remaining == 0 {
+                    let wait = if decision.retry_after.is_zero() {
+                        LOGIN_WINDOW
+                    } else {
+                        decision.retry_after
+                    };
+                    state.cache.put(&lock_key, b"1", wait).await?;
                 }
                 tracing::info!(client = %ip, "login failed");
                 return Err(ApiError::unauthorized("invalid address or password"));

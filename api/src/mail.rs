@@ -157,7 +157,8 @@ pub(crate) async fn index_status(state: &AppState, user: UserId) -> Result<Index
     Ok(IndexStatus {
         stored,
         indexed,
-        up_to_date: indexed >= stored,
+        // Equal, not greater-or-equal: a deleted message still in the index is also lag.
+        up_to_date: indexed == stored,
     })
 }
 

@@ -412,7 +412,8 @@ class AdminError(AssertionError):
 
 class Daemon:
     def __init__(self, workdir: Path, *, lmtp: dict | None = None, proxy: dict | None = None,
-                 log: dict | None = None, env: dict | None = None, ready: str = "greeting"):
+                 log: dict | None = None, env: dict | None = None, ready: str = "greeting",
+                 api: dict | None = None, submission: dict | None = None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.dir / "data"
@@ -421,6 +422,13 @@ class Daemon:
         self.lmtp.update(lmtp or {})
         self.proxy = proxy
         self.log = log
+        # Every daemon serves the API on its own port; tests that do not use it just ignore it.
+        self.api_port = free_port()
+        self.api = {"listen": f"{HOST}:{self.api_port}",
+                    # High limits by default; the rate-limit tests set their own.
+                    "login_attempts_per_address": 10000, "login_attempts_per_account": 1000}
+        self.api.update(api or {})
+        self.submission = submission
         # One keyspace/alias/queue prefix per daemon, kept across restarts of that daemon.
         self.tag = uuid.uuid4().hex[:12]
         self.extra_env = env or {}
@@ -439,6 +447,9 @@ class Daemon:
                      # Short retry delays so outage tests see recovery quickly.
                      "jobs": {"initial_backoff_ms": 200, "max_backoff_ms": 2000}}
         cfg.update(backend_config(self.tag))
+        cfg["api"] = dict(self.api)
+        if self.submission is not None:
+            cfg["submission"] = dict(self.submission)
         if self.proxy is not None:
             cfg["lmtp"]["proxy_protocol"] = dict(self.proxy)
         if self.log is not None:
@@ -572,13 +583,35 @@ class Daemon:
             raise AdminError(f"palisade-admin {' '.join(map(str, args))} printed non-JSON ({e}): "
                              f"{r.stdout[:2000]!r}") from None
 
-    def add_user(self, name: str, *addresses: str) -> dict:
+    def add_user(self, name: str, *addresses: str, password: str | None = None) -> dict:
         args = ["user", "add", name]
         for a in addresses or (f"{name}@{DOMAIN}",):
             args += ["--address", a]
-        u = self.admin(*args)
+        if password is None:
+            u = self.admin(*args)
+        else:
+            r = subprocess.run([str(ADMIN_BIN), "--config", str(self.config_path), *args, "--password-stdin"],
+                               input=(password + "\n").encode(), capture_output=True, env=self.env,
+                               cwd=self.dir, timeout=120)
+            if r.returncode != 0:
+                raise AdminError(f"user add exited {r.returncode}: {r.stderr.decode('utf-8', 'replace')}")
+            u = json.loads(r.stdout)
         self.users[name] = u
         return u
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    def client(self, token: str | None = None) -> "ApiClient":
+        return ApiClient(self.api_url, token)
+
+    def login(self, address: str, password: str) -> "ApiClient":
+        c = self.client()
+        r = c.post("/auth/login", {"address": address, "password": password})
+        assert r.status == 200, f"login as {address} failed: {r.status} {r.body!r}"
+        c.token = r.json()["token"]
+        return c
 
     def messages(self, user: str) -> list[dict]:
         out = self.admin("messages", "list", "--user", user)
@@ -628,3 +661,65 @@ def make_message(subject: str | None = None, body: str = "Hello.\r\n", *, sender
             f"Message-ID: <{message_id}>\r\n{extra_headers}MIME-Version: 1.0\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\n\r\n")
     return head.encode() + body.encode()
+
+
+class ApiResponse:
+    """One HTTP response from the API."""
+
+    def __init__(self, status: int, headers: dict, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+class ApiClient:
+    """A minimal HTTP client for /api/v1, with an optional bearer token."""
+
+    def __init__(self, base: str, token: str | None = None, source: str | None = None):
+        self.base = base
+        self.token = token
+        self.source = source  # local address to connect from, e.g. "127.0.0.2"
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None,
+                timeout: float = 60.0) -> ApiResponse:
+        import http.client
+        import urllib.parse
+        u = urllib.parse.urlsplit(self.base)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout,
+                                          source_address=(self.source, 0) if self.source else None)
+        h = {"Accept": "application/json"}
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        full = path if path.startswith("/api/") else "/api/v1" + path
+        try:
+            conn.request(method, full, body=data, headers=h)
+            r = conn.getresponse()
+            return ApiResponse(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def get(self, path: str, **kw) -> ApiResponse:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body=None, **kw) -> ApiResponse:
+        return self.request("POST", path, body if body is not None else {}, **kw)
+
+    def put(self, path: str, body=None, **kw) -> ApiResponse:
+        return self.request("PUT", path, body if body is not None else {}, **kw)
+
+    def patch(self, path: str, body=None, **kw) -> ApiResponse:
+        return self.request("PATCH", path, body if body is not None else {}, **kw)
+
+    def delete(self, path: str, **kw) -> ApiResponse:
+        return self.request("DELETE", path, **kw)
