@@ -94,7 +94,7 @@ def backend_config(tag: str) -> dict:
         "index": {"backend": "elasticsearch",
                   "elasticsearch": {"url": ELASTICSEARCH, "alias": f"palisade-e2e-{tag}"}},
         "queue": {"backend": "rabbitmq", "rabbitmq": {"url": AMQP, "prefix": f"palisade-e2e-{tag}"}},
-        "cache": {"backend": "redis", "redis_url": REDIS},
+        "cache": {"backend": "redis", "redis_url": REDIS, "prefix": f"e2e-{tag}:"},
     }
 
 

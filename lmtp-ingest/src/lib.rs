@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use palisade_cache::memory::MemoryCache;
+use palisade_cache::namespaced::Namespaced;
 use palisade_cache::redis::RedisCache;
 use palisade_cache::{Cache, CacheError, RateDecision, Subscription};
 use palisade_config::Config;
@@ -192,11 +193,16 @@ pub fn open_index(config: &Config, writer: bool) -> anyhow::Result<Index> {
 /// Opens the cache the configuration selects. Redis is connected in the background, so a
 /// Redis outage never stops the daemon from starting; until it connects, calls fail cleanly.
 pub fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn Cache>> {
-    match config.cache.backend.as_str() {
-        "memory" => Ok(Arc::new(MemoryCache::new())),
-        "redis" => Ok(Arc::new(LazyRedis::new(config.cache.redis_url.clone()))),
+    let cache: Arc<dyn Cache> = match config.cache.backend.as_str() {
+        "memory" => Arc::new(MemoryCache::new()),
+        "redis" => Arc::new(LazyRedis::new(config.cache.redis_url.clone())),
         other => bail!("unknown cache backend {other:?} (expected memory or redis)"),
-    }
+    };
+    Ok(if config.cache.prefix.is_empty() {
+        cache
+    } else {
+        Arc::new(Namespaced::new(cache, config.cache.prefix.clone()))
+    })
 }
 
 /// A Redis cache that connects on first use and retries on later calls until it succeeds.

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub mod contract;
 pub mod memory;
+pub mod namespaced;
 pub mod redis;
 
 /// Why a cache operation failed.

@@ -404,6 +404,8 @@ pub struct CacheConfig {
     pub backend: String,
     /// Redis URL, used when `backend = "redis"`.
     pub redis_url: String,
+    /// Prepended to every key and channel, so installations can share one Redis.
+    pub prefix: String,
 }
 
 impl Default for CacheConfig {
@@ -411,6 +413,7 @@ impl Default for CacheConfig {
         CacheConfig {
             backend: "memory".into(),
             redis_url: "redis://127.0.0.1:6379/".into(),
+            prefix: String::new(),
         }
     }
 }

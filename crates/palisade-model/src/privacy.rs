@@ -116,3 +116,40 @@ impl PrivacyFeatures {
         u8::try_from(score.min(100)).unwrap_or(100)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privacy_index_rewards_tls_authentication_and_encryption() {
+        let plain = PrivacyFeatures::default();
+        assert_eq!(plain.privacy_index(), 0);
+        let tls = PrivacyFeatures {
+            transport: vec![HopTls {
+                by: None,
+                tls: true,
+            }],
+            auth_results: Some(AuthResults {
+                spf: Some("pass".into()),
+                dkim: Some("pass".into()),
+                dmarc: Some("pass".into()),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(tls.privacy_index(), 50);
+        let encrypted = PrivacyFeatures {
+            crypto: vec![CryptoKind::PgpEncrypted, CryptoKind::PgpSigned],
+            ..tls.clone()
+        };
+        assert_eq!(encrypted.privacy_index(), 100);
+        let spam = PrivacyFeatures {
+            spam: SpamVerdict {
+                is_spam: Some(true),
+                score: None,
+            },
+            ..tls
+        };
+        assert_eq!(spam.privacy_index(), 20);
+    }
+}
