@@ -6,7 +6,7 @@ service again (always, even when the test fails):
 - Elasticsearch down: mail is still accepted; indexing catches up by itself afterwards.
 - RabbitMQ down: 451 (our chosen semantics; Postfix's queue is the buffer), and after recovery
   the redelivery is stored once and indexed: nothing lost.
-- Redis down: ingest is unaffected.
+- Redis down: ingest is unaffected; the API answers 503 with a reason, and works again after.
 """
 
 from __future__ import annotations
@@ -130,3 +130,24 @@ def test_redis_outage_does_not_affect_ingest(make_daemon):
         codes = transaction(d, "alice@example.test", make_message(f"no redis {token}", "fine\r\n"))
         assert codes[-1] == 250, codes
         assert f"no redis {token}" in subjects(d, "alice")
+
+
+def test_api_answers_503_while_redis_is_down_and_recovers(make_daemon):
+    # Sessions and rate limits live in Redis: without it the API cannot tell who is asking, so
+    # it says so (503 with a reason) instead of failing open or crashing.
+    d = make_daemon()
+    d.add_user("alice", "alice@example.test", password="long enough password")
+    c = d.login("alice@example.test", "long enough password")
+    with Outage("redis"):
+        r = c.get("/discussions")
+        assert r.status == 503, r
+        assert r.json()["error"] == "unavailable"
+        r = d.client().post("/auth/login", {"address": "alice@example.test", "password": "long enough password"})
+        assert r.status == 503, r
+    # This test Redis keeps nothing on disk, so sessions did not survive its restart; signing in
+    # again works as soon as it is back.
+    def signed_in_again():
+        fresh = d.client().post("/auth/login", {"address": "alice@example.test",
+                                                "password": "long enough password"})
+        return fresh.status == 200
+    wait_for(signed_in_again, "login to work again with Redis back", timeout=60)
