@@ -41,9 +41,11 @@ enum ApiTags {
 pub struct LoginRequest {
     /// One of the user's addresses, or their user name.
     #[validate(length(min = 1, max = 320, message = "must be 1 to 320 characters"))]
+    #[oai(validator(min_length = 1, max_length = 320))]
     pub address: String,
     /// Password.
     #[validate(length(min = 1, max = 1024, message = "must be 1 to 1024 characters"))]
+    #[oai(validator(min_length = 1, max_length = 1024))]
     pub password: String,
 }
 

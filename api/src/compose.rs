@@ -76,15 +76,17 @@ pub struct ContactRequest {
     /// Display name.
     #[validate(length(max = 200, message = "at most 200 characters"))]
     #[validate(custom(function = "no_control_chars"))]
+    #[oai(validator(max_length = 200))]
     pub name: Option<String>,
     /// Addresses, at least one.
     #[validate(length(min = 1, max = 20, message = "1 to 20 addresses"))]
     #[validate(custom(function = "valid_addresses"))]
+    #[oai(validator(min_items = 1, max_items = 20))]
     pub addresses: Vec<String>,
     /// ASCII-armored OpenPGP public keys.
     #[validate(length(max = 10, message = "at most 10 keys"))]
     #[validate(custom(function = "armored_keys"))]
-    #[oai(default)]
+    #[oai(default, validator(max_items = 10))]
     pub public_keys: Vec<String>,
 }
 
@@ -93,30 +95,31 @@ pub struct ContactRequest {
 pub struct DraftRequest {
     /// Sender: one of the user's addresses; the first one when absent.
     #[validate(length(max = 320))]
+    #[oai(validator(max_length = 320))]
     pub from: Option<String>,
     /// Recipients.
     #[validate(length(max = 100, message = "at most 100 addresses"))]
     #[validate(custom(function = "valid_addresses"))]
-    #[oai(default)]
+    #[oai(default, validator(max_items = 100))]
     pub to: Vec<String>,
     /// Carbon copies.
     #[validate(length(max = 100, message = "at most 100 addresses"))]
     #[validate(custom(function = "valid_addresses"))]
-    #[oai(default)]
+    #[oai(default, validator(max_items = 100))]
     pub cc: Vec<String>,
     /// Blind carbon copies; never shown to other recipients.
     #[validate(length(max = 100, message = "at most 100 addresses"))]
     #[validate(custom(function = "valid_addresses"))]
-    #[oai(default)]
+    #[oai(default, validator(max_items = 100))]
     pub bcc: Vec<String>,
     /// Subject.
     #[validate(length(max = 998, message = "at most 998 characters"))]
     #[validate(custom(function = "no_control_chars"))]
-    #[oai(default)]
+    #[oai(default, validator(max_length = 998))]
     pub subject: String,
     /// Plain-text body.
     #[validate(length(max = 1000000, message = "at most 1,000,000 characters"))]
-    #[oai(default)]
+    #[oai(default, validator(max_length = 1000000))]
     pub body: String,
     /// The message this replies to.
     pub in_reply_to: Option<Uuid>,

@@ -49,6 +49,7 @@ pub struct FlagsRequest {
 pub struct TagsRequest {
     /// Tag ids, each one of the user's tags.
     #[validate(length(max = 100, message = "at most 100 tags"))]
+    #[oai(validator(max_items = 100))]
     pub tags: Vec<Uuid>,
 }
 
@@ -58,6 +59,7 @@ pub struct TagRequest {
     /// Name, 1 to 64 characters, no control characters.
     #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
     #[validate(custom(function = "crate::compose::no_control_chars"))]
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub name: String,
 }
 

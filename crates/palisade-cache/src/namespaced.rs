@@ -76,12 +76,27 @@ mod tests {
         let shared: Arc<dyn Cache> = Arc::new(MemoryCache::new());
         let a = Namespaced::new(shared.clone(), "a:");
         let b = Namespaced::new(shared.clone(), "b:");
-        a.put("k", b"1", Duration::from_secs(60)).await.expect("put");
+        a.put("k", b"1", Duration::from_secs(60))
+            .await
+            .expect("put");
         assert_eq!(b.get("k").await.expect("get"), None);
         assert_eq!(a.get("k").await.expect("get"), Some(b"1".to_vec()));
-        assert_eq!(a.keys_with_prefix("").await.expect("keys"), vec!["k".to_string()]);
+        assert_eq!(
+            a.keys_with_prefix("").await.expect("keys"),
+            vec!["k".to_string()]
+        );
         assert!(b.keys_with_prefix("").await.expect("keys").is_empty());
-        assert!(a.hit("r", 1, Duration::from_secs(60)).await.expect("hit").allowed);
-        assert!(b.hit("r", 1, Duration::from_secs(60)).await.expect("hit").allowed);
+        assert!(
+            a.hit("r", 1, Duration::from_secs(60))
+                .await
+                .expect("hit")
+                .allowed
+        );
+        assert!(
+            b.hit("r", 1, Duration::from_secs(60))
+                .await
+                .expect("hit")
+                .allowed
+        );
     }
 }
