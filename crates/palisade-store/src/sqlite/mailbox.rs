@@ -1,7 +1,7 @@
 //! The mailbox side of the embedded store: discussions, flags, tags, deletion, contacts and
 //! drafts. Reads take a pooled connection; writes run inside the writer's savepoint.
 
-use super::rows::{json, parse_id, to_json};
+use super::rows::{json, parse_id, start_after, to_json};
 use super::{from_millis, millis, unavailable};
 use crate::threading::SNIPPET_CHARS;
 use crate::{Page, PageOf, StoreError};
@@ -11,14 +11,6 @@ use palisade_model::{
     merge_participants,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
-
-/// Splits a `number:id` cursor; a cursor that does not decode is the client's error.
-fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
-    cursor
-        .split_once(':')
-        .and_then(|(n, id)| Some((n.parse().ok()?, id.to_string())))
-        .ok_or_else(|| StoreError::NotFound(format!("cursor {cursor}")))
-}
 
 /// Turns `limit + 1` fetched rows into a page, with a cursor when the extra row exists.
 fn paged<T>(
@@ -90,10 +82,7 @@ pub(crate) fn list_discussions(
     user: UserId,
     page: &Page,
 ) -> Result<PageOf<Discussion>, StoreError> {
-    let (after_ms, after_id) = match &page.after {
-        Some(c) => decode_cursor(c)?,
-        None => (i64::MAX, String::new()),
-    };
+    let (after_ms, after_id) = start_after(page)?;
     let sql = format!(
         "SELECT {DISCUSSION_COLUMNS} FROM discussions
          WHERE user_id = ?1 AND (last_activity < ?2 OR (last_activity = ?2 AND id < ?3))
@@ -152,10 +141,7 @@ pub(crate) fn discussion_messages(
     id: DiscussionId,
     page: &Page,
 ) -> Result<PageOf<MessageSummary>, StoreError> {
-    let (after_ms, after_id) = match &page.after {
-        Some(c) => decode_cursor(c)?,
-        None => (i64::MAX, String::new()),
-    };
+    let (after_ms, after_id) = start_after(page)?;
     let ids: Vec<(i64, String)> = conn
         .prepare_cached(
             "SELECT received_at, id FROM messages
@@ -627,10 +613,7 @@ pub(crate) fn list_drafts(
     user: UserId,
     page: &Page,
 ) -> Result<PageOf<Draft>, StoreError> {
-    let (after_ms, after_id) = match &page.after {
-        Some(c) => decode_cursor(c)?,
-        None => (i64::MAX, String::new()),
-    };
+    let (after_ms, after_id) = start_after(page)?;
     let rows: Vec<(i64, String, String)> = conn
         .prepare_cached(
             "SELECT updated_at, id, draft_json FROM drafts

@@ -60,13 +60,19 @@ fn encode_cursor(received_at: i64, id: &str) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
-    let (ms, id) = cursor
+    cursor
         .split_once(':')
-        .ok_or_else(|| StoreError::NotFound(format!("cursor {cursor}")))?;
-    let ms = ms
-        .parse()
-        .map_err(|_| StoreError::NotFound(format!("cursor {cursor}")))?;
-    Ok((ms, id.to_string()))
+        .and_then(|(n, id)| Some((n.parse().ok()?, id.to_string())))
+        .ok_or_else(|| StoreError::NotFound(format!("cursor {cursor}")))
+}
+
+/// Where a `number:id`-keyed list, newest first, resumes: after the cursor, or at the top.
+/// A cursor that does not decode is the client's error.
+pub(crate) fn start_after(page: &Page) -> Result<(i64, String), StoreError> {
+    match &page.after {
+        Some(c) => decode_cursor(c),
+        None => Ok((i64::MAX, String::new())),
+    }
 }
 
 pub(crate) fn list_messages(
@@ -74,10 +80,7 @@ pub(crate) fn list_messages(
     user: UserId,
     page: &Page,
 ) -> Result<PageOf<MessageSummary>, StoreError> {
-    let (after_ms, after_id) = match &page.after {
-        Some(c) => decode_cursor(c)?,
-        None => (i64::MAX, String::new()),
-    };
+    let (after_ms, after_id) = start_after(page)?;
     let limit = page.limit.max(1);
     let mut stmt = conn
         .prepare_cached(
