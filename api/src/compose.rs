@@ -646,7 +646,7 @@ impl ComposeApi {
         }
         announce(&state, user.id, stored).await;
         Ok(Json(SendResult {
-            message_id: stored.map(|m| m.0).unwrap_or_default(),
+            message_id: stored.map(|m| m.0),
             message_id_header: composed.message_id,
         }))
     }

@@ -529,8 +529,9 @@ pub struct SearchResult {
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct SendResult {
-    /// The stored sent copy.
-    pub message_id: Uuid,
+    /// The stored sent copy; absent in the rare case the message left but its copy could not
+    /// be stored (the send is not repeated, and the server log says why).
+    pub message_id: Option<Uuid>,
     /// `Message-ID` header of what was sent.
     pub message_id_header: String,
 }
