@@ -20,6 +20,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 use validator::Validate;
 
+/// Most tags per user, so the tag list stays small enough to return whole.
+const MAX_TAGS: usize = 500;
 /// Deepest a search may page, so a client cannot make the index sort everything.
 const MAX_SEARCH_OFFSET: usize = 5_000;
 
@@ -442,10 +444,13 @@ impl MailApi {
         body: Json<TagRequest>,
     ) -> Result<Created<TagView>, ApiError> {
         body.validate().map_err(|e| ApiError::validation(&e))?;
-        let tag = state
-            .store
-            .create_tag(auth.0.user_id, body.name.trim())
-            .await?;
+        let user = auth.0.user_id;
+        if state.store.list_tags(user).await?.len() >= MAX_TAGS {
+            return Err(ApiError::conflict(format!(
+                "a user may have at most {MAX_TAGS} tags"
+            )));
+        }
+        let tag = state.store.create_tag(user, body.name.trim()).await?;
         Ok(Created::Created(Json((&tag).into())))
     }
 

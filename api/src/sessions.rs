@@ -13,6 +13,9 @@ use std::time::Duration;
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(1);
 /// Longest user agent kept.
 const USER_AGENT_CHARS: usize = 200;
+/// Most live sessions per user; signing in once more ends the oldest, which keeps the device
+/// list short enough to return whole.
+pub const MAX_SESSIONS: usize = 50;
 
 /// One signed-in device, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +91,10 @@ impl Sessions {
             user_agent: user_agent.map(|ua| ua.chars().take(USER_AGENT_CHARS).collect()),
         };
         self.store(&session).await?;
+        let live = self.list(user).await?;
+        for old in live.iter().take(live.len().saturating_sub(MAX_SESSIONS)) {
+            self.revoke(user, &old.id).await?;
+        }
         Ok((session, token))
     }
 
@@ -209,5 +216,27 @@ mod tests {
         );
         assert!(sessions.revoke(user, &s.id).await.expect("revoke"));
         assert!(sessions.authenticate(&token).await.expect("auth").is_none());
+    }
+
+    #[tokio::test]
+    async fn signing_in_past_the_cap_ends_the_oldest_session() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let sessions = Sessions::new(cache, Duration::from_secs(60));
+        let user = UserId::new_random();
+        let (_, first) = sessions
+            .create(user, "192.0.2.1".into(), None)
+            .await
+            .expect("first");
+        let mut last = String::new();
+        for _ in 0..MAX_SESSIONS {
+            last = sessions
+                .create(user, "192.0.2.1".into(), None)
+                .await
+                .expect("create")
+                .1;
+        }
+        assert_eq!(sessions.list(user).await.expect("list").len(), MAX_SESSIONS);
+        assert!(sessions.authenticate(&first).await.expect("auth").is_none());
+        assert!(sessions.authenticate(&last).await.expect("auth").is_some());
     }
 }
