@@ -655,9 +655,13 @@ impl ComposeApi {
 /// Tells the user's other devices about the sent copy, best effort.
 async fn announce(state: &AppState, user: UserId, message: Option<MessageId>) {
     let Some(message) = message else { return };
-    let payload = serde_json::json!({ "type": "new_mail", "message_id": message }).to_string();
-    let channel = palisade_cache::mail_events_channel(&user.to_string());
-    if let Err(e) = state.cache.publish(&channel, payload.as_bytes()).await {
+    let published = palisade_cache::publish_new_mail(
+        state.cache.as_ref(),
+        &user.to_string(),
+        &message.to_string(),
+    )
+    .await;
+    if let Err(e) = published {
         tracing::debug!(error = %e, "sent event not published");
     }
 }

@@ -20,10 +20,6 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// A body with `error` code and `message`.
     pub fn json(error: &str, message: impl Into<String>) -> Json<ErrorBody> {
-        Self::new(error, message)
-    }
-
-    fn new(error: &str, message: impl Into<String>) -> Json<ErrorBody> {
         Json(ErrorBody {
             error: error.to_string(),
             message: message.into(),
@@ -66,7 +62,7 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 with a reason.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest(ErrorBody::new("bad_request", message))
+        ApiError::BadRequest(ErrorBody::json("bad_request", message))
     }
 
     /// A 400 for a request that failed `validator` checks, listing each failing field.
@@ -88,45 +84,45 @@ impl ApiError {
             })
             .collect();
         reasons.sort();
-        ApiError::BadRequest(ErrorBody::new("validation_failed", reasons.join("; ")))
+        ApiError::BadRequest(ErrorBody::json("validation_failed", reasons.join("; ")))
     }
 
     /// A 401.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError::Unauthorized(ErrorBody::new("unauthorized", message))
+        ApiError::Unauthorized(ErrorBody::json("unauthorized", message))
     }
 
     /// A 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        ApiError::Forbidden(ErrorBody::new("forbidden", message))
+        ApiError::Forbidden(ErrorBody::json("forbidden", message))
     }
 
     /// A 404 naming what was not found.
     pub fn not_found(what: impl Into<String>) -> Self {
-        ApiError::NotFound(ErrorBody::new("not_found", what))
+        ApiError::NotFound(ErrorBody::json("not_found", what))
     }
 
     /// A 409.
     pub fn conflict(message: impl Into<String>) -> Self {
-        ApiError::Conflict(ErrorBody::new("conflict", message))
+        ApiError::Conflict(ErrorBody::json("conflict", message))
     }
 
     /// A 429 with its Retry-After.
     pub fn too_many(retry_after_secs: u64) -> Self {
         ApiError::TooManyRequests(
-            ErrorBody::new("rate_limited", "too many attempts; try again later"),
+            ErrorBody::json("rate_limited", "too many attempts; try again later"),
             retry_after_secs.max(1),
         )
     }
 
     /// A 502 for a relay that refused a message.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
-        ApiError::BadGateway(ErrorBody::new("relay_refused", message))
+        ApiError::BadGateway(ErrorBody::json("relay_refused", message))
     }
 
     /// A 503 for a backend outage.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        ApiError::Unavailable(ErrorBody::new("unavailable", message))
+        ApiError::Unavailable(ErrorBody::json("unavailable", message))
     }
 }
 

@@ -169,14 +169,6 @@ impl Sessions {
         self.cache.delete(&record_key(user, id)).await?;
         Ok(true)
     }
-
-    /// Ends every session of a user (after a password change or account deletion).
-    pub async fn revoke_all(&self, user: UserId) -> Result<(), CacheError> {
-        for session in self.list(user).await? {
-            self.revoke(user, &session.id).await?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

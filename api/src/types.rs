@@ -8,7 +8,7 @@ use palisade_model::{
     Contact, Discussion, Draft, Flags, Message, MessageSummary, Participant, PrivacyFeatures, Tag,
     TagId, User,
 };
-use poem_openapi::{Enum, Object};
+use poem_openapi::Object;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -534,12 +534,4 @@ pub struct SendResult {
     pub message_id: Option<Uuid>,
     /// `Message-ID` header of what was sent.
     pub message_id_header: String,
-}
-
-/// Kind of server-sent event.
-#[derive(Debug, Clone, Copy, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum EventKind {
-    /// A message arrived.
-    NewMail,
 }

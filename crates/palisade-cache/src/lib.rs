@@ -126,6 +126,19 @@ pub fn mail_events_channel(user: &str) -> String {
     scoped_key(user, "events", "mail")
 }
 
+/// Announces a new message of `user`'s on [`mail_events_channel`]; ingest and the API's sent
+/// copies both use it, and the API's event stream reads this payload.
+pub async fn publish_new_mail(
+    cache: &dyn Cache,
+    user: &str,
+    message_id: &str,
+) -> Result<(), CacheError> {
+    let payload = serde_json::json!({ "type": "new_mail", "message_id": message_id }).to_string();
+    cache
+        .publish(&mail_events_channel(user), payload.as_bytes())
+        .await
+}
+
 /// The prefix shared by every [`scoped_key`] of `user` and `kind`, for listing them.
 pub fn scoped_prefix(user: &str, kind: &str) -> String {
     format!("u:{}:{}:", escape_component(user), escape_component(kind))

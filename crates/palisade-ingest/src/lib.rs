@@ -59,11 +59,6 @@ impl IngestBackend {
     }
 }
 
-/// The pub/sub channel carrying one user's new-mail events.
-pub fn events_channel(user: UserId) -> String {
-    palisade_cache::mail_events_channel(&user.to_string())
-}
-
 /// Stores one recipient's copy and, where needed, publishes its jobs.
 async fn store_one(
     store: Arc<dyn Store>,
@@ -86,9 +81,8 @@ async fn store_one(
 
 /// Tells live subscribers about new mail; failures are logged and forgotten.
 async fn announce(cache: Arc<dyn Cache>, user: UserId, message: MessageId) {
-    let payload = serde_json::json!({ "type": "new_mail", "message_id": message }).to_string();
-    let channel = events_channel(user);
-    let publish = cache.publish(&channel, payload.as_bytes());
+    let (user, message) = (user.to_string(), message.to_string());
+    let publish = palisade_cache::publish_new_mail(cache.as_ref(), &user, &message);
     match tokio::time::timeout(EVENT_TIMEOUT, publish).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::debug!(error = %e, "new-mail event not published"),
