@@ -11,8 +11,10 @@
 use chrono::Utc;
 use palisade_index::{IndexDocument, IndexError, SearchIndex};
 use palisade_jobs::{Job, JobKind, JobQueue, QueueError};
-use palisade_model::{Message, ParticipantRole};
+use palisade_model::{Address, Message, ParticipantRole, UserId};
 use palisade_store::{Store, StoreError};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -112,15 +114,19 @@ impl IndexWorker {
         let count = jobs.len();
         let mut done = Vec::with_capacity(count);
         let mut batch = Vec::with_capacity(count);
+        // A batch is mostly one user's mail arriving together: look their addresses up once.
+        let mut own_addresses: HashMap<UserId, Vec<Address>> = HashMap::new();
         for job in jobs {
             let spec = job.spec;
             match spec.kind {
                 JobKind::Index => match self.store.get_message(spec.user_id, spec.message_id).await
                 {
-                    Ok(Some(message)) => match self.learn_contacts(&message).await {
-                        Ok(()) => batch.push((job, IndexDocument::from_message(&message))),
-                        Err(e) => self.fail(&job, &e.to_string(), Fault::Outage).await?,
-                    },
+                    Ok(Some(message)) => {
+                        match self.learn_contacts(&message, &mut own_addresses).await {
+                            Ok(()) => batch.push((job, IndexDocument::from_message(&message))),
+                            Err(e) => self.fail(&job, &e.to_string(), Fault::Outage).await?,
+                        }
+                    }
                     // Deleted since: take it out of the index too.
                     Ok(None) => match self
                         .index
@@ -170,7 +176,11 @@ impl IndexWorker {
 
     /// Adds the people the user corresponds with to their address book: the authors of
     /// received mail, the recipients of sent mail. Idempotent, so retries are harmless.
-    async fn learn_contacts(&self, message: &Message) -> Result<(), StoreError> {
+    async fn learn_contacts(
+        &self,
+        message: &Message,
+        own_addresses: &mut HashMap<UserId, Vec<Address>>,
+    ) -> Result<(), StoreError> {
         let wanted: &[ParticipantRole] = if message.flags.sent {
             &[
                 ParticipantRole::To,
@@ -194,13 +204,16 @@ impl IndexWorker {
         if people.is_empty() {
             return Ok(());
         }
-        let own = self
-            .store
-            .get_user(message.user_id)
-            .await?
-            .map(|u| u.addresses)
+        let user = message.user_id;
+        if let Entry::Vacant(slot) = own_addresses.entry(user) {
+            let user = self.store.get_user(user).await?;
+            slot.insert(user.map(|u| u.addresses).unwrap_or_default());
+        }
+        let own = own_addresses
+            .get(&user)
+            .map(Vec::as_slice)
             .unwrap_or_default();
-        palisade_store::learn_contacts(self.store.as_ref(), message.user_id, &people, &own).await?;
+        palisade_store::learn_contacts(self.store.as_ref(), user, &people, own).await?;
         Ok(())
     }
 
