@@ -141,39 +141,7 @@ pub(crate) fn discussion_messages(
     id: DiscussionId,
     page: &Page,
 ) -> Result<PageOf<MessageSummary>, StoreError> {
-    let (after_ms, after_id) = start_after(page)?;
-    let ids: Vec<(i64, String)> = conn
-        .prepare_cached(
-            "SELECT received_at, id FROM messages
-             WHERE user_id = ?1 AND discussion_id = ?2
-               AND (received_at < ?3 OR (received_at = ?3 AND id < ?4))
-             ORDER BY received_at DESC, id DESC LIMIT ?5",
-        )
-        .and_then(|mut s| {
-            s.query_map(
-                params![
-                    user.to_string(),
-                    id.to_string(),
-                    after_ms,
-                    after_id,
-                    limit_param(page.limit)
-                ],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
-            .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(unavailable)?;
-    let page = paged(ids, page.limit.max(1), |(ms, id)| format!("{ms}:{id}"))?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for (_, message) in page.items {
-        if let Some(m) = super::rows::get_message(conn, user, parse_id(&message)?)? {
-            items.push(MessageSummary::from(&m));
-        }
-    }
-    Ok(PageOf {
-        items,
-        next: page.next,
-    })
+    super::rows::list_messages(conn, user, Some(id), page)
 }
 
 pub(crate) fn count_messages(conn: &Connection, user: UserId) -> Result<u64, StoreError> {

@@ -272,7 +272,7 @@ impl Store for SqliteStore {
         user: UserId,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
-        self.read(move |conn| rows::list_messages(conn, user, &page))
+        self.read(move |conn| rows::list_messages(conn, user, None, &page))
             .await
     }
 

@@ -4,9 +4,11 @@ use super::{from_millis, unavailable};
 use crate::{Page, PageOf, StoreError};
 use chrono::{DateTime, Utc};
 use palisade_model::{
-    Address, Flags, Message, MessageId, MessageSummary, Participant, RawHash, User, UserId,
+    Address, DiscussionId, Flags, Message, MessageId, MessageSummary, Participant, RawHash, User,
+    UserId,
 };
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::de::DeserializeOwned;
 use std::str::FromStr;
 use uuid::Uuid;
@@ -75,44 +77,55 @@ pub(crate) fn start_after(page: &Page) -> Result<(i64, String), StoreError> {
     }
 }
 
+/// A page of the user's message summaries, newest arrival first: the whole mailbox, or one
+/// discussion of it.
 pub(crate) fn list_messages(
     conn: &Connection,
     user: UserId,
+    discussion: Option<DiscussionId>,
     page: &Page,
 ) -> Result<PageOf<MessageSummary>, StoreError> {
     let (after_ms, after_id) = start_after(page)?;
     let limit = page.limit.max(1);
+    // Two texts rather than an `IS NULL OR` test, so each uses its own index.
+    let in_discussion = if discussion.is_some() {
+        "AND discussion_id = ?5"
+    } else {
+        ""
+    };
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT id, discussion_id, received_at, date, subject, from_json, flags_json,
                     parse_error, raw_size
              FROM messages
              WHERE user_id = ?1 AND (received_at < ?2 OR (received_at = ?2 AND id < ?3))
-             ORDER BY received_at DESC, id DESC LIMIT ?4",
-        )
+                   {in_discussion}
+             ORDER BY received_at DESC, id DESC LIMIT ?4"
+        ))
         .map_err(unavailable)?;
+    let mut values: Vec<Value> = vec![
+        Value::Text(user.to_string()),
+        Value::Integer(after_ms),
+        Value::Text(after_id),
+        Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)),
+    ];
+    if let Some(d) = discussion {
+        values.push(Value::Text(d.to_string()));
+    }
     let rows = stmt
-        .query_map(
-            params![
-                user.to_string(),
-                after_ms,
-                after_id,
-                i64::try_from(limit + 1).unwrap_or(i64::MAX)
-            ],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, bool>(7)?,
-                    r.get::<_, i64>(8)?,
-                ))
-            },
-        )
+        .query_map(params_from_iter(values), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, bool>(7)?,
+                r.get::<_, i64>(8)?,
+            ))
+        })
         .map_err(unavailable)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
