@@ -8,9 +8,7 @@ use crate::types::{
 use crate::{AppState, Auth, MAX_PAGE, page};
 use chrono::{DateTime, Utc};
 use palisade_index::SearchQuery;
-use palisade_model::{
-    DiscussionId, FlagsPatch, Message, MessageId, MessageSummary, Tag, TagId, UserId,
-};
+use palisade_model::{DiscussionId, FlagsPatch, Message, MessageId, Tag, TagId, UserId};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
@@ -445,12 +443,10 @@ impl MailApi {
     ) -> Result<Created<TagView>, ApiError> {
         body.validate().map_err(|e| ApiError::validation(&e))?;
         let user = auth.0.user_id;
-        if state.store.list_tags(user).await?.len() >= MAX_TAGS {
-            return Err(ApiError::conflict(format!(
-                "a user may have at most {MAX_TAGS} tags"
-            )));
-        }
-        let tag = state.store.create_tag(user, body.name.trim()).await?;
+        let tag = state
+            .store
+            .create_tag(user, body.name.trim(), MAX_TAGS)
+            .await?;
         Ok(Created::Created(Json((&tag).into())))
     }
 
@@ -558,13 +554,20 @@ impl MailApi {
         let limit = limit.0.unwrap_or(crate::DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
         let hits = state.index.search(user, &query, offset + limit + 1).await?;
         let more = hits.len() > offset + limit;
-        let mut items = Vec::with_capacity(limit);
-        for hit in hits.iter().skip(offset).take(limit) {
-            // A hit for a message deleted a moment ago is skipped, not shown broken.
-            if let Some(m) = state.store.get_message(user, hit.message_id).await? {
-                items.push(MessageSummaryView::from(&MessageSummary::from(&m)));
-            }
-        }
+        let page: Vec<_> = hits
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|h| h.message_id)
+            .collect();
+        // One store call for the page; a hit for a message deleted a moment ago is left out.
+        let items = state
+            .store
+            .message_summaries(user, &page)
+            .await?
+            .iter()
+            .map(MessageSummaryView::from)
+            .collect();
         let next =
             (more && offset + limit <= MAX_SEARCH_OFFSET).then(|| (offset + limit).to_string());
         Ok(Json(SearchResult {

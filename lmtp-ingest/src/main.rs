@@ -8,7 +8,7 @@ use palisade_api::AppState;
 use palisade_api::listener::ProxyAcceptor;
 use palisade_api::mailer::Mailer;
 use palisade_ingest::IngestBackend;
-use palisade_lmtp::{Limits, ServerConfig, serve};
+use palisade_lmtp::{Limits, MemoryBudget, ServerConfig, serve};
 use palisade_mime::ParseLimits;
 use palisade_proxy::ProxyPolicy;
 use palisade_worker::{IndexWorker, RetryPolicy};
@@ -107,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
             idle_timeout: Duration::from_secs(l.idle_timeout_secs),
         },
         max_connections: l.max_connections,
+        budget: MemoryBudget::new(l.max_in_flight_bytes),
         proxy: ProxyPolicy {
             enabled: l.proxy_protocol.enabled,
             trusted: l.proxy_protocol.trusted.clone(),

@@ -85,6 +85,13 @@ impl Config {
                     .into(),
             ));
         }
+        if l.max_in_flight_bytes < l.max_message_bytes {
+            return Err(ConfigError(
+                "lmtp.max_in_flight_bytes must be at least lmtp.max_message_bytes, or the \
+                 largest message could never be accepted"
+                    .into(),
+            ));
+        }
         let a = &self.api;
         if a.proxy_protocol.enabled && a.proxy_protocol.trusted.is_empty() {
             return Err(ConfigError(
@@ -139,6 +146,10 @@ pub struct LmtpConfig {
     pub max_mime_depth: usize,
     /// Most simultaneous connections.
     pub max_connections: usize,
+    /// Message bytes all connections together may hold in memory; a transaction past it gets
+    /// a temporary 452, so the client retries later instead of the daemon running out of
+    /// memory. Peak memory is a small multiple of this (parsing, storage requests).
+    pub max_in_flight_bytes: usize,
     /// Seconds a client may stay silent before it is disconnected.
     pub idle_timeout_secs: u64,
     /// Seconds in-flight sessions get to finish after SIGTERM.
@@ -157,6 +168,7 @@ impl Default for LmtpConfig {
             max_header_bytes: 256 * 1024,
             max_mime_depth: 20,
             max_connections: 256,
+            max_in_flight_bytes: 256 * 1024 * 1024,
             idle_timeout_secs: 300,
             shutdown_grace_secs: 30,
             proxy_protocol: ProxyProtocolConfig::default(),

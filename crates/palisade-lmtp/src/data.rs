@@ -26,16 +26,20 @@ pub(crate) struct Unstuffer {
     limit: usize,
     out: Vec<u8>,
     total: usize,
+    /// Set when the bytes may not be kept (the memory budget is spent): count, keep nothing.
+    discarding: bool,
 }
 
 impl Unstuffer {
-    /// A decoder that keeps at most `limit` bytes of message.
-    pub(crate) fn new(limit: usize) -> Self {
+    /// A decoder that keeps at most `limit` bytes of message; `expected` (the declared SIZE)
+    /// sizes the buffer once, instead of doubling it, and copying it, as the data arrives.
+    pub(crate) fn new(limit: usize, expected: usize) -> Self {
         Unstuffer {
             state: State::LineStart,
             limit,
-            out: Vec::new(),
+            out: Vec::with_capacity(expected.min(limit)),
             total: 0,
+            discarding: false,
         }
     }
 
@@ -103,14 +107,31 @@ impl Unstuffer {
 
     fn push(&mut self, bytes: &[u8]) {
         self.total = self.total.saturating_add(bytes.len());
+        if self.discarding {
+            return;
+        }
         if self.total <= self.limit {
             self.out.extend_from_slice(bytes);
+        } else {
+            // Refused anyway: free the memory now rather than at the end of the data.
+            self.discard();
         }
     }
 
     /// Whether the message exceeded the limit (its bytes were then discarded).
     pub(crate) fn oversize(&self) -> bool {
         self.total > self.limit
+    }
+
+    /// Bytes of buffer this decoder holds, kept or allocated ahead.
+    pub(crate) fn footprint(&self) -> usize {
+        self.out.capacity()
+    }
+
+    /// Drops what was kept and keeps nothing more; the end marker is still found.
+    pub(crate) fn discard(&mut self) {
+        self.discarding = true;
+        self.out = Vec::new();
     }
 
     /// The decoded message.
@@ -124,7 +145,7 @@ mod tests {
     use super::*;
 
     fn decode(chunks: &[&[u8]]) -> Option<(Vec<u8>, Vec<u8>)> {
-        let mut u = Unstuffer::new(1 << 20);
+        let mut u = Unstuffer::new(1 << 20, 0);
         let mut rest = Vec::new();
         let mut done = false;
         for chunk in chunks {
@@ -182,10 +203,27 @@ mod tests {
 
     #[test]
     fn over_limit_is_counted_not_kept() {
-        let mut u = Unstuffer::new(4);
+        let mut u = Unstuffer::new(4, 0);
         let (_, end) = u.feed(b"0123456789\r\n.\r\n");
         assert!(end);
         assert!(u.oversize());
-        assert!(u.into_bytes().len() <= 4);
+        assert_eq!(
+            u.footprint(),
+            0,
+            "a refused message's bytes are freed at once"
+        );
+    }
+
+    #[test]
+    fn declared_size_is_allocated_once_and_discarding_still_finds_the_end() {
+        let mut u = Unstuffer::new(1 << 20, 1000);
+        assert!(u.footprint() >= 1000);
+        u.feed(b"some text\r\n");
+        u.discard();
+        assert_eq!(u.footprint(), 0);
+        let (_, end) = u.feed(b"more text\r\n.\r\n");
+        assert!(end);
+        assert!(!u.oversize());
+        assert!(u.into_bytes().is_empty());
     }
 }

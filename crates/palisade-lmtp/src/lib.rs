@@ -5,11 +5,15 @@
 //! per-recipient replies. Commands are parsed with `smtp-proto`; message data is read by our
 //! own strict unstuffer ([`data`]), because only `CRLF . CRLF` may end a message.
 
+mod budget;
 mod data;
 mod io;
 mod server;
 mod session;
+#[cfg(test)]
+mod session_tests;
 
+pub use budget::MemoryBudget;
 pub use server::{ServerConfig, serve};
 
 use async_trait::async_trait;

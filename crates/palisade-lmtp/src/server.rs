@@ -2,7 +2,7 @@
 
 use crate::io::Conn;
 use crate::session::{End, Session};
-use crate::{DeliveryBackend, Limits};
+use crate::{DeliveryBackend, Limits, MemoryBudget};
 use palisade_proxy::ProxyPolicy;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Most simultaneous sessions; further connections get 421.
     pub max_connections: usize,
+    /// Message bytes all sessions together may hold; past it, transactions get 452.
+    pub budget: MemoryBudget,
     /// PROXY protocol v2 policy.
     pub proxy: ProxyPolicy,
     /// How long in-flight sessions may run after shutdown starts.
@@ -116,6 +118,7 @@ async fn handle<B: DeliveryBackend>(
         conn,
         backend,
         &config.limits,
+        &config.budget,
         &config.hostname,
         client,
         shutdown,

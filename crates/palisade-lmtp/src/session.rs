@@ -1,5 +1,6 @@
 //! One LMTP session: the command loop, the transaction state, and per-recipient replies.
 
+use crate::budget::{MemoryBudget, Reservation};
 use crate::data::Unstuffer;
 use crate::io::{Conn, Line, ReadStop};
 use crate::{DeliveryBackend, IncomingMessage, Limits, RecipientStatus, Resolution};
@@ -16,13 +17,34 @@ struct Transaction<R> {
     recipients: Vec<(Address, R)>,
     /// BDAT chunks received so far; `None` until the first BDAT.
     chunks: Option<Chunks>,
+    /// The SIZE the client declared, 0 when it declared none.
+    declared: usize,
+    /// The share of the listener's memory budget this transaction's data holds.
+    reservation: Reservation,
 }
 
 /// Accumulated BDAT chunks, kept only up to the size limit.
+#[derive(Default)]
 struct Chunks {
     data: Vec<u8>,
     oversize: bool,
+    /// The memory budget had no room: the data is dropped and recipients get a 4xx.
+    over_budget: bool,
 }
+
+/// Why a transaction's data was not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dropped {
+    /// Kept whole.
+    No,
+    /// Over the message size limit: refused for good.
+    Oversize,
+    /// Over the shared memory budget: refused for now.
+    OverBudget,
+}
+
+/// The reply to every recipient of a transaction whose data did not fit the memory budget.
+const OVER_BUDGET: &str = "452 4.3.1 Insufficient system resources, try again later";
 
 /// How a session ended, for the connection log.
 #[derive(Debug)]
@@ -44,6 +66,7 @@ pub(crate) struct Session<'a, B: DeliveryBackend, S> {
     pub(crate) conn: Conn<S>,
     pub(crate) backend: &'a B,
     pub(crate) limits: &'a Limits,
+    pub(crate) budget: &'a MemoryBudget,
     pub(crate) hostname: &'a str,
     pub(crate) client: SocketAddr,
     pub(crate) shutdown: &'a CancellationToken,
@@ -56,6 +79,7 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         conn: Conn<S>,
         backend: &'a B,
         limits: &'a Limits,
+        budget: &'a MemoryBudget,
         hostname: &'a str,
         client: SocketAddr,
         shutdown: &'a CancellationToken,
@@ -64,6 +88,7 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             conn,
             backend,
             limits,
+            budget,
             hostname,
             client,
             shutdown,
@@ -183,10 +208,20 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             self.conn
                 .reply("552 5.3.4 Message size exceeds fixed maximum message size");
         } else {
+            // A declared size is reserved up front, so a client that announces a large
+            // message learns at once that it must wait, before it sends a byte of it.
+            let mut reservation = self.budget.reserve();
+            if !reservation.cover(size) {
+                tracing::info!(client = %self.client, size, "memory budget spent; deferring");
+                self.conn.reply(OVER_BUDGET);
+                return;
+            }
             self.txn = Some(Transaction {
                 mail_from: (!from.is_empty()).then_some(from),
                 recipients: Vec::new(),
                 chunks: None,
+                declared: size,
+                reservation,
             });
             self.conn.reply("250 2.1.0 Sender OK");
         }
@@ -232,17 +267,35 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         }
         self.conn
             .reply("354 Start mail input; end with <CRLF>.<CRLF>");
-        let mut unstuffer = Unstuffer::new(self.limits.max_message_bytes);
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(());
+        };
+        let mut unstuffer = Unstuffer::new(self.limits.max_message_bytes, txn.declared);
+        let mut over_budget = !txn.reservation.cover(unstuffer.footprint());
+        if over_budget {
+            unstuffer.discard();
+        }
         loop {
             let (used, end) = unstuffer.feed(self.conn.buffered());
             self.conn.consume(used);
+            if !over_budget && !txn.reservation.cover(unstuffer.footprint()) {
+                unstuffer.discard();
+                txn.reservation.release();
+                over_budget = true;
+            }
             if end {
                 break;
             }
             self.conn.fill(None).await?;
         }
-        let oversize = unstuffer.oversize();
-        self.finish(unstuffer.into_bytes(), oversize).await;
+        let dropped = if unstuffer.oversize() {
+            Dropped::Oversize
+        } else if over_budget {
+            Dropped::OverBudget
+        } else {
+            Dropped::No
+        };
+        self.finish(unstuffer.into_bytes(), dropped).await;
         Ok(())
     }
 
@@ -250,23 +303,35 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         let limit = self.limits.max_message_bytes;
         // The chunk is read even when the command is refused: its bytes are not commands.
         let usable = self.txn.as_ref().is_some_and(|t| !t.recipients.is_empty());
-        let mut chunks = self
-            .txn
-            .as_mut()
-            .and_then(|t| t.chunks.take())
-            .unwrap_or(Chunks {
-                data: Vec::new(),
-                oversize: false,
-            });
+        let declared = self.txn.as_ref().map_or(0, |t| t.declared);
+        let (mut chunks, mut reservation) = match self.txn.as_mut() {
+            Some(t) => (
+                t.chunks.take().unwrap_or_default(),
+                Some(&mut t.reservation),
+            ),
+            None => (Chunks::default(), None),
+        };
+        if usable && chunks.data.capacity() == 0 && !chunks.oversize && !chunks.over_budget {
+            // The first chunk: size the buffer for the whole declared message at once.
+            chunks.data.reserve(declared.min(limit));
+        }
         self.conn
             .read_exact_into(size, |bytes| {
-                if usable && !chunks.oversize {
-                    if chunks.data.len() + bytes.len() > limit {
-                        chunks.oversize = true;
-                        chunks.data = Vec::new();
-                    } else {
-                        chunks.data.extend_from_slice(bytes);
-                    }
+                if !usable || chunks.oversize || chunks.over_budget {
+                    return;
+                }
+                if chunks.data.len() + bytes.len() > limit {
+                    chunks.oversize = true;
+                    chunks.data = Vec::new();
+                    return;
+                }
+                chunks.data.extend_from_slice(bytes);
+                if let Some(reservation) = reservation.as_deref_mut()
+                    && !reservation.cover(chunks.data.capacity())
+                {
+                    chunks.over_budget = true;
+                    chunks.data = Vec::new();
+                    reservation.release();
                 }
             })
             .await?;
@@ -280,7 +345,14 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             return Ok(());
         }
         if last {
-            self.finish(chunks.data, chunks.oversize).await;
+            let dropped = if chunks.oversize {
+                Dropped::Oversize
+            } else if chunks.over_budget {
+                Dropped::OverBudget
+            } else {
+                Dropped::No
+            };
+            self.finish(chunks.data, dropped).await;
         } else {
             if let Some(txn) = self.txn.as_mut() {
                 txn.chunks = Some(chunks);
@@ -292,13 +364,17 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
     }
 
     /// Delivers the message and sends one reply per accepted recipient (RFC 2033 §4.2).
-    async fn finish(&mut self, raw: Vec<u8>, oversize: bool) {
+    async fn finish(&mut self, raw: Vec<u8>, dropped: Dropped) {
         let Some(txn) = self.txn.take() else {
             return;
         };
+        // Held until the recipients are answered: parsing and storing still use the bytes.
+        let reservation = txn.reservation;
         let count = txn.recipients.len();
-        let refusal = if oversize {
+        let refusal = if dropped == Dropped::Oversize {
             Some("552 5.3.4 Message size exceeds fixed maximum message size")
+        } else if dropped == Dropped::OverBudget {
+            Some(OVER_BUDGET)
         } else if header_len(&raw) > self.limits.max_header_bytes {
             Some("552 5.3.4 Message header section exceeds fixed maximum size")
         } else {
@@ -338,6 +414,7 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             };
             self.conn.reply(&reply);
         }
+        drop(reservation);
         tracing::info!(
             client = %self.client,
             size,

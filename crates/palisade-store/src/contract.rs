@@ -15,6 +15,8 @@ pub async fn run_all(store: &dyn Store) {
     users_and_addresses(store).await;
     delivery_is_durable_idempotent_and_scoped(store).await;
     threads_follow_references_and_reply_subjects(store).await;
+    long_header_values_are_stored_and_still_thread(store).await;
+    summaries_by_id_keep_order_and_owner(store).await;
     lists_paginate_newest_first(store).await;
     crate::contract_mailbox::run_all(store).await;
 }
@@ -255,6 +257,180 @@ pub async fn threads_follow_references_and_reply_subjects(store: &dyn Store) {
         discussion(unrelated.message_id).await,
         d,
         "a non-reply with the same subject starts its own discussion"
+    );
+}
+
+/// Headers far longer than any key a backend accepts (Cassandra: 64 KiB) are still stored,
+/// listed and threaded: a backend refusing them would answer 451 to the same mail forever.
+pub async fn long_header_values_are_stored_and_still_thread(store: &dyn Store) {
+    let user = store
+        .create_user(&unique("long-headers"), &[], None)
+        .await
+        .expect("user");
+    // Well within lmtp.max_header_bytes (256 KiB), and over Cassandra's key limit.
+    let subject = format!("Re: {}", "long subject ".repeat(8 * 1024));
+    let root_id = format!("{}@x", "r".repeat(70 * 1024));
+    let own_id = format!("{}@x", "m".repeat(100 * 1024));
+    let first = store
+        .deliver(delivery(
+            user.id,
+            b"long-1",
+            content(&subject, &own_id, &[root_id.as_str()]),
+            0,
+        ))
+        .await
+        .expect("a long subject, Message-ID and References are accepted");
+    let again = store
+        .deliver(delivery(
+            user.id,
+            b"long-1",
+            content(&subject, &own_id, &[root_id.as_str()]),
+            1,
+        ))
+        .await
+        .expect("redelivery");
+    assert!(again.duplicate);
+    let by_reference = store
+        .deliver(delivery(
+            user.id,
+            b"long-2",
+            content(&subject, "short@x", &[own_id.as_str()]),
+            2,
+        ))
+        .await
+        .expect("a reply to the long id");
+    let by_subject = store
+        .deliver(delivery(
+            user.id,
+            b"long-3",
+            content(&subject, "s@x", &[]),
+            3,
+        ))
+        .await
+        .expect("a reply by the long subject");
+    let discussion = |id| async move {
+        store
+            .get_message(user.id, id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .discussion_id
+    };
+    let d = discussion(first.message_id).await;
+    assert_eq!(
+        discussion(by_reference.message_id).await,
+        d,
+        "joined by its long id"
+    );
+    assert_eq!(
+        discussion(by_subject.message_id).await,
+        d,
+        "joined by its long subject"
+    );
+    let stored = store
+        .get_message(user.id, first.message_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        stored.content.subject.as_deref(),
+        Some(subject.as_str()),
+        "shown in full"
+    );
+    assert_eq!(
+        stored.content.message_id_header.as_deref(),
+        Some(own_id.as_str())
+    );
+    let listed = store
+        .list_discussions(
+            user.id,
+            Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("list discussions");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].message_count, 3);
+}
+
+/// Summaries fetched by id (a page of search hits) come in the order asked, leave out ids
+/// that are not the user's or no longer exist, and match the summaries in lists.
+pub async fn summaries_by_id_keep_order_and_owner(store: &dyn Store) {
+    let user = store
+        .create_user(&unique("summaries"), &[], None)
+        .await
+        .expect("user");
+    let other = store
+        .create_user(&unique("summaries-other"), &[], None)
+        .await
+        .expect("other");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let raw = format!("summary {i}");
+        let receipt = store
+            .deliver(delivery(
+                user.id,
+                raw.as_bytes(),
+                content(&format!("subject {i}"), &format!("s{i}@x"), &[]),
+                i,
+            ))
+            .await
+            .expect("deliver");
+        ids.push(receipt.message_id);
+    }
+    let foreign = store
+        .deliver(delivery(
+            other.id,
+            b"foreign",
+            content("theirs", "f@x", &[]),
+            0,
+        ))
+        .await
+        .expect("deliver to other")
+        .message_id;
+    let deleted = ids[1];
+    assert!(
+        store
+            .delete_message(user.id, deleted)
+            .await
+            .expect("delete")
+    );
+    let asked = [
+        ids[2],
+        foreign,
+        deleted,
+        ids[0],
+        MessageId::for_raw(user.id, &raw_hash(b"never")),
+    ];
+    let got = store
+        .message_summaries(user.id, &asked)
+        .await
+        .expect("summaries");
+    let got_ids: Vec<_> = got.iter().map(|s| s.id).collect();
+    assert_eq!(
+        got_ids,
+        [ids[2], ids[0]],
+        "in the order asked, only the user's live ones"
+    );
+    let listed = store
+        .list_messages(
+            user.id,
+            Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(got, listed.items, "the same summaries as the list shows");
+    assert!(
+        store
+            .message_summaries(user.id, &[])
+            .await
+            .expect("no ids")
+            .is_empty()
     );
 }
 

@@ -15,6 +15,7 @@ pub(crate) async fn run_all(store: &dyn Store) {
     discussions_list_by_activity_with_counts(store).await;
     flags_keep_unread_counts(store).await;
     tags_by_id_survive_rename(store).await;
+    tag_cap_holds_under_concurrent_creation(store).await;
     delete_removes_message_and_updates_discussion(store).await;
     contacts_are_unique_by_address(store).await;
     drafts_round_trip(store).await;
@@ -263,21 +264,64 @@ async fn flags_keep_unread_counts(store: &dyn Store) {
     assert_eq!(disc.unread_count, 0, "a sent copy is not unread");
 }
 
+/// However many creations race, a user never ends up with more tags than the cap, and a
+/// deleted tag frees its place.
+async fn tag_cap_holds_under_concurrent_creation(store: &dyn Store) {
+    let (user, _) = two_users(store, "tag-cap").await;
+    const CAP: usize = 4;
+    store
+        .create_tag(user.id, "first", CAP)
+        .await
+        .expect("under the cap");
+    let attempts: Vec<_> = (0..12)
+        .map(|i| {
+            let name = format!("racer-{i}");
+            async move { store.create_tag(user.id, &name, CAP).await }
+        })
+        .collect();
+    let results = futures::future::join_all(attempts).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(
+        created,
+        CAP - 1,
+        "exactly the room left is used: {results:?}"
+    );
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(refused, StoreError::Conflict(m) if m.contains("at most")),
+            "{refused:?}"
+        );
+    }
+    let tags = store.list_tags(user.id).await.expect("list");
+    assert_eq!(tags.len(), CAP);
+    assert!(store.delete_tag(user.id, tags[0].id).await.expect("delete"));
+    store
+        .create_tag(user.id, "after-delete", CAP)
+        .await
+        .expect("a deleted tag frees its place");
+}
+
 /// Tags are per user, unique by name, renamed without touching messages, and deleted ones
 /// stop mattering.
 async fn tags_by_id_survive_rename(store: &dyn Store) {
     let (user, other) = two_users(store, "tags").await;
-    let work = store.create_tag(user.id, "work").await.expect("create");
+    let work = store
+        .create_tag(user.id, "work", 500)
+        .await
+        .expect("create");
     assert!(matches!(
-        store.create_tag(user.id, "work").await,
+        store.create_tag(user.id, "work", 500).await,
         Err(StoreError::Conflict(_))
     ));
     // Same name for another user is fine: tags are per user.
     store
-        .create_tag(other.id, "work")
+        .create_tag(other.id, "work", 500)
         .await
         .expect("other's own tag");
-    let home = store.create_tag(user.id, "home").await.expect("create");
+    let home = store
+        .create_tag(user.id, "home", 500)
+        .await
+        .expect("create");
     let names: Vec<_> = store
         .list_tags(user.id)
         .await
@@ -344,7 +388,10 @@ async fn tags_by_id_survive_rename(store: &dyn Store) {
         .collect();
     assert_eq!(names, ["job"]);
     // The freed name can be taken again, as a new tag.
-    let again = store.create_tag(user.id, "home").await.expect("recreate");
+    let again = store
+        .create_tag(user.id, "home", 500)
+        .await
+        .expect("recreate");
     assert_ne!(again.id, home.id);
 }
 

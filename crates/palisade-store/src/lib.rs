@@ -119,6 +119,15 @@ pub trait Store: Send + Sync {
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError>;
 
+    /// The summaries of the user's messages among `ids`, in the order given, in one call:
+    /// search hits become a page without a read per hit. Ids that are not the user's, or no
+    /// longer exist, are left out.
+    async fn message_summaries(
+        &self,
+        user: UserId,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageSummary>, StoreError>;
+
     /// One message of the user's.
     async fn get_message(&self, user: UserId, id: MessageId)
     -> Result<Option<Message>, StoreError>;
@@ -182,8 +191,14 @@ pub trait Store: Send + Sync {
     /// The user's tags, by name.
     async fn list_tags(&self, user: UserId) -> Result<Vec<Tag>, StoreError>;
 
-    /// Creates a tag; `Conflict` when the user already has one of that name.
-    async fn create_tag(&self, user: UserId, name: &str) -> Result<Tag, StoreError>;
+    /// Creates a tag; `Conflict` when the user already has one of that name, or already has
+    /// `max_tags` tags. The cap holds under concurrent requests.
+    async fn create_tag(
+        &self,
+        user: UserId,
+        name: &str,
+        max_tags: usize,
+    ) -> Result<Tag, StoreError>;
 
     /// Renames a tag; `NotFound` or `Conflict` as appropriate.
     async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError>;
@@ -223,6 +238,11 @@ pub trait Store: Send + Sync {
 
     /// Deletes a draft; `false` when absent.
     async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError>;
+}
+
+/// The refusal of a tag past the user's cap.
+pub(crate) fn tag_cap_reached(max_tags: usize) -> StoreError {
+    StoreError::Conflict(format!("a user may have at most {max_tags} tags"))
 }
 
 /// Learns contacts from the people named in a message: each address not yet in the user's

@@ -8,6 +8,7 @@
 
 use chrono::Duration;
 use palisade_model::MessageContent;
+use std::borrow::Cow;
 
 /// How far back a subject-only reply may attach to an earlier discussion.
 pub(crate) const SUBJECT_FALLBACK_WINDOW: Duration = Duration::days(60);
@@ -15,20 +16,42 @@ pub(crate) const SUBJECT_FALLBACK_WINDOW: Duration = Duration::days(60);
 /// Characters of body kept as the discussion preview.
 pub(crate) const SNIPPET_CHARS: usize = 200;
 
-/// The keys to look up, in priority order.
+/// Longest header-derived value stored as a key as it is. Cassandra refuses key values over
+/// 64 KiB, and a sender controls these headers; no genuine Message-ID or subject is this long.
+pub(crate) const MAX_KEY_BYTES: usize = 512;
+
+/// A header-derived value bounded for use as a storage key. A longer value becomes a digest of
+/// itself, so equal values still meet on equal keys and every backend accepts the message.
+pub(crate) fn bounded_key(value: &str) -> Cow<'_, str> {
+    if value.len() <= MAX_KEY_BYTES {
+        return Cow::Borrowed(value);
+    }
+    Cow::Owned(format!(
+        "sha256:{}",
+        crate::raw_hash(value.as_bytes()).to_hex()
+    ))
+}
+
+/// The keys to look up, in priority order, bounded by [`bounded_key`].
 ///
 /// Our own Message-ID comes first: a reply that arrived before us has registered it.
-pub(crate) fn lookup_keys(content: &MessageContent) -> impl Iterator<Item = &str> {
+pub(crate) fn lookup_keys(content: &MessageContent) -> impl Iterator<Item = Cow<'_, str>> {
     content
         .message_id_header
         .iter()
         .map(String::as_str)
         .chain(content.thread_references())
+        .map(bounded_key)
 }
 
 /// The keys a placed message registers for its discussion; empty ids would join strangers.
-pub(crate) fn keys_to_register(content: &MessageContent) -> impl Iterator<Item = &str> {
+pub(crate) fn keys_to_register(content: &MessageContent) -> impl Iterator<Item = Cow<'_, str>> {
     lookup_keys(content).filter(|k| !k.is_empty())
+}
+
+/// The key under which a discussion is found by subject, bounded by [`bounded_key`].
+pub(crate) fn subject_key(content: &MessageContent) -> Option<Cow<'_, str>> {
+    content.normalized_subject.as_deref().map(bounded_key)
 }
 
 /// Oldest last activity (in milliseconds) a discussion may have to be joined by subject.
@@ -84,6 +107,23 @@ mod tests {
         assert_eq!(looked, ["me@x", "parent@x", "", "root@x"]);
         let registered: Vec<_> = keys_to_register(&c).collect();
         assert_eq!(registered, ["me@x", "parent@x", "root@x"]);
+    }
+
+    #[test]
+    fn long_keys_become_digests_and_short_ones_stay() {
+        assert_eq!(bounded_key("me@x"), "me@x");
+        let long = "a".repeat(MAX_KEY_BYTES + 1);
+        let key = bounded_key(&long);
+        assert!(key.starts_with("sha256:") && key.len() == 71, "{key}");
+        assert_eq!(key, bounded_key(&long), "equal values meet");
+        assert_ne!(key, bounded_key(&"b".repeat(MAX_KEY_BYTES + 1)));
+        let c = MessageContent {
+            message_id_header: Some(long.clone()),
+            normalized_subject: Some(long.clone()),
+            ..Default::default()
+        };
+        assert!(lookup_keys(&c).all(|k| k.len() <= MAX_KEY_BYTES));
+        assert_eq!(subject_key(&c), Some(key));
     }
 
     #[test]

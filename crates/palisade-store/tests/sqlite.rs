@@ -122,3 +122,65 @@ async fn one_failing_delivery_does_not_sink_its_batch() {
         "the failed delivery left no raw bytes or job behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_job_is_dead_lettered_and_the_rest_still_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    let store = SqliteStore::open(&path).expect("open");
+    let user = store.create_user("poison", &[], None).await.expect("user");
+    for (i, raw) in [b"Subject: a\r\n\r\na\r\n", b"Subject: b\r\n\r\nb\r\n"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .deliver(delivery(user.id, *raw, MessageContent::default(), i as i64))
+            .await
+            .expect("deliver");
+    }
+    let admin = rusqlite::Connection::open(&path).expect("admin connection");
+    admin
+        .execute(
+            "UPDATE jobs SET kind = 'no-such-kind' WHERE id = (SELECT MIN(id) FROM jobs)",
+            [],
+        )
+        .expect("corrupt one job");
+    let jobs = store
+        .claim(10, std::time::Duration::from_secs(60))
+        .await
+        .expect("a corrupt row must not fail the claim");
+    assert_eq!(jobs.len(), 1, "the sound job is still handed out");
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(stats.dead, 1, "the corrupt one is dead-lettered: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_leave_the_outbox_and_are_still_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    let store = SqliteStore::open(&path).expect("open");
+    let user = store.create_user("steady", &[], None).await.expect("user");
+    let admin = rusqlite::Connection::open(&path).expect("admin connection");
+    let rows = || -> i64 {
+        admin
+            .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))
+            .expect("count")
+    };
+    // A steady stream: the outbox holds only what is in flight, never the history.
+    for round in 0..20i64 {
+        let raw = format!("Subject: {round}\r\n\r\nbody {round}\r\n");
+        store
+            .deliver(delivery(
+                user.id,
+                raw.as_bytes(),
+                MessageContent::default(),
+                round,
+            ))
+            .await
+            .expect("deliver");
+        let jobs = palisade_jobs::contract::claim_at_least(&store, 1).await;
+        store.complete(&jobs).await.expect("complete");
+        assert_eq!(rows(), 0, "round {round}: finished jobs are pruned");
+    }
+    assert_eq!(store.stats().await.expect("stats").done, 20);
+}

@@ -124,7 +124,7 @@ impl IndexWorker {
                     Ok(Some(message)) => {
                         match self.learn_contacts(&message, &mut own_addresses).await {
                             Ok(()) => batch.push((job, IndexDocument::from_message(&message))),
-                            Err(e) => self.fail(&job, &e.to_string(), Fault::Outage).await?,
+                            Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
                         }
                     }
                     // Deleted since: take it out of the index too.
@@ -142,7 +142,7 @@ impl IndexWorker {
                             self.fail(&job, &e.to_string(), fault).await?
                         }
                     },
-                    Err(e) => self.fail(&job, &e.to_string(), Fault::Outage).await?,
+                    Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
                 },
             }
         }
@@ -219,7 +219,11 @@ impl IndexWorker {
 
     async fn fail(&self, job: &Job, error: &str, fault: Fault) -> Result<(), QueueError> {
         let attempts = job.attempts.saturating_add(1);
-        let give_up = fault == Fault::Job && attempts >= self.policy.max_attempts;
+        let give_up = match fault {
+            Fault::Outage => false,
+            Fault::Job => attempts >= self.policy.max_attempts,
+            Fault::Poison => true,
+        };
         let retry_at = (!give_up).then(|| {
             let delay = self.policy.backoff(attempts);
             Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
@@ -238,6 +242,8 @@ enum Fault {
     Outage,
     /// Something about this job: give up after the maximum attempts.
     Job,
+    /// The job's stored data cannot be decoded: no retry can succeed, so give up at once.
+    Poison,
 }
 
 impl Fault {
@@ -245,6 +251,14 @@ impl Fault {
         match e {
             IndexError::Unavailable(_) => Fault::Outage,
             _ => Fault::Job,
+        }
+    }
+
+    fn of_store(e: &StoreError) -> Fault {
+        match e {
+            StoreError::Unavailable(_) => Fault::Outage,
+            StoreError::Corrupt(_) => Fault::Poison,
+            StoreError::Conflict(_) | StoreError::NotFound(_) => Fault::Job,
         }
     }
 }

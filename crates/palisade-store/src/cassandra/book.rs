@@ -81,8 +81,28 @@ pub(super) async fn create_tag(
     store: &CassandraStore,
     user: UserId,
     name: &str,
+    max_tags: usize,
+) -> Result<Tag, StoreError> {
+    // Counting and inserting are two requests: without the lock, concurrent creations
+    // would all count below the cap and all insert.
+    let lock = store.lock_user(user.0, "tags").await?;
+    let created = create_tag_locked(store, user, name, max_tags).await;
+    store.unlock_user(lock).await;
+    created
+}
+
+async fn create_tag_locked(
+    store: &CassandraStore,
+    user: UserId,
+    name: &str,
+    max_tags: usize,
 ) -> Result<Tag, StoreError> {
     let st = store.statements().await?;
+    let count: Option<(i64,)> = store.first(&st.count_tags, (user.0,)).await?;
+    let count = count.map_or(0, |(n,)| usize::try_from(n).unwrap_or(usize::MAX));
+    if count >= max_tags {
+        return Err(crate::tag_cap_reached(max_tags));
+    }
     let tag = Tag {
         id: TagId::new_random(),
         user_id: user,

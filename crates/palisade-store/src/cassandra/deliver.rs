@@ -10,7 +10,7 @@
 
 use super::{CassandraStore, mailbox, timestamp, to_json, unavailable, unset};
 use crate::threading::{
-    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, subject_window_start,
+    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, subject_key, subject_window_start,
 };
 use crate::{Delivery, DeliveryReceipt, StoreError};
 use chrono::{DateTime, Utc};
@@ -18,6 +18,7 @@ use futures::TryStreamExt;
 use futures::stream::FuturesUnordered;
 use palisade_model::{DiscussionId, MessageContent, MessageId, Participant, merge_participants};
 use scylla::value::{CqlTimestamp, CqlValue, MaybeUnset};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -143,10 +144,11 @@ async fn place(
 ) -> Result<Placed, StoreError> {
     let st = store.statements().await?;
     let content = d.content.as_ref();
+    let bounded: Vec<Cow<'_, str>> = keys_to_register(content).collect();
     let mut seen = HashSet::new();
     let mut keys: Vec<&str> = Vec::new();
-    for key in keys_to_register(content) {
-        if seen.insert(key) {
+    for key in &bounded {
+        if seen.insert(key.as_ref()) {
             keys.push(key);
         }
     }
@@ -190,14 +192,14 @@ async fn place(
                     &st.start_discussion,
                     (
                         unset(content.subject.as_deref()),
-                        unset(content.normalized_subject.as_deref()),
+                        unset(subject_key(content).as_deref()),
                         user,
                         discussion.0,
                     ),
                 )
                 .await?;
         }
-        content.normalized_subject.clone()
+        subject_key(content).map(Cow::into_owned)
     } else {
         stored_subject
     };
@@ -261,13 +263,16 @@ async fn find_by_subject(
     if !is_reply_by_subject(content) {
         return Ok(None);
     }
-    let Some(normalized) = content.normalized_subject.as_deref() else {
+    let Some(normalized) = subject_key(content) else {
         return Ok(None);
     };
     let st = store.statements().await?;
     let since = CqlTimestamp(subject_window_start(received.timestamp_millis()));
     let row: Option<(Uuid,)> = store
-        .first(&st.select_discussion_by_subject, (user, normalized, since))
+        .first(
+            &st.select_discussion_by_subject,
+            (user, normalized.as_ref(), since),
+        )
         .await?;
     Ok(row.map(|(d,)| DiscussionId(d)))
 }

@@ -7,6 +7,7 @@
 
 mod book;
 mod deliver;
+mod locks;
 mod mailbox;
 mod schema;
 mod statements;
@@ -15,6 +16,7 @@ use crate::{Delivery, DeliveryReceipt, Page, PageOf, Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use locks::USER_LOCK_TTL;
 use palisade_config::CassandraConfig;
 use palisade_model::{
     Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftId, Flags, FlagsPatch,
@@ -33,6 +35,7 @@ use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlTimestamp, CqlValue, MaybeUnset, Row};
 use serde::de::DeserializeOwned;
 use statements::Statements;
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -508,6 +511,24 @@ fn decode_cursor(cursor: &str) -> Result<(i64, Uuid), StoreError> {
     Ok((ms, id))
 }
 
+/// Ids looked up per `IN` query when summarizing messages by id.
+const SUMMARIES_PER_LOOKUP: usize = 100;
+
+/// A summary read from `messages` itself: its `delivered` mark, then the summary columns,
+/// where a row of a message not yet committed may lack even its arrival time.
+type MessageSummaryRow = (
+    Option<bool>,
+    Option<CqlTimestamp>,
+    Uuid,
+    Option<Uuid>,
+    Option<CqlTimestamp>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    Option<i64>,
+);
+
 /// A summary row of `messages_by_arrival` or `messages_by_discussion`. Everything but the
 /// key is optional: a flag update racing a deletion can leave a row holding only its flags.
 type SummaryRow = (
@@ -677,6 +698,55 @@ impl Store for CassandraStore {
         }
     }
 
+    async fn message_summaries(
+        &self,
+        user: UserId,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let st = self.statements().await?;
+        let mut found = HashMap::with_capacity(ids.len());
+        // The same bound as thread-key lookups: a coordinator fans an IN out to one
+        // partition per id.
+        for batch in ids.chunks(SUMMARIES_PER_LOOKUP) {
+            let keys: Vec<Uuid> = batch.iter().map(|i| i.0).collect();
+            let rows: Vec<MessageSummaryRow> =
+                self.all(&st.select_summaries, (user.0, keys)).await?;
+            for (
+                delivered,
+                received,
+                id,
+                discussion,
+                date,
+                subject,
+                from,
+                flags,
+                parse_error,
+                size,
+            ) in rows
+            {
+                // Not yet committed, or half-deleted: not a message.
+                let (Some(true), Some(received)) = (delivered, received) else {
+                    continue;
+                };
+                let row = (
+                    received,
+                    id,
+                    discussion,
+                    date,
+                    subject,
+                    from,
+                    flags,
+                    parse_error,
+                    size,
+                );
+                if let Some(summary) = summary(row)? {
+                    found.insert(summary.id, summary);
+                }
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
     async fn get_message(
         &self,
         user: UserId,
@@ -838,8 +908,13 @@ impl Store for CassandraStore {
         book::list_tags(self, user).await
     }
 
-    async fn create_tag(&self, user: UserId, name: &str) -> Result<Tag, StoreError> {
-        book::create_tag(self, user, name).await
+    async fn create_tag(
+        &self,
+        user: UserId,
+        name: &str,
+        max_tags: usize,
+    ) -> Result<Tag, StoreError> {
+        book::create_tag(self, user, name, max_tags).await
     }
 
     async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError> {

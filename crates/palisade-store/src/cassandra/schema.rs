@@ -205,6 +205,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 3,
+        description: "per-user locks for checks that span requests (the tag cap)",
+        statements: &[
+            // Taken with IF NOT EXISTS and a TTL, so a holder that dies frees it by itself.
+            "CREATE TABLE IF NOT EXISTS {ks}.user_locks (
+            user_id uuid,
+            name    text,
+            holder  uuid,
+            PRIMARY KEY ((user_id), name)
+        )",
+        ],
+    },
 ];
 
 impl CassandraStore {

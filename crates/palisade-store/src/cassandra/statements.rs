@@ -52,6 +52,8 @@ pub(crate) struct Statements {
     /// message is listed exactly when it exists.
     pub(crate) commit_message: Batch,
     pub(crate) select_message: PreparedStatement,
+    /// Summaries of several messages by id, one partition each, in one request.
+    pub(crate) select_summaries: PreparedStatement,
     pub(crate) list_first: PreparedStatement,
     pub(crate) list_after: PreparedStatement,
     pub(crate) count_messages: PreparedStatement,
@@ -84,6 +86,9 @@ pub(crate) struct Statements {
     pub(crate) select_tag: PreparedStatement,
     pub(crate) insert_tag: PreparedStatement,
     pub(crate) delete_tag: PreparedStatement,
+    pub(crate) count_tags: PreparedStatement,
+    pub(crate) lock_user: PreparedStatement,
+    pub(crate) unlock_user: PreparedStatement,
     pub(crate) claim_tag_name: PreparedStatement,
     pub(crate) take_over_tag_name: PreparedStatement,
     pub(crate) release_tag_name: PreparedStatement,
@@ -382,6 +387,12 @@ impl Statements {
                      FROM {ks}.messages WHERE user_id = ? AND id = ?",
                 )
                 .await?,
+            select_summaries: p
+                .idempotent(&format!(
+                    "SELECT delivered, {arrival_columns} FROM {{ks}}.messages
+                     WHERE user_id = ? AND id IN ?"
+                ))
+                .await?,
             list_first,
             list_after,
             // Rows a flag update left behind carry no size, so they are not counted.
@@ -474,6 +485,19 @@ impl Statements {
                 .await?,
             delete_tag: p
                 .idempotent("DELETE FROM {ks}.tags WHERE user_id = ? AND id = ?")
+                .await?,
+            count_tags: p
+                .idempotent("SELECT COUNT(*) FROM {ks}.tags WHERE user_id = ?")
+                .await?,
+            lock_user: p
+                .lwt(&format!(
+                    "INSERT INTO {{ks}}.user_locks (user_id, name, holder) VALUES (?, ?, ?)
+                     IF NOT EXISTS USING TTL {}",
+                    super::USER_LOCK_TTL.as_secs()
+                ))
+                .await?,
+            unlock_user: p
+                .lwt("DELETE FROM {ks}.user_locks WHERE user_id = ? AND name = ? IF holder = ?")
                 .await?,
             claim_tag_name: p
                 .lwt(

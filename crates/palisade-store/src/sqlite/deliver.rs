@@ -5,7 +5,8 @@
 use super::rows::{json, opt_millis, parse_id, to_json};
 use super::{millis, unavailable};
 use crate::threading::{
-    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, lookup_keys, subject_window_start,
+    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, lookup_keys, subject_key,
+    subject_window_start,
 };
 use crate::{Delivery, DeliveryReceipt, StoreError};
 use palisade_jobs::{JobKind, JobSpec};
@@ -150,7 +151,7 @@ fn find_discussion(
     if !is_reply_by_subject(content) {
         return Ok(None);
     }
-    let Some(normalized) = content.normalized_subject.as_deref() else {
+    let Some(normalized) = subject_key(content) else {
         return Ok(None);
     };
     let since = subject_window_start(received);
@@ -228,7 +229,7 @@ fn upsert_discussion(
             user,
             discussion.to_string(),
             content.subject,
-            content.normalized_subject,
+            subject_key(content),
             received,
             i64::from(!seen),
             content.snippet(SNIPPET_CHARS),

@@ -331,10 +331,22 @@ pub(crate) fn list_tags(conn: &Connection, user: UserId) -> Result<Vec<Tag>, Sto
         .collect()
 }
 
-pub(crate) fn create_tag(conn: &Connection, user: UserId, name: &str) -> Result<Tag, StoreError> {
+pub(crate) fn create_tag(
+    conn: &Connection,
+    user: UserId,
+    name: &str,
+    max_tags: usize,
+) -> Result<Tag, StoreError> {
     let owner = user.to_string();
     if tag_name_taken(conn, &owner, name)? {
         return Err(tag_conflict(name));
+    }
+    let count: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM tags WHERE user_id = ?1")
+        .and_then(|mut s| s.query_row([&owner], |r| r.get(0)))
+        .map_err(unavailable)?;
+    if usize::try_from(count).unwrap_or(usize::MAX) >= max_tags {
+        return Err(crate::tag_cap_reached(max_tags));
     }
     let tag = Tag {
         id: TagId::new_random(),

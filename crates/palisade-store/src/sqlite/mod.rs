@@ -125,6 +125,16 @@ fn queue_error(e: StoreError) -> QueueError {
 }
 
 /// Counts come back as SQLite integers; negative would be corruption, read as zero.
+/// A job row's spec, or why it cannot be one.
+fn decode_job(kind: &str, user: &str, message: &str) -> Result<JobSpec, StoreError> {
+    Ok(JobSpec {
+        kind: JobKind::parse(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("job kind {kind}")))?,
+        user_id: rows::parse_id(user)?,
+        message_id: rows::parse_id(message)?,
+    })
+}
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
 }
@@ -276,6 +286,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn message_summaries(
+        &self,
+        user: UserId,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |conn| rows::message_summaries(conn, user, &ids))
+            .await
+    }
+
     async fn get_message(
         &self,
         user: UserId,
@@ -395,10 +415,16 @@ impl Store for SqliteStore {
         self.read(move |conn| mailbox::list_tags(conn, user)).await
     }
 
-    async fn create_tag(&self, user: UserId, name: &str) -> Result<Tag, StoreError> {
+    async fn create_tag(
+        &self,
+        user: UserId,
+        name: &str,
+        max_tags: usize,
+    ) -> Result<Tag, StoreError> {
         let name = name.to_string();
+        // The single writer serializes the count and the insert.
         self.writer
-            .write(move |conn| mailbox::create_tag(conn, user, &name))
+            .write(move |conn| mailbox::create_tag(conn, user, &name, max_tags))
             .await
     }
 
@@ -524,21 +550,28 @@ impl JobQueue for SqliteStore {
                     .map_err(unavailable)?
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(unavailable)?;
-                rows.into_iter()
-                    .map(|(id, kind, user, message, attempts)| {
-                        Ok(Job {
+                let mut jobs = Vec::with_capacity(rows.len());
+                for (id, kind, user, message, attempts) in rows {
+                    match decode_job(&kind, &user, &message) {
+                        Ok(spec) => jobs.push(Job {
                             id: u64::try_from(id).unwrap_or_default(),
-                            spec: JobSpec {
-                                kind: JobKind::parse(&kind).ok_or_else(|| {
-                                    StoreError::Corrupt(format!("job kind {kind}"))
-                                })?,
-                                user_id: rows::parse_id(&user)?,
-                                message_id: rows::parse_id(&message)?,
-                            },
+                            spec,
                             attempts,
-                        })
-                    })
-                    .collect()
+                        }),
+                        // Retrying cannot mend it, and failing the whole claim would stall
+                        // every job behind it: dead-letter it where an admin can see it.
+                        Err(e) => {
+                            tracing::error!(job = id, error = %e, "undecodable job; dead-lettering");
+                            conn.prepare_cached(
+                                "UPDATE jobs SET state = 'dead', lease_until = NULL,
+                                        last_error = ?2 WHERE id = ?1",
+                            )
+                            .and_then(|mut s| s.execute(params![id, e.to_string()]))
+                            .map_err(unavailable)?;
+                        }
+                    }
+                }
+                Ok(jobs)
             })
             .await
             .map_err(queue_error)
@@ -554,13 +587,19 @@ impl JobQueue for SqliteStore {
                 let mut stmt = conn
                     .prepare_cached(
                         // A job re-armed while it ran is pending again and must stay so.
-                        "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL
-                         WHERE id = ?1 AND state = 'running'",
+                        "DELETE FROM jobs WHERE id = ?1 AND state = 'running'",
                     )
                     .map_err(unavailable)?;
+                let mut finished = 0i64;
                 for id in ids {
-                    stmt.execute([id]).map_err(unavailable)?;
+                    finished += stmt.execute([id]).map_err(unavailable)? as i64;
                 }
+                conn.prepare_cached(
+                    "INSERT INTO job_counters (name, value) VALUES ('done', ?1)
+                     ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                )
+                .and_then(|mut s| s.execute([finished]))
+                .map_err(unavailable)?;
                 Ok(())
             })
             .await
@@ -601,7 +640,7 @@ impl JobQueue for SqliteStore {
                    COALESCE(SUM(state IN ('pending','running') AND attempts = 0), 0),
                    COALESCE(SUM(state IN ('pending','running') AND attempts > 0), 0),
                    COALESCE(SUM(state = 'dead'), 0),
-                   COALESCE(SUM(state = 'done'), 0)
+                   (SELECT COALESCE(SUM(value), 0) FROM job_counters WHERE name = 'done')
                  FROM jobs",
                 [],
                 |r| {

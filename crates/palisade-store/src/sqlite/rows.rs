@@ -95,8 +95,7 @@ pub(crate) fn list_messages(
     };
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT id, discussion_id, received_at, date, subject, from_json, flags_json,
-                    parse_error, raw_size
+            "SELECT {SUMMARY_COLUMNS}
              FROM messages
              WHERE user_id = ?1 AND (received_at < ?2 OR (received_at = ?2 AND id < ?3))
                    {in_discussion}
@@ -113,19 +112,7 @@ pub(crate) fn list_messages(
         values.push(Value::Text(d.to_string()));
     }
     let rows = stmt
-        .query_map(params_from_iter(values), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, bool>(7)?,
-                r.get::<_, i64>(8)?,
-            ))
-        })
+        .query_map(params_from_iter(values), SummaryRow::read)
         .map_err(unavailable)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
@@ -133,25 +120,92 @@ pub(crate) fn list_messages(
     let more = rows.len() > limit;
     let mut items = Vec::with_capacity(limit);
     let mut next = None;
-    for (id, discussion, received, date, subject, from, flags, parse_error, size) in
-        rows.into_iter().take(limit)
-    {
+    for row in rows.into_iter().take(limit) {
         if more {
-            next = Some(encode_cursor(received, &id));
+            next = Some(encode_cursor(row.received, &row.id));
         }
-        items.push(MessageSummary {
-            id: parse_id(&id)?,
-            discussion_id: parse_id(&discussion)?,
-            date: from_millis(date.unwrap_or(received)),
-            received_at: from_millis(received),
-            from: from.map(|f| json::<Participant>(&f, "from")).transpose()?,
-            subject,
-            flags: json::<Flags>(&flags, "flags")?,
-            parse_error,
-            raw_size: u64::try_from(size).unwrap_or_default(),
-        });
+        items.push(row.decode()?);
     }
     Ok(PageOf { items, next })
+}
+
+/// The columns of a message summary, in the order [`SummaryRow::read`] expects them.
+const SUMMARY_COLUMNS: &str = "id, discussion_id, received_at, date, subject, from_json, \
+                               flags_json, parse_error, raw_size";
+
+/// A message summary as stored, before decoding.
+struct SummaryRow {
+    id: String,
+    discussion: String,
+    received: i64,
+    date: Option<i64>,
+    subject: Option<String>,
+    from: Option<String>,
+    flags: String,
+    parse_error: bool,
+    size: i64,
+}
+
+impl SummaryRow {
+    fn read(r: &Row<'_>) -> rusqlite::Result<SummaryRow> {
+        Ok(SummaryRow {
+            id: r.get(0)?,
+            discussion: r.get(1)?,
+            received: r.get(2)?,
+            date: r.get(3)?,
+            subject: r.get(4)?,
+            from: r.get(5)?,
+            flags: r.get(6)?,
+            parse_error: r.get(7)?,
+            size: r.get(8)?,
+        })
+    }
+
+    fn decode(self) -> Result<MessageSummary, StoreError> {
+        Ok(MessageSummary {
+            id: parse_id(&self.id)?,
+            discussion_id: parse_id(&self.discussion)?,
+            date: from_millis(self.date.unwrap_or(self.received)),
+            received_at: from_millis(self.received),
+            from: self
+                .from
+                .map(|f| json::<Participant>(&f, "from"))
+                .transpose()?,
+            subject: self.subject,
+            flags: json::<Flags>(&self.flags, "flags")?,
+            parse_error: self.parse_error,
+            raw_size: u64::try_from(self.size).unwrap_or_default(),
+        })
+    }
+}
+
+/// The summaries of the user's messages among `ids`, in the order of `ids`; ids that are not
+/// the user's (or no longer exist) are left out.
+pub(crate) fn message_summaries(
+    conn: &Connection,
+    user: UserId,
+    ids: &[MessageId],
+) -> Result<Vec<MessageSummary>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM messages WHERE user_id = ? AND id IN ({marks})"
+        ))
+        .map_err(unavailable)?;
+    let values = std::iter::once(user.to_string()).chain(ids.iter().map(|i| i.to_string()));
+    let rows = stmt
+        .query_map(params_from_iter(values), SummaryRow::read)
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    let mut found = rows
+        .into_iter()
+        .map(|r| r.decode().map(|s| (s.id, s)))
+        .collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 pub(crate) fn get_message(

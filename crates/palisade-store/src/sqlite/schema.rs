@@ -112,6 +112,16 @@ CREATE TABLE drafts (
 );
 CREATE INDEX drafts_by_update ON drafts(user_id, updated_at DESC, id DESC);
 "#,
+    // Finished jobs leave the outbox, which would otherwise grow with every message ever
+    // delivered; operators keep their count.
+    r#"
+CREATE TABLE job_counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO job_counters (name, value) SELECT 'done', COUNT(*) FROM jobs WHERE state = 'done';
+DELETE FROM jobs WHERE state = 'done';
+"#,
 ];
 
 /// Brings the database up to the newest schema version.

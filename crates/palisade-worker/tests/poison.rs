@@ -1,0 +1,58 @@
+//! A job whose message cannot be decoded is dead-lettered, not retried as if a backend were down.
+
+use palisade_index::tantivy_backend::TantivyIndex;
+use palisade_jobs::JobQueue;
+use palisade_model::MessageContent;
+use palisade_store::Store;
+use palisade_store::contract::delivery;
+use palisade_store::sqlite::SqliteStore;
+use palisade_worker::{IndexWorker, RetryPolicy};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_corrupt_stored_data_is_dead_lettered_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    let store = Arc::new(SqliteStore::open(&path).expect("open"));
+    let index = Arc::new(TantivyIndex::open(&dir.path().join("index")).expect("index"));
+    let user = store.create_user("corrupt", &[], None).await.expect("user");
+    let broken = store
+        .deliver(delivery(user.id, b"broken", MessageContent::default(), 0))
+        .await
+        .expect("deliver");
+    store
+        .deliver(delivery(user.id, b"sound", MessageContent::default(), 1))
+        .await
+        .expect("deliver");
+    let admin = rusqlite::Connection::open(&path).expect("admin connection");
+    let changed = admin
+        .execute(
+            "UPDATE messages SET content_json = 'not json' WHERE id = ?1",
+            [broken.message_id.to_string()],
+        )
+        .expect("corrupt the stored message");
+    assert_eq!(changed, 1);
+
+    let worker = IndexWorker::new(
+        store.clone(),
+        store.clone(),
+        index,
+        RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            batch_size: 10,
+        },
+        Arc::new(Notify::new()),
+    );
+    worker.run_once().await.expect("run");
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(
+        stats.dead, 1,
+        "dead-lettered on the first attempt: {stats:?}"
+    );
+    assert_eq!(stats.retrying, 0, "not retried as an outage: {stats:?}");
+    assert_eq!(stats.done, 1, "the sound message is indexed: {stats:?}");
+}
