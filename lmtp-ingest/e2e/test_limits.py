@@ -142,3 +142,52 @@ def test_deep_mime_nesting_does_not_crash(make_daemon):
     privacy = d.show("alice", msgs[0]["id"])["content"]["privacy"]
     if "mime_depth_exceeded" in privacy:  # the contract leaves privacy's fields open; check it if present
         assert privacy["mime_depth_exceeded"] is True, f"depth {depth} > max_mime_depth 20: {privacy}"
+
+
+def test_memory_budget_defers_transactions_past_it_and_they_deliver_on_retry(make_daemon):
+    mib = 1024 * 1024
+    users = {"big": ["big@example.test"]}
+    d = make_daemon(users=users, lmtp={"max_message_bytes": 4 * mib, "max_in_flight_bytes": 4 * mib})
+    first = make_message("first large", ("x" * 76 + "\r\n") * (3 * mib // 78))
+    second = make_message("second large", ("y" * 76 + "\r\n") * (3 * mib // 78))
+    with d.session() as a, d.session() as b:
+        # A declares 3 MiB and holds that share of the 4 MiB budget ...
+        assert a.cmd(f"MAIL FROM:<s@example.test> SIZE={len(first)}").code == 250
+        # ... so B's 3 MiB must wait: a temporary refusal Postfix retries, never a bounce.
+        deferred = b.cmd(f"MAIL FROM:<s@example.test> SIZE={len(second)}")
+        assert deferred.code == 452 and deferred.enhanced == "4.3.1", deferred
+        assert a.cmd("RCPT TO:<big@example.test>").code == 250
+        assert a.cmd("DATA").code == 354
+        a.send(first + b".\r\n")
+        assert a.reply().code == 250
+        # A's transaction is answered: its share is back, and B's retry gets through.
+        t = b.data_transaction("s@example.test", ["big@example.test"], second,
+                               mail_params=f"SIZE={len(second)}")
+        assert t.mail.code == 250 and [r.code for r in t.final] == [250], t
+    subjects = sorted(m["subject"] for m in d.messages("big"))
+    assert subjects == ["first large", "second large"]
+
+
+def test_config_refuses_a_budget_smaller_than_one_message(make_daemon):
+    d = make_daemon(lmtp={"max_message_bytes": 8 * 1024 * 1024, "max_in_flight_bytes": 1024 * 1024},
+                    start=False)
+    r = d.admin_run("jobs", "status")
+    assert r.returncode != 0 and b"max_in_flight_bytes" in r.stderr, r.stderr
+
+
+def test_long_headers_within_the_limit_are_accepted_and_thread(make_daemon):
+    # Over Cassandra's 64 KiB key limit, under max_header_bytes (256 KiB): both backends
+    # must answer 250, or Postfix would retry the message for days and then bounce it.
+    d = make_daemon(users={"long": ["long@example.test"]})
+    subject = "Re: " + "a long subject " * 12000
+    folded = "\r\n ".join(subject[i:i + 900] for i in range(0, len(subject), 900))
+    root = "r" * 70000 + "@example.test"
+    first = make_message(folded, message_id=root)
+    reply = make_message(folded, extra_headers=f"In-Reply-To: <{root}>\r\n")
+    with d.session() as c:
+        for msg in (first, reply):
+            t = c.data_transaction("s@example.test", ["long@example.test"], msg)
+            assert [r.code for r in t.final] == [250], t
+    listed = d.messages("long")
+    assert len(listed) == 2
+    assert len({m["discussion_id"] for m in listed}) == 1, "the reply joins by the long id"
