@@ -251,6 +251,18 @@ impl Cache for LazyRedis {
         self.connected().await?.keys_with_prefix(prefix).await
     }
 
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+        self.connected().await?.set_add(key, member, ttl).await
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+        self.connected().await?.set_members(key).await
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError> {
+        self.connected().await?.set_remove(key, member).await
+    }
+
     async fn hit(
         &self,
         key: &str,

@@ -24,7 +24,10 @@ pub async fn run_all(cache: &dyn Cache) {
     ttl_expiry(cache, &fresh_prefix()).await;
     prefix_listing(cache, &fresh_prefix()).await;
     rate_limit(cache, &fresh_prefix()).await;
+    sets(cache, &fresh_prefix()).await;
+    set_members_expire_one_by_one(cache, &fresh_prefix()).await;
     pub_sub(cache, &fresh_prefix()).await;
+    resubscribe_after_everyone_left(cache, &fresh_prefix()).await;
 }
 
 /// A prefix no other run uses.
@@ -220,6 +223,107 @@ pub async fn rate_limit(cache: &dyn Cache, ns: &str) {
     assert!(!closed.allowed, "a zero limit refuses everything");
 }
 
+/// Sets hold distinct members, list them sorted, remove them one by one, and live apart
+/// from values.
+pub async fn sets(cache: &dyn Cache, ns: &str) {
+    let (key, other) = (format!("{ns}index"), format!("{ns}other"));
+    assert!(cache.set_members(&key).await.expect("members").is_empty());
+    for member in ["b", "a", "c", "a"] {
+        cache
+            .set_add(&key, member, LONG_TTL)
+            .await
+            .expect("set_add");
+    }
+    cache.set_add(&other, "z", LONG_TTL).await.expect("set_add");
+    assert_eq!(
+        cache.set_members(&key).await.expect("members"),
+        vec!["a", "b", "c"],
+        "members are distinct and sorted"
+    );
+    assert_eq!(cache.set_members(&other).await.expect("members"), vec!["z"]);
+
+    assert!(cache.set_remove(&key, "b").await.expect("remove"));
+    assert!(
+        !cache.set_remove(&key, "b").await.expect("remove"),
+        "already gone"
+    );
+    assert!(
+        !cache
+            .set_remove(&format!("{ns}none"), "a")
+            .await
+            .expect("remove")
+    );
+    assert_eq!(
+        cache.set_members(&key).await.expect("members"),
+        vec!["a", "c"]
+    );
+
+    assert_eq!(
+        cache.get(&key).await.expect("get"),
+        None,
+        "sets are not values"
+    );
+    assert!(
+        cache.keys_with_prefix(ns).await.expect("list").is_empty(),
+        "sets are not listed as values"
+    );
+    for member in ["a", "c"] {
+        assert!(cache.set_remove(&key, member).await.expect("remove"));
+    }
+    assert!(cache.set_remove(&other, "z").await.expect("remove"));
+    assert!(cache.set_members(&key).await.expect("members").is_empty());
+}
+
+/// Each member expires after its own TTL, and adding it again replaces that TTL.
+pub async fn set_members_expire_one_by_one(cache: &dyn Cache, ns: &str) {
+    let key = format!("{ns}index");
+    cache
+        .set_add(&key, "short", SHORT_TTL)
+        .await
+        .expect("set_add");
+    cache
+        .set_add(&key, "extended", SHORT_TTL)
+        .await
+        .expect("set_add");
+    cache
+        .set_add(&key, "extended", LONG_TTL)
+        .await
+        .expect("set_add");
+    cache
+        .set_add(&key, "long", LONG_TTL)
+        .await
+        .expect("set_add");
+    let deadline = Instant::now() + SHORT_TTL + PATIENCE;
+    loop {
+        let members = cache.set_members(&key).await.expect("members");
+        if members == ["extended", "long"] {
+            break;
+        }
+        assert_eq!(members, vec!["extended", "long", "short"]);
+        assert!(
+            Instant::now() < deadline,
+            "a member outlived its TTL by {PATIENCE:?}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !cache.set_remove(&key, "short").await.expect("remove"),
+        "expired members do not count as removed"
+    );
+    // A member added after others expired keeps the set alive for its own TTL.
+    cache
+        .set_add(&key, "late", LONG_TTL)
+        .await
+        .expect("set_add");
+    assert_eq!(
+        cache.set_members(&key).await.expect("members"),
+        vec!["extended", "late", "long"]
+    );
+    for member in ["extended", "late", "long"] {
+        cache.set_remove(&key, member).await.expect("remove");
+    }
+}
+
 /// Payloads reach every subscriber of their channel, and no other channel.
 pub async fn pub_sub(cache: &dyn Cache, ns: &str) {
     let (a, b) = (format!("{ns}a"), format!("{ns}b"));
@@ -259,4 +363,26 @@ pub async fn pub_sub(cache: &dyn Cache, ns: &str) {
         .expect("a departed subscriber does not break publishing");
     let got = timeout(PATIENCE, a1.recv()).await.expect("delivered");
     assert_eq!(got.as_deref(), Some(&b"four"[..]));
+}
+
+/// A channel whose subscribers have all left can be subscribed again and delivers again,
+/// while a channel that keeps one subscriber keeps delivering throughout.
+pub async fn resubscribe_after_everyone_left(cache: &dyn Cache, ns: &str) {
+    let (a, b) = (format!("{ns}a"), format!("{ns}b"));
+    let mut kept = cache.subscribe(&b).await.expect("subscribe");
+    for round in 0..3 {
+        let first = cache.subscribe(&a).await.expect("subscribe");
+        let second = cache.subscribe(&a).await.expect("subscribe");
+        drop((first, second));
+        // Give a backend's clean-up of the departed subscribers time to run, so the next
+        // subscribe races it rather than always winning.
+        sleep(Duration::from_millis(20 * round)).await;
+        let mut again = cache.subscribe(&a).await.expect("subscribe again");
+        cache.publish(&a, b"back").await.expect("publish");
+        let got = timeout(PATIENCE, again.recv()).await.expect("delivered");
+        assert_eq!(got.as_deref(), Some(&b"back"[..]), "round {round}");
+        cache.publish(&b, b"still").await.expect("publish");
+        let got = timeout(PATIENCE, kept.recv()).await.expect("delivered");
+        assert_eq!(got.as_deref(), Some(&b"still"[..]), "round {round}");
+    }
 }

@@ -13,13 +13,16 @@ use async_trait::async_trait;
 use futures::Stream;
 use futures::stream::BoxStream;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 pub mod contract;
 pub mod memory;
 pub mod namespaced;
 pub mod redis;
+mod redis_pubsub;
 
 /// Why a cache operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,11 +79,60 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
+/// Payloads a slow subscriber may fall behind by before it starts losing the oldest.
+pub(crate) const FANOUT_CAPACITY: usize = 256;
+
+/// One subscriber's end of an in-process fan-out channel, and what to do when it leaves.
+struct FanoutReader {
+    /// `None` only while dropping: it goes first, so `on_leave` sees the receiver count
+    /// without this reader.
+    receiver: Option<broadcast::Receiver<Arc<[u8]>>>,
+    /// For the lag warning.
+    channel: String,
+    /// Called once when the subscription is dropped or ends (for example to UNSUBSCRIBE
+    /// upstream when the last reader of a channel has left).
+    on_leave: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Drop for FanoutReader {
+    fn drop(&mut self) {
+        self.receiver = None;
+        if let Some(leave) = self.on_leave.take() {
+            leave();
+        }
+    }
+}
+
+/// A [`Subscription`] reading `receiver`, one subscriber of an in-process fan-out; both
+/// backends deliver through it, so lag and closing behave the same on each.
+pub(crate) fn fanout_subscription(
+    receiver: broadcast::Receiver<Arc<[u8]>>,
+    channel: String,
+    on_leave: Option<Box<dyn FnOnce() + Send>>,
+) -> Subscription {
+    let reader = FanoutReader {
+        receiver: Some(receiver),
+        channel,
+        on_leave,
+    };
+    Subscription::new(futures::stream::unfold(reader, |mut reader| async move {
+        loop {
+            match reader.receiver.as_mut()?.recv().await {
+                Ok(payload) => return Some((payload.to_vec(), reader)),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(channel = %reader.channel, missed, "slow subscriber lost messages");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }))
+}
+
 /// Expiring key-value entries, rate-limit counters and pub/sub channels.
 ///
-/// Values, counters and channels live in separate namespaces: a counter never shows up in
-/// [`Cache::get`] or [`Cache::keys_with_prefix`]. TTLs and windows are rounded to whole
-/// milliseconds, at least one.
+/// Values, counters, sets and channels live in separate namespaces: a counter or a set never
+/// shows up in [`Cache::get`] or [`Cache::keys_with_prefix`]. TTLs and windows are rounded to
+/// whole milliseconds, at least one.
 #[async_trait]
 pub trait Cache: Send + Sync {
     /// Stores `value` under `key` for `ttl`, replacing any previous value and TTL.
@@ -92,8 +144,23 @@ pub trait Cache: Send + Sync {
     /// Removes `key`; returns whether it existed (and had not expired).
     async fn delete(&self, key: &str) -> Result<bool, CacheError>;
 
-    /// Every live key starting with `prefix`, sorted (e.g. a user's sessions).
+    /// Every live key starting with `prefix`, sorted.
+    ///
+    /// On Redis this walks the whole keyspace (SCAN), so it is for tests and maintenance
+    /// tools only; request paths keep an index with [`Cache::set_add`] instead.
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, CacheError>;
+
+    /// Adds `member` to the set `key` for `ttl`, replacing that member's previous expiry.
+    ///
+    /// Sets index small groups of entries (a user's session ids) so they can be listed
+    /// without scanning; each member expires on its own, like the entry it points at.
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError>;
+
+    /// The live members of the set `key`, sorted; empty when there is no such set.
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError>;
+
+    /// Removes `member` from the set `key`; returns whether it was there (and live).
+    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError>;
 
     /// Counts one request against `limit` requests per fixed `window` for `key`.
     async fn hit(
@@ -107,6 +174,9 @@ pub trait Cache: Send + Sync {
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), CacheError>;
 
     /// Subscribes to `channel`; messages published after this returns are delivered.
+    ///
+    /// Every subscription of one cache shares one backend connection (on Redis, one pub/sub
+    /// connection per node), so open event streams cost memory, not connections.
     async fn subscribe(&self, channel: &str) -> Result<Subscription, CacheError>;
 }
 

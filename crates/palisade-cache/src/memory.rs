@@ -1,6 +1,8 @@
 //! The in-process [`Cache`], for embedded mode: one process, nothing shared, nothing persisted.
 
-use crate::{Cache, CacheError, RateDecision, Subscription, millis};
+use crate::{
+    Cache, CacheError, FANOUT_CAPACITY, RateDecision, Subscription, fanout_subscription, millis,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,8 +10,6 @@ use std::time::Duration;
 use tokio::sync::{Mutex, broadcast};
 use tokio::time::Instant;
 
-/// Payloads a slow subscriber may fall behind by before it starts losing the oldest.
-const CHANNEL_CAPACITY: usize = 256;
 /// Writes between two sweeps of expired entries, so keys never read again do not pile up.
 const SWEEP_EVERY: u32 = 256;
 
@@ -24,6 +24,8 @@ pub struct MemoryCache {
 struct State {
     values: HashMap<String, (Vec<u8>, Option<Instant>)>,
     windows: HashMap<String, Window>,
+    /// Sets: member -> expiry (`None`: never).
+    sets: HashMap<String, HashMap<String, Option<Instant>>>,
     writes_since_sweep: u32,
 }
 
@@ -49,6 +51,10 @@ impl State {
             self.writes_since_sweep = 0;
             self.values.retain(|_, (_, expires)| live(*expires, now));
             self.windows.retain(|_, w| live(w.ends, now));
+            for members in self.sets.values_mut() {
+                members.retain(|_, expires| live(*expires, now));
+            }
+            self.sets.retain(|_, members| !members.is_empty());
         }
     }
 }
@@ -107,6 +113,46 @@ impl Cache for MemoryCache {
         Ok(keys)
     }
 
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+        let now = Instant::now();
+        let mut state = self.state.lock().await;
+        let members = state.sets.entry(key.to_owned()).or_default();
+        members.retain(|_, expires| live(*expires, now));
+        members.insert(member.to_owned(), deadline(now, ttl));
+        state.wrote(now);
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+        let now = Instant::now();
+        let state = self.state.lock().await;
+        let mut members: Vec<String> = state
+            .sets
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|(_, expires)| live(**expires, now))
+            .map(|(member, _)| member.clone())
+            .collect();
+        members.sort();
+        Ok(members)
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        let mut state = self.state.lock().await;
+        let Some(members) = state.sets.get_mut(key) else {
+            return Ok(false);
+        };
+        let removed = members
+            .remove(member)
+            .is_some_and(|expires| live(expires, now));
+        if members.is_empty() {
+            state.sets.remove(key);
+        }
+        Ok(removed)
+    }
+
     async fn hit(
         &self,
         key: &str,
@@ -154,23 +200,10 @@ impl Cache for MemoryCache {
         channels.retain(|_, sender| sender.receiver_count() > 0);
         let receiver = channels
             .entry(channel.to_owned())
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .or_insert_with(|| broadcast::channel(FANOUT_CAPACITY).0)
             .subscribe();
-        let channel = channel.to_owned();
-        Ok(Subscription::new(futures::stream::unfold(
-            (receiver, channel),
-            |(mut receiver, channel)| async move {
-                loop {
-                    match receiver.recv().await {
-                        Ok(payload) => return Some((payload.to_vec(), (receiver, channel))),
-                        Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            tracing::warn!(%channel, missed, "slow subscriber lost messages");
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            },
-        )))
+        // Departed subscribers are forgotten by the next subscribe or publish.
+        Ok(fanout_subscription(receiver, channel.to_owned(), None))
     }
 }
 

@@ -48,6 +48,18 @@ impl Cache for Namespaced {
             .collect())
     }
 
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+        self.inner.set_add(&self.key(key), member, ttl).await
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+        self.inner.set_members(&self.key(key)).await
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError> {
+        self.inner.set_remove(&self.key(key), member).await
+    }
+
     async fn hit(
         &self,
         key: &str,
@@ -86,6 +98,11 @@ mod tests {
             vec!["k".to_string()]
         );
         assert!(b.keys_with_prefix("").await.expect("keys").is_empty());
+        a.set_add("s", "m", Duration::from_secs(60))
+            .await
+            .expect("set_add");
+        assert!(b.set_members("s").await.expect("members").is_empty());
+        assert_eq!(a.set_members("s").await.expect("members"), vec!["m"]);
         assert!(
             a.hit("r", 1, Duration::from_secs(60))
                 .await

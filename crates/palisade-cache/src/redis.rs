@@ -1,13 +1,14 @@
 //! The Redis [`Cache`], for distributed mode: every API node sees the same entries.
 //!
-//! Keys live under fixed namespaces (`palisade:kv:`, `palisade:rl:`, `palisade:ps:`) so values,
-//! counters and channels cannot collide with each other or with other users of the instance.
+//! Keys live under fixed namespaces (`palisade:kv:`, `palisade:rl:`, `palisade:set:`,
+//! `palisade:ps:`) so values, counters, sets and channels cannot collide with each other or
+//! with other users of the instance.
 
+use crate::redis_pubsub::SharedSubscriber;
 use crate::{Cache, CacheError, RateDecision, Subscription, millis};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, Client, Script};
 use async_trait::async_trait;
-use futures::StreamExt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use std::time::Duration;
 const VALUES: &str = "palisade:kv:";
 /// Namespace of rate-limit counters.
 const COUNTERS: &str = "palisade:rl:";
+/// Namespace of sets (sorted sets scored by each member's expiry).
+const SETS: &str = "palisade:set:";
 /// Namespace of pub/sub channels.
 const CHANNELS: &str = "palisade:ps:";
 
@@ -42,12 +45,51 @@ end
 return {count, ttl}
 ";
 
-/// A [`Cache`] on Redis: commands over a self-reconnecting [`ConnectionManager`], and one
-/// dedicated connection per [`Subscription`] (Redis reserves a subscribed connection).
+/// Redis's own clock in milliseconds, so every node expires set members alike whatever its
+/// own clock says. Used as a prefix of the set scripts below; `int` spells a number as a
+/// plain integer, since Lua would otherwise print large ones in exponent notation, which
+/// Redis refuses as a score bound or expiry.
+const NOW_MS: &str = r"
+local function int(n) return string.format('%d', n) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
+
+/// Adds a member scored by its expiry, drops expired members, and keeps the set itself
+/// alive exactly as long as its longest-lived member, so an abandoned set cleans itself up.
+const SET_ADD_SCRIPT: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', int(now))
+redis.call('ZADD', KEYS[1], int(now + tonumber(ARGV[2])), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], int(tonumber(last[2])))
+return 1
+";
+
+/// The members whose expiry is still ahead.
+const SET_MEMBERS_SCRIPT: &str = r"
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. int(now), '+inf')
+";
+
+/// Removes a member; 1 when it was there and live.
+const SET_REMOVE_SCRIPT: &str = r"
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if score and tonumber(score) > now then
+  return 1
+end
+return 0
+";
+
+/// A [`Cache`] on Redis: commands over a self-reconnecting [`ConnectionManager`], and every
+/// [`Subscription`] on one shared pub/sub connection (Redis reserves a subscribed
+/// connection, so one per subscriber would not scale with open event streams).
 pub struct RedisCache {
-    client: Client,
     commands: ConnectionManager,
     hit_script: Script,
+    set_add_script: Script,
+    set_members_script: Script,
+    set_remove_script: Script,
+    subscriber: SharedSubscriber,
 }
 
 fn unavailable(what: &str, error: impl std::fmt::Display) -> CacheError {
@@ -55,7 +97,7 @@ fn unavailable(what: &str, error: impl std::fmt::Display) -> CacheError {
 }
 
 /// Runs one operation under [`OP_TIMEOUT`], mapping every failure to `Unavailable`.
-async fn timed<T>(
+pub(crate) async fn timed<T>(
     what: &str,
     op: impl Future<Output = ::redis::RedisResult<T>>,
 ) -> Result<T, CacheError> {
@@ -94,9 +136,12 @@ impl RedisCache {
         )
         .await?;
         Ok(RedisCache {
-            client,
             commands,
             hit_script: Script::new(HIT_SCRIPT),
+            set_add_script: Script::new(&format!("{NOW_MS}{SET_ADD_SCRIPT}")),
+            set_members_script: Script::new(&format!("{NOW_MS}{SET_MEMBERS_SCRIPT}")),
+            set_remove_script: Script::new(&format!("{NOW_MS}{SET_REMOVE_SCRIPT}")),
+            subscriber: SharedSubscriber::new(client),
         })
     }
 
@@ -159,6 +204,45 @@ impl Cache for RedisCache {
         Ok(keys)
     }
 
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+        let mut con = self.connection();
+        timed(
+            "set add",
+            self.set_add_script
+                .key(format!("{SETS}{key}"))
+                .arg(member)
+                .arg(millis(ttl))
+                .invoke_async::<()>(&mut con),
+        )
+        .await
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+        let mut con = self.connection();
+        let mut members: Vec<String> = timed(
+            "set members",
+            self.set_members_script
+                .key(format!("{SETS}{key}"))
+                .invoke_async(&mut con),
+        )
+        .await?;
+        members.sort();
+        Ok(members)
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError> {
+        let mut con = self.connection();
+        let removed: i64 = timed(
+            "set remove",
+            self.set_remove_script
+                .key(format!("{SETS}{key}"))
+                .arg(member)
+                .invoke_async(&mut con),
+        )
+        .await?;
+        Ok(removed == 1)
+    }
+
     async fn hit(
         &self,
         key: &str,
@@ -193,18 +277,9 @@ impl Cache for RedisCache {
     }
 
     async fn subscribe(&self, channel: &str) -> Result<Subscription, CacheError> {
-        let mut pubsub = timed("connect (pub/sub)", self.client.get_async_pubsub()).await?;
-        // Returns once Redis confirmed the subscription, so no later publish is missed.
-        timed(
-            "SUBSCRIBE",
-            pubsub.subscribe(format!("{CHANNELS}{channel}")),
-        )
-        .await?;
-        Ok(Subscription::new(
-            pubsub
-                .into_on_message()
-                .map(|message| message.get_payload_bytes().to_vec()),
-        ))
+        self.subscriber
+            .subscribe(format!("{CHANNELS}{channel}"))
+            .await
     }
 }
 

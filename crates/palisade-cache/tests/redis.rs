@@ -59,3 +59,66 @@ async fn an_unreachable_server_is_unavailable_promptly() {
         started.elapsed()
     );
 }
+
+/// How many Redis connections are subscribed to `channel` (the raw, namespaced name).
+async fn subscribers_of(channel: &str) -> i64 {
+    let client = redis::Client::open(url()).expect("url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut con)
+        .await
+        .expect("PUBSUB NUMSUB");
+    count
+}
+
+#[tokio::test]
+async fn subscriptions_share_one_connection_and_unsubscribe_when_all_leave() {
+    let cache = connect().await;
+    let ns = contract::fresh_prefix();
+    let (a, b) = (format!("{ns}a"), format!("{ns}b"));
+    let raw_a = format!("palisade:ps:{a}");
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        streams.push(cache.subscribe(&a).await.expect("subscribe"));
+    }
+    let mut other = cache.subscribe(&b).await.expect("subscribe");
+    assert_eq!(
+        subscribers_of(&raw_a).await,
+        1,
+        "five streams on one channel use one Redis subscription"
+    );
+    cache.publish(&a, b"hi").await.expect("publish");
+    for stream in &mut streams {
+        let got = tokio::time::timeout(Duration::from_secs(5), stream.recv())
+            .await
+            .expect("delivered");
+        assert_eq!(got.as_deref(), Some(&b"hi"[..]));
+    }
+
+    streams.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(subscribers_of(&raw_a).await, 1, "others still listen");
+    streams.clear();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while subscribers_of(&raw_a).await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the channel stayed subscribed after every stream left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cache.publish(&b, b"on").await.expect("publish");
+    let got = tokio::time::timeout(Duration::from_secs(5), other.recv())
+        .await
+        .expect("delivered");
+    assert_eq!(
+        got.as_deref(),
+        Some(&b"on"[..]),
+        "other channels are unaffected"
+    );
+}
