@@ -1,8 +1,12 @@
 //! Sessions: opaque random tokens, stored only as SHA-256 hashes in the cache with a sliding
 //! TTL, listed per user as devices and revocable one by one.
+//!
+//! Each user's session ids are kept in a per-user cache set whose members expire with the
+//! sessions, so listing a user's devices (and enforcing [`MAX_SESSIONS`] at every login)
+//! reads that user's entries only, never the whole keyspace.
 
 use chrono::{DateTime, Utc};
-use palisade_cache::{Cache, CacheError, scoped_key, scoped_prefix};
+use palisade_cache::{Cache, CacheError, scoped_key};
 use palisade_model::UserId;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -49,6 +53,11 @@ fn token_key(hash: &str) -> String {
 
 fn record_key(user: UserId, id: &str) -> String {
     scoped_key(&user.to_string(), "session", id)
+}
+
+/// The set of `user`'s session ids.
+fn index_key(user: UserId) -> String {
+    scoped_key(&user.to_string(), "sessions", "index")
 }
 
 fn hash_token(token: &str) -> String {
@@ -108,6 +117,10 @@ impl Sessions {
             .map_err(|e| CacheError::Unavailable(format!("encode session: {e}")))?;
         self.cache
             .put(&token_key(&session.token_hash), &pointer, self.ttl)
+            .await?;
+        // Indexed last, so a listed id always has its record (unless it just expired).
+        self.cache
+            .set_add(&index_key(session.user_id), &session.id, self.ttl)
             .await
     }
 
@@ -144,16 +157,18 @@ impl Sessions {
 
     /// The user's live sessions, oldest first.
     pub async fn list(&self, user: UserId) -> Result<Vec<Session>, CacheError> {
-        let keys = self
-            .cache
-            .keys_with_prefix(&scoped_prefix(&user.to_string(), "session"))
-            .await?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(raw) = self.cache.get(&key).await?
-                && let Ok(session) = serde_json::from_slice::<Session>(&raw)
-            {
-                out.push(session);
+        let ids = self.cache.set_members(&index_key(user)).await?;
+        let records =
+            futures::future::try_join_all(ids.iter().map(|id| self.get(user, id))).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, record) in ids.iter().zip(records) {
+            match record {
+                Some(session) => out.push(session),
+                // The record expired a moment before its index entry, or was revoked
+                // halfway; drop the stale entry.
+                None => {
+                    self.cache.set_remove(&index_key(user), id).await?;
+                }
             }
         }
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -167,6 +182,7 @@ impl Sessions {
         };
         self.cache.delete(&token_key(&session.token_hash)).await?;
         self.cache.delete(&record_key(user, id)).await?;
+        self.cache.set_remove(&index_key(user), id).await?;
         Ok(true)
     }
 }
@@ -208,6 +224,101 @@ mod tests {
         );
         assert!(sessions.revoke(user, &s.id).await.expect("revoke"));
         assert!(sessions.authenticate(&token).await.expect("auth").is_none());
+    }
+
+    /// A cache that fails the test if anything scans it: a login must read only the
+    /// user's own entries, however many other keys a shared Redis holds.
+    struct NoScan(MemoryCache);
+
+    #[async_trait::async_trait]
+    impl Cache for NoScan {
+        async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+            self.0.put(key, value, ttl).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+            self.0.get(key).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+            self.0.delete(key).await
+        }
+        async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, CacheError> {
+            panic!("sessions scanned the keyspace for {prefix:?}")
+        }
+        async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+            self.0.set_add(key, member, ttl).await
+        }
+        async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+            self.0.set_members(key).await
+        }
+        async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError> {
+            self.0.set_remove(key, member).await
+        }
+        async fn hit(
+            &self,
+            key: &str,
+            limit: u32,
+            window: Duration,
+        ) -> Result<palisade_cache::RateDecision, CacheError> {
+            self.0.hit(key, limit, window).await
+        }
+        async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), CacheError> {
+            self.0.publish(channel, payload).await
+        }
+        async fn subscribe(
+            &self,
+            channel: &str,
+        ) -> Result<palisade_cache::Subscription, CacheError> {
+            self.0.subscribe(channel).await
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_are_found_through_the_users_index_without_scanning() {
+        let sessions = Sessions::new(
+            Arc::new(NoScan(MemoryCache::new())),
+            Duration::from_secs(60),
+        );
+        let (alice, bob) = (UserId::new_random(), UserId::new_random());
+        let (a1, _) = sessions
+            .create(alice, "192.0.2.1".into(), None)
+            .await
+            .expect("create");
+        let (a2, _) = sessions
+            .create(alice, "192.0.2.2".into(), None)
+            .await
+            .expect("create");
+        sessions
+            .create(bob, "192.0.2.3".into(), None)
+            .await
+            .expect("create");
+        let ids = |list: Vec<Session>| list.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(sessions.list(alice).await.expect("list")),
+            vec![a1.id.clone(), a2.id.clone()]
+        );
+        assert!(sessions.revoke(alice, &a1.id).await.expect("revoke"));
+        assert_eq!(ids(sessions.list(alice).await.expect("list")), vec![a2.id]);
+        assert_eq!(sessions.list(bob).await.expect("list").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_leave_the_index() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let sessions = Sessions::new(cache.clone(), Duration::from_millis(50));
+        let user = UserId::new_random();
+        sessions
+            .create(user, "192.0.2.1".into(), None)
+            .await
+            .expect("create");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(sessions.list(user).await.expect("list").is_empty());
+        assert!(
+            cache
+                .set_members(&index_key(user))
+                .await
+                .expect("members")
+                .is_empty()
+        );
     }
 
     #[tokio::test]
