@@ -109,9 +109,8 @@ impl AccountApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
-        body: Json<LoginRequest>,
+        body: crate::body::JsonBody<LoginRequest>,
     ) -> Result<Json<LoginResult>, ApiError> {
-        body.validate().map_err(|e| ApiError::validation(&e))?;
         let ip = client_ip(req);
         let cfg = &state.config;
         limited(

@@ -1,9 +1,11 @@
 //! Contacts, drafts, replies, forwards and sending.
 
 use crate::account::current_user;
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::mail::message_of;
 use crate::mailer::{Context, MailError, compose};
+use crate::rules::{AddressText, DisplayName, IdCursor, Line, ListCursor, PublicKey};
 use crate::types::{ContactPage, ContactView, DraftPage, DraftView, SendResult};
 use crate::{AppState, Auth, page};
 use chrono::Utc;
@@ -22,8 +24,6 @@ use validator::{Validate, ValidationError};
 
 /// Most recipients one message may have.
 const MAX_RECIPIENTS: usize = 100;
-/// Largest draft body, in characters.
-const MAX_BODY_CHARS: usize = 1_000_000;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -33,92 +33,53 @@ enum ApiTags {
     Compose,
 }
 
-/// Rejects names with control characters (newlines would forge headers or log lines).
-pub(crate) fn no_control_chars(value: &str) -> Result<(), ValidationError> {
-    if value.chars().any(char::is_control) {
-        return Err(ValidationError::new("control_characters")
-            .with_message("must not contain control characters".into()));
-    }
-    Ok(())
-}
-
-fn valid_addresses(list: &[String]) -> Result<(), ValidationError> {
-    for a in list {
-        if Address::parse(a).is_err() {
-            return Err(ValidationError::new("address")
-                .with_message(format!("{a:?} is not a valid address").into()));
-        }
-    }
-    Ok(())
-}
-
-fn armored_keys(list: &[String]) -> Result<(), ValidationError> {
-    for k in list {
-        let k = k.trim();
-        if !k.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
-            || !k.ends_with("-----END PGP PUBLIC KEY BLOCK-----")
-        {
-            return Err(ValidationError::new("public_key").with_message(
-                "each key must be an ASCII-armored OpenPGP public key block".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn parse_all(list: &[String]) -> Vec<Address> {
+/// The addresses of a request; each passed the address rule, which `Address::parse` accepts.
+fn parse_all(list: &[AddressText]) -> Vec<Address> {
     list.iter().filter_map(|a| Address::parse(a).ok()).collect()
+}
+
+/// At most [`MAX_RECIPIENTS`] recipients across `to`, `cc` and `bcc`: the one rule of a draft
+/// that no single field's schema can state, so the document states it in the description.
+fn recipient_total(draft: &DraftRequest) -> Result<(), ValidationError> {
+    if draft.to.len() + draft.cc.len() + draft.bcc.len() > MAX_RECIPIENTS {
+        return Err(ValidationError::new("recipients")
+            .with_message(format!("at most {MAX_RECIPIENTS} recipients in all").into()));
+    }
+    Ok(())
 }
 
 /// A contact as the user writes it.
 #[derive(Debug, Object, Validate)]
 pub struct ContactRequest {
-    /// Display name.
-    #[validate(length(max = 200, message = "at most 200 characters"))]
-    #[validate(custom(function = "no_control_chars"))]
-    #[oai(validator(max_length = 200))]
-    pub name: Option<String>,
-    /// Addresses, at least one.
-    #[validate(length(min = 1, max = 20, message = "1 to 20 addresses"))]
-    #[validate(custom(function = "valid_addresses"))]
+    /// Display name; blank means none.
+    pub name: Option<DisplayName>,
+    /// Addresses, 1 to 20.
     #[oai(validator(min_items = 1, max_items = 20))]
-    pub addresses: Vec<String>,
-    /// ASCII-armored OpenPGP public keys.
-    #[validate(length(max = 10, message = "at most 10 keys"))]
-    #[validate(custom(function = "armored_keys"))]
+    pub addresses: Vec<AddressText>,
+    /// ASCII-armored OpenPGP public keys, at most 10.
     #[oai(default, validator(max_items = 10))]
-    pub public_keys: Vec<String>,
+    pub public_keys: Vec<PublicKey>,
 }
 
-/// A draft as the user writes it.
+/// A draft as the user writes it. At most 100 recipients in all, across `to`, `cc` and `bcc`.
 #[derive(Debug, Object, Validate)]
+#[validate(schema(function = "recipient_total"))]
 pub struct DraftRequest {
-    /// Sender: one of the user's addresses; the first one when absent.
-    #[validate(length(max = 320))]
-    #[oai(validator(max_length = 320))]
-    pub from: Option<String>,
+    /// Sender: one of the user's addresses (another one answers 403); the first one when
+    /// absent.
+    pub from: Option<AddressText>,
     /// Recipients.
-    #[validate(length(max = 100, message = "at most 100 addresses"))]
-    #[validate(custom(function = "valid_addresses"))]
     #[oai(default, validator(max_items = 100))]
-    pub to: Vec<String>,
+    pub to: Vec<AddressText>,
     /// Carbon copies.
-    #[validate(length(max = 100, message = "at most 100 addresses"))]
-    #[validate(custom(function = "valid_addresses"))]
     #[oai(default, validator(max_items = 100))]
-    pub cc: Vec<String>,
+    pub cc: Vec<AddressText>,
     /// Blind carbon copies; never shown to other recipients.
-    #[validate(length(max = 100, message = "at most 100 addresses"))]
-    #[validate(custom(function = "valid_addresses"))]
     #[oai(default, validator(max_items = 100))]
-    pub bcc: Vec<String>,
-    /// Subject.
-    #[validate(length(max = 998, message = "at most 998 characters"))]
-    #[validate(custom(function = "no_control_chars"))]
-    #[oai(default, validator(max_length = 998))]
-    pub subject: String,
-    /// Plain-text body.
-    #[validate(length(max = 1000000, message = "at most 1,000,000 characters"))]
+    pub bcc: Vec<AddressText>,
+    /// Subject; none when absent.
+    pub subject: Option<Line>,
+    /// Plain-text body, at most 1,000,000 characters.
     #[oai(default, validator(max_length = 1000000))]
     pub body: String,
     /// The message this replies to.
@@ -189,7 +150,6 @@ async fn draft_from_request(
     id: DraftId,
     body: DraftRequest,
 ) -> Result<Draft, ApiError> {
-    body.validate().map_err(|e| ApiError::validation(&e))?;
     let from = sender(user, body.from.as_deref())?;
     for (field, reference) in [
         ("in_reply_to", body.in_reply_to),
@@ -212,17 +172,12 @@ async fn draft_from_request(
         to: parse_all(&body.to),
         cc: parse_all(&body.cc),
         bcc: parse_all(&body.bcc),
-        subject: body.subject,
-        body: body.body.chars().take(MAX_BODY_CHARS).collect(),
+        subject: body.subject.map(Line::into_inner).unwrap_or_default(),
+        body: body.body,
         in_reply_to: body.in_reply_to.map(MessageId),
         forward_of: body.forward_of.map(MessageId),
         updated_at: Utc::now(),
     };
-    if draft.to.len() + draft.cc.len() + draft.bcc.len() > MAX_RECIPIENTS {
-        return Err(ApiError::bad_request(format!(
-            "at most {MAX_RECIPIENTS} recipients in all"
-        )));
-    }
     Ok(draft)
 }
 
@@ -265,12 +220,15 @@ impl ComposeApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        cursor: Query<Option<IdCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<ContactPage>, ApiError> {
         let list = state
             .store
-            .list_contacts(auth.0.user_id, page(cursor.0, limit.0))
+            .list_contacts(
+                auth.0.user_id,
+                page(cursor.0.map(IdCursor::into_inner), limit.0),
+            )
             .await?;
         Ok(Json(ContactPage {
             items: list.items.iter().map(Into::into).collect(),
@@ -284,15 +242,18 @@ impl ComposeApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        body: Json<ContactRequest>,
+        body: JsonBody<ContactRequest>,
     ) -> Result<CreatedContact, ApiError> {
-        body.validate().map_err(|e| ApiError::validation(&e))?;
         let contact = Contact {
             id: ContactId::new_random(),
             user_id: auth.0.user_id,
-            name: body.name.clone().filter(|n| !n.trim().is_empty()),
+            name: body
+                .name
+                .as_deref()
+                .filter(|n| !n.trim().is_empty())
+                .map(str::to_string),
             addresses: parse_all(&body.addresses),
-            public_keys: body.public_keys.clone(),
+            public_keys: body.public_keys.iter().map(|k| k.to_string()).collect(),
         };
         let saved = state
             .store
@@ -325,9 +286,8 @@ impl ComposeApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
-        body: Json<ContactRequest>,
+        body: JsonBody<ContactRequest>,
     ) -> Result<Json<ContactView>, ApiError> {
-        body.validate().map_err(|e| ApiError::validation(&e))?;
         let user = auth.0.user_id;
         if state
             .store
@@ -340,9 +300,13 @@ impl ComposeApi {
         let contact = Contact {
             id: ContactId(id.0),
             user_id: user,
-            name: body.name.clone().filter(|n| !n.trim().is_empty()),
+            name: body
+                .name
+                .as_deref()
+                .filter(|n| !n.trim().is_empty())
+                .map(str::to_string),
             addresses: parse_all(&body.addresses),
-            public_keys: body.public_keys.clone(),
+            public_keys: body.public_keys.iter().map(|k| k.to_string()).collect(),
         };
         let saved = state
             .store
@@ -377,12 +341,15 @@ impl ComposeApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<DraftPage>, ApiError> {
         let list = state
             .store
-            .list_drafts(auth.0.user_id, page(cursor.0, limit.0))
+            .list_drafts(
+                auth.0.user_id,
+                page(cursor.0.map(ListCursor::into_inner), limit.0),
+            )
             .await?;
         Ok(Json(DraftPage {
             items: list.items.iter().map(DraftView::new).collect(),
@@ -396,7 +363,7 @@ impl ComposeApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        body: Json<DraftRequest>,
+        body: JsonBody<DraftRequest>,
     ) -> Result<CreatedDraft, ApiError> {
         let user = current_user(&state, auth.0.user_id).await?;
         let draft = draft_from_request(&state, &user, DraftId::new_random(), body.0).await?;
@@ -423,7 +390,7 @@ impl ComposeApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
-        body: Json<DraftRequest>,
+        body: JsonBody<DraftRequest>,
     ) -> Result<Json<DraftView>, ApiError> {
         let user = current_user(&state, auth.0.user_id).await?;
         draft_of(&state, user.id, id.0).await?;
@@ -463,7 +430,7 @@ impl ComposeApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
-        body: Json<ReplyRequest>,
+        body: JsonBody<ReplyRequest>,
     ) -> Result<CreatedDraft, ApiError> {
         let user = current_user(&state, auth.0.user_id).await?;
         let m = message_of(&state, user.id, id.0).await?;
@@ -585,8 +552,10 @@ impl ComposeApi {
             reply_to: reply_to.as_ref(),
             forward: forward.as_ref().map(|(m, raw)| (m, raw.clone())),
         };
+        // The request itself is well formed; it is the stored draft that cannot be sent yet
+        // (no recipient, say), which is a conflict with the resource's state, not a bad request.
         let composed = compose(&draft, &from, &ctx, &state.mailer.message_id_domain)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            .map_err(|e| ApiError::conflict(e.to_string()))?;
         state
             .mailer
             .send(&from, &composed)

@@ -65,6 +65,11 @@ impl ApiError {
         ApiError::BadRequest(ErrorBody::json("bad_request", message))
     }
 
+    /// A 400 for a request whose body or parameters break the documented rules.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::BadRequest(ErrorBody::json("validation_failed", message))
+    }
+
     /// A 400 for a request that failed `validator` checks, listing each failing field.
     pub fn validation(errors: &validator::ValidationErrors) -> Self {
         let mut reasons: Vec<String> = errors

@@ -5,12 +5,14 @@
 //! configured backends and call [`serve`].
 
 mod account;
+mod body;
 mod compose;
 pub mod error;
 pub mod html;
 pub mod listener;
 mod mail;
 pub mod mailer;
+pub mod rules;
 pub mod sessions;
 pub mod types;
 

@@ -1,6 +1,8 @@
 //! Reading and organizing mail: discussions, messages, flags, tags, deletion and search.
 
+use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::rules::{DateBound, ListCursor, SearchCursor, TagName};
 use crate::types::{
     DiscussionPage, DiscussionView, FlagsView, IndexStatus, MessagePage, MessageSummaryView,
     MessageView, SearchResult, TagView,
@@ -47,8 +49,7 @@ pub struct FlagsRequest {
 /// The full set of tags a message should carry.
 #[derive(Debug, Object, Validate)]
 pub struct TagsRequest {
-    /// Tag ids, each one of the user's tags.
-    #[validate(length(max = 100, message = "at most 100 tags"))]
+    /// Tag ids, each one of the user's tags (an unknown one answers 404).
     #[oai(validator(max_items = 100))]
     pub tags: Vec<Uuid>,
 }
@@ -56,11 +57,8 @@ pub struct TagsRequest {
 /// A tag name.
 #[derive(Debug, Object, Validate)]
 pub struct TagRequest {
-    /// Name, 1 to 64 characters, no control characters.
-    #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
-    #[validate(custom(function = "crate::compose::no_control_chars"))]
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub name: String,
+    /// Name, 1 to 64 characters, not only spaces, no control characters; stored trimmed.
+    pub name: TagName,
 }
 
 #[derive(ApiResponse)]
@@ -136,7 +134,7 @@ fn disposition(name: &str) -> String {
     format!("attachment; filename=\"{}\"", clean.trim())
 }
 
-fn parse_date(field: &str, value: Option<&String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+fn parse_date(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     value
         .filter(|v| !v.is_empty())
         .map(|v| {
@@ -175,12 +173,15 @@ impl MailApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<DiscussionPage>, ApiError> {
         let list = state
             .store
-            .list_discussions(auth.0.user_id, page(cursor.0, limit.0))
+            .list_discussions(
+                auth.0.user_id,
+                page(cursor.0.map(ListCursor::into_inner), limit.0),
+            )
             .await?;
         Ok(Json(DiscussionPage {
             items: list.items.iter().map(Into::into).collect(),
@@ -215,7 +216,7 @@ impl MailApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
-        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<MessagePage>, ApiError> {
         let user = auth.0.user_id;
@@ -229,7 +230,11 @@ impl MailApi {
         }
         let list = state
             .store
-            .discussion_messages(user, DiscussionId(id.0), page(cursor.0, limit.0))
+            .discussion_messages(
+                user,
+                DiscussionId(id.0),
+                page(cursor.0.map(ListCursor::into_inner), limit.0),
+            )
             .await?;
         Ok(Json(MessagePage {
             items: list.items.iter().map(Into::into).collect(),
@@ -243,12 +248,15 @@ impl MailApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        #[oai(validator(max_length = 200))] cursor: Query<Option<String>>,
+        cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<MessagePage>, ApiError> {
         let list = state
             .store
-            .list_messages(auth.0.user_id, page(cursor.0, limit.0))
+            .list_messages(
+                auth.0.user_id,
+                page(cursor.0.map(ListCursor::into_inner), limit.0),
+            )
             .await?;
         Ok(Json(MessagePage {
             items: list.items.iter().map(Into::into).collect(),
@@ -310,6 +318,8 @@ impl MailApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
+        /// The attachment's `index` from the message.
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         index: Path<u32>,
     ) -> Result<AttachmentBytes, ApiError> {
         let user = auth.0.user_id;
@@ -347,9 +357,8 @@ impl MailApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
-        body: Json<FlagsRequest>,
+        body: JsonBody<FlagsRequest>,
     ) -> Result<Json<FlagsView>, ApiError> {
-        body.validate().map_err(|e| ApiError::validation(&e))?;
         let patch = FlagsPatch {
             seen: body.seen,
             flagged: body.flagged,
@@ -371,9 +380,8 @@ impl MailApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
-        body: Json<TagsRequest>,
+        body: JsonBody<TagsRequest>,
     ) -> Result<Json<Vec<TagView>>, ApiError> {
-        body.validate().map_err(|e| ApiError::validation(&e))?;
         let user = auth.0.user_id;
         let known = tags_by_id(&state, user).await?;
         let mut wanted = Vec::new();
@@ -381,7 +389,8 @@ impl MailApi {
         for t in &body.tags {
             let id = TagId(*t);
             if !known.contains_key(&id) {
-                return Err(ApiError::bad_request(format!("tags: unknown tag {t}")));
+                // A reference to a tag that does not exist, like one to a missing message.
+                return Err(ApiError::not_found(format!("tags: unknown tag {t}")));
             }
             if seen.insert(id) {
                 wanted.push(id);
@@ -439,9 +448,8 @@ impl MailApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        body: Json<TagRequest>,
+        body: JsonBody<TagRequest>,
     ) -> Result<Created<TagView>, ApiError> {
-        body.validate().map_err(|e| ApiError::validation(&e))?;
         let user = auth.0.user_id;
         let tag = state
             .store
@@ -457,9 +465,8 @@ impl MailApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
-        body: Json<TagRequest>,
+        body: JsonBody<TagRequest>,
     ) -> Result<Json<TagView>, ApiError> {
-        body.validate().map_err(|e| ApiError::validation(&e))?;
         match state
             .store
             .rename_tag(auth.0.user_id, TagId(id.0), body.name.trim())
@@ -500,16 +507,14 @@ impl MailApi {
         #[oai(validator(max_length = 320))] to: Query<Option<String>>,
         #[oai(validator(max_length = 998))] subject: Query<Option<String>>,
         /// Inclusive start date, `YYYY-MM-DD` or RFC 3339.
-        #[oai(validator(max_length = 40))]
-        after: Query<Option<String>>,
+        after: Query<Option<DateBound>>,
         /// Exclusive end date, `YYYY-MM-DD` or RFC 3339.
-        #[oai(validator(max_length = 40))]
-        before: Query<Option<String>>,
+        before: Query<Option<DateBound>>,
         has_attachment: Query<Option<bool>>,
         /// Tag name.
         #[oai(validator(max_length = 64))]
         tag: Query<Option<String>>,
-        #[oai(validator(max_length = 20))] cursor: Query<Option<String>>,
+        cursor: Query<Option<SearchCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<SearchResult>, ApiError> {
         let user = auth.0.user_id;
@@ -536,8 +541,8 @@ impl MailApi {
             from: nonempty(from.0),
             to: nonempty(to.0),
             subject: nonempty(subject.0),
-            after: parse_date("after", after.0.as_ref())?,
-            before: parse_date("before", before.0.as_ref())?,
+            after: parse_date("after", after.0.as_deref())?,
+            before: parse_date("before", before.0.as_deref())?,
             has_attachment: has_attachment.0,
             tag: tag_id,
         };

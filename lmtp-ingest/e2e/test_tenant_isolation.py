@@ -94,9 +94,10 @@ def test_cannot_tag_with_or_reach_anothers_tags(tenants):
     assert mine.status == 201, "tag names are per user"
     deliver(d, "mallory@example.test", message("Mallory's own", msg_id="m1@r"))
     own = b.get("/messages").json()["items"][0]["id"]
-    # Alice's tag id on Mallory's own message is an unknown tag, not a cross-tenant link.
+    # Alice's tag id on Mallory's own message is an unknown tag (404, like any reference to
+    # something that does not exist for this user), not a cross-tenant link.
     r = b.put(f"/messages/{own}/tags", {"tags": [i["tag"]]})
-    assert r.status == 400 and "unknown tag" in r.json()["message"]
+    assert r.status == 404 and "unknown tag" in r.json()["message"]
     # Mallory's tag on Alice's message: the message does not exist for Mallory.
     assert b.put(f"/messages/{i['message']}/tags", {"tags": [mine.json()["id"]]}).status == 404
     wait_indexed(b)
