@@ -7,6 +7,7 @@
 mod account;
 mod body;
 mod compose;
+pub mod document;
 pub mod error;
 pub mod html;
 pub mod listener;
@@ -146,7 +147,13 @@ pub fn service() -> OpenApiService<(account::AccountApi, mail::MailApi, compose:
 /// web client's static files.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = service();
-    let spec = api.spec_endpoint();
+    let served = document::document(&api.spec());
+    let allowed = Arc::new(document::AllowedMethods::from_document(&served));
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(served.clone())
+    });
     let ui = api.swagger_ui();
     let max_body = state.config.max_body_bytes;
     let mut route = Route::new()
@@ -160,27 +167,42 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         );
     }
     route
-        .around(move |ep, mut req| async move {
-            let declared = req
-                .headers()
-                .get(poem::http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > max_body as u64) {
-                return Err(ApiError::PayloadTooLarge(error::ErrorBody::json(
-                    "payload_too_large",
-                    format!("request bodies are limited to {max_body} bytes"),
-                ))
-                .into());
+        .around(move |ep, mut req| {
+            let allowed = allowed.clone();
+            async move {
+                let declared = req
+                    .headers()
+                    .get(poem::http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if declared.is_some_and(|n| n > max_body as u64) {
+                    return Err(ApiError::PayloadTooLarge(error::ErrorBody::json(
+                        "payload_too_large",
+                        format!("request bodies are limited to {max_body} bytes"),
+                    ))
+                    .into());
+                }
+                // A body without a length is cut at the limit, so it fails to parse instead of
+                // filling memory.
+                let body = req.take_body().into_async_read();
+                req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
+                    body,
+                    max_body as u64 + 1,
+                )));
+                let path = req.uri().path().to_string();
+                match ep.call(req).await {
+                    Ok(resp) => Ok(poem::IntoResponse::into_response(resp)),
+                    // An undeclared method on a known path: say which ones it has (RFC 9110).
+                    Err(e) if e.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED => {
+                        let mut resp = to_json_error(e);
+                        if let Some(allow) = allowed.for_path(&path) {
+                            resp.headers_mut().insert(poem::http::header::ALLOW, allow);
+                        }
+                        Ok(resp)
+                    }
+                    Err(e) => Err(e),
+                }
             }
-            // A body without a length is cut at the limit, so it fails to parse instead of
-            // filling memory.
-            let body = req.take_body().into_async_read();
-            req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
-                body,
-                max_body as u64 + 1,
-            )));
-            ep.call(req).await.map(poem::IntoResponse::into_response)
         })
         .with(
             SetHeader::new()
