@@ -6,10 +6,11 @@
 //! [`ElasticsearchIndex::finish_reindex`]). Every request is routed by user, and every query
 //! also filters on the user id: routing only picks a shard, it isolates nothing.
 //!
-//! Text is analyzed here, with the tantivy backend's analyzer, before it reaches the cluster:
-//! both backends then tokenize identically, and the cluster needs nothing beyond the core
-//! server (no `analysis-common` tokenizers or filters, no `_delete_by_query`), which is all
-//! the development cluster from `devtools/services` provides.
+//! Text is analyzed here, with the analyzer of [`crate::analysis`] that tantivy uses too,
+//! before it reaches the cluster: both backends then tokenize identically, and the cluster
+//! needs nothing beyond the core server (no `analysis-common` tokenizers or filters, no
+//! `_delete_by_query`), which is all the development cluster from `devtools/services`
+//! provides.
 
 use std::fmt;
 use std::time::Duration;
@@ -23,22 +24,20 @@ use chrono::{DateTime, Utc};
 use palisade_config::ElasticsearchConfig;
 use palisade_model::{DiscussionId, MessageId, UserId};
 use serde_json::{Value, json};
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
-};
+use tantivy::tokenizer::TextAnalyzer;
 
+use crate::analysis::{analyze, analyzer};
 use crate::limits::{check_nesting, criterion};
 use crate::{IndexDocument, IndexError, SearchHit, SearchIndex, SearchQuery};
 
-/// Version of [`index_body`]'s settings and mapping and of [`analyzer`]; bump it whenever
-/// either changes, since documents indexed before no longer match queries analyzed after.
+/// Version of [`index_body`]'s settings and mapping and of [`crate::analysis`]; bump it
+/// whenever either changes, since documents indexed before no longer match queries analyzed
+/// after.
 pub const MAPPING_VERSION: u32 = 1;
 
 /// Cluster-side analyzer of subject, body and addresses, which arrive already analyzed as
 /// space-separated words; lowercasing again only guards against unanalyzed input.
 const WORDS_ANALYZER: &str = "palisade_words";
-/// Tokens longer than this many bytes are dropped (base64 blobs, long URLs), as in tantivy.
-const MAX_TOKEN_BYTES: usize = 64;
 /// Documents deleted per round trip when deleting a user.
 const DELETE_BATCH: usize = 5_000;
 /// Elasticsearch refuses `from + size` beyond `index.max_result_window` (10 000 by default).
@@ -664,29 +663,6 @@ fn user_filter(user: UserId) -> Value {
     json!({ "term": { "user_id": user.to_string() } })
 }
 
-/// The tantivy backend's analyzer: words are runs of alphanumerics, lowercased and folded to
-/// ASCII, and over-long ones dropped; `alice@example.test` becomes `alice example test`.
-fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
-        .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
-        .build()
-}
-
-/// `text`'s words, separated by single spaces, which the cluster's analyzer splits on.
-fn analyze(analyzer: &mut TextAnalyzer, text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut stream = analyzer.token_stream(text);
-    while stream.advance() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&stream.token().text);
-    }
-    out
-}
-
 /// Free text with its words analyzed like documents and its operators kept.
 ///
 /// Quotes, parentheses, `+`, `|` and a leading `-` stay simple_query_string syntax; the
@@ -1037,6 +1013,7 @@ fn unavailable(context: &str, e: impl fmt::Display) -> IndexError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::MAX_TOKEN_BYTES;
     use crate::limits::{MAX_QUERY_CHARS, MAX_QUERY_NESTING};
 
     fn user() -> UserId {

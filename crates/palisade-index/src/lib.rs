@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use palisade_model::{DiscussionId, Message, MessageId, Participant, ParticipantRole, UserId};
 
+mod analysis;
 pub mod contract;
 pub mod elasticsearch;
 mod limits;

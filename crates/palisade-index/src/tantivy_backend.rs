@@ -20,20 +20,17 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
 };
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
-};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
+use crate::analysis;
 use crate::limits::{check_nesting, criterion};
 use crate::{IndexDocument, IndexError, SearchHit, SearchIndex, SearchQuery};
 
-/// Tokenizer for subject and body: split on non-alphanumerics, lowercase, fold accents.
+/// Name the on-disk schema gives the analyzer of subject and body ([`analysis::analyzer`]).
 const TEXT_TOKENIZER: &str = "palisade_text";
-/// Tokenizer for addresses: same pipeline, so `alice` and `example` match `alice@example.test`.
+/// Name the on-disk schema gives the analyzer of addresses: the same one, so `alice` and
+/// `example` match `alice@example.test`.
 const ADDRESS_TOKENIZER: &str = "palisade_address";
-/// Tokens longer than this many bytes are dropped (base64 blobs, long URLs).
-const MAX_TOKEN_BYTES: usize = 64;
 /// Indexing memory budget shared by the writer threads.
 const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 
@@ -113,14 +110,6 @@ fn build_schema() -> Schema {
     builder.build()
 }
 
-fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
-        .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
-        .build()
-}
-
 fn unavailable(context: &str, e: impl fmt::Display) -> IndexError {
     IndexError::Unavailable(format!("{context}: {e}"))
 }
@@ -157,8 +146,12 @@ impl TantivyIndex {
     }
 
     fn assemble(index: Index, writer: Option<IndexWriter>) -> Result<Self, IndexError> {
-        index.tokenizers().register(TEXT_TOKENIZER, analyzer());
-        index.tokenizers().register(ADDRESS_TOKENIZER, analyzer());
+        index
+            .tokenizers()
+            .register(TEXT_TOKENIZER, analysis::analyzer());
+        index
+            .tokenizers()
+            .register(ADDRESS_TOKENIZER, analysis::analyzer());
         let fields = Fields::from_schema(&index.schema())?;
         let reader = index
             .reader_builder()
@@ -301,13 +294,13 @@ impl Inner {
             clauses.push((Occur::Must, parsed));
         }
         if let Some(from) = criterion("from", &query.from)? {
-            clauses.push((Occur::Must, self.phrase(f.from, from)?));
+            clauses.push((Occur::Must, phrase(f.from, from)));
         }
         if let Some(to) = criterion("to", &query.to)? {
-            clauses.push((Occur::Must, self.phrase(f.to, to)?));
+            clauses.push((Occur::Must, phrase(f.to, to)));
         }
         if let Some(subject) = criterion("subject", &query.subject)? {
-            clauses.push((Occur::Must, self.all_words(f.subject, subject)?));
+            clauses.push((Occur::Must, all_words(f.subject, subject)));
         }
         if query.after.is_some() || query.before.is_some() {
             let bound = |d: Option<DateTime<Utc>>, inclusive: bool| match d {
@@ -350,48 +343,6 @@ impl Inner {
         Ok(BooleanQuery::new(clauses))
     }
 
-    fn tokens(&self, field: Field, text: &str) -> Result<Vec<Term>, IndexError> {
-        let mut analyzer = self
-            .index
-            .tokenizer_for_field(field)
-            .map_err(|e| unavailable("index tokenizer", e))?;
-        let mut stream = analyzer.token_stream(text);
-        let mut terms = Vec::new();
-        while stream.advance() {
-            terms.push(Term::from_field_text(field, &stream.token().text));
-        }
-        Ok(terms)
-    }
-
-    /// Words in order (a phrase); a criterion without any word matches nothing.
-    fn phrase(&self, field: Field, text: &str) -> Result<Box<dyn Query>, IndexError> {
-        let mut terms = self.tokens(field, text)?;
-        Ok(match terms.len() {
-            0 => Box::new(EmptyQuery),
-            1 => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::Basic)),
-            _ => Box::new(PhraseQuery::new(terms)),
-        })
-    }
-
-    /// All words, in any order; a criterion without any word matches nothing.
-    fn all_words(&self, field: Field, text: &str) -> Result<Box<dyn Query>, IndexError> {
-        let terms = self.tokens(field, text)?;
-        if terms.is_empty() {
-            return Ok(Box::new(EmptyQuery));
-        }
-        Ok(Box::new(BooleanQuery::new(
-            terms
-                .into_iter()
-                .map(|t| {
-                    (
-                        Occur::Must,
-                        Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
-                    )
-                })
-                .collect(),
-        )))
-    }
-
     fn count(&self, user: UserId) -> Result<u64, IndexError> {
         self.refresh();
         let searcher = self.reader.searcher();
@@ -400,6 +351,43 @@ impl Inner {
             .map_err(|e| unavailable("counting documents", e))?;
         Ok(n as u64)
     }
+}
+
+/// `text`'s words as terms of `field`, analyzed as documents are.
+fn tokens(field: Field, text: &str) -> Vec<Term> {
+    analysis::words(&mut analysis::analyzer(), text)
+        .iter()
+        .map(|word| Term::from_field_text(field, word))
+        .collect()
+}
+
+/// Words in order (a phrase); a criterion without any word matches nothing.
+fn phrase(field: Field, text: &str) -> Box<dyn Query> {
+    let mut terms = tokens(field, text);
+    match terms.len() {
+        0 => Box::new(EmptyQuery),
+        1 => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::Basic)),
+        _ => Box::new(PhraseQuery::new(terms)),
+    }
+}
+
+/// All words, in any order; a criterion without any word matches nothing.
+fn all_words(field: Field, text: &str) -> Box<dyn Query> {
+    let terms = tokens(field, text);
+    if terms.is_empty() {
+        return Box::new(EmptyQuery);
+    }
+    Box::new(BooleanQuery::new(
+        terms
+            .into_iter()
+            .map(|t| {
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// Locks the writer; after a panic elsewhere, recovers it and discards uncommitted work.
