@@ -1,8 +1,8 @@
-//! Palisade's storage: one trait shaped by the domain, one module per backend.
+//! Palisade's storage: traits shaped by the domain, one module per backend.
 //!
 //! Every method that touches mail names the [`UserId`] it works for; backends partition by
 //! it, so a bug in a caller cannot reach across tenants by forgetting a filter.
-//! [`Store::deliver`] is the durability point of the LMTP path: when it returns `Ok`, the raw
+//! [`Mailbox::deliver`] is the durability point of the LMTP path: when it returns `Ok`, the raw
 //! bytes, the message row and its follow-up jobs are all on disk, together or not at all.
 
 use async_trait::async_trait;
@@ -61,7 +61,7 @@ pub struct Delivery {
     pub flags: Flags,
 }
 
-/// What [`Store::deliver`] did.
+/// What [`Mailbox::deliver`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryReceipt {
     /// The message's id in the user's mailbox.
@@ -88,9 +88,9 @@ pub struct PageOf<T> {
     pub next: Option<String>,
 }
 
-/// The storage backend contract.
+/// The people who have mailboxes: accounts, their addresses and credentials.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Accounts: Send + Sync {
     /// Creates a user owning `addresses`; fails with `Conflict` if the name or an address is taken.
     async fn create_user(
         &self,
@@ -108,6 +108,16 @@ pub trait Store: Send + Sync {
     /// The user an address delivers to.
     async fn resolve_address(&self, address: &Address) -> Result<Option<UserId>, StoreError>;
 
+    /// A user by id.
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The user's argon2id password hash (PHC string), if a password is set.
+    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
+}
+
+/// A user's mail: delivery, messages, discussions, flags, tags and deletion.
+#[async_trait]
+pub trait Mailbox: Send + Sync {
     /// Durably stores raw bytes, message, thread placement and the message's follow-up jobs
     /// (see [`palisade_jobs`]), idempotently: redelivery of the same bytes changes nothing.
     async fn deliver(&self, delivery: Delivery) -> Result<DeliveryReceipt, StoreError>;
@@ -134,12 +144,6 @@ pub trait Store: Send + Sync {
 
     /// The exact bytes of one of the user's messages.
     async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// A user by id.
-    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
-
-    /// The user's argon2id password hash (PHC string), if a password is set.
-    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
 
     /// How many messages the user has, the stored side of the search watermark.
     async fn count_messages(&self, user: UserId) -> Result<u64, StoreError>;
@@ -205,7 +209,11 @@ pub trait Store: Send + Sync {
 
     /// Deletes a tag; messages keep the dangling id, which readers ignore. `false` when absent.
     async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError>;
+}
 
+/// A user's contacts and their public keys.
+#[async_trait]
+pub trait AddressBook: Send + Sync {
     /// The user's contacts, ordered by id, paged.
     async fn list_contacts(&self, user: UserId, page: Page) -> Result<PageOf<Contact>, StoreError>;
 
@@ -226,7 +234,11 @@ pub trait Store: Send + Sync {
 
     /// Deletes a contact; `false` when absent.
     async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError>;
+}
 
+/// Messages a user is still writing.
+#[async_trait]
+pub trait Drafts: Send + Sync {
     /// Creates or replaces a draft.
     async fn save_draft(&self, draft: Draft) -> Result<Draft, StoreError>;
 
@@ -240,6 +252,17 @@ pub trait Store: Send + Sync {
     async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError>;
 }
 
+/// Everything a backend stores: the union of the concerns, for the daemon that wires one
+/// backend into every part. Callers that need one concern should ask for that trait.
+pub trait Store: Accounts + Mailbox + AddressBook + Drafts {}
+
+impl<T: Accounts + Mailbox + AddressBook + Drafts + ?Sized> Store for T {}
+
+/// The refusal of a second tag of the same name.
+pub(crate) fn tag_conflict(name: &str) -> StoreError {
+    StoreError::Conflict(format!("a tag named {name:?} already exists"))
+}
+
 /// The refusal of a tag past the user's cap.
 pub(crate) fn tag_cap_reached(max_tags: usize) -> StoreError {
     StoreError::Conflict(format!("a user may have at most {max_tags} tags"))
@@ -248,7 +271,7 @@ pub(crate) fn tag_cap_reached(max_tags: usize) -> StoreError {
 /// Learns contacts from the people named in a message: each address not yet in the user's
 /// address book becomes a contact. Idempotent, so the worker may run it again on retry.
 pub async fn learn_contacts(
-    store: &dyn Store,
+    store: &dyn AddressBook,
     user: UserId,
     people: &[palisade_model::Participant],
     own: &[Address],

@@ -9,7 +9,7 @@ use palisade_config::CassandraConfig;
 use palisade_model::{MessageContent, UserId};
 use palisade_store::cassandra::CassandraStore;
 use palisade_store::contract::{self, delivery};
-use palisade_store::{Page, Store, StoreError};
+use palisade_store::{Accounts, Mailbox, Page, StoreError};
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Statement;
 use std::future::Future;

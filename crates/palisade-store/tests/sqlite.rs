@@ -4,7 +4,7 @@ use palisade_jobs::{JobKind, JobQueue};
 use palisade_model::MessageContent;
 use palisade_store::contract::{self, delivery};
 use palisade_store::sqlite::SqliteStore;
-use palisade_store::{Page, Store, StoreError};
+use palisade_store::{Accounts, Mailbox, Page, StoreError};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

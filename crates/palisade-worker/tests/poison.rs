@@ -3,9 +3,9 @@
 use palisade_index::tantivy_backend::TantivyIndex;
 use palisade_jobs::JobQueue;
 use palisade_model::MessageContent;
-use palisade_store::Store;
 use palisade_store::contract::delivery;
 use palisade_store::sqlite::SqliteStore;
+use palisade_store::{Accounts, Mailbox};
 use palisade_worker::{IndexWorker, RetryPolicy};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,163 +1,15 @@
-//! Tags, contacts and drafts on Cassandra.
-//!
-//! Tag names and contact addresses are unique per user through claim tables written with
-//! `IF NOT EXISTS` before the row that uses them. A claim whose holder does not use the key
-//! (a write that failed half-way) is taken over once it is older than the grace period, and
-//! readers check the row, so a stale claim never makes a contact findable by an address it
-//! lost.
+//! The address book on Cassandra. Contact addresses are unique per user through a claim
+//! table written with `IF NOT EXISTS` before the contact row. A claim whose holder does not use
+//! the address (a write that failed half-way) is taken over once it is older than the grace
+//! period, and readers check the row, so a stale claim never makes a contact findable by an
+//! address it lost.
 
-use super::{CassandraStore, Claim, decode_cursor, fetch_size, json, page_of, timestamp, to_json};
+use super::{CassandraStore, Claim, fetch_size, json, page_of, to_json};
+use crate::AddressBook;
 use crate::{Page, PageOf, StoreError};
-use palisade_model::{Address, Contact, ContactId, Draft, DraftId, Tag, TagId, UserId};
-use scylla::value::CqlTimestamp;
+use async_trait::async_trait;
+use palisade_model::{Address, Contact, ContactId, UserId};
 use uuid::Uuid;
-
-fn tag_conflict(name: &str) -> StoreError {
-    StoreError::Conflict(format!("a tag named {name:?} already exists"))
-}
-
-/// The name of one of the user's tags.
-async fn tag_name(
-    store: &CassandraStore,
-    user: Uuid,
-    id: Uuid,
-) -> Result<Option<String>, StoreError> {
-    let st = store.statements().await?;
-    let row: Option<(Option<String>,)> = store.first(&st.select_tag, (user, id)).await?;
-    Ok(row.and_then(|(name,)| name))
-}
-
-/// Claims `name` for tag `id`; `Conflict` when another tag of the user has it.
-async fn claim_tag_name(
-    store: &CassandraStore,
-    user: Uuid,
-    name: &str,
-    id: Uuid,
-) -> Result<(), StoreError> {
-    let st = store.statements().await?;
-    match store
-        .claim(&st.claim_tag_name, user, name, id, "tag_id")
-        .await?
-    {
-        Claim::Ours => Ok(()),
-        Claim::Held { owner, since } => {
-            let used = tag_name(store, user, owner).await?.as_deref() == Some(name);
-            if !used
-                && store
-                    .take_over(&st.take_over_tag_name, user, name, id, owner, since)
-                    .await?
-            {
-                Ok(())
-            } else {
-                Err(tag_conflict(name))
-            }
-        }
-    }
-}
-
-/// The user's tags, by name.
-pub(super) async fn list_tags(
-    store: &CassandraStore,
-    user: UserId,
-) -> Result<Vec<Tag>, StoreError> {
-    let st = store.statements().await?;
-    let rows: Vec<(Uuid, Option<String>)> = store.all(&st.select_tags, (user.0,)).await?;
-    let mut tags: Vec<Tag> = rows
-        .into_iter()
-        .filter_map(|(id, name)| {
-            name.map(|name| Tag {
-                id: TagId(id),
-                user_id: user,
-                name,
-            })
-        })
-        .collect();
-    tags.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    Ok(tags)
-}
-
-/// Claims the name, then writes the tag row.
-pub(super) async fn create_tag(
-    store: &CassandraStore,
-    user: UserId,
-    name: &str,
-    max_tags: usize,
-) -> Result<Tag, StoreError> {
-    // Counting and inserting are two requests: without the lock, concurrent creations
-    // would all count below the cap and all insert.
-    let lock = store.lock_user(user.0, "tags").await?;
-    let created = create_tag_locked(store, user, name, max_tags).await;
-    store.unlock_user(lock).await;
-    created
-}
-
-async fn create_tag_locked(
-    store: &CassandraStore,
-    user: UserId,
-    name: &str,
-    max_tags: usize,
-) -> Result<Tag, StoreError> {
-    let st = store.statements().await?;
-    let count: Option<(i64,)> = store.first(&st.count_tags, (user.0,)).await?;
-    let count = count.map_or(0, |(n,)| usize::try_from(n).unwrap_or(usize::MAX));
-    if count >= max_tags {
-        return Err(crate::tag_cap_reached(max_tags));
-    }
-    let tag = Tag {
-        id: TagId::new_random(),
-        user_id: user,
-        name: name.to_string(),
-    };
-    claim_tag_name(store, user.0, name, tag.id.0).await?;
-    store
-        .execute(&st.insert_tag, (user.0, tag.id.0, name))
-        .await?;
-    Ok(tag)
-}
-
-/// Claims the new name, renames, then releases the old name.
-pub(super) async fn rename_tag(
-    store: &CassandraStore,
-    user: UserId,
-    id: TagId,
-    name: &str,
-) -> Result<Tag, StoreError> {
-    let st = store.statements().await?;
-    let Some(current) = tag_name(store, user.0, id.0).await? else {
-        return Err(StoreError::NotFound(format!("tag {id}")));
-    };
-    let tag = Tag {
-        id,
-        user_id: user,
-        name: name.to_string(),
-    };
-    if current == name {
-        return Ok(tag);
-    }
-    claim_tag_name(store, user.0, name, id.0).await?;
-    store.execute(&st.insert_tag, (user.0, id.0, name)).await?;
-    store
-        .release(&st.release_tag_name, user.0, &current, id.0)
-        .await;
-    Ok(tag)
-}
-
-/// Deletes the tag row, then releases its name.
-pub(super) async fn delete_tag(
-    store: &CassandraStore,
-    user: UserId,
-    id: TagId,
-) -> Result<bool, StoreError> {
-    let st = store.statements().await?;
-    let Some(name) = tag_name(store, user.0, id.0).await? else {
-        return Ok(false);
-    };
-    store.execute(&st.delete_tag, (user.0, id.0)).await?;
-    store
-        .release(&st.release_tag_name, user.0, &name, id.0)
-        .await;
-    Ok(true)
-}
 
 type ContactRow = (String, Option<String>, Option<String>, Option<String>);
 
@@ -336,87 +188,33 @@ pub(super) async fn delete_contact(
     Ok(true)
 }
 
-/// Creates or replaces a draft.
-pub(super) async fn save_draft(store: &CassandraStore, draft: Draft) -> Result<Draft, StoreError> {
-    let st = store.statements().await?;
-    store
-        .execute(
-            &st.insert_draft,
-            (
-                draft.user_id.0,
-                draft.id.0,
-                timestamp(draft.updated_at),
-                to_json(&draft)?,
-            ),
-        )
-        .await?;
-    Ok(draft)
-}
-
-/// One draft of the user's.
-pub(super) async fn get_draft(
-    store: &CassandraStore,
-    user: UserId,
-    id: DraftId,
-) -> Result<Option<Draft>, StoreError> {
-    let st = store.statements().await?;
-    let row: Option<(Option<String>,)> = store.first(&st.select_draft, (user.0, id.0)).await?;
-    row.and_then(|(draft,)| draft)
-        .map(|d| json(&d, "draft"))
-        .transpose()
-}
-
-/// A user has few drafts: they are read whole and ordered here, most recently changed first
-/// and then by descending id text, like the embedded store; the cursor is `updated:id`.
-pub(super) async fn list_drafts(
-    store: &CassandraStore,
-    user: UserId,
-    page: Page,
-) -> Result<PageOf<Draft>, StoreError> {
-    let st = store.statements().await?;
-    let limit = page.limit.max(1);
-    let after = page
-        .after
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .map(|(ms, id)| (ms, id.to_string()));
-    let mut drafts = Vec::new();
-    store
-        .scan(
-            &st.select_drafts,
-            (user.0,),
-            st.select_drafts.get_page_size(),
-            |(updated, id, draft): (CqlTimestamp, Uuid, Option<String>)| {
-                let key = (updated.0, id.to_string());
-                if let Some(draft) = draft
-                    && after.as_ref().is_none_or(|after| key < *after)
-                {
-                    drafts.push((key, json::<Draft>(&draft, "draft")?));
-                }
-                Ok(true)
-            },
-        )
-        .await?;
-    drafts.sort_by(|a, b| b.0.cmp(&a.0));
-    drafts.truncate(limit + 1);
-    let page = page_of(drafts, limit, |((ms, id), _)| format!("{ms}:{id}"));
-    Ok(PageOf {
-        items: page.items.into_iter().map(|(_, d)| d).collect(),
-        next: page.next,
-    })
-}
-
-/// Deletes a draft; `false` when it did not exist.
-pub(super) async fn delete_draft(
-    store: &CassandraStore,
-    user: UserId,
-    id: DraftId,
-) -> Result<bool, StoreError> {
-    let st = store.statements().await?;
-    if get_draft(store, user, id).await?.is_none() {
-        return Ok(false);
+#[async_trait]
+impl AddressBook for CassandraStore {
+    async fn list_contacts(&self, user: UserId, page: Page) -> Result<PageOf<Contact>, StoreError> {
+        list_contacts(self, user, page).await
     }
-    store.execute(&st.delete_draft, (user.0, id.0)).await?;
-    Ok(true)
+
+    async fn get_contact(
+        &self,
+        user: UserId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        get_contact(self, user, id).await
+    }
+
+    async fn find_contact(
+        &self,
+        user: UserId,
+        address: &Address,
+    ) -> Result<Option<Contact>, StoreError> {
+        find_contact(self, user, address).await
+    }
+
+    async fn save_contact(&self, contact: Contact) -> Result<Contact, StoreError> {
+        save_contact(self, contact).await
+    }
+
+    async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError> {
+        delete_contact(self, user, id).await
+    }
 }

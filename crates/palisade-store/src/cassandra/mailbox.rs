@@ -12,11 +12,19 @@ use super::{
     CassandraStore, decode_cursor, encode_cursor, from_timestamp, json, page_of, to_json,
     unavailable,
 };
+use super::{
+    ChunkRow, MessageRow, MessageSummaryRow, SUMMARIES_PER_LOOKUP, corrupt, deliver, next_row,
+    summary, tags, u64_of,
+};
+use crate::{Delivery, DeliveryReceipt, Mailbox};
 use crate::{Page, PageOf, StoreError};
+use async_trait::async_trait;
+use futures::TryStreamExt;
 use palisade_model::{
     Discussion, DiscussionId, Flags, FlagsPatch, MessageId, Participant, PrivacyFeatures, TagId,
     UserId, merge_participants,
 };
+use palisade_model::{Message, MessageSummary, RawHash, Tag};
 use scylla::value::CqlTimestamp;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use tracing::debug;
@@ -455,4 +463,258 @@ pub(super) async fn delete_message(
         .map_err(unavailable)?;
     debug!(user = %user, message = %id, discussion = %d, "deleted message");
     Ok(true)
+}
+
+impl CassandraStore {
+    /// The raw hash of a message that finished delivery; a half-written one does not exist.
+    pub(super) async fn delivered_raw(
+        &self,
+        user: Uuid,
+        id: Uuid,
+    ) -> Result<Option<String>, StoreError> {
+        let st = self.statements().await?;
+        let row: Option<(Option<String>, Option<bool>)> =
+            self.first(&st.select_raw_ref, (user, id)).await?;
+        Ok(row.and_then(|(sha, delivered)| sha.filter(|_| delivered == Some(true))))
+    }
+}
+
+#[async_trait]
+impl Mailbox for CassandraStore {
+    async fn deliver(&self, delivery: Delivery) -> Result<DeliveryReceipt, StoreError> {
+        deliver::deliver(self, &delivery).await
+    }
+
+    async fn list_messages(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        let st = self.statements().await?;
+        match &page.after {
+            None => self.summaries(&st.list_first, (user.0,), page.limit).await,
+            Some(cursor) => {
+                let (ms, id) = decode_cursor(cursor)?;
+                self.summaries(&st.list_after, (user.0, CqlTimestamp(ms), id), page.limit)
+                    .await
+            }
+        }
+    }
+
+    async fn message_summaries(
+        &self,
+        user: UserId,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let st = self.statements().await?;
+        let mut found = HashMap::with_capacity(ids.len());
+        // The same bound as thread-key lookups: a coordinator fans an IN out to one
+        // partition per id.
+        for batch in ids.chunks(SUMMARIES_PER_LOOKUP) {
+            let keys: Vec<Uuid> = batch.iter().map(|i| i.0).collect();
+            let rows: Vec<MessageSummaryRow> =
+                self.all(&st.select_summaries, (user.0, keys)).await?;
+            for (
+                delivered,
+                received,
+                id,
+                discussion,
+                date,
+                subject,
+                from,
+                flags,
+                parse_error,
+                size,
+            ) in rows
+            {
+                // Not yet committed, or half-deleted: not a message.
+                let (Some(true), Some(received)) = (delivered, received) else {
+                    continue;
+                };
+                let row = (
+                    received,
+                    id,
+                    discussion,
+                    date,
+                    subject,
+                    from,
+                    flags,
+                    parse_error,
+                    size,
+                );
+                if let Some(summary) = summary(row)? {
+                    found.insert(summary.id, summary);
+                }
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    async fn get_message(
+        &self,
+        user: UserId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        let st = self.statements().await?;
+        let row: Option<MessageRow> = self.first(&st.select_message, (user.0, id.0)).await?;
+        let Some((
+            Some(true),
+            Some(discussion),
+            Some(sha),
+            Some(size),
+            flags,
+            tags,
+            Some(envelope),
+            Some(content),
+        )) = row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Message {
+            id,
+            user_id: user,
+            discussion_id: DiscussionId(discussion),
+            raw_sha256: RawHash::from_hex(&sha)
+                .ok_or_else(|| StoreError::Corrupt(format!("sha256 {sha}")))?,
+            raw_size: u64_of(size),
+            envelope: json(&envelope, "envelope")?,
+            content: json(&content, "content")?,
+            flags: flags
+                .map(|f| json(&f, "flags"))
+                .transpose()?
+                .unwrap_or_default(),
+            tags: tags
+                .map(|t| json(&t, "tags"))
+                .transpose()?
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        let st = self.statements().await?;
+        let Some(sha) = self.delivered_raw(user.0, id.0).await? else {
+            return Ok(None);
+        };
+        let mut chunks = self
+            .session
+            .execute_iter(st.select_raw_chunks.clone(), (user.0, sha.as_str()))
+            .await
+            .map_err(unavailable)?
+            .rows_stream::<ChunkRow>()
+            .map_err(corrupt)?;
+        let mut raw = Vec::new();
+        let mut expected = (None, None);
+        let mut next_chunk = 0;
+        while let Some((chunk, data, size, count)) = chunks.try_next().await.map_err(next_row)? {
+            if chunk != next_chunk {
+                return Err(StoreError::Corrupt(format!(
+                    "raw message {sha}: chunk {next_chunk} missing"
+                )));
+            }
+            next_chunk += 1;
+            expected = (size, count);
+            raw.extend_from_slice(&data);
+        }
+        // A message row without every chunk means a replica lost data; never return a prefix.
+        match expected {
+            (Some(size), Some(count))
+                if count == next_chunk && usize::try_from(size).ok() == Some(raw.len()) =>
+            {
+                Ok(Some(raw))
+            }
+            _ => Err(StoreError::Corrupt(format!(
+                "raw message {sha}: incomplete ({} bytes in {next_chunk} chunks)",
+                raw.len()
+            ))),
+        }
+    }
+
+    async fn count_messages(&self, user: UserId) -> Result<u64, StoreError> {
+        let st = self.statements().await?;
+        let row: Option<(i64,)> = self.first(&st.count_messages, (user.0,)).await?;
+        Ok(row.map_or(0, |(n,)| u64_of(n)))
+    }
+
+    async fn list_discussions(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<PageOf<Discussion>, StoreError> {
+        list_discussions(self, user, page).await
+    }
+
+    async fn get_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+    ) -> Result<Option<Discussion>, StoreError> {
+        get_discussion(self, user, id).await
+    }
+
+    async fn discussion_messages(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        page: Page,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        let st = self.statements().await?;
+        match &page.after {
+            None => {
+                self.summaries(&st.in_discussion_first, (user.0, id.0), page.limit)
+                    .await
+            }
+            Some(cursor) => {
+                let (ms, after) = decode_cursor(cursor)?;
+                self.summaries(
+                    &st.in_discussion_after,
+                    (user.0, id.0, CqlTimestamp(ms), after),
+                    page.limit,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn update_flags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Flags>, StoreError> {
+        update_flags(self, user, id, patch).await
+    }
+
+    async fn set_message_tags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        tags: &[TagId],
+    ) -> Result<bool, StoreError> {
+        set_message_tags(self, user, id, tags).await
+    }
+
+    async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError> {
+        delete_message(self, user, id).await
+    }
+
+    async fn list_tags(&self, user: UserId) -> Result<Vec<Tag>, StoreError> {
+        tags::list_tags(self, user).await
+    }
+
+    async fn create_tag(
+        &self,
+        user: UserId,
+        name: &str,
+        max_tags: usize,
+    ) -> Result<Tag, StoreError> {
+        tags::create_tag(self, user, name, max_tags).await
+    }
+
+    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError> {
+        tags::rename_tag(self, user, id, name).await
+    }
+
+    async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError> {
+        tags::delete_tag(self, user, id).await
+    }
 }

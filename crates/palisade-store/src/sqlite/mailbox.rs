@@ -1,19 +1,23 @@
-//! The mailbox side of the embedded store: discussions, flags, tags, deletion, contacts and
-//! drafts. Reads take a pooled connection; writes run inside the writer's savepoint.
+//! The mailbox side of the embedded store: delivery, messages, discussions, flags and deletion;
+//! tags live in [`super::tags`]. Reads take a pooled connection; writes run inside the
+//! writer's savepoint.
 
 use super::rows::{json, parse_id, start_after, to_json};
-use super::{from_millis, millis, unavailable};
+use super::{SqliteStore, from_millis, unavailable};
+use super::{deliver, rows, tags};
 use crate::threading::SNIPPET_CHARS;
+use crate::{Delivery, DeliveryReceipt, Mailbox};
 use crate::{Page, PageOf, StoreError};
+use async_trait::async_trait;
+use palisade_model::Message;
 use palisade_model::{
-    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftId, Flags, FlagsPatch,
-    MessageContent, MessageId, MessageSummary, Participant, PrivacyFeatures, Tag, TagId, UserId,
-    merge_participants,
+    Discussion, DiscussionId, Flags, FlagsPatch, MessageContent, MessageId, MessageSummary,
+    Participant, PrivacyFeatures, Tag, TagId, UserId, merge_participants,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// Turns `limit + 1` fetched rows into a page, with a cursor when the extra row exists.
-fn paged<T>(
+pub(super) fn paged<T>(
     mut rows: Vec<T>,
     limit: usize,
     cursor: impl Fn(&T) -> String,
@@ -24,7 +28,7 @@ fn paged<T>(
     Ok(PageOf { items: rows, next })
 }
 
-fn limit_param(limit: usize) -> i64 {
+pub(super) fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit.max(1) + 1).unwrap_or(i64::MAX)
 }
 
@@ -301,338 +305,144 @@ fn refresh_discussion(conn: &Connection, user: &str, discussion: &str) -> Result
     Ok(())
 }
 
-fn tag_conflict(name: &str) -> StoreError {
-    StoreError::Conflict(format!("a tag named {name:?} already exists"))
-}
-
-fn tag_name_taken(conn: &Connection, user: &str, name: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT 1 FROM tags WHERE user_id = ?1 AND name = ?2")
-        .and_then(|mut s| s.exists(params![user, name]))
-        .map_err(unavailable)
-}
-
-pub(crate) fn list_tags(conn: &Connection, user: UserId) -> Result<Vec<Tag>, StoreError> {
-    conn.prepare_cached("SELECT id, name FROM tags WHERE user_id = ?1 ORDER BY name")
-        .and_then(|mut s| {
-            s.query_map([user.to_string()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(unavailable)?
-        .into_iter()
-        .map(|(id, name)| {
-            Ok(Tag {
-                id: parse_id(&id)?,
-                user_id: user,
-                name,
-            })
-        })
-        .collect()
-}
-
-pub(crate) fn create_tag(
-    conn: &Connection,
-    user: UserId,
-    name: &str,
-    max_tags: usize,
-) -> Result<Tag, StoreError> {
-    let owner = user.to_string();
-    if tag_name_taken(conn, &owner, name)? {
-        return Err(tag_conflict(name));
+#[async_trait]
+impl Mailbox for SqliteStore {
+    async fn deliver(&self, delivery: Delivery) -> Result<DeliveryReceipt, StoreError> {
+        self.writer
+            .write(move |conn| deliver::deliver(conn, &delivery))
+            .await
     }
-    let count: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM tags WHERE user_id = ?1")
-        .and_then(|mut s| s.query_row([&owner], |r| r.get(0)))
-        .map_err(unavailable)?;
-    if usize::try_from(count).unwrap_or(usize::MAX) >= max_tags {
-        return Err(crate::tag_cap_reached(max_tags));
+
+    async fn list_messages(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        self.read(move |conn| rows::list_messages(conn, user, None, &page))
+            .await
     }
-    let tag = Tag {
-        id: TagId::new_random(),
-        user_id: user,
-        name: name.to_string(),
-    };
-    conn.execute(
-        "INSERT INTO tags (user_id, id, name) VALUES (?1, ?2, ?3)",
-        params![owner, tag.id.to_string(), tag.name],
-    )
-    .map_err(unavailable)?;
-    Ok(tag)
-}
 
-pub(crate) fn rename_tag(
-    conn: &Connection,
-    user: UserId,
-    id: TagId,
-    name: &str,
-) -> Result<Tag, StoreError> {
-    let owner = user.to_string();
-    let current: Option<String> = conn
-        .query_row(
-            "SELECT name FROM tags WHERE user_id = ?1 AND id = ?2",
-            params![owner, id.to_string()],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(unavailable)?;
-    let Some(current) = current else {
-        return Err(StoreError::NotFound(format!("tag {id}")));
-    };
-    if current != name && tag_name_taken(conn, &owner, name)? {
-        return Err(tag_conflict(name));
+    async fn message_summaries(
+        &self,
+        user: UserId,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |conn| rows::message_summaries(conn, user, &ids))
+            .await
     }
-    conn.execute(
-        "UPDATE tags SET name = ?3 WHERE user_id = ?1 AND id = ?2",
-        params![owner, id.to_string(), name],
-    )
-    .map_err(unavailable)?;
-    Ok(Tag {
-        id,
-        user_id: user,
-        name: name.to_string(),
-    })
-}
 
-pub(crate) fn delete_tag(conn: &Connection, user: UserId, id: TagId) -> Result<bool, StoreError> {
-    conn.execute(
-        "DELETE FROM tags WHERE user_id = ?1 AND id = ?2",
-        params![user.to_string(), id.to_string()],
-    )
-    .map(|n| n > 0)
-    .map_err(unavailable)
-}
-
-fn contact_row(
-    user: UserId,
-    r: &Row<'_>,
-) -> rusqlite::Result<(String, Option<String>, String, String)> {
-    let _ = user;
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-}
-
-fn decode_contact(
-    user: UserId,
-    (id, name, addresses, keys): (String, Option<String>, String, String),
-) -> Result<Contact, StoreError> {
-    Ok(Contact {
-        id: parse_id(&id)?,
-        user_id: user,
-        name,
-        addresses: json(&addresses, "contact addresses")?,
-        public_keys: json(&keys, "contact keys")?,
-    })
-}
-
-pub(crate) fn list_contacts(
-    conn: &Connection,
-    user: UserId,
-    page: &Page,
-) -> Result<PageOf<Contact>, StoreError> {
-    let after = page.after.clone().unwrap_or_default();
-    let rows = conn
-        .prepare_cached(
-            "SELECT id, name, addresses_json, public_keys_json FROM contacts
-             WHERE user_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        )
-        .and_then(|mut s| {
-            s.query_map(
-                params![user.to_string(), after, limit_param(page.limit)],
-                |r| contact_row(user, r),
-            )?
-            .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(unavailable)?;
-    let page = paged(rows, page.limit.max(1), |c| c.0.clone())?;
-    Ok(PageOf {
-        items: page
-            .items
-            .into_iter()
-            .map(|row| decode_contact(user, row))
-            .collect::<Result<_, _>>()?,
-        next: page.next,
-    })
-}
-
-pub(crate) fn get_contact(
-    conn: &Connection,
-    user: UserId,
-    id: ContactId,
-) -> Result<Option<Contact>, StoreError> {
-    conn.prepare_cached(
-        "SELECT id, name, addresses_json, public_keys_json FROM contacts
-         WHERE user_id = ?1 AND id = ?2",
-    )
-    .and_then(|mut s| {
-        s.query_row(params![user.to_string(), id.to_string()], |r| {
-            contact_row(user, r)
-        })
-        .optional()
-    })
-    .map_err(unavailable)?
-    .map(|row| decode_contact(user, row))
-    .transpose()
-}
-
-pub(crate) fn find_contact(
-    conn: &Connection,
-    user: UserId,
-    address: &Address,
-) -> Result<Option<Contact>, StoreError> {
-    let id: Option<String> = conn
-        .prepare_cached(
-            "SELECT contact_id FROM contact_addresses WHERE user_id = ?1 AND address = ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![user.to_string(), address.as_str()], |r| r.get(0))
-                .optional()
-        })
-        .map_err(unavailable)?;
-    match id {
-        Some(id) => get_contact(conn, user, parse_id(&id)?),
-        None => Ok(None),
+    async fn get_message(
+        &self,
+        user: UserId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        self.read(move |conn| rows::get_message(conn, user, id))
+            .await
     }
-}
 
-pub(crate) fn save_contact(conn: &Connection, contact: &Contact) -> Result<(), StoreError> {
-    let (user, id) = (contact.user_id.to_string(), contact.id.to_string());
-    for address in &contact.addresses {
-        let owner: Option<String> = conn
-            .prepare_cached(
-                "SELECT contact_id FROM contact_addresses WHERE user_id = ?1 AND address = ?2",
+    async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT r.data FROM messages m JOIN raw_messages r
+                   ON r.user_id = m.user_id AND r.sha256 = m.raw_sha256
+                 WHERE m.user_id = ?1 AND m.id = ?2",
+                params![user.to_string(), id.to_string()],
+                |r| r.get(0),
             )
-            .and_then(|mut s| {
-                s.query_row(params![user, address.as_str()], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(unavailable)?;
-        if owner.is_some_and(|o| o != id) {
-            return Err(StoreError::Conflict(format!(
-                "address {address} belongs to another contact"
-            )));
-        }
-    }
-    conn.execute(
-        "DELETE FROM contact_addresses WHERE user_id = ?1 AND contact_id = ?2",
-        params![user, id],
-    )
-    .map_err(unavailable)?;
-    for address in &contact.addresses {
-        conn.execute(
-            "INSERT OR REPLACE INTO contact_addresses (user_id, address, contact_id)
-             VALUES (?1, ?2, ?3)",
-            params![user, address.as_str(), id],
-        )
-        .map_err(unavailable)?;
-    }
-    conn.execute(
-        "INSERT OR REPLACE INTO contacts (user_id, id, name, addresses_json, public_keys_json)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            user,
-            id,
-            contact.name,
-            to_json(&contact.addresses)?,
-            to_json(&contact.public_keys)?
-        ],
-    )
-    .map_err(unavailable)?;
-    Ok(())
-}
-
-pub(crate) fn delete_contact(
-    conn: &Connection,
-    user: UserId,
-    id: ContactId,
-) -> Result<bool, StoreError> {
-    let (user, id) = (user.to_string(), id.to_string());
-    conn.execute(
-        "DELETE FROM contact_addresses WHERE user_id = ?1 AND contact_id = ?2",
-        params![user, id],
-    )
-    .map_err(unavailable)?;
-    conn.execute(
-        "DELETE FROM contacts WHERE user_id = ?1 AND id = ?2",
-        params![user, id],
-    )
-    .map(|n| n > 0)
-    .map_err(unavailable)
-}
-
-pub(crate) fn save_draft(conn: &Connection, draft: &Draft) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT OR REPLACE INTO drafts (user_id, id, updated_at, draft_json) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            draft.user_id.to_string(),
-            draft.id.to_string(),
-            millis(draft.updated_at),
-            to_json(draft)?
-        ],
-    )
-    .map_err(unavailable)?;
-    Ok(())
-}
-
-pub(crate) fn get_draft(
-    conn: &Connection,
-    user: UserId,
-    id: DraftId,
-) -> Result<Option<Draft>, StoreError> {
-    let row: Option<String> = conn
-        .prepare_cached("SELECT draft_json FROM drafts WHERE user_id = ?1 AND id = ?2")
-        .and_then(|mut s| {
-            s.query_row(params![user.to_string(), id.to_string()], |r| r.get(0))
-                .optional()
+            .optional()
+            .map_err(unavailable)
         })
-        .map_err(unavailable)?;
-    row.map(|j| json(&j, "draft")).transpose()
-}
+        .await
+    }
 
-pub(crate) fn list_drafts(
-    conn: &Connection,
-    user: UserId,
-    page: &Page,
-) -> Result<PageOf<Draft>, StoreError> {
-    let (after_ms, after_id) = start_after(page)?;
-    let rows: Vec<(i64, String, String)> = conn
-        .prepare_cached(
-            "SELECT updated_at, id, draft_json FROM drafts
-             WHERE user_id = ?1 AND (updated_at < ?2 OR (updated_at = ?2 AND id < ?3))
-             ORDER BY updated_at DESC, id DESC LIMIT ?4",
-        )
-        .and_then(|mut s| {
-            s.query_map(
-                params![
-                    user.to_string(),
-                    after_ms,
-                    after_id,
-                    limit_param(page.limit)
-                ],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?
-            .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(unavailable)?;
-    let page = paged(rows, page.limit.max(1), |(ms, id, _)| format!("{ms}:{id}"))?;
-    Ok(PageOf {
-        items: page
-            .items
-            .iter()
-            .map(|(_, _, j)| json(j, "draft"))
-            .collect::<Result<_, _>>()?,
-        next: page.next,
-    })
-}
+    async fn count_messages(&self, user: UserId) -> Result<u64, StoreError> {
+        self.read(move |conn| count_messages(conn, user)).await
+    }
 
-pub(crate) fn delete_draft(
-    conn: &Connection,
-    user: UserId,
-    id: DraftId,
-) -> Result<bool, StoreError> {
-    conn.execute(
-        "DELETE FROM drafts WHERE user_id = ?1 AND id = ?2",
-        params![user.to_string(), id.to_string()],
-    )
-    .map(|n| n > 0)
-    .map_err(unavailable)
+    async fn list_discussions(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<PageOf<Discussion>, StoreError> {
+        self.read(move |conn| list_discussions(conn, user, &page))
+            .await
+    }
+
+    async fn get_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+    ) -> Result<Option<Discussion>, StoreError> {
+        self.read(move |conn| get_discussion(conn, user, id)).await
+    }
+
+    async fn discussion_messages(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        page: Page,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        self.read(move |conn| discussion_messages(conn, user, id, &page))
+            .await
+    }
+
+    async fn update_flags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Flags>, StoreError> {
+        self.writer
+            .write(move |conn| update_flags(conn, user, id, patch))
+            .await
+    }
+
+    async fn set_message_tags(
+        &self,
+        user: UserId,
+        id: MessageId,
+        tags: &[TagId],
+    ) -> Result<bool, StoreError> {
+        let tags = tags.to_vec();
+        self.writer
+            .write(move |conn| set_message_tags(conn, user, id, &tags))
+            .await
+    }
+
+    async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| delete_message(conn, user, id))
+            .await
+    }
+
+    async fn list_tags(&self, user: UserId) -> Result<Vec<Tag>, StoreError> {
+        self.read(move |conn| tags::list_tags(conn, user)).await
+    }
+
+    async fn create_tag(
+        &self,
+        user: UserId,
+        name: &str,
+        max_tags: usize,
+    ) -> Result<Tag, StoreError> {
+        let name = name.to_string();
+        // The single writer serializes the count and the insert.
+        self.writer
+            .write(move |conn| tags::create_tag(conn, user, &name, max_tags))
+            .await
+    }
+
+    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError> {
+        let name = name.to_string();
+        self.writer
+            .write(move |conn| tags::rename_tag(conn, user, id, &name))
+            .await
+    }
+
+    async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| tags::delete_tag(conn, user, id))
+            .await
+    }
 }

@@ -1,0 +1,163 @@
+//! The driver calls every part of the store goes through: single requests, first-row and
+//! all-rows reads, lightweight transactions, and paged scans without read-ahead.
+
+use super::{
+    CassandraStore, SummaryRow, corrupt, encode_cursor, fetch_size, page_of, summary, unavailable,
+};
+use crate::{PageOf, StoreError};
+use palisade_model::MessageSummary;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::response::PagingState;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
+use std::ops::ControlFlow;
+
+impl CassandraStore {
+    pub(super) async fn execute(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<QueryResult, StoreError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Runs a single-row lookup.
+    pub(super) async fn first<R>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Option<R>, StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let rows = self
+            .execute(statement, values)
+            .await?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        rows.maybe_first_row::<R>().map_err(corrupt)
+    }
+
+    /// Runs a bounded query and decodes every row.
+    pub(super) async fn all<R>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let rows = self
+            .execute(statement, values)
+            .await?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        rows.rows::<R>()
+            .map_err(corrupt)?
+            .map(|r| r.map_err(corrupt))
+            .collect()
+    }
+
+    /// Runs a conditional statement and reports whether it applied.
+    pub(super) async fn lwt(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Lwt, StoreError> {
+        let rows = self
+            .execute(statement, values)
+            .await?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        let names = rows
+            .column_specs()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let row = rows.first_row::<Row>().map_err(corrupt)?;
+        let applied = match row.columns.first() {
+            Some(Some(CqlValue::Boolean(applied))) => *applied,
+            _ => return Err(StoreError::Corrupt("LWT result without [applied]".into())),
+        };
+        Ok(Lwt {
+            applied,
+            names,
+            row,
+        })
+    }
+
+    /// Reads a query's rows `page_size` at a time, handing each to `keep` until it returns
+    /// `false` or the rows run out. Unlike the driver's pager it does not read a page ahead,
+    /// so a list that stops after its first page costs one request.
+    pub(super) async fn scan<R>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+        page_size: i32,
+        mut keep: impl FnMut(R) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let mut statement = statement.clone();
+        statement.set_page_size(page_size.max(1));
+        let mut paging = PagingState::start();
+        loop {
+            let (result, response) = self
+                .session
+                .execute_single_page(&statement, &values, paging)
+                .await
+                .map_err(unavailable)?;
+            let rows = result.into_rows_result().map_err(corrupt)?;
+            for row in rows.rows::<R>().map_err(corrupt)? {
+                if !keep(row.map_err(corrupt)?)? {
+                    return Ok(());
+                }
+            }
+            match response.into_paging_control_flow() {
+                ControlFlow::Continue(next) => paging = next,
+                ControlFlow::Break(()) => return Ok(()),
+            }
+        }
+    }
+
+    /// One page of message summaries, newest first, from a query over summary rows.
+    pub(super) async fn summaries(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+        limit: usize,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        let limit = limit.max(1);
+        let mut items = Vec::with_capacity(limit + 1);
+        self.scan(statement, values, fetch_size(limit), |row: SummaryRow| {
+            if let Some(item) = summary(row)? {
+                items.push(item);
+            }
+            Ok(items.len() <= limit)
+        })
+        .await?;
+        Ok(page_of(items, limit, |m: &MessageSummary| {
+            encode_cursor(m.received_at.timestamp_millis(), m.id.0)
+        }))
+    }
+}
+
+/// The outcome of a lightweight transaction, with the existing row when it did not apply.
+pub(super) struct Lwt {
+    pub(super) applied: bool,
+    names: Vec<String>,
+    row: Row,
+}
+
+impl Lwt {
+    pub(super) fn column(&self, name: &str) -> Option<&CqlValue> {
+        let index = self.names.iter().position(|n| n == name)?;
+        self.row.columns.get(index)?.as_ref()
+    }
+}
