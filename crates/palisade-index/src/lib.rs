@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use palisade_model::{DiscussionId, Message, MessageId, Participant, ParticipantRole, UserId};
 
 mod analysis;
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod elasticsearch;
 mod limits;
