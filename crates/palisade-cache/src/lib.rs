@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod memory;
 pub mod namespaced;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 pub mod amqp;
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
 
 /// Why a queue operation failed.

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub mod cassandra;
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
+#[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
 pub mod sqlite;
 mod threading;
