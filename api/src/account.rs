@@ -1,6 +1,7 @@
 //! Signing in and out, the user's sessions (devices), identities, and the live event stream.
 
 use crate::error::ApiError;
+use crate::login_limits::{LoginLimits, hit_address};
 use crate::types::{IdentityView, LoginResult, Me, SessionView};
 use crate::{AppState, Auth};
 use argon2::password_hash::PasswordVerifier;
@@ -16,9 +17,6 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use validator::Validate;
-
-/// Window over which login attempts are counted.
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Compared against when the account does not exist, so a wrong name costs as much time as
 /// a wrong password and does not reveal which accounts exist.
@@ -103,7 +101,10 @@ pub struct AccountApi;
 impl AccountApi {
     /// Signs in with an address (or user name) and password, returning a bearer token.
     ///
-    /// Attempts are limited per client address and per account.
+    /// Attempts are limited per client address, and failures per account (its name and
+    /// aliases share one budget). Once an account's failures are used up, addresses that
+    /// never signed in to it get 429 with `Retry-After` until the window ends, while an
+    /// address that signed in to it within 30 days can still sign in.
     #[oai(path = "/auth/login", method = "post")]
     async fn login(
         &self,
@@ -113,22 +114,17 @@ impl AccountApi {
     ) -> Result<Json<LoginResult>, ApiError> {
         let ip = client_ip(req);
         let cfg = &state.config;
-        limited(
-            state
-                .cache
-                .hit(
-                    &format!("login:ip:{ip}"),
-                    cfg.login_attempts_per_address,
-                    LOGIN_WINDOW,
-                )
-                .await?,
-        )?;
-        let account = body.address.trim().to_lowercase();
-        let lock_key = format!("login:lock:{account}");
-        if state.cache.get(&lock_key).await?.is_some() {
-            return Err(ApiError::too_many(LOGIN_WINDOW.as_secs()));
+        let cache = state.cache.as_ref();
+        limited(hit_address(cache, &ip, cfg.login_attempts_per_address).await?)?;
+        let typed = body.address.trim().to_lowercase();
+        // Resolved first, so every alias of an account counts against the same budget.
+        let user = state.store.find_user(&typed).await?;
+        let limits =
+            LoginLimits::for_attempt(cache, user.as_ref().map(|u| u.id), &typed, &ip).await?;
+        if let Some(wait) = limits.locked_for(cache).await? {
+            tracing::info!(client = %ip, known_address = limits.known_address(), "login refused: too many failures");
+            return Err(ApiError::too_many(wait.as_secs()));
         }
-        let user = state.store.find_user(&account).await?;
         let hash = match &user {
             Some(u) => state.store.password_hash(u.id).await?,
             None => None,
@@ -136,28 +132,12 @@ impl AccountApi {
         let user = match (verify(body.0.password, hash).await, user) {
             (true, Some(user)) => user,
             _ => {
-                let decision = state
-                    .cache
-                    .hit(
-                        &format!("login:fail:{account}"),
-                        cfg.login_attempts_per_account,
-                        LOGIN_WINDOW,
-                    )
-                    .await?;
-                // The limit counts failures: once it is used up, even the right password
-                // waits out the window, which is what stops guessing.
-                if !decision.allowed || decision.remaining == 0 {
-                    let wait = if decision.retry_after.is_zero() {
-                        LOGIN_WINDOW
-                    } else {
-                        decision.retry_after
-                    };
-                    state.cache.put(&lock_key, b"1", wait).await?;
-                }
+                limits.failed(cache, cfg.login_attempts_per_account).await?;
                 tracing::info!(client = %ip, "login failed");
                 return Err(ApiError::unauthorized("invalid address or password"));
             }
         };
+        LoginLimits::succeeded(cache, user.id, &ip).await?;
         let user_agent = req
             .headers()
             .get(poem::http::header::USER_AGENT)

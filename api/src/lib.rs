@@ -11,6 +11,7 @@ pub mod document;
 pub mod error;
 pub mod html;
 pub mod listener;
+mod login_limits;
 mod mail;
 pub mod mailer;
 pub mod rules;

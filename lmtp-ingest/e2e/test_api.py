@@ -11,7 +11,7 @@ import time
 import pytest
 
 from api_helpers import PASSWORD, deliver, ids, message, wait_indexed, wait_until, walk
-from palisade_e2e import HOST
+from palisade_e2e import HOST, ApiClient
 
 
 @pytest.fixture
@@ -81,6 +81,45 @@ def test_login_is_rate_limited_per_account_and_per_address(make_daemon):
     codes = [anon.post("/auth/login", {"address": f"x{i}@example.test", "password": "p"}).status
              for i in range(6)]
     assert codes[:4] == [401] * 4 and codes[-1] == 429, codes
+
+
+def test_login_failures_count_per_account_whatever_name_is_typed(make_daemon):
+    d = make_daemon(api={"login_attempts_per_account": 3})
+    d.add_user("alice", "alice@example.test", "alice@alias.example.test", password=PASSWORD)
+    stranger = ApiClient(d.api_url, source="127.0.0.2")
+    for name in ("alice@example.test", "ALICE@alias.example.test", "alice"):
+        error_shape(stranger.post("/auth/login", {"address": name, "password": "nope"}), 401)
+    # Three names, one account: its budget is spent, even for the right password.
+    for name in ("alice@example.test", "alice@alias.example.test", "alice"):
+        locked = stranger.post("/auth/login", {"address": name, "password": PASSWORD})
+        error_shape(locked, 429)
+        assert int(locked.headers["retry-after"]) > 0
+
+
+def test_failing_on_purpose_does_not_lock_the_owner_out(make_daemon):
+    d = make_daemon(api={"login_attempts_per_account": 3})
+    d.add_user("alice", "alice@example.test", password=PASSWORD)
+    owner = ApiClient(d.api_url, source="127.0.0.1")
+    attacker = ApiClient(d.api_url, source="127.0.0.2")
+    newcomer = ApiClient(d.api_url, source="127.0.0.3")
+    good = {"address": "alice@example.test", "password": PASSWORD}
+    bad = {"address": "alice@example.test", "password": "guess"}
+    assert owner.post("/auth/login", good).status == 200  # the owner's usual address
+
+    for _ in range(3):
+        error_shape(attacker.post("/auth/login", bad), 401)
+    for client in (attacker, newcomer):  # addresses that never signed in wait, password or not
+        refused = client.post("/auth/login", good)
+        error_shape(refused, 429)
+        assert 0 < int(refused.headers["retry-after"]) <= 15 * 60 + 1
+    error_shape(attacker.post("/auth/login", bad), 429)
+
+    signed_in = owner.post("/auth/login", good)
+    assert signed_in.status == 200, signed_in
+    # The owner's address has a budget of its own, so it cannot guess on forever either.
+    for _ in range(3):
+        error_shape(owner.post("/auth/login", bad), 401)
+    error_shape(owner.post("/auth/login", good), 429)
 
 
 def test_requests_are_validated_with_reasons(api):

@@ -191,7 +191,8 @@ pub struct ApiConfig {
     pub session_ttl_minutes: u64,
     /// Login attempts allowed per client address per 15 minutes.
     pub login_attempts_per_address: u32,
-    /// Login attempts allowed per account per 15 minutes.
+    /// Failed logins allowed per account per 15 minutes from addresses that never signed in
+    /// to it (then they wait); each address that did has a budget of its own.
     pub login_attempts_per_account: u32,
     /// Directory of the built web client, served at `/` when it exists.
     pub static_dir: Option<PathBuf>,
