@@ -1,6 +1,6 @@
 //! Signing in and out, the user's sessions (devices), identities, and the live event stream.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::login_limits::{LoginLimits, hit_address};
 use crate::types::{IdentityView, LoginResult, Me, SessionView};
 use crate::{AppState, Auth};
@@ -17,6 +17,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use validator::Validate;
+
+/// Interval of keep-alive comments on event streams; also how soon a stream whose client
+/// has gone is noticed and its slot freed.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Compared against when the account does not exist, so a wrong name costs as much time as
 /// a wrong password and does not reveal which accounts exist.
@@ -227,27 +231,49 @@ impl AccountApi {
     }
 
     /// A server-sent event stream of the user's new mail.
+    ///
+    /// A user may hold a few streams open at once (5 by default, per server); one more gets
+    /// 429 with `Retry-After` until another closes.
     #[oai(path = "/events", method = "get")]
     async fn events(
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
     ) -> Result<EventStream<BoxStream<'static, EventView>>, ApiError> {
-        let channel = palisade_cache::mail_events_channel(&auth.0.user_id.to_string());
+        let user = auth.0.user_id;
+        let Some(slot) = state.event_streams.try_open(user) else {
+            tracing::info!(%user, "event stream refused: too many open");
+            return Err(ApiError::TooManyRequests(
+                ErrorBody::json(
+                    "too_many_streams",
+                    format!(
+                        "at most {} event streams may be open at once; close one first",
+                        state.event_streams.max_per_user()
+                    ),
+                ),
+                // A stream whose client vanished is noticed at its next keep-alive.
+                KEEP_ALIVE.as_secs(),
+            ));
+        };
+        let channel = palisade_cache::mail_events_channel(&user.to_string());
         let subscription = state.cache.subscribe(&channel).await?;
         let events = subscription
-            .filter_map(|payload| async move {
-                let v: serde_json::Value = serde_json::from_slice(&payload).ok()?;
-                Some(EventView {
-                    kind: v.get("type")?.as_str()?.to_string(),
-                    message_id: v
-                        .get("message_id")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string),
-                })
+            .filter_map(move |payload| {
+                // The slot is held as long as the stream lives, and freed when it is dropped.
+                let _held = &slot;
+                async move {
+                    let v: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+                    Some(EventView {
+                        kind: v.get("type")?.as_str()?.to_string(),
+                        message_id: v
+                            .get("message_id")
+                            .and_then(|m| m.as_str())
+                            .map(str::to_string),
+                    })
+                }
             })
             .boxed();
-        Ok(EventStream::new(events).keep_alive(Duration::from_secs(15)))
+        Ok(EventStream::new(events).keep_alive(KEEP_ALIVE))
     }
 }
 

@@ -16,6 +16,7 @@ mod mail;
 pub mod mailer;
 pub mod rules;
 pub mod sessions;
+pub mod streams;
 pub mod types;
 
 use error::{ApiError, to_json_error};
@@ -56,6 +57,8 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// Session store on top of `cache`.
     pub sessions: Sessions,
+    /// Open event streams per user on this node, capped by the configuration.
+    pub event_streams: streams::StreamSlots,
     /// Listener and policy settings.
     pub config: ApiConfig,
     /// Wakes in-process workers after queuing a job, when they run in this process.
@@ -75,6 +78,9 @@ impl AppState {
         let ttl = Duration::from_secs(config.session_ttl_minutes.saturating_mul(60));
         AppState {
             sessions: Sessions::new(cache.clone(), ttl),
+            event_streams: streams::StreamSlots::new(
+                usize::try_from(config.max_event_streams_per_user).unwrap_or(usize::MAX),
+            ),
             store,
             index,
             cache,

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from api_helpers import PASSWORD, deliver, ids, message, wait_indexed, wait_until, walk
-from palisade_e2e import HOST, ApiClient
+from palisade_e2e import BACKEND, HOST, REDIS, ApiClient
 
 
 @pytest.fixture
@@ -340,3 +340,93 @@ def test_new_mail_events_stream(api):
 def test_events_need_a_session(api):
     r = api.client().get("/events")
     assert r.status == 401
+
+
+def open_event_stream(daemon, token: str) -> tuple[socket.socket, int, bytes]:
+    """Opens GET /events and reads the response head: (socket, status, head and any body)."""
+    sock = socket.create_connection((HOST, daemon.api_port), timeout=30)
+    sock.sendall((f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                  f"Authorization: Bearer {token}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status = int(head.split(b" ", 2)[1])
+    if status != 200:  # an error has a JSON body of known length: read it whole
+        headers, _, body = head.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in headers.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            body += chunk
+        head = headers + b"\r\n\r\n" + body
+    return sock, status, head
+
+
+def redis_subscribers(channel: str) -> int:
+    """PUBSUB NUMSUB for one channel, over a raw RESP connection."""
+    import urllib.parse
+    u = urllib.parse.urlsplit(REDIS)
+    args = [b"PUBSUB", b"NUMSUB", channel.encode()]
+    with socket.create_connection((u.hostname, u.port or 6379), timeout=10) as s:
+        s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        reply = b""
+        while not (reply.count(b"\r\n") >= 4 and reply.endswith(b"\r\n")):
+            reply += s.recv(4096)
+    return int(reply.split(b"\r\n")[-2][1:])  # *2 $n channel :count
+
+
+def test_event_streams_are_capped_per_user_and_share_one_subscription(make_daemon):
+    d = make_daemon(api={"max_event_streams_per_user": 3})
+    d.add_user("alice", "alice@example.test", password=PASSWORD)
+    d.add_user("bob", "bob@example.test", password=PASSWORD)
+    alice = d.login("alice@example.test", PASSWORD)
+    bob = d.login("bob@example.test", PASSWORD)
+    streams = []
+    try:
+        for _ in range(3):
+            sock, status, head = open_event_stream(d, alice.token)
+            streams.append(sock)
+            assert status == 200, head
+        sock, status, head = open_event_stream(d, alice.token)
+        sock.close()
+        assert status == 429, head
+        text = head.decode(errors="replace").lower()
+        assert "retry-after:" in text and "too_many_streams" in text, text
+        sock, status, head = open_event_stream(d, bob.token)
+        sock.close()
+        assert status == 200, "other users have their own streams"
+
+        if BACKEND == "distributed":
+            alice_id = alice.get("/me").json()["id"]
+            channel = f"palisade:ps:e2e-{d.tag}:u:{alice_id}:events:mail"
+            assert redis_subscribers(channel) == 1, "three streams, one Redis subscription"
+
+        deliver(d, "alice@example.test", message("Fan out", msg_id="fanout@r"))
+        for sock in streams:
+            got = b""
+            sock.settimeout(60)
+            while b"new_mail" not in got:
+                chunk = sock.recv(4096)
+                assert chunk, got
+                got += chunk
+
+        # Closing a stream frees its slot once the server notices (at the latest at the next
+        # keep-alive).
+        streams.pop().close()
+
+        def reopened():
+            sock, status, _ = open_event_stream(d, alice.token)
+            if status == 200:
+                streams.append(sock)
+                return True
+            sock.close()
+            return False
+        wait_until("a slot to free up", reopened, timeout=60, interval=1)
+    finally:
+        for sock in streams:
+            sock.close()

@@ -103,6 +103,11 @@ impl Config {
                 "api.max_body_bytes and api.session_ttl_minutes must be > 0".into(),
             ));
         }
+        if a.max_event_streams_per_user == 0 {
+            return Err(ConfigError(
+                "api.max_event_streams_per_user must be > 0".into(),
+            ));
+        }
         if l.proxy_protocol.enabled && l.proxy_protocol.trusted.is_empty() {
             return Err(ConfigError(
                 "lmtp.proxy_protocol.enabled needs at least one trusted network".into(),
@@ -194,6 +199,8 @@ pub struct ApiConfig {
     /// Failed logins allowed per account per 15 minutes from addresses that never signed in
     /// to it (then they wait); each address that did has a budget of its own.
     pub login_attempts_per_account: u32,
+    /// Live event streams (`GET /events`) one user may hold open on one node at once.
+    pub max_event_streams_per_user: u32,
     /// Directory of the built web client, served at `/` when it exists.
     pub static_dir: Option<PathBuf>,
     /// PROXY protocol v2 in front of the API (HAProxy `send-proxy-v2`).
@@ -209,6 +216,7 @@ impl Default for ApiConfig {
             session_ttl_minutes: 12 * 60,
             login_attempts_per_address: 30,
             login_attempts_per_account: 10,
+            max_event_streams_per_user: 5,
             static_dir: None,
             proxy_protocol: ProxyProtocolConfig::default(),
         }
@@ -506,6 +514,16 @@ mod tests {
         assert!(Config::load(Some(Path::new("/nonexistent/palisade.toml"))).is_err());
         figment::Jail::expect_with(|jail| {
             jail.set_env("PALISADE_LMTP__MAX_RECIPIENTS", "0");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn stream_limit_defaults_and_must_be_positive() {
+        assert_eq!(ApiConfig::default().max_event_streams_per_user, 5);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PALISADE_API__MAX_EVENT_STREAMS_PER_USER", "0");
             assert!(Config::load(None).is_err());
             Ok(())
         });
