@@ -5,9 +5,10 @@
 //! the same messages on either backend. Changing it changes what is already indexed: bump
 //! [`crate::elasticsearch::MAPPING_VERSION`] and rebuild the tantivy index when it does.
 
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
-};
+use ::tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer};
+
+/// The analyzer's type, named here so that backends need not name tantivy for it.
+pub(crate) use ::tantivy::tokenizer::TextAnalyzer;
 
 /// Tokens of this many bytes or more are dropped (base64 blobs, long URLs): tantivy's
 /// `RemoveLongFilter` keeps only shorter ones.

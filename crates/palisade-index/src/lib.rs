@@ -2,8 +2,11 @@
 //!
 //! [`SearchIndex`] is the backend-neutral contract: documents are always owned by one
 //! [`UserId`], every search is scoped to one user, and results come newest first. The
-//! embedded backend lives in [`tantivy_backend`]; [`contract`] holds the behaviour suite
-//! every backend must pass.
+//! embedded backend lives in [`tantivy`], the distributed one in [`elasticsearch`]; both
+//! analyze text with the one analyzer of `analysis`. The `contract` module (feature
+//! `contract`, for test builds) holds the behaviour suite every backend must pass.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use palisade_model::{DiscussionId, Message, MessageId, Participant, ParticipantRole, UserId};
@@ -13,7 +16,12 @@ mod analysis;
 pub mod contract;
 pub mod elasticsearch;
 mod limits;
-pub mod tantivy_backend;
+pub mod tantivy;
+
+/// The embedded backend under its earlier path, which the daemon and the worker's tests use.
+pub mod tantivy_backend {
+    pub use crate::tantivy::TantivyIndex;
+}
 
 /// The searchable projection of one message in one user's mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +121,26 @@ pub struct SearchHit {
     pub date: DateTime<Utc>,
 }
 
+impl SearchHit {
+    /// The hit for ids and a date that a backend stored; ids that no longer parse, or a date
+    /// out of range (`None`), mean the index is damaged.
+    pub(crate) fn from_stored(
+        message_id: &str,
+        discussion_id: &str,
+        date: Option<DateTime<Utc>>,
+    ) -> Result<Self, IndexError> {
+        Ok(SearchHit {
+            message_id: message_id
+                .parse::<MessageId>()
+                .map_err(|e| unavailable("stored message id", e))?,
+            discussion_id: discussion_id
+                .parse::<DiscussionId>()
+                .map_err(|e| unavailable("stored discussion id", e))?,
+            date: date.ok_or_else(|| IndexError::Unavailable("stored date out of range".into()))?,
+        })
+    }
+}
+
 /// Why an index operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -129,6 +157,11 @@ pub enum IndexError {
     /// The backend refused documents permanently; retrying the same batch fails the same way.
     #[error("search index rejected documents: {0}")]
     Rejected(String),
+}
+
+/// A backend failure, with what was being done when it happened.
+pub(crate) fn unavailable(context: &str, e: impl fmt::Display) -> IndexError {
+    IndexError::Unavailable(format!("{context}: {e}"))
 }
 
 /// A per-user full-text index of messages; implemented by each search backend.

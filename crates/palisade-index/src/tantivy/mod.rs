@@ -1,0 +1,249 @@
+//! Embedded [`SearchIndex`] backend on tantivy: one on-disk index shared by all users.
+//!
+//! One process (the LMTP daemon) opens the index with [`TantivyIndex::open`] and writes;
+//! others (the API) open it with [`TantivyIndex::open_read_only`] and see each commit.
+//! Only what a hit needs is stored; subject, body and addresses are indexed but not kept.
+//!
+//! The files follow the Elasticsearch backend's: this one opens the index and implements
+//! [`SearchIndex`], delegating to `schema` (fields and documents), `write` (commits),
+//! `query` (building searches) and `response` (reading hits).
+
+mod query;
+mod response;
+mod schema;
+mod write;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use ::tantivy::collector::{Count, TopDocs};
+use ::tantivy::directory::MmapDirectory;
+use ::tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument};
+use palisade_model::{MessageId, UserId};
+
+use crate::{
+    IndexDocument, IndexError, SearchHit, SearchIndex, SearchQuery, analysis, unavailable,
+};
+use schema::{ADDRESS_TOKENIZER, Fields, TEXT_TOKENIZER, build_schema};
+
+/// Indexing memory budget shared by the writer threads.
+const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The embedded tantivy search index, read-write or read-only.
+pub struct TantivyIndex {
+    inner: Arc<Inner>,
+}
+
+/// What blocking tasks share: the index, its reader and, when writable, its one writer.
+struct Inner {
+    index: Index,
+    reader: IndexReader,
+    /// `None` for read-only instances.
+    writer: Option<Mutex<IndexWriter>>,
+    fields: Fields,
+}
+
+impl TantivyIndex {
+    /// Opens the index in `dir` for reading and writing, creating it when absent.
+    ///
+    /// Fails when another process already holds the writer lock.
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|e| unavailable("creating index directory", e))?;
+        let directory =
+            MmapDirectory::open(dir).map_err(|e| unavailable("opening index directory", e))?;
+        let index = Index::open_or_create(directory, build_schema())
+            .map_err(|e| unavailable("opening index", e))?;
+        let writer = index
+            .writer(WRITER_MEMORY_BYTES)
+            .map_err(|e| unavailable("acquiring index writer", e))?;
+        Self::assemble(index, Some(writer))
+    }
+
+    /// Opens an existing index in `dir` for searching only; it sees the writer's commits.
+    pub fn open_read_only(dir: &Path) -> Result<Self, IndexError> {
+        let index = Index::open_in_dir(dir).map_err(|e| unavailable("opening index", e))?;
+        if index.schema() != build_schema() {
+            return Err(IndexError::Unavailable(
+                "index on disk has an incompatible schema".into(),
+            ));
+        }
+        Self::assemble(index, None)
+    }
+
+    fn assemble(index: Index, writer: Option<IndexWriter>) -> Result<Self, IndexError> {
+        index
+            .tokenizers()
+            .register(TEXT_TOKENIZER, analysis::analyzer());
+        index
+            .tokenizers()
+            .register(ADDRESS_TOKENIZER, analysis::analyzer());
+        let fields = Fields::from_schema(&index.schema())?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .map_err(|e| unavailable("opening index reader", e))?;
+        Ok(TantivyIndex {
+            inner: Arc::new(Inner {
+                index,
+                reader,
+                writer: writer.map(Mutex::new),
+                fields,
+            }),
+        })
+    }
+
+    /// Runs blocking index work off the async executor.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, IndexError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, IndexError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| unavailable("index task failed", e))?
+    }
+}
+
+impl fmt::Debug for TantivyIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TantivyIndex")
+            .field("read_only", &self.inner.writer.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn refresh(&self) {
+        // Cheap when nothing changed; picks up commits made by another process.
+        if let Err(e) = self.reader.reload() {
+            tracing::warn!(error = %e, "search index reload failed; serving the previous snapshot");
+        }
+    }
+
+    fn search(
+        &self,
+        user: UserId,
+        query: &SearchQuery,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, IndexError> {
+        let query = self.build_query(user, query)?;
+        self.refresh();
+        let searcher = self.reader.searcher();
+        let limit = limit.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let collector = TopDocs::with_limit(limit).order_by_fast_field::<i64>("date", Order::Desc);
+        let top = searcher
+            .search(&query, &collector)
+            .map_err(|e| unavailable("searching index", e))?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (date, address) in top {
+            let doc: TantivyDocument = searcher
+                .doc(address)
+                .map_err(|e| unavailable("reading stored document", e))?;
+            hits.push(response::hit(&doc, &self.fields, date)?);
+        }
+        Ok(hits)
+    }
+
+    fn count(&self, user: UserId) -> Result<u64, IndexError> {
+        self.refresh();
+        let searcher = self.reader.searcher();
+        let n = searcher
+            .search(&self.user_query(user), &Count)
+            .map_err(|e| unavailable("counting documents", e))?;
+        Ok(n as u64)
+    }
+}
+
+#[async_trait::async_trait]
+impl SearchIndex for TantivyIndex {
+    async fn index(&self, docs: Vec<IndexDocument>) -> Result<(), IndexError> {
+        if self.inner.writer.is_none() {
+            return Err(IndexError::ReadOnly);
+        }
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let n = docs.len();
+        self.blocking(move |inner| inner.replace(&docs)).await?;
+        tracing::debug!(documents = n, "indexed documents");
+        Ok(())
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        query: &SearchQuery,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, IndexError> {
+        let query = query.clone();
+        self.blocking(move |inner| inner.search(user, &query, limit))
+            .await
+    }
+
+    async fn delete_message(&self, user: UserId, id: MessageId) -> Result<(), IndexError> {
+        self.blocking(move |inner| inner.delete_message(user, id))
+            .await
+    }
+
+    async fn delete_user(&self, user: UserId) -> Result<(), IndexError> {
+        self.blocking(move |inner| inner.delete_user(user)).await
+    }
+
+    async fn count(&self, user: UserId) -> Result<u64, IndexError> {
+        self.blocking(move |inner| inner.count(user)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use palisade_model::DiscussionId;
+
+    fn doc(user: UserId, subject: &str, body: &str) -> IndexDocument {
+        let id = MessageId(uuid::Uuid::new_v4());
+        IndexDocument {
+            user_id: user,
+            message_id: id,
+            discussion_id: DiscussionId::started_by(id),
+            date: Utc::now(),
+            from: vec!["Zoë Ångström <zoe@example.test>".into()],
+            to: vec![],
+            subject: subject.into(),
+            body: body.into(),
+            has_attachment: false,
+            tags: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn folds_accents_and_case() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
+        let index = TantivyIndex::open(dir.path())?;
+        let user = UserId::new_random();
+        index
+            .index(vec![doc(user, "Café CRÈME", "naïve résumé")])
+            .await?;
+        for (text, from) in [
+            (Some("cafe"), None),
+            (Some("créme"), None),
+            (Some("NAIVE resume"), None),
+            (None, Some("zoe")),
+            (None, Some("angstrom")),
+        ] {
+            let query = SearchQuery {
+                text: text.map(Into::into),
+                from: from.map(Into::into),
+                ..Default::default()
+            };
+            assert_eq!(index.search(user, &query, 10).await?.len(), 1, "{query:?}");
+        }
+        Ok(())
+    }
+}

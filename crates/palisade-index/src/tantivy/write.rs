@@ -1,0 +1,89 @@
+//! Writes: each batch of replacements or deletes is one commit under the single writer, and
+//! is rolled back whole when any part of it fails.
+
+use std::sync::{Mutex, MutexGuard};
+
+use ::tantivy::{IndexWriter, Term};
+use palisade_model::{MessageId, UserId};
+
+use super::Inner;
+use super::schema::{Fields, doc_key, to_document};
+use crate::{IndexDocument, IndexError, unavailable};
+
+impl Inner {
+    /// Adds or replaces `docs` in one commit.
+    pub(super) fn replace(&self, docs: &[IndexDocument]) -> Result<(), IndexError> {
+        self.write(|writer, fields| {
+            for doc in docs {
+                // Delete first: a delete only affects documents added before it, so the
+                // replacement added next survives, and so does the last duplicate in `docs`.
+                writer.delete_term(Term::from_field_text(
+                    fields.key,
+                    &doc_key(doc.user_id, doc.message_id),
+                ));
+                writer
+                    .add_document(to_document(fields, doc))
+                    .map_err(|e| unavailable("adding document", e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes one message of one user.
+    pub(super) fn delete_message(&self, user: UserId, id: MessageId) -> Result<(), IndexError> {
+        self.write(|writer, fields| {
+            writer.delete_term(Term::from_field_text(fields.key, &doc_key(user, id)));
+            Ok(())
+        })
+    }
+
+    /// Removes every document of one user.
+    pub(super) fn delete_user(&self, user: UserId) -> Result<(), IndexError> {
+        self.write(|writer, fields| {
+            writer.delete_term(Term::from_field_text(fields.user_id, &user.to_string()));
+            Ok(())
+        })
+    }
+
+    /// Locks the writer, runs `ops`, then commits and reloads; rolls back when `ops` fails.
+    fn write(
+        &self,
+        ops: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>,
+    ) -> Result<(), IndexError> {
+        let mutex = self.writer.as_ref().ok_or(IndexError::ReadOnly)?;
+        let mut writer = lock_writer(mutex)?;
+        let result = ops(&writer, &self.fields).and_then(|()| {
+            writer
+                .commit()
+                .map(|_| ())
+                .map_err(|e| unavailable("committing index", e))
+        });
+        if let Err(e) = result {
+            // Discard the half-applied batch so a later commit cannot publish it.
+            if let Err(rollback) = writer.rollback() {
+                tracing::error!(error = %rollback, "search index rollback failed");
+            }
+            return Err(e);
+        }
+        drop(writer);
+        self.reader
+            .reload()
+            .map_err(|e| unavailable("reloading index reader", e))
+    }
+}
+
+/// Locks the writer; after a panic elsewhere, recovers it and discards uncommitted work.
+fn lock_writer(mutex: &Mutex<IndexWriter>) -> Result<MutexGuard<'_, IndexWriter>, IndexError> {
+    match mutex.lock() {
+        Ok(guard) => Ok(guard),
+        Err(poisoned) => {
+            let mut guard = poisoned.into_inner();
+            tracing::warn!("search index writer was poisoned; rolling back uncommitted changes");
+            guard
+                .rollback()
+                .map_err(|e| unavailable("rolling back poisoned writer", e))?;
+            mutex.clear_poison();
+            Ok(guard)
+        }
+    }
+}
