@@ -54,10 +54,9 @@ pub fn init_tracing(config: &Config) {
 pub struct Backends {
     /// Users and mail.
     pub store: Arc<dyn Store>,
-    /// Follow-up jobs, for workers.
+    /// Follow-up jobs: published by the delivery pipeline unless the store writes them
+    /// itself (see [`palisade_store::Mailbox::queues_jobs`]), drained by workers.
     pub queue: Arc<dyn JobQueue>,
-    /// Set when the store does not write jobs itself: ingest must publish them here.
-    pub publisher: Option<Arc<dyn JobQueue>>,
     /// The embedded store, for the daemon's start-up recovery.
     embedded: Option<Arc<SqliteStore>>,
 }
@@ -94,7 +93,6 @@ pub async fn open_backends(config: &Config, migrate: bool) -> anyhow::Result<Bac
             Ok(Backends {
                 store: store.clone(),
                 queue: store.clone(),
-                publisher: None,
                 embedded: Some(store),
             })
         }
@@ -113,8 +111,7 @@ pub async fn open_backends(config: &Config, migrate: bool) -> anyhow::Result<Bac
             );
             Ok(Backends {
                 store: Arc::new(store),
-                queue: queue.clone(),
-                publisher: Some(queue),
+                queue,
                 embedded: None,
             })
         }

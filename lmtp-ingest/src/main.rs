@@ -7,7 +7,7 @@ use lmtp_ingest::{ConfigArg, Index, init_tracing, open_backends, open_cache, ope
 use palisade_api::AppState;
 use palisade_api::listener::ProxyAcceptor;
 use palisade_api::mailer::Mailer;
-use palisade_ingest::IngestBackend;
+use palisade_ingest::{IngestBackend, Pipeline};
 use palisade_lmtp::{Limits, MemoryBudget, ServerConfig, serve};
 use palisade_mime::ParseLimits;
 use palisade_proxy::ProxyPolicy;
@@ -55,6 +55,19 @@ async fn main() -> anyhow::Result<()> {
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(run_worker(index, worker, worker_stop.clone()));
 
+    let l = &config.lmtp;
+    let pipeline = Arc::new(
+        Pipeline::new(
+            backends.store.clone(),
+            backends.queue.clone(),
+            ParseLimits {
+                max_mime_depth: l.max_mime_depth,
+            },
+            wake.clone(),
+        )
+        .with_events(cache.clone()),
+    );
+
     let api_task = if config.api.enabled {
         let mailer = Mailer::new(&config.submission).context("submission relay settings")?;
         let state = AppState::new(
@@ -85,19 +98,7 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let l = &config.lmtp;
-    let mut backend = IngestBackend::new(
-        backends.store,
-        ParseLimits {
-            max_mime_depth: l.max_mime_depth,
-        },
-        wake,
-    )
-    .with_events(cache);
-    if let Some(queue) = backends.publisher {
-        backend = backend.with_publisher(queue);
-    }
-    let backend = Arc::new(backend);
+    let backend = Arc::new(IngestBackend::new(backends.store, pipeline));
     let server = ServerConfig {
         hostname: l.hostname.clone(),
         limits: Limits {

@@ -14,7 +14,7 @@ mod session;
 mod session_tests;
 
 pub use budget::MemoryBudget;
-pub use server::{ServerConfig, serve};
+pub use server::{ServerConfig, serve, serve_stream};
 
 use async_trait::async_trait;
 use palisade_model::Address;

@@ -4,9 +4,10 @@ use crate::io::Conn;
 use crate::session::{End, Session};
 use crate::{DeliveryBackend, Limits, MemoryBudget};
 use palisade_proxy::ProxyPolicy;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -113,6 +114,21 @@ async fn handle<B: DeliveryBackend>(
         }
     };
     let _ = stream.set_nodelay(true);
+    serve_stream(stream, client, config, backend, shutdown).await;
+}
+
+/// Runs one LMTP session over an accepted stream from `client`, until it ends: how every
+/// connection is served, and how tests drive whole sessions over an in-memory pipe.
+pub async fn serve_stream<B, S>(
+    stream: S,
+    client: SocketAddr,
+    config: &ServerConfig,
+    backend: &B,
+    shutdown: &CancellationToken,
+) where
+    B: DeliveryBackend,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let conn = Conn::new(stream, config.limits.idle_timeout);
     let end = Session::new(
         conn,

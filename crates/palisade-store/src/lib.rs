@@ -120,9 +120,14 @@ pub trait Accounts: Send + Sync {
 /// A user's mail: delivery, messages, discussions, flags, tags and deletion.
 #[async_trait]
 pub trait Mailbox: Send + Sync {
-    /// Durably stores raw bytes, message, thread placement and the message's follow-up jobs
-    /// (see [`palisade_jobs`]), idempotently: redelivery of the same bytes changes nothing.
+    /// Durably stores raw bytes, message and thread placement (and its follow-up jobs, when
+    /// [`Mailbox::queues_jobs`]), idempotently: redelivery of the same bytes changes nothing.
     async fn deliver(&self, delivery: Delivery) -> Result<DeliveryReceipt, StoreError>;
+
+    /// Whether [`Mailbox::deliver`] also queues the message's follow-up jobs, in the same
+    /// transaction (the embedded store, which is its own job queue). When it does not, the
+    /// caller publishes them; `palisade_ingest::Pipeline` does.
+    fn queues_jobs(&self) -> bool;
 
     /// The user's messages, newest arrival first.
     async fn list_messages(

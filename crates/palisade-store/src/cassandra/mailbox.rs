@@ -485,6 +485,11 @@ impl Mailbox for CassandraStore {
         deliver::deliver(self, &delivery).await
     }
 
+    fn queues_jobs(&self) -> bool {
+        // The queue is RabbitMQ; the delivery pipeline publishes after the store answers.
+        false
+    }
+
     async fn list_messages(
         &self,
         user: UserId,

@@ -313,6 +313,11 @@ impl Mailbox for SqliteStore {
             .await
     }
 
+    fn queues_jobs(&self) -> bool {
+        // The outbox is a table of the same database, written in the delivery transaction.
+        true
+    }
+
     async fn list_messages(
         &self,
         user: UserId,
