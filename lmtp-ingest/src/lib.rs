@@ -1,13 +1,13 @@
 //! Wiring shared by the `lmtp-ingest` daemon and the `palisade-admin` CLI: configuration,
 //! logging and backend selection. Nothing here knows the protocol or the schema.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use async_trait::async_trait;
 use palisade_cache::memory::MemoryCache;
 use palisade_cache::namespaced::Namespaced;
 use palisade_cache::redis::RedisCache;
 use palisade_cache::{Cache, CacheError, RateDecision, Subscription};
-use palisade_config::Config;
+use palisade_config::{CacheBackend, Config, IndexBackend, LogFormat, StorageBackend};
 use palisade_index::elasticsearch::ElasticsearchIndex;
 use palisade_index::tantivy_backend::TantivyIndex;
 use palisade_index::{IndexError, SearchIndex};
@@ -43,7 +43,7 @@ pub fn init_tracing(config: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if config.log.format == "json" {
+    if config.log.format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -80,10 +80,8 @@ impl Backends {
 
 /// Opens the storage and queue backends; `migrate` applies pending schema migrations first.
 pub async fn open_backends(config: &Config, migrate: bool) -> anyhow::Result<Backends> {
-    let storage = config.storage.backend.as_str();
-    let queue = config.queue.backend.as_str();
-    match (storage, queue) {
-        ("sqlite", "embedded") => {
+    match config.storage.backend {
+        StorageBackend::Sqlite => {
             let path = config.sqlite_path();
             let store = Arc::new(
                 SqliteStore::open(&path)
@@ -96,7 +94,8 @@ pub async fn open_backends(config: &Config, migrate: bool) -> anyhow::Result<Bac
                 embedded: Some(store),
             })
         }
-        ("cassandra", "rabbitmq") => {
+        // Config::load has checked that the queue backend fits the store.
+        StorageBackend::Cassandra => {
             let store = CassandraStore::connect(&config.storage.cassandra)
                 .await
                 .context("connecting to Cassandra")?;
@@ -115,23 +114,19 @@ pub async fn open_backends(config: &Config, migrate: bool) -> anyhow::Result<Bac
                 embedded: None,
             })
         }
-        (s, q) => bail!(
-            "unsupported backends storage={s:?} queue={q:?}: use sqlite with embedded, \
-             or cassandra with rabbitmq"
-        ),
     }
 }
 
 /// Applies pending schema migrations; returns how many ran (SQLite migrates on open).
 pub async fn migrate(config: &Config) -> anyhow::Result<u32> {
-    match config.storage.backend.as_str() {
-        "cassandra" => {
+    match config.storage.backend {
+        StorageBackend::Cassandra => {
             let store = CassandraStore::connect(&config.storage.cassandra)
                 .await
                 .context("connecting to Cassandra")?;
             Ok(store.migrate().await?)
         }
-        _ => {
+        StorageBackend::Sqlite => {
             open_backends(config, true).await?;
             Ok(0)
         }
@@ -159,8 +154,8 @@ impl Index {
 /// Opens the search backend; `writer` is false for readers such as the admin CLI, which must
 /// not take the daemon's tantivy write lock.
 pub fn open_index(config: &Config, writer: bool) -> anyhow::Result<Index> {
-    match config.index.backend.as_str() {
-        "tantivy" => {
+    match config.index.backend {
+        IndexBackend::Tantivy => {
             let dir = config.index_dir();
             let index = if writer {
                 TantivyIndex::open(&dir)
@@ -173,7 +168,7 @@ pub fn open_index(config: &Config, writer: bool) -> anyhow::Result<Index> {
                 elasticsearch: None,
             })
         }
-        "elasticsearch" => {
+        IndexBackend::Elasticsearch => {
             let es = Arc::new(
                 ElasticsearchIndex::connect(&config.index.elasticsearch)
                     .context("configuring Elasticsearch")?,
@@ -183,17 +178,15 @@ pub fn open_index(config: &Config, writer: bool) -> anyhow::Result<Index> {
                 elasticsearch: Some(es),
             })
         }
-        other => bail!("unknown index backend {other:?} (expected tantivy or elasticsearch)"),
     }
 }
 
 /// Opens the cache the configuration selects. Redis is connected in the background, so a
 /// Redis outage never stops the daemon from starting; until it connects, calls fail cleanly.
 pub fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn Cache>> {
-    let cache: Arc<dyn Cache> = match config.cache.backend.as_str() {
-        "memory" => Arc::new(MemoryCache::new()),
-        "redis" => Arc::new(LazyRedis::new(config.cache.redis_url.clone())),
-        other => bail!("unknown cache backend {other:?} (expected memory or redis)"),
+    let cache: Arc<dyn Cache> = match config.cache.backend {
+        CacheBackend::Memory => Arc::new(MemoryCache::new()),
+        CacheBackend::Redis => Arc::new(LazyRedis::new(config.cache.redis_url.clone())),
     };
     Ok(if config.cache.prefix.is_empty() {
         cache

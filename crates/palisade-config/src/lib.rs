@@ -92,6 +92,19 @@ impl Config {
                     .into(),
             ));
         }
+        match (self.storage.backend, self.queue.backend) {
+            (StorageBackend::Sqlite, QueueBackend::Embedded)
+            | (StorageBackend::Cassandra, QueueBackend::Rabbitmq) => {}
+            (storage, queue) => {
+                return Err(ConfigError(format!(
+                    "storage.backend = {} cannot run with queue.backend = {}: \
+                     use sqlite with embedded (the outbox is in the database), or cassandra \
+                     with rabbitmq",
+                    format!("{storage:?}").to_lowercase(),
+                    format!("{queue:?}").to_lowercase(),
+                )));
+            }
+        }
         let a = &self.api;
         if a.proxy_protocol.enabled && a.proxy_protocol.trusted.is_empty() {
             return Err(ConfigError(
@@ -276,12 +289,86 @@ pub struct ProxyProtocolConfig {
     pub trusted: Vec<IpNet>,
 }
 
+/// Where users and mail are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// SQLite in the data directory: one machine, no external service.
+    #[default]
+    Sqlite,
+    /// A Cassandra cluster.
+    Cassandra,
+}
+
+/// Where mail is indexed for search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexBackend {
+    /// A tantivy index in the data directory.
+    #[default]
+    Tantivy,
+    /// An Elasticsearch cluster.
+    Elasticsearch,
+}
+
+/// Where follow-up jobs wait for workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueBackend {
+    /// The embedded store's own outbox, written in the delivery transaction.
+    #[default]
+    Embedded,
+    /// RabbitMQ.
+    Rabbitmq,
+}
+
+/// Where sessions, rate limits and live events live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    /// In the process: one node only.
+    #[default]
+    Memory,
+    /// Redis, shared by every node.
+    Redis,
+}
+
+/// How much of a Cassandra cluster must answer a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// Any one replica; development only.
+    One,
+    /// One replica in the local datacenter.
+    LocalOne,
+    /// A majority of all replicas.
+    Quorum,
+    /// A majority of the local datacenter's replicas.
+    #[default]
+    LocalQuorum,
+    /// A majority in every datacenter.
+    EachQuorum,
+    /// Every replica.
+    All,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line, for collectors.
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
 /// Storage backend selection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StorageConfig {
     /// `sqlite` (embedded) or `cassandra`.
-    pub backend: String,
+    pub backend: StorageBackend,
     /// Overrides `<data_dir>/palisade.sqlite3`.
     pub sqlite_path: Option<PathBuf>,
     /// Cassandra settings, used when `backend = "cassandra"`.
@@ -291,7 +378,7 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
-            backend: "sqlite".into(),
+            backend: StorageBackend::Sqlite,
             sqlite_path: None,
             cassandra: CassandraConfig::default(),
         }
@@ -308,8 +395,8 @@ pub struct CassandraConfig {
     pub keyspace: String,
     /// Replication factor used when the keyspace is created (SimpleStrategy).
     pub replication_factor: u32,
-    /// `local_quorum` (default), `quorum`, `one`, `local_one` or `all`.
-    pub consistency: String,
+    /// `local_quorum` (default), `quorum`, `each_quorum`, `one`, `local_one` or `all`.
+    pub consistency: Consistency,
     /// Raw messages are split into rows of at most this many bytes.
     pub raw_chunk_bytes: usize,
     /// Per-request timeout in seconds; past it the request counts as failed.
@@ -322,7 +409,7 @@ impl Default for CassandraConfig {
             nodes: vec!["127.0.0.1:9042".into()],
             keyspace: "palisade".into(),
             replication_factor: 1,
-            consistency: "local_quorum".into(),
+            consistency: Consistency::LocalQuorum,
             raw_chunk_bytes: 512 * 1024,
             request_timeout_secs: 10,
         }
@@ -334,7 +421,7 @@ impl Default for CassandraConfig {
 #[serde(default)]
 pub struct IndexConfig {
     /// `tantivy` (embedded) or `elasticsearch`.
-    pub backend: String,
+    pub backend: IndexBackend,
     /// Overrides `<data_dir>/index`.
     pub tantivy_dir: Option<PathBuf>,
     /// Elasticsearch settings, used when `backend = "elasticsearch"`.
@@ -344,7 +431,7 @@ pub struct IndexConfig {
 impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
-            backend: "tantivy".into(),
+            backend: IndexBackend::Tantivy,
             tantivy_dir: None,
             elasticsearch: ElasticsearchConfig::default(),
         }
@@ -381,7 +468,7 @@ impl Default for ElasticsearchConfig {
 #[serde(default)]
 pub struct QueueConfig {
     /// `embedded` (the store's own outbox) or `rabbitmq`.
-    pub backend: String,
+    pub backend: QueueBackend,
     /// RabbitMQ settings, used when `backend = "rabbitmq"`.
     pub rabbitmq: RabbitMqConfig,
 }
@@ -389,7 +476,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
-            backend: "embedded".into(),
+            backend: QueueBackend::Embedded,
             rabbitmq: RabbitMqConfig::default(),
         }
     }
@@ -422,7 +509,7 @@ impl Default for RabbitMqConfig {
 #[serde(default)]
 pub struct CacheConfig {
     /// `memory` (in-process) or `redis`.
-    pub backend: String,
+    pub backend: CacheBackend,
     /// Redis URL, used when `backend = "redis"`.
     pub redis_url: String,
     /// Prepended to every key and channel, so installations can share one Redis.
@@ -432,7 +519,7 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
-            backend: "memory".into(),
+            backend: CacheBackend::Memory,
             redis_url: "redis://127.0.0.1:6379/".into(),
             prefix: String::new(),
         }
@@ -469,7 +556,7 @@ impl Default for JobsConfig {
 #[serde(default)]
 pub struct LogConfig {
     /// `json` or `text`.
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter such as `info` or `palisade_lmtp=debug`.
     pub level: String,
 }
@@ -477,7 +564,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            format: "json".into(),
+            format: LogFormat::Json,
             level: "info".into(),
         }
     }
@@ -515,6 +602,44 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("PALISADE_LMTP__MAX_RECIPIENTS", "0");
             assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_backend_fails_at_load_not_at_first_use() {
+        for (file, wanted) in [
+            ("[storage]\nbackend = \"casandra\"\n", "casandra"),
+            ("[index]\nbackend = \"elastic\"\n", "elastic"),
+            ("[cache]\nbackend = \"redis \"\n", "redis "),
+            ("[storage.cassandra]\nconsistency = \"most\"\n", "most"),
+            ("[log]\nformat = \"yaml\"\n", "yaml"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("palisade.toml", file)?;
+                let err = Config::load(Some(Path::new("palisade.toml")))
+                    .expect_err("a typo must not load");
+                assert!(err.to_string().contains(wanted), "{err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_store_and_queue_that_cannot_work_together_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "palisade.toml",
+                "[storage]\nbackend = \"cassandra\"\n[queue]\nbackend = \"embedded\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("palisade.toml"))).expect_err("mismatch");
+            assert!(err.to_string().contains("cassandra with rabbitmq"), "{err}");
+            jail.create_file(
+                "palisade.toml",
+                "[storage]\nbackend = \"cassandra\"\n[queue]\nbackend = \"rabbitmq\"\n",
+            )?;
+            let config = Config::load(Some(Path::new("palisade.toml"))).expect("a valid pair");
+            assert_eq!(config.storage.backend, StorageBackend::Cassandra);
             Ok(())
         });
     }

@@ -55,7 +55,7 @@ impl CassandraStore {
     /// Connects to the cluster; the keyspace is expected to be migrated (see [`Self::migrate`]).
     pub async fn connect(config: &CassandraConfig) -> Result<CassandraStore, StoreError> {
         let keyspace = valid_keyspace(&config.keyspace)?;
-        let (consistency, serial) = consistency(&config.consistency)?;
+        let (consistency, serial) = consistency(config.consistency);
         let timeout = Duration::from_secs(config.request_timeout_secs.max(1));
         let profile = ExecutionProfile::builder()
             .consistency(consistency)
@@ -161,28 +161,16 @@ fn valid_keyspace(name: &str) -> Result<String, StoreError> {
 }
 
 /// Maps the configured level; LWTs use the serial level of the same scope.
-fn consistency(name: &str) -> Result<(Consistency, SerialConsistency), StoreError> {
-    let level = match name.trim().to_ascii_lowercase().as_str() {
-        "any" => Consistency::Any,
-        "one" => Consistency::One,
-        "two" => Consistency::Two,
-        "three" => Consistency::Three,
-        "quorum" => Consistency::Quorum,
-        "all" => Consistency::All,
-        "local_quorum" => Consistency::LocalQuorum,
-        "each_quorum" => Consistency::EachQuorum,
-        "local_one" => Consistency::LocalOne,
-        other => {
-            return Err(StoreError::Unavailable(format!(
-                "unknown consistency level {other:?}"
-            )));
-        }
-    };
-    let serial = match level {
-        Consistency::LocalQuorum | Consistency::LocalOne => SerialConsistency::LocalSerial,
-        _ => SerialConsistency::Serial,
-    };
-    Ok((level, serial))
+fn consistency(level: palisade_config::Consistency) -> (Consistency, SerialConsistency) {
+    use palisade_config::Consistency as Level;
+    match level {
+        Level::One => (Consistency::One, SerialConsistency::Serial),
+        Level::LocalOne => (Consistency::LocalOne, SerialConsistency::LocalSerial),
+        Level::Quorum => (Consistency::Quorum, SerialConsistency::Serial),
+        Level::LocalQuorum => (Consistency::LocalQuorum, SerialConsistency::LocalSerial),
+        Level::EachQuorum => (Consistency::EachQuorum, SerialConsistency::Serial),
+        Level::All => (Consistency::All, SerialConsistency::Serial),
+    }
 }
 
 /// Cursor of a message list: arrival time and id, the list's sort key.
