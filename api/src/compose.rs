@@ -2,7 +2,7 @@
 
 use crate::account::current_user;
 use crate::body::JsonBody;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::mail::message_of;
 use crate::mailer::{Context, MailError, compose};
 use crate::rules::{AddressText, DisplayName, IdCursor, Line, ListCursor, PublicKey};
@@ -520,6 +520,10 @@ impl ComposeApi {
 
     /// Sends a draft through the configured relay, stores the sent copy (read, marked sent,
     /// in the replied discussion) and discards the draft.
+    ///
+    /// Each user may send a limited number of messages per hour (100 by default); past it
+    /// the answer is 429 with `Retry-After` and the draft is kept. Every attempt that
+    /// reaches the relay counts, failed ones included.
     #[oai(path = "/drafts/:id/send", method = "post", tag = "ApiTags::Compose")]
     async fn send(
         &self,
@@ -556,6 +560,7 @@ impl ComposeApi {
         // (no recipient, say), which is a conflict with the resource's state, not a bad request.
         let composed = compose(&draft, &from, &ctx, &state.mailer.message_id_domain)
             .map_err(|e| ApiError::conflict(e.to_string()))?;
+        send_allowed(&state, user.id).await?;
         state
             .mailer
             .send(&from, &composed)
@@ -572,12 +577,12 @@ impl ComposeApi {
 
         // The message has left; from here on failures must not make the client send again.
         let raw: Arc<[u8]> = Arc::from(composed.sent_copy.as_slice());
-        let content = palisade_mime::parse_message(&raw, &palisade_mime::ParseLimits::default());
+        let (raw_sha256, content) = parse_sent_copy(raw.clone()).await;
         let delivery = Delivery {
             user_id: user.id,
-            raw_sha256: raw_hash(&raw),
+            raw_sha256,
             raw,
-            content: Arc::new(content),
+            content,
             envelope: palisade_model::Envelope {
                 mail_from: Some(from.to_string()),
                 rcpt_to: from.to_string(),
@@ -618,6 +623,58 @@ impl ComposeApi {
             message_id: stored.map(|m| m.0),
             message_id_header: composed.message_id,
         }))
+    }
+}
+
+/// Window of the per-user send limit.
+const SEND_WINDOW: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// Counts one message against the user's hourly send limit; 429 with `Retry-After` past it.
+async fn send_allowed(state: &AppState, user: UserId) -> Result<(), ApiError> {
+    let limit = state.config.messages_sent_per_hour;
+    let decision = state
+        .cache
+        .hit(
+            &palisade_cache::scoped_key(&user.to_string(), "limit", "send"),
+            limit,
+            SEND_WINDOW,
+        )
+        .await?;
+    if decision.allowed {
+        return Ok(());
+    }
+    tracing::info!(%user, "send refused: hourly limit reached");
+    Err(ApiError::TooManyRequests(
+        ErrorBody::json(
+            "rate_limited",
+            format!("at most {limit} messages may be sent per hour; the draft is kept"),
+        ),
+        decision.retry_after.as_secs().max(1),
+    ))
+}
+
+/// Hashes and parses the sent copy on a blocking thread, as ingest does: a large message (a
+/// forward with attachments) would otherwise stall every request sharing this async worker.
+async fn parse_sent_copy(
+    raw: Arc<[u8]>,
+) -> (palisade_model::RawHash, Arc<palisade_model::MessageContent>) {
+    let input = raw.clone();
+    let parse = tokio::task::spawn_blocking(move || {
+        let content = palisade_mime::parse_message(&input, &palisade_mime::ParseLimits::default());
+        (raw_hash(&input), content)
+    });
+    match parse.await {
+        Ok((hash, content)) => (hash, Arc::new(content)),
+        // The parser is panic-safe, so this is the runtime failing the task. The message
+        // has left already: keep its copy unparsed, as ingest keeps mail it cannot parse.
+        Err(e) => {
+            tracing::error!(error = %e, "parsing the sent copy failed");
+            let content = palisade_model::MessageContent {
+                parse_error: Some("the sent copy could not be parsed".into()),
+                ..palisade_model::MessageContent::default()
+            };
+            (raw_hash(&raw), Arc::new(content))
+        }
     }
 }
 

@@ -14,20 +14,34 @@ from test_postfix import Postfix
 
 
 @pytest.fixture
-def mail_system(make_daemon):
-    root = Path(tempfile.mkdtemp(prefix="palisade-postfix-"))
-    root.chmod(0o755)
-    d = make_daemon(start=False)
-    pf = Postfix(root, d.port)
-    d.submission = {"host": "127.0.0.1", "port": pf.smtp_port, "message_id_domain": "palisade.test"}
-    d.write_config()
-    pf.start()
-    d.start()
-    d.add_user("alice", "alice@example.test", password=PASSWORD)
-    d.add_user("bob", "bob@example.test", "robert@example.test", password=PASSWORD)
-    yield d, pf
-    pf.stop()
-    shutil.rmtree(root, ignore_errors=True)
+def make_mail_system(make_daemon):
+    """Factory: a daemon whose relay is a private Postfix delivering back to it over LMTP,
+    with users alice and bob; `api` overrides API settings."""
+    started: list[tuple[Postfix, Path]] = []
+
+    def factory(api: dict | None = None):
+        root = Path(tempfile.mkdtemp(prefix="palisade-postfix-"))
+        root.chmod(0o755)
+        d = make_daemon(start=False, api=api)
+        pf = Postfix(root, d.port)
+        started.append((pf, root))
+        d.submission = {"host": "127.0.0.1", "port": pf.smtp_port, "message_id_domain": "palisade.test"}
+        d.write_config()
+        pf.start()
+        d.start()
+        d.add_user("alice", "alice@example.test", password=PASSWORD)
+        d.add_user("bob", "bob@example.test", "robert@example.test", password=PASSWORD)
+        return d, pf
+
+    yield factory
+    for pf, root in started:
+        pf.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def mail_system(make_mail_system):
+    return make_mail_system()
 
 
 def inbox(client, subject: str) -> list[dict]:
@@ -126,3 +140,29 @@ def test_relay_outage_keeps_the_draft(make_daemon):
     assert alice.get(f"/drafts/{draft['id']}").status == 200
     assert alice.get("/messages").json()["items"] == []
     deliver(d, "alice@example.test", message("still works"))
+
+
+def test_sending_is_rate_limited_per_user(make_mail_system):
+    d, pf = make_mail_system(api={"messages_sent_per_hour": 2})
+    alice = d.login("alice@example.test", PASSWORD)
+    bob = d.login("bob@example.test", PASSWORD)
+
+    def send(client, subject: str):
+        draft = client.post("/drafts", {"to": ["bob@example.test"], "subject": subject, "body": "b"})
+        assert draft.status == 201, draft
+        return draft.json()["id"], client.post(f"/drafts/{draft.json()['id']}/send")
+
+    for i in range(2):
+        _, sent = send(alice, f"within limit {i}")
+        assert sent.status == 200, (sent, pf.tail())
+    draft_id, refused = send(alice, "over the limit")
+    assert refused.status == 429, refused
+    assert refused.json()["error"] == "rate_limited" and refused.json()["message"]
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert alice.get(f"/drafts/{draft_id}").status == 200, "a refused draft is kept"
+    _, other = send(bob, "bob has his own budget")
+    assert other.status == 200, other
+    wait_until("Bob to receive the two allowed messages",
+               lambda: len([m for m in bob.get("/messages?limit=100").json()["items"]
+                            if (m.get("subject") or "").startswith("within limit")]) == 2, timeout=90)
+    assert not inbox(bob, "over the limit")

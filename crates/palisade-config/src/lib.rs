@@ -116,9 +116,9 @@ impl Config {
                 "api.max_body_bytes and api.session_ttl_minutes must be > 0".into(),
             ));
         }
-        if a.max_event_streams_per_user == 0 {
+        if a.messages_sent_per_hour == 0 || a.max_event_streams_per_user == 0 {
             return Err(ConfigError(
-                "api.max_event_streams_per_user must be > 0".into(),
+                "api.messages_sent_per_hour and api.max_event_streams_per_user must be > 0".into(),
             ));
         }
         if l.proxy_protocol.enabled && l.proxy_protocol.trusted.is_empty() {
@@ -212,6 +212,9 @@ pub struct ApiConfig {
     /// Failed logins allowed per account per 15 minutes from addresses that never signed in
     /// to it (then they wait); each address that did has a budget of its own.
     pub login_attempts_per_account: u32,
+    /// Messages a user may send per hour (then 429 with `Retry-After`); a relay is not a
+    /// spam cannon for a stolen session.
+    pub messages_sent_per_hour: u32,
     /// Live event streams (`GET /events`) one user may hold open on one node at once.
     pub max_event_streams_per_user: u32,
     /// Directory of the built web client, served at `/` when it exists.
@@ -229,6 +232,7 @@ impl Default for ApiConfig {
             session_ttl_minutes: 12 * 60,
             login_attempts_per_address: 30,
             login_attempts_per_account: 10,
+            messages_sent_per_hour: 100,
             max_event_streams_per_user: 5,
             static_dir: None,
             proxy_protocol: ProxyProtocolConfig::default(),
@@ -645,9 +649,16 @@ mod tests {
     }
 
     #[test]
-    fn stream_limit_defaults_and_must_be_positive() {
-        assert_eq!(ApiConfig::default().max_event_streams_per_user, 5);
+    fn send_and_stream_limits_default_and_must_be_positive() {
+        let api = ApiConfig::default();
+        assert_eq!(
+            (api.messages_sent_per_hour, api.max_event_streams_per_user),
+            (100, 5)
+        );
         figment::Jail::expect_with(|jail| {
+            jail.set_env("PALISADE_API__MESSAGES_SENT_PER_HOUR", "7");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.api.messages_sent_per_hour, 7);
             jail.set_env("PALISADE_API__MAX_EVENT_STREAMS_PER_USER", "0");
             assert!(Config::load(None).is_err());
             Ok(())
