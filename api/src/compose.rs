@@ -9,11 +9,12 @@ use crate::rules::{AddressText, DisplayName, IdCursor, Line, ListCursor, PublicK
 use crate::types::{ContactPage, ContactView, DraftPage, DraftView, SendResult};
 use crate::{AppState, Auth, page};
 use chrono::Utc;
+use palisade_ingest::{Copy, error_chain};
 use palisade_model::{
     Address, Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageId, ParticipantRole,
     User, UserId,
 };
-use palisade_store::{Delivery, StoreError, raw_hash};
+use palisade_store::StoreError;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -576,13 +577,10 @@ impl ComposeApi {
         tracing::info!(user = %user.id, recipients = composed.recipients.len(), "message sent");
 
         // The message has left; from here on failures must not make the client send again.
-        let raw: Arc<[u8]> = Arc::from(composed.sent_copy.as_slice());
-        let (raw_sha256, content) = parse_sent_copy(raw.clone()).await;
-        let delivery = Delivery {
-            user_id: user.id,
-            raw_sha256,
-            raw,
-            content,
+        // The copy goes the way received mail goes: parsed off the async threads, stored,
+        // queued for indexing, announced to the user's other devices.
+        let copy = Copy {
+            user: user.id,
             envelope: palisade_model::Envelope {
                 mail_from: Some(from.to_string()),
                 rcpt_to: from.to_string(),
@@ -594,15 +592,11 @@ impl ComposeApi {
                 ..Flags::default()
             },
         };
-        let stored = match state.store.deliver(delivery).await {
-            Ok(receipt) => {
-                if let Err(e) = state.reindex(user.id, receipt.message_id).await {
-                    tracing::warn!(error = ?e, "sent copy stored but not queued for indexing");
-                }
-                Some(receipt.message_id)
-            }
+        let raw: Arc<[u8]> = Arc::from(composed.sent_copy.as_slice());
+        let stored = match state.pipeline.store_one(raw, copy).await {
+            Ok(id) => Some(id),
             Err(e) => {
-                tracing::error!(error = %e, "message sent but its copy could not be stored");
+                tracing::error!(error = %error_chain(&e), "message sent but its copy could not be stored");
                 None
             }
         };
@@ -618,7 +612,6 @@ impl ComposeApi {
         if let Err(e) = state.store.delete_draft(user.id, draft.id).await {
             tracing::warn!(error = %e, "sent draft not discarded");
         }
-        announce(&state, user.id, stored).await;
         Ok(Json(SendResult {
             message_id: stored.map(|m| m.0),
             message_id_header: composed.message_id,
@@ -651,43 +644,4 @@ async fn send_allowed(state: &AppState, user: UserId) -> Result<(), ApiError> {
         ),
         decision.retry_after.as_secs().max(1),
     ))
-}
-
-/// Hashes and parses the sent copy on a blocking thread, as ingest does: a large message (a
-/// forward with attachments) would otherwise stall every request sharing this async worker.
-async fn parse_sent_copy(
-    raw: Arc<[u8]>,
-) -> (palisade_model::RawHash, Arc<palisade_model::MessageContent>) {
-    let input = raw.clone();
-    let parse = tokio::task::spawn_blocking(move || {
-        let content = palisade_mime::parse_message(&input, &palisade_mime::ParseLimits::default());
-        (raw_hash(&input), content)
-    });
-    match parse.await {
-        Ok((hash, content)) => (hash, Arc::new(content)),
-        // The parser is panic-safe, so this is the runtime failing the task. The message
-        // has left already: keep its copy unparsed, as ingest keeps mail it cannot parse.
-        Err(e) => {
-            tracing::error!(error = %e, "parsing the sent copy failed");
-            let content = palisade_model::MessageContent {
-                parse_error: Some("the sent copy could not be parsed".into()),
-                ..palisade_model::MessageContent::default()
-            };
-            (raw_hash(&raw), Arc::new(content))
-        }
-    }
-}
-
-/// Tells the user's other devices about the sent copy, best effort.
-async fn announce(state: &AppState, user: UserId, message: Option<MessageId>) {
-    let Some(message) = message else { return };
-    let published = palisade_cache::publish_new_mail(
-        state.cache.as_ref(),
-        &user.to_string(),
-        &message.to_string(),
-    )
-    .await;
-    if let Err(e) = published {
-        tracing::debug!(error = %e, "sent event not published");
-    }
 }

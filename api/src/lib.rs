@@ -24,7 +24,7 @@ use mailer::Mailer;
 use palisade_cache::Cache;
 use palisade_config::ApiConfig;
 use palisade_index::SearchIndex;
-use palisade_jobs::{JobKind, JobQueue, JobSpec};
+use palisade_ingest::{Pipeline, error_chain};
 use palisade_model::{MessageId, UserId};
 use palisade_store::{Page, Store};
 use poem::middleware::SetHeader;
@@ -34,7 +34,6 @@ use poem_openapi::{OpenApiService, SecurityScheme};
 use sessions::{Session, Sessions};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// Base path of every API route.
 pub const API_PREFIX: &str = "/api/v1";
@@ -51,8 +50,8 @@ pub struct AppState {
     pub index: Arc<dyn SearchIndex>,
     /// Sessions, rate limits and events.
     pub cache: Arc<dyn Cache>,
-    /// Where follow-up work (re-indexing after a change) is queued.
-    pub jobs: Arc<dyn JobQueue>,
+    /// How copies enter a mailbox (sent copies) and how changed messages are queued again.
+    pub pipeline: Arc<Pipeline>,
     /// Outgoing mail.
     pub mailer: Arc<Mailer>,
     /// Session store on top of `cache`.
@@ -61,8 +60,6 @@ pub struct AppState {
     pub event_streams: streams::StreamSlots,
     /// Listener and policy settings.
     pub config: ApiConfig,
-    /// Wakes in-process workers after queuing a job, when they run in this process.
-    pub wake: Option<Arc<Notify>>,
 }
 
 impl AppState {
@@ -71,7 +68,7 @@ impl AppState {
         store: Arc<dyn Store>,
         index: Arc<dyn SearchIndex>,
         cache: Arc<dyn Cache>,
-        jobs: Arc<dyn JobQueue>,
+        pipeline: Arc<Pipeline>,
         mailer: Mailer,
         config: ApiConfig,
     ) -> Self {
@@ -84,34 +81,18 @@ impl AppState {
             store,
             index,
             cache,
-            jobs,
+            pipeline,
             mailer: Arc::new(mailer),
             config,
-            wake: None,
         }
     }
 
-    /// Wakes `notify` whenever a job is queued, for workers in the same process.
-    pub fn with_wake(mut self, notify: Arc<Notify>) -> Self {
-        self.wake = Some(notify);
-        self
-    }
-
-    /// Queues re-indexing of a message after a change (tags, deletion, a sent copy).
+    /// Queues re-indexing of a message after a change (tags, deletion).
     pub(crate) async fn reindex(&self, user: UserId, message: MessageId) -> Result<(), ApiError> {
-        let job = JobSpec {
-            kind: JobKind::Index,
-            user_id: user,
-            message_id: message,
-        };
-        self.jobs.publish(&[job]).await.map_err(|e| {
-            tracing::warn!(error = %e, "job queue unavailable");
+        self.pipeline.requeue(user, message).await.map_err(|e| {
+            tracing::warn!(error = %error_chain(&e), "job queue unavailable");
             ApiError::unavailable("job queue unavailable")
-        })?;
-        if let Some(wake) = &self.wake {
-            wake.notify_one();
-        }
-        Ok(())
+        })
     }
 }
 

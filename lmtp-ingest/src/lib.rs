@@ -2,11 +2,10 @@
 //! logging and backend selection. Nothing here knows the protocol or the schema.
 
 use anyhow::Context;
-use async_trait::async_trait;
+use palisade_cache::Cache;
 use palisade_cache::memory::MemoryCache;
 use palisade_cache::namespaced::Namespaced;
-use palisade_cache::redis::RedisCache;
-use palisade_cache::{Cache, CacheError, RateDecision, Subscription};
+use palisade_cache::redis_lazy::LazyRedis;
 use palisade_config::{CacheBackend, Config, IndexBackend, LogFormat, StorageBackend};
 use palisade_index::elasticsearch::ElasticsearchIndex;
 use palisade_index::tantivy_backend::TantivyIndex;
@@ -18,8 +17,6 @@ use palisade_store::cassandra::CassandraStore;
 use palisade_store::sqlite::SqliteStore;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Command-line option shared by both binaries.
 #[derive(Debug, Clone, clap::Args)]
@@ -193,80 +190,4 @@ pub fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn Cache>> {
     } else {
         Arc::new(Namespaced::new(cache, config.cache.prefix.clone()))
     })
-}
-
-/// A Redis cache that connects on first use and retries on later calls until it succeeds.
-struct LazyRedis {
-    url: String,
-    cache: OnceCell<RedisCache>,
-}
-
-/// How long one connection attempt may take on a caller's path.
-const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-impl LazyRedis {
-    fn new(url: String) -> Self {
-        LazyRedis {
-            url,
-            cache: OnceCell::new(),
-        }
-    }
-
-    async fn connected(&self) -> Result<&RedisCache, CacheError> {
-        self.cache
-            .get_or_try_init(|| async {
-                tokio::time::timeout(REDIS_CONNECT_TIMEOUT, RedisCache::connect(&self.url))
-                    .await
-                    .map_err(|_| CacheError::Unavailable("redis connect timed out".into()))?
-            })
-            .await
-    }
-}
-
-#[async_trait]
-impl Cache for LazyRedis {
-    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        self.connected().await?.put(key, value, ttl).await
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.connected().await?.get(key).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        self.connected().await?.delete(key).await
-    }
-
-    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, CacheError> {
-        self.connected().await?.keys_with_prefix(prefix).await
-    }
-
-    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
-        self.connected().await?.set_add(key, member, ttl).await
-    }
-
-    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
-        self.connected().await?.set_members(key).await
-    }
-
-    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError> {
-        self.connected().await?.set_remove(key, member).await
-    }
-
-    async fn hit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, CacheError> {
-        self.connected().await?.hit(key, limit, window).await
-    }
-
-    async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), CacheError> {
-        self.connected().await?.publish(channel, payload).await
-    }
-
-    async fn subscribe(&self, channel: &str) -> Result<Subscription, CacheError> {
-        self.connected().await?.subscribe(channel).await
-    }
 }

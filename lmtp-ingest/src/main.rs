@@ -55,13 +55,12 @@ async fn main() -> anyhow::Result<()> {
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(run_worker(index, worker, worker_stop.clone()));
 
-    let l = &config.lmtp;
     let pipeline = Arc::new(
         Pipeline::new(
             backends.store.clone(),
             backends.queue.clone(),
             ParseLimits {
-                max_mime_depth: l.max_mime_depth,
+                max_mime_depth: config.lmtp.max_mime_depth,
             },
             wake.clone(),
         )
@@ -74,11 +73,10 @@ async fn main() -> anyhow::Result<()> {
             backends.store.clone(),
             search,
             cache.clone(),
-            backends.queue.clone(),
+            pipeline.clone(),
             mailer,
             config.api.clone(),
-        )
-        .with_wake(wake.clone());
+        );
         let a = &config.api;
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
@@ -99,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let backend = Arc::new(IngestBackend::new(backends.store, pipeline));
+    let l = &config.lmtp;
     let server = ServerConfig {
         hostname: l.hostname.clone(),
         limits: Limits {

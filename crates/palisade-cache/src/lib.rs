@@ -23,6 +23,7 @@ pub mod contract;
 pub mod memory;
 pub mod namespaced;
 pub mod redis;
+pub mod redis_lazy;
 mod redis_pubsub;
 
 /// Why a cache operation failed.

@@ -4,6 +4,7 @@
 //! untested one. Start it with `devtools/services up redis`.
 
 use palisade_cache::redis::RedisCache;
+use palisade_cache::redis_lazy::LazyRedis;
 use palisade_cache::{Cache, CacheError, contract};
 use std::time::{Duration, Instant};
 
@@ -121,4 +122,27 @@ async fn subscriptions_share_one_connection_and_unsubscribe_when_all_leave() {
         Some(&b"on"[..]),
         "other channels are unaffected"
     );
+}
+
+#[tokio::test]
+async fn the_lazy_client_meets_the_contract() {
+    contract::run_all(&LazyRedis::new(url())).await;
+}
+
+#[tokio::test]
+async fn the_lazy_client_fails_calls_promptly_while_redis_is_unreachable() {
+    let lazy = LazyRedis::new("redis://127.0.0.1:1/".into());
+    for _ in 0..2 {
+        let started = Instant::now();
+        let result = lazy.get("any").await;
+        assert!(
+            matches!(result, Err(CacheError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -82,6 +82,8 @@ impl Copy {
 /// Parses, stores, publishes and announces copies of messages.
 pub struct Pipeline {
     store: Arc<dyn Mailbox>,
+    /// Where follow-up jobs go: written by the store itself, or published by the pipeline.
+    queue: Arc<dyn JobQueue>,
     /// Set when the store does not queue jobs itself: where the pipeline publishes them.
     publisher: Option<Arc<dyn JobQueue>>,
     events: Option<Arc<dyn Cache>>,
@@ -98,9 +100,10 @@ impl Pipeline {
         limits: ParseLimits,
         stored: Arc<Notify>,
     ) -> Self {
-        let publisher = (!store.queues_jobs()).then_some(queue);
+        let publisher = (!store.queues_jobs()).then(|| queue.clone());
         Pipeline {
             store,
+            queue,
             publisher,
             events: None,
             limits,
@@ -190,6 +193,19 @@ impl Pipeline {
                 })
             })
             .collect()
+    }
+
+    /// Queues a stored message for the workers again, after a change that search must see
+    /// (its tags, its deletion).
+    pub async fn requeue(&self, user: UserId, message: MessageId) -> Result<(), PipelineError> {
+        let job = JobSpec {
+            kind: JobKind::Index,
+            user_id: user,
+            message_id: message,
+        };
+        self.queue.publish(&[job]).await?;
+        self.stored.notify_one();
+        Ok(())
     }
 
     /// Parses `raw` and stores one copy of it: the sent copy of a message, or an import.
