@@ -40,7 +40,7 @@ enum ApiTags {
 
 /// Credentials to sign in with.
 #[derive(Debug, Object, Validate)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     /// One of the user's addresses, or their user name.
     #[validate(length(min = 1, max = 320, message = "must be 1 to 320 characters"))]
     #[oai(validator(min_length = 1, max_length = 320))]
@@ -54,7 +54,7 @@ pub struct LoginRequest {
 /// A live event.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
-pub struct EventView {
+pub(crate) struct EventView {
     /// What happened: `new_mail`.
     #[oai(rename = "type")]
     pub kind: String,

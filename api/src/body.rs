@@ -17,7 +17,7 @@ use validator::Validate;
 
 /// A JSON request body of type `T`, checked against `T`'s schema and `validator` rules.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<T> Deref for JsonBody<T> {
     type Target = T;

@@ -51,7 +51,7 @@ fn recipient_total(draft: &DraftRequest) -> Result<(), ValidationError> {
 
 /// A contact as the user writes it.
 #[derive(Debug, Object, Validate)]
-pub struct ContactRequest {
+pub(crate) struct ContactRequest {
     /// Display name; blank means none.
     pub name: Option<DisplayName>,
     /// Addresses, 1 to 20.
@@ -65,7 +65,7 @@ pub struct ContactRequest {
 /// A draft as the user writes it. At most 100 recipients in all, across `to`, `cc` and `bcc`.
 #[derive(Debug, Object, Validate)]
 #[validate(schema(function = "recipient_total"))]
-pub struct DraftRequest {
+pub(crate) struct DraftRequest {
     /// Sender: one of the user's addresses (another one answers 403); the first one when
     /// absent.
     pub from: Option<AddressText>,
@@ -91,7 +91,7 @@ pub struct DraftRequest {
 
 /// Options of a reply.
 #[derive(Debug, Object, Validate)]
-pub struct ReplyRequest {
+pub(crate) struct ReplyRequest {
     /// Reply to everyone, not just the author.
     #[oai(default)]
     pub all: bool,

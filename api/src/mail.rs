@@ -37,7 +37,7 @@ enum ApiTags {
 
 /// A change of flags; absent fields stay as they are.
 #[derive(Debug, Object, Validate)]
-pub struct FlagsRequest {
+pub(crate) struct FlagsRequest {
     /// Read or unread.
     pub seen: Option<bool>,
     /// Starred or not.
@@ -48,7 +48,7 @@ pub struct FlagsRequest {
 
 /// The full set of tags a message should carry.
 #[derive(Debug, Object, Validate)]
-pub struct TagsRequest {
+pub(crate) struct TagsRequest {
     /// Tag ids, each one of the user's tags (an unknown one answers 404).
     #[oai(validator(max_items = 100))]
     pub tags: Vec<Uuid>,
@@ -56,7 +56,7 @@ pub struct TagsRequest {
 
 /// A tag name.
 #[derive(Debug, Object, Validate)]
-pub struct TagRequest {
+pub(crate) struct TagRequest {
     /// Name, 1 to 64 characters, not only spaces, no control characters; stored trimmed.
     pub name: TagName,
 }

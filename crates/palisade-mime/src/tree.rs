@@ -14,7 +14,7 @@ pub(crate) struct Tree {
 
 impl Tree {
     /// Whether a top-level part id lies within the depth limit.
-    pub fn contains(&self, id: u32) -> bool {
+    pub(crate) fn contains(&self, id: u32) -> bool {
         self.shown.get(id as usize).copied().unwrap_or(false)
     }
 }
