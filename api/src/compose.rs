@@ -8,6 +8,7 @@ use crate::mailer::{Context, MailError, compose};
 use crate::rules::{AddressText, DisplayName, IdCursor, Line, ListCursor, PublicKey};
 use crate::types::{ContactPage, ContactView, DraftPage, DraftView, SendResult};
 use crate::{AppState, Auth, page};
+use bytes::Bytes;
 use chrono::Utc;
 use palisade_ingest::{Copy, error_chain};
 use palisade_model::{
@@ -592,8 +593,11 @@ impl ComposeApi {
                 ..Flags::default()
             },
         };
-        let raw: Arc<[u8]> = Arc::from(composed.sent_copy.as_slice());
-        let stored = match state.pipeline.store_one(raw, copy).await {
+        let stored = match state
+            .pipeline
+            .store_one(Bytes::from(composed.sent_copy), copy)
+            .await
+        {
             Ok(id) => Some(id),
             Err(e) => {
                 tracing::error!(error = %error_chain(&e), "message sent but its copy could not be stored");

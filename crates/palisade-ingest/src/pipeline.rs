@@ -10,6 +10,7 @@
 //! confirmed: if it cannot, the caller gets an error, LMTP answers 451, Postfix keeps the
 //! message, and the retry (an idempotent redelivery) publishes again.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use palisade_cache::Cache;
 use palisade_jobs::{JobKind, JobQueue, JobSpec, QueueError};
@@ -41,7 +42,7 @@ pub enum PipelineError {
 #[derive(Debug, Clone)]
 pub struct Parsed {
     /// The exact bytes.
-    pub raw: Arc<[u8]>,
+    pub raw: Bytes,
     /// SHA-256 of `raw`, the content key.
     pub hash: RawHash,
     /// What parsing found; for malformed mail, what could be read and the parse error.
@@ -120,7 +121,7 @@ impl Pipeline {
 
     /// Hashes and parses `raw` on a blocking thread: parsing a large message must not stall
     /// the sessions sharing the async threads.
-    pub async fn parse(&self, raw: Arc<[u8]>) -> Result<Parsed, PipelineError> {
+    pub async fn parse(&self, raw: Bytes) -> Result<Parsed, PipelineError> {
         let limits = self.limits;
         let bytes = raw.clone();
         let (hash, content) =
@@ -209,7 +210,7 @@ impl Pipeline {
     }
 
     /// Parses `raw` and stores one copy of it: the sent copy of a message, or an import.
-    pub async fn store_one(&self, raw: Arc<[u8]>, copy: Copy) -> Result<MessageId, PipelineError> {
+    pub async fn store_one(&self, raw: Bytes, copy: Copy) -> Result<MessageId, PipelineError> {
         let parsed = self.parse(raw).await?;
         self.store(&parsed, vec![copy])
             .await

@@ -17,9 +17,9 @@ pub use budget::MemoryBudget;
 pub use server::{ServerConfig, serve, serve_stream};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use palisade_model::Address;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Protocol limits of one listener.
@@ -61,7 +61,7 @@ pub enum RecipientStatus {
 #[derive(Debug, Clone)]
 pub struct IncomingMessage {
     /// The exact bytes, unstuffed.
-    pub raw: Arc<[u8]>,
+    pub raw: Bytes,
     /// MAIL FROM, `None` for the null reverse-path.
     pub mail_from: Option<String>,
     /// The accepted RCPT addresses, in the same order as the recipients passed alongside.

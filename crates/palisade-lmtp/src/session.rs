@@ -4,10 +4,10 @@ use crate::budget::{MemoryBudget, Reservation};
 use crate::data::Unstuffer;
 use crate::io::{Conn, Line, ReadStop};
 use crate::{DeliveryBackend, IncomingMessage, Limits, RecipientStatus, Resolution};
+use bytes::Bytes;
 use palisade_model::Address;
 use smtp_proto::{Error as ProtoError, Request};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
@@ -390,7 +390,8 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         let size = raw.len();
         let (addresses, recipients): (Vec<_>, Vec<_>) = txn.recipients.into_iter().unzip();
         let message = IncomingMessage {
-            raw: Arc::from(raw),
+            // The buffer becomes the message as it is: no second copy of a large message.
+            raw: Bytes::from(raw),
             mail_from: txn.mail_from,
             rcpt_to: addresses,
             client: self.client,

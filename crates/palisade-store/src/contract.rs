@@ -4,6 +4,7 @@
 //! message on the first violation, like ordinary test assertions.
 
 use crate::{Delivery, Page, Store, StoreError, raw_hash};
+use bytes::Bytes;
 use chrono::{Duration as Days, TimeZone, Utc};
 use palisade_model::{
     Address, Envelope, MessageContent, MessageId, Participant, ParticipantRole, UserId,
@@ -38,7 +39,7 @@ pub fn delivery(user: UserId, raw: &[u8], content: MessageContent, minutes: i64)
         .unwrap_or_default();
     Delivery {
         user_id: user,
-        raw: Arc::from(raw),
+        raw: Bytes::copy_from_slice(raw),
         raw_sha256: raw_hash(raw),
         content: Arc::new(content),
         envelope: Envelope {

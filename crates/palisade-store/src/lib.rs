@@ -6,6 +6,7 @@
 //! bytes, the message row and its follow-up jobs are all on disk, together or not at all.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use palisade_model::{
     Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftId, Envelope, Flags,
     FlagsPatch, Message, MessageContent, MessageId, MessageSummary, RawHash, Tag, TagId, User,
@@ -50,8 +51,8 @@ pub enum StoreError {
 pub struct Delivery {
     /// The receiving user.
     pub user_id: UserId,
-    /// The exact bytes received.
-    pub raw: Arc<[u8]>,
+    /// The exact bytes received, shared by every recipient's copy without being copied.
+    pub raw: Bytes,
     /// SHA-256 of `raw`, computed once per message rather than per recipient.
     pub raw_sha256: RawHash,
     /// What parsing found, shared between the recipients of one transaction.
