@@ -361,6 +361,8 @@ pub struct MessageView {
     pub privacy: PrivacyView,
     /// Why parsing failed, when it did; the raw message is still available.
     pub parse_error: Option<String>,
+    /// The body was longer than Palisade keeps and is cut; the raw message is whole.
+    pub body_truncated: bool,
 }
 
 impl MessageView {
@@ -406,6 +408,7 @@ impl MessageView {
                 .collect(),
             privacy: (&c.privacy).into(),
             parse_error: c.parse_error.clone(),
+            body_truncated: c.body_truncated,
         }
     }
 }

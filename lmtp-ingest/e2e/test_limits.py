@@ -191,3 +191,22 @@ def test_long_headers_within_the_limit_are_accepted_and_thread(make_daemon):
     listed = d.messages("long")
     assert len(listed) == 2
     assert len({m["discussion_id"] for m in listed}) == 1, "the reply joins by the long id"
+
+
+def test_a_body_larger_than_cassandra_takes_is_accepted_cut_and_kept_whole_raw(make_daemon):
+    # 20 MB of text: past Cassandra's 16 MiB request limit once parsed. Both backends must
+    # answer 250; the parsed body is cut (flagged), the raw message is stored whole.
+    d = make_daemon()
+    d.add_user("big", "big@example.test", password="a long passphrase")
+    line = "All work and no play makes a very long message. " * 2 + "\r\n"
+    msg = make_message("twenty megabytes", line * (20 * 1024 * 1024 // len(line)))
+    with d.session() as c:
+        t = c.data_transaction("s@example.test", ["big@example.test"], msg)
+        assert [r.code for r in t.final] == [250], t
+    [listed] = d.messages("big")
+    shown = d.show("big", listed["id"])
+    assert shown["content"]["body_truncated"] is True
+    assert len(shown["content"]["text_body"].encode()) <= 1024 * 1024
+    assert d.raw("big", listed["id"]) == msg
+    view = d.login("big@example.test", "a long passphrase").get(f"/messages/{listed['id']}")
+    assert view.status == 200 and view.json()["body_truncated"] is True, view

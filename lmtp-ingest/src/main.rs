@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
             backends.queue.clone(),
             ParseLimits {
                 max_mime_depth: config.lmtp.max_mime_depth,
+                ..ParseLimits::default()
             },
             wake.clone(),
         )

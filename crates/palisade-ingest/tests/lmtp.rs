@@ -29,7 +29,7 @@ impl Harness {
         let pipeline = Pipeline::new(
             store.clone(),
             store.clone(),
-            ParseLimits { max_mime_depth: 20 },
+            ParseLimits::default(),
             Arc::new(Notify::new()),
         );
         Harness {

@@ -37,11 +37,20 @@ pub use subject::normalize_subject;
 pub struct ParseLimits {
     /// Deepest MIME nesting (root part = 0) whose parts are still extracted.
     pub max_mime_depth: usize,
+    /// Longest text or HTML body kept, in bytes; longer ones are cut (the raw message stays
+    /// whole). It bounds what every store must hold per message: Cassandra refuses requests
+    /// over 16 MiB, and a body can grow sixfold when encoded as JSON.
+    pub max_body_bytes: usize,
 }
+
+pub use palisade_model::MAX_BODY_BYTES;
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits { max_mime_depth: 20 }
+        ParseLimits {
+            max_mime_depth: 20,
+            max_body_bytes: MAX_BODY_BYTES,
+        }
     }
 }
 
@@ -151,6 +160,11 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
     privacy.mime_depth_exceeded = tree.depth_exceeded;
     let subject = first(headers, HeaderName::Subject).and_then(HeaderValue::as_text);
     let normalized_subject = subject.map(normalize_subject).filter(|s| !s.is_empty());
+    // Privacy and attachments have read the whole bodies; only what is kept is bounded.
+    let attachments =
+        attachments::attachments(message, &tree, html_body.as_deref(), recovered_part);
+    let (text_body, text_cut) = bounded(text_body, limits.max_body_bytes);
+    let (html_body, html_cut) = bounded(html_body, limits.max_body_bytes);
     MessageContent {
         message_id_header: ids(headers, HeaderName::MessageId).into_iter().next(),
         in_reply_to: ids(headers, HeaderName::InReplyTo),
@@ -161,12 +175,28 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
             .and_then(HeaderValue::as_text)
             .and_then(parse_date),
         participants: participants::participants(headers),
-        attachments: attachments::attachments(message, &tree, html_body.as_deref(), recovered_part),
+        attachments,
         text_body,
         html_body,
+        body_truncated: text_cut || html_cut,
         privacy,
         header_count: u32::try_from(headers.len()).unwrap_or(u32::MAX),
         parse_error: None,
+    }
+}
+
+/// A body cut to at most `max` bytes, at a character boundary, and whether it was cut.
+fn bounded(body: Option<String>, max: usize) -> (Option<String>, bool) {
+    match body {
+        Some(mut text) if text.len() > max => {
+            let mut end = max;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            (Some(text), true)
+        }
+        other => (other, false),
     }
 }
 

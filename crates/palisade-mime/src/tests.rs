@@ -406,7 +406,10 @@ fn nesting_beyond_the_limit_is_flagged_and_not_extracted() {
     assert!(!shallow.privacy.mime_depth_exceeded);
     assert_eq!(shallow.attachments.len(), 1);
 
-    let limits = ParseLimits { max_mime_depth: 2 };
+    let limits = ParseLimits {
+        max_mime_depth: 2,
+        ..ParseLimits::default()
+    };
     let deep = parse_message(nested(3).as_bytes(), &limits);
     assert!(deep.privacy.mime_depth_exceeded);
     assert!(deep.attachments.is_empty());
@@ -496,4 +499,21 @@ fn every_truncation_and_corruption_of_a_real_message_is_survived() {
         bad[i..stop].copy_from_slice(&junk[..stop - i]);
         let _ = parse_message(&bad, &ParseLimits::default());
     }
+}
+
+#[test]
+fn a_body_past_the_limit_is_cut_at_a_character_and_flagged() {
+    let body = "é".repeat(600);
+    let raw = format!("Subject: long\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n");
+    let limits = ParseLimits {
+        max_body_bytes: 1001,
+        ..ParseLimits::default()
+    };
+    let m = parse_message(raw.as_bytes(), &limits);
+    let text = m.text_body.as_deref().expect("a body");
+    assert_eq!(text.len(), 1000, "cut at the last whole character");
+    assert!(m.body_truncated);
+    let whole = parse_message(raw.as_bytes(), &ParseLimits::default());
+    assert!(!whole.body_truncated);
+    assert!(whole.text_body.is_some_and(|t| t.starts_with(&body)));
 }

@@ -260,7 +260,13 @@ fn deep_nesting_in_the_corpus_stays_within_the_default_limit() {
         assert!(!c.privacy.mime_depth_exceeded, "{file}");
     }
     let (_, raw, _) = &parsed()["tricky/postal-mime__mimetorture.eml"];
-    let tight = parse_message(raw, &ParseLimits { max_mime_depth: 1 });
+    let tight = parse_message(
+        raw,
+        &ParseLimits {
+            max_mime_depth: 1,
+            ..ParseLimits::default()
+        },
+    );
     assert!(tight.privacy.mime_depth_exceeded);
 }
 

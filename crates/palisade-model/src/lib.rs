@@ -298,6 +298,11 @@ impl Flags {
     }
 }
 
+/// The longest text or HTML body a message keeps once parsed, in bytes (about 250 pages of
+/// text); the raw message is always kept whole. Every store must accept a message whose
+/// bodies are this long, whatever characters they hold.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// Everything the MIME parser learns from a raw message, before it is placed in a mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageContent {
@@ -319,6 +324,10 @@ pub struct MessageContent {
     pub text_body: Option<String>,
     /// HTML body, decoded to UTF-8, unsanitized (sanitizing is the reader's job).
     pub html_body: Option<String>,
+    /// Set when a body was longer than the parser keeps and was cut; the raw message is
+    /// always complete, so a reader can still download it whole.
+    #[serde(default)]
+    pub body_truncated: bool,
     /// Attachment and inline-part metadata.
     pub attachments: Vec<Attachment>,
     /// What the headers and structure tell about the message's privacy.

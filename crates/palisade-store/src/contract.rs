@@ -17,6 +17,7 @@ pub async fn run_all(store: &dyn Store) {
     delivery_is_durable_idempotent_and_scoped(store).await;
     threads_follow_references_and_reply_subjects(store).await;
     long_header_values_are_stored_and_still_thread(store).await;
+    the_largest_parsed_content_is_stored(store).await;
     summaries_by_id_keep_order_and_owner(store).await;
     lists_paginate_newest_first(store).await;
     crate::contract_mailbox::run_all(store).await;
@@ -354,6 +355,32 @@ pub async fn long_header_values_are_stored_and_still_thread(store: &dyn Store) {
         .expect("list discussions");
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.items[0].message_count, 3);
+}
+
+/// The most a parsed message can hold (two bodies of `MAX_BODY_BYTES`, of characters that
+/// JSON escapes sixfold, and a long subject) fits every store: one that refused it would
+/// answer 451 to the same mail forever.
+pub async fn the_largest_parsed_content_is_stored(store: &dyn Store) {
+    let user = store
+        .create_user(&unique("largest"), &[], None)
+        .await
+        .expect("user");
+    let escaped = "\u{1}".repeat(palisade_model::MAX_BODY_BYTES);
+    let mut c = content(&"\u{2}".repeat(200 * 1024), "largest@x", &[]);
+    c.text_body = Some(escaped.clone());
+    c.html_body = Some(escaped.clone());
+    c.body_truncated = true;
+    let receipt = store
+        .deliver(delivery(user.id, b"largest", c, 0))
+        .await
+        .expect("the largest parsed content is accepted");
+    let stored = store
+        .get_message(user.id, receipt.message_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.content.text_body.as_deref(), Some(escaped.as_str()));
+    assert!(stored.content.body_truncated);
 }
 
 /// Summaries fetched by id (a page of search hits) come in the order asked, leave out ids
