@@ -18,6 +18,7 @@ pub mod rules;
 pub mod sessions;
 pub mod streams;
 pub mod types;
+mod web_client;
 
 use error::{ApiError, to_json_error};
 use mailer::Mailer;
@@ -179,7 +180,11 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                 )));
                 let path = req.uri().path().to_string();
                 match ep.call(req).await {
-                    Ok(resp) => Ok(poem::IntoResponse::into_response(resp)),
+                    Ok(resp) => {
+                        let mut resp = poem::IntoResponse::into_response(resp);
+                        web_client::set_headers(&path, API_PREFIX, resp.headers_mut());
+                        Ok(resp)
+                    }
                     // An undeclared method on a known path: say which ones it has (RFC 9110).
                     Err(e) if e.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED => {
                         let mut resp = to_json_error(e);
@@ -196,8 +201,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
             SetHeader::new()
                 .overriding("X-Content-Type-Options", "nosniff")
                 .overriding("Referrer-Policy", "no-referrer")
-                .overriding("X-Frame-Options", "DENY")
-                .overriding("Cache-Control", "no-store"),
+                .overriding("X-Frame-Options", "DENY"),
         )
         .data(state)
         .catch_all_error(|e| async move { to_json_error(e) })

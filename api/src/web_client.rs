@@ -1,0 +1,83 @@
+//! Response headers for the built web client served beside the API.
+//!
+//! The client is served from the API's own origin under a strict Content Security Policy: only
+//! our own scripts and styles run, nothing may frame the app, and no plugin or `<base>` can
+//! redirect it. Mail HTML is shown in `srcdoc` frames, which inherit this policy. Vite names
+//! built assets by content hash, so they never change and may be cached for good; `index.html`
+//! names the current ones and must always be revalidated.
+//!
+//! `img-src` admits `https:` because a `srcdoc` frame can only narrow the policy it inherits:
+//! remote images of a message the user chose to load must be allowed here, and each mail frame
+//! carries its own stricter policy (no remote images until the user asks).
+
+use poem::http::header::{CACHE_CONTROL, HeaderMap, HeaderName, HeaderValue};
+
+/// The policy of every page of the web client.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data: blob: https:; font-src 'self'; connect-src 'self'; \
+     frame-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
+/// Where the bundler puts content-hashed files.
+const HASHED_ASSETS: &str = "/assets/";
+
+/// Sets the caching and security headers of a response to `path`: API responses are never
+/// stored; the web client gets its policy, and its hashed assets are cached as immutable.
+pub(crate) fn set_headers(path: &str, api_prefix: &str, headers: &mut HeaderMap) {
+    let cache = if path.starts_with(api_prefix) {
+        "no-store"
+    } else {
+        headers.insert(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+        if path.starts_with(HASHED_ASSETS) {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        }
+    };
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers_for(path: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        set_headers(path, "/api/v1", &mut headers);
+        headers
+    }
+
+    #[test]
+    fn the_api_is_never_cached_and_carries_no_page_policy() {
+        let h = headers_for("/api/v1/discussions");
+        assert_eq!(h[CACHE_CONTROL], "no-store");
+        assert!(h.get("content-security-policy").is_none());
+    }
+
+    #[test]
+    fn pages_revalidate_and_hashed_assets_are_immutable_both_under_the_policy() {
+        let page = headers_for("/");
+        assert_eq!(page[CACHE_CONTROL], "no-cache");
+        let asset = headers_for("/assets/index-3f2a1b.js");
+        assert!(
+            asset[CACHE_CONTROL]
+                .to_str()
+                .is_ok_and(|v| v.contains("immutable"))
+        );
+        for h in [page, asset] {
+            let csp = h["content-security-policy"].to_str().unwrap_or_default();
+            for directive in [
+                "script-src 'self'",
+                "object-src 'none'",
+                "base-uri 'none'",
+                "frame-ancestors 'none'",
+            ] {
+                assert!(csp.contains(directive), "{directive} missing from {csp}");
+            }
+            assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+        }
+    }
+}
