@@ -132,11 +132,17 @@ pub fn service() -> OpenApiService<(account::AccountApi, mail::MailApi, compose:
     .url_prefix(API_PREFIX)
 }
 
+/// The OpenAPI document exactly as the API serves it at `/api/v1/openapi.json`: what the web
+/// client's types are generated from.
+pub fn served_document() -> String {
+    document::document(&service().spec())
+}
+
 /// The whole HTTP application: API, OpenAPI document, Swagger UI and, when configured, the
 /// web client's static files.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = service();
-    let served = document::document(&api.spec());
+    let served = served_document();
     let allowed = Arc::new(document::AllowedMethods::from_document(&served));
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()

@@ -58,6 +58,9 @@ enum Command {
     /// Maintain the search index.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Print the API's OpenAPI document as the daemon serves it (the web client's types are
+    /// generated from it).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +169,9 @@ enum JobsCommand {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        return write_stdout(palisade_api::served_document().as_bytes());
+    }
     let config = cli.config.load()?;
     if let Command::Migrate = cli.command {
         let applied = lmtp_ingest::migrate(&config).await?;
@@ -236,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
             serde_json::json!({ "stored": stored, "indexed": indexed, "caught_up": indexed >= stored })
         }
         Command::Migrate => serde_json::json!({ "applied": 0 }),
+        Command::Openapi => return write_stdout(palisade_api::served_document().as_bytes()),
     };
     print_json(&out)
 }
