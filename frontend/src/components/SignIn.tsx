@@ -51,7 +51,7 @@ export function SignIn({ notice }: { notice: MessageKey | null }) {
 
   return (
     <main id="main" class="signin">
-      <form class="signin-form" onSubmit={(e) => void submit(e)} noValidate aria-describedby="signin-status">
+      <form class="signin-form" onSubmit={(e) => void submit(e)} noValidate>
         <h1>{t("signIn.title")}</h1>
         <div id="signin-status" class="status-region">
           {/* Live regions exist before their text so screen readers announce the change. */}
@@ -71,6 +71,7 @@ export function SignIn({ notice }: { notice: MessageKey | null }) {
           inputMode="email"
           autoComplete="username"
           autoCapitalize="none"
+          aria-describedby="signin-status"
           spellcheck={false}
           required
           maxLength={320}

@@ -18,7 +18,7 @@ export const fr: Catalog = {
   "signIn.password": "Mot de passe",
   "signIn.submit": "Se connecter",
   "signIn.submitting": "Connexion…",
-  "signIn.failed": "Échec de la connexion : {message}",
+  "signIn.failed": "Échec de la connexion\u00a0: {message}",
   "signIn.retryAfter": "Trop de tentatives. Réessayez dans {seconds} secondes.",
   "signIn.required": "Saisissez votre adresse et votre mot de passe.",
 
@@ -43,7 +43,7 @@ export const fr: Catalog = {
   "list.lastActivity": "Dernière activité {date}",
   "list.participantsMore": "{names} et {count} autres",
 
-  "privacy.badge": "Confidentialité : {label} ({score}/100)",
+  "privacy.badge": "Confidentialité\u00a0: {label} ({score}/100)",
   "privacy.low": "Faible",
   "privacy.fair": "Moyenne",
   "privacy.good": "Bonne",
