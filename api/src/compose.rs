@@ -10,7 +10,7 @@ use crate::types::{ContactPage, ContactView, DraftPage, DraftView, SendResult};
 use crate::{AppState, Auth, page};
 use bytes::Bytes;
 use chrono::Utc;
-use palisade_ingest::{Copy, error_chain};
+use palisade_ingest::{MailboxCopy, error_chain};
 use palisade_model::{
     Address, Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageId, ParticipantRole,
     User, UserId,
@@ -580,7 +580,7 @@ impl ComposeApi {
         // The message has left; from here on failures must not make the client send again.
         // The copy goes the way received mail goes: parsed off the async threads, stored,
         // queued for indexing, announced to the user's other devices.
-        let copy = Copy {
+        let copy = MailboxCopy {
             user: user.id,
             envelope: palisade_model::Envelope {
                 mail_from: Some(from.to_string()),

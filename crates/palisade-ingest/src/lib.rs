@@ -6,7 +6,7 @@
 
 mod pipeline;
 
-pub use pipeline::{Copy, Parsed, Pipeline, PipelineError, error_chain};
+pub use pipeline::{MailboxCopy, Parsed, Pipeline, PipelineError, error_chain};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -58,7 +58,7 @@ impl DeliveryBackend for IngestBackend {
             .iter()
             .zip(&message.rcpt_to)
             .map(|(user, rcpt)| {
-                Copy::received(
+                MailboxCopy::received(
                     *user,
                     message.mail_from.clone(),
                     rcpt.to_string(),

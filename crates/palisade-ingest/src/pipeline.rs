@@ -51,7 +51,7 @@ pub struct Parsed {
 
 /// One copy to store: whose mailbox, with which envelope and starting flags.
 #[derive(Debug, Clone)]
-pub struct Copy {
+pub struct MailboxCopy {
     /// The receiving user.
     pub user: UserId,
     /// The envelope of this copy (its recipient, and when it arrived).
@@ -60,7 +60,7 @@ pub struct Copy {
     pub flags: Flags,
 }
 
-impl Copy {
+impl MailboxCopy {
     /// A received copy for `user`, addressed to `rcpt_to`.
     pub fn received(
         user: UserId,
@@ -68,7 +68,7 @@ impl Copy {
         rcpt_to: String,
         at: DateTime<Utc>,
     ) -> Self {
-        Copy {
+        MailboxCopy {
             user,
             envelope: Envelope {
                 mail_from,
@@ -83,10 +83,9 @@ impl Copy {
 /// Parses, stores, publishes and announces copies of messages.
 pub struct Pipeline {
     store: Arc<dyn Mailbox>,
-    /// Where follow-up jobs go: written by the store itself, or published by the pipeline.
+    /// Where follow-up jobs go: written by the store itself, or published by the pipeline
+    /// when the store does not queue them ([`Mailbox::queues_jobs`]).
     queue: Arc<dyn JobQueue>,
-    /// Set when the store does not queue jobs itself: where the pipeline publishes them.
-    publisher: Option<Arc<dyn JobQueue>>,
     events: Option<Arc<dyn Cache>>,
     limits: ParseLimits,
     /// Notified after stored copies, so in-process workers pick up their jobs at once.
@@ -101,11 +100,9 @@ impl Pipeline {
         limits: ParseLimits,
         stored: Arc<Notify>,
     ) -> Self {
-        let publisher = (!store.queues_jobs()).then(|| queue.clone());
         Pipeline {
             store,
             queue,
-            publisher,
             events: None,
             limits,
             stored,
@@ -143,13 +140,14 @@ impl Pipeline {
     pub async fn store(
         &self,
         parsed: &Parsed,
-        copies: Vec<Copy>,
+        copies: Vec<MailboxCopy>,
     ) -> Vec<Result<MessageId, PipelineError>> {
         let mut writes = tokio::task::JoinSet::new();
         let users: Vec<UserId> = copies.iter().map(|c| c.user).collect();
+        let publisher = (!self.store.queues_jobs()).then_some(&self.queue);
         for (i, copy) in copies.into_iter().enumerate() {
             let store = self.store.clone();
-            let publisher = self.publisher.clone();
+            let publisher = publisher.cloned();
             let delivery = Delivery {
                 user_id: copy.user,
                 raw: parsed.raw.clone(),
@@ -210,7 +208,11 @@ impl Pipeline {
     }
 
     /// Parses `raw` and stores one copy of it: the sent copy of a message, or an import.
-    pub async fn store_one(&self, raw: Bytes, copy: Copy) -> Result<MessageId, PipelineError> {
+    pub async fn store_one(
+        &self,
+        raw: Bytes,
+        copy: MailboxCopy,
+    ) -> Result<MessageId, PipelineError> {
         let parsed = self.parse(raw).await?;
         self.store(&parsed, vec![copy])
             .await

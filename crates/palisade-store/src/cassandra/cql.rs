@@ -8,7 +8,7 @@ use crate::{PageOf, StoreError};
 use palisade_model::MessageSummary;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::response::PagingState;
-use scylla::response::query_result::QueryResult;
+use scylla::response::query_result::{QueryResult, QueryRowsResult};
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
@@ -26,6 +26,18 @@ impl CassandraStore {
             .map_err(unavailable)
     }
 
+    /// Runs a statement that returns rows; an answer without rows is a bug, not an outage.
+    async fn rows(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<QueryRowsResult, StoreError> {
+        self.execute(statement, values)
+            .await?
+            .into_rows_result()
+            .map_err(corrupt)
+    }
+
     /// Runs a single-row lookup.
     pub(super) async fn first<R>(
         &self,
@@ -35,11 +47,7 @@ impl CassandraStore {
     where
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
-        let rows = self
-            .execute(statement, values)
-            .await?
-            .into_rows_result()
-            .map_err(corrupt)?;
+        let rows = self.rows(statement, values).await?;
         rows.maybe_first_row::<R>().map_err(corrupt)
     }
 
@@ -52,11 +60,7 @@ impl CassandraStore {
     where
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
-        let rows = self
-            .execute(statement, values)
-            .await?
-            .into_rows_result()
-            .map_err(corrupt)?;
+        let rows = self.rows(statement, values).await?;
         rows.rows::<R>()
             .map_err(corrupt)?
             .map(|r| r.map_err(corrupt))
@@ -69,11 +73,7 @@ impl CassandraStore {
         statement: &PreparedStatement,
         values: impl SerializeRow,
     ) -> Result<Lwt, StoreError> {
-        let rows = self
-            .execute(statement, values)
-            .await?
-            .into_rows_result()
-            .map_err(corrupt)?;
+        let rows = self.rows(statement, values).await?;
         let names = rows
             .column_specs()
             .iter()
