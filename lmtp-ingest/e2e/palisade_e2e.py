@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -102,10 +103,29 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Ports handed out by this process, so two daemons of one test never get the same one.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A bindable port below the kernel's ephemeral range.
+
+    Asking the kernel for port 0 returns an ephemeral port, and an outgoing connection (to
+    Cassandra, Redis, ...) may take that same port as its local end before the daemon binds it.
+    Ports below 32768 are never chosen for outgoing connections.
+    """
+    for _ in range(1000):
+        port = random.randint(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def clean_env(extra: dict | None = None) -> dict:
