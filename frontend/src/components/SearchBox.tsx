@@ -1,15 +1,27 @@
-import { useState } from "preact/hooks";
+import "../writing.css";
+import { useEffect, useState } from "preact/hooks";
 import { t } from "../i18n";
-import { navigate } from "../router";
+import { navigate, useRoute } from "../router";
+import { emptyQuery, parseSearchParams, toSearchParams } from "../search/query";
 
-/** The header's search form: submitting shows the results screen. */
+/**
+ * The header's search form: submitting shows the results screen. On that screen it shows the
+ * current words, and a new search keeps the filter chips that are set.
+ */
 export function SearchBox() {
-  const [q, setQ] = useState("");
+  const route = useRoute();
+  const current = route.name === "search" ? parseSearchParams(route.params) : null;
+  const [q, setQ] = useState(current?.q ?? "");
+
+  useEffect(() => {
+    // Back and Forward between searches bring their words back into the box.
+    setQ(current?.q ?? "");
+  }, [current?.q]);
+
   const submit = (e: Event) => {
     e.preventDefault();
-    const params = new URLSearchParams();
-    if (q.trim().length > 0) params.set("q", q.trim());
-    navigate({ name: "search", params });
+    const query = { ...(current ?? emptyQuery), q: q.trim() };
+    navigate({ name: "search", params: toSearchParams(query) });
   };
   return (
     <form role="search" class="search-box" onSubmit={submit}>

@@ -1,6 +1,229 @@
-import { t } from "../i18n";
+import "../writing.css";
+import { useEffect, useState } from "preact/hooks";
+import { api, type Schemas } from "../api/client";
+import { changePassword } from "../api/pending";
+import { call, describeProblem } from "../api/problem";
+import { formatDate, t, type MessageKey } from "../i18n";
+import { setTheme, useTheme, type ThemeChoice } from "../theme";
+
+type SessionView = Schemas["SessionView"];
 
 /** Sessions and devices, theme, password. */
 export function SettingsScreen() {
-  return <h1>{t("nav.settings")}</h1>;
+  const [sessions, setSessions] = useState<SessionView[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [status, setStatus] = useState("");
+
+  const loadSessions = async () => {
+    const outcome = await call(() => api.GET("/api/v1/auth/sessions"));
+    if (outcome.ok) {
+      // This device first, then the most recently used.
+      const sorted = [...outcome.data].sort(
+        (a, b) => Number(b.current) - Number(a.current) || b.last_seen_at.localeCompare(a.last_seen_at),
+      );
+      setSessions(sorted);
+      setError(null);
+    } else {
+      setError(describeProblem(outcome.problem));
+    }
+  };
+
+  useEffect(() => {
+    void loadSessions();
+  }, []);
+
+  const revoke = async (s: SessionView) => {
+    const outcome = await call(() => api.DELETE("/api/v1/auth/sessions/{id}", { params: { path: { id: s.id } } }));
+    if (!outcome.ok && outcome.problem.status !== 404) {
+      setError(describeProblem(outcome.problem));
+      return;
+    }
+    setStatus(t("settings.revoked", { device: deviceName(s) }));
+    await loadSessions();
+    document.getElementById("sessions-title")?.focus();
+  };
+
+  return (
+    <>
+      <h1>{t("nav.settings")}</h1>
+      <p role="status" class="visually-hidden">
+        {status}
+      </p>
+      <section class="settings-section" aria-labelledby="sessions-title">
+        <h2 id="sessions-title" tabIndex={-1}>
+          {t("settings.sessions")}
+        </h2>
+        {error !== null && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        {sessions === null ? (
+          <p class="muted">{t("app.loading")}</p>
+        ) : (
+          <ul class="sessions" aria-label={t("settings.sessions")}>
+            {sessions.map((s) => (
+              <li key={s.id} class="session">
+                <div class="session-main">
+                  <p class="session-device">
+                    {deviceName(s)}
+                    {s.current && <strong class="badge">{t("settings.thisDevice")}</strong>}
+                  </p>
+                  <dl class="session-facts">
+                    <dt>{t("settings.signedIn")}</dt>
+                    <dd>
+                      <time dateTime={s.created_at}>{formatDate(s.created_at)}</time>
+                    </dd>
+                    <dt>{t("settings.lastSeen")}</dt>
+                    <dd>
+                      <time dateTime={s.last_seen_at}>{formatDate(s.last_seen_at)}</time>
+                    </dd>
+                    <dt>{t("settings.address")}</dt>
+                    <dd>{s.client_address}</dd>
+                  </dl>
+                </div>
+                {!s.current && (
+                  <button
+                    type="button"
+                    class="button button--secondary"
+                    aria-describedby={`session-${s.id}`}
+                    onClick={() => void revoke(s)}
+                  >
+                    {t("settings.revoke")}
+                  </button>
+                )}
+                <span id={`session-${s.id}`} class="visually-hidden">
+                  {t("settings.sessionOf", { device: deviceName(s), date: formatDate(s.last_seen_at) })}
+                </span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+      <ThemeSection />
+      <PasswordSection onChanged={() => void loadSessions()} />
+    </>
+  );
+}
+
+/** A readable device name from a user agent: "Firefox on Linux", or the raw text. */
+export function deviceName(s: SessionView): string {
+  const ua = s.user_agent ?? "";
+  if (ua.trim() === "") return t("settings.unknownDevice");
+  const browser = /Edg\//.test(ua)
+    ? "Edge"
+    : /Firefox\//.test(ua)
+      ? "Firefox"
+      : /Chrom(e|ium)\//.test(ua)
+        ? "Chromium"
+        : /Safari\//.test(ua)
+          ? "Safari"
+          : null;
+  const os = /Android/.test(ua)
+    ? "Android"
+    : /iPhone|iPad/.test(ua)
+      ? "iOS"
+      : /Windows/.test(ua)
+        ? "Windows"
+        : /Mac OS X/.test(ua)
+          ? "macOS"
+          : /Linux/.test(ua)
+            ? "Linux"
+            : null;
+  if (browser !== null && os !== null) return t("settings.browserOn", { browser, os });
+  return ua.length > 60 ? `${ua.slice(0, 60)}…` : ua;
+}
+
+const THEMES: readonly { value: ThemeChoice; label: MessageKey }[] = [
+  { value: "system", label: "settings.theme.system" },
+  { value: "light", label: "settings.theme.light" },
+  { value: "dark", label: "settings.theme.dark" },
+];
+
+function ThemeSection() {
+  const theme = useTheme();
+  return (
+    <section class="settings-section" aria-labelledby="theme-title">
+      <h2 id="theme-title">{t("settings.theme")}</h2>
+      <fieldset class="radios">
+        <legend class="visually-hidden">{t("settings.theme")}</legend>
+        {THEMES.map(({ value, label }) => (
+          <label key={value} class="check">
+            <input type="radio" name="theme" value={value} checked={theme === value} onChange={() => setTheme(value)} />
+            {t(label)}
+          </label>
+        ))}
+      </fieldset>
+    </section>
+  );
+}
+
+function PasswordSection({ onChanged }: { onChanged: () => void }) {
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
+  const [done, setDone] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setDone(false);
+    if (current === "" || next === "") {
+      setProblem(t("settings.passwordRequired"));
+      return;
+    }
+    setBusy(true);
+    const outcome = await changePassword(current, next);
+    setBusy(false);
+    if (!outcome.ok) {
+      setProblem(outcome.problem.status === 403 ? t("settings.wrongPassword") : describeProblem(outcome.problem));
+      return;
+    }
+    setProblem(null);
+    setCurrent("");
+    setNext("");
+    setDone(true);
+    onChanged();
+  };
+
+  return (
+    <section class="settings-section" aria-labelledby="password-title">
+      <h2 id="password-title">{t("settings.password")}</h2>
+      <form class="password-form" noValidate onSubmit={(e) => void submit(e)}>
+        <div class="field">
+          <label for="current-password">{t("settings.currentPassword")}</label>
+          <input
+            id="current-password"
+            type="password"
+            autoComplete="current-password"
+            value={current}
+            onInput={(e) => setCurrent(e.currentTarget.value)}
+          />
+        </div>
+        <div class="field">
+          <label for="new-password">{t("settings.newPassword")}</label>
+          <input
+            id="new-password"
+            type="password"
+            autoComplete="new-password"
+            value={next}
+            onInput={(e) => setNext(e.currentTarget.value)}
+          />
+        </div>
+        {problem !== null && (
+          <p class="error" role="alert">
+            {problem}
+          </p>
+        )}
+        {done && (
+          <p class="notice" role="status">
+            {t("settings.passwordChanged")}
+          </p>
+        )}
+        <button type="submit" class="button" disabled={busy}>
+          {t("settings.changePassword")}
+        </button>
+      </form>
+    </section>
+  );
 }
