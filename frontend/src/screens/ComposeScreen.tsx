@@ -454,7 +454,8 @@ function sendFailure(problem: Problem): string {
   if (problem.status === 429) {
     return t("compose.notSentLimit", { retry: problem.retryAfter !== null ? retryIn(problem.retryAfter) : t("problem.tooMany") });
   }
-  if (problem.status === 502 || problem.status === 503 || problem.status === 0) {
+  // The server's reason already says whether the draft is kept; without one, we say it.
+  if ((problem.status === 502 || problem.status === 503 || problem.status === 0) && problem.message === null) {
     return t("compose.notSentKept", { reason: describeProblem(problem) });
   }
   return t("compose.notSent", { reason: describeProblem(problem) });
