@@ -1,5 +1,5 @@
 import "../writing.css";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import type { Tag } from "../api/tags";
 import { t } from "../i18n";
 import { useEscape } from "./useEscape";
@@ -34,7 +34,12 @@ export function TagPicker({ tags, checked, onApply, label, disabled = false }: T
   const [choice, setChoice] = useState<Record<string, TagState>>({});
   const [busy, setBusy] = useState(false);
   const trigger = useRef<HTMLButtonElement>(null);
-  const panel = useEscape<HTMLDivElement>(() => close());
+  const panel = useRef<HTMLDivElement | null>(null);
+  const escape = useEscape<HTMLDivElement>(() => close());
+  const panelRef = useCallback((el: HTMLDivElement | null) => {
+    panel.current = el;
+    escape(el);
+  }, []);
   const panelId = useRef(`tag-picker-${Math.random().toString(36).slice(2, 10)}`).current;
 
   useEffect(() => {
@@ -88,7 +93,7 @@ export function TagPicker({ tags, checked, onApply, label, disabled = false }: T
       </button>
       {open && (
         <div
-          ref={panel}
+          ref={panelRef}
           id={panelId}
           class="tag-picker-panel"
           role="group"

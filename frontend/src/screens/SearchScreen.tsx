@@ -116,7 +116,7 @@ function ChipEditor(props: {
   const form = useEscape<HTMLFormElement>(onCancel);
 
   useEffect(() => {
-    form.current?.querySelector<HTMLElement>("input, select")?.focus();
+    document.getElementById("chip-editor")?.querySelector<HTMLElement>("input, select")?.focus();
   }, []);
 
   const submit = (e: Event) => {
