@@ -2,11 +2,12 @@ import "../writing.css";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
 import type { DraftAttachmentView } from "../api/pending";
-import { call, describeProblem, retryIn, type Problem } from "../api/problem";
+import { call, describeProblem, type Problem } from "../api/problem";
 import { Attachments, type AttachmentState } from "../compose/Attachments";
 import { flash, prepareFlash } from "../compose/flash";
 import { composeOrigin } from "../compose/origin";
 import { formatRecipients, parseRecipients } from "../compose/recipients";
+import { sendFailure } from "../compose/sendFailure";
 import { undoSeconds } from "../compose/undo";
 import { RecipientField } from "../components/RecipientField";
 import { t } from "../i18n";
@@ -448,15 +449,4 @@ function SaveStatus({ state }: { state: SaveState }) {
       {text}
     </p>
   );
-}
-
-function sendFailure(problem: Problem): string {
-  if (problem.status === 429) {
-    return t("compose.notSentLimit", { retry: problem.retryAfter !== null ? retryIn(problem.retryAfter) : t("problem.tooMany") });
-  }
-  // The server's reason already says whether the draft is kept; without one, we say it.
-  if ((problem.status === 502 || problem.status === 503 || problem.status === 0) && problem.message === null) {
-    return t("compose.notSentKept", { reason: describeProblem(problem) });
-  }
-  return t("compose.notSent", { reason: describeProblem(problem) });
 }

@@ -176,7 +176,15 @@ function PasswordSection({ onChanged }: { onChanged: () => void }) {
     const outcome = await changePassword(current, next);
     setBusy(false);
     if (!outcome.ok) {
-      setProblem(outcome.problem.status === 403 ? t("settings.wrongPassword") : describeProblem(outcome.problem));
+      const { status } = outcome.problem;
+      // 404/405: a server from before password changes (the endpoint came with issue 9).
+      setProblem(
+        status === 403
+          ? t("settings.wrongPassword")
+          : status === 404 || status === 405
+            ? t("settings.passwordUnavailable")
+            : describeProblem(outcome.problem),
+      );
       return;
     }
     setProblem(null);
