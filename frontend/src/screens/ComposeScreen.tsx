@@ -398,7 +398,15 @@ function Editor({ draft }: { draft: DraftView }) {
               id="compose-body"
               rows={14}
               value={fields.body}
+              aria-keyshortcuts="Control+Enter"
               onInput={(e) => edit({ body: e.currentTarget.value })}
+              onKeyDown={(e) => {
+                // Ctrl+Enter (⌘+Enter on a Mac) sends, as in most mail clients.
+                if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+                  e.preventDefault();
+                  if (!busy) void startSend();
+                }
+              }}
             />
           </div>
         </fieldset>

@@ -1,4 +1,5 @@
 import "../writing.css";
+import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
 import { call, describeProblem } from "../api/problem";
@@ -6,7 +7,7 @@ import { byName, listTags, type Tag } from "../api/tags";
 import { useEscape } from "../components/useEscape";
 import { formatDate, t, tn, type MessageKey } from "../i18n";
 import { navigate } from "../router";
-import { isEmptyQuery, parseSearchParams, toApiParams, toSearchParams, type SearchQuery } from "../search/query";
+import { isEmptyQuery, notSearchableYet, parseSearchParams, toApiParams, toSearchParams, type SearchQuery } from "../search/query";
 
 type Summary = Schemas["MessageSummaryView"];
 type IndexStatus = Schemas["IndexStatus"];
@@ -76,21 +77,38 @@ export function SearchScreen({ params }: { params: URLSearchParams }) {
           const active = isActive(query, chip);
           const value = describe(chip);
           return (
-            <button
-              key={chip}
-              type="button"
-              class={active ? "chip chip--active" : "chip"}
-              aria-pressed={active}
-              aria-expanded={chip === "hasAttachment" ? undefined : editing === chip}
-              aria-controls={chip === "hasAttachment" || editing !== chip ? undefined : "chip-editor"}
-              onClick={() => {
-                if (chip === "hasAttachment") apply({ ...query, hasAttachment: !query.hasAttachment });
-                else setEditing(editing === chip ? null : chip);
-              }}
-            >
-              {t(label)}
-              {value !== "" && <span class="chip-value">{`: ${value}`}</span>}
-            </button>
+            <Fragment key={chip}>
+              <button
+                type="button"
+                class={active ? "chip chip--active" : "chip"}
+                aria-pressed={active}
+                aria-describedby={value !== "" ? `chip-value-${chip}` : undefined}
+                aria-expanded={chip === "hasAttachment" ? undefined : editing === chip}
+                aria-controls={chip === "hasAttachment" || editing !== chip ? undefined : "chip-editor"}
+                onClick={() => {
+                  if (chip === "hasAttachment") apply({ ...query, hasAttachment: !query.hasAttachment });
+                  else setEditing(editing === chip ? null : chip);
+                }}
+              >
+                {/* The name stays the chip's label ("From"); the value is its description. */}
+                {active && (
+                  <span class="chip-check" aria-hidden="true">
+                    ✓
+                  </span>
+                )}
+                {t(label)}
+                {value !== "" && (
+                  <span class="chip-value" aria-hidden="true">
+                    {`: ${value}`}
+                  </span>
+                )}
+              </button>
+              {value !== "" && (
+                <span id={`chip-value-${chip}`} class="visually-hidden">
+                  {value}
+                </span>
+              )}
+            </Fragment>
           );
         })}
       </div>
@@ -210,7 +228,7 @@ function Results({ query }: { query: SearchQuery }) {
     void load(null);
   }, []);
 
-  const lag = index !== null && !index.up_to_date ? Math.max(0, index.stored - index.indexed) : 0;
+  const lag = index !== null ? notSearchableYet(index) : 0;
   return (
     <>
       {lag > 0 && <p class="notice">{tn("search.lag", lag)}</p>}

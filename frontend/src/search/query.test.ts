@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { emptyQuery, isEmptyQuery, nextDay, parseSearchParams, toApiParams, toSearchParams } from "./query";
+import { emptyQuery, isEmptyQuery, nextDay, notSearchableYet, parseSearchParams, toApiParams, toSearchParams } from "./query";
 
 describe("search query and URL", () => {
   it("round-trips every criterion through the URL", () => {
@@ -49,5 +49,14 @@ describe("API parameters", () => {
   it("counts days across months and leap years", () => {
     expect(nextDay("2028-02-28")).toBe("2028-02-29");
     expect(nextDay("2026-12-31")).toBe("2027-01-01");
+  });
+});
+
+describe("index lag", () => {
+  it("counts the stored messages not indexed yet, only when the index says it lags", () => {
+    expect(notSearchableYet({ stored: 120, indexed: 97, up_to_date: false })).toBe(23);
+    expect(notSearchableYet({ stored: 120, indexed: 120, up_to_date: true })).toBe(0);
+    // Counters read at different moments can cross; never a negative count.
+    expect(notSearchableYet({ stored: 5, indexed: 6, up_to_date: false })).toBe(0);
   });
 });

@@ -117,3 +117,8 @@ export function nextDay(date: string): string {
   d.setUTCDate(d.getUTCDate() + 1);
   return d.toISOString().slice(0, 10);
 }
+
+/** How many stored messages search cannot find yet, from the index watermark of a result. */
+export function notSearchableYet(index: { stored: number; indexed: number; up_to_date: boolean }): number {
+  return index.up_to_date ? 0 : Math.max(0, index.stored - index.indexed);
+}
