@@ -204,6 +204,7 @@ export const en = {
   "settings.password": "Password",
   "settings.currentPassword": "Current password",
   "settings.newPassword": "New password",
+  "settings.newPasswordHint": "At least 8 characters, different from the current one.",
   "settings.changePassword": "Change password",
   "settings.passwordRequired": "Enter your current password and a new one.",
   "settings.wrongPassword": "The current password is wrong.",

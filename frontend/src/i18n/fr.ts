@@ -201,6 +201,7 @@ export const fr: Catalog = {
   "settings.password": "Mot de passe",
   "settings.currentPassword": "Mot de passe actuel",
   "settings.newPassword": "Nouveau mot de passe",
+  "settings.newPasswordHint": "Au moins 8 caractères, différent du mot de passe actuel.",
   "settings.changePassword": "Changer le mot de passe",
   "settings.passwordRequired": "Saisissez votre mot de passe actuel et un nouveau.",
   "settings.wrongPassword": "Le mot de passe actuel est incorrect.",

@@ -172,6 +172,10 @@ function PasswordSection({ onChanged }: { onChanged: () => void }) {
       setProblem(t("settings.passwordRequired"));
       return;
     }
+    if (next.length < 8) {
+      setProblem(t("settings.newPasswordHint"));
+      return;
+    }
     setBusy(true);
     const outcome = await changePassword(current, next);
     setBusy(false);
@@ -214,9 +218,15 @@ function PasswordSection({ onChanged }: { onChanged: () => void }) {
             id="new-password"
             type="password"
             autoComplete="new-password"
+            minLength={8}
+            maxLength={1024}
+            aria-describedby="new-password-hint"
             value={next}
             onInput={(e) => setNext(e.currentTarget.value)}
           />
+          <p class="hint" id="new-password-hint">
+            {t("settings.newPasswordHint")}
+          </p>
         </div>
         {problem !== null && (
           <p class="error" role="alert">
