@@ -410,6 +410,7 @@ function Editor({ draft }: { draft: DraftView }) {
             />
           </div>
         </fieldset>
+        {kind === "forward" && <p class="hint">{t("compose.forwardNote")}</p>}
         <Attachments draftId={draft.id} initial={draft.attachments} disabled={busy} onChange={setFiles} />
         {formError !== null && (
           <p class="error" role="alert">

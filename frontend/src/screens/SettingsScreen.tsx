@@ -80,6 +80,12 @@ export function SettingsScreen() {
                     </dd>
                     <dt>{t("settings.address")}</dt>
                     <dd>{s.client_address}</dd>
+                    {s.user_agent !== undefined && s.user_agent !== "" && (
+                      <>
+                        <dt>{t("settings.userAgent")}</dt>
+                        <dd class="user-agent">{s.user_agent}</dd>
+                      </>
+                    )}
                   </dl>
                 </div>
                 {!s.current && (
