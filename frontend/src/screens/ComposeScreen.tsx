@@ -57,7 +57,11 @@ export function ComposeScreen({ draft }: { draft: string | null }) {
     // URL then names it, so a reload or Back comes back to the same draft.
     let live = true;
     void call(() => api.POST("/api/v1/drafts", { body: { to: [], cc: [], bcc: [], body: "" } })).then((outcome) => {
-      if (!live) return;
+      if (!live) {
+        // The user left before the draft existed: it would only be an empty draft to find later.
+        if (outcome.ok) void call(() => api.DELETE("/api/v1/drafts/{id}", { params: { path: { id: outcome.data.id } } }));
+        return;
+      }
       if (outcome.ok) {
         created.set(outcome.data.id, outcome.data);
         navigate({ name: "compose", draft: outcome.data.id }, true);
