@@ -4,6 +4,7 @@ import { api, type Schemas } from "../api/client";
 import { changePassword } from "../api/pending";
 import { call, describeProblem } from "../api/problem";
 import { formatDate, t, type MessageKey } from "../i18n";
+import { deviceName } from "../settings/device";
 import { setTheme, useTheme, type ThemeChoice } from "../theme";
 
 type SessionView = Schemas["SessionView"];
@@ -110,34 +111,6 @@ export function SettingsScreen() {
       <PasswordSection onChanged={() => void loadSessions()} />
     </>
   );
-}
-
-/** A readable device name from a user agent: "Firefox on Linux", or the raw text. */
-export function deviceName(s: SessionView): string {
-  const ua = s.user_agent ?? "";
-  if (ua.trim() === "") return t("settings.unknownDevice");
-  const browser = /Edg\//.test(ua)
-    ? "Edge"
-    : /Firefox\//.test(ua)
-      ? "Firefox"
-      : /Chrom(e|ium)\//.test(ua)
-        ? "Chromium"
-        : /Safari\//.test(ua)
-          ? "Safari"
-          : null;
-  const os = /Android/.test(ua)
-    ? "Android"
-    : /iPhone|iPad/.test(ua)
-      ? "iOS"
-      : /Windows/.test(ua)
-        ? "Windows"
-        : /Mac OS X/.test(ua)
-          ? "macOS"
-          : /Linux/.test(ua)
-            ? "Linux"
-            : null;
-  if (browser !== null && os !== null) return t("settings.browserOn", { browser, os });
-  return ua.length > 60 ? `${ua.slice(0, 60)}…` : ua;
 }
 
 const THEMES: readonly { value: ThemeChoice; label: MessageKey }[] = [
