@@ -127,15 +127,15 @@ export function TagsScreen() {
               <RenameRow
                 key={tag.id}
                 tag={tag}
-                onDone={async (newName) => {
-                  if (newName === null) {
+                onDone={async (change) => {
+                  if (change === null) {
                     setRenaming(null);
                     return null;
                   }
-                  const problem = await update(tag, { name: newName });
+                  const problem = await update(tag, change);
                   if (problem === null) {
                     setRenaming(null);
-                    setStatus(t("tags.renamed", { name: newName }));
+                    setStatus(t("tags.renamed", { name: change.name }));
                   }
                   return problem;
                 }}
@@ -147,16 +147,6 @@ export function TagsScreen() {
                   {tag.name}
                 </span>
                 <span class="tag-actions">
-                  <input
-                    type="color"
-                    class="colour-input"
-                    aria-label={t("tags.colourOf", { name: tag.name })}
-                    value={tag.colour ?? DEFAULT_COLOUR}
-                    onChange={(e) => {
-                      const value = e.currentTarget.value;
-                      void update(tag, { colour: value }).then((problem) => problem !== null && setError(problem));
-                    }}
-                  />
                   <button type="button" class="button button--secondary" onClick={() => setRenaming(tag.id)}>
                     <span aria-hidden="true">{t("tags.renameShort")}</span>
                     <span class="visually-hidden">{t("tags.rename", { name: tag.name })}</span>
@@ -175,8 +165,16 @@ export function TagsScreen() {
   );
 }
 
-function RenameRow({ tag, onDone }: { tag: Tag; onDone: (name: string | null) => Promise<string | null> }) {
+/** The row of a tag being edited: its name and colour; Escape or "Cancel" leaves it as it was. */
+function RenameRow({
+  tag,
+  onDone,
+}: {
+  tag: Tag;
+  onDone: (change: { name: string; colour: string } | null) => Promise<string | null>;
+}) {
   const [value, setValue] = useState(tag.name);
+  const [colour, setColour] = useState(tag.colour ?? DEFAULT_COLOUR);
   const [problem, setProblem] = useState<string | null>(null);
   const input = useRef<HTMLInputElement>(null);
   const form = useEscape<HTMLFormElement>(() => void onDone(null));
@@ -198,7 +196,7 @@ function RenameRow({ tag, onDone }: { tag: Tag; onDone: (name: string | null) =>
             setProblem(t("tags.nameRequired"));
             return;
           }
-          void onDone(trimmed).then(setProblem);
+          void onDone({ name: trimmed, colour }).then(setProblem);
         }}
       >
         <label for={id} class="visually-hidden">
@@ -213,6 +211,10 @@ function RenameRow({ tag, onDone }: { tag: Tag; onDone: (name: string | null) =>
           aria-invalid={problem !== null ? "true" : undefined}
           onInput={(e) => setValue(e.currentTarget.value)}
         />
+        <label for={`${id}-colour`} class="visually-hidden">
+          {t("tags.colourOf", { name: tag.name })}
+        </label>
+        <input id={`${id}-colour`} type="color" value={colour} onInput={(e) => setColour(e.currentTarget.value)} />
         <button type="submit" class="button">
           {t("tags.save")}
         </button>
