@@ -14,7 +14,8 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The document to serve: `spec` (poem-openapi's) with a 415 response on every operation
-/// that takes a body. The 415 has the error shape of the operation's 400.
+/// that takes a body (JSON, or `multipart/form-data` for uploads). The 415 has the error
+/// shape of the operation's 400.
 pub fn document(spec: &str) -> String {
     let Ok(mut doc) = serde_json::from_str::<Value>(spec) else {
         // Not reachable with poem-openapi's output; serving it unchanged beats serving nothing.
@@ -33,10 +34,18 @@ pub fn document(spec: &str) -> String {
                     .pointer("/responses/400/content")
                     .cloned()
                     .unwrap_or_else(|| json!({}));
+                let description = if op
+                    .pointer("/requestBody/content/multipart~1form-data")
+                    .is_some()
+                {
+                    "The body is not sent as `multipart/form-data` (`Content-Type` missing or of another type)."
+                } else {
+                    "The body is not sent as JSON (`Content-Type` missing or of another type)."
+                };
                 if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
                     responses.entry("415").or_insert_with(|| {
                         json!({
-                            "description": "The body is not sent as JSON (`Content-Type` missing or of another type).",
+                            "description": description,
                             "content": content,
                         })
                     });

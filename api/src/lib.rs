@@ -8,6 +8,7 @@ mod account;
 mod body;
 mod compose;
 pub mod document;
+mod draft_files;
 pub mod error;
 pub mod html;
 pub mod listener;
@@ -122,9 +123,22 @@ pub(crate) fn page(cursor: Option<String>, limit: Option<u32>) -> Page {
 }
 
 /// The OpenAPI service with every handler.
-pub fn service() -> OpenApiService<(account::AccountApi, mail::MailApi, compose::ComposeApi), ()> {
+pub fn service() -> OpenApiService<
+    (
+        account::AccountApi,
+        mail::MailApi,
+        compose::ComposeApi,
+        draft_files::DraftFilesApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (account::AccountApi, mail::MailApi, compose::ComposeApi),
+        (
+            account::AccountApi,
+            mail::MailApi,
+            compose::ComposeApi,
+            draft_files::DraftFilesApi,
+        ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),
     )
