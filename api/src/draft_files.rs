@@ -35,8 +35,9 @@ enum ApiTags {
     Compose,
 }
 
-/// One file for a draft, as `multipart/form-data`.
+/// One file for a draft, as `multipart/form-data`; other parts are refused.
 #[derive(Debug, Multipart)]
+#[oai(deny_unknown_fields)]
 pub(crate) struct AttachmentUpload {
     /// The file. Its name comes from the part's `filename`: any directories are dropped, it
     /// may not contain control characters, and it may be at most 255 bytes long (UTF-8);

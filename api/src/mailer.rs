@@ -1,8 +1,8 @@
 //! Outgoing mail: composing a draft into RFC 5322 bytes with lettre, and handing it to the
 //! configured relay (Postfix) over SMTP submission.
 
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use palisade_config::{SubmissionConfig, SubmissionTls};
@@ -125,7 +125,12 @@ pub fn compose(
                 file.file_name, file.content_type
             ))
         })?;
-        files.push(Attachment::new(file.file_name.clone()).body(data.clone(), kind));
+        // Base64 whatever the type: a text file sent as 7bit or quoted-printable would have
+        // its line endings rewritten on the way, and the recipient must get the exact bytes.
+        let body = Body::new_with_encoding(data.clone(), ContentTransferEncoding::Base64).map_err(
+            |_| MailError::Invalid(format!("attachment {:?} cannot be encoded", file.file_name)),
+        )?;
+        files.push(Attachment::new(file.file_name.clone()).body(body, kind));
     }
     let build = |b: lettre::message::MessageBuilder| -> Result<lettre::Message, MailError> {
         let built = if files.is_empty() {
@@ -278,7 +283,7 @@ mod tests {
                 file("first.bin", "application/octet-stream"),
                 vec![0u8, 1, 2, 255],
             ),
-            (file("second.txt", "text/plain"), b"plain words".to_vec()),
+            (file("second.txt", "text/plain"), b"plain\nwords\n".to_vec()),
         ];
         let composed = compose(
             &draft,
