@@ -13,8 +13,10 @@ use palisade_store::{AttachmentLimits, AttachmentRefused, StoreError};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::{Binary, Json};
-use poem_openapi::types::multipart::Upload;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromMultipartField, ParseResult, Type};
 use poem_openapi::{ApiResponse, Multipart, OpenApi, Tags};
+use std::borrow::Cow;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -46,7 +48,56 @@ pub(crate) struct AttachmentUpload {
     /// the server's body limit (`api.max_body_bytes`, 25 MiB by default), and all of a
     /// draft's files together `api.max_draft_attachment_bytes` (20 MiB by default): past
     /// either the answer is 413. A draft holds at most 20 files; past that the answer is 409.
-    file: Upload,
+    file: FilePart,
+}
+
+/// An uploaded file part, read into memory. poem-openapi's `Upload` would spool it to a
+/// temporary file first: a copy of the user's mail outside the store, left behind by a crash.
+/// The request's size is already bounded by the body limit.
+#[derive(Debug)]
+pub(crate) struct FilePart {
+    /// `filename` of the part's `Content-Disposition`.
+    file_name: Option<String>,
+    /// The part's `Content-Type`, parameters dropped.
+    content_type: Option<String>,
+    /// The bytes.
+    data: Vec<u8>,
+}
+
+impl Type for FilePart {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "string_binary".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "binary")))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromMultipartField for FilePart {
+    async fn parse_from_multipart(field: Option<poem::web::Field>) -> ParseResult<Self> {
+        let field = field.ok_or_else(ParseError::expected_input)?;
+        let file_name = field.file_name().map(str::to_string);
+        let content_type = field.content_type().map(str::to_string);
+        let data = field.bytes().await.map_err(ParseError::custom)?;
+        Ok(FilePart {
+            file_name,
+            content_type,
+            data,
+        })
+    }
 }
 
 #[derive(ApiResponse)]
@@ -150,12 +201,9 @@ impl DraftFilesApi {
     ) -> Result<Uploaded, ApiError> {
         let user = auth.0.user_id;
         let draft = draft_of(&state, user, id.0).await?;
-        let file_name = file_name(body.file.file_name())?;
-        let content_type = content_type(body.file.content_type())?;
-        let data = body.file.into_vec().await.map_err(|e| {
-            tracing::warn!(error = %e, "uploaded file could not be read back");
-            ApiError::unavailable("the upload could not be stored; try again")
-        })?;
+        let file_name = file_name(body.file.file_name.as_deref())?;
+        let content_type = content_type(body.file.content_type.as_deref())?;
+        let data = body.file.data;
         let attachment = DraftAttachment {
             id: DraftAttachmentId::new_random(),
             user_id: user,

@@ -5,11 +5,13 @@ Runs on both backends."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import pytest
 
 from api_helpers import PASSWORD
+from palisade_e2e import HOST
 
 BODY_LIMIT = 300_000
 DRAFT_LIMIT = 200_000
@@ -131,6 +133,36 @@ def test_limits_answer_413_and_409_with_a_reason(api):
     body = error(upload(c, many["id"], "f20.txt", b"x"), 409)
     assert "20" in body["message"], body
     assert len(c.get(f"/drafts/{many['id']}/attachments").json()) == 20
+
+
+def test_an_upload_without_a_declared_length_gets_413_past_the_limit(api):
+    c = api.login("alice@example.test", PASSWORD)
+    draft = new_draft(c)
+
+    def chunked(data: bytes) -> str:
+        body, content_type = multipart("streamed.bin", data)
+        with socket.create_connection((HOST, api.api_port), timeout=60) as s:
+            s.sendall((f"POST /api/v1/drafts/{draft['id']}/attachments HTTP/1.1\r\nHost: x\r\n"
+                       f"Authorization: Bearer {c.token}\r\nContent-Type: {content_type}\r\n"
+                       "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode())
+            try:
+                for i in range(0, len(body), 65536):
+                    piece = body[i:i + 65536]
+                    s.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                s.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass  # the server may answer and close before the whole body is sent
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        return answer.decode(errors="replace")
+
+    over = chunked(b"\0" * (BODY_LIMIT + 1000))
+    assert over.startswith("HTTP/1.1 413"), over[:500]
+    assert '"error":"payload_too_large"' in over, over[:500]
+    assert c.get(f"/drafts/{draft['id']}/attachments").json() == []
+    within = chunked(b"\1" * 1000)
+    assert within.startswith("HTTP/1.1 201"), within[:500]
 
 
 def test_bad_uploads_are_refused_with_a_reason(api):
