@@ -176,6 +176,18 @@ def test_bad_uploads_are_refused_with_a_reason(api):
     body = error(upload(c, draft["id"], "x" * 256, b"x"), 400)
     assert "255" in body["message"], body
     error(upload(c, draft["id"], "ok.txt", b"x", field="other"), 400)  # no `file` part
+    # Parts other than `file` are refused, and the document says so (schemathesis once sent an
+    # extra part whose name the part parser cannot read, expecting it to be accepted).
+    boundary = "extra-" + uuid.uuid4().hex
+    extra = (f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n'
+             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nx\r\n'
+             f"--{boundary}--\r\n").encode()
+    error(c.request("POST", f"/drafts/{draft['id']}/attachments", extra,
+                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}), 400)
+    doc = c.get("/openapi.json").json()
+    form = doc["paths"]["/api/v1/drafts/{id}/attachments"]["post"]["requestBody"]["content"]
+    assert form["multipart/form-data"]["schema"]["additionalProperties"] is False
+    assert form["multipart/form-data"]["schema"]["required"] == ["file"]
     r = c.request("POST", f"/drafts/{draft['id']}/attachments", b'{"file": "x"}',
                   headers={"Content-Type": "application/json"})
     assert r.status == 415, r
