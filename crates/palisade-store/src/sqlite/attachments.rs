@@ -33,6 +33,7 @@ fn decode(
     })
 }
 
+/// Stores a file if its draft exists and has room; one write, so the check holds.
 pub(crate) fn add(
     conn: &Connection,
     a: &DraftAttachment,
@@ -80,6 +81,7 @@ pub(crate) fn add(
     Ok(Ok(a.clone()))
 }
 
+/// The files of a draft, in upload order.
 pub(crate) fn list(
     conn: &Connection,
     user: UserId,
@@ -99,6 +101,7 @@ pub(crate) fn list(
     .collect()
 }
 
+/// One file of a draft, with its bytes.
 pub(crate) fn get(
     conn: &Connection,
     user: UserId,
@@ -122,6 +125,7 @@ pub(crate) fn get(
         .transpose()
 }
 
+/// Removes one file; `false` when absent.
 pub(crate) fn delete(
     conn: &Connection,
     user: UserId,
