@@ -1,7 +1,6 @@
 /**
  * API calls whose endpoints were being added on the server while the client was written
- * (issue 9): contact autocompletion (r2-discussions), draft attachments (r1-attachments) and
- * password change (r2-discussions). Until the generated schema has them they are made here
+ * (issue 9): contact autocompletion and password change (r2-discussions). Until the generated schema has them they are made here
  * with the same bearer token and 401 handling as the typed client; each one is a single
  * function, to switch to `api.GET/POST` once `npm run gen:api` knows the path.
  */
@@ -14,14 +13,6 @@ export interface RecipientSuggestion {
   readonly name?: string | null;
   readonly address: string;
   readonly contact_id: string;
-}
-
-/** A file uploaded to a draft, sent with it. */
-export interface DraftAttachmentView {
-  readonly id: string;
-  readonly file_name: string;
-  readonly content_type: string;
-  readonly size: number;
 }
 
 async function authed(path: string, init: RequestInit = {}): Promise<Response> {
@@ -71,54 +62,6 @@ export async function suggestRecipients(prefix: string, limit = 8, signal?: Abor
 
 function isSuggestion(v: unknown): v is RecipientSuggestion {
   return typeof v === "object" && v !== null && typeof (v as { address?: unknown }).address === "string";
-}
-
-/** The files attached to a draft. */
-export function listDraftAttachments(draftId: string): Promise<Outcome<DraftAttachmentView[]>> {
-  return guarded(async () => json<DraftAttachmentView[]>(await authed(`/drafts/${draftId}/attachments`)));
-}
-
-/** Removes a file from a draft. */
-export function deleteDraftAttachment(draftId: string, attachmentId: string): Promise<Outcome<null>> {
-  return guarded(async () => json<null>(await authed(`/drafts/${draftId}/attachments/${attachmentId}`, { method: "DELETE" })));
-}
-
-/** An upload in flight: its result, and a way to stop it. */
-export interface Upload {
-  readonly done: Promise<Outcome<DraftAttachmentView>>;
-  readonly abort: () => void;
-}
-
-/**
- * Uploads one file to a draft (multipart, field `file`). XMLHttpRequest rather than fetch,
- * because only it reports upload progress; `onProgress` gets a fraction from 0 to 1.
- */
-export function uploadDraftAttachment(draftId: string, file: File, onProgress: (fraction: number) => void): Upload {
-  const xhr = new XMLHttpRequest();
-  const token = session.token;
-  const done = new Promise<Outcome<DraftAttachmentView>>((resolve) => {
-    const failed = () => resolve({ ok: false, problem: { status: 0, message: null, retryAfter: null } });
-    xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
-    };
-    xhr.onerror = failed;
-    xhr.onabort = failed;
-    xhr.onload = () => {
-      if (xhr.status === 401 && token !== null) session.ended(token);
-      const response = new Response(xhr.status === 204 ? null : xhr.responseText, {
-        status: xhr.status,
-        headers: { "Retry-After": xhr.getResponseHeader("Retry-After") ?? "" },
-      });
-      void json<DraftAttachmentView>(response).then(resolve);
-    };
-  });
-  xhr.open("POST", `${API_PREFIX}/drafts/${draftId}/attachments`);
-  xhr.setRequestHeader("Accept", "application/json");
-  if (token !== null) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
-  const form = new FormData();
-  form.append("file", file, file.name);
-  xhr.send(form);
-  return { done, abort: () => xhr.abort() };
 }
 
 /** Changes the password; the server ends every other session of the user. */

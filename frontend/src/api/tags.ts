@@ -1,14 +1,14 @@
 import { api, type Schemas } from "./client";
 import { call, type Outcome } from "./problem";
 
-/**
- * A tag as the screens use it. `colour` (`#rrggbb`) comes with tag colours on the server
- * (r1-attachments); an older server leaves it out and ignores it in requests.
- */
-export type Tag = Schemas["TagView"] & { readonly colour?: string | null };
+/** A tag as the screens use it; `colour` is `#rrggbb`, absent when the user chose none. */
+export type Tag = Schemas["TagView"];
 
-/** The request body of create and rename, with the colour when the user picked one. */
-export type TagBody = Schemas["TagRequest"] & { colour?: string };
+/** The request body of creating a tag. */
+export type TagBody = Schemas["TagRequest"];
+
+/** A change to a tag; what is absent stays. */
+export type TagChange = Schemas["TagPatchRequest"];
 
 /** The user's tags, by name. */
 export function listTags(): Promise<Outcome<Tag[]>> {

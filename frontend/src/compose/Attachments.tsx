@@ -1,11 +1,10 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
   deleteDraftAttachment,
-  listDraftAttachments,
   uploadDraftAttachment,
   type DraftAttachmentView,
   type Upload,
-} from "../api/pending";
+} from "../api/draftFiles";
 import { describeProblem } from "../api/problem";
 import { t } from "../i18n";
 import { formatSize } from "./size";
@@ -31,30 +30,14 @@ let nextKey = 0;
 /** The draft's files: "Attach files" uploads each with its progress, "Remove" takes one off. */
 export function Attachments(props: {
   draftId: string;
-  initial: readonly DraftAttachmentView[] | undefined;
+  initial: readonly DraftAttachmentView[];
   disabled: boolean;
   onChange: (state: AttachmentState) => void;
 }) {
   const { draftId, initial, disabled, onChange } = props;
-  const [items, setItems] = useState<Item[]>(() => (initial ?? []).map(fromView));
-  const [listError, setListError] = useState<string | null>(null);
+  const [items, setItems] = useState<Item[]>(() => initial.map(fromView));
   const uploads = useRef(new Map<string, Upload>());
   const fileInput = useRef<HTMLInputElement>(null);
-
-  useEffect(() => {
-    // Drafts from a server that lists attachments in the draft need no second request.
-    if (initial !== undefined) return;
-    let live = true;
-    void listDraftAttachments(draftId).then((outcome) => {
-      if (!live) return;
-      // A server without draft attachments answers 404 here: there are simply none.
-      if (outcome.ok) setItems(outcome.data.map(fromView));
-      else if (outcome.problem.status !== 404) setListError(describeProblem(outcome.problem));
-    });
-    return () => {
-      live = false;
-    };
-  }, [draftId]);
 
   useEffect(() => {
     onChange({
@@ -126,7 +109,6 @@ export function Attachments(props: {
       <label for="compose-files" class="button button--secondary file-label">
         {t("compose.attach")}
       </label>
-      {listError !== null && <p class="error">{listError}</p>}
       {items.length > 0 && (
         <ul class="attached" aria-label={t("compose.attached")}>
           {items.map((item) => (

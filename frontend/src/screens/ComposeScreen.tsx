@@ -1,7 +1,6 @@
 import "../writing.css";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
-import type { DraftAttachmentView } from "../api/pending";
 import { call, describeProblem, type Problem } from "../api/problem";
 import { Attachments, type AttachmentState } from "../compose/Attachments";
 import { flash, prepareFlash } from "../compose/flash";
@@ -13,7 +12,7 @@ import { RecipientField } from "../components/RecipientField";
 import { t } from "../i18n";
 import { navigate, parseRoute } from "../router";
 
-type DraftView = Schemas["DraftView"] & { readonly attachments?: DraftAttachmentView[] };
+type DraftView = Schemas["DraftView"];
 type DraftRequest = Schemas["DraftRequest"];
 
 /** What the user edits; recipients as typed. */

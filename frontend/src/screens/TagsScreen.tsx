@@ -2,7 +2,7 @@ import "../writing.css";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api/client";
 import { call, describeProblem } from "../api/problem";
-import { byName, listTags, type Tag, type TagBody } from "../api/tags";
+import { byName, listTags, type Tag, type TagBody, type TagChange } from "../api/tags";
 import { TagSwatch } from "../components/TagPicker";
 import { useEscape } from "../components/useEscape";
 import { t } from "../i18n";
@@ -56,10 +56,12 @@ export function TagsScreen() {
     nameInput.current?.focus();
   };
 
-  const update = async (tag: Tag, change: { name?: string; colour?: string }): Promise<string | null> => {
-    const body: TagBody = { name: change.name ?? tag.name };
-    const newColour = change.colour ?? tag.colour ?? undefined;
-    if (newColour !== undefined && newColour !== null) body.colour = newColour;
+  const update = async (tag: Tag, change: { name: string; colour: string }): Promise<string | null> => {
+    // Only what changed: PATCH leaves the rest as it is.
+    const body: TagChange = {};
+    if (change.name !== tag.name) body.name = change.name;
+    if (change.colour !== (tag.colour ?? DEFAULT_COLOUR)) body.colour = change.colour;
+    if (body.name === undefined && body.colour === undefined) return null;
     const outcome = await call(() => api.PATCH("/api/v1/tags/{id}", { params: { path: { id: tag.id } }, body }));
     if (!outcome.ok) return describeProblem(outcome.problem);
     await reload();
