@@ -96,7 +96,7 @@ export function Attachments(props: {
   };
 
   return (
-    <div class="attachments">
+    <div class="compose-attachments">
       <input
         ref={fileInput}
         id="compose-files"

@@ -157,11 +157,6 @@ export const en = {
   "tags.deleted": "Tag {name} deleted.",
   "tags.save": "Save",
   "tags.cancel": "Cancel",
-  "tags.picker": "Tag…",
-  "tags.pickerLabel": "Tags",
-  "tags.apply": "Apply",
-  "tags.none": "No tags yet.",
-  "tags.manage": "Manage tags",
 
   "contacts.new": "New contact",
   "contacts.list": "Contacts",

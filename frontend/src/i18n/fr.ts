@@ -154,11 +154,6 @@ export const fr: Catalog = {
   "tags.deleted": "Étiquette {name} supprimée.",
   "tags.save": "Enregistrer",
   "tags.cancel": "Annuler",
-  "tags.picker": "Étiqueter…",
-  "tags.pickerLabel": "Étiquettes",
-  "tags.apply": "Appliquer",
-  "tags.none": "Aucune étiquette pour l’instant.",
-  "tags.manage": "Gérer les étiquettes",
 
   "contacts.new": "Nouveau contact",
   "contacts.list": "Contacts",

@@ -72,7 +72,7 @@ export function SearchScreen({ params }: { params: URLSearchParams }) {
   return (
     <>
       <h1>{t("search.title")}</h1>
-      <div class="chips" role="group" aria-label={t("search.filters")}>
+      <div class="filter-chips" role="group" aria-label={t("search.filters")}>
         {CHIPS.map(({ chip, label }) => {
           const active = isActive(query, chip);
           const value = describe(chip);
@@ -80,7 +80,7 @@ export function SearchScreen({ params }: { params: URLSearchParams }) {
             <Fragment key={chip}>
               <button
                 type="button"
-                class={active ? "chip chip--active" : "chip"}
+                class={active ? "filter-chip filter-chip--active" : "filter-chip"}
                 aria-pressed={active}
                 aria-describedby={value !== "" ? `chip-value-${chip}` : undefined}
                 aria-expanded={chip === "hasAttachment" ? undefined : editing === chip}
@@ -92,13 +92,13 @@ export function SearchScreen({ params }: { params: URLSearchParams }) {
               >
                 {/* The name stays the chip's label ("From"); the value is its description. */}
                 {active && (
-                  <span class="chip-check" aria-hidden="true">
+                  <span class="filter-chip-check" aria-hidden="true">
                     ✓
                   </span>
                 )}
                 {t(label)}
                 {value !== "" && (
-                  <span class="chip-value" aria-hidden="true">
+                  <span class="filter-chip-value" aria-hidden="true">
                     {`: ${value}`}
                   </span>
                 )}
@@ -152,7 +152,7 @@ function ChipEditor(props: {
     <form
       ref={form}
       id="chip-editor"
-      class="chip-editor"
+      class="filter-editor"
       aria-label={t("search.editFilter", { filter: label })}
       onSubmit={submit}
     >
