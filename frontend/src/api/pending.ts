@@ -50,7 +50,8 @@ async function guarded<T>(run: () => Promise<Outcome<T>>): Promise<Outcome<T>> {
 export async function suggestRecipients(prefix: string, limit = 8, signal?: AbortSignal): Promise<RecipientSuggestion[]> {
   if (prefix.trim().length === 0) return [];
   try {
-    const params = new URLSearchParams({ q: prefix.trim(), limit: String(limit) });
+    // The API takes 1 to 100 characters; a longer piece has no contact to match anyway.
+    const params = new URLSearchParams({ q: prefix.trim().slice(0, 100), limit: String(limit) });
     const response = await authed(`/contacts/autocomplete?${params.toString()}`, signal ? { signal } : {});
     if (!response.ok) return [];
     const body: unknown = await response.json();

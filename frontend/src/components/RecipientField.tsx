@@ -117,7 +117,7 @@ export function RecipientField(props: {
                   choose(s);
                 }}
               >
-                {displayRecipient(s.name, s.address)}
+                {optionLabel(s)}
               </div>
             ))}
           </div>
@@ -130,4 +130,10 @@ export function RecipientField(props: {
       )}
     </div>
   );
+}
+
+/** What an option shows: "Name <address>", unquoted (the field gets a quoted name if needed). */
+function optionLabel(s: RecipientSuggestion): string {
+  const name = (s.name ?? "").trim();
+  return name === "" ? s.address : `${name} <${s.address}>`;
 }

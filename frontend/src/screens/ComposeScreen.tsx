@@ -157,7 +157,9 @@ function Editor({ draft }: { draft: DraftView }) {
   const [save, setSave] = useState<SaveState>({ kind: "idle" });
   const [send, setSend] = useState<SendState>({ kind: "idle" });
   const [formError, setFormError] = useState<string | null>(null);
-  const [files, setFiles] = useState<AttachmentState>({ count: draft.attachments?.length ?? 0, uploading: false });
+  // A server from before draft files (issue 9) sends no `attachments`: then there are none.
+  const attached = (draft.attachments as Schemas["DraftView"]["attachments"] | undefined) ?? [];
+  const [files, setFiles] = useState<AttachmentState>({ count: attached.length, uploading: false });
 
   const latest = useRef(fields);
   latest.current = fields;
@@ -414,7 +416,7 @@ function Editor({ draft }: { draft: DraftView }) {
           </div>
         </fieldset>
         {kind === "forward" && <p class="hint">{t("compose.forwardNote")}</p>}
-        <Attachments draftId={draft.id} initial={draft.attachments} disabled={busy} onChange={setFiles} />
+        <Attachments draftId={draft.id} initial={attached} disabled={busy} onChange={setFiles} />
         {formError !== null && (
           <p class="error" role="alert">
             {formError}
