@@ -23,6 +23,8 @@ interface Item {
 export interface AttachmentState {
   readonly count: number;
   readonly uploading: boolean;
+  /** Files that could not be attached and are still listed with the reason. */
+  readonly failed: number;
 }
 
 let nextKey = 0;
@@ -33,8 +35,10 @@ export function Attachments(props: {
   initial: readonly DraftAttachmentView[];
   disabled: boolean;
   onChange: (state: AttachmentState) => void;
+  /** Told of each upload as it starts, so sending can wait for it. */
+  onUpload: (done: Promise<{ readonly ok: boolean }>) => void;
 }) {
-  const { draftId, initial, disabled, onChange } = props;
+  const { draftId, initial, disabled, onChange, onUpload } = props;
   const [items, setItems] = useState<Item[]>(() => initial.map(fromView));
   const uploads = useRef(new Map<string, Upload>());
   const fileInput = useRef<HTMLInputElement>(null);
@@ -43,6 +47,7 @@ export function Attachments(props: {
     onChange({
       count: items.filter((i) => i.attachment !== null).length,
       uploading: items.some((i) => i.progress !== null),
+      failed: items.filter((i) => i.error !== null && i.attachment === null).length,
     });
   }, [items]);
 
@@ -63,6 +68,7 @@ export function Attachments(props: {
       setItems((list) => [...list, { key, name: file.name, size: file.size, progress: 0, error: null, attachment: null }]);
       const upload = uploadDraftAttachment(draftId, file, (progress) => update(key, { progress }));
       uploads.current.set(key, upload);
+      onUpload(upload.done);
       void upload.done.then((outcome) => {
         uploads.current.delete(key);
         if (outcome.ok) {

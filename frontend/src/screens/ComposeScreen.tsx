@@ -33,6 +33,7 @@ type SaveState =
 
 type SendState =
   | { readonly kind: "idle" }
+  | { readonly kind: "preparing" }
   | { readonly kind: "countdown"; readonly remaining: number }
   | { readonly kind: "sending" }
   | { readonly kind: "failed"; readonly text: string };
@@ -159,7 +160,8 @@ function Editor({ draft }: { draft: DraftView }) {
   const [formError, setFormError] = useState<string | null>(null);
   // A server from before draft files (issue 9) sends no `attachments`: then there are none.
   const attached = (draft.attachments as Schemas["DraftView"]["attachments"] | undefined) ?? [];
-  const [files, setFiles] = useState<AttachmentState>({ count: attached.length, uploading: false });
+  const [files, setFiles] = useState<AttachmentState>({ count: attached.length, uploading: false, failed: 0 });
+  const uploads = useRef(new Set<Promise<{ readonly ok: boolean }>>());
 
   const latest = useRef(fields);
   latest.current = fields;
@@ -177,7 +179,7 @@ function Editor({ draft }: { draft: DraftView }) {
   const undoButton = useRef<HTMLButtonElement>(null);
 
   const kind = draft.in_reply_to !== undefined ? "reply" : draft.forward_of !== undefined ? "forward" : "new";
-  const busy = send.kind === "countdown" || send.kind === "sending";
+  const busy = send.kind === "preparing" || send.kind === "countdown" || send.kind === "sending";
 
   useEffect(() => {
     let live = true;
@@ -295,12 +297,21 @@ function Editor({ draft }: { draft: DraftView }) {
       toField.current?.querySelector("input")?.focus();
       return;
     }
-    if (filesRef.current.uploading) {
-      setFormError(t("compose.waitForUploads"));
+    setFormError(null);
+    setSend({ kind: "preparing" });
+    // Files still uploading are waited for: "Send" means with them.
+    let justFailed = false;
+    while (uploads.current.size > 0) {
+      const outcomes = await Promise.all([...uploads.current]);
+      justFailed ||= outcomes.some((o) => !o.ok);
+    }
+    if (justFailed || filesRef.current.failed > 0) {
+      setSend({ kind: "idle" });
+      setFormError(t("compose.failedFiles"));
       return;
     }
-    setFormError(null);
     if (!(await saveNow())) {
+      setSend({ kind: "idle" });
       setFormError(t("compose.saveBeforeSend"));
       return;
     }
@@ -416,7 +427,19 @@ function Editor({ draft }: { draft: DraftView }) {
           </div>
         </fieldset>
         {kind === "forward" && <p class="hint">{t("compose.forwardNote")}</p>}
-        <Attachments draftId={draft.id} initial={attached} disabled={busy} onChange={setFiles} />
+        <Attachments
+          draftId={draft.id}
+          initial={attached}
+          disabled={busy}
+          onChange={(state) => {
+            filesRef.current = state;
+            setFiles(state);
+          }}
+          onUpload={(done) => {
+            uploads.current.add(done);
+            void done.finally(() => uploads.current.delete(done));
+          }}
+        />
         {formError !== null && (
           <p class="error" role="alert">
             {formError}
@@ -438,8 +461,8 @@ function Editor({ draft }: { draft: DraftView }) {
               </button>
             </>
           ) : (
-            <button ref={sendButton} type="submit" class="button" disabled={send.kind === "sending"}>
-              {send.kind === "sending" ? t("compose.sending") : t("compose.send")}
+            <button ref={sendButton} type="submit" class="button" disabled={send.kind === "sending" || send.kind === "preparing"}>
+              {send.kind === "sending" ? t("compose.sending") : send.kind === "preparing" ? t("compose.preparing") : t("compose.send")}
             </button>
           )}
           <button type="button" class="button button--secondary" disabled={busy} onClick={() => void discard()}>
