@@ -1,7 +1,8 @@
 import "../writing.css";
 import { useEffect, useState } from "preact/hooks";
 import { t } from "../i18n";
-import { navigate, useRoute } from "../router";
+import { navigate, routeHash, useRoute } from "../router";
+import { searchAgain } from "../search/again";
 import { emptyQuery, parseSearchParams, toSearchParams } from "../search/query";
 
 /**
@@ -21,7 +22,9 @@ export function SearchBox() {
   const submit = (e: Event) => {
     e.preventDefault();
     const query = { ...(current ?? emptyQuery), q: q.trim() };
-    navigate({ name: "search", params: toSearchParams(query) });
+    const route = { name: "search", params: toSearchParams(query) } as const;
+    if (location.hash === routeHash(route)) searchAgain();
+    else navigate(route);
   };
   return (
     <form role="search" class="search-box" onSubmit={submit}>

@@ -7,6 +7,7 @@ import { byName, listTags, type Tag } from "../api/tags";
 import { useEscape } from "../components/useEscape";
 import { formatDate, t, tn, type MessageKey } from "../i18n";
 import { navigate } from "../router";
+import { useSearchAgain } from "../search/again";
 import { isEmptyQuery, notSearchableYet, parseSearchParams, toApiParams, toSearchParams, type SearchQuery } from "../search/query";
 
 type Summary = Schemas["MessageSummaryView"];
@@ -39,6 +40,7 @@ export function SearchScreen({ params }: { params: URLSearchParams }) {
   const query = parseSearchParams(params);
   const key = toSearchParams(query).toString();
   const [editing, setEditing] = useState<Chip | null>(null);
+  const round = useSearchAgain();
   const [tags, setTags] = useState<Tag[]>([]);
 
   useEffect(() => {
@@ -115,7 +117,7 @@ export function SearchScreen({ params }: { params: URLSearchParams }) {
       {editing !== null && editing !== "hasAttachment" && (
         <ChipEditor key={editing} chip={editing} query={query} tags={tags} onApply={apply} onCancel={() => setEditing(null)} />
       )}
-      {isEmptyQuery(query) ? <p class="muted">{t("search.empty")}</p> : <Results key={key} query={query} />}
+      {isEmptyQuery(query) ? <p class="muted">{t("search.empty")}</p> : <Results key={`${key}#${round}`} query={query} />}
     </>
   );
 }
