@@ -19,6 +19,8 @@ pub mod cassandra;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 #[cfg(any(test, feature = "contract"))]
+mod contract_discussions;
+#[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
 pub mod sqlite;
 mod threading;
@@ -196,6 +198,26 @@ pub trait Mailbox: Send + Sync {
         tags: &[TagId],
     ) -> Result<bool, StoreError>;
 
+    /// Applies `patch` to every message of a discussion, keeping its counts in step; the
+    /// messages whose flags changed, or `None` when the discussion does not exist.
+    async fn update_discussion_flags(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Vec<MessageId>>, StoreError>;
+
+    /// Adds `add` to and removes `remove` from the tags of every message of a discussion;
+    /// the messages whose tags changed, or `None` when the discussion does not exist. Callers
+    /// check that the tags are the user's.
+    async fn retag_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        add: &[TagId],
+        remove: &[TagId],
+    ) -> Result<Option<Vec<MessageId>>, StoreError>;
+
     /// Deletes a message for good (row, raw bytes, discussion membership); `false` when it did
     /// not exist.
     async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError>;
@@ -258,6 +280,22 @@ pub trait Drafts: Send + Sync {
 
     /// Deletes a draft; `false` when absent.
     async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError>;
+}
+
+/// `tags` with `add` appended (those not already there) and `remove` taken out, in order:
+/// what a discussion-wide tag change makes of one message's tags.
+pub(crate) fn retagged(tags: &[TagId], add: &[TagId], remove: &[TagId]) -> Vec<TagId> {
+    let mut out: Vec<TagId> = tags
+        .iter()
+        .filter(|t| !remove.contains(t))
+        .copied()
+        .collect();
+    for t in add {
+        if !remove.contains(t) && !out.contains(t) {
+            out.push(*t);
+        }
+    }
+    out
 }
 
 /// Everything a backend stores: the union of the concerns, for the daemon that wires one

@@ -14,7 +14,7 @@ use super::{
 };
 use super::{
     ChunkRow, MessageRow, MessageSummaryRow, SUMMARIES_PER_LOOKUP, corrupt, deliver, next_row,
-    summary, tags, u64_of,
+    organize, summary, tags, u64_of,
 };
 use crate::{Delivery, DeliveryReceipt, Mailbox};
 use crate::{Page, PageOf, StoreError};
@@ -49,7 +49,7 @@ type NewestRow = (
     Option<String>,
 );
 
-type DiscussionRow = (
+pub(super) type DiscussionRow = (
     Uuid,
     Option<String>,
     Option<Vec<String>>,
@@ -200,7 +200,7 @@ fn discussion(
 }
 
 /// The discussion rows of `ids`, by id.
-async fn discussion_rows(
+pub(super) async fn discussion_rows(
     store: &CassandraStore,
     user: Uuid,
     ids: &[Uuid],
@@ -696,6 +696,25 @@ impl Mailbox for CassandraStore {
         tags: &[TagId],
     ) -> Result<bool, StoreError> {
         set_message_tags(self, user, id, tags).await
+    }
+
+    async fn update_discussion_flags(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Vec<MessageId>>, StoreError> {
+        organize::update_discussion_flags(self, user, id, patch).await
+    }
+
+    async fn retag_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        add: &[TagId],
+        remove: &[TagId],
+    ) -> Result<Option<Vec<MessageId>>, StoreError> {
+        organize::retag_discussion(self, user, id, add, remove).await
     }
 
     async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError> {

@@ -77,6 +77,8 @@ pub(crate) struct Statements {
     pub(crate) set_arrival_flags: PreparedStatement,
     pub(crate) set_in_discussion_flags: PreparedStatement,
     pub(crate) set_message_tags: PreparedStatement,
+    /// The tags of several messages by id, with what proves they exist, in one request.
+    pub(crate) select_tags_in: PreparedStatement,
     /// Logged batch removing a message's arrival and discussion rows.
     pub(crate) unlist_message: Batch,
     /// Logged batch removing the message row, its arrival claim and its raw bytes.
@@ -472,6 +474,12 @@ impl Statements {
                 .await?,
             set_message_tags: p
                 .idempotent("UPDATE {ks}.messages SET tags_json = ? WHERE user_id = ? AND id = ?")
+                .await?,
+            select_tags_in: p
+                .idempotent(
+                    "SELECT id, delivered, discussion_id, tags_json FROM {ks}.messages
+                     WHERE user_id = ? AND id IN ?",
+                )
                 .await?,
 
             select_tags: p

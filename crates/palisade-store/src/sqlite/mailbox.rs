@@ -4,7 +4,7 @@
 
 use super::rows::{json, parse_id, start_after, to_json};
 use super::{SqliteStore, from_millis, unavailable};
-use super::{deliver, rows, tags};
+use super::{deliver, organize, rows, tags};
 use crate::threading::SNIPPET_CHARS;
 use crate::{Delivery, DeliveryReceipt, Mailbox};
 use crate::{Page, PageOf, StoreError};
@@ -412,6 +412,30 @@ impl Mailbox for SqliteStore {
         let tags = tags.to_vec();
         self.writer
             .write(move |conn| set_message_tags(conn, user, id, &tags))
+            .await
+    }
+
+    async fn update_discussion_flags(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Vec<MessageId>>, StoreError> {
+        self.writer
+            .write(move |conn| organize::update_discussion_flags(conn, user, id, patch))
+            .await
+    }
+
+    async fn retag_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        add: &[TagId],
+        remove: &[TagId],
+    ) -> Result<Option<Vec<MessageId>>, StoreError> {
+        let (add, remove) = (add.to_vec(), remove.to_vec());
+        self.writer
+            .write(move |conn| organize::retag_discussion(conn, user, id, &add, &remove))
             .await
     }
 

@@ -1,0 +1,77 @@
+"""Discussion-wide actions and the discussion list's folders and tags, end to end: a real
+daemon, mail delivered over LMTP, and the HTTP calls the web client makes. Runs on both
+backends."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from api_helpers import PASSWORD, deliver, message, wait_until
+
+
+@pytest.fixture
+def api(make_daemon):
+    d = make_daemon()
+    d.add_user("alice", "alice@example.test", password=PASSWORD)
+    d.add_user("mallory", "mallory@example.test", password=PASSWORD)
+    return d
+
+
+def deliver_thread(api, name: str, n: int) -> None:
+    """Delivers a thread of `n` messages to alice."""
+    for i in range(n):
+        deliver(api, "alice@example.test", message(
+            name if i == 0 else f"Re: {name}", msg_id=f"{name}{i}@remote.test",
+            refs=f"{name}{i - 1}@remote.test" if i else None,
+            date=f"Mon, 02 Mar 2026 10:0{i}:00 +0000"))
+
+
+def discussion(client, subject: str) -> dict:
+    def find():
+        items = client.get("/discussions?limit=100").json()["items"]
+        return next((d for d in items if d["subject"] == subject), None)
+    return wait_until(f"discussion {subject!r}", find)
+
+
+def test_discussion_flags_and_tags_in_one_call(api):
+    alice = api.login("alice@example.test", PASSWORD)
+    mallory = api.login("mallory@example.test", PASSWORD)
+    deliver_thread(api, "trip", 3)
+    deliver_thread(api, "other", 1)
+    trip = wait_until("the whole thread", lambda: (d := discussion(alice, "trip"))["message_count"] == 3 and d)
+    assert trip["unread_count"] == 3
+
+    # Read in one call: every message, and the counts follow.
+    r = alice.patch(f"/discussions/{trip['id']}/flags", {"seen": True})
+    assert r.status == 200, r
+    view = r.json()
+    assert view["id"] == trip["id"] and view["unread_count"] == 0 and view["message_count"] == 3
+    messages = alice.get(f"/discussions/{trip['id']}/messages").json()["items"]
+    assert len(messages) == 3 and all(m["flags"]["seen"] for m in messages)
+    assert discussion(alice, "other")["unread_count"] == 1, "other discussions are untouched"
+    assert alice.patch(f"/discussions/{trip['id']}/flags", {"seen": False}).json()["unread_count"] == 3
+
+    # Tags: add to every message, remove again; unknown tags and other users' ids are 404.
+    work = alice.post("/tags", {"name": "work"}).json()
+    r = alice.post(f"/discussions/{trip['id']}/tags", {"add": [work["id"]]})
+    assert r.status == 200, r
+    for m in messages:
+        assert [t["name"] for t in alice.get(f"/messages/{m['id']}").json()["tags"]] == ["work"]
+    r = alice.post(f"/discussions/{trip['id']}/tags", {"remove": [work["id"]]})
+    assert r.status == 200, r
+    for m in messages:
+        assert alice.get(f"/messages/{m['id']}").json()["tags"] == []
+    assert alice.post(f"/discussions/{trip['id']}/tags", {"add": [str(uuid.uuid4())]}).status == 404
+    assert alice.post(f"/discussions/{trip['id']}/tags", {"add": ["x"]}).status == 400
+    assert alice.post(f"/discussions/{trip['id']}/tags",
+                      {"add": [str(uuid.uuid4()) for _ in range(101)]}).status == 400
+    assert alice.patch(f"/discussions/{uuid.uuid4()}/flags", {"seen": True}).status == 404
+
+    # Mallory can reach none of it.
+    assert mallory.patch(f"/discussions/{trip['id']}/flags", {"seen": True}).status == 404
+    mallory_tag = mallory.post("/tags", {"name": "mine"}).json()
+    assert mallory.post(f"/discussions/{trip['id']}/tags", {"add": [mallory_tag["id"]]}).status == 404
+    assert alice.post(f"/discussions/{trip['id']}/tags", {"add": [mallory_tag["id"]]}).status == 404
+    assert discussion(alice, "trip")["unread_count"] == 3
