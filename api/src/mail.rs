@@ -4,8 +4,8 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::rules::{DateBound, ListCursor, SearchCursor, TagName};
 use crate::types::{
-    DiscussionPage, DiscussionView, FlagsView, IndexStatus, MessagePage, MessageSummaryView,
-    MessageView, SearchResult, TagView,
+    DiscussionPage, DiscussionView, FlagsView, FolderParam, IndexStatus, MessagePage,
+    MessageSummaryView, MessageView, SearchResult, TagView,
 };
 use crate::{AppState, Auth, MAX_PAGE, page};
 use chrono::{DateTime, Utc};
@@ -131,7 +131,8 @@ async fn discussion_view(
         .get_discussion(user, id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such discussion"))?;
-    Ok((&d).into())
+    let tags = tags_by_id(state, user).await?;
+    Ok(DiscussionView::new(&d, FolderParam::Inbox, &tags))
 }
 
 /// The user's tags among `ids`, deduplicated in order; 404 on one the user does not have.
@@ -213,24 +214,40 @@ pub struct MailApi;
 
 #[OpenApi]
 impl MailApi {
-    /// The user's discussions, most recent activity first.
+    /// The user's discussions in a folder, most recent activity first. A discussion is in
+    /// the inbox while one of its messages is outside the trash, and in the trash while one
+    /// is in it, so it can be listed in both.
     #[oai(path = "/discussions", method = "get", tag = "ApiTags::Mail")]
     async fn discussions(
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
+        /// `inbox` (the default) or `trash`.
+        #[oai(default)]
+        folder: Query<FolderParam>,
         cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<DiscussionPage>, ApiError> {
+        let user = auth.0.user_id;
         let list = state
             .store
             .list_discussions(
-                auth.0.user_id,
+                user,
+                folder.0.into(),
                 page(cursor.0.map(ListCursor::into_inner), limit.0),
             )
             .await?;
+        let tags = if list.items.iter().any(|d| !d.tags.is_empty()) {
+            tags_by_id(&state, user).await?
+        } else {
+            HashMap::new()
+        };
         Ok(Json(DiscussionPage {
-            items: list.items.iter().map(Into::into).collect(),
+            items: list
+                .items
+                .iter()
+                .map(|d| DiscussionView::new(d, folder.0, &tags))
+                .collect(),
             next: list.next,
         }))
     }

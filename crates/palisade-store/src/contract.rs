@@ -347,6 +347,7 @@ pub async fn long_header_values_are_stored_and_still_thread(store: &dyn Store) {
     let listed = store
         .list_discussions(
             user.id,
+            crate::Folder::Inbox,
             Page {
                 after: None,
                 limit: 10,

@@ -2,13 +2,15 @@
 //! Every check also proves that another user cannot reach the discussion.
 
 use crate::contract::{content, delivery, unique};
-use crate::{Page, Store};
-use palisade_model::{DiscussionId, FlagsPatch, MessageId, User};
+use crate::{Folder, Page, Store};
+use palisade_model::{Discussion, DiscussionId, FlagsPatch, MessageId, TagId, User};
 
 /// Runs the discussion checks in order.
 pub(crate) async fn run_all(store: &dyn Store) {
     discussion_flags_reach_every_message(store).await;
     discussion_tags_add_and_remove_on_every_message(store).await;
+    folders_split_the_list_by_trash_and_page_exactly(store).await;
+    discussion_tags_are_the_union_of_their_messages_tags(store).await;
 }
 
 fn page(limit: usize) -> Page {
@@ -240,4 +242,195 @@ async fn discussion_tags_add_and_remove_on_every_message(store: &dyn Store) {
         .expect("get")
         .expect("exists");
     assert!(unrelated.tags.is_empty());
+}
+
+/// Every discussion of a folder, walking its pages two at a time.
+async fn walk(store: &dyn Store, user: &User, folder: Folder) -> Vec<Discussion> {
+    let mut all = Vec::new();
+    let mut after = None;
+    for _ in 0..100 {
+        let page = store
+            .list_discussions(user.id, folder, Page { after, limit: 2 })
+            .await
+            .expect("list");
+        assert!(page.items.len() <= 2);
+        all.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return all,
+        }
+    }
+    panic!("the {folder:?} list never ended");
+}
+
+fn trash(trashed: bool) -> FlagsPatch {
+    FlagsPatch {
+        trashed: Some(trashed),
+        ..Default::default()
+    }
+}
+
+/// The inbox lists discussions with a message outside the trash, the trash those with one
+/// in it; both page without gaps or repeats, with counts of their own messages.
+async fn folders_split_the_list_by_trash_and_page_exactly(store: &dyn Store) {
+    let owner = user(store, "folders").await;
+    let other = user(store, "folders-other").await;
+    let mut singles = Vec::new();
+    for i in 0..7 {
+        let raw = format!("folder single {i}");
+        let got = store
+            .deliver(delivery(
+                owner.id,
+                raw.as_bytes(),
+                content(&format!("single {i}"), &format!("single{i}@x"), &[]),
+                10 + i,
+            ))
+            .await
+            .expect("deliver");
+        let m = store
+            .get_message(owner.id, got.message_id)
+            .await
+            .expect("get")
+            .expect("exists");
+        singles.push(m.discussion_id);
+    }
+    let (both, ids) = thread(store, &owner, "halftrash", 2).await;
+    for i in [1, 3, 4] {
+        store
+            .update_discussion_flags(owner.id, singles[i], trash(true))
+            .await
+            .expect("trash")
+            .expect("exists");
+    }
+    store
+        .update_flags(owner.id, ids[1], trash(true))
+        .await
+        .expect("trash one")
+        .expect("exists");
+
+    let inbox = walk(store, &owner, Folder::Inbox).await;
+    let listed: Vec<DiscussionId> = inbox.iter().map(|d| d.id).collect();
+    let mut expected: Vec<DiscussionId> = [6, 5, 2, 0].iter().map(|i| singles[*i]).collect();
+    // The thread (minutes 1-2) and its unrelated message (minute 100) are the oldest and
+    // the newest activity.
+    let unrelated = listed[0];
+    expected.insert(0, unrelated);
+    expected.push(both);
+    assert_eq!(
+        listed, expected,
+        "inbox: newest first, no trashed-only discussion"
+    );
+    let half = inbox.iter().find(|d| d.id == both).expect("half-trashed");
+    assert_eq!((half.message_count, half.trashed_count), (2, 1));
+    assert_eq!((half.unread_count, half.trashed_unread_count), (2, 1));
+
+    let trashed: Vec<DiscussionId> = walk(store, &owner, Folder::Trash)
+        .await
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    let expected: Vec<DiscussionId> = [4, 3, 1]
+        .iter()
+        .map(|i| singles[*i])
+        .chain([both])
+        .collect();
+    assert_eq!(trashed, expected, "trash: newest first");
+    assert!(walk(store, &other, Folder::Trash).await.is_empty());
+    assert!(walk(store, &other, Folder::Inbox).await.is_empty());
+
+    // Out of the trash, back in the inbox; a deleted trashed message leaves the trash.
+    store
+        .update_discussion_flags(owner.id, singles[3], trash(false))
+        .await
+        .expect("untrash")
+        .expect("exists");
+    assert!(
+        store
+            .delete_message(owner.id, ids[1])
+            .await
+            .expect("delete")
+    );
+    let trashed: Vec<DiscussionId> = walk(store, &owner, Folder::Trash)
+        .await
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(trashed, [singles[4], singles[1]]);
+    let inbox = walk(store, &owner, Folder::Inbox).await;
+    assert!(inbox.iter().any(|d| d.id == singles[3]));
+    let half = inbox.iter().find(|d| d.id == both).expect("still listed");
+    assert_eq!((half.message_count, half.trashed_count), (1, 0));
+}
+
+fn sorted(mut tags: Vec<TagId>) -> Vec<TagId> {
+    tags.sort();
+    tags
+}
+
+async fn discussion_tags(store: &dyn Store, user: &User, id: DiscussionId) -> Vec<TagId> {
+    let got = store
+        .get_discussion(user.id, id)
+        .await
+        .expect("get")
+        .expect("exists");
+    let listed = walk(store, user, Folder::Inbox).await;
+    let in_list = listed.iter().find(|d| d.id == id).expect("listed");
+    assert_eq!(sorted(in_list.tags.clone()), sorted(got.tags.clone()));
+    sorted(got.tags)
+}
+
+/// A discussion carries the tags of any of its messages, however they were set, and loses
+/// a tag only when no message keeps it.
+async fn discussion_tags_are_the_union_of_their_messages_tags(store: &dyn Store) {
+    let owner = user(store, "dtagunion").await;
+    let (d, ids) = thread(store, &owner, "tagunion", 2).await;
+    let work = store.create_tag(owner.id, "work", 500).await.expect("tag");
+    let home = store.create_tag(owner.id, "home", 500).await.expect("tag");
+    assert!(discussion_tags(store, &owner, d).await.is_empty());
+    store
+        .set_message_tags(owner.id, ids[0], &[work.id])
+        .await
+        .expect("tag");
+    store
+        .set_message_tags(owner.id, ids[1], &[home.id, work.id])
+        .await
+        .expect("tag");
+    let both = sorted(vec![work.id, home.id]);
+    assert_eq!(discussion_tags(store, &owner, d).await, both);
+    store
+        .set_message_tags(owner.id, ids[1], &[])
+        .await
+        .expect("untag");
+    assert_eq!(
+        discussion_tags(store, &owner, d).await,
+        [work.id],
+        "work is still on the first message"
+    );
+    store
+        .retag_discussion(owner.id, d, &[home.id], &[])
+        .await
+        .expect("retag")
+        .expect("exists");
+    assert_eq!(discussion_tags(store, &owner, d).await, both);
+    store
+        .retag_discussion(owner.id, d, &[], &[work.id])
+        .await
+        .expect("retag")
+        .expect("exists");
+    assert_eq!(discussion_tags(store, &owner, d).await, [home.id]);
+    store
+        .set_message_tags(owner.id, ids[0], &[work.id, home.id])
+        .await
+        .expect("tag");
+    assert!(
+        store
+            .delete_message(owner.id, ids[0])
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        discussion_tags(store, &owner, d).await,
+        [home.id],
+        "a deleted message's tags go with it"
+    );
 }

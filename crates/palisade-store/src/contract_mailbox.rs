@@ -2,7 +2,7 @@
 //! contacts and drafts. Every check also proves that another user cannot reach the data.
 
 use crate::contract::{addr, content, delivery, unique};
-use crate::{Page, Store, StoreError};
+use crate::{Folder, Page, Store, StoreError};
 use chrono::{TimeZone, Utc};
 use palisade_model::{
     Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageContent, Participant,
@@ -100,7 +100,7 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     .await
     .expect("t2");
     let list = store
-        .list_discussions(user.id, page(10))
+        .list_discussions(user.id, Folder::Inbox, page(10))
         .await
         .expect("list");
     assert_eq!(list.items.len(), 2);
@@ -125,11 +125,15 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     assert_eq!(list.items[1].subject.as_deref(), Some("other"));
 
     // Paging walks both without repeats.
-    let p1 = store.list_discussions(user.id, page(1)).await.expect("p1");
+    let p1 = store
+        .list_discussions(user.id, Folder::Inbox, page(1))
+        .await
+        .expect("p1");
     assert_eq!(p1.items.len(), 1);
     let p2 = store
         .list_discussions(
             user.id,
+            Folder::Inbox,
             Page {
                 after: p1.next.clone(),
                 limit: 1,
@@ -169,7 +173,7 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     );
     assert!(
         store
-            .list_discussions(other.id, page(10))
+            .list_discussions(other.id, Folder::Inbox, page(10))
             .await
             .expect("list")
             .items
@@ -446,7 +450,7 @@ async fn delete_removes_message_and_updates_discussion(store: &dyn Store) {
     let listed = store.list_messages(user.id, page(10)).await.expect("list");
     assert_eq!(listed.items.len(), 1);
     let disc = store
-        .list_discussions(user.id, page(10))
+        .list_discussions(user.id, Folder::Inbox, page(10))
         .await
         .expect("discussions");
     assert_eq!(disc.items.len(), 1);
@@ -464,7 +468,7 @@ async fn delete_removes_message_and_updates_discussion(store: &dyn Store) {
     );
     assert!(
         store
-            .list_discussions(user.id, page(10))
+            .list_discussions(user.id, Folder::Inbox, page(10))
             .await
             .expect("discussions")
             .items

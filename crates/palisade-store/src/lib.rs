@@ -84,6 +84,26 @@ pub struct Page {
     pub limit: usize,
 }
 
+/// Which of a user's discussions a list shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Folder {
+    /// Discussions with at least one message not in the trash.
+    #[default]
+    Inbox,
+    /// Discussions with at least one message in the trash.
+    Trash,
+}
+
+impl Folder {
+    /// Whether `discussion` belongs in this folder.
+    pub fn holds(self, discussion: &Discussion) -> bool {
+        match self {
+            Folder::Inbox => discussion.message_count > discussion.trashed_count,
+            Folder::Trash => discussion.trashed_count > 0,
+        }
+    }
+}
+
 /// One page of results and the cursor of the next page, if there is one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PageOf<T> {
@@ -158,10 +178,11 @@ pub trait Mailbox: Send + Sync {
     /// How many messages the user has, the stored side of the search watermark.
     async fn count_messages(&self, user: UserId) -> Result<u64, StoreError>;
 
-    /// The user's discussions, most recent activity first.
+    /// The user's discussions in `folder`, most recent activity first.
     async fn list_discussions(
         &self,
         user: UserId,
+        folder: Folder,
         page: Page,
     ) -> Result<PageOf<Discussion>, StoreError>;
 

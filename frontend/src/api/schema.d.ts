@@ -1070,10 +1070,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The user's discussions, most recent activity first. */
+        /**
+         * The user's discussions in a folder, most recent activity first. A discussion is in
+         *     the inbox while one of its messages is outside the trash, and in the trash while one
+         *     is in it, so it can be listed in both.
+         */
         get: {
             parameters: {
                 query?: {
+                    /** @description `inbox` (the default) or `trash`. */
+                    folder?: components["schemas"]["FolderParam"] & unknown;
                     cursor?: string;
                     limit?: number;
                 };
@@ -4702,7 +4708,8 @@ export interface components {
             last_activity: string;
             /**
              * Format: uint32
-             * @description Messages in it.
+             * @description Messages in it, in the folder listed (`inbox` when not listing): those outside the
+             *     trash in the inbox, those in it in the trash.
              */
             message_count: number;
             /** @description People in it. */
@@ -4713,9 +4720,16 @@ export interface components {
             snippet: string;
             /** @description Subject of the first message. */
             subject?: string;
+            /** @description Tags carried by any of its messages, by name; deleted tags are left out. */
+            tags: components["schemas"]["TagView"][];
             /**
              * Format: uint32
-             * @description Unread messages in it.
+             * @description Messages of it in the trash, whatever the folder.
+             */
+            trashed_count: number;
+            /**
+             * Format: uint32
+             * @description Unread messages among those.
              */
             unread_count: number;
         };
@@ -4859,6 +4873,11 @@ export interface components {
             /** @description In the trash. */
             trashed: boolean;
         };
+        /**
+         * @description Which discussions a list shows.
+         * @enum {string}
+         */
+        FolderParam: "inbox" | "trash";
         /**
          * IdentityView
          * @description One address the user receives at and may send from.

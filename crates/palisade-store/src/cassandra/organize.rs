@@ -6,7 +6,7 @@
 //! message rows last), so a retry after a failure still sees the old state and writes
 //! everything again; each step runs as a bounded set of concurrent statements.
 
-use super::mailbox::discussion_rows;
+use super::mailbox::{discussion_rows, tag_pair};
 use super::{CassandraStore, MessageSummaryRow, SUMMARIES_PER_LOOKUP, json, to_json};
 use crate::StoreError;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -173,6 +173,21 @@ pub(super) async fn update_discussion_flags(
             store.execute(unread, (ids, u, d)).await?;
         }
     }
+    if let Some(trashed) = patch.trashed {
+        let ids: Vec<Uuid> = changed
+            .iter()
+            .filter(|(m, _)| m.flags.trashed != trashed)
+            .map(|(m, _)| m.id)
+            .collect();
+        if !ids.is_empty() {
+            let set = if trashed {
+                &st.add_trashed
+            } else {
+                &st.remove_trashed
+            };
+            store.execute(set, (ids, u, d)).await?;
+        }
+    }
     // Collected first: a lazy iterator's closure held across the await trips the
     // compiler's proof that the future is Send.
     let writes: Vec<_> = changed
@@ -198,6 +213,7 @@ pub(super) async fn retag_discussion(
     };
     let mut changed: Vec<(Uuid, String)> = Vec::new();
     let mut found = false;
+    let (mut gone, mut added) = (Vec::new(), Vec::new());
     for chunk in ids.chunks(SUMMARIES_PER_LOOKUP) {
         let rows: Vec<TagsRow> = store.all(&st.select_tags_in, (u, chunk)).await?;
         for (message, delivered, placed, tags) in rows {
@@ -211,12 +227,29 @@ pub(super) async fn retag_discussion(
                 .unwrap_or_default();
             let new = crate::retagged(&old, add, remove);
             if new != old {
+                gone.extend(
+                    old.iter()
+                        .filter(|t| !new.contains(t))
+                        .map(|t| tag_pair(*t, message)),
+                );
+                added.extend(
+                    new.iter()
+                        .filter(|t| !old.contains(t))
+                        .map(|t| tag_pair(*t, message)),
+                );
                 changed.push((message, to_json(&new)?));
             }
         }
     }
     if !found {
         return Ok(None);
+    }
+    // The discussion's pairs change in one statement each, before the message rows.
+    if !gone.is_empty() {
+        store.execute(&st.remove_tag_pairs, (gone, u, d)).await?;
+    }
+    if !added.is_empty() {
+        store.execute(&st.add_tag_pairs, (added, u, d)).await?;
     }
     // Collected first: a lazy iterator's closure held across the await trips the
     // compiler's proof that the future is Send.

@@ -43,6 +43,10 @@ pub(crate) struct Statements {
     pub(crate) add_participants: PreparedStatement,
     pub(crate) add_unread: PreparedStatement,
     pub(crate) remove_unread: PreparedStatement,
+    pub(crate) add_trashed: PreparedStatement,
+    pub(crate) remove_trashed: PreparedStatement,
+    pub(crate) add_tag_pairs: PreparedStatement,
+    pub(crate) remove_tag_pairs: PreparedStatement,
     pub(crate) insert_discussion_by_subject: PreparedStatement,
     pub(crate) insert_message: PreparedStatement,
     pub(crate) insert_arrival: PreparedStatement,
@@ -355,11 +359,36 @@ impl Statements {
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
+            add_trashed: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET trashed_ids = trashed_ids + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            remove_trashed: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET trashed_ids = trashed_ids - ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            add_tag_pairs: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET tag_pairs = tag_pairs + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            remove_tag_pairs: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET tag_pairs = tag_pairs - ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
             untouch_discussion: p
                 .idempotent(
                     "UPDATE {ks}.discussions
                      SET participants = ?, message_ids = message_ids - ?,
-                         unread_ids = unread_ids - ?
+                         unread_ids = unread_ids - ?, trashed_ids = trashed_ids - ?,
+                         tag_pairs = tag_pairs - ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
@@ -434,7 +463,8 @@ impl Statements {
                 .await?,
             select_discussions_in: p
                 .idempotent(
-                    "SELECT id, subject, participants, message_ids, unread_ids
+                    "SELECT id, subject, participants, message_ids, unread_ids, trashed_ids,
+                            tag_pairs
                      FROM {ks}.discussions WHERE user_id = ? AND id IN ?",
                 )
                 .await?,
@@ -453,7 +483,8 @@ impl Statements {
 
             select_message_state: p
                 .idempotent(
-                    "SELECT delivered, discussion_id, received_at, raw_sha256, flags_json
+                    "SELECT delivered, discussion_id, received_at, raw_sha256, flags_json,
+                            tags_json
                      FROM {ks}.messages WHERE user_id = ? AND id = ?",
                 )
                 .await?,

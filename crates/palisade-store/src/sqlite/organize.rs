@@ -30,17 +30,24 @@ fn members(
         .map_err(unavailable)
 }
 
-/// Recounts a discussion's unread messages from its messages' flags: one indexed scan of
-/// the discussion, cheaper to get right than a delta per changed message.
+/// Recounts what a discussion shows of its messages' flags and tags (unread, trashed, and
+/// the union of tags) with one indexed pass over the discussion: cheaper to get right than
+/// a delta per changed message, and the list then reads them from the discussion row.
 pub(crate) fn refresh_counts(
     conn: &Connection,
     user: &str,
     discussion: &str,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE discussions SET unread_count = (
-             SELECT COUNT(*) FROM messages
-             WHERE user_id = ?1 AND discussion_id = ?2 AND NOT json_extract(flags_json, '$.seen'))
+        "UPDATE discussions SET (unread_count, trashed_count, trashed_unread) = (
+             SELECT TOTAL(NOT seen), TOTAL(trashed), TOTAL(trashed AND NOT seen) FROM (
+                 SELECT IFNULL(json_extract(flags_json, '$.seen'), 0) AS seen,
+                        IFNULL(json_extract(flags_json, '$.trashed'), 0) AS trashed
+                 FROM messages WHERE user_id = ?1 AND discussion_id = ?2)),
+             tags_json = (
+                 SELECT IFNULL(json_group_array(DISTINCT t.value), '[]')
+                 FROM messages m, json_each(m.tags_json) t
+                 WHERE m.user_id = ?1 AND m.discussion_id = ?2)
          WHERE user_id = ?1 AND id = ?2",
     )
     .and_then(|mut s| s.execute(params![user, discussion]))
@@ -102,6 +109,9 @@ pub(crate) fn retag_discussion(
             .map_err(unavailable)?;
             changed.push(parse_id(&message)?);
         }
+    }
+    if !changed.is_empty() {
+        refresh_counts(conn, &user, &id)?;
     }
     Ok(Some(changed))
 }

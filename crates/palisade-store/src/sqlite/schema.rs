@@ -122,6 +122,33 @@ CREATE TABLE job_counters (
 INSERT INTO job_counters (name, value) SELECT 'done', COUNT(*) FROM jobs WHERE state = 'done';
 DELETE FROM jobs WHERE state = 'done';
 "#,
+    // Folders and tags in the discussion list: each discussion keeps how many of its
+    // messages are trashed (and unread among those) and the union of its messages' tags,
+    // recounted by the writer whenever flags or tags change. The partial indexes give each
+    // folder its own activity order, so a page never scans the other folder's discussions.
+    r#"
+ALTER TABLE discussions ADD COLUMN trashed_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE discussions ADD COLUMN trashed_unread INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE discussions ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';
+UPDATE discussions SET
+    trashed_count = (
+        SELECT COUNT(*) FROM messages m
+        WHERE m.user_id = discussions.user_id AND m.discussion_id = discussions.id
+          AND IFNULL(json_extract(m.flags_json, '$.trashed'), 0)),
+    trashed_unread = (
+        SELECT COUNT(*) FROM messages m
+        WHERE m.user_id = discussions.user_id AND m.discussion_id = discussions.id
+          AND IFNULL(json_extract(m.flags_json, '$.trashed'), 0)
+          AND NOT IFNULL(json_extract(m.flags_json, '$.seen'), 0)),
+    tags_json = (
+        SELECT IFNULL(json_group_array(DISTINCT t.value), '[]')
+        FROM messages m, json_each(m.tags_json) t
+        WHERE m.user_id = discussions.user_id AND m.discussion_id = discussions.id);
+CREATE INDEX discussions_in_inbox ON discussions(user_id, last_activity DESC, id DESC)
+    WHERE message_count > trashed_count;
+CREATE INDEX discussions_in_trash ON discussions(user_id, last_activity DESC, id DESC)
+    WHERE trashed_count > 0;
+"#,
 ];
 
 /// Brings the database up to the newest schema version.
