@@ -14,6 +14,7 @@ pub mod listener;
 mod login_limits;
 mod mail;
 pub mod mailer;
+pub mod passwords;
 pub mod rules;
 pub mod sessions;
 pub mod streams;

@@ -11,6 +11,31 @@ pub(crate) async fn run_all(store: &dyn Store) {
     discussion_tags_add_and_remove_on_every_message(store).await;
     folders_split_the_list_by_trash_and_page_exactly(store).await;
     discussion_tags_are_the_union_of_their_messages_tags(store).await;
+    password_hash_is_replaced_for_its_user_only(store).await;
+}
+
+/// A new password hash replaces the old one for that user only.
+async fn password_hash_is_replaced_for_its_user_only(store: &dyn Store) {
+    let a = store
+        .create_user(&unique("pw-a"), &[], Some("old-a".into()))
+        .await
+        .expect("user a");
+    let b = store
+        .create_user(&unique("pw-b"), &[], Some("old-b".into()))
+        .await
+        .expect("user b");
+    assert!(store.set_password_hash(a.id, "new-a").await.expect("set"));
+    assert_eq!(
+        store.password_hash(a.id).await.expect("get").as_deref(),
+        Some("new-a")
+    );
+    assert_eq!(
+        store.password_hash(b.id).await.expect("get").as_deref(),
+        Some("old-b")
+    );
+    let nobody = palisade_model::UserId::new_random();
+    assert!(!store.set_password_hash(nobody, "x").await.expect("set"));
+    assert!(store.get_user(nobody).await.expect("get").is_none());
 }
 
 fn page(limit: usize) -> Page {

@@ -138,6 +138,9 @@ pub trait Accounts: Send + Sync {
 
     /// The user's argon2id password hash (PHC string), if a password is set.
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the user's password hash; `false` when the user does not exist.
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError>;
 }
 
 /// A user's mail: delivery, messages, discussions, flags, tags and deletion.

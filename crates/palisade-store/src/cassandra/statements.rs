@@ -62,6 +62,7 @@ pub(crate) struct Statements {
     pub(crate) list_after: PreparedStatement,
     pub(crate) count_messages: PreparedStatement,
     pub(crate) select_password_hash: PreparedStatement,
+    pub(crate) set_password_hash: PreparedStatement,
 
     pub(crate) insert_activity: PreparedStatement,
     pub(crate) delete_activity: PreparedStatement,
@@ -434,6 +435,9 @@ impl Statements {
                 .await?,
             select_password_hash: p
                 .idempotent("SELECT password_hash FROM {ks}.users WHERE id = ?")
+                .await?,
+            set_password_hash: p
+                .idempotent("UPDATE {ks}.users SET password_hash = ? WHERE id = ?")
                 .await?,
 
             insert_activity: p
