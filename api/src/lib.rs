@@ -18,6 +18,7 @@ pub mod passwords;
 pub mod rules;
 pub mod sessions;
 pub mod streams;
+mod suggest;
 pub mod types;
 mod web_client;
 
@@ -123,9 +124,22 @@ pub(crate) fn page(cursor: Option<String>, limit: Option<u32>) -> Page {
 }
 
 /// The OpenAPI service with every handler.
-pub fn service() -> OpenApiService<(account::AccountApi, mail::MailApi, compose::ComposeApi), ()> {
+pub fn service() -> OpenApiService<
+    (
+        account::AccountApi,
+        mail::MailApi,
+        compose::ComposeApi,
+        suggest::SuggestApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (account::AccountApi, mail::MailApi, compose::ComposeApi),
+        (
+            account::AccountApi,
+            mail::MailApi,
+            compose::ComposeApi,
+            suggest::SuggestApi,
+        ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),
     )

@@ -22,6 +22,7 @@ pub async fn run_all(store: &dyn Store) {
     lists_paginate_newest_first(store).await;
     crate::contract_mailbox::run_all(store).await;
     crate::contract_discussions::run_all(store).await;
+    crate::contract_suggest::run_all(store).await;
 }
 
 pub(crate) fn addr(s: &str) -> Address {

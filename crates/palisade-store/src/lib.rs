@@ -22,7 +22,10 @@ pub mod contract;
 mod contract_discussions;
 #[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
+#[cfg(any(test, feature = "contract"))]
+mod contract_suggest;
 pub mod sqlite;
+pub mod suggest;
 mod threading;
 
 /// SHA-256 of raw message bytes, the content key of the raw store.
@@ -288,6 +291,16 @@ pub trait AddressBook: Send + Sync {
 
     /// Deletes a contact; `false` when absent.
     async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError>;
+
+    /// The user's contact addresses whose contact has a name word, or whose address starts
+    /// with `prefix` (see [`suggest::contact_terms`]), case-insensitively; at most `limit`,
+    /// ordered by the first matching term, then contact, then address.
+    async fn autocomplete_contacts(
+        &self,
+        user: UserId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<suggest::ContactMatch>, StoreError>;
 }
 
 /// Messages a user is still writing.

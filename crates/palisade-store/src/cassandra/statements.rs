@@ -111,6 +111,8 @@ pub(crate) struct Statements {
     pub(crate) release_contact_address: PreparedStatement,
 
     pub(crate) select_drafts: PreparedStatement,
+    /// Every contact's name and addresses, paged, for recipient autocompletion.
+    pub(crate) scan_contact_names: PreparedStatement,
     pub(crate) select_draft: PreparedStatement,
     pub(crate) insert_draft: PreparedStatement,
     pub(crate) delete_draft: PreparedStatement,
@@ -241,6 +243,10 @@ impl Statements {
             .idempotent("SELECT updated_at, id, draft_json FROM {ks}.drafts WHERE user_id = ?")
             .await?;
         select_drafts.set_page_size(MEMBER_PAGE);
+        let mut scan_contact_names = p
+            .idempotent("SELECT id, name, addresses_json FROM {ks}.contacts WHERE user_id = ?")
+            .await?;
+        scan_contact_names.set_page_size(MEMBER_PAGE);
 
         let mut select_all_users = p
             .idempotent("SELECT id, name, created_at, addresses FROM {ks}.users")
@@ -612,6 +618,7 @@ impl Statements {
                 .await?,
 
             select_drafts,
+            scan_contact_names,
             select_draft: p
                 .idempotent("SELECT draft_json FROM {ks}.drafts WHERE user_id = ? AND id = ?")
                 .await?,

@@ -149,7 +149,32 @@ CREATE INDEX discussions_in_inbox ON discussions(user_id, last_activity DESC, id
 CREATE INDEX discussions_in_trash ON discussions(user_id, last_activity DESC, id DESC)
     WHERE trashed_count > 0;
 "#,
+    // Recipient autocompletion: one row per term a contact is found by (a name word or an
+    // address) and the address it suggests, so a prefix is one range of the primary key.
+    // Filled from existing contacts by `backfill` below, since SQL cannot split names the
+    // way the writer does.
+    r#"
+CREATE TABLE contact_terms (
+    user_id    TEXT NOT NULL,
+    term       TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    PRIMARY KEY (user_id, term, contact_id, address)
+);
+CREATE INDEX contact_terms_by_contact ON contact_terms(user_id, contact_id);
+"#,
 ];
+
+/// The migration (by index) that creates `contact_terms`.
+const CONTACT_TERMS: usize = 4;
+
+/// Data steps that SQL cannot express, run in the transaction of migration `version`.
+fn backfill(tx: &rusqlite::Transaction<'_>, version: usize) -> rusqlite::Result<()> {
+    if version == CONTACT_TERMS {
+        super::book::index_all_contacts(tx)?;
+    }
+    Ok(())
+}
 
 /// Brings the database up to the newest schema version.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -163,8 +188,39 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             continue;
         }
         tx.execute_batch(sql)?;
+        backfill(&tx, version)?;
         tx.pragma_update(None, "user_version", (version + 1) as i64)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_stored_before_autocompletion_get_their_terms() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        for sql in &MIGRATIONS[..CONTACT_TERMS] {
+            conn.execute_batch(sql).expect("older schema");
+        }
+        conn.pragma_update(None, "user_version", CONTACT_TERMS as i64)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO contacts (user_id, id, name, addresses_json, public_keys_json)
+             VALUES ('u', 'c', 'Ann Lee', '[\"ann@x.test\"]', '[]')",
+            [],
+        )
+        .expect("contact");
+        migrate(&mut conn).expect("migrate");
+        let terms: Vec<String> = conn
+            .prepare("SELECT term FROM contact_terms WHERE user_id = 'u' ORDER BY term")
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .expect("terms");
+        assert_eq!(terms, ["ann", "ann@x.test", "lee"]);
+    }
 }
