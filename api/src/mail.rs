@@ -276,6 +276,9 @@ impl MailApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
+        /// Only the messages outside the trash (`inbox`) or in it (`trash`); every message
+        /// when absent.
+        folder: Query<Option<FolderParam>>,
         cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<MessagePage>, ApiError> {
@@ -293,6 +296,7 @@ impl MailApi {
             .discussion_messages(
                 user,
                 DiscussionId(id.0),
+                folder.0.map(Into::into),
                 page(cursor.0.map(ListCursor::into_inner), limit.0),
             )
             .await?;

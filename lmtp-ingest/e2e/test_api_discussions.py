@@ -125,6 +125,11 @@ def test_folders_split_the_list_and_discussions_show_their_tags(api):
         trash, key=lambda d: (d["last_activity"], d["id"]), reverse=True)]
     assert alice.get("/discussions").json()["items"] == alice.get("/discussions?folder=inbox").json()["items"]
     assert alice.get("/discussions?folder=spam").status == 400
+    msgs = lambda q: [m["id"] for m in alice.get(f"/discussions/{pair['id']}/messages{q}").json()["items"]]
+    assert msgs("?folder=trash") == [newest["id"]]
+    assert newest["id"] not in msgs("?folder=inbox") and len(msgs("?folder=inbox")) == 1
+    assert len(msgs("")) == 2, "every message without a folder"
+    assert alice.get(f"/discussions/{pair['id']}/messages?folder=spam").status == 400
     assert walk_folder(mallory, "trash") == [] and walk_folder(mallory, "inbox") == []
 
     # Out of the trash again.

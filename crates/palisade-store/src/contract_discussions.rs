@@ -150,7 +150,7 @@ async fn discussion_flags_reach_every_message(store: &dyn Store) {
         assert!(m.flags.seen && m.flags.flagged, "{id} flagged");
     }
     let listed = store
-        .discussion_messages(owner.id, d, page(10))
+        .discussion_messages(owner.id, d, None, page(10))
         .await
         .expect("messages");
     assert!(listed.items.iter().all(|m| m.flags.seen && m.flags.flagged));
@@ -360,6 +360,38 @@ async fn folders_split_the_list_by_trash_and_page_exactly(store: &dyn Store) {
         .chain([both])
         .collect();
     assert_eq!(trashed, expected, "trash: newest first");
+    for (folder, wanted) in [
+        (None, vec![ids[1], ids[0]]),
+        (Some(Folder::Inbox), vec![ids[0]]),
+        (Some(Folder::Trash), vec![ids[1]]),
+    ] {
+        let listed: Vec<MessageId> = store
+            .discussion_messages(
+                owner.id,
+                both,
+                folder,
+                Page {
+                    after: None,
+                    limit: 1,
+                },
+            )
+            .await
+            .expect("messages")
+            .items
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(listed, wanted[..1], "first page of {folder:?}");
+    }
+    let inbox_only = store
+        .discussion_messages(owner.id, both, Some(Folder::Inbox), page(10))
+        .await
+        .expect("messages");
+    assert_eq!(
+        inbox_only.items.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [ids[0]]
+    );
+    assert!(inbox_only.next.is_none());
     assert!(walk(store, &other, Folder::Trash).await.is_empty());
     assert!(walk(store, &other, Folder::Inbox).await.is_empty());
 

@@ -146,7 +146,7 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     assert!(p2.next.is_none(), "the last page has no next cursor");
 
     let messages = store
-        .discussion_messages(user.id, trip.id, page(10))
+        .discussion_messages(user.id, trip.id, None, page(10))
         .await
         .expect("messages");
     let ids: Vec<_> = messages.items.iter().map(|m| m.id).collect();
@@ -165,7 +165,7 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     );
     assert!(
         store
-            .discussion_messages(other.id, trip.id, page(10))
+            .discussion_messages(other.id, trip.id, None, page(10))
             .await
             .expect("messages")
             .items

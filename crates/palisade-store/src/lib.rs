@@ -98,6 +98,14 @@ pub enum Folder {
 }
 
 impl Folder {
+    /// Whether a message with these flags belongs in this folder.
+    pub fn holds_message(self, flags: &Flags) -> bool {
+        match self {
+            Folder::Inbox => !flags.trashed,
+            Folder::Trash => flags.trashed,
+        }
+    }
+
     /// Whether `discussion` belongs in this folder.
     pub fn holds(self, discussion: &Discussion) -> bool {
         match self {
@@ -199,11 +207,13 @@ pub trait Mailbox: Send + Sync {
         id: DiscussionId,
     ) -> Result<Option<Discussion>, StoreError>;
 
-    /// The messages of one discussion, newest arrival first.
+    /// The messages of one discussion, newest arrival first: all of them, or only those of
+    /// `folder` (outside the trash for the inbox, in it for the trash).
     async fn discussion_messages(
         &self,
         user: UserId,
         id: DiscussionId,
+        folder: Option<Folder>,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError>;
 

@@ -1581,6 +1581,11 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /**
+                     * @description Only the messages outside the trash (`inbox`) or in it (`trash`); every message
+                     *     when absent.
+                     */
+                    folder?: components["schemas"]["FolderParam"];
                     cursor?: string;
                     limit?: number;
                 };

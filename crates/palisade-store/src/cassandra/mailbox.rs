@@ -756,20 +756,24 @@ impl Mailbox for CassandraStore {
         &self,
         user: UserId,
         id: DiscussionId,
+        folder: Option<Folder>,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
         let st = self.statements().await?;
+        // A folder filters the discussion's own partition, which is small enough to walk.
+        let keep = |m: &MessageSummary| folder.is_none_or(|f| f.holds_message(&m.flags));
         match &page.after {
             None => {
-                self.summaries(&st.in_discussion_first, (user.0, id.0), page.limit)
+                self.summaries_where(&st.in_discussion_first, (user.0, id.0), page.limit, keep)
                     .await
             }
             Some(cursor) => {
                 let (ms, after) = decode_cursor(cursor)?;
-                self.summaries(
+                self.summaries_where(
                     &st.in_discussion_after,
                     (user.0, id.0, CqlTimestamp(ms), after),
                     page.limit,
+                    keep,
                 )
                 .await
             }

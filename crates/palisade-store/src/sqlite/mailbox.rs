@@ -160,9 +160,10 @@ pub(crate) fn discussion_messages(
     conn: &Connection,
     user: UserId,
     id: DiscussionId,
+    folder: Option<Folder>,
     page: &Page,
 ) -> Result<PageOf<MessageSummary>, StoreError> {
-    super::rows::list_messages(conn, user, Some(id), page)
+    super::rows::list_messages(conn, user, Some(id), folder, page)
 }
 
 pub(crate) fn count_messages(conn: &Connection, user: UserId) -> Result<u64, StoreError> {
@@ -335,7 +336,7 @@ impl Mailbox for SqliteStore {
         user: UserId,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
-        self.read(move |conn| rows::list_messages(conn, user, None, &page))
+        self.read(move |conn| rows::list_messages(conn, user, None, None, &page))
             .await
     }
 
@@ -399,9 +400,10 @@ impl Mailbox for SqliteStore {
         &self,
         user: UserId,
         id: DiscussionId,
+        folder: Option<Folder>,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
-        self.read(move |conn| discussion_messages(conn, user, id, &page))
+        self.read(move |conn| discussion_messages(conn, user, id, folder, &page))
             .await
     }
 
