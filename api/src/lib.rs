@@ -6,8 +6,10 @@
 
 mod account;
 mod body;
+mod body_limit;
 mod compose;
 pub mod document;
+mod draft_files;
 pub mod error;
 pub mod html;
 pub mod listener;
@@ -129,6 +131,7 @@ pub fn service() -> OpenApiService<
         account::AccountApi,
         mail::MailApi,
         compose::ComposeApi,
+        draft_files::DraftFilesApi,
         suggest::SuggestApi,
     ),
     (),
@@ -138,6 +141,7 @@ pub fn service() -> OpenApiService<
             account::AccountApi,
             mail::MailApi,
             compose::ComposeApi,
+            draft_files::DraftFilesApi,
             suggest::SuggestApi,
         ),
         "Palisade",
@@ -171,10 +175,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .at(format!("{API_PREFIX}/openapi.json"), spec)
         .nest(format!("{API_PREFIX}/docs"), ui);
     if let Some(dir) = state.config.static_dir.clone().filter(|d| d.is_dir()) {
-        route = route.nest(
-            "/",
-            poem::endpoint::StaticFilesEndpoint::new(dir).index_file("index.html"),
-        );
+        route = route.nest("/", web_client::static_files(dir));
     }
     route
         .around(move |ep, mut req| {
@@ -186,21 +187,19 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
                 if declared.is_some_and(|n| n > max_body as u64) {
-                    return Err(ApiError::PayloadTooLarge(error::ErrorBody::json(
-                        "payload_too_large",
-                        format!("request bodies are limited to {max_body} bytes"),
-                    ))
-                    .into());
+                    return Err(too_large(max_body).into());
                 }
-                // A body without a length is cut at the limit, so it fails to parse instead of
-                // filling memory.
-                let body = req.take_body().into_async_read();
-                req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
-                    body,
-                    max_body as u64 + 1,
-                )));
+                // A body without a length fails to read past the limit, so it cannot fill
+                // memory, and the request is answered 413 like a declared one.
+                let (body, exceeded) =
+                    body_limit::Capped::new(req.take_body().into_async_read(), max_body as u64);
+                req.set_body(poem::Body::from_async_read(body));
                 let path = req.uri().path().to_string();
-                match ep.call(req).await {
+                let result = ep.call(req).await;
+                if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(too_large(max_body).into());
+                }
+                match result {
                     Ok(resp) => {
                         let mut resp = poem::IntoResponse::into_response(resp);
                         web_client::set_headers(&path, API_PREFIX, resp.headers_mut());
@@ -226,6 +225,14 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         )
         .data(state)
         .catch_all_error(|e| async move { to_json_error(e) })
+}
+
+/// The refusal of a request body over the limit.
+fn too_large(max_body: usize) -> ApiError {
+    ApiError::PayloadTooLarge(error::ErrorBody::json(
+        "payload_too_large",
+        format!("request bodies are limited to {max_body} bytes"),
+    ))
 }
 
 /// Serves [`app`] on `listener` until `shutdown` fires, then drains open requests.

@@ -206,8 +206,14 @@ async fn discussion_tags_add_and_remove_on_every_message(store: &dyn Store) {
     let owner = user(store, "dtags").await;
     let other = user(store, "dtags-other").await;
     let (d, ids) = thread(store, &owner, "dtags", 3).await;
-    let work = store.create_tag(owner.id, "work", 500).await.expect("tag");
-    let home = store.create_tag(owner.id, "home", 500).await.expect("tag");
+    let work = store
+        .create_tag(owner.id, "work", None, 500)
+        .await
+        .expect("tag");
+    let home = store
+        .create_tag(owner.id, "home", None, 500)
+        .await
+        .expect("tag");
     assert_eq!(
         store
             .retag_discussion(other.id, d, &[work.id], &[])
@@ -441,8 +447,14 @@ async fn discussion_tags(store: &dyn Store, user: &User, id: DiscussionId) -> Ve
 async fn discussion_tags_are_the_union_of_their_messages_tags(store: &dyn Store) {
     let owner = user(store, "dtagunion").await;
     let (d, ids) = thread(store, &owner, "tagunion", 2).await;
-    let work = store.create_tag(owner.id, "work", 500).await.expect("tag");
-    let home = store.create_tag(owner.id, "home", 500).await.expect("tag");
+    let work = store
+        .create_tag(owner.id, "work", None, 500)
+        .await
+        .expect("tag");
+    let home = store
+        .create_tag(owner.id, "home", None, 500)
+        .await
+        .expect("tag");
     assert!(discussion_tags(store, &owner, d).await.is_empty());
     store
         .set_message_tags(owner.id, ids[0], &[work.id])

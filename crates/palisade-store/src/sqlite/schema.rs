@@ -122,6 +122,21 @@ CREATE TABLE job_counters (
 INSERT INTO job_counters (name, value) SELECT 'done', COUNT(*) FROM jobs WHERE state = 'done';
 DELETE FROM jobs WHERE state = 'done';
 "#,
+    // Tag colours, and files uploaded to drafts (sent with them, deleted with them).
+    r#"
+ALTER TABLE tags ADD COLUMN colour TEXT;
+CREATE TABLE draft_attachments (
+    user_id      TEXT NOT NULL,
+    draft_id     TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    file_name    TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    data         BLOB NOT NULL,
+    PRIMARY KEY (user_id, draft_id, id)
+);
+"#,
     // Folders and tags in the discussion list: each discussion keeps how many of its
     // messages are trashed (and unread among those) and the union of its messages' tags,
     // recounted by the writer whenever flags or tags change. The partial indexes give each
@@ -166,7 +181,7 @@ CREATE INDEX contact_terms_by_contact ON contact_terms(user_id, contact_id);
 ];
 
 /// The migration (by index) that creates `contact_terms`.
-const CONTACT_TERMS: usize = 4;
+const CONTACT_TERMS: usize = 5;
 
 /// Data steps that SQL cannot express, run in the transaction of migration `version`.
 fn backfill(tx: &rusqlite::Transaction<'_>, version: usize) -> rusqlite::Result<()> {
