@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { suggestRecipients, type RecipientSuggestion } from "../api/pending";
+import { suggestRecipients, type RecipientSuggestion } from "../api/contacts";
 import { completePiece, currentPiece, displayRecipient, parseRecipients } from "../compose/recipients";
 import { t } from "../i18n";
 

@@ -77,9 +77,7 @@ export function Attachments(props: {
           const reason =
             outcome.problem.status === 413
               ? t("compose.fileTooLarge", { file: file.name, size: formatSize(file.size) })
-              : outcome.problem.status === 405
-                ? t("compose.attachUnavailable")
-                : t("compose.uploadFailed", { file: file.name, reason: describeProblem(outcome.problem) });
+              : t("compose.uploadFailed", { file: file.name, reason: describeProblem(outcome.problem) });
           update(key, { progress: null, error: reason });
         }
       });

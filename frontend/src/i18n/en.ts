@@ -95,7 +95,6 @@ export const en = {
   "compose.fileTooLarge": "{file} ({size}) is too large to attach.",
   "compose.uploadFailed": "{file} was not attached: {reason}",
   "compose.removeFailed": "{file} was not removed: {reason}",
-  "compose.attachUnavailable": "This server does not accept attachments yet.",
   "compose.failedFiles": "Some files were not attached. Remove them or attach them again, then send.",
   "compose.saving": "Saving…",
   "compose.saved": "Draft saved",
@@ -206,7 +205,6 @@ export const en = {
   "settings.changePassword": "Change password",
   "settings.passwordRequired": "Enter your current password and a new one.",
   "settings.wrongPassword": "The current password is wrong.",
-  "settings.passwordUnavailable": "This server cannot change passwords yet.",
   "settings.passwordChanged": "Password changed. Your other sessions were signed out.",
 } as const;
 

@@ -92,7 +92,6 @@ export const fr: Catalog = {
   "compose.fileTooLarge": "{file} ({size}) est trop volumineux pour être joint.",
   "compose.uploadFailed": "{file} n’a pas été joint\u00a0: {reason}",
   "compose.removeFailed": "{file} n’a pas été retiré\u00a0: {reason}",
-  "compose.attachUnavailable": "Ce serveur n’accepte pas encore les pièces jointes.",
   "compose.failedFiles": "Certains fichiers n’ont pas été joints. Retirez-les ou joignez-les à nouveau, puis envoyez.",
   "compose.saving": "Enregistrement…",
   "compose.saved": "Brouillon enregistré",
@@ -203,6 +202,5 @@ export const fr: Catalog = {
   "settings.changePassword": "Changer le mot de passe",
   "settings.passwordRequired": "Saisissez votre mot de passe actuel et un nouveau.",
   "settings.wrongPassword": "Le mot de passe actuel est incorrect.",
-  "settings.passwordUnavailable": "Ce serveur ne permet pas encore de changer de mot de passe.",
   "settings.passwordChanged": "Mot de passe changé. Vos autres sessions ont été déconnectées.",
 };

@@ -158,8 +158,7 @@ function Editor({ draft }: { draft: DraftView }) {
   const [save, setSave] = useState<SaveState>({ kind: "idle" });
   const [send, setSend] = useState<SendState>({ kind: "idle" });
   const [formError, setFormError] = useState<string | null>(null);
-  // A server from before draft files (issue 9) sends no `attachments`: then there are none.
-  const attached = (draft.attachments as Schemas["DraftView"]["attachments"] | undefined) ?? [];
+  const attached = draft.attachments;
   const [files, setFiles] = useState<AttachmentState>({ count: attached.length, uploading: false, failed: 0 });
   const uploads = useRef(new Set<Promise<{ readonly ok: boolean }>>());
 

@@ -1,7 +1,7 @@
 import "../writing.css";
 import { useEffect, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
-import { changePassword } from "../api/pending";
+import { changePassword } from "../api/password";
 import { call, describeProblem } from "../api/problem";
 import { formatDate, t, type MessageKey } from "../i18n";
 import { deviceName } from "../settings/device";
@@ -159,15 +159,7 @@ function PasswordSection({ onChanged }: { onChanged: () => void }) {
     const outcome = await changePassword(current, next);
     setBusy(false);
     if (!outcome.ok) {
-      const { status } = outcome.problem;
-      // 404/405: a server from before password changes (the endpoint came with issue 9).
-      setProblem(
-        status === 403
-          ? t("settings.wrongPassword")
-          : status === 404 || status === 405
-            ? t("settings.passwordUnavailable")
-            : describeProblem(outcome.problem),
-      );
+      setProblem(outcome.problem.status === 403 ? t("settings.wrongPassword") : describeProblem(outcome.problem));
       return;
     }
     setProblem(null);
