@@ -1,33 +1,48 @@
+import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api/client";
 import { session, type SessionState } from "./api/session";
-import { DiscussionList } from "./components/DiscussionList";
+import { SearchBox } from "./components/SearchBox";
 import { SignIn } from "./components/SignIn";
-import { t } from "./i18n";
+import { t, type MessageKey } from "./i18n";
+import { MeContext, nobody, type Me } from "./me";
+import { navigate, routeHash, useRoute, type Route } from "./router";
+import { ComposeScreen } from "./screens/ComposeScreen";
+import { ContactsScreen } from "./screens/ContactsScreen";
+import { DiscussionScreen } from "./screens/DiscussionScreen";
+import { ListScreen } from "./screens/ListScreen";
+import { SearchScreen } from "./screens/SearchScreen";
+import { SettingsScreen } from "./screens/SettingsScreen";
+import { TagsScreen } from "./screens/TagsScreen";
 
 export function App() {
   const [state, setState] = useState<SessionState>(session.state);
   useEffect(() => session.subscribe(setState), []);
 
   if (state.token === null) return <SignIn notice={state.notice} />;
-  return <Mailbox />;
+  return <Shell />;
 }
 
-function Mailbox() {
-  const [address, setAddress] = useState<string | null>(null);
-  const [ownAddresses, setOwnAddresses] = useState<readonly string[]>([]);
+/** The signed-in frame: header, mailbox navigation and the current screen. */
+function Shell() {
+  const [me, setMe] = useState<Me>(nobody);
+  const route = useRoute();
 
   useEffect(() => {
     let live = true;
     void api.GET("/api/v1/me").then(({ data }) => {
       if (!live || !data) return;
-      setAddress(data.addresses[0] ?? data.name);
-      setOwnAddresses(data.addresses.map((a) => a.toLowerCase()));
+      setMe({ name: data.name, addresses: data.addresses, ownAddresses: data.addresses.map((a) => a.toLowerCase()) });
     }, () => undefined);
     return () => {
       live = false;
     };
   }, []);
+
+  // A new screen moves focus to its content, so keyboard and screen-reader users start there.
+  useEffect(() => {
+    document.getElementById("main")?.focus({ preventScroll: true });
+  }, [routeHash(route)]);
 
   const signOut = async () => {
     try {
@@ -38,15 +53,17 @@ function Mailbox() {
     session.signOut("account.signedOut");
   };
 
+  const address = me.addresses[0] ?? me.name;
   return (
-    <>
-      <a class="skip-link" href="#main">
+    <MeContext.Provider value={me}>
+      <a class="skip-link" href="#main" onClick={skipToMain}>
         {t("app.skipToContent")}
       </a>
       <header class="app-header">
         <p class="brand">{t("app.name")}</p>
+        <SearchBox />
         <div class="account">
-          {address !== null && <span class="account-address">{t("account.signedInAs", { address })}</span>}
+          {address !== "" && <span class="account-address">{t("account.signedInAs", { address })}</span>}
           <button type="button" class="button button--secondary" onClick={() => void signOut()}>
             {t("account.signOut")}
           </button>
@@ -54,19 +71,58 @@ function Mailbox() {
       </header>
       <div class="layout">
         <nav class="sidebar" aria-label={t("nav.label")}>
+          <button type="button" class="button compose-button" onClick={() => navigate({ name: "compose", draft: null })}>
+            {t("nav.compose")}
+          </button>
           <ul>
-            <li>
-              <a href="#main" aria-current="page">
-                {t("nav.inbox")}
-              </a>
-            </li>
+            <NavLink route={{ name: "inbox" }} current={route} label="nav.inbox" />
+            <NavLink route={{ name: "trash" }} current={route} label="nav.trash" />
+            <NavLink route={{ name: "tags" }} current={route} label="nav.tags" />
+            <NavLink route={{ name: "contacts" }} current={route} label="nav.contacts" />
+            <NavLink route={{ name: "settings" }} current={route} label="nav.settings" />
           </ul>
         </nav>
         <main id="main" tabIndex={-1}>
-          <h1>{t("list.title")}</h1>
-          <DiscussionList ownAddresses={ownAddresses} />
+          <Screen route={route} />
         </main>
       </div>
-    </>
+    </MeContext.Provider>
   );
+}
+
+function skipToMain(e: Event) {
+  // The hash is the router's; moving focus must not change the screen.
+  e.preventDefault();
+  document.getElementById("main")?.focus();
+}
+
+function NavLink({ route, current, label }: { route: Route; current: Route; label: MessageKey }) {
+  const active = route.name === current.name || (route.name === "inbox" && current.name === "discussion");
+  return (
+    <li>
+      <a href={routeHash(route)} aria-current={active ? "page" : undefined}>
+        {t(label)}
+      </a>
+    </li>
+  );
+}
+
+function Screen({ route }: { route: Route }): ComponentChildren {
+  switch (route.name) {
+    case "inbox":
+    case "trash":
+      return <ListScreen key={route.name} folder={route.name} />;
+    case "discussion":
+      return <DiscussionScreen key={route.id} id={route.id} />;
+    case "compose":
+      return <ComposeScreen key={route.draft ?? "new"} draft={route.draft} />;
+    case "search":
+      return <SearchScreen params={route.params} />;
+    case "tags":
+      return <TagsScreen />;
+    case "contacts":
+      return <ContactsScreen />;
+    case "settings":
+      return <SettingsScreen />;
+  }
 }

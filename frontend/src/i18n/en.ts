@@ -11,6 +11,15 @@ export const en = {
 
   "nav.label": "Mailboxes",
   "nav.inbox": "Inbox",
+  "nav.trash": "Trash",
+  "nav.tags": "Tags",
+  "nav.contacts": "Contacts",
+  "nav.settings": "Settings",
+  "nav.compose": "Compose",
+
+  "search.title": "Search",
+  "search.label": "Search mail",
+  "search.placeholder": "Search mail",
 
   "account.signedInAs": "Signed in as {address}",
   "account.signOut": "Sign out",

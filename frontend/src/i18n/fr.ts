@@ -8,6 +8,15 @@ export const fr: Catalog = {
 
   "nav.label": "Boîtes aux lettres",
   "nav.inbox": "Boîte de réception",
+  "nav.trash": "Corbeille",
+  "nav.tags": "Étiquettes",
+  "nav.contacts": "Contacts",
+  "nav.settings": "Réglages",
+  "nav.compose": "Écrire",
+
+  "search.title": "Recherche",
+  "search.label": "Rechercher dans le courrier",
+  "search.placeholder": "Rechercher",
 
   "account.signedInAs": "Connecté en tant que {address}",
   "account.signOut": "Se déconnecter",
