@@ -36,7 +36,8 @@ from test_haproxy import HAProxy, need
 from test_postfix import Postfix
 
 FRONTEND = REPO / "frontend"
-DIST = FRONTEND / "dist"
+# The built client the daemon serves; PALISADE_E2E_DIST serves another build (then used as is).
+DIST = Path(os.environ.get("PALISADE_E2E_DIST") or FRONTEND / "dist")
 PASSWORD = "correct horse battery staple"
 RECORDER_HOST = "127.0.0.2"
 # One account per spec (or per test), so their mailboxes and sessions never meet.
@@ -69,6 +70,8 @@ def ensure_frontend_built() -> None:
     lock = FRONTEND / "package-lock.json"
     if not modules.exists() or lock.stat().st_mtime > modules.stat().st_mtime:
         run_npm("ci", "--no-audit", "--no-fund")
+    if os.environ.get("PALISADE_E2E_DIST"):
+        return
     index = DIST / "index.html"
     sources = [FRONTEND / "index.html", lock, FRONTEND / "vite.config.ts",
                *(p for d in ("src", "public") for p in (FRONTEND / d).rglob("*") if p.is_file())]
