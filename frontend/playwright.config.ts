@@ -18,6 +18,8 @@ export default defineConfig({
   // A ceiling against hangs, not a measure: the scenario waits on delivery, the relay and
   // indexing, which take longer on the distributed backend and a busy 2-core machine.
   timeout: 180_000,
+  // Retried blocks (search until the index has caught up) give up well before that.
+  expect: { toPass: { timeout: 90_000 } },
   use: {
     baseURL: process.env.PALISADE_E2E_BASE_URL,
     locale: "en-US",

@@ -4,9 +4,9 @@
  * Sign-in and the list exist today. The discussion view (F1) and compose, search and settings
  * (F2) are tagged @needs-f1 / @needs-f2: they fail until those screens are merged.
  */
-import AxeBuilder from "@axe-core/playwright";
 import { expect, test, type Page } from "@playwright/test";
 import { apiAs, discussionId, loadedMailFrames, signIn } from "./app";
+import { seriousViolations } from "./axe";
 import { address } from "./env";
 import { deliver } from "./lmtp";
 import { mail, token } from "./mail";
@@ -14,18 +14,7 @@ import { mail, token } from "./mail";
 const THEMES = ["light", "dark"] as const;
 
 async function expectNoSeriousViolations(page: Page, screen: string): Promise<void> {
-  const results = await new AxeBuilder({ page })
-    .withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"])
-    .analyze();
-  const serious = results.violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => ({
-      rule: v.id,
-      impact: v.impact,
-      help: v.help,
-      targets: v.nodes.slice(0, 5).map((n) => `${n.target.join(" ")}: ${n.failureSummary ?? ""}`),
-    }));
-  expect(serious, `${screen}: serious or critical axe violations`).toEqual([]);
+  expect(await seriousViolations(page), `${screen}: serious or critical axe violations`).toEqual([]);
 }
 
 let subject = "";

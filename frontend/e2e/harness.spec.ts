@@ -3,6 +3,7 @@
  * "no script ran" in the other specs cannot pass because a detector is blind.
  */
 import { expect, test } from "@playwright/test";
+import { seriousViolations } from "./axe";
 import { recorder } from "./env";
 import { watchForEscapes } from "./guards";
 import { recorded, recordedSince } from "./recorder";
@@ -27,4 +28,10 @@ test("@smoke the escape detector sees a script that runs in a same-origin frame,
   // Sandboxed frames cannot open dialogs (no allow-modals); a script in the app's window can.
   await page.evaluate(() => setTimeout(() => alert("probe"), 0));
   await expect.poll(async () => (await escapes.report()).dialogs).toEqual(["alert: probe"]);
+});
+
+test("@smoke the accessibility check reports a critical violation", async ({ page }) => {
+  await page.setContent(`<!doctype html><html lang="en"><title>t</title><main><img src="data:,"></main></html>`);
+  const rules = (await seriousViolations(page)).map((f) => f.rule);
+  expect(rules).toContain("image-alt");
 });

@@ -234,6 +234,8 @@ def test_web_client_in_chromium(system):
         "PALISADE_E2E_RECORDER_LOG": str(recorder.log_path),
         "PALISADE_E2E_RELAY_LOG": str(pf.log),
     }
+    if os.environ.get("PALISADE_SCREENSHOTS_DIR"):
+        env["PALISADE_SCREENSHOTS_DIR"] = os.environ["PALISADE_SCREENSHOTS_DIR"]
     args = [runner, "playwright", "test"]
     if BACKEND == "distributed":
         args += ["--grep", "@smoke"]
