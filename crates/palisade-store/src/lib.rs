@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use palisade_model::{
-    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftId, Envelope, Flags,
-    FlagsPatch, Message, MessageContent, MessageId, MessageSummary, RawHash, Tag, TagId, User,
-    UserId,
+    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftAttachment,
+    DraftAttachmentId, DraftId, Envelope, Flags, FlagsPatch, Message, MessageContent, MessageId,
+    MessageSummary, RawHash, Tag, TagId, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -19,8 +19,15 @@ pub mod cassandra;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 #[cfg(any(test, feature = "contract"))]
+mod contract_discussions;
+#[cfg(any(test, feature = "contract"))]
+mod contract_drafts;
+#[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
+#[cfg(any(test, feature = "contract"))]
+mod contract_suggest;
 pub mod sqlite;
+pub mod suggest;
 mod threading;
 
 /// SHA-256 of raw message bytes, the content key of the raw store.
@@ -82,6 +89,34 @@ pub struct Page {
     pub limit: usize,
 }
 
+/// Which of a user's discussions a list shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Folder {
+    /// Discussions with at least one message not in the trash.
+    #[default]
+    Inbox,
+    /// Discussions with at least one message in the trash.
+    Trash,
+}
+
+impl Folder {
+    /// Whether a message with these flags belongs in this folder.
+    pub fn holds_message(self, flags: &Flags) -> bool {
+        match self {
+            Folder::Inbox => !flags.trashed,
+            Folder::Trash => flags.trashed,
+        }
+    }
+
+    /// Whether `discussion` belongs in this folder.
+    pub fn holds(self, discussion: &Discussion) -> bool {
+        match self {
+            Folder::Inbox => discussion.message_count > discussion.trashed_count,
+            Folder::Trash => discussion.trashed_count > 0,
+        }
+    }
+}
+
 /// One page of results and the cursor of the next page, if there is one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PageOf<T> {
@@ -116,6 +151,9 @@ pub trait Accounts: Send + Sync {
 
     /// The user's argon2id password hash (PHC string), if a password is set.
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the user's password hash; `false` when the user does not exist.
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError>;
 }
 
 /// A user's mail: delivery, messages, discussions, flags, tags and deletion.
@@ -156,10 +194,11 @@ pub trait Mailbox: Send + Sync {
     /// How many messages the user has, the stored side of the search watermark.
     async fn count_messages(&self, user: UserId) -> Result<u64, StoreError>;
 
-    /// The user's discussions, most recent activity first.
+    /// The user's discussions in `folder`, most recent activity first.
     async fn list_discussions(
         &self,
         user: UserId,
+        folder: Folder,
         page: Page,
     ) -> Result<PageOf<Discussion>, StoreError>;
 
@@ -170,11 +209,13 @@ pub trait Mailbox: Send + Sync {
         id: DiscussionId,
     ) -> Result<Option<Discussion>, StoreError>;
 
-    /// The messages of one discussion, newest arrival first.
+    /// The messages of one discussion, newest arrival first: all of them, or only those of
+    /// `folder` (outside the trash for the inbox, in it for the trash).
     async fn discussion_messages(
         &self,
         user: UserId,
         id: DiscussionId,
+        folder: Option<Folder>,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError>;
 
@@ -196,6 +237,26 @@ pub trait Mailbox: Send + Sync {
         tags: &[TagId],
     ) -> Result<bool, StoreError>;
 
+    /// Applies `patch` to every message of a discussion, keeping its counts in step; the
+    /// messages whose flags changed, or `None` when the discussion does not exist.
+    async fn update_discussion_flags(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Vec<MessageId>>, StoreError>;
+
+    /// Adds `add` to and removes `remove` from the tags of every message of a discussion;
+    /// the messages whose tags changed, or `None` when the discussion does not exist. Callers
+    /// check that the tags are the user's.
+    async fn retag_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        add: &[TagId],
+        remove: &[TagId],
+    ) -> Result<Option<Vec<MessageId>>, StoreError>;
+
     /// Deletes a message for good (row, raw bytes, discussion membership); `false` when it did
     /// not exist.
     async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError>;
@@ -203,17 +264,24 @@ pub trait Mailbox: Send + Sync {
     /// The user's tags, by name.
     async fn list_tags(&self, user: UserId) -> Result<Vec<Tag>, StoreError>;
 
-    /// Creates a tag; `Conflict` when the user already has one of that name, or already has
-    /// `max_tags` tags. The cap holds under concurrent requests.
+    /// Creates a tag, with a colour if given; `Conflict` when the user already has one of
+    /// that name, or already has `max_tags` tags. The cap holds under concurrent requests.
     async fn create_tag(
         &self,
         user: UserId,
         name: &str,
+        colour: Option<&str>,
         max_tags: usize,
     ) -> Result<Tag, StoreError>;
 
-    /// Renames a tag; `NotFound` or `Conflict` as appropriate.
-    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError>;
+    /// Renames a tag and/or changes its colour, keeping what the change leaves out;
+    /// `NotFound` or `Conflict` as appropriate.
+    async fn update_tag(
+        &self,
+        user: UserId,
+        id: TagId,
+        change: &TagChange,
+    ) -> Result<Tag, StoreError>;
 
     /// Deletes a tag; messages keep the dangling id, which readers ignore. `false` when absent.
     async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError>;
@@ -242,6 +310,16 @@ pub trait AddressBook: Send + Sync {
 
     /// Deletes a contact; `false` when absent.
     async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError>;
+
+    /// The user's contact addresses whose contact has a name word, or whose address starts
+    /// with `prefix` (see [`suggest::contact_terms`]), case-insensitively; at most `limit`,
+    /// ordered by the first matching term, then contact, then address.
+    async fn autocomplete_contacts(
+        &self,
+        user: UserId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<suggest::ContactMatch>, StoreError>;
 }
 
 /// Messages a user is still writing.
@@ -256,8 +334,101 @@ pub trait Drafts: Send + Sync {
     /// The user's drafts, most recently changed first.
     async fn list_drafts(&self, user: UserId, page: Page) -> Result<PageOf<Draft>, StoreError>;
 
-    /// Deletes a draft; `false` when absent.
+    /// Deletes a draft and its attachments; `false` when absent.
     async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError>;
+
+    /// Stores a file on one of the user's drafts (`attachment` names user, draft and size,
+    /// which must be `data`'s length). `NotFound` when the user has no such draft; refused,
+    /// storing nothing, when it would pass `limits`, which hold under concurrent uploads.
+    async fn add_draft_attachment(
+        &self,
+        attachment: DraftAttachment,
+        data: Bytes,
+        limits: AttachmentLimits,
+    ) -> Result<Result<DraftAttachment, AttachmentRefused>, StoreError>;
+
+    /// The attachments of one of the user's drafts, in upload order; empty when the draft
+    /// has none or is not the user's.
+    async fn list_draft_attachments(
+        &self,
+        user: UserId,
+        draft: DraftId,
+    ) -> Result<Vec<DraftAttachment>, StoreError>;
+
+    /// One attachment of one of the user's drafts, with its bytes.
+    async fn get_draft_attachment(
+        &self,
+        user: UserId,
+        draft: DraftId,
+        id: DraftAttachmentId,
+    ) -> Result<Option<(DraftAttachment, Vec<u8>)>, StoreError>;
+
+    /// Removes one attachment from a draft; `false` when absent.
+    async fn delete_draft_attachment(
+        &self,
+        user: UserId,
+        draft: DraftId,
+        id: DraftAttachmentId,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A change to a tag; what is `None` stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagChange {
+    /// The new name.
+    pub name: Option<String>,
+    /// The new colour; `Some(None)` removes it.
+    pub colour: Option<Option<String>>,
+}
+
+/// How much a single draft may carry, so a draft stays sendable and storable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachmentLimits {
+    /// Most attachments on one draft.
+    pub max_count: usize,
+    /// Most bytes of all of a draft's attachments together.
+    pub max_total_bytes: u64,
+}
+
+/// Why an attachment was not added to a draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AttachmentRefused {
+    /// The draft already has the most attachments allowed.
+    #[error("a draft may have at most {0} attachments")]
+    TooMany(usize),
+    /// The draft's attachments would pass the allowed total size.
+    #[error("a draft's attachments may total at most {0} bytes")]
+    TooLarge(u64),
+}
+
+impl AttachmentLimits {
+    /// Whether one more attachment of `size` bytes fits beside `existing` (count, bytes).
+    pub fn admit(&self, existing: (usize, u64), size: u64) -> Result<(), AttachmentRefused> {
+        let (count, bytes) = existing;
+        if count >= self.max_count {
+            return Err(AttachmentRefused::TooMany(self.max_count));
+        }
+        if bytes.saturating_add(size) > self.max_total_bytes {
+            return Err(AttachmentRefused::TooLarge(self.max_total_bytes));
+        }
+        Ok(())
+    }
+}
+
+/// `tags` with `add` appended (those not already there) and `remove` taken out, in order:
+/// what a discussion-wide tag change makes of one message's tags.
+pub(crate) fn retagged(tags: &[TagId], add: &[TagId], remove: &[TagId]) -> Vec<TagId> {
+    let mut out: Vec<TagId> = tags
+        .iter()
+        .filter(|t| !remove.contains(t))
+        .copied()
+        .collect();
+    for t in add {
+        if !remove.contains(t) && !out.contains(t) {
+            out.push(*t);
+        }
+    }
+    out
 }
 
 /// Everything a backend stores: the union of the concerns, for the daemon that wires one

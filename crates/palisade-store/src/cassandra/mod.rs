@@ -6,12 +6,14 @@
 //! message row is the commit point that readers and redeliveries look at.
 
 mod accounts;
+mod attachments;
 mod book;
 mod claims;
 mod cql;
 mod deliver;
 mod drafts;
 mod mailbox;
+mod organize;
 mod schema;
 mod statements;
 mod tags;

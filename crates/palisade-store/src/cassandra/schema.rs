@@ -218,6 +218,48 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 4,
+        description: "tag colours, files uploaded to drafts",
+        statements: &[
+            "ALTER TABLE {ks}.tags ADD colour text",
+            // One partition per draft: its few attachments are listed and counted together.
+            // The row is written after every chunk, so its presence means the file is whole.
+            "CREATE TABLE IF NOT EXISTS {ks}.draft_attachments (
+            user_id      uuid,
+            draft_id     uuid,
+            id           uuid,
+            file_name    text,
+            content_type text,
+            size         bigint,
+            created_at   timestamp,
+            chunks       int,
+            PRIMARY KEY ((user_id, draft_id), id)
+        )",
+            // One partition per file, in rows of `raw_chunk_bytes`, far below the request cap.
+            "CREATE TABLE IF NOT EXISTS {ks}.draft_attachment_chunks (
+            user_id       uuid,
+            draft_id      uuid,
+            attachment_id uuid,
+            chunk         int,
+            data          blob,
+            PRIMARY KEY ((user_id, draft_id, attachment_id), chunk)
+        )",
+        ],
+    },
+    Migration {
+        version: 5,
+        description: "discussion list: trashed messages and tags per discussion",
+        statements: &[
+            // Ids of the discussion's messages in the trash; a set like unread_ids, so marking
+            // twice is harmless, and readers count only ids still in message_ids.
+            "ALTER TABLE {ks}.discussions ADD trashed_ids set<uuid>",
+            // One `tag:message` element per tag on a message: the discussion's tags are the
+            // distinct tags of pairs whose message is still a member. Pairs make removal exact
+            // (another message keeping the tag keeps its own pair) and idempotent.
+            "ALTER TABLE {ks}.discussions ADD tag_pairs set<text>",
+        ],
+    },
 ];
 
 impl CassandraStore {

@@ -43,6 +43,10 @@ pub(crate) struct Statements {
     pub(crate) add_participants: PreparedStatement,
     pub(crate) add_unread: PreparedStatement,
     pub(crate) remove_unread: PreparedStatement,
+    pub(crate) add_trashed: PreparedStatement,
+    pub(crate) remove_trashed: PreparedStatement,
+    pub(crate) add_tag_pairs: PreparedStatement,
+    pub(crate) remove_tag_pairs: PreparedStatement,
     pub(crate) insert_discussion_by_subject: PreparedStatement,
     pub(crate) insert_message: PreparedStatement,
     pub(crate) insert_arrival: PreparedStatement,
@@ -58,6 +62,7 @@ pub(crate) struct Statements {
     pub(crate) list_after: PreparedStatement,
     pub(crate) count_messages: PreparedStatement,
     pub(crate) select_password_hash: PreparedStatement,
+    pub(crate) set_password_hash: PreparedStatement,
 
     pub(crate) insert_activity: PreparedStatement,
     pub(crate) delete_activity: PreparedStatement,
@@ -77,6 +82,8 @@ pub(crate) struct Statements {
     pub(crate) set_arrival_flags: PreparedStatement,
     pub(crate) set_in_discussion_flags: PreparedStatement,
     pub(crate) set_message_tags: PreparedStatement,
+    /// The tags of several messages by id, with what proves they exist, in one request.
+    pub(crate) select_tags_in: PreparedStatement,
     /// Logged batch removing a message's arrival and discussion rows.
     pub(crate) unlist_message: Batch,
     /// Logged batch removing the message row, its arrival claim and its raw bytes.
@@ -104,9 +111,20 @@ pub(crate) struct Statements {
     pub(crate) release_contact_address: PreparedStatement,
 
     pub(crate) select_drafts: PreparedStatement,
+    /// Every contact's name and addresses, paged, for recipient autocompletion.
+    pub(crate) scan_contact_names: PreparedStatement,
     pub(crate) select_draft: PreparedStatement,
     pub(crate) insert_draft: PreparedStatement,
     pub(crate) delete_draft: PreparedStatement,
+
+    pub(crate) select_attachments: PreparedStatement,
+    pub(crate) select_attachment: PreparedStatement,
+    pub(crate) insert_attachment: PreparedStatement,
+    pub(crate) delete_attachment: PreparedStatement,
+    pub(crate) delete_attachments: PreparedStatement,
+    pub(crate) select_attachment_chunks: PreparedStatement,
+    pub(crate) insert_attachment_chunk: PreparedStatement,
+    pub(crate) delete_attachment_chunks: PreparedStatement,
 }
 
 impl Statements {
@@ -234,6 +252,10 @@ impl Statements {
             .idempotent("SELECT updated_at, id, draft_json FROM {ks}.drafts WHERE user_id = ?")
             .await?;
         select_drafts.set_page_size(MEMBER_PAGE);
+        let mut scan_contact_names = p
+            .idempotent("SELECT id, name, addresses_json FROM {ks}.contacts WHERE user_id = ?")
+            .await?;
+        scan_contact_names.set_page_size(MEMBER_PAGE);
 
         let mut select_all_users = p
             .idempotent("SELECT id, name, created_at, addresses FROM {ks}.users")
@@ -247,6 +269,14 @@ impl Statements {
             .await?;
         let per_page = (RAW_PAGE_BYTES / raw_chunk_bytes.max(1)).clamp(1, 1000);
         select_raw_chunks.set_page_size(i32::try_from(per_page).unwrap_or(1));
+        let mut select_attachment_chunks = p
+            .idempotent(
+                "SELECT chunk, data FROM {ks}.draft_attachment_chunks
+                 WHERE user_id = ? AND draft_id = ? AND attachment_id = ?",
+            )
+            .await?;
+        select_attachment_chunks.set_page_size(i32::try_from(per_page).unwrap_or(1));
+        let attachment_columns = "id, file_name, content_type, size, created_at, chunks";
 
         Ok(Statements {
             select_user: p
@@ -353,11 +383,36 @@ impl Statements {
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
+            add_trashed: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET trashed_ids = trashed_ids + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            remove_trashed: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET trashed_ids = trashed_ids - ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            add_tag_pairs: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET tag_pairs = tag_pairs + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            remove_tag_pairs: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET tag_pairs = tag_pairs - ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
             untouch_discussion: p
                 .idempotent(
                     "UPDATE {ks}.discussions
                      SET participants = ?, message_ids = message_ids - ?,
-                         unread_ids = unread_ids - ?
+                         unread_ids = unread_ids - ?, trashed_ids = trashed_ids - ?,
+                         tag_pairs = tag_pairs - ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
@@ -404,6 +459,9 @@ impl Statements {
             select_password_hash: p
                 .idempotent("SELECT password_hash FROM {ks}.users WHERE id = ?")
                 .await?,
+            set_password_hash: p
+                .idempotent("UPDATE {ks}.users SET password_hash = ? WHERE id = ?")
+                .await?,
 
             insert_activity: p
                 .idempotent(
@@ -432,7 +490,8 @@ impl Statements {
                 .await?,
             select_discussions_in: p
                 .idempotent(
-                    "SELECT id, subject, participants, message_ids, unread_ids
+                    "SELECT id, subject, participants, message_ids, unread_ids, trashed_ids,
+                            tag_pairs
                      FROM {ks}.discussions WHERE user_id = ? AND id IN ?",
                 )
                 .await?,
@@ -451,7 +510,8 @@ impl Statements {
 
             select_message_state: p
                 .idempotent(
-                    "SELECT delivered, discussion_id, received_at, raw_sha256, flags_json
+                    "SELECT delivered, discussion_id, received_at, raw_sha256, flags_json,
+                            tags_json
                      FROM {ks}.messages WHERE user_id = ? AND id = ?",
                 )
                 .await?,
@@ -473,15 +533,21 @@ impl Statements {
             set_message_tags: p
                 .idempotent("UPDATE {ks}.messages SET tags_json = ? WHERE user_id = ? AND id = ?")
                 .await?,
+            select_tags_in: p
+                .idempotent(
+                    "SELECT id, delivered, discussion_id, tags_json FROM {ks}.messages
+                     WHERE user_id = ? AND id IN ?",
+                )
+                .await?,
 
             select_tags: p
-                .idempotent("SELECT id, name FROM {ks}.tags WHERE user_id = ?")
+                .idempotent("SELECT id, name, colour FROM {ks}.tags WHERE user_id = ?")
                 .await?,
             select_tag: p
-                .idempotent("SELECT name FROM {ks}.tags WHERE user_id = ? AND id = ?")
+                .idempotent("SELECT name, colour FROM {ks}.tags WHERE user_id = ? AND id = ?")
                 .await?,
             insert_tag: p
-                .idempotent("INSERT INTO {ks}.tags (user_id, id, name) VALUES (?, ?, ?)")
+                .idempotent("INSERT INTO {ks}.tags (user_id, id, name, colour) VALUES (?, ?, ?, ?)")
                 .await?,
             delete_tag: p
                 .idempotent("DELETE FROM {ks}.tags WHERE user_id = ? AND id = ?")
@@ -569,6 +635,7 @@ impl Statements {
                 .await?,
 
             select_drafts,
+            scan_contact_names,
             select_draft: p
                 .idempotent("SELECT draft_json FROM {ks}.drafts WHERE user_id = ? AND id = ?")
                 .await?,
@@ -580,6 +647,48 @@ impl Statements {
                 .await?,
             delete_draft: p
                 .idempotent("DELETE FROM {ks}.drafts WHERE user_id = ? AND id = ?")
+                .await?,
+
+            select_attachments: p
+                .idempotent(&format!(
+                    "SELECT {attachment_columns} FROM {{ks}}.draft_attachments
+                     WHERE user_id = ? AND draft_id = ?"
+                ))
+                .await?,
+            select_attachment: p
+                .idempotent(&format!(
+                    "SELECT {attachment_columns} FROM {{ks}}.draft_attachments
+                     WHERE user_id = ? AND draft_id = ? AND id = ?"
+                ))
+                .await?,
+            insert_attachment: p
+                .idempotent(&format!(
+                    "INSERT INTO {{ks}}.draft_attachments (user_id, draft_id, {attachment_columns})
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .await?,
+            delete_attachment: p
+                .idempotent(
+                    "DELETE FROM {ks}.draft_attachments
+                     WHERE user_id = ? AND draft_id = ? AND id = ?",
+                )
+                .await?,
+            delete_attachments: p
+                .idempotent("DELETE FROM {ks}.draft_attachments WHERE user_id = ? AND draft_id = ?")
+                .await?,
+            select_attachment_chunks,
+            insert_attachment_chunk: p
+                .idempotent(
+                    "INSERT INTO {ks}.draft_attachment_chunks
+                         (user_id, draft_id, attachment_id, chunk, data)
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .await?,
+            delete_attachment_chunks: p
+                .idempotent(
+                    "DELETE FROM {ks}.draft_attachment_chunks
+                     WHERE user_id = ? AND draft_id = ? AND attachment_id = ?",
+                )
                 .await?,
         })
     }

@@ -4,11 +4,13 @@
 //! reads use a small pool of connections on tokio's blocking threads.
 
 mod accounts;
+mod attachments;
 mod book;
 mod deliver;
 mod drafts;
 mod jobs;
 mod mailbox;
+mod organize;
 mod rows;
 mod schema;
 mod tags;
