@@ -138,12 +138,23 @@ class HAProxy:
         raise AssertionError(f"haproxy health checks not passing after {timeout}s: {rows}\n{self.tail()}")
 
 
+# A stand-in for the built web client (frontend/dist): a page naming one hashed asset.
+WEB_INDEX = ('<!doctype html><html><head><script type="module" src="/assets/index-5e1f2a3b.js">'
+             "</script></head><body><div id=app></div></body></html>")
+WEB_ASSET = "document.title = 'Palisade';\n"
+
+
 @pytest.fixture
-def edge(make_daemon):
-    """Palisade (API behind PROXY v2, trusting only 127.0.0.1), Postfix smtpd behind PROXY v2
-    delivering to Palisade over LMTP, and HAProxy in front of both."""
+def edge(make_daemon, tmp_path):
+    """Palisade (API behind PROXY v2, trusting only 127.0.0.1, serving a web client), Postfix
+    smtpd behind PROXY v2 delivering to Palisade over LMTP, and HAProxy in front of both."""
     need("haproxy")
-    d = make_daemon(api={"proxy_protocol": {"enabled": True, "trusted": [f"{HOST}/32"]}})
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text(WEB_INDEX)
+    (dist / "assets" / "index-5e1f2a3b.js").write_text(WEB_ASSET)
+    d = make_daemon(api={"proxy_protocol": {"enabled": True, "trusted": [f"{HOST}/32"]},
+                         "static_dir": str(dist)})
     d.add_user("alice", "alice@example.test", password=PASSWORD)
 
     # Short paths: the stats socket's must fit a sockaddr_un; Postfix drops to its own user.
@@ -262,3 +273,53 @@ def test_smtp_through_haproxy_reaches_postfix_with_the_client_address(edge):
     raw = d.raw("alice", stored["id"])
     received = raw.split(b"\r\n\r\n", 1)[0]
     assert b"[127.0.0.2]" in received, received.decode(errors="replace")
+
+
+def test_web_client_is_served_over_tls_with_its_policy(edge):
+    _, ha, _ = edge
+    status, page_headers, body = https(ha, "GET", "/")
+    assert status == 200 and b"id=app" in body, f"{status} {body[:200]!r}\n{ha.tail()}"
+    status, asset_headers, body = https(ha, "GET", "/assets/index-5e1f2a3b.js")
+    assert status == 200 and body.decode() == WEB_ASSET, (status, body[:200])
+    for headers in (page_headers, asset_headers):
+        csp = headers.get("content-security-policy", "")
+        for directive in ("script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+            assert directive in csp, (directive, csp)
+        assert headers.get("strict-transport-security"), headers
+    assert page_headers.get("cache-control") == "no-cache", page_headers
+    assert "immutable" in asset_headers.get("cache-control", ""), asset_headers
+
+
+def test_event_stream_is_not_buffered_by_haproxy(edge):
+    """A new-mail event reaches the client while its stream is still open: HAProxy passes the
+    chunks on as they come instead of holding the response (the stream never ends by itself,
+    so a buffered event would only show when the socket times out)."""
+    d, ha, _ = edge
+    status, _, body = https(ha, "POST", "/api/v1/auth/login",
+                            json.dumps({"address": "alice@example.test", "password": PASSWORD}).encode())
+    assert status == 200, body
+    token = json.loads(body)["token"]
+    ctx = ssl.create_default_context(cafile=str(ha.ca))
+    raw = socket.create_connection((HOST, ha.https_port), timeout=60, source_address=(CLIENT, 0))
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall((f"GET /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
+                   f"Authorization: Bearer {token}\r\n\r\n").encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = s.recv(65536)
+            assert chunk, f"stream closed before its head: {received!r}"
+            received += chunk
+        head = received.split(b"\r\n\r\n", 1)[0].decode()
+        assert head.startswith("HTTP/1.1 200") and "text/event-stream" in head, head
+        subject = f"streamed {uuid.uuid4()}"
+        with d.session() as lmtp:
+            t = lmtp.data_transaction("sender@example.test", ["alice@example.test"],
+                                      make_message(subject, "Live.\r\n"))
+            assert [r.code for r in t.final] == [250], t
+        while b"new_mail" not in received:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                raise AssertionError(f"no event through haproxy while the stream was open: {received!r}") from None
+            assert chunk, f"stream closed without the event: {received!r}"
+            received += chunk
