@@ -120,7 +120,6 @@ export const en = {
 
   "privacyDetails.title": "Privacy details",
   "privacyDetails.summary": "Privacy index {score}/100: {label}.",
-  "privacyDetails.points": "{points} points",
   "privacyDetails.tls": "Encrypted in transit (TLS) on every recorded hop ({hops})",
   "privacyDetails.noTls": "Not encrypted in transit on every hop ({hops} recorded)",
   "privacyDetails.tlsUnknown": "No transport hops recorded",

@@ -117,7 +117,6 @@ export const fr: Catalog = {
 
   "privacyDetails.title": "Détails de confidentialité",
   "privacyDetails.summary": "Indice de confidentialité {score}/100 : {label}.",
-  "privacyDetails.points": "{points} points",
   "privacyDetails.tls": "Chiffré pendant le transport (TLS) à chaque étape enregistrée ({hops})",
   "privacyDetails.noTls": "Pas chiffré pendant le transport à chaque étape ({hops} enregistrées)",
   "privacyDetails.tlsUnknown": "Aucune étape de transport enregistrée",

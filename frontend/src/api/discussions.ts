@@ -1,0 +1,154 @@
+/**
+ * Whole-discussion reads and actions for the reading screens: one function per action, so the
+ * screens do not care how the server does it.
+ *
+ * FALLBACK: until the server has `PATCH /discussions/{id}/flags`, `POST /discussions/{id}/tags`
+ * and `GET /discussions?folder=`, actions go message by message (list the discussion's
+ * messages, then one PATCH or PUT each), and the trash cannot be listed (`listDiscussions`
+ * answers an empty trash). Each place is marked `FALLBACK` below.
+ */
+import { api, errorMessage, type Schemas } from "./client";
+import { t } from "../i18n";
+
+/** A discussion as the list shows it; `tags` comes with the server's discussion actions. */
+export type Discussion = Schemas["DiscussionView"] & { readonly tags?: readonly Schemas["TagView"][] };
+
+/** Which discussions a list shows. */
+export type Folder = "inbox" | "trash";
+
+/** A change of flags for every message of some discussions. */
+export interface DiscussionFlags {
+  readonly seen?: boolean;
+  readonly trashed?: boolean;
+}
+
+/** A request that failed, with the reason to show. */
+export class ActionError extends Error {
+  override readonly name = "ActionError";
+}
+
+/** How many requests the message-by-message fallback keeps in flight. */
+const PARALLEL = 4;
+
+/** One page of a folder's discussions, newest activity first. */
+export async function listDiscussions(
+  folder: Folder,
+  cursor: string | null,
+  limit: number,
+): Promise<{ items: Discussion[]; next: string | null }> {
+  if (folder === "trash") {
+    // FALLBACK: the server cannot list the trash yet; an empty trash is the honest answer.
+    return { items: [], next: null };
+  }
+  const { data, error, response } = await api.GET("/api/v1/discussions", {
+    params: { query: cursor === null ? { limit } : { limit, cursor } },
+  });
+  if (!data) throw failure(error, response.status);
+  return { items: data.items, next: data.next ?? null };
+}
+
+/** Every message id of a discussion, newest first. */
+export async function discussionMessages(id: string): Promise<Schemas["MessageSummaryView"][]> {
+  const all: Schemas["MessageSummaryView"][] = [];
+  let cursor: string | null = null;
+  do {
+    const query: { limit: number; cursor?: string } = cursor === null ? { limit: 100 } : { limit: 100, cursor };
+    const { data, error, response } = await api.GET("/api/v1/discussions/{id}/messages", {
+      params: { path: { id }, query },
+    });
+    if (!data) throw failure(error, response.status);
+    all.push(...data.items);
+    cursor = data.next ?? null;
+  } while (cursor !== null);
+  return all;
+}
+
+/** Marks discussions read or unread, or moves them to or out of the trash. */
+export async function setDiscussionFlags(ids: readonly string[], flags: DiscussionFlags): Promise<void> {
+  // FALLBACK: one PATCH per message; becomes PATCH /discussions/{id}/flags.
+  const messages = (await inParallel(ids, discussionMessages)).flat();
+  const wanted = messages.filter(
+    (m) =>
+      (flags.seen !== undefined && m.flags.seen !== flags.seen) ||
+      (flags.trashed !== undefined && m.flags.trashed !== flags.trashed),
+  );
+  await setMessageFlags(
+    wanted.map((m) => m.id),
+    flags,
+  );
+}
+
+/** Sets flags on some messages (marking one discussion's unread messages read when opened). */
+export async function setMessageFlags(messageIds: readonly string[], flags: DiscussionFlags): Promise<void> {
+  await inParallel(messageIds, async (id) => {
+    const { error, response } = await api.PATCH("/api/v1/messages/{id}/flags", {
+      params: { path: { id } },
+      body: flags,
+    });
+    if (!response.ok) throw failure(error, response.status);
+  });
+}
+
+/** Adds and removes tags on every message of some discussions. */
+export async function tagDiscussions(
+  ids: readonly string[],
+  add: readonly string[],
+  remove: readonly string[],
+): Promise<void> {
+  if (add.length === 0 && remove.length === 0) return;
+  // FALLBACK: read each message's tags, then PUT the new set; becomes POST /discussions/{id}/tags.
+  const messages = (await inParallel(ids, discussionMessages)).flat();
+  await inParallel(messages, async (m) => {
+    const got = await api.GET("/api/v1/messages/{id}", { params: { path: { id: m.id } } });
+    if (!got.data) throw failure(got.error, got.response.status);
+    const current = got.data.tags.map((tag) => tag.id);
+    const next = [...new Set([...current.filter((id) => !remove.includes(id)), ...add])];
+    if (next.length === current.length && next.every((id) => current.includes(id))) return;
+    const put = await api.PUT("/api/v1/messages/{id}/tags", { params: { path: { id: m.id } }, body: { tags: next } });
+    if (!put.response.ok) throw failure(put.error, put.response.status);
+  });
+}
+
+/** The user's tags. */
+export async function listTags(): Promise<Schemas["TagView"][]> {
+  const { data, error, response } = await api.GET("/api/v1/tags");
+  if (!data) throw failure(error, response.status);
+  return data;
+}
+
+/** Starts a reply (to the author, or to everyone) or a forward; returns the new draft's id. */
+export async function startDraft(messageId: string, kind: "reply" | "replyAll" | "forward"): Promise<string> {
+  const result =
+    kind === "forward"
+      ? await api.POST("/api/v1/messages/{id}/forward", { params: { path: { id: messageId } } })
+      : await api.POST("/api/v1/messages/{id}/reply", {
+          params: { path: { id: messageId } },
+          body: { all: kind === "replyAll" },
+        });
+  if (!result.data) throw failure(result.error, result.response.status);
+  return result.data.id;
+}
+
+/** An error carrying the server's reason, or a generic one with the status. */
+export function failure(error: unknown, status: number): ActionError {
+  return new ActionError(errorMessage(error) ?? t("error.unexpected", { status }));
+}
+
+/** The text to show for any error an action threw. */
+export function reasonOf(e: unknown): string {
+  return e instanceof ActionError ? e.message : t("error.network");
+}
+
+/** Runs `work` over `items`, a few at a time, keeping the results in order. */
+async function inParallel<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, worker));
+  return results;
+}
