@@ -107,6 +107,15 @@ export function listenForShortcuts(doc: Document): () => void {
   return () => doc.removeEventListener("keydown", listener);
 }
 
+/** Registers handlers on top of the others until the returned function is called. */
+export function registerShortcuts(layer: { current: ShortcutHandlers }): () => void {
+  layers.push(layer);
+  return () => {
+    const i = layers.indexOf(layer);
+    if (i !== -1) layers.splice(i, 1);
+  };
+}
+
 /**
  * Registers a component's handlers while it is mounted. The latest closures run, so callers
  * may pass fresh functions on every render; actions it leaves out fall through to the shell.
@@ -114,12 +123,5 @@ export function listenForShortcuts(doc: Document): () => void {
 export function useShortcuts(handlers: ShortcutHandlers): void {
   const layer = useRef(handlers);
   layer.current = handlers;
-  useEffect(() => {
-    const entry = layer;
-    layers.push(entry);
-    return () => {
-      const i = layers.indexOf(entry);
-      if (i !== -1) layers.splice(i, 1);
-    };
-  }, []);
+  useEffect(() => registerShortcuts(layer), []);
 }

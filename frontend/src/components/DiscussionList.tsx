@@ -22,7 +22,7 @@ import { displayParticipants } from "./participants";
 
 type Tag = Schemas["TagView"];
 
-const PAGE_SIZE = 50;
+const PAGE_SIZE = 100;
 const SHOWN_PARTICIPANTS = 3;
 /** Every row has this height (in rem, so it follows the reader's font size). */
 const ROW_REM = 7;
@@ -164,11 +164,16 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
     }
   }, [range.end, count, state.next, state.loading, state.error, load]);
 
+  const rowLink = (index: number) =>
+    wrapper.current?.querySelector<HTMLElement>(`li[data-index="${index}"] .discussion-link`) ?? null;
+
   // Keyboard focus follows the active row, once it is rendered.
   useEffect(() => {
     if (!focusActive.current) return;
+    const link = rowLink(active);
+    if (!link) return;
     focusActive.current = false;
-    wrapper.current?.querySelector<HTMLElement>(`li[data-index="${active}"] .discussion-link`)?.focus({ preventScroll: true });
+    link.focus({ preventScroll: true });
   });
 
   // Tabbing or clicking into a row makes it the active one, so j/k continue from there.
@@ -199,7 +204,10 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
     const index = Math.min(count - 1, Math.max(0, current + delta));
     setActive(index);
     showRow(index);
-    focusActive.current = true;
+    // Focus now when the row is in the DOM; otherwise once the scroll has rendered it.
+    const link = rowLink(index);
+    if (link) link.focus({ preventScroll: true });
+    else focusActive.current = true;
   };
 
   const activeItem = state.items[active];
