@@ -30,6 +30,8 @@ export function Dialog({ title, onClose, children, class: extra, closeButton = t
     if (!dialog) return;
     const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
     if (!dialog.open) dialog.showModal();
+    // The safe choice first (Cancel, not "Open anyway"), when the content names one.
+    dialog.querySelector<HTMLElement>("[data-initial-focus]")?.focus();
     const onCancel = (e: Event) => {
       // Escape: the caller decides (it unmounts us), so the state stays the single truth.
       e.preventDefault();

@@ -124,7 +124,7 @@ export function MessageFrame({ html, allowRemote }: { html: string; allowRemote:
             >
               {t("linkWarning.open")}
             </button>
-            <button type="button" class="button" onClick={() => setWarning(null)}>
+            <button type="button" class="button" data-initial-focus onClick={() => setWarning(null)}>
               {t("linkWarning.cancel")}
             </button>
           </div>
