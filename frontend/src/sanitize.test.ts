@@ -162,3 +162,26 @@ describe("trackers", () => {
     expect(isTrackerUrl("https://img.example/banner.png")).toBe(false);
   });
 });
+
+describe("inline images", () => {
+  it("replaces cid: references with the message's own images, and only images", () => {
+    const png = "data:image/png;base64,iVBORw0KGgo=";
+    const inline = new Map([["logo@example.org", png]]);
+    const doc = new DOMParser().parseFromString(
+      sanitizeMail(`<img id="a" src="cid:logo@example.org"><img id="b" src="cid:missing@x"><a id="c" href="cid:logo@example.org">x</a>`, false, inline).html,
+      "text/html",
+    );
+    expect(doc.getElementById("a")?.getAttribute("src")).toBe(png);
+    expect(doc.getElementById("b")?.getAttribute("src")).toBe("cid:missing@x");
+    expect(doc.getElementById("c")?.getAttribute("href")).toBe("cid:logo@example.org");
+  });
+
+  it("matches Content-IDs however they are written", async () => {
+    const { contentIdKey, isInlineImageType } = await import("./sanitize");
+    expect(contentIdKey("<Logo@Example.org>")).toBe("logo@example.org");
+    expect(contentIdKey("logo%40example.org")).toBe("logo@example.org");
+    expect(isInlineImageType("image/png")).toBe(true);
+    expect(isInlineImageType("image/svg+xml")).toBe(false);
+    expect(isInlineImageType("text/html")).toBe(false);
+  });
+});

@@ -70,18 +70,30 @@ export interface SanitizedMail {
 let purifier: DOMPurify | null = null;
 
 /** Per-call settings for the hooks, which DOMPurify runs synchronously inside `sanitize`. */
-let current: { allowRemote: boolean; origins: Set<string>; removed: number } = {
-  allowRemote: false,
-  origins: new Set(),
-  removed: 0,
-};
+let current: Context = { allowRemote: false, origins: new Set(), removed: 0, inline: new Map() };
+
+interface Context {
+  allowRemote: boolean;
+  origins: Set<string>;
+  removed: number;
+  /** Images the message embeds as parts, by Content-ID, as data: URLs. */
+  inline: ReadonlyMap<string, string>;
+}
 
 function instance(): DOMPurify {
   if (purifier !== null) return purifier;
   const p = createDOMPurify(window);
   p.addHook("uponSanitizeAttribute", (node, data) => {
     const name = data.attrName;
-    const value = data.attrValue.trim();
+    let value = data.attrValue.trim();
+    // `cid:` names a part of the message: its image, already fetched, replaces the reference.
+    if (node.nodeName === "IMG" && name === "src" && /^cid:/i.test(value)) {
+      const image = current.inline.get(contentIdKey(value.slice(4)));
+      if (image !== undefined) {
+        data.attrValue = image;
+        value = image;
+      }
+    }
     if (name === "style" && DANGEROUS_CSS.test(value)) {
       data.keepAttr = false;
       return;
@@ -133,14 +145,37 @@ const CONFIG: Config = {
   RETURN_TRUSTED_TYPE: false,
 };
 
-/** Sanitizes a message's HTML; remote images stay only when `allowRemote` is true. */
-export function sanitizeMail(html: string, allowRemote: boolean): SanitizedMail {
+/**
+ * Sanitizes a message's HTML; remote images stay only when `allowRemote` is true. `inline` maps
+ * Content-IDs (see `contentIdKey`) to data: URLs of the message's own images.
+ */
+export function sanitizeMail(
+  html: string,
+  allowRemote: boolean,
+  inline: ReadonlyMap<string, string> = new Map(),
+): SanitizedMail {
   const p = instance();
-  current = { allowRemote, origins: new Set(), removed: 0 };
+  current = { allowRemote, origins: new Set(), removed: 0, inline };
   const clean = p.sanitize(html, CONFIG);
   const result = { html: clean, remoteOrigins: [...current.origins].sort(), removedRemote: current.removed };
-  current = { allowRemote: false, origins: new Set(), removed: 0 };
+  current = { allowRemote: false, origins: new Set(), removed: 0, inline: new Map() };
   return result;
+}
+
+/** A Content-ID as `cid:` URLs and headers both name it: without `<>`, URL-decoded, lowercased. */
+export function contentIdKey(id: string): string {
+  let raw = id.trim().replace(/^<|>$/g, "");
+  try {
+    raw = decodeURIComponent(raw);
+  } catch {
+    // Keep it as written.
+  }
+  return raw.toLowerCase();
+}
+
+/** Image types a data: URL may carry into the frame (the same list the sanitizer keeps). */
+export function isInlineImageType(type: string): boolean {
+  return DATA_IMAGE.test(`data:${type.toLowerCase()};`);
 }
 
 /**

@@ -1,8 +1,9 @@
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
 import { failure, reasonOf } from "../api/discussions";
 import { formatDate, formatNumber, t } from "../i18n";
 import { countTrackers } from "../remote";
+import { contentIdKey, isInlineImageType } from "../sanitize";
 import { Dialog } from "./Dialog";
 import { MessageFrame } from "./MessageFrame";
 import { PrivacyBadge } from "./PrivacyBadge";
@@ -14,6 +15,9 @@ type Message = Schemas["MessageView"];
 
 /** What starting a reply or a forward needs to know. */
 export type DraftKind = "reply" | "replyAll" | "forward";
+
+/** Largest embedded image turned into a data: URL for the frame. */
+const INLINE_IMAGE_LIMIT = 5 * 1024 * 1024;
 
 /** Longest source shown in the dialog; beyond it, the page would freeze for little use. */
 const SOURCE_LIMIT = 2_000_000;
@@ -196,6 +200,7 @@ interface MessageBodyProps {
 function MessageBody({ message, remoteBusy, onLoadRemote }: MessageBodyProps) {
   const blocked = message.blocked.length;
   const html = message.html;
+  const inline = useInlineImages(message);
   return (
     <div class="message-body">
       {message.parse_error !== undefined && (
@@ -218,7 +223,11 @@ function MessageBody({ message, remoteBusy, onLoadRemote }: MessageBodyProps) {
         <p class="muted remote-shown">{t("message.remoteShown")}</p>
       )}
       {html !== undefined && html.trim() !== "" ? (
-        <MessageFrame html={html} allowRemote={message.remote_content_allowed} />
+        inline === null ? (
+          <p class="muted">{t("app.loading")}</p>
+        ) : (
+          <MessageFrame html={html} allowRemote={message.remote_content_allowed} inline={inline} />
+        )
       ) : message.text !== undefined && message.text.trim() !== "" ? (
         <div class="message-text">{message.text}</div>
       ) : (
@@ -227,6 +236,53 @@ function MessageBody({ message, remoteBusy, onLoadRemote }: MessageBodyProps) {
       {message.body_truncated && <p class="notice">{t("message.truncated")}</p>}
     </div>
   );
+}
+
+/**
+ * The images a message embeds as its own parts (`cid:` in its HTML), fetched with the session's
+ * token and turned into data: URLs, since the frame may load nothing else. Null while loading.
+ */
+function useInlineImages(message: Message): ReadonlyMap<string, string> | null {
+  const parts = message.attachments.filter(
+    (a) => a.content_id !== undefined && isInlineImageType(a.content_type) && a.size <= INLINE_IMAGE_LIMIT,
+  );
+  // Only for HTML that refers to parts at all, and a bounded number of them.
+  const referenced = /cid:/i.test(message.html ?? "") ? parts.slice(0, 20) : [];
+  const [images, setImages] = useState<ReadonlyMap<string, string> | null>(referenced.length === 0 ? new Map() : null);
+  useEffect(() => {
+    if (referenced.length === 0) return;
+    let live = true;
+    void Promise.all(
+      referenced.map(async (a) => {
+        try {
+          const { data } = await api.GET("/api/v1/messages/{id}/attachments/{index}", {
+            params: { path: { id: message.id, index: a.index } },
+            parseAs: "blob",
+          });
+          if (data === undefined) return null;
+          const url = await dataUrl(new Blob([data], { type: a.content_type.toLowerCase() }));
+          return [contentIdKey(a.content_id ?? ""), url] as const;
+        } catch {
+          return null; // The image stays missing; the rest of the message shows.
+        }
+      }),
+    ).then((pairs) => {
+      if (live) setImages(new Map(pairs.filter((p): p is readonly [string, string] => p !== null)));
+    });
+    return () => {
+      live = false;
+    };
+  }, [message.id]);
+  return images;
+}
+
+function dataUrl(blob: Blob): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => (typeof reader.result === "string" ? resolve(reader.result) : reject(new Error("unreadable")));
+    reader.onerror = () => reject(reader.error ?? new Error("unreadable"));
+    reader.readAsDataURL(blob);
+  });
 }
 
 /**

@@ -32,11 +32,20 @@ const FRAME_CSS = `
 `;
 
 /** A message's HTML body in its sandboxed frame, as tall as its content. */
-export function MessageFrame({ html, allowRemote }: { html: string; allowRemote: boolean }) {
+export function MessageFrame({
+  html,
+  allowRemote,
+  inline,
+}: {
+  html: string;
+  allowRemote: boolean;
+  /** The message's own images by Content-ID, as data: URLs. */
+  inline: ReadonlyMap<string, string>;
+}) {
   const frame = useRef<HTMLIFrameElement>(null);
   const [height, setHeight] = useState(80);
   const [warning, setWarning] = useState<(LinkMismatch & { href: string }) | null>(null);
-  const srcdoc = useMemo(() => mailDocument(sanitizeMail(html, allowRemote), locale), [html, allowRemote]);
+  const srcdoc = useMemo(() => mailDocument(sanitizeMail(html, allowRemote, inline), locale), [html, allowRemote, inline]);
   const detach = useRef<(() => void) | null>(null);
 
   useEffect(() => () => detach.current?.(), []);
