@@ -156,10 +156,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .at(format!("{API_PREFIX}/openapi.json"), spec)
         .nest(format!("{API_PREFIX}/docs"), ui);
     if let Some(dir) = state.config.static_dir.clone().filter(|d| d.is_dir()) {
-        route = route.nest(
-            "/",
-            poem::endpoint::StaticFilesEndpoint::new(dir).index_file("index.html"),
-        );
+        route = route.nest("/", web_client::static_files(dir));
     }
     route
         .around(move |ep, mut req| {

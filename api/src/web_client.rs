@@ -10,7 +10,11 @@
 //! remote images of a message the user chose to load must be allowed here, and each mail frame
 //! carries its own stricter policy (no remote images until the user asks).
 
+use std::path::PathBuf;
+
+use poem::http::Method;
 use poem::http::header::{CACHE_CONTROL, HeaderMap, HeaderName, HeaderValue};
+use poem::{Endpoint, EndpointExt, Request, Response};
 
 /// The policy of every page of the web client.
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -20,6 +24,29 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
 
 /// Where the bundler puts content-hashed files.
 const HASHED_ASSETS: &str = "/assets/";
+
+/// The built client's files under `dir`, `index.html` for `/`. HEAD is answered like GET
+/// without the body (RFC 9110 requires it of every GET resource; monitors and caches use it),
+/// which poem's static endpoint refuses with 405.
+pub(crate) fn static_files(dir: PathBuf) -> impl Endpoint<Output = Response> {
+    poem::endpoint::StaticFilesEndpoint::new(dir)
+        .index_file("index.html")
+        .map_to_response()
+        .around(|ep, mut req: Request| async move {
+            let head = req.method() == Method::HEAD;
+            if head {
+                req.set_method(Method::GET);
+            }
+            let resp = ep.call(req).await?;
+            Ok(if head { without_body(resp) } else { resp })
+        })
+}
+
+/// The same status and headers (Content-Length included), no body.
+fn without_body(resp: Response) -> Response {
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, poem::Body::empty())
+}
 
 /// Sets the caching and security headers of a response to `path`: API responses are never
 /// stored; the web client gets its policy, and its hashed assets are cached as immutable.

@@ -8,10 +8,10 @@ import http.client
 from palisade_e2e import HOST, ApiResponse
 
 
-def fetch(port: int, path: str) -> ApiResponse:
+def fetch(port: int, path: str, method: str = "GET") -> ApiResponse:
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
-        conn.request("GET", path)
+        conn.request(method, path)
         r = conn.getresponse()
         return ApiResponse(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
     finally:
@@ -44,3 +44,17 @@ def test_web_client_files_get_a_strict_policy_and_the_right_caching(make_daemon,
     assert doc.status == 200
     assert doc.headers.get("cache-control") == "no-store"
     assert "content-security-policy" not in doc.headers
+
+
+def test_head_answers_like_get_without_a_body(make_daemon, tmp_path):
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!doctype html><div id=app></div>")
+    d = make_daemon(api={"static_dir": str(dist)})
+    get = fetch(d.api_port, "/")
+    head = fetch(d.api_port, "/", method="HEAD")
+    assert head.status == 200, head
+    assert head.body == b""
+    assert head.headers.get("content-length") == str(len(get.body)), head.headers
+    assert head.headers.get("content-security-policy") == get.headers.get("content-security-policy")
+    assert fetch(d.api_port, "/missing.js", method="HEAD").status == 404
