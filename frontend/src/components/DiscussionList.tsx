@@ -129,12 +129,14 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
       frame = 0;
       const el = wrapper.current;
       if (!el) return;
-      const rect = el.getBoundingClientRect();
-      setViewport((v) =>
-        v.scrollTop === -rect.top && v.height === window.innerHeight ? v : { scrollTop: -rect.top, height: window.innerHeight },
-      );
       const rem = Number.parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
-      setRowHeight(Math.round(ROW_REM * rem));
+      const row = Math.round(ROW_REM * rem);
+      setRowHeight(row);
+      // Rounded down to a whole row (and one row taller), so the list renders again only when
+      // a row boundary is crossed, not at every pixel of scrolling.
+      const top = Math.floor(-el.getBoundingClientRect().top / row) * row;
+      const height = window.innerHeight + row;
+      setViewport((v) => (v.scrollTop === top && v.height === height ? v : { scrollTop: top, height }));
     };
     const schedule = () => {
       if (frame === 0) frame = requestAnimationFrame(measure);
@@ -152,8 +154,11 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
   // The toolbar appearing moves the list down: measure again.
   useLayoutEffect(() => {
     const el = wrapper.current;
-    if (el) setViewport({ scrollTop: -el.getBoundingClientRect().top, height: window.innerHeight });
-  }, [selected.size > 0, state.loaded, actionError !== null]);
+    if (!el) return;
+    const top = Math.floor(-el.getBoundingClientRect().top / rowHeight) * rowHeight;
+    const height = window.innerHeight + rowHeight;
+    setViewport((v) => (v.scrollTop === top && v.height === height ? v : { scrollTop: top, height }));
+  }, [selected.size > 0, state.loaded, actionError !== null, rowHeight]);
 
   const count = state.items.length;
   const range = visibleRows(viewport, rowHeight, count, OVERSCAN);
