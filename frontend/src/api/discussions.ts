@@ -10,8 +10,11 @@
 import { api, errorMessage, type Schemas } from "./client";
 import { t } from "../i18n";
 
-/** A discussion as the list shows it; `tags` comes with the server's discussion actions. */
-export type Discussion = Schemas["DiscussionView"] & { readonly tags?: readonly Schemas["TagView"][] };
+/** A discussion as the list shows it; `tags` and `trashed_count` come with the server's folders. */
+export type Discussion = Schemas["DiscussionView"] & {
+  readonly tags?: readonly Schemas["TagView"][];
+  readonly trashed_count?: number;
+};
 
 /** Which discussions a list shows. */
 export type Folder = "inbox" | "trash";

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { DEFAULT_BACKOFF, openEventStream, parseEvent, retryDelay, SseParser, type MailEvent } from "./events";
+import { coalesce, DEFAULT_BACKOFF, openEventStream, parseEvent, retryDelay, SseParser, type MailEvent } from "./events";
 
 describe("SseParser", () => {
   it("joins an event split across chunks anywhere, even inside a line ending", () => {
@@ -218,5 +218,29 @@ describe("openEventStream", () => {
     openEventStream({ token: () => token, onEvent: vi.fn(), onUnauthorized: vi.fn(), fetch: other.fetch, timers });
     await flush();
     expect(other.fetch).not.toHaveBeenCalled();
+  });
+});
+
+describe("coalesce", () => {
+  it("runs once at a time, and once more for any number of calls meanwhile", async () => {
+    const releases: (() => void)[] = [];
+    let runs = 0;
+    const call = coalesce(() => {
+      runs += 1;
+      return new Promise<void>((resolve) => releases.push(resolve));
+    });
+    call();
+    call();
+    call();
+    call();
+    expect(runs).toBe(1);
+    releases.shift()?.();
+    await flush();
+    expect(runs).toBe(2); // the three calls made during the first run became one
+    releases.shift()?.();
+    await flush();
+    expect(runs).toBe(2);
+    call();
+    expect(runs).toBe(3);
   });
 });

@@ -307,3 +307,26 @@ export function onMailChange(listener: (change: MailChange) => void): () => void
   changeListeners.add(listener);
   return () => changeListeners.delete(listener);
 }
+
+/**
+ * Wraps a refresh so that it never runs twice at once: calls while it runs ask for one more run
+ * afterwards, however many they are (a burst of new mail costs two refreshes, not one each).
+ */
+export function coalesce(run: () => Promise<void>): () => void {
+  let state: "idle" | "running" | "again" = "idle";
+  const call = () => {
+    if (state !== "idle") {
+      state = "again";
+      return;
+    }
+    state = "running";
+    void run()
+      .catch(() => undefined)
+      .finally(() => {
+        const again = state === "again";
+        state = "idle";
+        if (again) call();
+      });
+  };
+  return call;
+}

@@ -10,7 +10,7 @@ import {
   type Discussion,
   type Folder,
 } from "../api/discussions";
-import { onMailChange } from "../api/events";
+import { coalesce, onMailChange } from "../api/events";
 import { announce } from "../announce";
 import { formatDate, t, tn, type MessageKey } from "../i18n";
 import { useShortcuts } from "../keyboard";
@@ -120,7 +120,7 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
     void load(null);
   }, [load]);
 
-  useEffect(() => onMailChange(() => void refreshTop()), [refreshTop]);
+  useEffect(() => onMailChange(coalesce(refreshTop)), [refreshTop]);
 
   // Where the list is on the page, and how high a row is, after every scroll and resize.
   useLayoutEffect(() => {

@@ -6,6 +6,9 @@ import { announce, useAnnouncement } from "../announce";
 import { t } from "../i18n";
 import { displayParticipants } from "./participants";
 
+/** New messages looked up at once for their announcement. */
+const MAX_LOOKUPS = 3;
+
 /**
  * Keeps the event stream open while signed in: each new mail refreshes the open views and is
  * announced ("New mail from …: …") in the app's polite live region, which this renders.
@@ -14,6 +17,9 @@ export function LiveUpdates() {
   const text = useAnnouncement();
 
   useEffect(() => {
+    // A burst of mail (a list delivering, an import) must not become a burst of requests and
+    // announcements: past a few lookups in flight, new mail only refreshes the views.
+    let describing = 0;
     const stream = openEventStream({
       token: () => session.token,
       onUnauthorized: (token) => session.ended(token),
@@ -24,11 +30,13 @@ export function LiveUpdates() {
       onEvent: (event) => {
         if (event.type !== "new_mail") return;
         const id = event.message_id ?? null;
-        if (id === null) {
-          announceMailChange({ messageId: null, discussionId: null });
+        if (id === null || describing >= MAX_LOOKUPS) {
+          announceMailChange({ messageId: id, discussionId: null });
           return;
         }
+        describing += 1;
         void describe(id).then((found) => {
+          describing -= 1;
           announceMailChange({ messageId: id, discussionId: found?.discussionId ?? null });
           if (found) announce(t("live.newMail", { sender: found.sender, subject: found.subject }));
         });

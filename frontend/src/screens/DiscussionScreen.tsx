@@ -10,7 +10,7 @@ import {
   tagDiscussions,
   type Discussion,
 } from "../api/discussions";
-import { onMailChange } from "../api/events";
+import { coalesce, onMailChange } from "../api/events";
 import { announce } from "../announce";
 import { lastListFolder } from "../components/DiscussionList";
 import { MessageCard, type DraftKind } from "../components/MessageCard";
@@ -103,23 +103,22 @@ export function DiscussionScreen({ id }: { id: string }) {
   }, [load]);
 
   // A reply arriving in this discussion shows up without a reload.
-  useEffect(
-    () =>
-      onMailChange((change) => {
-        if (change.discussionId === null || change.discussionId === id) void load();
-      }),
-    [id, load],
-  );
+  useEffect(() => {
+    const reload = coalesce(load);
+    return onMailChange((change) => {
+      if (change.discussionId === null || change.discussionId === id) reload();
+    });
+  }, [id, load]);
 
   const back = () => navigate({ name: lastListFolder() });
 
-  const run = async (what: "unread" | "trash") => {
+  const run = async (what: "unread" | "trash" | "restore") => {
     if (busy) return;
     setBusy(true);
     setError(null);
     try {
-      await setDiscussionFlags([id], what === "unread" ? { seen: false } : { trashed: true });
-      announce(t(what === "unread" ? "list.done.unread" : "list.done.trash"));
+      await setDiscussionFlags([id], what === "unread" ? { seen: false } : { trashed: what === "trash" });
+      announce(t(what === "unread" ? "list.done.unread" : what === "trash" ? "list.done.trash" : "list.done.restore"));
       back();
     } catch (e) {
       setError(t("list.actionFailed", { message: reasonOf(e) }));
@@ -205,6 +204,11 @@ export function DiscussionScreen({ id }: { id: string }) {
         <button type="button" class="button button--secondary" disabled={busy} onClick={() => void run("trash")}>
           {t("list.trash")}
         </button>
+        {(discussion?.trashed_count ?? 0) > 0 && (
+          <button type="button" class="button button--secondary" disabled={busy} onClick={() => void run("restore")}>
+            {t("list.restore")}
+          </button>
+        )}
       </div>
       {discussion && (
         <div class="discussion-facts">
