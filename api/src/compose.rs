@@ -2,6 +2,7 @@
 
 use crate::account::current_user;
 use crate::body::JsonBody;
+use crate::draft_files;
 use crate::error::{ApiError, ErrorBody};
 use crate::mail::message_of;
 use crate::mailer::{Context, MailError, compose};
@@ -183,7 +184,14 @@ async fn draft_from_request(
     Ok(draft)
 }
 
-async fn draft_of(state: &AppState, user: UserId, id: Uuid) -> Result<Draft, ApiError> {
+/// The view of a saved draft, with its attachments.
+async fn draft_view(state: &AppState, d: &Draft) -> Result<DraftView, ApiError> {
+    let attachments = state.store.list_draft_attachments(d.user_id, d.id).await?;
+    Ok(DraftView::new(d, &attachments))
+}
+
+/// One of the user's drafts; 404 for another user's, like a missing one.
+pub(crate) async fn draft_of(state: &AppState, user: UserId, id: Uuid) -> Result<Draft, ApiError> {
     state
         .store
         .get_draft(user, DraftId(id))
@@ -353,8 +361,10 @@ impl ComposeApi {
                 page(cursor.0.map(ListCursor::into_inner), limit.0),
             )
             .await?;
+        let items =
+            futures::future::try_join_all(list.items.iter().map(|d| draft_view(&state, d))).await?;
         Ok(Json(DraftPage {
-            items: list.items.iter().map(DraftView::new).collect(),
+            items,
             next: list.next,
         }))
     }
@@ -370,7 +380,7 @@ impl ComposeApi {
         let user = current_user(&state, auth.0.user_id).await?;
         let draft = draft_from_request(&state, &user, DraftId::new_random(), body.0).await?;
         let saved = state.store.save_draft(draft).await?;
-        Ok(CreatedDraft::Created(Json(DraftView::new(&saved))))
+        Ok(CreatedDraft::Created(Json(DraftView::new(&saved, &[]))))
     }
 
     /// One draft.
@@ -382,7 +392,7 @@ impl ComposeApi {
         id: Path<Uuid>,
     ) -> Result<Json<DraftView>, ApiError> {
         let d = draft_of(&state, auth.0.user_id, id.0).await?;
-        Ok(Json(DraftView::new(&d)))
+        Ok(Json(draft_view(&state, &d).await?))
     }
 
     /// Replaces a draft's content.
@@ -398,7 +408,7 @@ impl ComposeApi {
         draft_of(&state, user.id, id.0).await?;
         let draft = draft_from_request(&state, &user, DraftId(id.0), body.0).await?;
         let saved = state.store.save_draft(draft).await?;
-        Ok(Json(DraftView::new(&saved)))
+        Ok(Json(draft_view(&state, &saved).await?))
     }
 
     /// Discards a draft.
@@ -486,7 +496,7 @@ impl ComposeApi {
             updated_at: Utc::now(),
         };
         let saved = state.store.save_draft(draft).await?;
-        Ok(CreatedDraft::Created(Json(DraftView::new(&saved))))
+        Ok(CreatedDraft::Created(Json(DraftView::new(&saved, &[]))))
     }
 
     /// Starts a forward of a message, which is attached whole when sent.
@@ -517,11 +527,12 @@ impl ComposeApi {
             updated_at: Utc::now(),
         };
         let saved = state.store.save_draft(draft).await?;
-        Ok(CreatedDraft::Created(Json(DraftView::new(&saved))))
+        Ok(CreatedDraft::Created(Json(DraftView::new(&saved, &[]))))
     }
 
-    /// Sends a draft through the configured relay, stores the sent copy (read, marked sent,
-    /// in the replied discussion) and discards the draft.
+    /// Sends a draft with its attachments through the configured relay, stores the sent copy
+    /// (read, marked sent, in the replied discussion) and discards the draft and its files.
+    /// When the relay fails, the draft and its files are kept.
     ///
     /// Each user may send a limited number of messages per hour (100 by default); past it
     /// the answer is 429 with `Retry-After` and the draft is kept. Every attempt that
@@ -554,9 +565,11 @@ impl ComposeApi {
             },
             None => None,
         };
+        let files = draft_files::load_all(&state, &draft).await?;
         let ctx = Context {
             reply_to: reply_to.as_ref(),
             forward: forward.as_ref().map(|(m, raw)| (m, raw.clone())),
+            attachments: &files,
         };
         // The request itself is well formed; it is the stored draft that cannot be sent yet
         // (no recipient, say), which is a conflict with the resource's state, not a bad request.

@@ -1,9 +1,11 @@
 //! The OpenAPI document as served, and the routing facts derived from it.
 //!
-//! poem-openapi writes the document from the handlers' types. Two things it cannot state are
+//! poem-openapi writes the document from the handlers' types. Three things it cannot state are
 //! added here, from the document itself so they cannot drift: the 415 an operation with a body
-//! answers to a body that is not JSON, and the `Allow` header of a 405 (RFC 9110 §15.5.6),
-//! which lists the methods the document declares for the path.
+//! answers to a body of another type, that an upload refuses parts it does not name
+//! (`additionalProperties: false`, which its `deny_unknown_fields` enforces but does not
+//! document), and the `Allow` header of a 405 (RFC 9110 §15.5.6), which lists the methods the
+//! document declares for the path.
 
 use poem::http::HeaderValue;
 use serde_json::{Value, json};
@@ -14,7 +16,8 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The document to serve: `spec` (poem-openapi's) with a 415 response on every operation
-/// that takes a body. The 415 has the error shape of the operation's 400.
+/// that takes a body (JSON, or `multipart/form-data` for uploads), and uploads closed to
+/// parts they do not name. The 415 has the error shape of the operation's 400.
 pub fn document(spec: &str) -> String {
     let Ok(mut doc) = serde_json::from_str::<Value>(spec) else {
         // Not reachable with poem-openapi's output; serving it unchanged beats serving nothing.
@@ -33,10 +36,22 @@ pub fn document(spec: &str) -> String {
                     .pointer("/responses/400/content")
                     .cloned()
                     .unwrap_or_else(|| json!({}));
+                let form = op.pointer_mut("/requestBody/content/multipart~1form-data/schema");
+                if let Some(schema) = form.and_then(Value::as_object_mut) {
+                    schema.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                let description = if op
+                    .pointer("/requestBody/content/multipart~1form-data")
+                    .is_some()
+                {
+                    "The body is not sent as `multipart/form-data` (`Content-Type` missing or of another type)."
+                } else {
+                    "The body is not sent as JSON (`Content-Type` missing or of another type)."
+                };
                 if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
                     responses.entry("415").or_insert_with(|| {
                         json!({
-                            "description": "The body is not sent as JSON (`Content-Type` missing or of another type).",
+                            "description": description,
                             "content": content,
                         })
                     });
@@ -111,6 +126,7 @@ mod tests {
     const SPEC: &str = r#"{"openapi":"3.0.0","paths":{
         "/api/v1/tags":{"get":{"responses":{"200":{}}},"post":{"requestBody":{},"responses":{"400":{"content":{"application/json":{}}}}}},
         "/api/v1/tags/{id}":{"patch":{"requestBody":{},"responses":{}},"delete":{"responses":{}}},
+        "/api/v1/drafts/{id}/attachments":{"post":{"requestBody":{"content":{"multipart/form-data":{"schema":{"type":"object"}}}},"responses":{}}},
         "/api/v1/messages/{id}/raw":{"get":{"responses":{}}}
     }}"#;
 
@@ -121,6 +137,16 @@ mod tests {
         assert_eq!(post["415"]["content"], json!({"application/json": {}}));
         assert!(doc["paths"]["/api/v1/tags"]["get"]["responses"]["415"].is_null());
         assert!(doc["paths"]["/api/v1/tags/{id}"]["patch"]["responses"]["415"].is_object());
+        let upload = &doc["paths"]["/api/v1/drafts/{id}/attachments"]["post"];
+        assert!(
+            upload["responses"]["415"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("multipart/form-data"))
+        );
+        assert_eq!(
+            upload["requestBody"]["content"]["multipart/form-data"]["schema"]["additionalProperties"],
+            json!(false)
+        );
     }
 
     #[test]

@@ -6,8 +6,10 @@
 
 mod account;
 mod body;
+mod body_limit;
 mod compose;
 pub mod document;
+mod draft_files;
 pub mod error;
 pub mod html;
 pub mod listener;
@@ -122,9 +124,22 @@ pub(crate) fn page(cursor: Option<String>, limit: Option<u32>) -> Page {
 }
 
 /// The OpenAPI service with every handler.
-pub fn service() -> OpenApiService<(account::AccountApi, mail::MailApi, compose::ComposeApi), ()> {
+pub fn service() -> OpenApiService<
+    (
+        account::AccountApi,
+        mail::MailApi,
+        compose::ComposeApi,
+        draft_files::DraftFilesApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (account::AccountApi, mail::MailApi, compose::ComposeApi),
+        (
+            account::AccountApi,
+            mail::MailApi,
+            compose::ComposeApi,
+            draft_files::DraftFilesApi,
+        ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),
     )
@@ -168,21 +183,19 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
                 if declared.is_some_and(|n| n > max_body as u64) {
-                    return Err(ApiError::PayloadTooLarge(error::ErrorBody::json(
-                        "payload_too_large",
-                        format!("request bodies are limited to {max_body} bytes"),
-                    ))
-                    .into());
+                    return Err(too_large(max_body).into());
                 }
-                // A body without a length is cut at the limit, so it fails to parse instead of
-                // filling memory.
-                let body = req.take_body().into_async_read();
-                req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
-                    body,
-                    max_body as u64 + 1,
-                )));
+                // A body without a length fails to read past the limit, so it cannot fill
+                // memory, and the request is answered 413 like a declared one.
+                let (body, exceeded) =
+                    body_limit::Capped::new(req.take_body().into_async_read(), max_body as u64);
+                req.set_body(poem::Body::from_async_read(body));
                 let path = req.uri().path().to_string();
-                match ep.call(req).await {
+                let result = ep.call(req).await;
+                if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(too_large(max_body).into());
+                }
+                match result {
                     Ok(resp) => {
                         let mut resp = poem::IntoResponse::into_response(resp);
                         web_client::set_headers(&path, API_PREFIX, resp.headers_mut());
@@ -208,6 +221,14 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         )
         .data(state)
         .catch_all_error(|e| async move { to_json_error(e) })
+}
+
+/// The refusal of a request body over the limit.
+fn too_large(max_body: usize) -> ApiError {
+    ApiError::PayloadTooLarge(error::ErrorBody::json(
+        "payload_too_large",
+        format!("request bodies are limited to {max_body} bytes"),
+    ))
 }
 
 /// Serves [`app`] on `listener` until `shutdown` fires, then drains open requests.

@@ -2,7 +2,7 @@
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::rules::{DateBound, ListCursor, SearchCursor, TagName};
+use crate::rules::{Colour, DateBound, ListCursor, SearchCursor, TagName};
 use crate::types::{
     DiscussionPage, DiscussionView, FlagsView, IndexStatus, MessagePage, MessageSummaryView,
     MessageView, SearchResult, TagView,
@@ -54,11 +54,22 @@ pub(crate) struct TagsRequest {
     pub tags: Vec<Uuid>,
 }
 
-/// A tag name.
+/// A new tag.
 #[derive(Debug, Object, Validate)]
 pub(crate) struct TagRequest {
     /// Name, 1 to 64 characters, not only spaces, no control characters; stored trimmed.
     pub name: TagName,
+    /// Colour, `#rrggbb`; none when absent.
+    pub colour: Option<Colour>,
+}
+
+/// A change to a tag: what is absent stays as it is.
+#[derive(Debug, Object, Validate)]
+pub(crate) struct TagPatchRequest {
+    /// New name, 1 to 64 characters, not only spaces, no control characters; stored trimmed.
+    pub name: Option<TagName>,
+    /// New colour, `#rrggbb`.
+    pub colour: Option<Colour>,
 }
 
 #[derive(ApiResponse)]
@@ -119,7 +130,7 @@ async fn tags_by_id(state: &AppState, user: UserId) -> Result<HashMap<TagId, Tag
 }
 
 /// A file name safe inside a quoted Content-Disposition parameter.
-fn disposition(name: &str) -> String {
+pub(crate) fn disposition(name: &str) -> String {
     let clean: String = name
         .chars()
         .map(|c| {
@@ -453,23 +464,27 @@ impl MailApi {
         let user = auth.0.user_id;
         let tag = state
             .store
-            .create_tag(user, body.name.trim(), MAX_TAGS)
+            .create_tag(user, body.name.trim(), body.colour.as_deref(), MAX_TAGS)
             .await?;
         Ok(Created::Created(Json((&tag).into())))
     }
 
-    /// Renames a tag; messages keep it.
+    /// Renames a tag and/or changes its colour; messages keep it.
     #[oai(path = "/tags/:id", method = "patch", tag = "ApiTags::Tags")]
-    async fn rename_tag(
+    async fn update_tag(
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
-        body: JsonBody<TagRequest>,
+        body: JsonBody<TagPatchRequest>,
     ) -> Result<Json<TagView>, ApiError> {
+        let change = palisade_store::TagChange {
+            name: body.name.as_deref().map(|n| n.trim().to_string()),
+            colour: body.colour.as_deref().map(|c| Some(c.to_string())),
+        };
         match state
             .store
-            .rename_tag(auth.0.user_id, TagId(id.0), body.name.trim())
+            .update_tag(auth.0.user_id, TagId(id.0), &change)
             .await
         {
             Ok(tag) => Ok(Json((&tag).into())),

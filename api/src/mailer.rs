@@ -1,12 +1,12 @@
 //! Outgoing mail: composing a draft into RFC 5322 bytes with lettre, and handing it to the
 //! configured relay (Postfix) over SMTP submission.
 
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use palisade_config::{SubmissionConfig, SubmissionTls};
-use palisade_model::{Address, Draft, Message};
+use palisade_model::{Address, Draft, DraftAttachment, Message};
 use std::time::SystemTime;
 
 /// Why a message could not be composed or sent.
@@ -42,6 +42,8 @@ pub struct Context<'a> {
     pub reply_to: Option<&'a Message>,
     /// The message forwarded and its raw bytes, attached as `message/rfc822`.
     pub forward: Option<(&'a Message, Vec<u8>)>,
+    /// Files uploaded to the draft, with their bytes, attached in this order.
+    pub attachments: &'a [(DraftAttachment, Vec<u8>)],
 }
 
 fn mailbox(a: &Address) -> Result<Mailbox, MailError> {
@@ -101,27 +103,46 @@ pub fn compose(
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
         .body(draft.body.clone());
+    let mut files = Vec::new();
+    if let Some((original, raw)) = &ctx.forward {
+        let name = original
+            .content
+            .subject
+            .as_deref()
+            .unwrap_or("message")
+            .chars()
+            .filter(|c| !c.is_control() && *c != '/' && *c != '\\')
+            .take(60)
+            .collect::<String>();
+        let rfc822 =
+            ContentType::parse("message/rfc822").map_err(|e| MailError::Invalid(e.to_string()))?;
+        files.push(Attachment::new(format!("{name}.eml")).body(raw.clone(), rfc822));
+    }
+    for (file, data) in ctx.attachments {
+        let kind = ContentType::parse(&file.content_type).map_err(|e| {
+            MailError::Invalid(format!(
+                "attachment {:?}: content type {:?}: {e}",
+                file.file_name, file.content_type
+            ))
+        })?;
+        // Base64 whatever the type: a text file sent as 7bit or quoted-printable would have
+        // its line endings rewritten on the way, and the recipient must get the exact bytes.
+        let body = Body::new_with_encoding(data.clone(), ContentTransferEncoding::Base64).map_err(
+            |_| MailError::Invalid(format!("attachment {:?} cannot be encoded", file.file_name)),
+        )?;
+        files.push(Attachment::new(file.file_name.clone()).body(body, kind));
+    }
     let build = |b: lettre::message::MessageBuilder| -> Result<lettre::Message, MailError> {
-        let built =
-            match &ctx.forward {
-                Some((original, raw)) => {
-                    let name = original
-                        .content
-                        .subject
-                        .as_deref()
-                        .unwrap_or("message")
-                        .chars()
-                        .filter(|c| !c.is_control() && *c != '/' && *c != '\\')
-                        .take(60)
-                        .collect::<String>();
-                    let rfc822 = ContentType::parse("message/rfc822")
-                        .map_err(|e| MailError::Invalid(e.to_string()))?;
-                    b.multipart(MultiPart::mixed().singlepart(text.clone()).singlepart(
-                        Attachment::new(format!("{name}.eml")).body(raw.clone(), rfc822),
-                    ))
-                }
-                None => b.singlepart(text.clone()),
-            };
+        let built = if files.is_empty() {
+            b.singlepart(text.clone())
+        } else {
+            let mixed = files
+                .iter()
+                .fold(MultiPart::mixed().singlepart(text.clone()), |m, part| {
+                    m.singlepart(part.clone())
+                });
+            b.multipart(mixed)
+        };
         built.map_err(|e| MailError::Invalid(e.to_string()))
     };
     let wire = build(builder.clone())?.formatted();
@@ -220,6 +241,7 @@ mod tests {
             &Context {
                 reply_to: None,
                 forward: None,
+                attachments: &[],
             },
             "x.test",
         )
@@ -230,5 +252,69 @@ mod tests {
         assert!(copy.contains("hidden@example.test"));
         assert_eq!(composed.recipients.len(), 2);
         assert!(wire.contains(&format!("Message-ID: <{}>", composed.message_id)));
+    }
+
+    #[test]
+    fn draft_files_are_attached_in_order_to_both_copies() {
+        let draft = Draft {
+            id: DraftId::new_random(),
+            user_id: UserId::new_random(),
+            from: None,
+            to: vec![addr("ann@example.test")],
+            cc: vec![],
+            bcc: vec![],
+            subject: "files".into(),
+            body: "two files".into(),
+            in_reply_to: None,
+            forward_of: None,
+            updated_at: Utc::now(),
+        };
+        let file = |name: &str, kind: &str| DraftAttachment {
+            id: palisade_model::DraftAttachmentId::new_random(),
+            user_id: draft.user_id,
+            draft_id: draft.id,
+            file_name: name.into(),
+            content_type: kind.into(),
+            size: 0,
+            created_at: Utc::now(),
+        };
+        let files = vec![
+            (
+                file("first.bin", "application/octet-stream"),
+                vec![0u8, 1, 2, 255],
+            ),
+            (file("second.txt", "text/plain"), b"plain\nwords\n".to_vec()),
+        ];
+        let composed = compose(
+            &draft,
+            &addr("me@example.test"),
+            &Context {
+                reply_to: None,
+                forward: None,
+                attachments: &files,
+            },
+            "x.test",
+        )
+        .expect("compose");
+        for bytes in [&composed.wire, &composed.sent_copy] {
+            use mail_parser::MimeHeaders;
+            let parsed = mail_parser::MessageParser::default()
+                .parse(bytes.as_slice())
+                .expect("parses");
+            let names: Vec<_> = parsed
+                .attachments()
+                .map(|a| a.attachment_name().unwrap_or_default().to_string())
+                .collect();
+            assert_eq!(names, ["first.bin", "second.txt"]);
+            let contents: Vec<_> = parsed
+                .attachments()
+                .map(|a| a.contents().to_vec())
+                .collect();
+            assert_eq!(contents, [files[0].1.clone(), files[1].1.clone()]);
+            assert_eq!(
+                parsed.body_text(0).as_deref().map(str::trim),
+                Some("two files")
+            );
+        }
     }
 }

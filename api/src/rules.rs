@@ -155,6 +155,16 @@ rule!(
 );
 
 rule!(
+    /// A colour as `#rrggbb`, hexadecimal digits in either case.
+    ColourRule,
+    r"^#[0-9a-fA-F]{6}$".to_string(),
+    7,
+    7,
+    None,
+    "a colour as #rrggbb"
+);
+
+rule!(
     /// An ASCII-armored OpenPGP public key block (RFC 4880 §6.2), optionally surrounded by
     /// ASCII white space.
     PublicKeyRule,
@@ -321,6 +331,8 @@ pub type Line = Checked<LineRule>;
 pub type DisplayName = Checked<DisplayNameRule>;
 /// A tag name.
 pub type TagName = Checked<TagNameRule>;
+/// A tag's colour.
+pub type Colour = Checked<ColourRule>;
 /// An armored OpenPGP public key.
 pub type PublicKey = Checked<PublicKeyRule>;
 /// The cursor of a newest-first list.
@@ -345,6 +357,7 @@ mod tests {
             LineRule::pattern(),
             DisplayNameRule::pattern(),
             TagNameRule::pattern(),
+            ColourRule::pattern(),
             PublicKeyRule::pattern(),
             ListCursorRule::pattern(),
             IdCursorRule::pattern(),
@@ -408,6 +421,18 @@ mod tests {
         assert!(!TagNameRule::accepts(""));
         assert!(!TagNameRule::accepts(&"x".repeat(65)));
         assert!(TagNameRule::accepts(&"é".repeat(64)));
+    }
+
+    #[test]
+    fn colours_are_a_hash_and_six_hex_digits() {
+        for ok in ["#000000", "#ffffff", "#A1b2C3"] {
+            assert!(ColourRule::accepts(ok), "{ok}");
+        }
+        for bad in [
+            "", "#fff", "000000", "#0000000", "#00000g", "#00000\n", " #000000", "red",
+        ] {
+            assert!(!ColourRule::accepts(bad), "{bad:?}");
+        }
     }
 
     #[test]

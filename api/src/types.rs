@@ -5,10 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use palisade_model::{
-    Contact, Discussion, Draft, Flags, Message, MessageSummary, Participant, PrivacyFeatures, Tag,
-    TagId, User,
+    Contact, Discussion, Draft, DraftAttachment, Flags, Message, MessageSummary, Participant,
+    PrivacyFeature, PrivacyFeatures, Tag, TagId, User,
 };
-use poem_openapi::Object;
+use poem_openapi::{Enum, Object};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -125,11 +125,59 @@ pub struct PrivacyView {
     pub list_id: Option<String>,
     /// Upstream filter marked it as spam.
     pub spam: bool,
+    /// Every feature that raised or lowered `privacy_index`, which is their sum held within
+    /// 0 to 100; features that did not count are left out.
+    pub factors: Vec<PrivacyFactorView>,
+}
+
+/// A feature of a message that counts in its privacy index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum PrivacyFeatureView {
+    /// Every recorded hop used TLS.
+    TransportTls,
+    /// The receiving relay verified a DKIM signature.
+    DkimPass,
+    /// A DKIM signature is present but was not verified as passing.
+    DkimSignature,
+    /// SPF passed.
+    SpfPass,
+    /// DMARC passed.
+    DmarcPass,
+    /// End-to-end encrypted (PGP or S/MIME).
+    Encrypted,
+    /// Signed (PGP or S/MIME).
+    Signed,
+    /// The upstream filter marked it as spam.
+    Spam,
+}
+
+impl From<PrivacyFeature> for PrivacyFeatureView {
+    fn from(f: PrivacyFeature) -> Self {
+        match f {
+            PrivacyFeature::TransportTls => PrivacyFeatureView::TransportTls,
+            PrivacyFeature::DkimPass => PrivacyFeatureView::DkimPass,
+            PrivacyFeature::DkimSignature => PrivacyFeatureView::DkimSignature,
+            PrivacyFeature::SpfPass => PrivacyFeatureView::SpfPass,
+            PrivacyFeature::DmarcPass => PrivacyFeatureView::DmarcPass,
+            PrivacyFeature::Encrypted => PrivacyFeatureView::Encrypted,
+            PrivacyFeature::Signed => PrivacyFeatureView::Signed,
+            PrivacyFeature::Spam => PrivacyFeatureView::Spam,
+        }
+    }
+}
+
+/// One feature's contribution to the privacy index.
+#[derive(Debug, Clone, Object)]
+pub struct PrivacyFactorView {
+    /// What was found.
+    pub feature: PrivacyFeatureView,
+    /// Points it added (positive) or took away (negative).
+    pub points: i32,
 }
 
 impl From<&PrivacyFeatures> for PrivacyView {
     fn from(p: &PrivacyFeatures) -> Self {
-        use palisade_model::CryptoKind as C;
         let auth = p.auth_results.clone().unwrap_or_default();
         PrivacyView {
             privacy_index: p.privacy_index(),
@@ -138,17 +186,19 @@ impl From<&PrivacyFeatures> for PrivacyView {
             spf: auth.spf,
             dkim: auth.dkim,
             dmarc: auth.dmarc,
-            encrypted: p
-                .crypto
-                .iter()
-                .any(|c| matches!(c, C::PgpEncrypted | C::PgpInline | C::SmimeEncrypted)),
-            signed: p
-                .crypto
-                .iter()
-                .any(|c| matches!(c, C::PgpSigned | C::SmimeSigned)),
+            encrypted: p.encrypted(),
+            signed: p.signed(),
             autocrypt: p.autocrypt,
             list_id: p.list_id.clone(),
             spam: p.spam.is_spam == Some(true),
+            factors: p
+                .privacy_factors()
+                .into_iter()
+                .map(|f| PrivacyFactorView {
+                    feature: f.feature.into(),
+                    points: f.points,
+                })
+                .collect(),
         }
     }
 }
@@ -313,6 +363,8 @@ pub struct TagView {
     pub id: Uuid,
     /// Name.
     pub name: String,
+    /// Colour, `#rrggbb`; absent when the user chose none.
+    pub colour: Option<String>,
 }
 
 impl From<&Tag> for TagView {
@@ -320,6 +372,7 @@ impl From<&Tag> for TagView {
         TagView {
             id: t.id.0,
             name: t.name.clone(),
+            colour: t.colour.clone(),
         }
     }
 }
@@ -472,11 +525,37 @@ pub struct DraftView {
     pub forward_of: Option<Uuid>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Files sent with it, in upload order.
+    pub attachments: Vec<DraftAttachmentView>,
+}
+
+/// A file uploaded to a draft; its bytes come from the draft attachment endpoint.
+#[derive(Debug, Clone, Object)]
+pub struct DraftAttachmentView {
+    /// Attachment id.
+    pub id: Uuid,
+    /// File name, without any path.
+    pub file_name: String,
+    /// MIME type it is sent with.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl From<&DraftAttachment> for DraftAttachmentView {
+    fn from(a: &DraftAttachment) -> Self {
+        DraftAttachmentView {
+            id: a.id.0,
+            file_name: a.file_name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+        }
+    }
 }
 
 impl DraftView {
-    /// The view of a draft.
-    pub fn new(d: &Draft) -> Self {
+    /// The view of a draft and its attachments.
+    pub fn new(d: &Draft, attachments: &[DraftAttachment]) -> Self {
         let list = |v: &[palisade_model::Address]| v.iter().map(ToString::to_string).collect();
         DraftView {
             id: d.id.0,
@@ -489,6 +568,7 @@ impl DraftView {
             in_reply_to: d.in_reply_to.map(|m| m.0),
             forward_of: d.forward_of.map(|m| m.0),
             updated_at: d.updated_at,
+            attachments: attachments.iter().map(Into::into).collect(),
         }
     }
 }

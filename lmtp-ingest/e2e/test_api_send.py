@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from api_helpers import PASSWORD, deliver, message, wait_until
+from test_api_draft_attachments import upload
 from test_postfix import Postfix
 
 
@@ -106,6 +107,44 @@ def test_send_reply_and_forward_round_trip(mail_system):
     assert any(a["content_type"] == "message/rfc822" for a in view["attachments"]), view["attachments"]
 
 
+def test_draft_files_are_relayed_as_attachments_and_listed_on_the_sent_copy(mail_system):
+    d, pf = mail_system
+    alice = d.login("alice@example.test", PASSWORD)
+    bob = d.login("bob@example.test", PASSWORD)
+    draft = alice.post("/drafts", {"to": ["bob@example.test"], "subject": "With files",
+                                   "body": "two files"}).json()
+    payload = bytes(range(256)) * 100
+    files = [("data.bin", payload, "application/octet-stream"),
+             ("notes.txt", b"hello notes\n", "text/plain")]
+    uploaded = []
+    for name, data, kind in files:
+        r = upload(alice, draft["id"], name, data, content_type=kind)
+        assert r.status == 201, r
+        uploaded.append(r.json())
+
+    sent = alice.post(f"/drafts/{draft['id']}/send")
+    assert sent.status == 200, (sent, pf.tail())
+    sent = sent.json()
+    assert alice.get(f"/drafts/{draft['id']}").status == 404
+    assert alice.get(f"/drafts/{draft['id']}/attachments/{uploaded[0]['id']}").status == 404, \
+        "a sent draft's files go with it"
+
+    def carries_the_files(client, message_id: str):
+        view = client.get(f"/messages/{message_id}").json()
+        assert [(a["file_name"], a["content_type"], a["size"]) for a in view["attachments"]] == \
+            [(name, kind, len(data)) for name, data, kind in files], view["attachments"]
+        for a, (_, data, _) in zip(view["attachments"], files):
+            assert client.get(f"/messages/{message_id}/attachments/{a['index']}").body == data
+        assert view["text"].strip() == "two files"
+
+    carries_the_files(alice, sent["message_id"])
+    try:
+        got = wait_until("Bob to receive the files", lambda: inbox(bob, "With files"), timeout=90)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{pf.tail()}") from None
+    carries_the_files(bob, got[0]["id"])
+
+
 def test_bcc_is_hidden_from_recipients_but_kept_in_the_sent_copy(mail_system):
     d, _ = mail_system
     alice = d.login("alice@example.test", PASSWORD)
@@ -135,9 +174,11 @@ def test_relay_outage_keeps_the_draft(make_daemon):
     d.add_user("alice", "alice@example.test", password=PASSWORD)
     alice = d.login("alice@example.test", PASSWORD)
     draft = alice.post("/drafts", {"to": ["x@remote.test"], "subject": "later", "body": "b"}).json()
+    file = upload(alice, draft["id"], "keep.bin", b"kept bytes").json()
     r = alice.post(f"/drafts/{draft['id']}/send")
     assert r.status == 503, r
-    assert alice.get(f"/drafts/{draft['id']}").status == 200
+    assert alice.get(f"/drafts/{draft['id']}").json()["attachments"] == [file]
+    assert alice.get(f"/drafts/{draft['id']}/attachments/{file['id']}").body == b"kept bytes"
     assert alice.get("/messages").json()["items"] == []
     deliver(d, "alice@example.test", message("still works"))
 

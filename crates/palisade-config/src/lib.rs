@@ -111,9 +111,12 @@ impl Config {
                 "api.proxy_protocol.enabled needs at least one trusted network".into(),
             ));
         }
-        if a.max_body_bytes == 0 || a.session_ttl_minutes == 0 {
+        if a.max_body_bytes == 0 || a.session_ttl_minutes == 0 || a.max_draft_attachment_bytes == 0
+        {
             return Err(ConfigError(
-                "api.max_body_bytes and api.session_ttl_minutes must be > 0".into(),
+                "api.max_body_bytes, api.max_draft_attachment_bytes and api.session_ttl_minutes \
+                 must be > 0"
+                    .into(),
             ));
         }
         if a.messages_sent_per_hour == 0 || a.max_event_streams_per_user == 0 {
@@ -205,6 +208,8 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Most bytes of files one draft may carry, all its attachments together.
+    pub max_draft_attachment_bytes: u64,
     /// How long a session lives without use.
     pub session_ttl_minutes: u64,
     /// Login attempts allowed per client address per 15 minutes.
@@ -229,6 +234,7 @@ impl Default for ApiConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 25 * 1024 * 1024,
+            max_draft_attachment_bytes: 20 * 1024 * 1024,
             session_ttl_minutes: 12 * 60,
             login_attempts_per_address: 30,
             login_attempts_per_account: 10,

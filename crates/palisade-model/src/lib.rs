@@ -14,7 +14,9 @@ mod address;
 mod privacy;
 
 pub use address::{Address, AddressError};
-pub use privacy::{AuthResults, CryptoKind, HopTls, PrivacyFeatures, SpamVerdict};
+pub use privacy::{
+    AuthResults, CryptoKind, HopTls, PrivacyFactor, PrivacyFeature, PrivacyFeatures, SpamVerdict,
+};
 
 /// Namespace for deterministic message ids, so redelivery maps to the same id.
 const MESSAGE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x7a1d_5c3e_0b2f_4e8a_9d61_2c4f_8e0a_b317);
@@ -71,6 +73,10 @@ id_type!(
     /// Identifies a draft being written.
     DraftId
 );
+id_type!(
+    /// Identifies a file attached to a draft.
+    DraftAttachmentId
+);
 
 impl ContactId {
     /// A fresh random contact id, for contacts the user creates.
@@ -98,6 +104,13 @@ impl DraftId {
     /// A fresh random draft id.
     pub fn new_random() -> Self {
         DraftId(Uuid::new_v4())
+    }
+}
+
+impl DraftAttachmentId {
+    /// A fresh random attachment id.
+    pub fn new_random() -> Self {
+        DraftAttachmentId(Uuid::new_v4())
     }
 }
 
@@ -516,6 +529,9 @@ pub struct Tag {
     pub user_id: UserId,
     /// Unique name within the user.
     pub name: String,
+    /// Colour the client shows it in, `#rrggbb`; `None` leaves the choice to the client.
+    #[serde(default)]
+    pub colour: Option<String>,
 }
 
 /// A message being written; becomes a real message only when sent.
@@ -543,6 +559,25 @@ pub struct Draft {
     pub forward_of: Option<MessageId>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A file uploaded to a draft, sent as an attachment with it; its bytes are stored apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftAttachment {
+    /// Attachment id.
+    pub id: DraftAttachmentId,
+    /// Owner.
+    pub user_id: UserId,
+    /// The draft it belongs to.
+    pub draft_id: DraftId,
+    /// File name, a base name without path or control characters.
+    pub file_name: String,
+    /// MIME type, `type/subtype`.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Upload time; attachments are listed and sent in upload order.
+    pub created_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -74,47 +74,98 @@ impl PrivacyFeatures {
         !self.transport.is_empty() && self.transport.iter().all(|h| h.tls)
     }
 
-    /// The privacy index: 0 (nothing protected it) to 100 (end-to-end encrypted, over TLS,
-    /// authenticated), a summary the user can sort and filter on.
-    pub fn privacy_index(&self) -> u8 {
-        let passed = |r: Option<&String>| r.is_some_and(|v| v == "pass");
-        let auth = self.auth_results.as_ref();
-        let mut score = 0u32;
-        if self.all_hops_tls() {
-            score += 30;
-        }
-        if passed(auth.and_then(|a| a.dkim.as_ref())) {
-            score += 10;
-        } else if self.dkim_signature {
-            score += 5;
-        }
-        if passed(auth.and_then(|a| a.spf.as_ref())) {
-            score += 5;
-        }
-        if passed(auth.and_then(|a| a.dmarc.as_ref())) {
-            score += 5;
-        }
-        let encrypted = self.crypto.iter().any(|c| {
+    /// End-to-end encrypted, with PGP (MIME or inline) or S/MIME.
+    pub fn encrypted(&self) -> bool {
+        self.crypto.iter().any(|c| {
             matches!(
                 c,
                 CryptoKind::PgpEncrypted | CryptoKind::PgpInline | CryptoKind::SmimeEncrypted
             )
-        });
-        let signed = self
-            .crypto
-            .iter()
-            .any(|c| matches!(c, CryptoKind::PgpSigned | CryptoKind::SmimeSigned));
-        if encrypted {
-            score += 40;
-        }
-        if signed {
-            score += 10;
-        }
-        if self.spam.is_spam == Some(true) {
-            score = score.saturating_sub(30);
-        }
-        u8::try_from(score.min(100)).unwrap_or(100)
+        })
     }
+
+    /// Signed, with PGP/MIME or S/MIME.
+    pub fn signed(&self) -> bool {
+        self.crypto
+            .iter()
+            .any(|c| matches!(c, CryptoKind::PgpSigned | CryptoKind::SmimeSigned))
+    }
+
+    /// Every feature that raised or lowered the privacy index, with its points, in a fixed
+    /// order. This is the one place where points are assigned: [`Self::privacy_index`] is
+    /// their sum, so the explanation a user sees cannot disagree with the score.
+    pub fn privacy_factors(&self) -> Vec<PrivacyFactor> {
+        let passed = |r: Option<&String>| r.is_some_and(|v| v == "pass");
+        let auth = self.auth_results.as_ref();
+        let dkim_pass = passed(auth.and_then(|a| a.dkim.as_ref()));
+        [
+            (PrivacyFeature::TransportTls, self.all_hops_tls(), 30),
+            (PrivacyFeature::DkimPass, dkim_pass, 10),
+            // A signature nobody verified says less than a verified one, and is not counted
+            // on top of it.
+            (
+                PrivacyFeature::DkimSignature,
+                !dkim_pass && self.dkim_signature,
+                5,
+            ),
+            (
+                PrivacyFeature::SpfPass,
+                passed(auth.and_then(|a| a.spf.as_ref())),
+                5,
+            ),
+            (
+                PrivacyFeature::DmarcPass,
+                passed(auth.and_then(|a| a.dmarc.as_ref())),
+                5,
+            ),
+            (PrivacyFeature::Encrypted, self.encrypted(), 40),
+            (PrivacyFeature::Signed, self.signed(), 10),
+            (PrivacyFeature::Spam, self.spam.is_spam == Some(true), -30),
+        ]
+        .into_iter()
+        .filter(|(_, applies, _)| *applies)
+        .map(|(feature, _, points)| PrivacyFactor { feature, points })
+        .collect()
+    }
+
+    /// The privacy index: 0 (nothing protected it) to 100 (end-to-end encrypted, over TLS,
+    /// authenticated), a summary the user can sort and filter on. It is the sum of
+    /// [`Self::privacy_factors`], held within 0..=100.
+    pub fn privacy_index(&self) -> u8 {
+        let sum: i32 = self.privacy_factors().iter().map(|f| f.points).sum();
+        u8::try_from(sum.clamp(0, 100)).unwrap_or(0)
+    }
+}
+
+/// A feature of a message that counts in its privacy index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivacyFeature {
+    /// Every recorded hop used TLS.
+    TransportTls,
+    /// The receiving relay verified a DKIM signature.
+    DkimPass,
+    /// A DKIM signature is present but was not verified as passing.
+    DkimSignature,
+    /// SPF passed.
+    SpfPass,
+    /// DMARC passed.
+    DmarcPass,
+    /// End-to-end encrypted (PGP or S/MIME).
+    Encrypted,
+    /// Signed (PGP or S/MIME).
+    Signed,
+    /// The upstream filter marked it as spam.
+    Spam,
+}
+
+/// One feature's contribution to a message's privacy index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacyFactor {
+    /// What was found.
+    pub feature: PrivacyFeature,
+    /// Points it added (positive) or took away (negative).
+    pub points: i32,
 }
 
 #[cfg(test)]
@@ -151,5 +202,92 @@ mod tests {
             ..tls
         };
         assert_eq!(spam.privacy_index(), 20);
+    }
+
+    /// Every combination of the scored features: the index is always the clamped sum of the
+    /// factors, which each name a distinct feature.
+    #[test]
+    fn privacy_index_is_the_clamped_sum_of_its_factors() {
+        let verdict = |v: Option<&str>| v.map(str::to_string);
+        for bits in 0u32..(1 << 9) {
+            let on = |i: u32| bits & (1 << i) != 0;
+            let features = PrivacyFeatures {
+                transport: if on(0) {
+                    vec![HopTls {
+                        by: None,
+                        tls: true,
+                    }]
+                } else {
+                    vec![HopTls {
+                        by: None,
+                        tls: false,
+                    }]
+                },
+                dkim_signature: on(1),
+                auth_results: Some(AuthResults {
+                    dkim: verdict(on(2).then_some("pass").or(Some("fail"))),
+                    spf: verdict(on(3).then_some("pass")),
+                    dmarc: verdict(on(4).then_some("pass")),
+                }),
+                crypto: [
+                    on(5).then_some(CryptoKind::PgpEncrypted),
+                    on(6).then_some(CryptoKind::SmimeSigned),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                spam: SpamVerdict {
+                    is_spam: on(7).then_some(true),
+                    score: None,
+                },
+                autocrypt: on(8),
+                ..Default::default()
+            };
+            let factors = features.privacy_factors();
+            let sum: i32 = factors.iter().map(|f| f.points).sum();
+            assert_eq!(
+                i32::from(features.privacy_index()),
+                sum.clamp(0, 100),
+                "{features:?}"
+            );
+            let mut names: Vec<_> = factors.iter().map(|f| f.feature).collect();
+            names.dedup();
+            assert_eq!(names.len(), factors.len(), "{factors:?}");
+            assert!(factors.iter().all(|f| f.points != 0));
+            assert_eq!(
+                factors.iter().any(|f| f.feature == PrivacyFeature::Spam),
+                on(7)
+            );
+            assert_eq!(
+                factors
+                    .iter()
+                    .filter(|f| matches!(
+                        f.feature,
+                        PrivacyFeature::DkimPass | PrivacyFeature::DkimSignature
+                    ))
+                    .count(),
+                usize::from(on(1) || on(2)),
+                "DKIM counts once"
+            );
+        }
+    }
+
+    #[test]
+    fn spam_lowers_and_is_listed_even_when_the_index_is_already_zero() {
+        let spam = PrivacyFeatures {
+            spam: SpamVerdict {
+                is_spam: Some(true),
+                score: None,
+            },
+            ..Default::default()
+        };
+        assert_eq!(spam.privacy_index(), 0);
+        assert_eq!(
+            spam.privacy_factors(),
+            [PrivacyFactor {
+                feature: PrivacyFeature::Spam,
+                points: -30
+            }]
+        );
     }
 }

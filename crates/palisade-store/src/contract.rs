@@ -21,6 +21,7 @@ pub async fn run_all(store: &dyn Store) {
     summaries_by_id_keep_order_and_owner(store).await;
     lists_paginate_newest_first(store).await;
     crate::contract_mailbox::run_all(store).await;
+    crate::contract_drafts::run_all(store).await;
 }
 
 pub(crate) fn addr(s: &str) -> Address {

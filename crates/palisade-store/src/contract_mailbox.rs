@@ -2,7 +2,7 @@
 //! contacts and drafts. Every check also proves that another user cannot reach the data.
 
 use crate::contract::{addr, content, delivery, unique};
-use crate::{Page, Store, StoreError};
+use crate::{Page, Store, StoreError, TagChange};
 use chrono::{TimeZone, Utc};
 use palisade_model::{
     Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageContent, Participant,
@@ -15,10 +15,19 @@ pub(crate) async fn run_all(store: &dyn Store) {
     discussions_list_by_activity_with_counts(store).await;
     flags_keep_unread_counts(store).await;
     tags_by_id_survive_rename(store).await;
+    tags_keep_their_colour_unless_changed(store).await;
     tag_cap_holds_under_concurrent_creation(store).await;
     delete_removes_message_and_updates_discussion(store).await;
     contacts_are_unique_by_address(store).await;
     drafts_round_trip(store).await;
+}
+
+/// A change that renames a tag and keeps its colour.
+fn rename(name: &str) -> TagChange {
+    TagChange {
+        name: Some(name.to_string()),
+        colour: None,
+    }
 }
 
 fn page(limit: usize) -> Page {
@@ -270,13 +279,13 @@ async fn tag_cap_holds_under_concurrent_creation(store: &dyn Store) {
     let (user, _) = two_users(store, "tag-cap").await;
     const CAP: usize = 4;
     store
-        .create_tag(user.id, "first", CAP)
+        .create_tag(user.id, "first", None, CAP)
         .await
         .expect("under the cap");
     let attempts: Vec<_> = (0..12)
         .map(|i| {
             let name = format!("racer-{i}");
-            async move { store.create_tag(user.id, &name, CAP).await }
+            async move { store.create_tag(user.id, &name, None, CAP).await }
         })
         .collect();
     let results = futures::future::join_all(attempts).await;
@@ -296,7 +305,7 @@ async fn tag_cap_holds_under_concurrent_creation(store: &dyn Store) {
     assert_eq!(tags.len(), CAP);
     assert!(store.delete_tag(user.id, tags[0].id).await.expect("delete"));
     store
-        .create_tag(user.id, "after-delete", CAP)
+        .create_tag(user.id, "after-delete", None, CAP)
         .await
         .expect("a deleted tag frees its place");
 }
@@ -306,20 +315,20 @@ async fn tag_cap_holds_under_concurrent_creation(store: &dyn Store) {
 async fn tags_by_id_survive_rename(store: &dyn Store) {
     let (user, other) = two_users(store, "tags").await;
     let work = store
-        .create_tag(user.id, "work", 500)
+        .create_tag(user.id, "work", None, 500)
         .await
         .expect("create");
     assert!(matches!(
-        store.create_tag(user.id, "work", 500).await,
+        store.create_tag(user.id, "work", None, 500).await,
         Err(StoreError::Conflict(_))
     ));
     // Same name for another user is fine: tags are per user.
     store
-        .create_tag(other.id, "work", 500)
+        .create_tag(other.id, "work", None, 500)
         .await
         .expect("other's own tag");
     let home = store
-        .create_tag(user.id, "home", 500)
+        .create_tag(user.id, "home", None, 500)
         .await
         .expect("create");
     let names: Vec<_> = store
@@ -353,21 +362,23 @@ async fn tags_by_id_survive_rename(store: &dyn Store) {
             .expect("tag")
     );
     let renamed = store
-        .rename_tag(user.id, work.id, "job")
+        .update_tag(user.id, work.id, &rename("job"))
         .await
         .expect("rename");
     assert_eq!(renamed.id, work.id);
     assert_eq!(renamed.name, "job");
     assert!(matches!(
-        store.rename_tag(user.id, work.id, "home").await,
+        store.update_tag(user.id, work.id, &rename("home")).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.rename_tag(other.id, work.id, "stolen").await,
+        store.update_tag(other.id, work.id, &rename("stolen")).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.rename_tag(user.id, TagId::new_random(), "x").await,
+        store
+            .update_tag(user.id, TagId::new_random(), &rename("x"))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     let message = store
@@ -389,10 +400,108 @@ async fn tags_by_id_survive_rename(store: &dyn Store) {
     assert_eq!(names, ["job"]);
     // The freed name can be taken again, as a new tag.
     let again = store
-        .create_tag(user.id, "home", 500)
+        .create_tag(user.id, "home", None, 500)
         .await
         .expect("recreate");
     assert_ne!(again.id, home.id);
+}
+
+/// A tag's colour is stored with it, survives a rename, changes or goes only when asked,
+/// and is the user's own.
+async fn tags_keep_their_colour_unless_changed(store: &dyn Store) {
+    let (user, other) = two_users(store, "tag-colour").await;
+    let red = store
+        .create_tag(user.id, "urgent", Some("#ff0000"), 500)
+        .await
+        .expect("create");
+    assert_eq!(red.colour.as_deref(), Some("#ff0000"));
+    let plain = store
+        .create_tag(user.id, "plain", None, 500)
+        .await
+        .expect("create");
+    assert_eq!(plain.colour, None);
+    let colours = |tags: Vec<palisade_model::Tag>| -> Vec<(String, Option<String>)> {
+        tags.into_iter().map(|t| (t.name, t.colour)).collect()
+    };
+    assert_eq!(
+        colours(store.list_tags(user.id).await.expect("list")),
+        [
+            ("plain".to_string(), None),
+            ("urgent".to_string(), Some("#ff0000".to_string()))
+        ]
+    );
+
+    let renamed = store
+        .update_tag(user.id, red.id, &rename("now"))
+        .await
+        .expect("rename");
+    assert_eq!(
+        (renamed.name.as_str(), renamed.colour.as_deref()),
+        ("now", Some("#ff0000"))
+    );
+    let recoloured = store
+        .update_tag(
+            user.id,
+            red.id,
+            &TagChange {
+                name: None,
+                colour: Some(Some("#00AA00".into())),
+            },
+        )
+        .await
+        .expect("recolour");
+    assert_eq!(
+        (recoloured.name.as_str(), recoloured.colour.as_deref()),
+        ("now", Some("#00AA00"))
+    );
+    let both = store
+        .update_tag(
+            user.id,
+            plain.id,
+            &TagChange {
+                name: Some("blue".into()),
+                colour: Some(Some("#0000ff".into())),
+            },
+        )
+        .await
+        .expect("rename and colour");
+    assert_eq!(
+        (both.name.as_str(), both.colour.as_deref()),
+        ("blue", Some("#0000ff"))
+    );
+    assert!(matches!(
+        store
+            .update_tag(
+                other.id,
+                red.id,
+                &TagChange {
+                    name: None,
+                    colour: Some(Some("#123456".into())),
+                },
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let cleared = store
+        .update_tag(
+            user.id,
+            red.id,
+            &TagChange {
+                name: None,
+                colour: Some(None),
+            },
+        )
+        .await
+        .expect("clear");
+    assert_eq!(cleared.colour, None);
+    assert_eq!(
+        colours(store.list_tags(user.id).await.expect("list")),
+        [
+            ("blue".to_string(), Some("#0000ff".to_string())),
+            ("now".to_string(), None)
+        ]
+    );
+    assert!(store.list_tags(other.id).await.expect("list").is_empty());
 }
 
 /// Deleting a message removes it everywhere it was listed and leaves the rest of its thread.

@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use palisade_model::{
-    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftId, Envelope, Flags,
-    FlagsPatch, Message, MessageContent, MessageId, MessageSummary, RawHash, Tag, TagId, User,
-    UserId,
+    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftAttachment,
+    DraftAttachmentId, DraftId, Envelope, Flags, FlagsPatch, Message, MessageContent, MessageId,
+    MessageSummary, RawHash, Tag, TagId, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub mod cassandra;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+#[cfg(any(test, feature = "contract"))]
+mod contract_drafts;
 #[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
 pub mod sqlite;
@@ -203,17 +205,24 @@ pub trait Mailbox: Send + Sync {
     /// The user's tags, by name.
     async fn list_tags(&self, user: UserId) -> Result<Vec<Tag>, StoreError>;
 
-    /// Creates a tag; `Conflict` when the user already has one of that name, or already has
-    /// `max_tags` tags. The cap holds under concurrent requests.
+    /// Creates a tag, with a colour if given; `Conflict` when the user already has one of
+    /// that name, or already has `max_tags` tags. The cap holds under concurrent requests.
     async fn create_tag(
         &self,
         user: UserId,
         name: &str,
+        colour: Option<&str>,
         max_tags: usize,
     ) -> Result<Tag, StoreError>;
 
-    /// Renames a tag; `NotFound` or `Conflict` as appropriate.
-    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError>;
+    /// Renames a tag and/or changes its colour, keeping what the change leaves out;
+    /// `NotFound` or `Conflict` as appropriate.
+    async fn update_tag(
+        &self,
+        user: UserId,
+        id: TagId,
+        change: &TagChange,
+    ) -> Result<Tag, StoreError>;
 
     /// Deletes a tag; messages keep the dangling id, which readers ignore. `false` when absent.
     async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError>;
@@ -256,8 +265,85 @@ pub trait Drafts: Send + Sync {
     /// The user's drafts, most recently changed first.
     async fn list_drafts(&self, user: UserId, page: Page) -> Result<PageOf<Draft>, StoreError>;
 
-    /// Deletes a draft; `false` when absent.
+    /// Deletes a draft and its attachments; `false` when absent.
     async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError>;
+
+    /// Stores a file on one of the user's drafts (`attachment` names user, draft and size,
+    /// which must be `data`'s length). `NotFound` when the user has no such draft; refused,
+    /// storing nothing, when it would pass `limits`, which hold under concurrent uploads.
+    async fn add_draft_attachment(
+        &self,
+        attachment: DraftAttachment,
+        data: Bytes,
+        limits: AttachmentLimits,
+    ) -> Result<Result<DraftAttachment, AttachmentRefused>, StoreError>;
+
+    /// The attachments of one of the user's drafts, in upload order; empty when the draft
+    /// has none or is not the user's.
+    async fn list_draft_attachments(
+        &self,
+        user: UserId,
+        draft: DraftId,
+    ) -> Result<Vec<DraftAttachment>, StoreError>;
+
+    /// One attachment of one of the user's drafts, with its bytes.
+    async fn get_draft_attachment(
+        &self,
+        user: UserId,
+        draft: DraftId,
+        id: DraftAttachmentId,
+    ) -> Result<Option<(DraftAttachment, Vec<u8>)>, StoreError>;
+
+    /// Removes one attachment from a draft; `false` when absent.
+    async fn delete_draft_attachment(
+        &self,
+        user: UserId,
+        draft: DraftId,
+        id: DraftAttachmentId,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A change to a tag; what is `None` stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagChange {
+    /// The new name.
+    pub name: Option<String>,
+    /// The new colour; `Some(None)` removes it.
+    pub colour: Option<Option<String>>,
+}
+
+/// How much a single draft may carry, so a draft stays sendable and storable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachmentLimits {
+    /// Most attachments on one draft.
+    pub max_count: usize,
+    /// Most bytes of all of a draft's attachments together.
+    pub max_total_bytes: u64,
+}
+
+/// Why an attachment was not added to a draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AttachmentRefused {
+    /// The draft already has the most attachments allowed.
+    #[error("a draft may have at most {0} attachments")]
+    TooMany(usize),
+    /// The draft's attachments would pass the allowed total size.
+    #[error("a draft's attachments may total at most {0} bytes")]
+    TooLarge(u64),
+}
+
+impl AttachmentLimits {
+    /// Whether one more attachment of `size` bytes fits beside `existing` (count, bytes).
+    pub fn admit(&self, existing: (usize, u64), size: u64) -> Result<(), AttachmentRefused> {
+        let (count, bytes) = existing;
+        if count >= self.max_count {
+            return Err(AttachmentRefused::TooMany(self.max_count));
+        }
+        if bytes.saturating_add(size) > self.max_total_bytes {
+            return Err(AttachmentRefused::TooLarge(self.max_total_bytes));
+        }
+        Ok(())
+    }
 }
 
 /// Everything a backend stores: the union of the concerns, for the daemon that wires one

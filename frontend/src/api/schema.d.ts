@@ -1996,6 +1996,483 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/drafts/{id}/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The files of a draft, in upload order. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["DraftAttachmentView"][];
+                    };
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Adds a file to a draft; it is sent as an attachment with the draft. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "multipart/form-data": {
+                        /**
+                         * Format: binary
+                         * @description The file. Its name comes from the part's `filename`: any directories are dropped, it
+                         *     may not contain control characters, and it may be at most 255 bytes long (UTF-8);
+                         *     without one the file is called `attachment`. Its type comes from the part's
+                         *     `Content-Type` (`application/octet-stream` when absent). The whole request must fit
+                         *     the server's body limit (`api.max_body_bytes`, 25 MiB by default), and all of a
+                         *     draft's files together `api.max_draft_attachment_bytes` (20 MiB by default): past
+                         *     either the answer is 413. A draft holds at most 20 files; past that the answer is 409.
+                         */
+                        file: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Stored on the draft. */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["DraftAttachmentView"];
+                    };
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The body is not sent as `multipart/form-data` (`Content-Type` missing or of another type). */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/drafts/{id}/attachments/{attachment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One file of a draft, as uploaded. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    attachment_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /**
+                 * @description The file, always as a download so it cannot run as a page of ours; its type is in
+                 *     `X-Palisade-Content-Type`.
+                 */
+                200: {
+                    headers: {
+                        "CONTENT-DISPOSITION": string;
+                        "X-PALISADE-CONTENT-TYPE": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Removes a file from a draft. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    attachment_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Done. */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/drafts/{id}/send": {
         parameters: {
             query?: never;
@@ -2006,8 +2483,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Sends a draft through the configured relay, stores the sent copy (read, marked sent,
-         *     in the replied discussion) and discards the draft.
+         * Sends a draft with its attachments through the configured relay, stores the sent copy
+         *     (read, marked sent, in the replied discussion) and discards the draft and its files.
+         *     When the relay fails, the draft and its files are kept.
          * @description Each user may send a limited number of messages per hour (100 by default); past it
          *     the answer is 429 with `Retry-After` and the draft is kept. Every attempt that
          *     reaches the relay counts, failed ones included.
@@ -4189,7 +4667,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** Renames a tag; messages keep it. */
+        /** Renames a tag and/or changes its colour; messages keep it. */
         patch: {
             parameters: {
                 query?: never;
@@ -4201,7 +4679,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["TagRequest"];
+                    "application/json": components["schemas"]["TagPatchRequest"];
                 };
             };
             responses: {
@@ -4433,6 +4911,26 @@ export interface components {
             unread_count: number;
         };
         /**
+         * DraftAttachmentView
+         * @description A file uploaded to a draft; its bytes come from the draft attachment endpoint.
+         */
+        DraftAttachmentView: {
+            /** @description MIME type it is sent with. */
+            content_type: string;
+            /** @description File name, without any path. */
+            file_name: string;
+            /**
+             * Format: uuid
+             * @description Attachment id.
+             */
+            id: string;
+            /**
+             * Format: uint64
+             * @description Size in bytes.
+             */
+            size: number;
+        };
+        /**
          * DraftPage
          * @description A page of drafts.
          */
@@ -4491,6 +4989,8 @@ export interface components {
          * @description A draft.
          */
         DraftView: {
+            /** @description Files sent with it, in upload order. */
+            attachments: components["schemas"]["DraftAttachmentView"][];
             /** @description Blind carbon copies. */
             bcc: string[];
             /** @description Plain-text body. */
@@ -4760,6 +5260,24 @@ export interface components {
             role: string;
         };
         /**
+         * PrivacyFactorView
+         * @description One feature's contribution to the privacy index.
+         */
+        PrivacyFactorView: {
+            /** @description What was found. */
+            feature: components["schemas"]["PrivacyFeatureView"] & unknown;
+            /**
+             * Format: int32
+             * @description Points it added (positive) or took away (negative).
+             */
+            points: number;
+        };
+        /**
+         * @description A feature of a message that counts in its privacy index.
+         * @enum {string}
+         */
+        PrivacyFeatureView: "transport_tls" | "dkim_pass" | "dkim_signature" | "spf_pass" | "dmarc_pass" | "encrypted" | "signed" | "spam";
+        /**
          * PrivacyView
          * @description What is known about a message's privacy.
          */
@@ -4772,6 +5290,11 @@ export interface components {
             dmarc?: string;
             /** @description End-to-end encrypted (PGP or S/MIME). */
             encrypted: boolean;
+            /**
+             * @description Every feature that raised or lowered `privacy_index`, which is their sum held within
+             *     0 to 100; features that did not count are left out.
+             */
+            factors: components["schemas"]["PrivacyFactorView"][];
             /**
              * Format: uint32
              * @description Hops recorded in `Received` headers.
@@ -4855,10 +5378,22 @@ export interface components {
             user_agent?: string;
         };
         /**
+         * TagPatchRequest
+         * @description A change to a tag: what is absent stays as it is.
+         */
+        TagPatchRequest: {
+            /** @description New colour, `#rrggbb`. */
+            colour?: string;
+            /** @description New name, 1 to 64 characters, not only spaces, no control characters; stored trimmed. */
+            name?: string;
+        };
+        /**
          * TagRequest
-         * @description A tag name.
+         * @description A new tag.
          */
         TagRequest: {
+            /** @description Colour, `#rrggbb`; none when absent. */
+            colour?: string;
             /** @description Name, 1 to 64 characters, not only spaces, no control characters; stored trimmed. */
             name: string;
         };
@@ -4867,6 +5402,8 @@ export interface components {
          * @description A tag as assigned to a message.
          */
         TagView: {
+            /** @description Colour, `#rrggbb`; absent when the user chose none. */
+            colour?: string;
             /**
              * Format: uuid
              * @description Tag id.

@@ -1,10 +1,11 @@
 //! Drafts on Cassandra, listed by last change.
 
-use super::{CassandraStore, decode_cursor, json, page_of, timestamp, to_json};
+use super::{CassandraStore, attachments, decode_cursor, json, page_of, timestamp, to_json};
 use crate::Drafts;
-use crate::{Page, PageOf, StoreError};
+use crate::{AttachmentLimits, AttachmentRefused, Page, PageOf, StoreError};
 use async_trait::async_trait;
-use palisade_model::{Draft, DraftId, UserId};
+use bytes::Bytes;
+use palisade_model::{Draft, DraftAttachment, DraftAttachmentId, DraftId, UserId};
 use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
@@ -79,7 +80,7 @@ pub(super) async fn list_drafts(
     })
 }
 
-/// Deletes a draft; `false` when it did not exist.
+/// Deletes a draft's attachments, then the draft; `false` when it did not exist.
 pub(super) async fn delete_draft(
     store: &CassandraStore,
     user: UserId,
@@ -89,6 +90,7 @@ pub(super) async fn delete_draft(
     if get_draft(store, user, id).await?.is_none() {
         return Ok(false);
     }
+    attachments::delete_all(store, user, id).await?;
     store.execute(&st.delete_draft, (user.0, id.0)).await?;
     Ok(true)
 }
@@ -109,5 +111,40 @@ impl Drafts for CassandraStore {
 
     async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError> {
         delete_draft(self, user, id).await
+    }
+
+    async fn add_draft_attachment(
+        &self,
+        attachment: DraftAttachment,
+        data: Bytes,
+        limits: AttachmentLimits,
+    ) -> Result<Result<DraftAttachment, AttachmentRefused>, StoreError> {
+        attachments::add(self, attachment, &data, limits).await
+    }
+
+    async fn list_draft_attachments(
+        &self,
+        user: UserId,
+        draft: DraftId,
+    ) -> Result<Vec<DraftAttachment>, StoreError> {
+        attachments::list(self, user, draft).await
+    }
+
+    async fn get_draft_attachment(
+        &self,
+        user: UserId,
+        draft: DraftId,
+        id: DraftAttachmentId,
+    ) -> Result<Option<(DraftAttachment, Vec<u8>)>, StoreError> {
+        attachments::get(self, user, draft, id).await
+    }
+
+    async fn delete_draft_attachment(
+        &self,
+        user: UserId,
+        draft: DraftId,
+        id: DraftAttachmentId,
+    ) -> Result<bool, StoreError> {
+        attachments::delete(self, user, draft, id).await
     }
 }

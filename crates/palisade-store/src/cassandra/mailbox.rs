@@ -17,7 +17,7 @@ use super::{
     summary, tags, u64_of,
 };
 use crate::{Delivery, DeliveryReceipt, Mailbox};
-use crate::{Page, PageOf, StoreError};
+use crate::{Page, PageOf, StoreError, TagChange};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use palisade_model::{
@@ -710,13 +710,19 @@ impl Mailbox for CassandraStore {
         &self,
         user: UserId,
         name: &str,
+        colour: Option<&str>,
         max_tags: usize,
     ) -> Result<Tag, StoreError> {
-        tags::create_tag(self, user, name, max_tags).await
+        tags::create_tag(self, user, name, colour, max_tags).await
     }
 
-    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError> {
-        tags::rename_tag(self, user, id, name).await
+    async fn update_tag(
+        &self,
+        user: UserId,
+        id: TagId,
+        change: &TagChange,
+    ) -> Result<Tag, StoreError> {
+        tags::update_tag(self, user, id, change).await
     }
 
     async fn delete_tag(&self, user: UserId, id: TagId) -> Result<bool, StoreError> {

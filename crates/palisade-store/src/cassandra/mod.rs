@@ -6,6 +6,7 @@
 //! message row is the commit point that readers and redeliveries look at.
 
 mod accounts;
+mod attachments;
 mod book;
 mod claims;
 mod cql;

@@ -218,6 +218,35 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 4,
+        description: "tag colours, files uploaded to drafts",
+        statements: &[
+            "ALTER TABLE {ks}.tags ADD colour text",
+            // One partition per draft: its few attachments are listed and counted together.
+            // The row is written after every chunk, so its presence means the file is whole.
+            "CREATE TABLE IF NOT EXISTS {ks}.draft_attachments (
+            user_id      uuid,
+            draft_id     uuid,
+            id           uuid,
+            file_name    text,
+            content_type text,
+            size         bigint,
+            created_at   timestamp,
+            chunks       int,
+            PRIMARY KEY ((user_id, draft_id), id)
+        )",
+            // One partition per file, in rows of `raw_chunk_bytes`, far below the request cap.
+            "CREATE TABLE IF NOT EXISTS {ks}.draft_attachment_chunks (
+            user_id       uuid,
+            draft_id      uuid,
+            attachment_id uuid,
+            chunk         int,
+            data          blob,
+            PRIMARY KEY ((user_id, draft_id, attachment_id), chunk)
+        )",
+        ],
+    },
 ];
 
 impl CassandraStore {

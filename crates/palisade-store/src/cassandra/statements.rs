@@ -107,6 +107,15 @@ pub(crate) struct Statements {
     pub(crate) select_draft: PreparedStatement,
     pub(crate) insert_draft: PreparedStatement,
     pub(crate) delete_draft: PreparedStatement,
+
+    pub(crate) select_attachments: PreparedStatement,
+    pub(crate) select_attachment: PreparedStatement,
+    pub(crate) insert_attachment: PreparedStatement,
+    pub(crate) delete_attachment: PreparedStatement,
+    pub(crate) delete_attachments: PreparedStatement,
+    pub(crate) select_attachment_chunks: PreparedStatement,
+    pub(crate) insert_attachment_chunk: PreparedStatement,
+    pub(crate) delete_attachment_chunks: PreparedStatement,
 }
 
 impl Statements {
@@ -247,6 +256,14 @@ impl Statements {
             .await?;
         let per_page = (RAW_PAGE_BYTES / raw_chunk_bytes.max(1)).clamp(1, 1000);
         select_raw_chunks.set_page_size(i32::try_from(per_page).unwrap_or(1));
+        let mut select_attachment_chunks = p
+            .idempotent(
+                "SELECT chunk, data FROM {ks}.draft_attachment_chunks
+                 WHERE user_id = ? AND draft_id = ? AND attachment_id = ?",
+            )
+            .await?;
+        select_attachment_chunks.set_page_size(i32::try_from(per_page).unwrap_or(1));
+        let attachment_columns = "id, file_name, content_type, size, created_at, chunks";
 
         Ok(Statements {
             select_user: p
@@ -475,13 +492,13 @@ impl Statements {
                 .await?,
 
             select_tags: p
-                .idempotent("SELECT id, name FROM {ks}.tags WHERE user_id = ?")
+                .idempotent("SELECT id, name, colour FROM {ks}.tags WHERE user_id = ?")
                 .await?,
             select_tag: p
-                .idempotent("SELECT name FROM {ks}.tags WHERE user_id = ? AND id = ?")
+                .idempotent("SELECT name, colour FROM {ks}.tags WHERE user_id = ? AND id = ?")
                 .await?,
             insert_tag: p
-                .idempotent("INSERT INTO {ks}.tags (user_id, id, name) VALUES (?, ?, ?)")
+                .idempotent("INSERT INTO {ks}.tags (user_id, id, name, colour) VALUES (?, ?, ?, ?)")
                 .await?,
             delete_tag: p
                 .idempotent("DELETE FROM {ks}.tags WHERE user_id = ? AND id = ?")
@@ -580,6 +597,48 @@ impl Statements {
                 .await?,
             delete_draft: p
                 .idempotent("DELETE FROM {ks}.drafts WHERE user_id = ? AND id = ?")
+                .await?,
+
+            select_attachments: p
+                .idempotent(&format!(
+                    "SELECT {attachment_columns} FROM {{ks}}.draft_attachments
+                     WHERE user_id = ? AND draft_id = ?"
+                ))
+                .await?,
+            select_attachment: p
+                .idempotent(&format!(
+                    "SELECT {attachment_columns} FROM {{ks}}.draft_attachments
+                     WHERE user_id = ? AND draft_id = ? AND id = ?"
+                ))
+                .await?,
+            insert_attachment: p
+                .idempotent(&format!(
+                    "INSERT INTO {{ks}}.draft_attachments (user_id, draft_id, {attachment_columns})
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .await?,
+            delete_attachment: p
+                .idempotent(
+                    "DELETE FROM {ks}.draft_attachments
+                     WHERE user_id = ? AND draft_id = ? AND id = ?",
+                )
+                .await?,
+            delete_attachments: p
+                .idempotent("DELETE FROM {ks}.draft_attachments WHERE user_id = ? AND draft_id = ?")
+                .await?,
+            select_attachment_chunks,
+            insert_attachment_chunk: p
+                .idempotent(
+                    "INSERT INTO {ks}.draft_attachment_chunks
+                         (user_id, draft_id, attachment_id, chunk, data)
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .await?,
+            delete_attachment_chunks: p
+                .idempotent(
+                    "DELETE FROM {ks}.draft_attachment_chunks
+                     WHERE user_id = ? AND draft_id = ? AND attachment_id = ?",
+                )
                 .await?,
         })
     }

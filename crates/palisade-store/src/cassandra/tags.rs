@@ -1,10 +1,22 @@
 //! Tags on Cassandra. Names are unique per user through a claim table written with
 //! `IF NOT EXISTS` before the tag row; the cap on a user's tags is checked under a lock.
 
-use super::{CassandraStore, Claim};
-use crate::StoreError;
+use super::{CassandraStore, Claim, unset};
+use crate::{StoreError, TagChange};
 use palisade_model::{Tag, TagId, UserId};
 use uuid::Uuid;
+
+/// The name and colour of one of the user's tags.
+async fn tag_row(
+    store: &CassandraStore,
+    user: Uuid,
+    id: Uuid,
+) -> Result<Option<(String, Option<String>)>, StoreError> {
+    let st = store.statements().await?;
+    let row: Option<(Option<String>, Option<String>)> =
+        store.first(&st.select_tag, (user, id)).await?;
+    Ok(row.and_then(|(name, colour)| name.map(|name| (name, colour))))
+}
 
 /// The name of one of the user's tags.
 async fn tag_name(
@@ -12,9 +24,7 @@ async fn tag_name(
     user: Uuid,
     id: Uuid,
 ) -> Result<Option<String>, StoreError> {
-    let st = store.statements().await?;
-    let row: Option<(Option<String>,)> = store.first(&st.select_tag, (user, id)).await?;
-    Ok(row.and_then(|(name,)| name))
+    Ok(tag_row(store, user, id).await?.map(|(name, _)| name))
 }
 
 /// Claims `name` for tag `id`; `Conflict` when another tag of the user has it.
@@ -51,14 +61,16 @@ pub(super) async fn list_tags(
     user: UserId,
 ) -> Result<Vec<Tag>, StoreError> {
     let st = store.statements().await?;
-    let rows: Vec<(Uuid, Option<String>)> = store.all(&st.select_tags, (user.0,)).await?;
+    let rows: Vec<(Uuid, Option<String>, Option<String>)> =
+        store.all(&st.select_tags, (user.0,)).await?;
     let mut tags: Vec<Tag> = rows
         .into_iter()
-        .filter_map(|(id, name)| {
+        .filter_map(|(id, name, colour)| {
             name.map(|name| Tag {
                 id: TagId(id),
                 user_id: user,
                 name,
+                colour,
             })
         })
         .collect();
@@ -71,12 +83,13 @@ pub(super) async fn create_tag(
     store: &CassandraStore,
     user: UserId,
     name: &str,
+    colour: Option<&str>,
     max_tags: usize,
 ) -> Result<Tag, StoreError> {
     // Counting and inserting are two requests: without the lock, concurrent creations
     // would all count below the cap and all insert.
     let lock = store.lock_user(user.0, "tags").await?;
-    let created = create_tag_locked(store, user, name, max_tags).await;
+    let created = create_tag_locked(store, user, name, colour, max_tags).await;
     store.unlock_user(lock).await;
     created
 }
@@ -85,6 +98,7 @@ async fn create_tag_locked(
     store: &CassandraStore,
     user: UserId,
     name: &str,
+    colour: Option<&str>,
     max_tags: usize,
 ) -> Result<Tag, StoreError> {
     let st = store.statements().await?;
@@ -97,38 +111,47 @@ async fn create_tag_locked(
         id: TagId::new_random(),
         user_id: user,
         name: name.to_string(),
+        colour: colour.map(str::to_string),
     };
     claim_tag_name(store, user.0, name, tag.id.0).await?;
     store
-        .execute(&st.insert_tag, (user.0, tag.id.0, name))
+        .execute(&st.insert_tag, (user.0, tag.id.0, name, unset(colour)))
         .await?;
     Ok(tag)
 }
 
-/// Claims the new name, renames, then releases the old name.
-pub(super) async fn rename_tag(
+/// Claims the new name if it changes, writes the tag row, then releases the old name.
+pub(super) async fn update_tag(
     store: &CassandraStore,
     user: UserId,
     id: TagId,
-    name: &str,
+    change: &TagChange,
 ) -> Result<Tag, StoreError> {
     let st = store.statements().await?;
-    let Some(current) = tag_name(store, user.0, id.0).await? else {
+    let Some((current, colour)) = tag_row(store, user.0, id.0).await? else {
         return Err(StoreError::NotFound(format!("tag {id}")));
     };
     let tag = Tag {
         id,
         user_id: user,
-        name: name.to_string(),
+        name: change.name.clone().unwrap_or(current.clone()),
+        colour: change.colour.clone().unwrap_or(colour),
     };
-    if current == name {
-        return Ok(tag);
+    let renamed = current != tag.name;
+    if renamed {
+        claim_tag_name(store, user.0, &tag.name, id.0).await?;
     }
-    claim_tag_name(store, user.0, name, id.0).await?;
-    store.execute(&st.insert_tag, (user.0, id.0, name)).await?;
     store
-        .release(&st.release_tag_name, user.0, &current, id.0)
-        .await;
+        .execute(
+            &st.insert_tag,
+            (user.0, id.0, tag.name.as_str(), tag.colour.as_deref()),
+        )
+        .await?;
+    if renamed {
+        store
+            .release(&st.release_tag_name, user.0, &current, id.0)
+            .await;
+    }
     Ok(tag)
 }
 

@@ -2,11 +2,12 @@
 
 use super::mailbox::{limit_param, paged};
 use super::rows::{json, start_after, to_json};
-use super::{SqliteStore, millis, unavailable};
+use super::{SqliteStore, attachments, millis, unavailable};
 use crate::Drafts;
-use crate::{Page, PageOf, StoreError};
+use crate::{AttachmentLimits, AttachmentRefused, Page, PageOf, StoreError};
 use async_trait::async_trait;
-use palisade_model::{Draft, DraftId, UserId};
+use bytes::Bytes;
+use palisade_model::{Draft, DraftAttachment, DraftAttachmentId, DraftId, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn save_draft(conn: &Connection, draft: &Draft) -> Result<(), StoreError> {
@@ -79,6 +80,7 @@ pub(crate) fn delete_draft(
     user: UserId,
     id: DraftId,
 ) -> Result<bool, StoreError> {
+    attachments::delete_all(conn, user, id)?;
     conn.execute(
         "DELETE FROM drafts WHERE user_id = ?1 AND id = ?2",
         params![user.to_string(), id.to_string()],
@@ -108,6 +110,47 @@ impl Drafts for SqliteStore {
     async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError> {
         self.writer
             .write(move |conn| delete_draft(conn, user, id))
+            .await
+    }
+
+    async fn add_draft_attachment(
+        &self,
+        attachment: DraftAttachment,
+        data: Bytes,
+        limits: AttachmentLimits,
+    ) -> Result<Result<DraftAttachment, AttachmentRefused>, StoreError> {
+        self.writer
+            .write(move |conn| attachments::add(conn, &attachment, &data, limits))
+            .await
+    }
+
+    async fn list_draft_attachments(
+        &self,
+        user: UserId,
+        draft: DraftId,
+    ) -> Result<Vec<DraftAttachment>, StoreError> {
+        self.read(move |conn| attachments::list(conn, user, draft))
+            .await
+    }
+
+    async fn get_draft_attachment(
+        &self,
+        user: UserId,
+        draft: DraftId,
+        id: DraftAttachmentId,
+    ) -> Result<Option<(DraftAttachment, Vec<u8>)>, StoreError> {
+        self.read(move |conn| attachments::get(conn, user, draft, id))
+            .await
+    }
+
+    async fn delete_draft_attachment(
+        &self,
+        user: UserId,
+        draft: DraftId,
+        id: DraftAttachmentId,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| attachments::delete(conn, user, draft, id))
             .await
     }
 }

@@ -7,7 +7,7 @@ use super::{SqliteStore, from_millis, unavailable};
 use super::{deliver, rows, tags};
 use crate::threading::SNIPPET_CHARS;
 use crate::{Delivery, DeliveryReceipt, Mailbox};
-use crate::{Page, PageOf, StoreError};
+use crate::{Page, PageOf, StoreError, TagChange};
 use async_trait::async_trait;
 use palisade_model::Message;
 use palisade_model::{
@@ -429,19 +429,26 @@ impl Mailbox for SqliteStore {
         &self,
         user: UserId,
         name: &str,
+        colour: Option<&str>,
         max_tags: usize,
     ) -> Result<Tag, StoreError> {
         let name = name.to_string();
+        let colour = colour.map(str::to_string);
         // The single writer serializes the count and the insert.
         self.writer
-            .write(move |conn| tags::create_tag(conn, user, &name, max_tags))
+            .write(move |conn| tags::create_tag(conn, user, &name, colour.as_deref(), max_tags))
             .await
     }
 
-    async fn rename_tag(&self, user: UserId, id: TagId, name: &str) -> Result<Tag, StoreError> {
-        let name = name.to_string();
+    async fn update_tag(
+        &self,
+        user: UserId,
+        id: TagId,
+        change: &TagChange,
+    ) -> Result<Tag, StoreError> {
+        let change = change.clone();
         self.writer
-            .write(move |conn| tags::rename_tag(conn, user, id, &name))
+            .write(move |conn| tags::update_tag(conn, user, id, &change))
             .await
     }
 

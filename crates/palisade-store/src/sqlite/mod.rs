@@ -4,6 +4,7 @@
 //! reads use a small pool of connections on tokio's blocking threads.
 
 mod accounts;
+mod attachments;
 mod book;
 mod deliver;
 mod drafts;

@@ -122,6 +122,21 @@ CREATE TABLE job_counters (
 INSERT INTO job_counters (name, value) SELECT 'done', COUNT(*) FROM jobs WHERE state = 'done';
 DELETE FROM jobs WHERE state = 'done';
 "#,
+    // Tag colours, and files uploaded to drafts (sent with them, deleted with them).
+    r#"
+ALTER TABLE tags ADD COLUMN colour TEXT;
+CREATE TABLE draft_attachments (
+    user_id      TEXT NOT NULL,
+    draft_id     TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    file_name    TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    data         BLOB NOT NULL,
+    PRIMARY KEY (user_id, draft_id, id)
+);
+"#,
 ];
 
 /// Brings the database up to the newest schema version.

@@ -3,7 +3,7 @@
 
 use super::rows::parse_id;
 use super::unavailable;
-use crate::StoreError;
+use crate::{StoreError, TagChange};
 use palisade_model::{Tag, TagId, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -14,20 +14,25 @@ fn tag_name_taken(conn: &Connection, user: &str, name: &str) -> Result<bool, Sto
 }
 
 pub(crate) fn list_tags(conn: &Connection, user: UserId) -> Result<Vec<Tag>, StoreError> {
-    conn.prepare_cached("SELECT id, name FROM tags WHERE user_id = ?1 ORDER BY name")
+    conn.prepare_cached("SELECT id, name, colour FROM tags WHERE user_id = ?1 ORDER BY name")
         .and_then(|mut s| {
             s.query_map([user.to_string()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()
         })
         .map_err(unavailable)?
         .into_iter()
-        .map(|(id, name)| {
+        .map(|(id, name, colour)| {
             Ok(Tag {
                 id: parse_id(&id)?,
                 user_id: user,
                 name,
+                colour,
             })
         })
         .collect()
@@ -37,6 +42,7 @@ pub(crate) fn create_tag(
     conn: &Connection,
     user: UserId,
     name: &str,
+    colour: Option<&str>,
     max_tags: usize,
 ) -> Result<Tag, StoreError> {
     let owner = user.to_string();
@@ -54,45 +60,49 @@ pub(crate) fn create_tag(
         id: TagId::new_random(),
         user_id: user,
         name: name.to_string(),
+        colour: colour.map(str::to_string),
     };
     conn.execute(
-        "INSERT INTO tags (user_id, id, name) VALUES (?1, ?2, ?3)",
-        params![owner, tag.id.to_string(), tag.name],
+        "INSERT INTO tags (user_id, id, name, colour) VALUES (?1, ?2, ?3, ?4)",
+        params![owner, tag.id.to_string(), tag.name, tag.colour],
     )
     .map_err(unavailable)?;
     Ok(tag)
 }
 
-pub(crate) fn rename_tag(
+pub(crate) fn update_tag(
     conn: &Connection,
     user: UserId,
     id: TagId,
-    name: &str,
+    change: &TagChange,
 ) -> Result<Tag, StoreError> {
     let owner = user.to_string();
-    let current: Option<String> = conn
+    let current: Option<(String, Option<String>)> = conn
         .query_row(
-            "SELECT name FROM tags WHERE user_id = ?1 AND id = ?2",
+            "SELECT name, colour FROM tags WHERE user_id = ?1 AND id = ?2",
             params![owner, id.to_string()],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(unavailable)?;
-    let Some(current) = current else {
+    let Some((current, colour)) = current else {
         return Err(StoreError::NotFound(format!("tag {id}")));
     };
-    if current != name && tag_name_taken(conn, &owner, name)? {
-        return Err(crate::tag_conflict(name));
+    let name = change.name.clone().unwrap_or(current.clone());
+    let colour = change.colour.clone().unwrap_or(colour);
+    if current != name && tag_name_taken(conn, &owner, &name)? {
+        return Err(crate::tag_conflict(&name));
     }
     conn.execute(
-        "UPDATE tags SET name = ?3 WHERE user_id = ?1 AND id = ?2",
-        params![owner, id.to_string(), name],
+        "UPDATE tags SET name = ?3, colour = ?4 WHERE user_id = ?1 AND id = ?2",
+        params![owner, id.to_string(), name, colour],
     )
     .map_err(unavailable)?;
     Ok(Tag {
         id,
         user_id: user,
-        name: name.to_string(),
+        name,
+        colour,
     })
 }
 

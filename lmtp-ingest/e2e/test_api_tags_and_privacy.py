@@ -1,0 +1,109 @@
+"""Tag colours and the privacy index's explanation, end to end. Runs on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from api_helpers import PASSWORD, deliver
+
+COLOUR_PATTERN = "^#[0-9a-fA-F]{6}$"
+FEATURES = {"transport_tls", "dkim_pass", "dkim_signature", "spf_pass", "dmarc_pass", "encrypted",
+            "signed", "spam"}
+
+
+@pytest.fixture
+def api(make_daemon):
+    d = make_daemon()
+    d.add_user("alice", "alice@example.test", password=PASSWORD)
+    d.add_user("mallory", "mallory@example.test", password=PASSWORD)
+    return d
+
+
+def error(r, status: int) -> dict:
+    assert r.status == status, r
+    body = r.json()
+    assert set(body) == {"error", "message"} and body["message"], body
+    return body
+
+
+def test_tags_have_an_optional_colour_kept_across_renames(api):
+    c = api.login("alice@example.test", PASSWORD)
+    work = c.post("/tags", {"name": "work", "colour": "#FF8800"})
+    assert work.status == 201, work
+    work = work.json()
+    assert work["colour"] == "#FF8800"
+    plain = c.post("/tags", {"name": "plain"}).json()
+    assert "colour" not in plain, "no colour is absent, not null"
+    for bad in ("#ff88", "red", "#gg0000", "ff8800", "#ff8800 "):
+        body = error(c.post("/tags", {"name": f"bad {bad}", "colour": bad}), 400)
+        assert "colour" in body["message"], body
+    error(c.post("/tags", {"name": "null colour", "colour": None}), 400)
+
+    renamed = c.patch(f"/tags/{work['id']}", {"name": "job"})
+    assert renamed.status == 200, renamed
+    assert renamed.json() == {"id": work["id"], "name": "job", "colour": "#FF8800"}
+    recoloured = c.patch(f"/tags/{work['id']}", {"colour": "#00aa00"}).json()
+    assert recoloured == {"id": work["id"], "name": "job", "colour": "#00aa00"}
+    both = c.patch(f"/tags/{plain['id']}", {"name": "blue", "colour": "#0000ff"}).json()
+    assert both == {"id": plain["id"], "name": "blue", "colour": "#0000ff"}
+    assert c.patch(f"/tags/{plain['id']}", {}).json() == both, "an empty change changes nothing"
+    error(c.patch(f"/tags/{plain['id']}", {"colour": "blue"}), 400)
+    error(c.patch(f"/tags/{plain['id']}", {"name": "job"}), 409)
+    assert c.get("/tags").json() == [both, recoloured]
+
+    mallory = api.login("mallory@example.test", PASSWORD)
+    error(mallory.patch(f"/tags/{work['id']}", {"colour": "#000000"}), 404)
+    assert mallory.get("/tags").json() == []
+    assert c.get("/tags").json() == [both, recoloured]
+
+
+def test_the_document_states_the_colour_rule_and_the_privacy_features(api):
+    doc = api.client().get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    for name in ("TagRequest", "TagPatchRequest"):
+        assert schemas[name]["properties"]["colour"]["pattern"] == COLOUR_PATTERN, schemas[name]
+    assert schemas["TagView"]["properties"]["colour"]["type"] == "string"
+    assert set(schemas["PrivacyFeatureView"]["enum"]) == FEATURES
+    factor = schemas["PrivacyFactorView"]
+    assert set(factor["required"]) == {"feature", "points"}
+    assert schemas["PrivacyView"]["properties"]["factors"]["type"] == "array"
+
+
+def with_headers(subject: str, headers: str) -> str:
+    return (f"{headers}From: Bob <bob@remote.test>\nTo: alice@example.test\nSubject: {subject}\n"
+            f"Date: Mon, 02 Mar 2026 10:00:00 +0000\nMessage-ID: <{subject.replace(' ', '.')}@remote.test>\n"
+            "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nhello\n")
+
+
+def factors(view: dict) -> dict[str, int]:
+    privacy = view["privacy"]
+    found = {f["feature"]: f["points"] for f in privacy["factors"]}
+    assert len(found) == len(privacy["factors"]), "each feature counts once"
+    assert privacy["privacy_index"] == max(0, min(100, sum(found.values()))), privacy
+    return found
+
+
+def test_every_point_of_the_privacy_index_is_explained(api):
+    c = api.login("alice@example.test", PASSWORD)
+    authenticated = (
+        "Received: from mx.remote.test (mx.remote.test [192.0.2.1]) by mx.example.test with ESMTPS id 1;"
+        " Mon, 02 Mar 2026 10:00:00 +0000\n"
+        "Authentication-Results: mx.example.test; dkim=pass header.d=remote.test;"
+        " spf=pass smtp.mailfrom=remote.test; dmarc=pass header.from=remote.test\n")
+    deliver(api, "alice@example.test", with_headers("trusted", authenticated))
+    deliver(api, "alice@example.test", with_headers("spam", authenticated + "X-Spam-Flag: YES\n"))
+    deliver(api, "alice@example.test", with_headers("bare", ""))
+    by_subject = {m["subject"]: m["id"] for m in c.get("/messages").json()["items"]}
+
+    trusted = c.get(f"/messages/{by_subject['trusted']}").json()
+    assert factors(trusted) == {"transport_tls": 30, "dkim_pass": 10, "spf_pass": 5, "dmarc_pass": 5}
+    assert trusted["privacy"]["privacy_index"] == 50
+    spam = c.get(f"/messages/{by_subject['spam']}").json()
+    assert factors(spam) == {"transport_tls": 30, "dkim_pass": 10, "spf_pass": 5, "dmarc_pass": 5,
+                             "spam": -30}, "spam lowers the index, and says so"
+    assert spam["privacy"]["privacy_index"] == 20
+    bare = c.get(f"/messages/{by_subject['bare']}").json()
+    assert factors(bare) == {} and bare["privacy"]["privacy_index"] == 0
+
+    for d in c.get("/discussions").json()["items"]:
+        factors(d)  # the list explains its badges the same way
