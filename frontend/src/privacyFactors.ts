@@ -1,21 +1,22 @@
 /**
- * The privacy index explained: each feature of a message that raised or lowered its score.
- *
- * The server will list these itself (`PrivacyView.factors`); until it does, they are derived
- * here from the other PrivacyView fields with the server's weights (see
- * crates/palisade-model/src/privacy.rs). `privacyFactors` is the one place to switch over.
+ * The privacy index explained: each feature of a message that raised or lowered its score, as
+ * the server lists it (`PrivacyView.factors`, whose sum, held within 0–100, is the score), plus
+ * the facts that did not count, so the reader also sees what is missing (no TLS, DKIM failed).
  */
 import type { Schemas } from "./api/client";
 import type { MessageKey } from "./i18n";
 
-/** The server's privacy view, with the factor list it is gaining. */
-export type PrivacyFacts = Schemas["PrivacyView"] & {
-  readonly factors?: readonly { readonly feature: string; readonly points: number }[];
+/**
+ * The server's privacy view. Features are read as plain strings, so a feature added to the
+ * server later still shows (by its name) before the client learns its sentence.
+ */
+export type PrivacyFacts = Omit<Schemas["PrivacyView"], "factors"> & {
+  readonly factors: readonly { readonly feature: string; readonly points: number }[];
 };
 
 /** One line of the explanation. */
 export interface PrivacyFactor {
-  /** The feature, in the server's names (`transport_tls`, `dkim_pass`, ...), or `other`. */
+  /** The feature, in the server's names (`transport_tls`, `dkim_pass`, ...). */
   readonly feature: string;
   /** What it added to (positive) or took from (negative) the score; 0 for facts that did not count. */
   readonly points: number;
@@ -25,59 +26,21 @@ export interface PrivacyFactor {
   readonly params: Readonly<Record<string, string | number>>;
 }
 
-/** The server's weights, mirrored until the server sends the factors itself. */
-export const WEIGHTS = {
-  transport_tls: 30,
-  dkim_pass: 10,
-  dkim_signature: 5,
-  spf_pass: 5,
-  dmarc_pass: 5,
-  encrypted: 40,
-  signed: 10,
-  spam: -30,
-} as const;
+/** Features whose absence is worth saying, each once, when the server did not count them. */
+const CONTEXT = ["transport_tls", "dkim_pass", "spf_pass", "dmarc_pass", "encrypted", "signed"] as const;
 
-/** Every factor of a message's privacy index, those that counted first. */
+/** Every factor of a message's privacy index: those that counted (largest first), then the rest. */
 export function privacyFactors(p: PrivacyFacts): PrivacyFactor[] {
-  const list = p.factors !== undefined ? fromServer(p) : derive(p);
-  // What counted first (largest effect first), then facts that did not change the score.
-  return list
+  const listed = p.factors.map((f) => describe(f.feature, f.points, p));
+  const named = new Set(listed.map((f) => f.feature));
+  // A DKIM signature line already says what there is to say about DKIM.
+  if (named.has("dkim_signature")) named.add("dkim_pass");
+  const context = CONTEXT.filter((feature) => !named.has(feature)).map((feature) => describe(feature, 0, p));
+  if (p.autocrypt) context.push(describe("autocrypt", 0, p));
+  return [...listed, ...context]
     .map((f, i) => ({ f, i }))
     .sort((a, b) => Math.abs(b.f.points) - Math.abs(a.f.points) || a.i - b.i)
     .map(({ f }) => f);
-}
-
-/** The factors as the server lists them, with facts it does not score added for context. */
-function fromServer(p: PrivacyFacts): PrivacyFactor[] {
-  const listed = (p.factors ?? []).map((f) => describe(f.feature, f.points, p));
-  const named = new Set(listed.map((f) => f.feature));
-  const context = derive(p).filter((f) => f.points === 0 && !named.has(f.feature) && !(f.feature === "dkim_pass" && named.has("dkim_signature")));
-  return [...listed, ...context];
-}
-
-/** The factors recomputed from the facts, with the server's weights. */
-function derive(p: PrivacyFacts): PrivacyFactor[] {
-  const passed = (r: string | undefined) => r?.toLowerCase() === "pass";
-  const factors: PrivacyFactor[] = [
-    describe("transport_tls", p.transport_tls ? WEIGHTS.transport_tls : 0, p),
-    describe("dkim_pass", passed(p.dkim) ? WEIGHTS.dkim_pass : 0, p),
-    describe("spf_pass", passed(p.spf) ? WEIGHTS.spf_pass : 0, p),
-    describe("dmarc_pass", passed(p.dmarc) ? WEIGHTS.dmarc_pass : 0, p),
-    describe("encrypted", p.encrypted ? WEIGHTS.encrypted : 0, p),
-    describe("signed", p.signed ? WEIGHTS.signed : 0, p),
-  ];
-  const earned = factors.reduce((sum, f) => sum + f.points, 0);
-  if (p.spam) {
-    // The server takes 30 away but never goes below 0.
-    factors.push(describe("spam", -Math.min(-WEIGHTS.spam, earned), p));
-  }
-  if (p.autocrypt) factors.push(describe("autocrypt", 0, p));
-  // Whatever the view does not let us see (a DKIM signature that was not verified, say) is
-  // shown as one line, so the lines always add up to the score.
-  const total = factors.reduce((sum, f) => sum + f.points, 0);
-  const rest = Math.min(100, Math.max(0, p.privacy_index)) - Math.min(100, Math.max(0, total));
-  if (rest !== 0) factors.push(describe(rest > 0 && !passed(p.dkim) ? "dkim_signature" : "other", rest, p));
-  return factors;
 }
 
 function describe(feature: string, points: number, p: PrivacyFacts): PrivacyFactor {
@@ -111,8 +74,6 @@ function describe(feature: string, points: number, p: PrivacyFacts): PrivacyFact
       return { feature, points, labelKey: "privacyDetails.spam", params: {} };
     case "autocrypt":
       return { feature, points, labelKey: "privacyDetails.autocrypt", params: {} };
-    case "other":
-      return { feature, points, labelKey: "privacyDetails.other", params: {} };
     default:
       return { feature, points, labelKey: "privacyDetails.unknown", params: { feature } };
   }

@@ -109,7 +109,7 @@ function markOf(id: string, current: readonly (readonly string[])[]): Mark {
 }
 
 /** A tag's colour, as a small square beside its name (the name says it all; colour only helps). */
-export function tagSwatch(tag: Tag & { colour?: string }) {
+export function tagSwatch(tag: Tag) {
   const colour = tag.colour;
   if (colour === undefined || !/^#[0-9a-f]{6}$/i.test(colour)) return null;
   return <span class="tag-swatch" aria-hidden="true" style={{ backgroundColor: colour }} />;

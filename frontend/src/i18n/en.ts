@@ -136,7 +136,6 @@ export const en = {
   "privacyDetails.notSigned": "Not signed",
   "privacyDetails.spam": "Marked as spam by the upstream filter",
   "privacyDetails.autocrypt": "The sender offers an encryption key (Autocrypt)",
-  "privacyDetails.other": "Other factors",
   "privacyDetails.unknown": "{feature}",
 
   "live.newMail": "New mail from {sender}: {subject}",

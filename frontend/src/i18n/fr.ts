@@ -133,7 +133,6 @@ export const fr: Catalog = {
   "privacyDetails.notSigned": "Non signé",
   "privacyDetails.spam": "Marqué comme indésirable par le filtre en amont",
   "privacyDetails.autocrypt": "L’expéditeur propose une clé de chiffrement (Autocrypt)",
-  "privacyDetails.other": "Autres facteurs",
   "privacyDetails.unknown": "{feature}",
 
   "live.newMail": "Nouveau message de {sender} : {subject}",
