@@ -66,6 +66,15 @@ export async function discussionMessages(id: string): Promise<Schemas["MessageSu
   return all;
 }
 
+/** The newest message of a discussion, or null for an empty one. */
+export async function newestMessage(id: string): Promise<Schemas["MessageSummaryView"] | null> {
+  const { data, error, response } = await api.GET("/api/v1/discussions/{id}/messages", {
+    params: { path: { id }, query: { limit: 1 } },
+  });
+  if (!data) throw failure(error, response.status);
+  return data.items[0] ?? null;
+}
+
 /** Marks discussions read or unread, or moves them to or out of the trash. */
 export async function setDiscussionFlags(ids: readonly string[], flags: DiscussionFlags): Promise<void> {
   // FALLBACK: one PATCH per message; becomes PATCH /discussions/{id}/flags.

@@ -1,8 +1,8 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Schemas } from "../api/client";
 import {
-  discussionMessages,
   listDiscussions,
+  newestMessage,
   reasonOf,
   setDiscussionFlags,
   startDraft,
@@ -269,8 +269,8 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
   const replyTo = async (kind: "reply" | "replyAll" | "forward") => {
     if (!activeItem) return;
     try {
-      const [newest] = await discussionMessages(activeItem.id);
-      if (!newest) return;
+      const newest = await newestMessage(activeItem.id);
+      if (newest === null) return;
       navigate({ name: "compose", draft: await startDraft(newest.id, kind) });
     } catch (e) {
       setActionError(t("list.actionFailed", { message: reasonOf(e) }));
