@@ -54,6 +54,15 @@ const DONE: Readonly<Record<FlagAction | "tags", MessageKey>> = {
 
 let lastFolder: Folder = "inbox";
 
+/** What a list looked like when the reader left it, to come back to the same place. */
+interface Saved {
+  readonly state: ListState;
+  readonly active: number;
+  readonly scrollY: number;
+}
+
+const saved = new Map<Folder, Saved>();
+
 /** The folder whose list was shown last, where "Back to list" returns. */
 export function lastListFolder(): Folder {
   return lastFolder;
@@ -64,9 +73,10 @@ export function lastListFolder(): Folder {
  * keeps only the visible rows in the DOM, with multi-select and a toolbar for the selection.
  */
 export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAddresses: readonly string[] }) {
-  const [state, setState] = useState<ListState>(initial);
+  const [restored] = useState(() => saved.get(folder) ?? null);
+  const [state, setState] = useState<ListState>(restored?.state ?? initial);
   const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
-  const [active, setActive] = useState(0);
+  const [active, setActive] = useState(restored?.active ?? 0);
   const [viewport, setViewport] = useState<Viewport>({ scrollTop: 0, height: 800 });
   const [rowHeight, setRowHeight] = useState(ROW_REM * 16);
   const [picker, setPicker] = useState<readonly string[] | null>(null);
@@ -117,8 +127,46 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
   }, [folder]);
 
   useEffect(() => {
-    void load(null);
+    if (restored === null) {
+      void load(null);
+      return;
+    }
+    // Back from a discussion: the same rows at the same place, the same row focused, and the
+    // top refreshed for what changed meanwhile (read counts, new mail).
+    window.scrollTo({ top: restored.scrollY });
+    const toRow = () => {
+      const link = rowLink(restored.active);
+      if (link) link.focus({ preventScroll: true });
+      else focusActive.current = true; // once the scroll has rendered it
+    };
+    const frame = requestAnimationFrame(toRow);
+    // The shell moves focus to <main> on every new screen, possibly after this ran: follow it
+    // on to the row, for a little while.
+    const main = document.getElementById("main");
+    const onMainFocus = (e: FocusEvent) => {
+      if (e.target === main) toRow();
+    };
+    main?.addEventListener("focus", onMainFocus);
+    const stop = setTimeout(() => main?.removeEventListener("focus", onMainFocus), 1000);
+    void refreshTop();
+    return () => {
+      cancelAnimationFrame(frame);
+      clearTimeout(stop);
+      main?.removeEventListener("focus", onMainFocus);
+    };
   }, [load]);
+
+  // Remember the list for coming back to it. The scroll position is kept as it changes: by the
+  // time this unmounts, the next screen has replaced the page and its height.
+  const latest = useRef({ state, active, scrollY: restored?.scrollY ?? 0 });
+  latest.current = { ...latest.current, state, active };
+  useEffect(
+    () => () => {
+      const { state: s, active: a, scrollY } = latest.current;
+      if (s.loaded) saved.set(folder, { state: { ...s, loading: false, error: null }, active: a, scrollY });
+    },
+    [folder],
+  );
 
   useEffect(() => onMailChange(coalesce(refreshTop)), [refreshTop]);
 
@@ -127,6 +175,7 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
     let frame = 0;
     const measure = () => {
       frame = 0;
+      latest.current.scrollY = window.scrollY;
       const el = wrapper.current;
       if (!el) return;
       const rem = Number.parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
