@@ -11,6 +11,7 @@ import {
   type Folder,
 } from "../api/discussions";
 import { coalesce, onMailChange } from "../api/events";
+import { session } from "../api/session";
 import { announce } from "../announce";
 import { formatDate, t, tn, type MessageKey } from "../i18n";
 import { useShortcuts } from "../keyboard";
@@ -62,6 +63,11 @@ interface Saved {
 }
 
 const saved = new Map<Folder, Saved>();
+
+// Signing out forgets them: the next person in this tab must not see them.
+session.subscribe((s) => {
+  if (s.token === null) saved.clear();
+});
 
 /** The folder whose list was shown last, where "Back to list" returns. */
 export function lastListFolder(): Folder {
