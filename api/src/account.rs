@@ -2,9 +2,9 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::login_limits::{LoginLimits, hit_address};
+use crate::passwords::{self, verify};
 use crate::types::{IdentityView, LoginResult, Me, SessionView};
 use crate::{AppState, Auth};
-use argon2::password_hash::PasswordVerifier;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use palisade_cache::RateDecision;
@@ -14,23 +14,13 @@ use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 use validator::Validate;
 
 /// Interval of keep-alive comments on event streams; also how soon a stream whose client
 /// has gone is noticed and its slot freed.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// Compared against when the account does not exist, so a wrong name costs as much time as
-/// a wrong password and does not reveal which accounts exist.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    use argon2::password_hash::PasswordHasher;
-    argon2::Argon2::default()
-        .hash_password(uuid::Uuid::new_v4().to_string().as_bytes())
-        .map(|h| h.to_string())
-        .unwrap_or_default()
-});
 
 #[derive(Tags)]
 enum ApiTags {
@@ -49,6 +39,20 @@ pub(crate) struct LoginRequest {
     #[validate(length(min = 1, max = 1024, message = "must be 1 to 1024 characters"))]
     #[oai(validator(min_length = 1, max_length = 1024))]
     pub password: String,
+}
+
+/// A change of the signed-in user's password.
+#[derive(Debug, Object, Validate)]
+pub(crate) struct ChangePasswordRequest {
+    /// The password in use now; a wrong one answers 403 and counts as a failed sign-in.
+    #[validate(length(min = 1, max = 1024, message = "must be 1 to 1024 characters"))]
+    #[oai(validator(min_length = 1, max_length = 1024))]
+    pub current_password: String,
+    /// The new password: 8 to 1024 characters, different from the current one (400
+    /// otherwise).
+    #[validate(length(min = 8, max = 1024, message = "must be 8 to 1024 characters"))]
+    #[oai(validator(min_length = 8, max_length = 1024))]
+    pub new_password: String,
 }
 
 /// A live event.
@@ -83,19 +87,6 @@ fn limited(decision: RateDecision) -> Result<(), ApiError> {
     } else {
         Err(ApiError::too_many(decision.retry_after.as_secs()))
     }
-}
-
-async fn verify(password: String, hash: Option<String>) -> bool {
-    let has_hash = hash.is_some();
-    let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
-    let ok = tokio::task::spawn_blocking(move || {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false);
-    ok && has_hash
 }
 
 /// Account endpoints.
@@ -201,6 +192,57 @@ impl AccountApi {
         } else {
             Err(ApiError::not_found("no such session"))
         }
+    }
+
+    /// Changes the signed-in user's password and ends every other session of the user; the
+    /// current one stays signed in.
+    ///
+    /// The current password is checked under the same limits as sign-in: each attempt counts
+    /// against the client address, and a wrong password counts as a failed sign-in of the
+    /// account (403), so this cannot be used to guess passwords; once the failures are used
+    /// up it answers 429 with `Retry-After`.
+    #[oai(path = "/me/password", method = "post")]
+    async fn change_password(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Auth,
+        body: crate::body::JsonBody<ChangePasswordRequest>,
+    ) -> Result<NoContent, ApiError> {
+        let user = auth.0.user_id;
+        let ip = client_ip(req);
+        let cfg = &state.config;
+        let cache = state.cache.as_ref();
+        limited(hit_address(cache, &ip, cfg.login_attempts_per_address).await?)?;
+        let limits = LoginLimits::for_attempt(cache, Some(user), "", &ip).await?;
+        if let Some(wait) = limits.locked_for(cache).await? {
+            tracing::info!(%user, client = %ip, "password change refused: too many failures");
+            return Err(ApiError::too_many(wait.as_secs()));
+        }
+        let body = body.0;
+        let stored = state.store.password_hash(user).await?;
+        if !verify(body.current_password.clone(), stored).await {
+            limits.failed(cache, cfg.login_attempts_per_account).await?;
+            tracing::info!(%user, client = %ip, "password change: wrong current password");
+            return Err(ApiError::forbidden("the current password is wrong"));
+        }
+        if body.new_password == body.current_password {
+            return Err(ApiError::bad_request(
+                "new_password: must differ from the current password",
+            ));
+        }
+        let hash = passwords::hash_blocking(body.new_password)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                ApiError::unavailable("password hashing failed")
+            })?;
+        if !state.store.set_password_hash(user, &hash).await? {
+            return Err(ApiError::unauthorized("the account no longer exists"));
+        }
+        let ended = state.sessions.revoke_others(user, &auth.0.id).await?;
+        tracing::info!(%user, client = %ip, ended, "password changed");
+        Ok(NoContent::Done)
     }
 
     /// The signed-in user.

@@ -16,9 +16,11 @@ pub mod listener;
 mod login_limits;
 mod mail;
 pub mod mailer;
+pub mod passwords;
 pub mod rules;
 pub mod sessions;
 pub mod streams;
+mod suggest;
 pub mod types;
 mod web_client;
 
@@ -130,6 +132,7 @@ pub fn service() -> OpenApiService<
         mail::MailApi,
         compose::ComposeApi,
         draft_files::DraftFilesApi,
+        suggest::SuggestApi,
     ),
     (),
 > {
@@ -139,6 +142,7 @@ pub fn service() -> OpenApiService<
             mail::MailApi,
             compose::ComposeApi,
             draft_files::DraftFilesApi,
+            suggest::SuggestApi,
         ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),

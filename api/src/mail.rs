@@ -4,8 +4,8 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::rules::{Colour, DateBound, ListCursor, SearchCursor, TagName};
 use crate::types::{
-    DiscussionPage, DiscussionView, FlagsView, IndexStatus, MessagePage, MessageSummaryView,
-    MessageView, SearchResult, TagView,
+    DiscussionPage, DiscussionView, FlagsView, FolderParam, IndexStatus, MessagePage,
+    MessageSummaryView, MessageView, SearchResult, TagView,
 };
 use crate::{AppState, Auth, MAX_PAGE, page};
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 use validator::Validate;
@@ -52,6 +52,18 @@ pub(crate) struct TagsRequest {
     /// Tag ids, each one of the user's tags (an unknown one answers 404).
     #[oai(validator(max_items = 100))]
     pub tags: Vec<Uuid>,
+}
+
+/// Tags to add to and remove from every message of a discussion.
+#[derive(Debug, Object, Validate)]
+pub(crate) struct DiscussionTagsRequest {
+    /// Tag ids to add, each one of the user's tags (an unknown one answers 404).
+    #[oai(default, validator(max_items = 100))]
+    pub add: Vec<Uuid>,
+    /// Tag ids to remove, each one of the user's tags (an unknown one answers 404); a tag
+    /// named in both lists is removed.
+    #[oai(default, validator(max_items = 100))]
+    pub remove: Vec<Uuid>,
 }
 
 /// A new tag.
@@ -119,6 +131,41 @@ pub(crate) async fn message_of(
         .ok_or_else(|| ApiError::not_found("no such message"))
 }
 
+/// One discussion as the API shows it; 404 when it is not the user's.
+async fn discussion_view(
+    state: &AppState,
+    user: UserId,
+    id: DiscussionId,
+) -> Result<DiscussionView, ApiError> {
+    let d = state
+        .store
+        .get_discussion(user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such discussion"))?;
+    let tags = tags_by_id(state, user).await?;
+    Ok(DiscussionView::new(&d, FolderParam::Inbox, &tags))
+}
+
+/// The user's tags among `ids`, deduplicated in order; 404 on one the user does not have.
+fn known_tags(
+    known: &HashMap<TagId, Tag>,
+    field: &str,
+    ids: &[Uuid],
+) -> Result<Vec<TagId>, ApiError> {
+    let mut wanted = Vec::new();
+    for t in ids {
+        let id = TagId(*t);
+        if !known.contains_key(&id) {
+            // A reference to a tag that does not exist, like one to a missing message.
+            return Err(ApiError::not_found(format!("{field}: unknown tag {t}")));
+        }
+        if !wanted.contains(&id) {
+            wanted.push(id);
+        }
+    }
+    Ok(wanted)
+}
+
 async fn tags_by_id(state: &AppState, user: UserId) -> Result<HashMap<TagId, Tag>, ApiError> {
     Ok(state
         .store
@@ -178,24 +225,40 @@ pub struct MailApi;
 
 #[OpenApi]
 impl MailApi {
-    /// The user's discussions, most recent activity first.
+    /// The user's discussions in a folder, most recent activity first. A discussion is in
+    /// the inbox while one of its messages is outside the trash, and in the trash while one
+    /// is in it, so it can be listed in both.
     #[oai(path = "/discussions", method = "get", tag = "ApiTags::Mail")]
     async fn discussions(
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
+        /// `inbox` (the default) or `trash`.
+        #[oai(default)]
+        folder: Query<FolderParam>,
         cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<DiscussionPage>, ApiError> {
+        let user = auth.0.user_id;
         let list = state
             .store
             .list_discussions(
-                auth.0.user_id,
+                user,
+                folder.0.into(),
                 page(cursor.0.map(ListCursor::into_inner), limit.0),
             )
             .await?;
+        let tags = if list.items.iter().any(|d| !d.tags.is_empty()) {
+            tags_by_id(&state, user).await?
+        } else {
+            HashMap::new()
+        };
         Ok(Json(DiscussionPage {
-            items: list.items.iter().map(Into::into).collect(),
+            items: list
+                .items
+                .iter()
+                .map(|d| DiscussionView::new(d, folder.0, &tags))
+                .collect(),
             next: list.next,
         }))
     }
@@ -208,12 +271,9 @@ impl MailApi {
         auth: Auth,
         id: Path<Uuid>,
     ) -> Result<Json<DiscussionView>, ApiError> {
-        let d = state
-            .store
-            .get_discussion(auth.0.user_id, DiscussionId(id.0))
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such discussion"))?;
-        Ok(Json((&d).into()))
+        Ok(Json(
+            discussion_view(&state, auth.0.user_id, DiscussionId(id.0)).await?,
+        ))
     }
 
     /// The messages of a discussion, newest first.
@@ -227,6 +287,9 @@ impl MailApi {
         state: Data<&Arc<AppState>>,
         auth: Auth,
         id: Path<Uuid>,
+        /// Only the messages outside the trash (`inbox`) or in it (`trash`); every message
+        /// when absent.
+        folder: Query<Option<FolderParam>>,
         cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> Result<Json<MessagePage>, ApiError> {
@@ -244,6 +307,7 @@ impl MailApi {
             .discussion_messages(
                 user,
                 DiscussionId(id.0),
+                folder.0.map(Into::into),
                 page(cursor.0.map(ListCursor::into_inner), limit.0),
             )
             .await?;
@@ -251,6 +315,65 @@ impl MailApi {
             items: list.items.iter().map(Into::into).collect(),
             next: list.next,
         }))
+    }
+
+    /// Marks every message of a discussion read or unread, starred, or trashed, in one call;
+    /// the discussion as it is afterwards.
+    #[oai(
+        path = "/discussions/:id/flags",
+        method = "patch",
+        tag = "ApiTags::Mail"
+    )]
+    async fn discussion_flags(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: JsonBody<FlagsRequest>,
+    ) -> Result<Json<DiscussionView>, ApiError> {
+        let user = auth.0.user_id;
+        let patch = FlagsPatch {
+            seen: body.seen,
+            flagged: body.flagged,
+            trashed: body.trashed,
+            answered: None,
+        };
+        state
+            .store
+            .update_discussion_flags(user, DiscussionId(id.0), patch)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such discussion"))?;
+        Ok(Json(
+            discussion_view(&state, user, DiscussionId(id.0)).await?,
+        ))
+    }
+
+    /// Adds and removes tags on every message of a discussion, in one call; the discussion
+    /// as it is afterwards.
+    #[oai(path = "/discussions/:id/tags", method = "post", tag = "ApiTags::Tags")]
+    async fn discussion_tags(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: JsonBody<DiscussionTagsRequest>,
+    ) -> Result<Json<DiscussionView>, ApiError> {
+        let user = auth.0.user_id;
+        let known = tags_by_id(&state, user).await?;
+        let add = known_tags(&known, "add", &body.add)?;
+        let remove = known_tags(&known, "remove", &body.remove)?;
+        let changed = state
+            .store
+            .retag_discussion(user, DiscussionId(id.0), &add, &remove)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such discussion"))?;
+        // Tags are searchable: each changed message goes back through the indexer.
+        for message in changed {
+            state.reindex(user, message).await?;
+        }
+        Ok(Json(
+            discussion_view(&state, user, DiscussionId(id.0)).await?,
+        ))
     }
 
     /// The user's messages, newest arrival first.
@@ -395,18 +518,7 @@ impl MailApi {
     ) -> Result<Json<Vec<TagView>>, ApiError> {
         let user = auth.0.user_id;
         let known = tags_by_id(&state, user).await?;
-        let mut wanted = Vec::new();
-        let mut seen = HashSet::new();
-        for t in &body.tags {
-            let id = TagId(*t);
-            if !known.contains_key(&id) {
-                // A reference to a tag that does not exist, like one to a missing message.
-                return Err(ApiError::not_found(format!("tags: unknown tag {t}")));
-            }
-            if seen.insert(id) {
-                wanted.push(id);
-            }
-        }
+        let wanted = known_tags(&known, "tags", &body.tags)?;
         if !state
             .store
             .set_message_tags(user, MessageId(id.0), &wanted)

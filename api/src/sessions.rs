@@ -175,6 +175,18 @@ impl Sessions {
         Ok(out)
     }
 
+    /// Ends every session of the user but `keep`; how many it ended.
+    pub async fn revoke_others(&self, user: UserId, keep: &str) -> Result<usize, CacheError> {
+        let ids = self.cache.set_members(&index_key(user)).await?;
+        let mut ended = 0;
+        for id in ids.iter().filter(|id| id.as_str() != keep) {
+            if self.revoke(user, id).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends one of the user's sessions; `false` when the user has no such session.
     pub async fn revoke(&self, user: UserId, id: &str) -> Result<bool, CacheError> {
         let Some(session) = self.get(user, id).await? else {

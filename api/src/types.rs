@@ -213,29 +213,71 @@ pub struct DiscussionView {
     pub subject: Option<String>,
     /// Newest activity.
     pub last_activity: DateTime<Utc>,
-    /// Messages in it.
+    /// Messages in it, in the folder listed (`inbox` when not listing): those outside the
+    /// trash in the inbox, those in it in the trash.
     pub message_count: u32,
-    /// Unread messages in it.
+    /// Unread messages among those.
     pub unread_count: u32,
+    /// Messages of it in the trash, whatever the folder.
+    pub trashed_count: u32,
     /// Preview of the newest message.
     pub snippet: String,
     /// People in it.
     pub participants: Vec<ParticipantView>,
     /// Privacy of the newest message.
     pub privacy: PrivacyView,
+    /// Tags carried by any of its messages, by name; deleted tags are left out.
+    pub tags: Vec<TagView>,
 }
 
-impl From<&Discussion> for DiscussionView {
-    fn from(d: &Discussion) -> Self {
+/// Which discussions a list shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum FolderParam {
+    /// Discussions with at least one message outside the trash.
+    #[default]
+    Inbox,
+    /// Discussions with at least one message in the trash.
+    Trash,
+}
+
+impl From<FolderParam> for palisade_store::Folder {
+    fn from(f: FolderParam) -> Self {
+        match f {
+            FolderParam::Inbox => palisade_store::Folder::Inbox,
+            FolderParam::Trash => palisade_store::Folder::Trash,
+        }
+    }
+}
+
+impl DiscussionView {
+    /// The discussion as listed in `folder`, its tag ids resolved through `tags`.
+    pub fn new(d: &Discussion, folder: FolderParam, tags: &HashMap<TagId, Tag>) -> Self {
+        let (message_count, unread_count) = match folder {
+            FolderParam::Inbox => (
+                d.message_count.saturating_sub(d.trashed_count),
+                d.unread_count.saturating_sub(d.trashed_unread_count),
+            ),
+            FolderParam::Trash => (d.trashed_count, d.trashed_unread_count),
+        };
+        let mut tag_views: Vec<TagView> = d
+            .tags
+            .iter()
+            .filter_map(|t| tags.get(t))
+            .map(Into::into)
+            .collect();
+        tag_views.sort_by(|a, b| a.name.cmp(&b.name));
         DiscussionView {
             id: d.id.0,
             subject: d.subject.clone(),
             last_activity: d.last_activity,
-            message_count: d.message_count,
-            unread_count: d.unread_count,
+            message_count,
+            unread_count,
+            trashed_count: d.trashed_count,
             snippet: d.snippet.clone(),
             participants: d.participants.iter().map(Into::into).collect(),
             privacy: (&d.privacy).into(),
+            tags: tag_views,
         }
     }
 }

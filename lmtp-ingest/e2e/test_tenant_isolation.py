@@ -45,6 +45,9 @@ def test_other_users_ids_are_not_found(tenants):
         ("POST", f"/messages/{i['message']}/forward", None),
         ("GET", f"/discussions/{i['discussion']}", None),
         ("GET", f"/discussions/{i['discussion']}/messages", None),
+        ("GET", f"/discussions/{i['discussion']}/messages?folder=trash", None),
+        ("PATCH", f"/discussions/{i['discussion']}/flags", {"seen": True, "trashed": True}),
+        ("POST", f"/discussions/{i['discussion']}/tags", {"remove": []}),
         ("PATCH", f"/tags/{i['tag']}", {"name": "stolen"}),
         ("DELETE", f"/tags/{i['tag']}", None),
         ("GET", f"/contacts/{i['contact']}", None),
@@ -75,8 +78,9 @@ def test_other_users_ids_are_not_found(tenants):
 
 def test_lists_and_search_show_only_own_data(tenants):
     _, _, b, i = tenants
-    for path in ("/messages", "/discussions", "/contacts", "/drafts"):
+    for path in ("/messages", "/discussions", "/discussions?folder=trash", "/contacts", "/drafts"):
         assert b.get(path).json()["items"] == [], path
+    assert b.get("/contacts/autocomplete?q=z").json() == []
     assert b.get("/tags").json() == []
     assert b.get("/search?q=zebra").json()["items"] == []
     assert b.get("/search?subject=zebra").json()["items"] == []

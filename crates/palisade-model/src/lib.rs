@@ -474,6 +474,15 @@ pub struct Discussion {
     pub participants: Vec<Participant>,
     /// Privacy features of the newest message.
     pub privacy: PrivacyFeatures,
+    /// How many of its messages are in the trash.
+    #[serde(default)]
+    pub trashed_count: u32,
+    /// How many of those are unread.
+    #[serde(default)]
+    pub trashed_unread_count: u32,
+    /// The tags carried by any of its messages, each once.
+    #[serde(default)]
+    pub tags: Vec<TagId>,
 }
 
 /// Most participants a discussion keeps for display.

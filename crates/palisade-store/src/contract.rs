@@ -22,6 +22,8 @@ pub async fn run_all(store: &dyn Store) {
     lists_paginate_newest_first(store).await;
     crate::contract_mailbox::run_all(store).await;
     crate::contract_drafts::run_all(store).await;
+    crate::contract_discussions::run_all(store).await;
+    crate::contract_suggest::run_all(store).await;
 }
 
 pub(crate) fn addr(s: &str) -> Address {
@@ -347,6 +349,7 @@ pub async fn long_header_values_are_stored_and_still_thread(store: &dyn Store) {
     let listed = store
         .list_discussions(
             user.id,
+            crate::Folder::Inbox,
             Page {
                 after: None,
                 limit: 10,

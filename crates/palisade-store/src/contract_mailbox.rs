@@ -2,7 +2,7 @@
 //! contacts and drafts. Every check also proves that another user cannot reach the data.
 
 use crate::contract::{addr, content, delivery, unique};
-use crate::{Page, Store, StoreError, TagChange};
+use crate::{Folder, Page, Store, StoreError, TagChange};
 use chrono::{TimeZone, Utc};
 use palisade_model::{
     Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageContent, Participant,
@@ -109,7 +109,7 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     .await
     .expect("t2");
     let list = store
-        .list_discussions(user.id, page(10))
+        .list_discussions(user.id, Folder::Inbox, page(10))
         .await
         .expect("list");
     assert_eq!(list.items.len(), 2);
@@ -134,11 +134,15 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     assert_eq!(list.items[1].subject.as_deref(), Some("other"));
 
     // Paging walks both without repeats.
-    let p1 = store.list_discussions(user.id, page(1)).await.expect("p1");
+    let p1 = store
+        .list_discussions(user.id, Folder::Inbox, page(1))
+        .await
+        .expect("p1");
     assert_eq!(p1.items.len(), 1);
     let p2 = store
         .list_discussions(
             user.id,
+            Folder::Inbox,
             Page {
                 after: p1.next.clone(),
                 limit: 1,
@@ -151,7 +155,7 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     assert!(p2.next.is_none(), "the last page has no next cursor");
 
     let messages = store
-        .discussion_messages(user.id, trip.id, page(10))
+        .discussion_messages(user.id, trip.id, None, page(10))
         .await
         .expect("messages");
     let ids: Vec<_> = messages.items.iter().map(|m| m.id).collect();
@@ -170,7 +174,7 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     );
     assert!(
         store
-            .discussion_messages(other.id, trip.id, page(10))
+            .discussion_messages(other.id, trip.id, None, page(10))
             .await
             .expect("messages")
             .items
@@ -178,7 +182,7 @@ async fn discussions_list_by_activity_with_counts(store: &dyn Store) {
     );
     assert!(
         store
-            .list_discussions(other.id, page(10))
+            .list_discussions(other.id, Folder::Inbox, page(10))
             .await
             .expect("list")
             .items
@@ -555,7 +559,7 @@ async fn delete_removes_message_and_updates_discussion(store: &dyn Store) {
     let listed = store.list_messages(user.id, page(10)).await.expect("list");
     assert_eq!(listed.items.len(), 1);
     let disc = store
-        .list_discussions(user.id, page(10))
+        .list_discussions(user.id, Folder::Inbox, page(10))
         .await
         .expect("discussions");
     assert_eq!(disc.items.len(), 1);
@@ -573,7 +577,7 @@ async fn delete_removes_message_and_updates_discussion(store: &dyn Store) {
     );
     assert!(
         store
-            .list_discussions(user.id, page(10))
+            .list_discussions(user.id, Folder::Inbox, page(10))
             .await
             .expect("discussions")
             .items

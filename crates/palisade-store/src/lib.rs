@@ -19,10 +19,15 @@ pub mod cassandra;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 #[cfg(any(test, feature = "contract"))]
+mod contract_discussions;
+#[cfg(any(test, feature = "contract"))]
 mod contract_drafts;
 #[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
+#[cfg(any(test, feature = "contract"))]
+mod contract_suggest;
 pub mod sqlite;
+pub mod suggest;
 mod threading;
 
 /// SHA-256 of raw message bytes, the content key of the raw store.
@@ -84,6 +89,34 @@ pub struct Page {
     pub limit: usize,
 }
 
+/// Which of a user's discussions a list shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Folder {
+    /// Discussions with at least one message not in the trash.
+    #[default]
+    Inbox,
+    /// Discussions with at least one message in the trash.
+    Trash,
+}
+
+impl Folder {
+    /// Whether a message with these flags belongs in this folder.
+    pub fn holds_message(self, flags: &Flags) -> bool {
+        match self {
+            Folder::Inbox => !flags.trashed,
+            Folder::Trash => flags.trashed,
+        }
+    }
+
+    /// Whether `discussion` belongs in this folder.
+    pub fn holds(self, discussion: &Discussion) -> bool {
+        match self {
+            Folder::Inbox => discussion.message_count > discussion.trashed_count,
+            Folder::Trash => discussion.trashed_count > 0,
+        }
+    }
+}
+
 /// One page of results and the cursor of the next page, if there is one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PageOf<T> {
@@ -118,6 +151,9 @@ pub trait Accounts: Send + Sync {
 
     /// The user's argon2id password hash (PHC string), if a password is set.
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the user's password hash; `false` when the user does not exist.
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError>;
 }
 
 /// A user's mail: delivery, messages, discussions, flags, tags and deletion.
@@ -158,10 +194,11 @@ pub trait Mailbox: Send + Sync {
     /// How many messages the user has, the stored side of the search watermark.
     async fn count_messages(&self, user: UserId) -> Result<u64, StoreError>;
 
-    /// The user's discussions, most recent activity first.
+    /// The user's discussions in `folder`, most recent activity first.
     async fn list_discussions(
         &self,
         user: UserId,
+        folder: Folder,
         page: Page,
     ) -> Result<PageOf<Discussion>, StoreError>;
 
@@ -172,11 +209,13 @@ pub trait Mailbox: Send + Sync {
         id: DiscussionId,
     ) -> Result<Option<Discussion>, StoreError>;
 
-    /// The messages of one discussion, newest arrival first.
+    /// The messages of one discussion, newest arrival first: all of them, or only those of
+    /// `folder` (outside the trash for the inbox, in it for the trash).
     async fn discussion_messages(
         &self,
         user: UserId,
         id: DiscussionId,
+        folder: Option<Folder>,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError>;
 
@@ -197,6 +236,26 @@ pub trait Mailbox: Send + Sync {
         id: MessageId,
         tags: &[TagId],
     ) -> Result<bool, StoreError>;
+
+    /// Applies `patch` to every message of a discussion, keeping its counts in step; the
+    /// messages whose flags changed, or `None` when the discussion does not exist.
+    async fn update_discussion_flags(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Vec<MessageId>>, StoreError>;
+
+    /// Adds `add` to and removes `remove` from the tags of every message of a discussion;
+    /// the messages whose tags changed, or `None` when the discussion does not exist. Callers
+    /// check that the tags are the user's.
+    async fn retag_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        add: &[TagId],
+        remove: &[TagId],
+    ) -> Result<Option<Vec<MessageId>>, StoreError>;
 
     /// Deletes a message for good (row, raw bytes, discussion membership); `false` when it did
     /// not exist.
@@ -251,6 +310,16 @@ pub trait AddressBook: Send + Sync {
 
     /// Deletes a contact; `false` when absent.
     async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError>;
+
+    /// The user's contact addresses whose contact has a name word, or whose address starts
+    /// with `prefix` (see [`suggest::contact_terms`]), case-insensitively; at most `limit`,
+    /// ordered by the first matching term, then contact, then address.
+    async fn autocomplete_contacts(
+        &self,
+        user: UserId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<suggest::ContactMatch>, StoreError>;
 }
 
 /// Messages a user is still writing.
@@ -344,6 +413,22 @@ impl AttachmentLimits {
         }
         Ok(())
     }
+}
+
+/// `tags` with `add` appended (those not already there) and `remove` taken out, in order:
+/// what a discussion-wide tag change makes of one message's tags.
+pub(crate) fn retagged(tags: &[TagId], add: &[TagId], remove: &[TagId]) -> Vec<TagId> {
+    let mut out: Vec<TagId> = tags
+        .iter()
+        .filter(|t| !remove.contains(t))
+        .copied()
+        .collect();
+    for t in add {
+        if !remove.contains(t) && !out.contains(t) {
+            out.push(*t);
+        }
+    }
+    out
 }
 
 /// Everything a backend stores: the union of the concerns, for the daemon that wires one

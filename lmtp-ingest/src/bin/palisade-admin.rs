@@ -4,7 +4,6 @@
 //! stderr with a non-zero exit.
 
 use anyhow::{Context, anyhow, bail};
-use argon2::password_hash::PasswordHasher;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use lmtp_ingest::{ConfigArg, open_backends, open_index};
@@ -310,18 +309,23 @@ fn read_password() -> anyhow::Result<String> {
         .read_to_string(&mut input)
         .context("reading password from stdin")?;
     let password = input.trim_end_matches(['\r', '\n']).to_string();
-    if password.len() < 8 {
-        bail!("password must be at least 8 characters");
+    let (min, max) = (
+        palisade_api::passwords::MIN_PASSWORD_CHARS,
+        palisade_api::passwords::MAX_PASSWORD_CHARS,
+    );
+    let chars = password.chars().count();
+    if chars < min {
+        bail!("password must be at least {min} characters");
+    }
+    if chars > max {
+        bail!("password must be at most {max} characters");
     }
     Ok(password)
 }
 
 fn hash_password(password: &str) -> anyhow::Result<String> {
-    // Argon2id with the library's recommended parameters and a random salt.
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow!("hashing password: {e}"))
+    // The API's own hashing, so sign-in and password changes agree with it.
+    Ok(palisade_api::passwords::hash(password)?)
 }
 
 /// Walks one user's mailbox a page at a time, newest first.

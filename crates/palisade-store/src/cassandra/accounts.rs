@@ -179,4 +179,14 @@ impl Accounts for CassandraStore {
         let row: Option<(Option<String>,)> = self.first(&st.select_password_hash, (id.0,)).await?;
         Ok(row.and_then(|(hash,)| hash))
     }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
+        // An UPDATE would create a partial row for a missing user, so check first.
+        if self.user_by_id(id.0).await?.is_none() {
+            return Ok(false);
+        }
+        let st = self.statements().await?;
+        self.execute(&st.set_password_hash, (hash, id.0)).await?;
+        Ok(true)
+    }
 }

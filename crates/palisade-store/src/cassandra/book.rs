@@ -6,6 +6,7 @@
 
 use super::{CassandraStore, Claim, fetch_size, json, page_of, to_json};
 use crate::AddressBook;
+use crate::suggest::{ContactMatch, Matches, normalize_prefix};
 use crate::{Page, PageOf, StoreError};
 use async_trait::async_trait;
 use palisade_model::{Address, Contact, ContactId, UserId};
@@ -188,6 +189,43 @@ pub(super) async fn delete_contact(
     Ok(true)
 }
 
+/// Most contacts one autocompletion reads. The contacts partition is scanned rather than
+/// indexed by prefix: a user has at most a few thousand contacts, whose names and
+/// addresses (not their keys) make a few hundred kilobytes read in pages of 500, which
+/// costs less than keeping a second table in step with every contact change. Past this
+/// bound, later contacts (by id) are not suggested.
+const AUTOCOMPLETE_SCAN: usize = 10_000;
+
+/// Scans the user's contacts (at most [`AUTOCOMPLETE_SCAN`]) for matches of `prefix`.
+pub(super) async fn autocomplete_contacts(
+    store: &CassandraStore,
+    user: UserId,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<ContactMatch>, StoreError> {
+    let prefix = normalize_prefix(prefix);
+    if prefix.is_empty() {
+        return Ok(Vec::new());
+    }
+    let st = store.statements().await?;
+    let mut matches = Matches::default();
+    let mut scanned = 0;
+    store
+        .scan(
+            &st.scan_contact_names,
+            (user.0,),
+            st.scan_contact_names.get_page_size(),
+            |(id, name, addresses): (String, Option<String>, Option<String>)| {
+                let contact = self::contact(user, (id, name, addresses, None))?;
+                matches.offer(&prefix, &contact);
+                scanned += 1;
+                Ok(scanned < AUTOCOMPLETE_SCAN)
+            },
+        )
+        .await?;
+    Ok(matches.best(limit))
+}
+
 #[async_trait]
 impl AddressBook for CassandraStore {
     async fn list_contacts(&self, user: UserId, page: Page) -> Result<PageOf<Contact>, StoreError> {
@@ -216,5 +254,14 @@ impl AddressBook for CassandraStore {
 
     async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError> {
         delete_contact(self, user, id).await
+    }
+
+    async fn autocomplete_contacts(
+        &self,
+        user: UserId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<ContactMatch>, StoreError> {
+        autocomplete_contacts(self, user, prefix, limit).await
     }
 }

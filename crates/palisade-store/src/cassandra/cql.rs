@@ -133,10 +133,23 @@ impl CassandraStore {
         values: impl SerializeRow,
         limit: usize,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
+        self.summaries_where(statement, values, limit, |_| true)
+            .await
+    }
+
+    /// Like [`Self::summaries`], keeping only the messages `keep` accepts; reads on through
+    /// the rows until the page is full.
+    pub(super) async fn summaries_where(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+        limit: usize,
+        keep: impl Fn(&MessageSummary) -> bool,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
         let limit = limit.max(1);
         let mut items = Vec::with_capacity(limit + 1);
         self.scan(statement, values, fetch_size(limit), |row: SummaryRow| {
-            if let Some(item) = summary(row)? {
+            if let Some(item) = summary(row)?.filter(|m| keep(m)) {
                 items.push(item);
             }
             Ok(items.len() <= limit)

@@ -14,10 +14,10 @@ use super::{
 };
 use super::{
     ChunkRow, MessageRow, MessageSummaryRow, SUMMARIES_PER_LOOKUP, corrupt, deliver, next_row,
-    summary, tags, u64_of,
+    organize, summary, tags, u64_of,
 };
 use crate::{Delivery, DeliveryReceipt, Mailbox};
-use crate::{Page, PageOf, StoreError, TagChange};
+use crate::{Folder, Page, PageOf, StoreError, TagChange};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use palisade_model::{
@@ -49,13 +49,35 @@ type NewestRow = (
     Option<String>,
 );
 
-type DiscussionRow = (
+pub(super) type DiscussionRow = (
     Uuid,
     Option<String>,
     Option<Vec<String>>,
     Option<Vec<Uuid>>,
     Option<Vec<Uuid>>,
+    Option<Vec<Uuid>>,
+    Option<Vec<String>>,
 );
+
+/// The `tag_pairs` element saying that `message` carries `tag`.
+pub(super) fn tag_pair(tag: TagId, message: Uuid) -> String {
+    format!("{tag}:{message}")
+}
+
+/// The discussion's tags from its `tag_pairs`: those of messages still in `members`, each
+/// once, in tag id order. Pairs left by a tag change racing a deletion are ignored.
+fn tags_of(pairs: &[String], members: &HashSet<Uuid>) -> Vec<TagId> {
+    let tags: BTreeSet<Uuid> = pairs
+        .iter()
+        .filter_map(|p| p.split_once(':'))
+        .filter_map(|(tag, message)| {
+            Some((Uuid::parse_str(tag).ok()?, Uuid::parse_str(message).ok()?))
+        })
+        .filter(|(_, message)| members.contains(message))
+        .map(|(tag, _)| tag)
+        .collect();
+    tags.into_iter().map(TagId).collect()
+}
 
 /// A discussion's people from its `participants` list: appends that raced may repeat someone
 /// or run past the cap, so the list is merged again on reading.
@@ -169,25 +191,41 @@ fn discussion(
     newest: &Newest,
     row: Option<&DiscussionRow>,
 ) -> Result<Discussion, StoreError> {
-    let (subject, people, members, unread) = match row {
-        Some((_, subject, people, members, unread)) => (
+    let (subject, people, members, unread, trashed, pairs) = match row {
+        Some((_, subject, people, members, unread, trashed, pairs)) => (
             subject.clone(),
             people.as_deref(),
             members.as_deref().unwrap_or_default(),
             unread.as_deref().unwrap_or_default(),
+            trashed.as_deref().unwrap_or_default(),
+            pairs.as_deref().unwrap_or_default(),
         ),
-        None => (None, None, &[][..], &[][..]),
+        None => (None, None, &[][..], &[][..], &[][..], &[][..]),
     };
     let members: HashSet<Uuid> = members.iter().copied().collect();
-    // An id marked unread by a flag update racing the message's deletion is not counted.
-    let unread = unread.iter().filter(|m| members.contains(m)).count();
+    // An id marked by a flag update racing the message's deletion is not counted.
+    let unread: HashSet<Uuid> = unread
+        .iter()
+        .filter(|m| members.contains(m))
+        .copied()
+        .collect();
+    let trashed: HashSet<Uuid> = trashed
+        .iter()
+        .filter(|m| members.contains(m))
+        .copied()
+        .collect();
+    let trashed_unread = trashed.intersection(&unread).count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok(Discussion {
         id: DiscussionId(id),
         user_id: user,
         subject,
         last_activity: from_timestamp(newest.received),
-        message_count: u32::try_from(members.len()).unwrap_or(u32::MAX),
-        unread_count: u32::try_from(unread).unwrap_or(u32::MAX),
+        message_count: count(members.len()),
+        unread_count: count(unread.len()),
+        trashed_count: count(trashed.len()),
+        trashed_unread_count: count(trashed_unread),
+        tags: tags_of(pairs, &members),
         snippet: newest.snippet.clone().unwrap_or_default(),
         participants: self::people(people.unwrap_or_default())?,
         privacy: newest
@@ -200,7 +238,7 @@ fn discussion(
 }
 
 /// The discussion rows of `ids`, by id.
-async fn discussion_rows(
+pub(super) async fn discussion_rows(
     store: &CassandraStore,
     user: Uuid,
     ids: &[Uuid],
@@ -257,10 +295,15 @@ async fn at_activity(
     Ok(out)
 }
 
-/// Walks the activity index from the cursor, skipping stale rows, until the page is full.
+/// Walks the activity index from the cursor, skipping stale rows and discussions outside
+/// `folder`, until the page is full. A folder is a filter over the one activity index: a
+/// page reads on until it has found `limit` discussions, so a sparse folder (a small trash
+/// in a large mailbox) costs up to one round of [`ACTIVITY_ROUND`] rows per hundred
+/// discussions skipped, bounded by the user's discussion count.
 pub(super) async fn list_discussions(
     store: &CassandraStore,
     user: UserId,
+    folder: Folder,
     page: Page,
 ) -> Result<PageOf<Discussion>, StoreError> {
     let st = store.statements().await?;
@@ -285,7 +328,12 @@ pub(super) async fn list_discussions(
         if let Some((at, id)) = rows.last() {
             after = Some((at.0, *id));
         }
-        found.extend(at_activity(store, user, &rows).await?);
+        found.extend(
+            at_activity(store, user, &rows)
+                .await?
+                .into_iter()
+                .filter(|d| folder.holds(d)),
+        );
         if found.len() > limit || exhausted {
             break;
         }
@@ -314,12 +362,14 @@ struct MessageState {
     received: CqlTimestamp,
     sha256: String,
     flags: Flags,
+    tags: Vec<TagId>,
 }
 
 type StateRow = (
     Option<bool>,
     Option<Uuid>,
     Option<CqlTimestamp>,
+    Option<String>,
     Option<String>,
     Option<String>,
 );
@@ -332,7 +382,8 @@ async fn message_state(
 ) -> Result<Option<MessageState>, StoreError> {
     let st = store.statements().await?;
     let row: Option<StateRow> = store.first(&st.select_message_state, (user, id)).await?;
-    let Some((Some(true), Some(discussion), Some(received), Some(sha256), flags)) = row else {
+    let Some((Some(true), Some(discussion), Some(received), Some(sha256), flags, tags)) = row
+    else {
         return Ok(None);
     };
     Ok(Some(MessageState {
@@ -341,6 +392,10 @@ async fn message_state(
         sha256,
         flags: flags
             .map(|f| json(&f, "flags"))
+            .transpose()?
+            .unwrap_or_default(),
+        tags: tags
+            .map(|t| json(&t, "tags"))
             .transpose()?
             .unwrap_or_default(),
     }))
@@ -376,6 +431,14 @@ pub(super) async fn update_flags(
         };
         store.execute(unread, (vec![m], u, d)).await?;
     }
+    if flags.trashed != state.flags.trashed {
+        let trashed = if flags.trashed {
+            &st.add_trashed
+        } else {
+            &st.remove_trashed
+        };
+        store.execute(trashed, (vec![m], u, d)).await?;
+    }
     store
         .execute(&st.set_message_flags, (encoded.as_str(), u, m))
         .await?;
@@ -390,8 +453,28 @@ pub(super) async fn set_message_tags(
     tags: &[TagId],
 ) -> Result<bool, StoreError> {
     let st = store.statements().await?;
-    if message_state(store, user.0, id.0).await?.is_none() {
+    let Some(state) = message_state(store, user.0, id.0).await? else {
         return Ok(false);
+    };
+    // The discussion's pairs change first, so a retry after a failure still sees the old
+    // tags on the message row and writes them again.
+    let (u, d) = (user.0, state.discussion);
+    let gone: Vec<String> = state
+        .tags
+        .iter()
+        .filter(|t| !tags.contains(t))
+        .map(|t| tag_pair(*t, id.0))
+        .collect();
+    let added: Vec<String> = tags
+        .iter()
+        .filter(|t| !state.tags.contains(t))
+        .map(|t| tag_pair(*t, id.0))
+        .collect();
+    if !gone.is_empty() {
+        store.execute(&st.remove_tag_pairs, (gone, u, d)).await?;
+    }
+    if !added.is_empty() {
+        store.execute(&st.add_tag_pairs, (added, u, d)).await?;
     }
     store
         .execute(&st.set_message_tags, (to_json(&tags)?, user.0, id.0))
@@ -441,7 +524,19 @@ pub(super) async fn delete_message(
     store
         .execute(
             &st.untouch_discussion,
-            (people_column(&people)?, vec![m], vec![m], u, d),
+            (
+                people_column(&people)?,
+                vec![m],
+                vec![m],
+                vec![m],
+                state
+                    .tags
+                    .iter()
+                    .map(|t| tag_pair(*t, m))
+                    .collect::<Vec<_>>(),
+                u,
+                d,
+            ),
         )
         .await?;
     // The new newest gets its activity row before the deleted one loses its own.
@@ -643,9 +738,10 @@ impl Mailbox for CassandraStore {
     async fn list_discussions(
         &self,
         user: UserId,
+        folder: Folder,
         page: Page,
     ) -> Result<PageOf<Discussion>, StoreError> {
-        list_discussions(self, user, page).await
+        list_discussions(self, user, folder, page).await
     }
 
     async fn get_discussion(
@@ -660,20 +756,24 @@ impl Mailbox for CassandraStore {
         &self,
         user: UserId,
         id: DiscussionId,
+        folder: Option<Folder>,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
         let st = self.statements().await?;
+        // A folder filters the discussion's own partition, which is small enough to walk.
+        let keep = |m: &MessageSummary| folder.is_none_or(|f| f.holds_message(&m.flags));
         match &page.after {
             None => {
-                self.summaries(&st.in_discussion_first, (user.0, id.0), page.limit)
+                self.summaries_where(&st.in_discussion_first, (user.0, id.0), page.limit, keep)
                     .await
             }
             Some(cursor) => {
                 let (ms, after) = decode_cursor(cursor)?;
-                self.summaries(
+                self.summaries_where(
                     &st.in_discussion_after,
                     (user.0, id.0, CqlTimestamp(ms), after),
                     page.limit,
+                    keep,
                 )
                 .await
             }
@@ -696,6 +796,25 @@ impl Mailbox for CassandraStore {
         tags: &[TagId],
     ) -> Result<bool, StoreError> {
         set_message_tags(self, user, id, tags).await
+    }
+
+    async fn update_discussion_flags(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Vec<MessageId>>, StoreError> {
+        organize::update_discussion_flags(self, user, id, patch).await
+    }
+
+    async fn retag_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        add: &[TagId],
+        remove: &[TagId],
+    ) -> Result<Option<Vec<MessageId>>, StoreError> {
+        organize::retag_discussion(self, user, id, add, remove).await
     }
 
     async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError> {

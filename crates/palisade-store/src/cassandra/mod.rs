@@ -13,6 +13,7 @@ mod cql;
 mod deliver;
 mod drafts;
 mod mailbox;
+mod organize;
 mod schema;
 mod statements;
 mod tags;

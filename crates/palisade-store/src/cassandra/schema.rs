@@ -247,6 +247,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 5,
+        description: "discussion list: trashed messages and tags per discussion",
+        statements: &[
+            // Ids of the discussion's messages in the trash; a set like unread_ids, so marking
+            // twice is harmless, and readers count only ids still in message_ids.
+            "ALTER TABLE {ks}.discussions ADD trashed_ids set<uuid>",
+            // One `tag:message` element per tag on a message: the discussion's tags are the
+            // distinct tags of pairs whose message is still a member. Pairs make removal exact
+            // (another message keeping the tag keeps its own pair) and idempotent.
+            "ALTER TABLE {ks}.discussions ADD tag_pairs set<text>",
+        ],
+    },
 ];
 
 impl CassandraStore {

@@ -43,6 +43,10 @@ pub(crate) struct Statements {
     pub(crate) add_participants: PreparedStatement,
     pub(crate) add_unread: PreparedStatement,
     pub(crate) remove_unread: PreparedStatement,
+    pub(crate) add_trashed: PreparedStatement,
+    pub(crate) remove_trashed: PreparedStatement,
+    pub(crate) add_tag_pairs: PreparedStatement,
+    pub(crate) remove_tag_pairs: PreparedStatement,
     pub(crate) insert_discussion_by_subject: PreparedStatement,
     pub(crate) insert_message: PreparedStatement,
     pub(crate) insert_arrival: PreparedStatement,
@@ -58,6 +62,7 @@ pub(crate) struct Statements {
     pub(crate) list_after: PreparedStatement,
     pub(crate) count_messages: PreparedStatement,
     pub(crate) select_password_hash: PreparedStatement,
+    pub(crate) set_password_hash: PreparedStatement,
 
     pub(crate) insert_activity: PreparedStatement,
     pub(crate) delete_activity: PreparedStatement,
@@ -77,6 +82,8 @@ pub(crate) struct Statements {
     pub(crate) set_arrival_flags: PreparedStatement,
     pub(crate) set_in_discussion_flags: PreparedStatement,
     pub(crate) set_message_tags: PreparedStatement,
+    /// The tags of several messages by id, with what proves they exist, in one request.
+    pub(crate) select_tags_in: PreparedStatement,
     /// Logged batch removing a message's arrival and discussion rows.
     pub(crate) unlist_message: Batch,
     /// Logged batch removing the message row, its arrival claim and its raw bytes.
@@ -104,6 +111,8 @@ pub(crate) struct Statements {
     pub(crate) release_contact_address: PreparedStatement,
 
     pub(crate) select_drafts: PreparedStatement,
+    /// Every contact's name and addresses, paged, for recipient autocompletion.
+    pub(crate) scan_contact_names: PreparedStatement,
     pub(crate) select_draft: PreparedStatement,
     pub(crate) insert_draft: PreparedStatement,
     pub(crate) delete_draft: PreparedStatement,
@@ -243,6 +252,10 @@ impl Statements {
             .idempotent("SELECT updated_at, id, draft_json FROM {ks}.drafts WHERE user_id = ?")
             .await?;
         select_drafts.set_page_size(MEMBER_PAGE);
+        let mut scan_contact_names = p
+            .idempotent("SELECT id, name, addresses_json FROM {ks}.contacts WHERE user_id = ?")
+            .await?;
+        scan_contact_names.set_page_size(MEMBER_PAGE);
 
         let mut select_all_users = p
             .idempotent("SELECT id, name, created_at, addresses FROM {ks}.users")
@@ -370,11 +383,36 @@ impl Statements {
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
+            add_trashed: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET trashed_ids = trashed_ids + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            remove_trashed: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET trashed_ids = trashed_ids - ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            add_tag_pairs: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET tag_pairs = tag_pairs + ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            remove_tag_pairs: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET tag_pairs = tag_pairs - ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
             untouch_discussion: p
                 .idempotent(
                     "UPDATE {ks}.discussions
                      SET participants = ?, message_ids = message_ids - ?,
-                         unread_ids = unread_ids - ?
+                         unread_ids = unread_ids - ?, trashed_ids = trashed_ids - ?,
+                         tag_pairs = tag_pairs - ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
@@ -421,6 +459,9 @@ impl Statements {
             select_password_hash: p
                 .idempotent("SELECT password_hash FROM {ks}.users WHERE id = ?")
                 .await?,
+            set_password_hash: p
+                .idempotent("UPDATE {ks}.users SET password_hash = ? WHERE id = ?")
+                .await?,
 
             insert_activity: p
                 .idempotent(
@@ -449,7 +490,8 @@ impl Statements {
                 .await?,
             select_discussions_in: p
                 .idempotent(
-                    "SELECT id, subject, participants, message_ids, unread_ids
+                    "SELECT id, subject, participants, message_ids, unread_ids, trashed_ids,
+                            tag_pairs
                      FROM {ks}.discussions WHERE user_id = ? AND id IN ?",
                 )
                 .await?,
@@ -468,7 +510,8 @@ impl Statements {
 
             select_message_state: p
                 .idempotent(
-                    "SELECT delivered, discussion_id, received_at, raw_sha256, flags_json
+                    "SELECT delivered, discussion_id, received_at, raw_sha256, flags_json,
+                            tags_json
                      FROM {ks}.messages WHERE user_id = ? AND id = ?",
                 )
                 .await?,
@@ -489,6 +532,12 @@ impl Statements {
                 .await?,
             set_message_tags: p
                 .idempotent("UPDATE {ks}.messages SET tags_json = ? WHERE user_id = ? AND id = ?")
+                .await?,
+            select_tags_in: p
+                .idempotent(
+                    "SELECT id, delivered, discussion_id, tags_json FROM {ks}.messages
+                     WHERE user_id = ? AND id IN ?",
+                )
                 .await?,
 
             select_tags: p
@@ -586,6 +635,7 @@ impl Statements {
                 .await?,
 
             select_drafts,
+            scan_contact_names,
             select_draft: p
                 .idempotent("SELECT draft_json FROM {ks}.drafts WHERE user_id = ? AND id = ?")
                 .await?,

@@ -159,4 +159,18 @@ impl Accounts for SqliteStore {
         })
         .await
     }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
+        let hash = hash.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                    params![id.to_string(), hash],
+                )
+                .map(|n| n > 0)
+                .map_err(unavailable)
+            })
+            .await
+    }
 }

@@ -4,10 +4,10 @@
 
 use super::rows::{json, parse_id, start_after, to_json};
 use super::{SqliteStore, from_millis, unavailable};
-use super::{deliver, rows, tags};
+use super::{deliver, organize, rows, tags};
 use crate::threading::SNIPPET_CHARS;
 use crate::{Delivery, DeliveryReceipt, Mailbox};
-use crate::{Page, PageOf, StoreError, TagChange};
+use crate::{Folder, Page, PageOf, StoreError, TagChange};
 use async_trait::async_trait;
 use palisade_model::Message;
 use palisade_model::{
@@ -33,7 +33,8 @@ pub(super) fn limit_param(limit: usize) -> i64 {
 }
 
 const DISCUSSION_COLUMNS: &str = "id, subject, last_activity, message_count, unread_count, \
-                                  snippet, participants_json, privacy_json";
+                                  snippet, participants_json, privacy_json, trashed_count, \
+                                  trashed_unread, tags_json";
 
 fn discussion_row(user: UserId, r: &Row<'_>) -> rusqlite::Result<RawDiscussion> {
     Ok(RawDiscussion {
@@ -46,6 +47,9 @@ fn discussion_row(user: UserId, r: &Row<'_>) -> rusqlite::Result<RawDiscussion> 
         snippet: r.get(5)?,
         participants: r.get(6)?,
         privacy: r.get(7)?,
+        trashed_count: r.get(8)?,
+        trashed_unread: r.get(9)?,
+        tags: r.get(10)?,
     })
 }
 
@@ -60,6 +64,9 @@ struct RawDiscussion {
     snippet: String,
     participants: String,
     privacy: Option<String>,
+    trashed_count: i64,
+    trashed_unread: i64,
+    tags: String,
 }
 
 impl RawDiscussion {
@@ -77,6 +84,9 @@ impl RawDiscussion {
                 Some(p) => json(&p, "privacy")?,
                 None => PrivacyFeatures::default(),
             },
+            trashed_count: u32::try_from(self.trashed_count).unwrap_or_default(),
+            trashed_unread_count: u32::try_from(self.trashed_unread).unwrap_or_default(),
+            tags: json(&self.tags, "tags")?,
         })
     }
 }
@@ -84,12 +94,19 @@ impl RawDiscussion {
 pub(crate) fn list_discussions(
     conn: &Connection,
     user: UserId,
+    folder: Folder,
     page: &Page,
 ) -> Result<PageOf<Discussion>, StoreError> {
     let (after_ms, after_id) = start_after(page)?;
+    // Spelled as the partial indexes' conditions, so the planner walks the folder's index.
+    let in_folder = match folder {
+        Folder::Inbox => "message_count > trashed_count",
+        Folder::Trash => "trashed_count > 0",
+    };
     let sql = format!(
         "SELECT {DISCUSSION_COLUMNS} FROM discussions
-         WHERE user_id = ?1 AND (last_activity < ?2 OR (last_activity = ?2 AND id < ?3))
+         WHERE user_id = ?1 AND {in_folder}
+           AND (last_activity < ?2 OR (last_activity = ?2 AND id < ?3))
          ORDER BY last_activity DESC, id DESC LIMIT ?4"
     );
     let rows = conn
@@ -143,9 +160,10 @@ pub(crate) fn discussion_messages(
     conn: &Connection,
     user: UserId,
     id: DiscussionId,
+    folder: Option<Folder>,
     page: &Page,
 ) -> Result<PageOf<MessageSummary>, StoreError> {
-    super::rows::list_messages(conn, user, Some(id), page)
+    super::rows::list_messages(conn, user, Some(id), folder, page)
 }
 
 pub(crate) fn count_messages(conn: &Connection, user: UserId) -> Result<u64, StoreError> {
@@ -193,18 +211,8 @@ pub(crate) fn update_flags(
         params![user, id, to_json(&new)?],
     )
     .map_err(unavailable)?;
-    let delta: i64 = match (flags.seen, new.seen) {
-        (false, true) => -1,
-        (true, false) => 1,
-        _ => 0,
-    };
-    if delta != 0 {
-        conn.execute(
-            "UPDATE discussions SET unread_count = MAX(0, unread_count + ?3)
-             WHERE user_id = ?1 AND id = ?2",
-            params![user, discussion, delta],
-        )
-        .map_err(unavailable)?;
+    if new != flags {
+        organize::refresh_counts(conn, &user, &discussion)?;
     }
     Ok(Some(new))
 }
@@ -215,13 +223,17 @@ pub(crate) fn set_message_tags(
     id: MessageId,
     tags: &[TagId],
 ) -> Result<bool, StoreError> {
-    let n = conn
-        .execute(
-            "UPDATE messages SET tags_json = ?3 WHERE user_id = ?1 AND id = ?2",
-            params![user.to_string(), id.to_string(), to_json(&tags)?],
-        )
-        .map_err(unavailable)?;
-    Ok(n > 0)
+    let (user, id) = (user.to_string(), id.to_string());
+    let Some((discussion, _)) = message_state(conn, &user, &id)? else {
+        return Ok(false);
+    };
+    conn.execute(
+        "UPDATE messages SET tags_json = ?3 WHERE user_id = ?1 AND id = ?2",
+        params![user, id, to_json(&tags)?],
+    )
+    .map_err(unavailable)?;
+    organize::refresh_counts(conn, &user, &discussion)?;
+    Ok(true)
 }
 
 pub(crate) fn delete_message(
@@ -286,6 +298,7 @@ fn refresh_discussion(conn: &Connection, user: &str, discussion: &str) -> Result
     let Some((last_activity, newest)) = newest else {
         return Ok(());
     };
+    organize::refresh_counts(conn, user, discussion)?;
     conn.execute(
         "UPDATE discussions SET message_count = ?3, unread_count = ?4, last_activity = ?5,
                 snippet = ?6, participants_json = ?7, privacy_json = ?8
@@ -323,7 +336,7 @@ impl Mailbox for SqliteStore {
         user: UserId,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
-        self.read(move |conn| rows::list_messages(conn, user, None, &page))
+        self.read(move |conn| rows::list_messages(conn, user, None, None, &page))
             .await
     }
 
@@ -368,9 +381,10 @@ impl Mailbox for SqliteStore {
     async fn list_discussions(
         &self,
         user: UserId,
+        folder: Folder,
         page: Page,
     ) -> Result<PageOf<Discussion>, StoreError> {
-        self.read(move |conn| list_discussions(conn, user, &page))
+        self.read(move |conn| list_discussions(conn, user, folder, &page))
             .await
     }
 
@@ -386,9 +400,10 @@ impl Mailbox for SqliteStore {
         &self,
         user: UserId,
         id: DiscussionId,
+        folder: Option<Folder>,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
-        self.read(move |conn| discussion_messages(conn, user, id, &page))
+        self.read(move |conn| discussion_messages(conn, user, id, folder, &page))
             .await
     }
 
@@ -412,6 +427,30 @@ impl Mailbox for SqliteStore {
         let tags = tags.to_vec();
         self.writer
             .write(move |conn| set_message_tags(conn, user, id, &tags))
+            .await
+    }
+
+    async fn update_discussion_flags(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        patch: FlagsPatch,
+    ) -> Result<Option<Vec<MessageId>>, StoreError> {
+        self.writer
+            .write(move |conn| organize::update_discussion_flags(conn, user, id, patch))
+            .await
+    }
+
+    async fn retag_discussion(
+        &self,
+        user: UserId,
+        id: DiscussionId,
+        add: &[TagId],
+        remove: &[TagId],
+    ) -> Result<Option<Vec<MessageId>>, StoreError> {
+        let (add, remove) = (add.to_vec(), remove.to_vec());
+        self.writer
+            .write(move |conn| organize::retag_discussion(conn, user, id, &add, &remove))
             .await
     }
 

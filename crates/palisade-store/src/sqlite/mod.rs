@@ -10,6 +10,7 @@ mod deliver;
 mod drafts;
 mod jobs;
 mod mailbox;
+mod organize;
 mod rows;
 mod schema;
 mod tags;

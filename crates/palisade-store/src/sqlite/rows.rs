@@ -83,6 +83,7 @@ pub(crate) fn list_messages(
     conn: &Connection,
     user: UserId,
     discussion: Option<DiscussionId>,
+    folder: Option<crate::Folder>,
     page: &Page,
 ) -> Result<PageOf<MessageSummary>, StoreError> {
     let (after_ms, after_id) = start_after(page)?;
@@ -93,12 +94,18 @@ pub(crate) fn list_messages(
     } else {
         ""
     };
+    // A filter on the rows the index finds; a discussion is small enough to walk.
+    let in_folder = match folder {
+        None => "",
+        Some(crate::Folder::Inbox) => "AND NOT IFNULL(json_extract(flags_json, '$.trashed'), 0)",
+        Some(crate::Folder::Trash) => "AND IFNULL(json_extract(flags_json, '$.trashed'), 0)",
+    };
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {SUMMARY_COLUMNS}
              FROM messages
              WHERE user_id = ?1 AND (received_at < ?2 OR (received_at = ?2 AND id < ?3))
-                   {in_discussion}
+                   {in_discussion} {in_folder}
              ORDER BY received_at DESC, id DESC LIMIT ?4"
         ))
         .map_err(unavailable)?;

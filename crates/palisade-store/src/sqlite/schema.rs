@@ -137,7 +137,59 @@ CREATE TABLE draft_attachments (
     PRIMARY KEY (user_id, draft_id, id)
 );
 "#,
+    // Folders and tags in the discussion list: each discussion keeps how many of its
+    // messages are trashed (and unread among those) and the union of its messages' tags,
+    // recounted by the writer whenever flags or tags change. The partial indexes give each
+    // folder its own activity order, so a page never scans the other folder's discussions.
+    r#"
+ALTER TABLE discussions ADD COLUMN trashed_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE discussions ADD COLUMN trashed_unread INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE discussions ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';
+UPDATE discussions SET
+    trashed_count = (
+        SELECT COUNT(*) FROM messages m
+        WHERE m.user_id = discussions.user_id AND m.discussion_id = discussions.id
+          AND IFNULL(json_extract(m.flags_json, '$.trashed'), 0)),
+    trashed_unread = (
+        SELECT COUNT(*) FROM messages m
+        WHERE m.user_id = discussions.user_id AND m.discussion_id = discussions.id
+          AND IFNULL(json_extract(m.flags_json, '$.trashed'), 0)
+          AND NOT IFNULL(json_extract(m.flags_json, '$.seen'), 0)),
+    tags_json = (
+        SELECT IFNULL(json_group_array(DISTINCT t.value), '[]')
+        FROM messages m, json_each(m.tags_json) t
+        WHERE m.user_id = discussions.user_id AND m.discussion_id = discussions.id);
+CREATE INDEX discussions_in_inbox ON discussions(user_id, last_activity DESC, id DESC)
+    WHERE message_count > trashed_count;
+CREATE INDEX discussions_in_trash ON discussions(user_id, last_activity DESC, id DESC)
+    WHERE trashed_count > 0;
+"#,
+    // Recipient autocompletion: one row per term a contact is found by (a name word or an
+    // address) and the address it suggests, so a prefix is one range of the primary key.
+    // Filled from existing contacts by `backfill` below, since SQL cannot split names the
+    // way the writer does.
+    r#"
+CREATE TABLE contact_terms (
+    user_id    TEXT NOT NULL,
+    term       TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    PRIMARY KEY (user_id, term, contact_id, address)
+);
+CREATE INDEX contact_terms_by_contact ON contact_terms(user_id, contact_id);
+"#,
 ];
+
+/// The migration (by index) that creates `contact_terms`.
+const CONTACT_TERMS: usize = 5;
+
+/// Data steps that SQL cannot express, run in the transaction of migration `version`.
+fn backfill(tx: &rusqlite::Transaction<'_>, version: usize) -> rusqlite::Result<()> {
+    if version == CONTACT_TERMS {
+        super::book::index_all_contacts(tx)?;
+    }
+    Ok(())
+}
 
 /// Brings the database up to the newest schema version.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -151,8 +203,39 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             continue;
         }
         tx.execute_batch(sql)?;
+        backfill(&tx, version)?;
         tx.pragma_update(None, "user_version", (version + 1) as i64)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_stored_before_autocompletion_get_their_terms() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        for sql in &MIGRATIONS[..CONTACT_TERMS] {
+            conn.execute_batch(sql).expect("older schema");
+        }
+        conn.pragma_update(None, "user_version", CONTACT_TERMS as i64)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO contacts (user_id, id, name, addresses_json, public_keys_json)
+             VALUES ('u', 'c', 'Ann Lee', '[\"ann@x.test\"]', '[]')",
+            [],
+        )
+        .expect("contact");
+        migrate(&mut conn).expect("migrate");
+        let terms: Vec<String> = conn
+            .prepare("SELECT term FROM contact_terms WHERE user_id = 'u' ORDER BY term")
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .expect("terms");
+        assert_eq!(terms, ["ann", "ann@x.test", "lee"]);
+    }
 }
