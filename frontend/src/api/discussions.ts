@@ -1,20 +1,13 @@
 /**
  * Whole-discussion reads and actions for the reading screens: one function per action, so the
- * screens do not care how the server does it.
- *
- * FALLBACK: until the server has `PATCH /discussions/{id}/flags`, `POST /discussions/{id}/tags`
- * and `GET /discussions?folder=`, actions go message by message (list the discussion's
- * messages, then one PATCH or PUT each), and the trash cannot be listed (`listDiscussions`
- * answers an empty trash). Each place is marked `FALLBACK` below.
+ * screens do not care how the server does it. Each action is one call per discussion
+ * (`PATCH /discussions/{id}/flags`, `POST /discussions/{id}/tags`).
  */
 import { api, errorMessage, type Schemas } from "./client";
 import { t } from "../i18n";
 
-/** A discussion as the list shows it; `tags` and `trashed_count` come with the server's folders. */
-export type Discussion = Schemas["DiscussionView"] & {
-  readonly tags?: readonly Schemas["TagView"][];
-  readonly trashed_count?: number;
-};
+/** A discussion as the list shows it. */
+export type Discussion = Schemas["DiscussionView"];
 
 /** Which discussions a list shows. */
 export type Folder = "inbox" | "trash";
@@ -30,7 +23,7 @@ export class ActionError extends Error {
   override readonly name = "ActionError";
 }
 
-/** How many requests the message-by-message fallback keeps in flight. */
+/** How many requests an action on several discussions keeps in flight. */
 const PARALLEL = 4;
 
 /** One page of a folder's discussions, newest activity first. */
@@ -39,12 +32,8 @@ export async function listDiscussions(
   cursor: string | null,
   limit: number,
 ): Promise<{ items: Discussion[]; next: string | null }> {
-  if (folder === "trash") {
-    // FALLBACK: the server cannot list the trash yet; an empty trash is the honest answer.
-    return { items: [], next: null };
-  }
   const { data, error, response } = await api.GET("/api/v1/discussions", {
-    params: { query: cursor === null ? { limit } : { limit, cursor } },
+    params: { query: cursor === null ? { folder, limit } : { folder, limit, cursor } },
   });
   if (!data) throw failure(error, response.status);
   return { items: data.items, next: data.next ?? null };
@@ -77,17 +66,13 @@ export async function newestMessage(id: string): Promise<Schemas["MessageSummary
 
 /** Marks discussions read or unread, or moves them to or out of the trash. */
 export async function setDiscussionFlags(ids: readonly string[], flags: DiscussionFlags): Promise<void> {
-  // FALLBACK: one PATCH per message; becomes PATCH /discussions/{id}/flags.
-  const messages = (await inParallel(ids, discussionMessages)).flat();
-  const wanted = messages.filter(
-    (m) =>
-      (flags.seen !== undefined && m.flags.seen !== flags.seen) ||
-      (flags.trashed !== undefined && m.flags.trashed !== flags.trashed),
-  );
-  await setMessageFlags(
-    wanted.map((m) => m.id),
-    flags,
-  );
+  await inParallel(ids, async (id) => {
+    const { error, response } = await api.PATCH("/api/v1/discussions/{id}/flags", {
+      params: { path: { id } },
+      body: flags,
+    });
+    if (!response.ok) throw failure(error, response.status);
+  });
 }
 
 /** Sets flags on some messages (marking one discussion's unread messages read when opened). */
@@ -108,16 +93,12 @@ export async function tagDiscussions(
   remove: readonly string[],
 ): Promise<void> {
   if (add.length === 0 && remove.length === 0) return;
-  // FALLBACK: read each message's tags, then PUT the new set; becomes POST /discussions/{id}/tags.
-  const messages = (await inParallel(ids, discussionMessages)).flat();
-  await inParallel(messages, async (m) => {
-    const got = await api.GET("/api/v1/messages/{id}", { params: { path: { id: m.id } } });
-    if (!got.data) throw failure(got.error, got.response.status);
-    const current = got.data.tags.map((tag) => tag.id);
-    const next = [...new Set([...current.filter((id) => !remove.includes(id)), ...add])];
-    if (next.length === current.length && next.every((id) => current.includes(id))) return;
-    const put = await api.PUT("/api/v1/messages/{id}/tags", { params: { path: { id: m.id } }, body: { tags: next } });
-    if (!put.response.ok) throw failure(put.error, put.response.status);
+  await inParallel(ids, async (id) => {
+    const { error, response } = await api.POST("/api/v1/discussions/{id}/tags", {
+      params: { path: { id } },
+      body: { add: [...add], remove: [...remove] },
+    });
+    if (!response.ok) throw failure(error, response.status);
   });
 }
 

@@ -311,7 +311,7 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
     setState((s) => ({
       ...s,
       items: s.items.map((d) => {
-        if (!chosen.has(d.id) || d.tags === undefined) return d;
+        if (!chosen.has(d.id)) return d;
         const kept = d.tags.filter((tag) => !removed.has(tag.id));
         return { ...d, tags: [...kept, ...add.filter((tag) => !kept.some((k) => k.id === tag.id))] };
       }),
@@ -444,7 +444,7 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
       {state.loaded && state.loading && <p class="muted list-more">{t("list.loadingMore")}</p>}
       {picker !== null && (
         <TagPicker
-          current={picker.map((id) => state.items.find((d) => d.id === id)?.tags?.map((tag) => tag.id) ?? [])}
+          current={picker.map((id) => state.items.find((d) => d.id === id)?.tags.map((tag) => tag.id) ?? [])}
           onApply={(add, remove) => applyTags(picker, add, remove)}
           onClose={() => setPicker(null)}
         />
@@ -508,7 +508,7 @@ function Row({ discussion: d, index, top, height, setSize, selected, ownAddresse
           {unread && <span class="unread">{tn("list.unread", d.unread_count)}</span>}
           <span class="count">{tn("list.messages", d.message_count)}</span>
           <PrivacyBadge score={d.privacy.privacy_index} facts={d.privacy} />
-          {d.tags !== undefined && d.tags.length > 0 && (
+          {d.tags.length > 0 && (
             <ul class="chips" aria-label={t("list.tags")}>
               {d.tags.map((tag) => (
                 <li key={tag.id} class="chip">

@@ -183,10 +183,8 @@ export function DiscussionScreen({ id }: { id: string }) {
   }
 
   const subject = discussion?.subject?.trim() || (discussion ? t("list.noSubject") : t("app.loading"));
-  // Tags every message carries, as the tag picker's starting point.
-  const loaded = entries?.map((e) => e.message).filter((m): m is Message => m !== null) ?? [];
-  const common = discussion?.tags?.map((tag) => tag.id) ??
-    (loaded[0]?.tags.map((tag) => tag.id).filter((tagId) => loaded.every((m) => m.tags.some((x) => x.id === tagId))) ?? []);
+  // The tags any of its messages carries, as the tag picker's starting point.
+  const current = discussion?.tags.map((tag) => tag.id) ?? [];
 
   return (
     <div class="discussion-view">
@@ -204,7 +202,7 @@ export function DiscussionScreen({ id }: { id: string }) {
         <button type="button" class="button button--secondary" disabled={busy} onClick={() => void run("trash")}>
           {t("list.trash")}
         </button>
-        {(discussion?.trashed_count ?? 0) > 0 && (
+        {discussion !== null && discussion.trashed_count > 0 && (
           <button type="button" class="button button--secondary" disabled={busy} onClick={() => void run("restore")}>
             {t("list.restore")}
           </button>
@@ -213,7 +211,7 @@ export function DiscussionScreen({ id }: { id: string }) {
       {discussion && (
         <div class="discussion-facts">
           <PrivacyBadge score={discussion.privacy.privacy_index} facts={discussion.privacy} />
-          {discussion.tags && discussion.tags.length > 0 && (
+          {discussion.tags.length > 0 && (
             <ul class="chips" aria-label={t("list.tags")}>
               {discussion.tags.map((tag) => (
                 <li key={tag.id} class="chip">
@@ -249,7 +247,7 @@ export function DiscussionScreen({ id }: { id: string }) {
       )}
       {picker && (
         <TagPicker
-          current={[common]}
+          current={[current]}
           onApply={async (add, remove) => {
             await tagDiscussions(
               [id],
