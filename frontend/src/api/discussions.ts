@@ -55,6 +55,26 @@ export async function discussionMessages(id: string): Promise<Schemas["MessageSu
   return all;
 }
 
+/** Loaded discussions, and the cursor after them. */
+export interface Loaded {
+  readonly items: readonly Discussion[];
+  readonly next: string | null;
+}
+
+/**
+ * The list after its first page was fetched again (new mail, coming back to it): the fresh page
+ * first; a loaded discussion missing from it but within its span was moved out (trashed,
+ * restored) and goes; older ones stay, with the cursor that follows them.
+ */
+export function mergeFirstPage(loaded: Loaded, page: Loaded): Loaded {
+  const fresh = new Set(page.items.map((d) => d.id));
+  const last = page.items[page.items.length - 1];
+  const oldest = last === undefined ? Number.POSITIVE_INFINITY : Date.parse(last.last_activity);
+  const older =
+    page.next === null ? [] : loaded.items.filter((d) => !fresh.has(d.id) && Date.parse(d.last_activity) < oldest);
+  return { items: [...page.items, ...older], next: older.length > 0 ? loaded.next : page.next };
+}
+
 /** The newest message of a discussion, or null for an empty one. */
 export async function newestMessage(id: string): Promise<Schemas["MessageSummaryView"] | null> {
   const { data, error, response } = await api.GET("/api/v1/discussions/{id}/messages", {

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preac
 import type { Schemas } from "../api/client";
 import {
   listDiscussions,
+  mergeFirstPage,
   newestMessage,
   reasonOf,
   setDiscussionFlags,
@@ -122,11 +123,7 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
   const refreshTop = useCallback(async () => {
     try {
       const page = await listDiscussions(folder, null, PAGE_SIZE);
-      setState((s) => {
-        const fresh = new Set(page.items.map((d) => d.id));
-        const items = [...page.items, ...s.items.filter((d) => !fresh.has(d.id))];
-        return { ...s, items, next: s.loaded ? s.next : page.next, loaded: true };
-      });
+      setState((s) => ({ ...s, ...mergeFirstPage(s.loaded ? s : { items: [], next: null }, page), loaded: true }));
     } catch {
       // The next event or scroll tries again; the list on screen is still right, only older.
     }
