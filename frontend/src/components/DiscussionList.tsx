@@ -65,6 +65,18 @@ interface Saved {
 
 const saved = new Map<Folder, Saved>();
 
+/**
+ * Discussions moved from one folder to the other: gone from the remembered `from` list, and
+ * the `to` list is loaded afresh next time (where they land in it is the server's to say).
+ */
+export function discussionsMoved(ids: readonly string[], from: Folder, to: Folder): void {
+  saved.delete(to);
+  const kept = saved.get(from);
+  if (kept === undefined) return;
+  const gone = new Set(ids);
+  saved.set(from, { ...kept, state: { ...kept.state, items: kept.state.items.filter((d) => !gone.has(d.id)) } });
+}
+
 // Signing out forgets them: the next person in this tab must not see them.
 session.subscribe((s) => {
   if (s.token === null) saved.clear();
@@ -287,6 +299,8 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
               ),
       }));
       setSelected(new Set());
+      if (action === "trash") discussionsMoved(ids, "inbox", "trash");
+      if (action === "restore") discussionsMoved(ids, "trash", "inbox");
       if (action === "trash" || action === "restore") setActive((a) => Math.min(a, Math.max(0, count - ids.length - 1)));
       focusActive.current = true;
       announce(t(DONE[action]));

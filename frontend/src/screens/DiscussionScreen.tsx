@@ -12,7 +12,7 @@ import {
 } from "../api/discussions";
 import { coalesce, onMailChange } from "../api/events";
 import { announce } from "../announce";
-import { lastListFolder } from "../components/DiscussionList";
+import { discussionsMoved, lastListFolder } from "../components/DiscussionList";
 import { MessageCard, type DraftKind } from "../components/MessageCard";
 import { PrivacyBadge } from "../components/PrivacyBadge";
 import { TagPicker, tagSwatch } from "../components/TagPicker";
@@ -118,6 +118,8 @@ export function DiscussionScreen({ id }: { id: string }) {
     setError(null);
     try {
       await setDiscussionFlags([id], what === "unread" ? { seen: false } : { trashed: what === "trash" });
+      if (what === "trash") discussionsMoved([id], "inbox", "trash");
+      if (what === "restore") discussionsMoved([id], "trash", "inbox");
       announce(t(what === "unread" ? "list.done.unread" : what === "trash" ? "list.done.trash" : "list.done.restore"));
       back();
     } catch (e) {
