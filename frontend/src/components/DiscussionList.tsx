@@ -520,14 +520,15 @@ function Row({ discussion: d, index, top, height, setSize, selected, ownAddresse
           <span class="count">{tn("list.messages", d.message_count)}</span>
           <PrivacyBadge score={d.privacy.privacy_index} facts={d.privacy} />
           {d.tags.length > 0 && (
-            <ul class="chips" aria-label={t("list.tags")}>
+            // A group, not a list: each row stays the list's only kind of item.
+            <span class="chips" role="group" aria-label={t("list.tags")}>
               {d.tags.map((tag) => (
-                <li key={tag.id} class="chip">
+                <span key={tag.id} class="chip">
                   {tagSwatch(tag)}
                   {tag.name}
-                </li>
+                </span>
               ))}
-            </ul>
+            </span>
           )}
         </div>
       </div>
