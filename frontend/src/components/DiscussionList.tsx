@@ -65,6 +65,16 @@ interface Saved {
 
 const saved = new Map<Folder, Saved>();
 
+/** The hash shown before the current one, to tell coming back from a discussion. */
+let previousHash = "";
+let currentHash = typeof location === "undefined" ? "" : location.hash;
+if (typeof window !== "undefined") {
+  window.addEventListener("hashchange", () => {
+    previousHash = currentHash;
+    currentHash = location.hash;
+  });
+}
+
 /**
  * Discussions moved from one folder to the other: gone from the remembered `from` list, and
  * the `to` list is loaded afresh next time (where they land in it is the server's to say).
@@ -149,6 +159,12 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
     // Back from a discussion: the same rows at the same place, the same row focused, and the
     // top refreshed for what changed meanwhile (read counts, new mail).
     window.scrollTo({ top: restored.scrollY });
+    // Focus goes back to the row only when coming back from its discussion; from elsewhere the
+    // screen starts as any other (focus on <main>, and j starts at the first row).
+    if (!previousHash.startsWith("#/d/")) {
+      void refreshTop();
+      return;
+    }
     const toRow = () => {
       const link = rowLink(restored.active);
       if (link) link.focus({ preventScroll: true });
