@@ -2,7 +2,9 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api/client";
 import { session, type SessionState } from "./api/session";
+import { LiveUpdates } from "./components/LiveUpdates";
 import { SearchBox } from "./components/SearchBox";
+import { Shortcuts } from "./components/Shortcuts";
 import { SignIn } from "./components/SignIn";
 import { t, type MessageKey } from "./i18n";
 import { MeContext, nobody, type Me } from "./me";
@@ -86,6 +88,8 @@ function Shell() {
           <Screen route={route} />
         </main>
       </div>
+      <Shortcuts />
+      <LiveUpdates />
     </MeContext.Provider>
   );
 }

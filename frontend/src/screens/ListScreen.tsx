@@ -7,8 +7,8 @@ export function ListScreen({ folder }: { folder: "inbox" | "trash" }) {
   const me = useMe();
   return (
     <>
-      <h1>{folder === "inbox" ? t("list.title") : t("nav.trash")}</h1>
-      <DiscussionList ownAddresses={me.ownAddresses} />
+      <h1>{folder === "inbox" ? t("list.title") : t("list.trashTitle")}</h1>
+      <DiscussionList folder={folder} ownAddresses={me.ownAddresses} />
     </>
   );
 }

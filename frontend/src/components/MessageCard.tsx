@@ -1,0 +1,321 @@
+import { useEffect, useState } from "preact/hooks";
+import { api, type Schemas } from "../api/client";
+import { failure, reasonOf } from "../api/discussions";
+import { formatDate, formatNumber, t } from "../i18n";
+import { countTrackers } from "../remote";
+import { contentIdKey, isInlineImageType } from "../sanitize";
+import { Dialog } from "./Dialog";
+import { MessageFrame } from "./MessageFrame";
+import { PrivacyBadge } from "./PrivacyBadge";
+import { tagSwatch } from "./TagPicker";
+import { displayParticipants } from "./participants";
+
+type Summary = Schemas["MessageSummaryView"];
+type Message = Schemas["MessageView"];
+
+/** What starting a reply or a forward needs to know. */
+export type DraftKind = "reply" | "replyAll" | "forward";
+
+/** Largest embedded image turned into a data: URL for the frame. */
+const INLINE_IMAGE_LIMIT = 5 * 1024 * 1024;
+
+/** Longest source shown in the dialog; beyond it, the page would freeze for little use. */
+const SOURCE_LIMIT = 2_000_000;
+
+interface MessageCardProps {
+  readonly summary: Summary;
+  /** The full message, or null while it loads. */
+  readonly message: Message | null;
+  /** Why the full message could not be loaded. */
+  readonly error: string | null;
+  readonly ownAddresses: readonly string[];
+  readonly onDraft: (messageId: string, kind: DraftKind) => void;
+  /** Asks for this message again with its remote content. */
+  readonly onLoadRemote: (messageId: string) => Promise<void>;
+}
+
+/** One message of a discussion: who, when, privacy, body, attachments, and what to do with it. */
+export function MessageCard({ summary, message, error, ownAddresses, onDraft, onLoadRemote }: MessageCardProps) {
+  const [source, setSource] = useState<{ text: string | null; error: string | null } | null>(null);
+  const [remoteBusy, setRemoteBusy] = useState(false);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const id = summary.id;
+  const fromId = `m-${id}-from`;
+  const from = message?.participants.find((p) => p.role === "from") ?? summary.from;
+  const sender = from?.name?.trim() || from?.address?.trim() || t("message.unknownSender");
+  const people = (role: string) =>
+    displayParticipants(
+      (message?.participants ?? []).filter((p) => p.role === role),
+      [],
+    ).join(", ");
+  const to = people("to");
+  const cc = people("cc");
+
+  const viewSource = async (e: Event) => {
+    e.preventDefault();
+    setSource({ text: null, error: null });
+    try {
+      const { data, error: body, response } = await api.GET("/api/v1/messages/{id}/raw", {
+        params: { path: { id } },
+        parseAs: "text",
+      });
+      if (data === undefined) throw failure(body, response.status);
+      setSource({ text: data.length > SOURCE_LIMIT ? `${data.slice(0, SOURCE_LIMIT)}\n…` : data, error: null });
+    } catch (err) {
+      setSource({ text: null, error: reasonOf(err) });
+    }
+  };
+
+  const loadRemote = async () => {
+    setRemoteBusy(true);
+    setActionError(null);
+    try {
+      await onLoadRemote(id);
+    } catch (err) {
+      setActionError(t("message.failed", { message: reasonOf(err) }));
+    } finally {
+      setRemoteBusy(false);
+    }
+  };
+
+  const download = async (e: Event, attachment: Schemas["AttachmentView"]) => {
+    e.preventDefault();
+    setActionError(null);
+    try {
+      await downloadAttachment(id, attachment);
+    } catch (err) {
+      setActionError(t("message.failed", { message: reasonOf(err) }));
+    }
+  };
+
+  return (
+    <article class="message" aria-labelledby={fromId} tabIndex={-1} data-message-id={id}>
+      <header class="message-head">
+        <div class="message-who">
+          <h2 id={fromId} class="message-from">
+            {sender}
+          </h2>
+          {from?.address && from.name && <span class="message-address">{from.address}</span>}
+        </div>
+        <time class="message-date" dateTime={summary.date}>
+          {formatDate(summary.date)}
+        </time>
+        {to !== "" && <p class="message-recipients">{t("message.to", { names: to })}</p>}
+        {cc !== "" && <p class="message-recipients">{t("message.cc", { names: cc })}</p>}
+        {message && (
+          <div class="message-facts">
+            <PrivacyBadge score={message.privacy.privacy_index} facts={message.privacy} />
+            {message.tags.length > 0 && (
+              <ul class="chips" aria-label={t("message.tags")}>
+                {message.tags.map((tag) => (
+                  <li key={tag.id} class="chip">
+                    {tagSwatch(tag)}
+                    {tag.name}
+                  </li>
+                ))}
+              </ul>
+            )}
+          </div>
+        )}
+      </header>
+
+      {actionError !== null && (
+        <p class="error" role="alert">
+          {actionError}
+        </p>
+      )}
+      {error !== null && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {message === null && error === null && <p class="muted">{t("app.loading")}</p>}
+      {message !== null && (
+        <MessageBody message={message} ownAddresses={ownAddresses} remoteBusy={remoteBusy} onLoadRemote={() => void loadRemote()} />
+      )}
+
+      {message !== null && message.attachments.length > 0 && (
+        <ul class="attachments" aria-label={t("message.attachments")}>
+          {message.attachments.map((a) => {
+            const name = a.file_name?.trim() || t("message.attachmentName", { index: a.index });
+            return (
+              <li key={a.index}>
+                <a
+                  href={`/api/v1/messages/${id}/attachments/${a.index}`}
+                  download={name}
+                  onClick={(e) => void download(e, a)}
+                >
+                  {t("message.attachment", { name, type: a.content_type, size: formatSize(a.size) })}
+                </a>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+
+      <div class="message-actions">
+        <button type="button" class="button button--secondary" onClick={() => onDraft(id, "reply")}>
+          {t("message.reply")}
+        </button>
+        <button type="button" class="button button--secondary" onClick={() => onDraft(id, "replyAll")}>
+          {t("message.replyAll")}
+        </button>
+        <button type="button" class="button button--secondary" onClick={() => onDraft(id, "forward")}>
+          {t("message.forward")}
+        </button>
+        <a class="view-source" href={`/api/v1/messages/${id}/raw`} aria-haspopup="dialog" onClick={(e) => void viewSource(e)}>
+          {t("message.viewSource")}
+        </a>
+      </div>
+
+      {source !== null && (
+        <Dialog title={t("message.source")} onClose={() => setSource(null)} class="dialog--wide">
+          {source.error !== null && (
+            <p class="error" role="alert">
+              {source.error}
+            </p>
+          )}
+          {source.text === null && source.error === null && <p class="muted">{t("app.loading")}</p>}
+          {source.text !== null && (
+            // Focusable, so keyboard users can scroll a long source.
+            // eslint-disable-next-line jsx-a11y/no-noninteractive-tabindex
+            <pre class="source" tabIndex={0}>
+              {source.text}
+            </pre>
+          )}
+        </Dialog>
+      )}
+    </article>
+  );
+}
+
+interface MessageBodyProps {
+  readonly message: Message;
+  readonly ownAddresses: readonly string[];
+  readonly remoteBusy: boolean;
+  readonly onLoadRemote: () => void;
+}
+
+/** The body: HTML in its sandbox (with the blocked-content bar), or plain text. */
+function MessageBody({ message, remoteBusy, onLoadRemote }: MessageBodyProps) {
+  const blocked = message.blocked.length;
+  const html = message.html;
+  const inline = useInlineImages(message);
+  return (
+    <div class="message-body">
+      {message.parse_error !== undefined && (
+        <p class="notice">{t("message.parseError", { reason: message.parse_error })}</p>
+      )}
+      {blocked > 0 && !message.remote_content_allowed && (
+        <div class="remote-bar" role="status">
+          <span>
+            {t("message.remoteBlocked", {
+              count: formatNumber(blocked),
+              trackers: formatNumber(countTrackers(message.blocked, html)),
+            })}
+          </span>
+          <button type="button" class="button button--secondary" disabled={remoteBusy} onClick={onLoadRemote}>
+            {t("message.loadRemote")}
+          </button>
+        </div>
+      )}
+      {message.remote_content_allowed && (
+        <p class="muted remote-shown">{t("message.remoteShown")}</p>
+      )}
+      {html !== undefined && html.trim() !== "" ? (
+        inline === null ? (
+          <p class="muted">{t("app.loading")}</p>
+        ) : (
+          <MessageFrame html={html} allowRemote={message.remote_content_allowed} inline={inline} />
+        )
+      ) : message.text !== undefined && message.text.trim() !== "" ? (
+        <div class="message-text">{message.text}</div>
+      ) : (
+        <p class="muted">{t("message.empty")}</p>
+      )}
+      {message.body_truncated && <p class="notice">{t("message.truncated")}</p>}
+    </div>
+  );
+}
+
+/**
+ * The images a message embeds as its own parts (`cid:` in its HTML), fetched with the session's
+ * token and turned into data: URLs, since the frame may load nothing else. Null while loading.
+ */
+function useInlineImages(message: Message): ReadonlyMap<string, string> | null {
+  const parts = message.attachments.filter(
+    (a) => a.content_id !== undefined && isInlineImageType(a.content_type) && a.size <= INLINE_IMAGE_LIMIT,
+  );
+  // Only for HTML that refers to parts at all, and a bounded number of them.
+  const referenced = /cid:/i.test(message.html ?? "") ? parts.slice(0, 20) : [];
+  const [images, setImages] = useState<ReadonlyMap<string, string> | null>(referenced.length === 0 ? new Map() : null);
+  useEffect(() => {
+    if (referenced.length === 0) return;
+    let live = true;
+    void Promise.all(
+      referenced.map(async (a) => {
+        try {
+          const { data } = await api.GET("/api/v1/messages/{id}/attachments/{index}", {
+            params: { path: { id: message.id, index: a.index } },
+            parseAs: "blob",
+          });
+          if (data === undefined) return null;
+          const url = await dataUrl(new Blob([data], { type: a.content_type.toLowerCase() }));
+          return [contentIdKey(a.content_id ?? ""), url] as const;
+        } catch {
+          return null; // The image stays missing; the rest of the message shows.
+        }
+      }),
+    ).then((pairs) => {
+      if (live) setImages(new Map(pairs.filter((p): p is readonly [string, string] => p !== null)));
+    });
+    return () => {
+      live = false;
+    };
+  }, [message.id]);
+  return images;
+}
+
+function dataUrl(blob: Blob): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => (typeof reader.result === "string" ? resolve(reader.result) : reject(new Error("unreadable")));
+    reader.onerror = () => reject(reader.error ?? new Error("unreadable"));
+    reader.readAsDataURL(blob);
+  });
+}
+
+/**
+ * Downloads an attachment with the session's bearer token (never in a URL): fetched as bytes,
+ * then saved from an object URL typed as a download, so nothing in it can run as our page.
+ */
+async function downloadAttachment(messageId: string, attachment: Schemas["AttachmentView"]): Promise<void> {
+  const { data, error, response } = await api.GET("/api/v1/messages/{id}/attachments/{index}", {
+    params: { path: { id: messageId, index: attachment.index } },
+    parseAs: "blob",
+  });
+  if (data === undefined) throw failure(error, response.status);
+  const blob = new Blob([data], { type: "application/octet-stream" });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = attachment.file_name?.trim() || `attachment-${attachment.index}`;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // Long enough for the browser to start saving it.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** "512 B", "1.4 KB", "12 MB". */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return t("size.bytes", { n: formatNumber(bytes) });
+  const kb = bytes / 1024;
+  if (kb < 1024) return t("size.kilobytes", { n: formatNumber(round(kb)) });
+  return t("size.megabytes", { n: formatNumber(round(kb / 1024)) });
+}
+
+function round(n: number): number {
+  return n < 10 ? Math.round(n * 10) / 10 : Math.round(n);
+}
