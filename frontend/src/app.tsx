@@ -19,7 +19,13 @@ import { TagsScreen } from "./screens/TagsScreen";
 
 export function App() {
   const [state, setState] = useState<SessionState>(session.state);
-  useEffect(() => session.subscribe(setState), []);
+  useEffect(() => {
+    const unsubscribe = session.subscribe(setState);
+    // The session may have ended between the first render and this subscription (a screen's
+    // first request can already have come back 401): catch up, or that change is missed.
+    setState(session.state);
+    return unsubscribe;
+  }, []);
 
   if (state.token === null) return <SignIn notice={state.notice} />;
   return <Shell />;
