@@ -19,7 +19,8 @@ import { useShortcuts } from "../keyboard";
 import { navigate } from "../router";
 import { needsMore, scrollToShow, visibleRows, type Viewport } from "../virtual";
 import { PrivacyBadge } from "./PrivacyBadge";
-import { TagPicker, tagSwatch } from "./TagPicker";
+import { TagChips } from "./TagChips";
+import { TagPicker } from "./TagPicker";
 import { displayParticipants } from "./participants";
 
 type Tag = Schemas["TagView"];
@@ -535,17 +536,8 @@ function Row({ discussion: d, index, top, height, setSize, selected, ownAddresse
           {unread && <span class="unread">{tn("list.unread", d.unread_count)}</span>}
           <span class="count">{tn("list.messages", d.message_count)}</span>
           <PrivacyBadge score={d.privacy.privacy_index} facts={d.privacy} />
-          {d.tags.length > 0 && (
-            // A group, not a list: each row stays the list's only kind of item.
-            <span class="chips" role="group" aria-label={t("list.tags")}>
-              {d.tags.map((tag) => (
-                <span key={tag.id} class="chip">
-                  {tagSwatch(tag)}
-                  {tag.name}
-                </span>
-              ))}
-            </span>
-          )}
+          {/* A group, not a list: each row stays the list's only kind of item. */}
+          <TagChips tags={d.tags} label={t("list.tags")} group />
         </div>
       </div>
     </li>

@@ -7,7 +7,7 @@ import { contentIdKey, isInlineImageType } from "../sanitize";
 import { Dialog } from "./Dialog";
 import { MessageFrame } from "./MessageFrame";
 import { PrivacyBadge } from "./PrivacyBadge";
-import { tagSwatch } from "./TagPicker";
+import { TagChips } from "./TagChips";
 import { displayParticipants } from "./participants";
 
 type Summary = Schemas["MessageSummaryView"];
@@ -105,16 +105,7 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
         {message && (
           <div class="message-facts">
             <PrivacyBadge score={message.privacy.privacy_index} facts={message.privacy} />
-            {message.tags.length > 0 && (
-              <ul class="chips" aria-label={t("message.tags")}>
-                {message.tags.map((tag) => (
-                  <li key={tag.id} class="chip">
-                    {tagSwatch(tag)}
-                    {tag.name}
-                  </li>
-                ))}
-              </ul>
-            )}
+            <TagChips tags={message.tags} label={t("message.tags")} />
           </div>
         )}
       </header>

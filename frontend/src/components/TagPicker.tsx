@@ -3,6 +3,7 @@ import type { Schemas } from "../api/client";
 import { listTags, reasonOf } from "../api/discussions";
 import { t } from "../i18n";
 import { Dialog } from "./Dialog";
+import { TagSwatch } from "./TagChips";
 
 type Tag = Schemas["TagView"];
 
@@ -83,7 +84,7 @@ export function TagPicker({ current, onApply, onClose }: TagPickerProps) {
                     setMarks((m) => ({ ...m, [tag.id]: checked ? "all" : "none" }));
                   }}
                 />
-                {tagSwatch(tag)}
+                <TagSwatch tag={tag} />
                 {tag.name}
               </label>
             ))}
@@ -106,11 +107,4 @@ export function TagPicker({ current, onApply, onClose }: TagPickerProps) {
 function markOf(id: string, current: readonly (readonly string[])[]): Mark {
   const carrying = current.filter((ids) => ids.includes(id)).length;
   return carrying === 0 ? "none" : carrying === current.length ? "all" : "some";
-}
-
-/** A tag's colour, as a small square beside its name (the name says it all; colour only helps). */
-export function tagSwatch(tag: Tag) {
-  const colour = tag.colour;
-  if (colour === undefined || !/^#[0-9a-f]{6}$/i.test(colour)) return null;
-  return <span class="tag-swatch" aria-hidden="true" style={{ backgroundColor: colour }} />;
 }

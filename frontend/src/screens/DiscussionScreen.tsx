@@ -15,7 +15,8 @@ import { announce } from "../announce";
 import { discussionsMoved, lastListFolder } from "../components/DiscussionList";
 import { MessageCard, type DraftKind } from "../components/MessageCard";
 import { PrivacyBadge } from "../components/PrivacyBadge";
-import { TagPicker, tagSwatch } from "../components/TagPicker";
+import { TagChips } from "../components/TagChips";
+import { TagPicker } from "../components/TagPicker";
 import { t } from "../i18n";
 import { useShortcuts } from "../keyboard";
 import { useMe } from "../me";
@@ -213,16 +214,7 @@ export function DiscussionScreen({ id }: { id: string }) {
       {discussion && (
         <div class="discussion-facts">
           <PrivacyBadge score={discussion.privacy.privacy_index} facts={discussion.privacy} />
-          {discussion.tags.length > 0 && (
-            <ul class="chips" aria-label={t("list.tags")}>
-              {discussion.tags.map((tag) => (
-                <li key={tag.id} class="chip">
-                  {tagSwatch(tag)}
-                  {tag.name}
-                </li>
-              ))}
-            </ul>
-          )}
+          <TagChips tags={discussion.tags} label={t("list.tags")} />
         </div>
       )}
       {error !== null && (

@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api/client";
 import { call, describeProblem } from "../api/problem";
 import { byName, listTags, type Tag, type TagBody, type TagChange } from "../api/tags";
+import { TagSwatch } from "../components/TagChips";
 import { useEscape } from "../components/useEscape";
 import { t } from "../i18n";
 
@@ -230,11 +231,4 @@ function RenameRow({
       </form>
     </li>
   );
-}
-
-/** A tag's colour as a small square beside its name; the name says it all, colour only helps. */
-function TagSwatch({ tag }: { tag: Tag }) {
-  const colour = tag.colour;
-  if (colour === undefined || !/^#[0-9a-fA-F]{6}$/.test(colour)) return null;
-  return <span class="tag-colour" aria-hidden="true" style={{ backgroundColor: colour }} />;
 }
