@@ -1,8 +1,5 @@
 /**
  * axe-core on every screen, in the light and the dark theme: no serious or critical violation.
- *
- * Sign-in and the list exist today. The discussion view (F1) and compose, search and settings
- * (F2) are tagged @needs-f1 / @needs-f2: they fail until those screens are merged.
  */
 import { expect, test, type Page } from "@playwright/test";
 import { apiAs, discussionId, loadedMailFrames, signIn } from "./app";
@@ -52,7 +49,7 @@ for (const theme of THEMES) {
       await expectNoSeriousViolations(page, `list (${theme})`);
     });
 
-    test(`@needs-f1 discussion view has no serious accessibility violations (${theme})`, async ({ page }) => {
+    test(`discussion view has no serious accessibility violations (${theme})`, async ({ page }) => {
       const { api } = await apiAs("erin");
       const id = await discussionId(api, subject);
       await api.dispose();
@@ -63,14 +60,14 @@ for (const theme of THEMES) {
       await expectNoSeriousViolations(page, `discussion (${theme})`);
     });
 
-    test(`@needs-f2 compose has no serious accessibility violations (${theme})`, async ({ page }) => {
+    test(`compose has no serious accessibility violations (${theme})`, async ({ page }) => {
       await signIn(page, "erin");
       await page.getByRole("button", { name: "Compose" }).click();
       await expect(page.getByRole("textbox", { name: "Subject" })).toBeVisible();
       await expectNoSeriousViolations(page, `compose (${theme})`);
     });
 
-    test(`@needs-f2 search has no serious accessibility violations (${theme})`, async ({ page }) => {
+    test(`search has no serious accessibility violations (${theme})`, async ({ page }) => {
       await signIn(page, "erin");
       await page.getByRole("searchbox", { name: "Search mail" }).fill("train");
       await page.getByRole("searchbox", { name: "Search mail" }).press("Enter");
@@ -78,7 +75,7 @@ for (const theme of THEMES) {
       await expectNoSeriousViolations(page, `search (${theme})`);
     });
 
-    test(`@needs-f2 settings has no serious accessibility violations (${theme})`, async ({ page }) => {
+    test(`settings has no serious accessibility violations (${theme})`, async ({ page }) => {
       await signIn(page, "erin");
       await page.goto("/#/settings");
       await expect(page.getByRole("heading", { level: 1, name: "Settings" })).toBeVisible();

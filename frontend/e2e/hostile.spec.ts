@@ -7,8 +7,6 @@
  *
  * Placeholders in the files: {{R}} the recorder's https origin, {{RH}} its plain http origin,
  * {{RHOST}} its host:port, {{TO}}, {{SUBJECT}}, {{MSGID}}; {{BASE64}}…{{/BASE64}} is encoded.
- *
- * Needs the discussion view (F1): tagged @needs-f1.
  */
 import { expect, test } from "@playwright/test";
 import { readFileSync, readdirSync } from "node:fs";
@@ -41,7 +39,7 @@ test("the corpus has at least 15 hostile mails", () => {
 });
 
 for (const file of FILES) {
-  test(`@needs-f1 hostile mail ${file}: no script runs and nothing leaves the page`, async ({ page }) => {
+  test(`hostile mail ${file}: no script runs and nothing leaves the page`, async ({ page }) => {
     const to = address("bob");
     const subject = `Hostile ${file.replace(/\.eml$/, "")} ${token("h")}`;
     await deliver([to], hostileMail(file, to, subject), "hostile@remote.test");

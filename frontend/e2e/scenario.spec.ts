@@ -2,7 +2,7 @@
  * The end-to-end scenario of issue 9, steps 1 to 8 (step 9, axe on every screen, is a11y.spec.ts).
  *
  * Needs the discussion list, view and live updates (F1) and compose, search, tags and settings
- * (F2): both tests are tagged @needs-f1 @needs-f2 and fail until those screens are merged.
+ * (F2): both tests are tagged and fail until those screens are merged.
  * The @smoke test (sign in, read, reply) is the one pass on the distributed backend.
  */
 import { expect, test, type Page } from "@playwright/test";
@@ -48,7 +48,7 @@ async function expectMessagesFrom(page: Page, url: string, sender: RegExp, count
   }).toPass();
 }
 
-test("@needs-f1 @needs-f2 the issue's scenario: hostile mail, reply, search, tag, revoke, keyboard", async ({
+test("the issue's scenario: hostile mail, reply, search, tag, revoke, keyboard", async ({
   page,
   browser,
 }) => {
@@ -205,7 +205,7 @@ test("@needs-f1 @needs-f2 the issue's scenario: hostile mail, reply, search, tag
 });
 
 /** Sign in, read and reply, through the relay: the one pass on the distributed backend. */
-test("@smoke @needs-f1 @needs-f2 sign in, read a message and reply to it", async ({ page }) => {
+test("@smoke sign in, read a message and reply to it", async ({ page }) => {
   const grace = address("grace");
   const mallory = address("mallory");
   const keyword = token("heron");

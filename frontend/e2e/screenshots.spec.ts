@@ -3,7 +3,7 @@
  * `$PALISADE_SCREENSHOTS_DIR`): 1280×800, plus the list at phone width (390×844).
  *
  * Sign-in and the list exist today; the discussion view (F1) and compose, search and settings
- * (F2) are tagged @needs-f1 / @needs-f2 and fail until those screens are merged.
+ * (F2) are tagged / and fail until those screens are merged.
  */
 import { expect, test, type Page } from "@playwright/test";
 import { mkdirSync } from "node:fs";
@@ -108,7 +108,7 @@ for (const theme of THEMES) {
       await shoot(page, `list-phone-${theme}`);
     });
 
-    test(`@needs-f1 discussion screenshot (${theme})`, async ({ page }) => {
+    test(`discussion screenshot (${theme})`, async ({ page }) => {
       const { api } = await apiAs("dana");
       const id = await discussionId(api, MAILBOX[0].subject);
       await api.dispose();
@@ -119,7 +119,7 @@ for (const theme of THEMES) {
       await shoot(page, `discussion-${theme}`);
     });
 
-    test(`@needs-f2 compose screenshot (${theme})`, async ({ page }) => {
+    test(`compose screenshot (${theme})`, async ({ page }) => {
       await signIn(page, "dana");
       await page.getByRole("button", { name: "Compose" }).click();
       await page.getByRole("textbox", { name: "To" }).fill("ada@analytical.example");
@@ -128,7 +128,7 @@ for (const theme of THEMES) {
       await shoot(page, `compose-${theme}`);
     });
 
-    test(`@needs-f2 search screenshot (${theme})`, async ({ page }) => {
+    test(`search screenshot (${theme})`, async ({ page }) => {
       await signIn(page, "dana");
       const box = page.getByRole("searchbox", { name: "Search mail" });
       const results = page.getByRole("list", { name: "Search results" });
@@ -141,7 +141,7 @@ for (const theme of THEMES) {
       await shoot(page, `search-${theme}`);
     });
 
-    test(`@needs-f2 settings screenshot (${theme})`, async ({ page }) => {
+    test(`settings screenshot (${theme})`, async ({ page }) => {
       await signIn(page, "dana");
       await page.goto("/#/settings");
       await expect(page.getByRole("heading", { level: 1, name: "Settings" })).toBeVisible();

@@ -239,7 +239,7 @@ def test_web_client_in_chromium(system):
     args = [runner, "playwright", "test"]
     if BACKEND == "distributed":
         args += ["--grep", "@smoke"]
-    # Extra arguments for a local run, e.g. PALISADE_E2E_PLAYWRIGHT_ARGS="--grep-invert @needs-".
+    # Extra arguments for a local run, e.g. PALISADE_E2E_PLAYWRIGHT_ARGS="--grep @smoke".
     args += os.environ.get("PALISADE_E2E_PLAYWRIGHT_ARGS", "").split()
     log = root / "playwright.log"
     with open(log, "wb") as out:
