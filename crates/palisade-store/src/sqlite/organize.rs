@@ -55,27 +55,44 @@ pub(crate) fn refresh_counts(
     Ok(())
 }
 
-pub(crate) fn update_discussion_flags(
+/// Which JSON column of a message a discussion-wide action rewrites.
+#[derive(Clone, Copy)]
+enum Column {
+    Flags,
+    Tags,
+}
+
+impl Column {
+    fn name(self) -> &'static str {
+        match self {
+            Column::Flags => "flags_json",
+            Column::Tags => "tags_json",
+        }
+    }
+}
+
+/// Rewrites `column` of every message of a discussion with `change` (which returns the new
+/// encoding, or `None` when nothing changes), then recounts the discussion once; the
+/// messages changed, or `None` when the discussion does not exist.
+fn rewrite_members(
     conn: &Connection,
     user: UserId,
     id: DiscussionId,
-    patch: FlagsPatch,
+    column: Column,
+    change: impl Fn(&str) -> Result<Option<String>, StoreError>,
 ) -> Result<Option<Vec<MessageId>>, StoreError> {
     let (user, id) = (user.to_string(), id.to_string());
     if !discussion_exists(conn, &user, &id)? {
         return Ok(None);
     }
+    let column = column.name();
+    let update = format!("UPDATE messages SET {column} = ?3 WHERE user_id = ?1 AND id = ?2");
     let mut changed = Vec::new();
-    for (message, flags) in members(conn, &user, &id, "flags_json")? {
-        let old: Flags = json(&flags, "flags")?;
-        let new = old.patched(patch);
-        if new != old {
-            let encoded = to_json(&new)?;
-            conn.prepare_cached(
-                "UPDATE messages SET flags_json = ?3 WHERE user_id = ?1 AND id = ?2",
-            )
-            .and_then(|mut s| s.execute(params![user, message, encoded]))
-            .map_err(unavailable)?;
+    for (message, value) in members(conn, &user, &id, column)? {
+        if let Some(encoded) = change(&value)? {
+            conn.prepare_cached(&update)
+                .and_then(|mut s| s.execute(params![user, message, encoded]))
+                .map_err(unavailable)?;
             changed.push(parse_id(&message)?);
         }
     }
@@ -85,6 +102,23 @@ pub(crate) fn update_discussion_flags(
     Ok(Some(changed))
 }
 
+pub(crate) fn update_discussion_flags(
+    conn: &Connection,
+    user: UserId,
+    id: DiscussionId,
+    patch: FlagsPatch,
+) -> Result<Option<Vec<MessageId>>, StoreError> {
+    rewrite_members(conn, user, id, Column::Flags, |flags| {
+        let old: Flags = json(flags, "flags")?;
+        let new = old.patched(patch);
+        if new == old {
+            Ok(None)
+        } else {
+            to_json(&new).map(Some)
+        }
+    })
+}
+
 pub(crate) fn retag_discussion(
     conn: &Connection,
     user: UserId,
@@ -92,26 +126,13 @@ pub(crate) fn retag_discussion(
     add: &[TagId],
     remove: &[TagId],
 ) -> Result<Option<Vec<MessageId>>, StoreError> {
-    let (user, id) = (user.to_string(), id.to_string());
-    if !discussion_exists(conn, &user, &id)? {
-        return Ok(None);
-    }
-    let mut changed = Vec::new();
-    for (message, tags) in members(conn, &user, &id, "tags_json")? {
-        let old: Vec<TagId> = json(&tags, "tags")?;
+    rewrite_members(conn, user, id, Column::Tags, |tags| {
+        let old: Vec<TagId> = json(tags, "tags")?;
         let new = crate::retagged(&old, add, remove);
-        if new != old {
-            let encoded = to_json(&new)?;
-            conn.prepare_cached(
-                "UPDATE messages SET tags_json = ?3 WHERE user_id = ?1 AND id = ?2",
-            )
-            .and_then(|mut s| s.execute(params![user, message, encoded]))
-            .map_err(unavailable)?;
-            changed.push(parse_id(&message)?);
+        if new == old {
+            Ok(None)
+        } else {
+            to_json(&new).map(Some)
         }
-    }
-    if !changed.is_empty() {
-        refresh_counts(conn, &user, &id)?;
-    }
-    Ok(Some(changed))
+    })
 }
