@@ -152,12 +152,10 @@ fn main() {
                 PartType::Text(t) | PartType::Html(t) => t.as_ref(),
                 _ => continue,
             };
-            let eligible = match (ctype.as_deref(), sub.as_deref()) {
-                (None, _) => true,
-                (Some("text"), Some("plain" | "html")) => true,
-                (Some("multipart"), _) => true,
-                _ => false,
-            };
+            let eligible = matches!(
+                (ctype.as_deref(), sub.as_deref()),
+                (None, _) | (Some("text"), Some("plain" | "html")) | (Some("multipart"), _)
+            );
             let declared_attachment = part
                 .content_disposition()
                 .is_some_and(|d| d.is_attachment())

@@ -7,25 +7,27 @@ use palisade_model::Attachment;
 
 use crate::tree::Tree;
 
-/// Lists the attachments among the parts within the depth limit, except `body_part`.
+/// Lists every part within the depth limit that is neither a multipart container nor shown
+/// in the bodies (`shown`), so nothing a reader could want is silently dropped.
 ///
-/// mail-parser already decided which parts are not bodies (its `attachments` list); inline
-/// images appear both there and in the body lists, which is what we want. Nested messages are
-/// a single part in the top-level list, so their own attachments are never reached.
+/// Inline images are listed too (flagged `inline`): the HTML body only refers to them. Nested
+/// messages are a single part in the top-level list, so their own attachments are never reached.
 pub(crate) fn attachments(
     message: &Message<'_>,
     tree: &Tree,
     html_body: Option<&str>,
-    body_part: Option<u32>,
+    shown: &HashSet<u32>,
 ) -> Vec<Attachment> {
     // Lowercased once so every cid lookup is a plain substring search.
     let html_lower = html_body.map(str::to_lowercase);
-    let listed: HashSet<u32> = message.attachments.iter().copied().collect();
     tree.visible
         .iter()
-        .filter(|&&id| listed.contains(&id) && body_part != Some(id))
+        .filter(|&&id| !shown.contains(&id))
         .filter_map(|&id| {
             let part = message.parts.get(id as usize)?;
+            if matches!(part.body, PartType::Multipart(_)) {
+                return None;
+            }
             Some(describe(id, part, html_lower.as_deref()))
         })
         .collect()
@@ -49,16 +51,20 @@ fn describe(id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attach
     };
     Attachment {
         part_index: id,
-        file_name: part
-            .attachment_name()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string),
+        file_name: file_name(part),
         content_type: content_type(part),
         size: decoded_size(part),
         content_id,
         inline: disposition_inline || referenced,
     }
+}
+
+/// The part's file name, when it has a non-blank one.
+pub(crate) fn file_name(part: &MessagePart<'_>) -> Option<String> {
+    part.attachment_name()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
 }
 
 /// The declared type as `type/subtype`, lowercased; RFC 2045 defaults where it is missing or broken.
@@ -90,7 +96,7 @@ fn token(s: &str) -> String {
 }
 
 /// Decoded size; text parts count their UTF-8 form, which is what a download will produce.
-fn decoded_size(part: &MessagePart<'_>) -> u64 {
+pub(crate) fn decoded_size(part: &MessagePart<'_>) -> u64 {
     let len = match &part.body {
         // Guarded because `Message::raw_message` indexes its first part unchecked.
         PartType::Message(nested) if nested.parts.is_empty() => 0,

@@ -1,4 +1,6 @@
-//! Choosing the text and HTML bodies.
+//! Assembling the text and HTML bodies from every inline part, as a mail client shows them.
+
+use std::collections::HashSet;
 
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
@@ -11,103 +13,202 @@ use crate::tree::Tree;
 
 /// The bodies of a message.
 pub(crate) struct Bodies {
-    /// First plain-text body, or the HTML body converted to text.
+    /// Every inline text part in order, HTML ones converted to text.
     pub text: Option<String>,
-    /// First real HTML body.
+    /// Every inline part in order when at least one is HTML; `None` for plain-only mail.
     pub html: Option<String>,
-    /// A part mail-parser filed as an attachment that we took as the body instead.
-    pub recovered_part: Option<u32>,
+    /// Part ids whose content is in `text` or `html`.
+    pub shown: HashSet<u32>,
+    /// Some inline part was left out because the bodies already exceeded the size limit.
+    pub cut: bool,
 }
 
-/// Picks the bodies from mail-parser's body lists, recovering one when they are empty.
-pub(crate) fn bodies(message: &Message<'_>, tree: &Tree) -> Bodies {
-    let text = text_body(message, tree);
-    let html = html_body(message, tree);
-    if text.is_some() || html.is_some() {
-        return Bodies {
-            text,
-            html,
-            recovered_part: None,
-        };
-    }
-    recover(message, tree).unwrap_or(Bodies {
-        text: None,
-        html: None,
-        recovered_part: None,
-    })
+/// One inline part in a body, and whether it holds HTML.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    id: u32,
+    html: bool,
 }
 
-/// The first plain-text body part, else the first HTML body part converted to text.
-fn text_body(message: &Message<'_>, tree: &Tree) -> Option<String> {
-    let candidates = || {
-        message
-            .text_body
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| tree.contains(**id))
-            .filter_map(|(pos, &id)| Some((pos, message.parts.get(id as usize)?)))
-    };
-    if let Some((_, part)) = candidates().find(|(_, p)| matches!(p.body, PartType::Text(_))) {
-        return part.text_contents().map(str::to_string);
-    }
-    candidates()
-        .find(|(_, p)| matches!(p.body, PartType::Html(_)))
-        .and_then(|(pos, _)| message.body_text(pos))
-        .map(|text| text.into_owned())
+/// What a subtree contributes to the text body and to the HTML body.
+#[derive(Debug, Default, Clone)]
+struct View {
+    text: Vec<Segment>,
+    html: Vec<Segment>,
 }
 
-/// The first real HTML body part; mail-parser's text-to-HTML stand-ins are skipped.
-fn html_body(message: &Message<'_>, tree: &Tree) -> Option<String> {
-    message
-        .html_body
-        .iter()
-        .filter(|id| tree.contains(**id))
-        .filter_map(|&id| message.parts.get(id as usize))
-        .find_map(|part| match &part.body {
-            PartType::Html(html) => Some(html.to_string()),
-            _ => None,
-        })
-}
-
-/// Takes the first unnamed, non-attachment text/plain or text/html part as the body.
+/// Builds the bodies from the parts within the depth limit.
 ///
-/// mail-parser files a part as an attachment when its boundary never closes or its
-/// Content-Type is mangled; that is common in spam, and without a body such mail gets no
-/// snippet and cannot be searched.
-fn recover(message: &Message<'_>, tree: &Tree) -> Option<Bodies> {
-    tree.visible.iter().find_map(|&id| {
-        let part = message.parts.get(id as usize)?;
-        let (PartType::Text(text) | PartType::Html(text)) = &part.body else {
-            return None;
-        };
-        let declared_attachment = part
-            .content_disposition()
-            .is_some_and(|d| d.is_attachment())
-            || part.attachment_name().is_some();
-        if declared_attachment {
-            return None;
-        }
-        let is_html = match content_type(part).as_str() {
-            "text/plain" => false,
-            "text/html" => true,
-            _ => return None,
-        };
-        let text = if part.is_encoding_problem {
-            redecode(part, text)
-        } else {
-            text.to_string()
-        };
-        let (text, html) = if is_html {
-            (html_to_text(&text), Some(text))
-        } else {
-            (text, None)
-        };
-        Some(Bodies {
-            text: Some(text),
-            html,
-            recovered_part: Some(id),
+/// Past the first part, parts are appended only while a body is at most `max` bytes long,
+/// so a message of a hundred thousand tiny parts stays bounded.
+pub(crate) fn bodies(message: &Message<'_>, tree: &Tree, max: usize) -> Bodies {
+    let view = if tree.contains(0) {
+        view(message, tree, 0)
+    } else {
+        View::default()
+    };
+    let mut shown = HashSet::new();
+    let mut cut = false;
+    let text = join(&view.text, max, &mut cut, "\n", |seg| {
+        let text = contents(message, seg.id)?;
+        shown.insert(seg.id);
+        Some(if seg.html { html_to_text(&text) } else { text })
+    });
+    let html = if view.html.iter().any(|s| s.html) {
+        join(&view.html, max, &mut cut, "", |seg| {
+            let text = contents(message, seg.id)?;
+            shown.insert(seg.id);
+            Some(if seg.html {
+                text
+            } else {
+                escape_as_html(&text)
+            })
         })
-    })
+    } else {
+        None
+    };
+    Bodies {
+        text,
+        html,
+        shown,
+        cut,
+    }
+}
+
+/// Concatenates rendered segments in order; `separator` (after a line break) goes between them.
+fn join(
+    segments: &[Segment],
+    max: usize,
+    cut: &mut bool,
+    separator: &str,
+    mut render: impl FnMut(Segment) -> Option<String>,
+) -> Option<String> {
+    let mut out: Option<String> = None;
+    for &seg in segments {
+        if out.as_ref().is_some_and(|body| body.len() > max) {
+            *cut = true;
+            break;
+        }
+        let Some(piece) = render(seg) else {
+            continue;
+        };
+        match &mut out {
+            None => out = Some(piece),
+            Some(body) => {
+                if !body.ends_with('\n') {
+                    body.push('\n');
+                }
+                body.push_str(separator);
+                body.push_str(&piece);
+            }
+        }
+    }
+    out
+}
+
+/// What the subtree under part `id` shows; recursion is bounded by the tree's depth limit.
+fn view(message: &Message<'_>, tree: &Tree, id: u32) -> View {
+    let Some(part) = message.parts.get(id as usize) else {
+        return View::default();
+    };
+    let PartType::Multipart(children) = &part.body else {
+        return match inline_kind(part, id) {
+            Some(html) => {
+                let seg = Segment { id, html };
+                View {
+                    text: vec![seg],
+                    html: vec![seg],
+                }
+            }
+            None => View::default(),
+        };
+    };
+    let kids: Vec<View> = children
+        .iter()
+        .filter(|&&c| c > id && tree.contains(c))
+        .map(|&c| view(message, tree, c))
+        .collect();
+    if content_type(part) == "multipart/alternative" {
+        // One alternative each: plain text preferred for the text body, HTML (the last,
+        // richest one, per RFC 2046) for the HTML body.
+        let text = kids
+            .iter()
+            .find(|v| v.text.iter().any(|s| !s.html))
+            .or_else(|| kids.iter().rev().find(|v| !v.text.is_empty()));
+        let html = kids
+            .iter()
+            .rev()
+            .find(|v| v.html.iter().any(|s| s.html))
+            .or(text);
+        return View {
+            text: text.map(|v| v.text.clone()).unwrap_or_default(),
+            html: html.map(|v| v.html.clone()).unwrap_or_default(),
+        };
+    }
+    let mut all = View::default();
+    for kid in kids {
+        all.text.extend(kid.text);
+        all.html.extend(kid.html);
+    }
+    all
+}
+
+/// Whether a leaf part is shown in the body: `Some(true)` for HTML, `Some(false)` for text.
+///
+/// Shown are `text/plain` and `text/html` parts not declared attachments (by disposition, or
+/// by a file name without an `inline` disposition), and a multipart whose boundary never
+/// occurs: mail clients show its content as plain text.
+fn inline_kind(part: &MessagePart<'_>, id: u32) -> Option<bool> {
+    let disposition = part.content_disposition();
+    if disposition.is_some_and(|d| d.is_attachment()) {
+        return None;
+    }
+    let named = part.attachment_name().is_some_and(|n| !n.trim().is_empty());
+    // The root part is the message itself: a name on it does not make it an attachment.
+    if named && id != 0 && !disposition.is_some_and(|d| d.is_inline()) {
+        return None;
+    }
+    let ctype = content_type(part);
+    let is_text = matches!(part.body, PartType::Text(_) | PartType::Html(_));
+    match ctype.as_str() {
+        "text/plain" if is_text => Some(false),
+        "text/html" if is_text => Some(true),
+        _ if ctype.starts_with("multipart/") => Some(false),
+        _ => None,
+    }
+}
+
+/// The decoded text of a part shown inline.
+fn contents(message: &Message<'_>, id: u32) -> Option<String> {
+    let part = message.parts.get(id as usize)?;
+    match &part.body {
+        PartType::Text(text) | PartType::Html(text) if part.is_encoding_problem => {
+            Some(redecode(part, text))
+        }
+        PartType::Text(text) | PartType::Html(text) => Some(text.to_string()),
+        // A multipart without a usable boundary parameter stays undecoded bytes.
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Plain text as HTML, for a plain part shown among HTML ones.
+fn escape_as_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    out.push_str("<pre>");
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("</pre>");
+    out
 }
 
 /// Decodes a part mail-parser gave up on and left as raw transfer-encoded text.

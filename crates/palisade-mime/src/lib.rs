@@ -3,11 +3,20 @@
 //! Parsing never fails: mail that cannot be understood is still stored, so the parser fills
 //! what it can and records why it stopped in `parse_error`.
 //!
-//! Body choice: `text_body` is the first `text/plain` body part; when a message has only HTML,
-//! it is that HTML converted to text (mail-parser's converter), so snippets and search work
-//! for HTML-only mail. `html_body` is stored only when the message really carries HTML: we
-//! never store HTML synthesized from plain text. When mail-parser files the only text part as
-//! an attachment (unclosed boundary, mangled Content-Type), that part is taken as the body.
+//! Bodies are built as a mail client shows a message: every inline part in tree order.
+//! Inline means a `text/plain` or `text/html` leaf not declared an attachment (by
+//! disposition, or by a file name without an `inline` disposition), and a multipart whose
+//! boundary never occurs, whose content is shown as plain text. Inside a
+//! `multipart/alternative`, one alternative feeds each body: the first with plain text for
+//! `text_body` and the last with HTML for `html_body`. `text_body` joins the parts a blank
+//! line apart, HTML ones converted to text (mail-parser's converter) so snippets and search
+//! work. `html_body` exists only when some shown part really is HTML (we never store HTML
+//! synthesized from plain-only mail); then it holds every shown part in order, plain ones
+//! escaped in a `<pre>`, so a footer or a second text part is not lost in the HTML view.
+//! Every other leaf is listed in `attachments`; multipart containers never are. `structure`
+//! records, per part, which of the two it is.
+//!
+//! The header section ends only at an empty line (RFC 5322); input with none is all body.
 //!
 //! `normalized_subject` is `None` when nothing is left after normalizing, so subject-less
 //! mail never threads together by accident.
@@ -27,6 +36,7 @@ mod crypto;
 mod participants;
 mod preamble;
 mod privacy;
+mod structure;
 mod subject;
 mod tree;
 
@@ -59,7 +69,8 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
     if raw.is_empty() {
         return with_error(MessageContent::default(), "empty input");
     }
-    let raw = preamble::strip_envelope_noise(raw);
+    let prepared = preamble::prepare(raw);
+    let raw = &prepared[..];
     // mail-parser promises not to panic, but it does arithmetic on offsets derived from
     // hostile input; a panic here must cost one message, not the delivery worker.
     match catch_unwind(AssertUnwindSafe(|| parse_full(raw, limits))) {
@@ -113,11 +124,12 @@ static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
 });
 
 /// The decoded bytes of the part that [`Attachment::part_index`](palisade_model::Attachment)
-/// names, cut out of the raw message on demand; `None` when there is no such part.
+/// or [`MimePart::index`](palisade_model::MimePart) names, cut out of the raw message on
+/// demand; `None` when there is no such part.
 pub fn attachment_bytes(raw: &[u8], part_index: u32) -> Option<Vec<u8>> {
-    let raw = preamble::strip_envelope_noise(raw);
+    let prepared = preamble::prepare(raw);
     catch_unwind(AssertUnwindSafe(|| {
-        let message = PARSER.parse(raw)?;
+        let message = PARSER.parse(&prepared[..])?;
         let part = message.parts.get(usize::try_from(part_index).ok()?)?;
         Some(part.contents().to_vec())
     }))
@@ -149,8 +161,9 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
     let body::Bodies {
         text: text_body,
         html: html_body,
-        recovered_part,
-    } = body::bodies(message, &tree);
+        shown,
+        cut: parts_cut,
+    } = body::bodies(message, &tree, limits.max_body_bytes);
     let bodies: Vec<&str> = text_body
         .iter()
         .chain(&html_body)
@@ -161,8 +174,8 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
     let subject = first(headers, HeaderName::Subject).and_then(HeaderValue::as_text);
     let normalized_subject = subject.map(normalize_subject).filter(|s| !s.is_empty());
     // Privacy and attachments have read the whole bodies; only what is kept is bounded.
-    let attachments =
-        attachments::attachments(message, &tree, html_body.as_deref(), recovered_part);
+    let attachments = attachments::attachments(message, &tree, html_body.as_deref(), &shown);
+    let structure = structure::structure(message, &tree, &shown, &attachments);
     let (text_body, text_cut) = bounded(text_body, limits.max_body_bytes);
     let (html_body, html_cut) = bounded(html_body, limits.max_body_bytes);
     MessageContent {
@@ -176,9 +189,10 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
             .and_then(parse_date),
         participants: participants::participants(headers),
         attachments,
+        structure,
         text_body,
         html_body,
-        body_truncated: text_cut || html_cut,
+        body_truncated: text_cut || html_cut || parts_cut,
         privacy,
         header_count: u32::try_from(headers.len()).unwrap_or(u32::MAX),
         parse_error: None,

@@ -1,4 +1,7 @@
-//! What comes before the first header field: artifacts to drop and the header-section check.
+//! What comes before the body: artifacts to drop, the header-section check, and the fixes
+//! that make mail-parser read the header section as RFC 5322 defines it.
+
+use std::borrow::Cow;
 
 /// How many leading lines may be garbage before we conclude there are no headers at all.
 const MAX_HEADER_LINES_CHECKED: usize = 50;
@@ -17,6 +20,104 @@ pub(crate) fn strip_envelope_noise(raw: &[u8]) -> &[u8] {
         }
         _ => raw,
     }
+}
+
+/// The bytes handed to mail-parser, identical for parsing and for cutting parts out later so
+/// that part ids agree.
+///
+/// - Envelope noise is dropped ([`strip_envelope_noise`]).
+/// - Input without a header section gets an empty one (a leading line break): it is all body.
+/// - A line of only spaces or tabs inside the header section is folded into the line before
+///   (RFC 5322 obs-FWS): mail-parser would take it as the end of the headers, and only an
+///   empty line ends them. The replacement keeps every byte offset.
+pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
+    let raw = strip_envelope_noise(raw);
+    if !has_header_section(raw) {
+        let mut all_body = Vec::with_capacity(raw.len() + 1);
+        all_body.push(b'\n');
+        all_body.extend_from_slice(raw);
+        return Cow::Owned(all_body);
+    }
+    match fold_blank_header_lines(raw) {
+        Some(folded) => Cow::Owned(folded),
+        None => Cow::Borrowed(raw),
+    }
+}
+
+/// One line: where it starts, where its content ends (before `\r\n` or `\n`), where it ends.
+struct Line {
+    content_end: usize,
+    end: usize,
+    blank: bool,
+    continues_headers: bool,
+}
+
+/// The header section with its whitespace-only lines made unambiguous, or `None` when it has none.
+///
+/// Such a line is folded into the line before when what follows still reads as the header
+/// section (a field, a continuation or the empty line). When prose follows, the sender meant
+/// it as the separator, as RFC 5322 readers such as CPython's also conclude: it becomes the
+/// empty line, so the body starts where it did.
+fn fold_blank_header_lines(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    while let Some(nl) = raw
+        .get(start..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+    {
+        let end = start + nl + 1;
+        let content_end = if nl > 0 && raw[start + nl - 1] == b'\r' {
+            start + nl - 1
+        } else {
+            start + nl
+        };
+        let content = &raw[start..content_end];
+        if content.is_empty() {
+            break;
+        }
+        let blank = content.iter().all(|&b| b == b' ' || b == b'\t');
+        lines.push(Line {
+            content_end,
+            end,
+            blank,
+            continues_headers: blank
+                || content[0] == b' '
+                || content[0] == b'\t'
+                || is_field_start(content),
+        });
+        start = end;
+    }
+    // Whether the first non-blank line after each line still belongs to the headers; the
+    // empty line (or the end) does. Computed backwards so the scan stays linear.
+    let mut next_is_header = vec![true; lines.len()];
+    let mut following = true;
+    for (i, line) in lines.iter().enumerate().rev() {
+        next_is_header[i] = following;
+        if !line.blank {
+            following = line.continues_headers;
+        }
+    }
+    let mut out: Option<Vec<u8>> = None;
+    for i in 1..lines.len() {
+        if !lines[i].blank {
+            continue;
+        }
+        let (previous, line) = (&lines[i - 1], &lines[i]);
+        let buf = out.get_or_insert_with(|| raw.to_vec());
+        if next_is_header[i] {
+            buf[previous.content_end..previous.end].fill(b' ');
+        } else {
+            // `<previous break><blanks><break>` becomes `<blanks><previous break><break>`.
+            let region = &raw[previous.content_end..line.end];
+            let blanks = line.content_end - previous.end;
+            let mut moved = vec![b' '; blanks];
+            moved.extend_from_slice(&region[..previous.end - previous.content_end]);
+            moved.extend_from_slice(&raw[line.content_end..line.end]);
+            buf[previous.content_end..line.end].copy_from_slice(&moved);
+            break;
+        }
+    }
+    out
 }
 
 /// Whether the input starts with something that looks like a header section.

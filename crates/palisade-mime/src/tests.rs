@@ -517,3 +517,350 @@ fn a_body_past_the_limit_is_cut_at_a_character_and_flagged() {
     assert!(!whole.body_truncated);
     assert!(whole.text_body.is_some_and(|t| t.starts_with(&body)));
 }
+
+/// One structure entry as `(index, parent, depth, type, shown_inline, attachment)`.
+type Shape<'a> = (u32, Option<u32>, u32, &'a str, bool, bool);
+
+fn shape(m: &MessageContent) -> Vec<Shape<'_>> {
+    m.structure
+        .iter()
+        .map(|p| {
+            (
+                p.index,
+                p.parent,
+                p.depth,
+                p.content_type.as_str(),
+                p.shown_inline,
+                p.attachment,
+            )
+        })
+        .collect()
+}
+
+/// Every leaf is shown or listed, no container is listed, and the flags match the lists.
+fn assert_nothing_dropped(m: &MessageContent) {
+    for part in &m.structure {
+        let listed = m.attachments.iter().any(|a| a.part_index == part.index);
+        assert_eq!(part.attachment, listed, "{part:?}");
+        if part.content_type.starts_with("multipart/") && part.size == 0 {
+            assert!(!part.attachment, "container listed: {part:?}");
+        } else {
+            assert!(part.shown_inline ^ part.attachment, "{part:?}");
+        }
+    }
+    assert!(
+        m.attachments
+            .iter()
+            .all(|a| !a.content_type.starts_with("multipart/"))
+    );
+}
+
+#[test]
+fn a_second_text_part_follows_the_first_after_a_blank_line() {
+    let m = parse(concat!(
+        "Subject: two\n",
+        "Content-Type: multipart/mixed; boundary=b\n",
+        "\n",
+        "--b\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "first part\n",
+        "--b\n",
+        "Content-Type: text/plain; charset=utf-8\n",
+        "\n",
+        "second part\n",
+        "--b--\n",
+    ));
+    assert_eq!(m.text_body.as_deref(), Some("first part\n\nsecond part"));
+    assert_eq!(m.html_body, None);
+    assert!(m.attachments.is_empty());
+    assert_nothing_dropped(&m);
+}
+
+#[test]
+fn text_after_a_message_partial_and_a_uuencoded_block_is_shown() {
+    let m = parse(concat!(
+        "Subject: partial\n",
+        "Content-Type: multipart/mixed; boundary=b\n",
+        "\n",
+        "--b\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "before\n",
+        "begin 644 hello.txt\n",
+        "%:&5L;&\\*\n",
+        "`\n",
+        "end\n",
+        "--b\n",
+        "Content-Type: message/partial; id=\"x@y\"; number=1; total=2\n",
+        "\n",
+        "Subject: fragment\n\nfragment\n",
+        "--b\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "after the partial\n",
+        "--b--\n",
+    ));
+    let text = m.text_body.as_deref().unwrap_or_default();
+    assert!(text.starts_with("before\nbegin 644"), "{text}");
+    assert!(text.ends_with("after the partial"), "{text}");
+    assert_eq!(m.attachments.len(), 1);
+    assert_eq!(m.attachments[0].content_type, "message/partial");
+    assert_nothing_dropped(&m);
+}
+
+#[test]
+fn a_final_html_part_makes_an_html_body_of_every_part() {
+    let m = parse(concat!(
+        "Subject: footer\n",
+        "Content-Type: multipart/mixed; boundary=b\n",
+        "\n",
+        "--b\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "plain <first>\n",
+        "--b\n",
+        "Content-Type: text/html\n",
+        "\n",
+        "<p>html <b>footer</b></p>\n",
+        "--b--\n",
+    ));
+    let text = m.text_body.as_deref().unwrap_or_default();
+    assert!(text.starts_with("plain <first>\n\n"), "{text}");
+    assert!(text.contains("footer") && !text.contains("<b>"), "{text}");
+    // Plain parts are escaped into the HTML body, in order.
+    assert_eq!(
+        m.html_body.as_deref(),
+        Some("<pre>plain &lt;first&gt;</pre>\n<p>html <b>footer</b></p>")
+    );
+    assert!(m.attachments.is_empty());
+    assert_nothing_dropped(&m);
+}
+
+#[test]
+fn an_alternative_keeps_its_html_and_shows_one_text() {
+    // The HTML alternative sits in a related part; mail-parser listed it as a nameless
+    // text/html attachment.
+    let m = parse(concat!(
+        "Subject: alt\n",
+        "Content-Type: multipart/alternative; boundary=a\n",
+        "\n",
+        "--a\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "plain version\n",
+        "--a\n",
+        "Content-Type: multipart/related; boundary=r\n",
+        "\n",
+        "--r\n",
+        "Content-Type: text/html\n",
+        "\n",
+        "<p>html version</p>\n",
+        "--r\n",
+        "Content-Type: image/gif; name=dot.gif\n",
+        "Content-ID: <dot@x>\n",
+        "\n",
+        "GIF\n",
+        "--r--\n",
+        "--a--\n",
+    ));
+    assert_eq!(m.text_body.as_deref(), Some("plain version"));
+    assert_eq!(m.html_body.as_deref(), Some("<p>html version</p>"));
+    let types: Vec<_> = m
+        .attachments
+        .iter()
+        .map(|a| a.content_type.as_str())
+        .collect();
+    assert_eq!(types, ["image/gif"]);
+    assert_nothing_dropped(&m);
+
+    let html_only = parse(concat!(
+        "Content-Type: multipart/alternative; boundary=a\n\n",
+        "--a\nContent-Type: text/html\n\n<i>only html</i>\n--a--\n",
+    ));
+    assert_eq!(html_only.html_body.as_deref(), Some("<i>only html</i>"));
+    assert!(
+        html_only
+            .text_body
+            .is_some_and(|t| t.contains("only html") && !t.contains('<'))
+    );
+}
+
+#[test]
+fn a_whitespace_only_line_does_not_end_the_headers() {
+    for sep in ["\n", "\r\n"] {
+        let raw = [
+            "Subject: kept",
+            " \t",
+            "From: a@x.test",
+            "   ",
+            "Content-Type: multipart/mixed; boundary=b",
+            "",
+            "--b",
+            "Content-Type: text/plain",
+            "",
+            "the body",
+            "--b",
+            "Content-Type: application/pdf; name=a.pdf",
+            "",
+            "pdf",
+            "--b--",
+            "",
+        ]
+        .join(sep);
+        let m = parse(&raw);
+        assert_eq!(m.parse_error, None);
+        assert_eq!(m.subject.as_deref(), Some("kept"));
+        assert_eq!(
+            m.from().and_then(|p| p.address.as_deref()),
+            Some("a@x.test")
+        );
+        assert_eq!(m.header_count, 3);
+        assert_eq!(m.text_body.as_deref(), Some("the body"));
+        assert_eq!(m.attachments.len(), 1);
+        // The part ids the store keeps cut out the same bytes.
+        let index = m.attachments[0].part_index;
+        assert_eq!(
+            attachment_bytes(raw.as_bytes(), index).as_deref(),
+            Some(&b"pdf"[..])
+        );
+    }
+    // A whitespace line followed by prose is where the sender meant the body to start.
+    for raw in [
+        "Subject: s\n  \nHello there\n",
+        "Subject: s\r\n\t \r\nHello there\r\n",
+    ] {
+        let m = parse(raw);
+        assert_eq!(m.subject.as_deref(), Some("s"));
+        assert_eq!(m.header_count, 1);
+        assert!(m.text_body.is_some_and(|t| t.starts_with("Hello there")));
+    }
+}
+
+#[test]
+fn input_without_a_header_section_is_all_body() {
+    let m = parse("Just some text,\nno headers at all.\n\nSecond paragraph.\n");
+    assert_eq!(
+        m.text_body.as_deref(),
+        Some("Just some text,\nno headers at all.\n\nSecond paragraph.\n")
+    );
+    assert_eq!(m.header_count, 0);
+    assert_eq!(m.subject, None);
+    assert_eq!(m.parse_error.as_deref(), Some("no header section found"));
+    assert_eq!(shape(&m), [(0, None, 0, "text/plain", true, false)]);
+}
+
+#[test]
+fn a_multipart_whose_boundary_never_occurs_is_shown_as_text() {
+    let m = parse(concat!(
+        "Subject: lost boundary\n",
+        "Content-Type: multipart/mixed; boundary=\"never-used\"\n",
+        "\n",
+        "--other\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "the real text\n",
+        "--other--\n",
+    ));
+    assert!(
+        m.text_body
+            .as_deref()
+            .is_some_and(|t| t.contains("the real text")),
+        "{:?}",
+        m.text_body
+    );
+    assert!(m.attachments.is_empty(), "{:?}", m.attachments);
+    assert_eq!(shape(&m), [(0, None, 0, "multipart/mixed", true, false)]);
+    assert_eq!(m.parse_error, None);
+
+    let no_parameter = parse("Content-Type: multipart/mixed\n\nsome text\n");
+    assert!(no_parameter.attachments.is_empty());
+    assert!(
+        no_parameter
+            .text_body
+            .is_some_and(|t| t.contains("some text"))
+    );
+}
+
+#[test]
+fn structure_lists_every_part_in_tree_order() {
+    let m = parse(MIXED);
+    assert_eq!(
+        shape(&m),
+        [
+            (0, None, 0, "multipart/mixed", false, false),
+            (1, Some(0), 1, "multipart/related", false, false),
+            (2, Some(1), 2, "multipart/alternative", false, false),
+            (3, Some(2), 3, "text/plain", true, false),
+            (4, Some(2), 3, "text/html", true, false),
+            (5, Some(1), 2, "image/png", false, true),
+            (6, Some(0), 1, "application/pdf", false, true),
+        ]
+    );
+    let pdf = &m.structure[6];
+    assert_eq!(pdf.disposition.as_deref(), Some("attachment"));
+    assert_eq!(pdf.file_name.as_deref(), Some("Résumé.pdf"));
+    assert_eq!(pdf.size, 13);
+    assert_eq!(m.structure[3].charset.as_deref(), Some("utf-8"));
+    assert_eq!(m.structure[0].size, 0);
+    assert_nothing_dropped(&m);
+    // Every leaf can be cut out by its index, shown or not.
+    assert_eq!(
+        attachment_bytes(MIXED.as_bytes(), 3).as_deref(),
+        Some(&b"See the logo."[..])
+    );
+}
+
+#[test]
+fn structure_fields_and_length_are_capped() {
+    let long_name = "é".repeat(300);
+    let long_type = "x".repeat(300);
+    let mut raw = String::from("Subject: wide\nContent-Type: multipart/mixed; boundary=b\n\n");
+    raw.push_str(&format!(
+        "--b\nContent-Type: application/{long_type}; charset={long_type}\n\
+         Content-Disposition: attachment; filename=\"{long_name}\"\n\nx\n"
+    ));
+    for i in 0..700 {
+        raw.push_str(&format!("--b\nContent-Type: text/plain\n\npart {i}\n"));
+    }
+    raw.push_str("--b--\n");
+    let m = parse(&raw);
+    assert_eq!(m.structure.len(), palisade_model::MAX_STRUCTURE_PARTS);
+    let first = &m.structure[1];
+    assert!(first.content_type.len() <= palisade_model::MAX_MIME_PART_FIELD_BYTES);
+    assert!(first.content_type.starts_with("application/xxx"));
+    assert_eq!(first.charset.as_ref().map(String::len), Some(200));
+    let name = first.file_name.as_deref().unwrap_or_default();
+    assert_eq!(name.len(), 200, "cut at a character boundary");
+    // The body still has every part, a blank line apart.
+    let text = m.text_body.unwrap_or_default();
+    assert!(text.starts_with("part 0\n\npart 1\n\n") && text.ends_with("part 699"));
+}
+
+#[test]
+fn hostile_wide_and_deep_trees_stay_bounded() {
+    // Thousands of tiny parts: the assembled body stops near the limit and says so.
+    let mut raw = String::from("Content-Type: multipart/mixed; boundary=b\n\n");
+    for _ in 0..20_000 {
+        raw.push_str("--b\n\nsome words here\n");
+    }
+    raw.push_str("--b--\n");
+    let limits = ParseLimits {
+        max_body_bytes: 10_000,
+        ..ParseLimits::default()
+    };
+    let m = parse_message(raw.as_bytes(), &limits);
+    assert!(m.body_truncated);
+    assert!(m.text_body.is_some_and(|t| t.len() <= 10_000));
+    assert!(m.structure.len() <= palisade_model::MAX_STRUCTURE_PARTS);
+
+    let deep = parse(&nested(200));
+    assert!(deep.privacy.mime_depth_exceeded);
+    assert!(deep.structure.len() <= ParseLimits::default().max_mime_depth + 1);
+    assert!(
+        deep.structure
+            .iter()
+            .all(|p| p.depth as usize <= ParseLimits::default().max_mime_depth)
+    );
+    assert_nothing_dropped(&deep);
+}

@@ -238,7 +238,9 @@ fn attachment_features_produce_attachments() {
         );
     }
     for (file, c) in with_feature("report/dsn") {
-        assert!(!c.attachments.is_empty(), "{file}");
+        // A report whose boundary parameter is broken is one text body, as mail clients show it.
+        let unsplit = c.structure.len() == 1 && c.text_body.is_some();
+        assert!(!c.attachments.is_empty() || unsplit, "{file}");
     }
     // Four "message-rfc822" hits are mailing-list posts that merely mention the type.
     let forwarded = with_feature("message-rfc822")

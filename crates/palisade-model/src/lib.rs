@@ -267,6 +267,37 @@ pub struct Attachment {
     pub inline: bool,
 }
 
+/// Most parts a message's `structure` lists; a message with more keeps the first, in tree order.
+pub const MAX_STRUCTURE_PARTS: usize = 500;
+
+/// Longest `content_type`, `disposition`, `file_name` or `charset` kept in a [`MimePart`], in bytes.
+pub const MAX_MIME_PART_FIELD_BYTES: usize = 200;
+
+/// One part of a message's MIME tree, as a reader can reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MimePart {
+    /// mail-parser part id of the top-level message; same numbering as `Attachment::part_index`.
+    pub index: u32,
+    /// Index of the enclosing multipart, `None` for the root.
+    pub parent: Option<u32>,
+    /// Nesting depth, root = 0.
+    pub depth: u32,
+    /// `type/subtype`, lowercased, RFC 2045 defaults applied (same function as attachments).
+    pub content_type: String,
+    /// Decoded size in bytes (0 for multipart containers).
+    pub size: u64,
+    /// Content-Disposition token, lowercased (`inline`, `attachment`, ...), when present.
+    pub disposition: Option<String>,
+    /// File name, when the part has one.
+    pub file_name: Option<String>,
+    /// Declared charset, when present.
+    pub charset: Option<String>,
+    /// The part's content is in the text or HTML body shown to the reader.
+    pub shown_inline: bool,
+    /// The part is listed in `attachments`.
+    pub attachment: bool,
+}
+
 /// Per-message state the user changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -343,6 +374,10 @@ pub struct MessageContent {
     pub body_truncated: bool,
     /// Attachment and inline-part metadata.
     pub attachments: Vec<Attachment>,
+    /// The MIME tree as a flat list in tree order, at most [`MAX_STRUCTURE_PARTS`] parts;
+    /// empty for mail parsed before the structure was recorded.
+    #[serde(default)]
+    pub structure: Vec<MimePart>,
     /// What the headers and structure tell about the message's privacy.
     pub privacy: PrivacyFeatures,
     /// Number of header fields at the top level.
