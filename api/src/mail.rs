@@ -484,6 +484,50 @@ impl MailApi {
         ))
     }
 
+    /// Any part of the message listed in its `structure`, decoded, as a download; shown
+    /// parts too, so a reader can always reach every part. 404 for a multipart container.
+    #[oai(
+        path = "/messages/:id/parts/:index",
+        method = "get",
+        tag = "ApiTags::Mail"
+    )]
+    async fn part(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        /// The part's `index` from the message's `structure`.
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
+        index: Path<u32>,
+    ) -> Result<AttachmentBytes, ApiError> {
+        let user = auth.0.user_id;
+        let m = message_of(&state, user, id.0).await?;
+        // A real container is neither shown nor listed; a multipart whose boundary never
+        // occurs is shown as text and has bytes.
+        let Some(meta) = m.content.structure.iter().find(|p| {
+            p.index == index.0
+                && !(p.content_type.starts_with("multipart/") && !p.shown_inline && !p.attachment)
+        }) else {
+            return Err(ApiError::not_found("no such part"));
+        };
+        let raw = state
+            .store
+            .get_raw(user, m.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such message"))?;
+        let bytes = palisade_mime::attachment_bytes(&raw, index.0)
+            .ok_or_else(|| ApiError::not_found("no such part"))?;
+        let name = meta
+            .file_name
+            .clone()
+            .unwrap_or_else(|| format!("part-{}", index.0));
+        Ok(AttachmentBytes::Ok(
+            Binary(bytes),
+            disposition(&name),
+            meta.content_type.clone(),
+        ))
+    }
+
     /// Marks a message read or unread, starred, or trashed.
     #[oai(path = "/messages/:id/flags", method = "patch", tag = "ApiTags::Mail")]
     async fn flags(

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use palisade_model::{
-    Contact, Discussion, Draft, DraftAttachment, Flags, Message, MessageSummary, Participant,
-    PrivacyFeature, PrivacyFeatures, Tag, TagId, User,
+    Contact, Discussion, Draft, DraftAttachment, Flags, Message, MessageSummary, MimePart,
+    Participant, PrivacyFeature, PrivacyFeatures, Tag, TagId, User,
 };
 use poem_openapi::{Enum, Object};
 use std::collections::HashMap;
@@ -387,6 +387,49 @@ pub struct AttachmentView {
     pub inline: bool,
 }
 
+/// One part of the message's MIME tree; leaves' bytes come from the parts endpoint.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct MimePartView {
+    /// Part index, the same numbering as attachments' `index`; pass it to the parts endpoint.
+    pub index: u32,
+    /// Index of the enclosing multipart; absent for the root.
+    pub parent: Option<u32>,
+    /// Nesting depth, root = 0.
+    pub depth: u32,
+    /// `type/subtype`, lowercased.
+    pub content_type: String,
+    /// Decoded size in bytes (0 for multipart containers).
+    pub size: u64,
+    /// Content-Disposition token, lowercased (`inline`, `attachment`, ...), when present.
+    pub disposition: Option<String>,
+    /// File name, when the part has one.
+    pub file_name: Option<String>,
+    /// Declared charset, when present.
+    pub charset: Option<String>,
+    /// The part's content is in the text or HTML body.
+    pub shown_inline: bool,
+    /// The part is listed in `attachments`.
+    pub attachment: bool,
+}
+
+impl From<&MimePart> for MimePartView {
+    fn from(p: &MimePart) -> Self {
+        MimePartView {
+            index: p.index,
+            parent: p.parent,
+            depth: p.depth,
+            content_type: p.content_type.clone(),
+            size: p.size,
+            disposition: p.disposition.clone(),
+            file_name: p.file_name.clone(),
+            charset: p.charset.clone(),
+            shown_inline: p.shown_inline,
+            attachment: p.attachment,
+        }
+    }
+}
+
 /// One remote resource that was kept out of the HTML.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -448,6 +491,9 @@ pub struct MessageView {
     pub remote_content_allowed: bool,
     /// Attachments.
     pub attachments: Vec<AttachmentView>,
+    /// The MIME tree in tree order (at most 500 parts), so every part can be reached;
+    /// empty for mail stored before it was recorded.
+    pub structure: Vec<MimePartView>,
     /// Flags.
     pub flags: FlagsView,
     /// Tags, resolved to names; deleted tags are left out.
@@ -494,6 +540,7 @@ impl MessageView {
                     inline: a.inline,
                 })
                 .collect(),
+            structure: c.structure.iter().map(Into::into).collect(),
             flags: m.flags.into(),
             tags: m
                 .tags
