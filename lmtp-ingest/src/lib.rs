@@ -12,6 +12,7 @@ use palisade_index::tantivy_backend::TantivyIndex;
 use palisade_index::{IndexError, SearchIndex};
 use palisade_jobs::JobQueue;
 use palisade_jobs::amqp::AmqpQueue;
+use palisade_mime::ParseLimits;
 use palisade_store::Store;
 use palisade_store::cassandra::CassandraStore;
 use palisade_store::sqlite::SqliteStore;
@@ -44,6 +45,14 @@ pub fn init_tracing(config: &Config) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// How mail is parsed, on delivery and when stored mail is parsed again.
+pub fn parse_limits(config: &Config) -> ParseLimits {
+    ParseLimits {
+        max_mime_depth: config.lmtp.max_mime_depth,
+        ..ParseLimits::default()
     }
 }
 

@@ -3,13 +3,14 @@
 
 use anyhow::Context;
 use clap::Parser;
-use lmtp_ingest::{ConfigArg, Index, init_tracing, open_backends, open_cache, open_index};
+use lmtp_ingest::{
+    ConfigArg, Index, init_tracing, open_backends, open_cache, open_index, parse_limits,
+};
 use palisade_api::AppState;
 use palisade_api::listener::ProxyAcceptor;
 use palisade_api::mailer::Mailer;
 use palisade_ingest::{IngestBackend, Pipeline};
 use palisade_lmtp::{Limits, MemoryBudget, ServerConfig, serve};
-use palisade_mime::ParseLimits;
 use palisade_proxy::ProxyPolicy;
 use palisade_worker::{IndexWorker, RetryPolicy};
 use std::sync::Arc;
@@ -59,10 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Pipeline::new(
             backends.store.clone(),
             backends.queue.clone(),
-            ParseLimits {
-                max_mime_depth: config.lmtp.max_mime_depth,
-                ..ParseLimits::default()
-            },
+            parse_limits(&config),
             wake.clone(),
         )
         .with_events(cache.clone()),

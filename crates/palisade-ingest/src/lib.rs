@@ -1,12 +1,15 @@
 //! How mail enters Palisade: the [`Pipeline`] that stores every copy of a message (parse once,
-//! store per user, publish jobs, announce), and the LMTP backend that feeds it.
+//! store per user, publish jobs, announce), the LMTP backend that feeds it, and the reparse
+//! that reads stored mail again after a parser change ([`Pipeline::reparse_mailbox`]).
 //!
 //! Parsing happens once per transaction, not once per recipient, and all recipients' writes
 //! are issued together so the store's group commit can fold them into one fsync.
 
 mod pipeline;
+mod reparse;
 
 pub use pipeline::{MailboxCopy, Parsed, Pipeline, PipelineError, error_chain};
+pub use reparse::{ContentTotals, FieldChanges, Progress, ReparseError, ReparseReport};
 
 use async_trait::async_trait;
 use chrono::Utc;

@@ -109,6 +109,11 @@ impl Pipeline {
         }
     }
 
+    /// The mailbox store copies go to.
+    pub(crate) fn mailbox(&self) -> &Arc<dyn Mailbox> {
+        &self.store
+    }
+
     /// Announces new mail on `cache` pub/sub, best effort: a cache outage never affects
     /// storing.
     pub fn with_events(mut self, cache: Arc<dyn Cache>) -> Self {

@@ -24,6 +24,7 @@ pub async fn run_all(store: &dyn Store) {
     crate::contract_drafts::run_all(store).await;
     crate::contract_discussions::run_all(store).await;
     crate::contract_suggest::run_all(store).await;
+    crate::contract_replace::run_all(store).await;
 }
 
 pub(crate) fn addr(s: &str) -> Address {

@@ -25,7 +25,10 @@ mod contract_drafts;
 #[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
 #[cfg(any(test, feature = "contract"))]
+mod contract_replace;
+#[cfg(any(test, feature = "contract"))]
 mod contract_suggest;
+mod replace;
 pub mod sqlite;
 pub mod suggest;
 mod threading;
@@ -256,6 +259,20 @@ pub trait Mailbox: Send + Sync {
         add: &[TagId],
         remove: &[TagId],
     ) -> Result<Option<Vec<MessageId>>, StoreError>;
+
+    /// Replaces what parsing found in one of the user's messages, after a parser change, and
+    /// everything stored beside it that derives from it: the message's summary (subject,
+    /// sender, date, parse error) and its discussion's people, snippet and privacy, and
+    /// subject when the message started the discussion. Raw bytes, flags, tags and threading
+    /// (discussion membership and the keys replies are matched on) stay as delivered, so mail
+    /// never moves between discussions under the user's eyes. Idempotent; `false` when the
+    /// message does not exist. The caller queues the message for reindexing.
+    async fn replace_content(
+        &self,
+        user: UserId,
+        id: MessageId,
+        content: &MessageContent,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes a message for good (row, raw bytes, discussion membership); `false` when it did
     /// not exist.

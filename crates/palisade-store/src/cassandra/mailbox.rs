@@ -21,8 +21,8 @@ use crate::{Folder, Page, PageOf, StoreError, TagChange};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use palisade_model::{
-    Discussion, DiscussionId, Flags, FlagsPatch, MessageId, Participant, PrivacyFeatures, TagId,
-    UserId, merge_participants,
+    Discussion, DiscussionId, Flags, FlagsPatch, MessageContent, MessageId, Participant,
+    PrivacyFeatures, TagId, UserId, merge_participants,
 };
 use palisade_model::{Message, MessageSummary, RawHash, Tag};
 use scylla::value::CqlTimestamp;
@@ -815,6 +815,15 @@ impl Mailbox for CassandraStore {
         remove: &[TagId],
     ) -> Result<Option<Vec<MessageId>>, StoreError> {
         organize::retag_discussion(self, user, id, add, remove).await
+    }
+
+    async fn replace_content(
+        &self,
+        user: UserId,
+        id: MessageId,
+        content: &MessageContent,
+    ) -> Result<bool, StoreError> {
+        super::content::replace_content(self, user, id, content).await
     }
 
     async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError> {

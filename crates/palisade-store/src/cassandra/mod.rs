@@ -9,6 +9,7 @@ mod accounts;
 mod attachments;
 mod book;
 mod claims;
+mod content;
 mod cql;
 mod deliver;
 mod drafts;

@@ -82,6 +82,13 @@ pub(crate) struct Statements {
     pub(crate) set_arrival_flags: PreparedStatement,
     pub(crate) set_in_discussion_flags: PreparedStatement,
     pub(crate) set_message_tags: PreparedStatement,
+    /// What replacing a message's parsed content reads and rewrites (see `content`).
+    pub(crate) select_content: PreparedStatement,
+    pub(crate) replace_message_content: PreparedStatement,
+    pub(crate) replace_arrival_content: PreparedStatement,
+    pub(crate) replace_in_discussion_content: PreparedStatement,
+    pub(crate) set_discussion_subject: PreparedStatement,
+    pub(crate) set_participants: PreparedStatement,
     /// The tags of several messages by id, with what proves they exist, in one request.
     pub(crate) select_tags_in: PreparedStatement,
     /// Logged batch removing a message's arrival and discussion rows.
@@ -532,6 +539,42 @@ impl Statements {
                 .await?,
             set_message_tags: p
                 .idempotent("UPDATE {ks}.messages SET tags_json = ? WHERE user_id = ? AND id = ?")
+                .await?,
+            select_content: p
+                .idempotent(
+                    "SELECT delivered, discussion_id, received_at, content_json
+                     FROM {ks}.messages WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            replace_message_content: p
+                .idempotent(
+                    "UPDATE {ks}.messages
+                     SET date = ?, subject = ?, from_json = ?, parse_error = ?, content_json = ?
+                     WHERE user_id = ? AND id = ?",
+                )
+                .await?,
+            replace_arrival_content: p
+                .idempotent(
+                    "UPDATE {ks}.messages_by_arrival
+                     SET date = ?, subject = ?, from_json = ?, parse_error = ?
+                     WHERE user_id = ? AND received_at = ? AND id = ?",
+                )
+                .await?,
+            replace_in_discussion_content: p
+                .idempotent(
+                    "UPDATE {ks}.messages_by_discussion
+                     SET date = ?, subject = ?, from_json = ?, parse_error = ?, snippet = ?,
+                         privacy_json = ?, participants_json = ?
+                     WHERE user_id = ? AND discussion_id = ? AND received_at = ? AND id = ?",
+                )
+                .await?,
+            set_discussion_subject: p
+                .idempotent("UPDATE {ks}.discussions SET subject = ? WHERE user_id = ? AND id = ?")
+                .await?,
+            set_participants: p
+                .idempotent(
+                    "UPDATE {ks}.discussions SET participants = ? WHERE user_id = ? AND id = ?",
+                )
                 .await?,
             select_tags_in: p
                 .idempotent(

@@ -4,7 +4,7 @@
 
 use super::rows::{json, parse_id, start_after, to_json};
 use super::{SqliteStore, from_millis, unavailable};
-use super::{deliver, organize, rows, tags};
+use super::{content, deliver, organize, rows, tags};
 use crate::threading::SNIPPET_CHARS;
 use crate::{Delivery, DeliveryReceipt, Mailbox};
 use crate::{Folder, Page, PageOf, StoreError, TagChange};
@@ -451,6 +451,18 @@ impl Mailbox for SqliteStore {
         let (add, remove) = (add.to_vec(), remove.to_vec());
         self.writer
             .write(move |conn| organize::retag_discussion(conn, user, id, &add, &remove))
+            .await
+    }
+
+    async fn replace_content(
+        &self,
+        user: UserId,
+        id: MessageId,
+        new: &MessageContent,
+    ) -> Result<bool, StoreError> {
+        let new = new.clone();
+        self.writer
+            .write(move |conn| content::replace_content(conn, user, id, &new))
             .await
     }
 

@@ -6,6 +6,7 @@
 mod accounts;
 mod attachments;
 mod book;
+mod content;
 mod deliver;
 mod drafts;
 mod jobs;
