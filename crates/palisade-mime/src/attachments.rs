@@ -26,12 +26,17 @@ pub(crate) fn attachments(
         .filter(|&&id| listed.contains(&id) && body_part != Some(id))
         .filter_map(|&id| {
             let part = message.parts.get(id as usize)?;
-            Some(describe(id, part, html_lower.as_deref()))
+            Some(describe(
+                &message.raw_message,
+                id,
+                part,
+                html_lower.as_deref(),
+            ))
         })
         .collect()
 }
 
-fn describe(id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attachment {
+fn describe(raw: &[u8], id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attachment {
     let content_id = part
         .content_id()
         .map(|cid| {
@@ -49,11 +54,7 @@ fn describe(id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attach
     };
     Attachment {
         part_index: id,
-        file_name: part
-            .attachment_name()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string),
+        file_name: crate::headers::file_name(raw, part),
         content_type: content_type(part),
         size: decoded_size(part),
         content_id,
