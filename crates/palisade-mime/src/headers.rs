@@ -295,6 +295,13 @@ fn encoded_word(s: &str) -> Option<(usize, Piece<'static>)> {
         .unwrap_or_default()
         .to_ascii_lowercase();
     let bytes = if base64 {
+        // Characters outside the alphabet mean this is no base64 word: keep it as written.
+        if !data
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b' ' | b'\t'))
+        {
+            return None;
+        }
         base64_lenient(data.as_bytes())
     } else if data.is_ascii() {
         q_decode(data.as_bytes())
@@ -341,7 +348,7 @@ fn hex_pair(high: u8, low: u8) -> Option<u8> {
     Some(u8::try_from(digit(high)? * 16 + digit(low)?).unwrap_or(0))
 }
 
-/// Base64 that skips characters outside the alphabet and tolerates missing padding.
+/// Base64 that skips whitespace and tolerates missing padding.
 fn base64_lenient(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() * 3 / 4);
     let mut acc: u32 = 0;
