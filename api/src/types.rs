@@ -125,6 +125,9 @@ pub struct PrivacyView {
     pub list_id: Option<String>,
     /// Upstream filter marked it as spam.
     pub spam: bool,
+    /// More than one `From` field, or one `From` naming several mailboxes: who wrote the
+    /// message is ambiguous, a spoofing sign. Every `From` mailbox is among the participants.
+    pub multiple_from: bool,
     /// Every feature that raised or lowered `privacy_index`, which is their sum held within
     /// 0 to 100; features that did not count are left out.
     pub factors: Vec<PrivacyFactorView>,
@@ -191,6 +194,7 @@ impl From<&PrivacyFeatures> for PrivacyView {
             autocrypt: p.autocrypt,
             list_id: p.list_id.clone(),
             spam: p.spam.is_spam == Some(true),
+            multiple_from: p.multiple_from,
             factors: p
                 .privacy_factors()
                 .into_iter()

@@ -9,6 +9,7 @@ const base: PrivacyFacts = {
   signed: false,
   autocrypt: false,
   spam: false,
+  multiple_from: false,
   factors: [],
 };
 

@@ -69,6 +69,21 @@ def test_the_document_states_the_colour_rule_and_the_privacy_features(api):
     assert schemas["PrivacyView"]["properties"]["factors"]["type"] == "array"
 
 
+def test_a_second_from_is_flagged_and_shown(api):
+    c = api.login("alice@example.test", PASSWORD)
+    # The second `From` has its name folded before the colon, which parsers used to drop.
+    deliver(api, "alice@example.test", with_headers("spoofed", "From\n : Mallory <mallory@evil.test>\n"))
+    deliver(api, "alice@example.test", with_headers("single", ""))
+    by_subject = {m["subject"]: m["id"] for m in c.get("/messages").json()["items"]}
+    spoofed = c.get(f"/messages/{by_subject['spoofed']}").json()
+    assert spoofed["privacy"]["multiple_from"] is True, spoofed["privacy"]
+    authors = [p["address"] for p in spoofed["participants"] if p["role"] == "from"]
+    assert authors == ["mallory@evil.test", "bob@remote.test"], spoofed["participants"]
+    single = c.get(f"/messages/{by_subject['single']}").json()
+    assert single["privacy"]["multiple_from"] is False
+    assert factors(spoofed) == factors(single), "the flag does not change the privacy index"
+
+
 def with_headers(subject: str, headers: str) -> str:
     return (f"{headers}From: Bob <bob@remote.test>\nTo: alice@example.test\nSubject: {subject}\n"
             f"Date: Mon, 02 Mar 2026 10:00:00 +0000\nMessage-ID: <{subject.replace(' ', '.')}@remote.test>\n"

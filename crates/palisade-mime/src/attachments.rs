@@ -28,12 +28,17 @@ pub(crate) fn attachments(
             if matches!(part.body, PartType::Multipart(_)) {
                 return None;
             }
-            Some(describe(id, part, html_lower.as_deref()))
+            Some(describe(
+                &message.raw_message,
+                id,
+                part,
+                html_lower.as_deref(),
+            ))
         })
         .collect()
 }
 
-fn describe(id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attachment {
+fn describe(raw: &[u8], id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attachment {
     let content_id = part
         .content_id()
         .map(|cid| {
@@ -51,20 +56,12 @@ fn describe(id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attach
     };
     Attachment {
         part_index: id,
-        file_name: file_name(part),
+        file_name: crate::headers::file_name(raw, part),
         content_type: content_type(part),
         size: decoded_size(part),
         content_id,
         inline: disposition_inline || referenced,
     }
-}
-
-/// The part's file name, when it has a non-blank one.
-pub(crate) fn file_name(part: &MessagePart<'_>) -> Option<String> {
-    part.attachment_name()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
 }
 
 /// The declared type as `type/subtype`, lowercased; RFC 2045 defaults where it is missing or broken.

@@ -33,6 +33,7 @@ use palisade_model::MessageContent;
 mod attachments;
 mod body;
 mod crypto;
+mod headers;
 mod participants;
 mod preamble;
 mod privacy;
@@ -171,8 +172,14 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
         .collect();
     let mut privacy = privacy::privacy(raw, message, &tree.visible, &bodies);
     privacy.mime_depth_exceeded = tree.depth_exceeded;
-    let subject = first(headers, HeaderName::Subject).and_then(HeaderValue::as_text);
-    let normalized_subject = subject.map(normalize_subject).filter(|s| !s.is_empty());
+    // Subject, date and addresses come from our own scan of the raw header section.
+    let raw_headers = headers::Headers::scan(raw, message);
+    privacy.multiple_from = participants::multiple_from(&raw_headers);
+    let subject = raw_headers.subject();
+    let normalized_subject = subject
+        .as_deref()
+        .map(normalize_subject)
+        .filter(|s| !s.is_empty());
     // Privacy and attachments have read the whole bodies; only what is kept is bounded.
     let attachments = attachments::attachments(message, &tree, html_body.as_deref(), &shown);
     let structure = structure::structure(message, &tree, &shown, &attachments);
@@ -182,12 +189,10 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
         message_id_header: ids(headers, HeaderName::MessageId).into_iter().next(),
         in_reply_to: ids(headers, HeaderName::InReplyTo),
         references: ids(headers, HeaderName::References),
-        subject: subject.map(str::to_string),
+        subject,
         normalized_subject,
-        date: first(headers, HeaderName::Date)
-            .and_then(HeaderValue::as_text)
-            .and_then(parse_date),
-        participants: participants::participants(headers),
+        date: raw_headers.text("date").as_deref().and_then(parse_date),
+        participants: participants::participants(&raw_headers),
         attachments,
         structure,
         text_body,
@@ -238,25 +243,188 @@ fn ids(headers: &[Header<'_>], name: HeaderName<'_>) -> Vec<String> {
         .collect()
 }
 
+/// Parses an RFC 5322 date (obsolete forms included), or gives `None`: never a wrong instant.
+///
+/// Comments are CFWS and may sit anywhere, even inside the time (`09(c):55:06`), so they are
+/// removed first. What remains must be `[day-name ,] day month year time [zone]`; like the
+/// reference parser (CPython's `email.utils`) we also accept the month before the day and the
+/// time before the year (asctime order), but nothing is guessed from a malformed value.
 fn parse_date(value: &str) -> Option<DateTime<Utc>> {
-    // The trailing space makes mail-parser finish the last token (the seconds, when a
-    // sloppy sender omits the zone, which RFC 5322 then reads as UTC).
-    let mut dt = mail_parser::DateTime::parse_rfc822(&format!("{} ", value.trim()))?;
-    // Y2K-era mailers printed `tm_year` (years since 1900) as the year: `0102` is 2002.
-    if (100..200).contains(&dt.year) {
-        dt.year += 1900;
+    let text = without_comments(value)?;
+    // RFC 5322 obs-time allows CFWS around the colons.
+    let mut text = text.replace(',', " , ");
+    while text.contains(" :") || text.contains(": ") {
+        text = text.replace(" :", ":").replace(": ", ":");
     }
-    if !dt.is_valid() {
+    let mut tokens: Vec<&str> = text.split_whitespace().filter(|t| *t != ",").collect();
+    if let Some(first) = tokens.first()
+        && first.chars().all(|c| c.is_ascii_alphabetic() || c == '.')
+        && month(first).is_none()
+    {
+        if !DAY_NAMES.iter().any(|d| day_name(first, d)) {
+            return None;
+        }
+        tokens.remove(0);
+    }
+    let (mut day, mut mon, mut year, mut time, zone) = match tokens.as_slice() {
+        [d, m, y, t, rest @ ..] => (*d, *m, *y, *t, rest.first().copied()),
+        _ => return None,
+    };
+    if month(mon).is_none() {
+        // `Jan 1 ...`: month first.
+        std::mem::swap(&mut day, &mut mon);
+    }
+    let mut zone = zone;
+    if year.contains(':') {
+        // asctime: `Jan 1 10:00:00 2002`, the zone (if any) after or before the year.
+        std::mem::swap(&mut year, &mut time);
+        if !year.starts_with(|c: char| c.is_ascii_digit()) {
+            std::mem::swap(&mut year, zone.get_or_insert(""));
+        }
+    }
+    let month = month(mon)?;
+    let day: u32 = digits(day, 1, 2)?;
+    let year = match (digits::<i32>(year, 2, 4)?, year.len()) {
+        // RFC 5322 4.3: two-digit years below 50 are 20xx, other two- and three-digit ones
+        // 19xx; Y2K-era mailers printed `tm_year` (years since 1900) as the year: `0102`.
+        (y, 2) if y < 50 => y + 2000,
+        (y, _) if y < 1000 => y + 1900,
+        (y, _) => y,
+    };
+    if !(1900..=3000).contains(&year) {
         return None;
     }
-    let naive = NaiveDate::from_ymd_opt(dt.year.into(), dt.month.into(), dt.day.into())?
-        .and_hms_opt(dt.hour.into(), dt.minute.into(), dt.second.into())?;
-    let offset = (i32::from(dt.tz_hour) * 3600 + i32::from(dt.tz_minute) * 60)
-        * if dt.tz_before_gmt { -1 } else { 1 };
+    let mut hms = time.split(':');
+    let hour: u32 = digits(hms.next()?, 1, 2)?;
+    let minute: u32 = digits(hms.next()?, 1, 2)?;
+    let second: u32 = match hms.next() {
+        Some(s) => digits(s, 1, 2)?,
+        None => 0,
+    };
+    if hms.next().is_some() {
+        return None;
+    }
+    // A leap second names the last second of the minute.
+    let second = if second == 60 { 59 } else { second };
+    let offset = match zone {
+        None | Some("") => 0,
+        Some(z) => zone_offset(z)?,
+    };
+    let naive = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, second)?;
     let local = FixedOffset::east_opt(offset)?
         .from_local_datetime(&naive)
         .single()?;
     Some(local.with_timezone(&Utc))
+}
+
+const DAY_NAMES: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const MONTHS: &[&str] = &[
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+/// Whether `token` is the day `name` or a longer form of it (`Tuesday`), ignoring case.
+fn day_name(token: &str, name: &str) -> bool {
+    token.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(name))
+}
+
+fn month(token: &str) -> Option<u32> {
+    let token = token.trim_end_matches('.');
+    if token.len() < 3 || !token.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let prefix = token.get(..3)?.to_ascii_lowercase();
+    let index = MONTHS.iter().position(|m| *m == prefix)?;
+    u32::try_from(index + 1).ok()
+}
+
+/// A number of `min..=max` ASCII digits.
+fn digits<T: std::str::FromStr>(token: &str, min: usize, max: usize) -> Option<T> {
+    ((min..=max).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| token.parse().ok())
+        .flatten()
+}
+
+/// Seconds east of UTC for a numeric zone or an RFC 5322 zone name; `None` when malformed.
+///
+/// Besides `+hhmm`, accepted forms seen from real mailers: `+hh:mm`, an unsigned `hhmm`
+/// (read as east, as CPython does), `+-hhmm` (a negative offset printed after a `+`), and
+/// `GMT+h` or `UTC+hhmm` (the offset from UTC, as people write it).
+fn zone_offset(zone: &str) -> Option<i32> {
+    let upper = zone.to_ascii_uppercase();
+    if let Some(rest) = ["GMT", "UTC", "UT"]
+        .iter()
+        .find_map(|p| upper.strip_prefix(p))
+        .filter(|r| r.starts_with(['+', '-']))
+    {
+        let (sign, digits_part) = rest.split_at(1);
+        let digits_only: String = digits_part.chars().filter(|c| *c != ':').collect();
+        let value: i32 = digits(&digits_only, 1, 4)?;
+        let value = if digits_only.len() <= 2 {
+            value * 100
+        } else {
+            value
+        };
+        return signed_offset(sign == "-", value);
+    }
+    let (negative, number) = match zone.as_bytes().first()? {
+        b'+' => match zone[1..].strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, &zone[1..]),
+        },
+        b'-' => (true, &zone[1..]),
+        b'0'..=b'9' => (false, zone),
+        _ => {
+            if !zone.chars().all(|c| c.is_ascii_alphabetic()) {
+                return None;
+            }
+            let hours = match upper.as_str() {
+                "EDT" => -4,
+                "EST" | "CDT" => -5,
+                "CST" | "MDT" => -6,
+                "MST" | "PDT" => -7,
+                "PST" => -8,
+                // UT, GMT, Z, and (RFC 5322 4.3) every other name: offset unknown, read as UTC.
+                _ => 0,
+            };
+            return Some(hours * 3600);
+        }
+    };
+    let digits_only: String = number.chars().filter(|c| *c != ':').collect();
+    signed_offset(negative, digits(&digits_only, 4, 4)?)
+}
+
+/// `hhmm` as seconds, negated when `negative`; `None` when it is not a real offset.
+fn signed_offset(negative: bool, hhmm: i32) -> Option<i32> {
+    let (hours, minutes) = (hhmm / 100, hhmm % 100);
+    if minutes >= 60 || hours > 23 {
+        return None;
+    }
+    let seconds = hours * 3600 + minutes * 60;
+    Some(if negative { -seconds } else { seconds })
+}
+
+/// `value` with its comments removed (each becomes a space); `None` when one is unclosed.
+fn without_comments(value: &str) -> Option<String> {
+    let mut out = String::with_capacity(value.len());
+    let mut depth = 0usize;
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    out.push(' ');
+                }
+            }
+            '\\' if depth > 0 => {
+                chars.next();
+            }
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    (depth == 0).then_some(out)
 }
 
 #[cfg(test)]

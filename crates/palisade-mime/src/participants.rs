@@ -1,50 +1,412 @@
-//! Address headers to participants.
+//! Address headers to participants, read from the raw header section.
+//!
+//! mail-parser 0.11 cuts a quoted local part at a parenthesis (`"john(x)doe"@x`), keeps an
+//! obsolete source route as the address, and never sees a field whose name is folded before
+//! its colon; so the address lists are parsed here, leniently, as mail clients read them.
 
-use mail_parser::{Header, HeaderName, HeaderValue};
 use palisade_model::{Participant, ParticipantRole};
+
+use crate::headers::{self, Headers};
+
+/// Most participants kept per message, besides the `From` mailboxes.
+const MAX_PARTICIPANTS: usize = 1000;
+/// Most `From` mailboxes kept; each is a claimed author the reader must be able to see.
+const MAX_FROM: usize = 100;
+/// Longest display name or address kept, in bytes.
+const MAX_PART_BYTES: usize = 1024;
 
 /// Collects everyone named in From, Sender, Reply-To, To, Cc and Bcc, in header order.
 ///
-/// Every occurrence of a header counts: obsolete syntax allows repeated To/Cc, and hiding the
-/// second one would hide a recipient from the user.
-pub(crate) fn participants(headers: &[Header<'_>]) -> Vec<Participant> {
+/// Every occurrence of a field counts: obsolete syntax allows repeated fields, and hiding the
+/// second one would hide a recipient, or a second author, from the user.
+pub(crate) fn participants(headers: &Headers) -> Vec<Participant> {
     let mut out = Vec::new();
-    for header in headers {
-        let Some(role) = role_of(&header.name) else {
+    let (mut from, mut others) = (0, 0);
+    for field in &headers.fields {
+        let Some(role) = role_of(&field.name) else {
             continue;
         };
-        let HeaderValue::Address(address) = &header.value else {
-            continue;
-        };
-        // Groups are flattened: the group name says nothing about who reads the mail.
-        for addr in address.iter() {
-            let name = clean(addr.name());
-            let address = clean(addr.address());
-            if name.is_some() || address.is_some() {
-                out.push(Participant {
-                    role,
-                    name,
-                    address,
-                });
+        let text = headers.decode_8bit(&field.value);
+        for mailbox in mailboxes(&text) {
+            let count = if role == ParticipantRole::From {
+                &mut from
+            } else {
+                &mut others
+            };
+            let limit = if role == ParticipantRole::From {
+                MAX_FROM
+            } else {
+                MAX_PARTICIPANTS
+            };
+            if *count >= limit {
+                break;
+            }
+            *count += 1;
+            out.push(Participant {
+                role,
+                name: mailbox.name,
+                address: mailbox.address,
+            });
+        }
+    }
+    out
+}
+
+/// True when the header section has more than one `From` field, or one naming several mailboxes.
+pub(crate) fn multiple_from(headers: &Headers) -> bool {
+    let mut values = headers.all("from");
+    match (values.next(), values.next()) {
+        (Some(_), Some(_)) => true,
+        (Some(only), None) => mailboxes(&headers.decode_8bit(only)).nth(1).is_some(),
+        _ => false,
+    }
+}
+
+fn role_of(name: &str) -> Option<ParticipantRole> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "from" => ParticipantRole::From,
+        "sender" => ParticipantRole::Sender,
+        "reply-to" => ParticipantRole::ReplyTo,
+        "to" => ParticipantRole::To,
+        "cc" => ParticipantRole::Cc,
+        "bcc" => ParticipantRole::Bcc,
+        _ => return None,
+    })
+}
+
+/// One mailbox of an address list.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Mailbox {
+    /// Display name, decoded.
+    pub name: Option<String>,
+    /// `local@domain`, without route or comments.
+    pub address: Option<String>,
+}
+
+#[derive(Debug)]
+enum Token {
+    /// A run of ordinary characters (atoms, dots, `@`), and whether whitespace preceded it.
+    Word(String, bool),
+    /// A quoted string's content, unescaped, and whether whitespace preceded it.
+    Quoted(String, bool),
+    /// A comment's content, nested comments flattened.
+    Comment(String),
+    /// The inside of `<...>`.
+    Angle(String),
+    /// `,` `:` or `;` outside quotes, comments and angle brackets.
+    Special(char),
+}
+
+/// Splits an address-list value into tokens (RFC 5322 3.2 lexical rules, leniently).
+fn tokens(text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut spaced = true;
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                spaced = true;
+                continue;
+            }
+            '"' => {
+                let mut s = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => s.extend(chars.next()),
+                        c => s.push(c),
+                    }
+                }
+                out.push(Token::Quoted(s, spaced));
+            }
+            '(' => {
+                let mut s = String::new();
+                let mut depth = 1usize;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        '\\' => {
+                            s.extend(chars.next());
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if !matches!(c, '(' | ')') {
+                        s.push(c);
+                    }
+                }
+                out.push(Token::Comment(s));
+            }
+            '<' => {
+                let mut s = String::new();
+                let mut quoted = false;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '>' if !quoted => break,
+                        '"' => quoted = !quoted,
+                        '\\' if quoted => {
+                            s.push(c);
+                            s.extend(chars.next());
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    s.push(c);
+                }
+                out.push(Token::Angle(s));
+            }
+            ',' | ':' | ';' => out.push(Token::Special(c)),
+            // A stray closing bracket carries nothing.
+            '>' | ')' => {}
+            c => {
+                let mut s = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_whitespace() || matches!(n, '"' | '(' | '<' | '>' | ',' | ':' | ';') {
+                        break;
+                    }
+                    s.push(n);
+                    chars.next();
+                }
+                out.push(Token::Word(s, spaced));
+            }
+        }
+        spaced = false;
+    }
+    out
+}
+
+/// The mailboxes of an address-list value, groups flattened.
+pub(crate) fn mailboxes(text: &str) -> impl Iterator<Item = Mailbox> {
+    let tokens = tokens(text);
+    let mut items: Vec<Vec<Token>> = vec![Vec::new()];
+    for token in tokens {
+        match token {
+            Token::Special(',' | ';') => items.push(Vec::new()),
+            // A group's name says nothing about who reads the mail.
+            Token::Special(_) => {
+                if let Some(current) = items.last_mut() {
+                    current.clear();
+                }
+            }
+            other => {
+                if let Some(current) = items.last_mut() {
+                    current.push(other);
+                }
+            }
+        }
+    }
+    items
+        .into_iter()
+        .flat_map(split_at_angles)
+        .filter_map(mailbox)
+}
+
+/// Splits `A <a@x> B <b@x>` (a missing comma) into one item per angle address, so a second
+/// mailbox, often a second author, is never hidden inside the first.
+fn split_at_angles(item: Vec<Token>) -> Vec<Vec<Token>> {
+    let angles = item.iter().filter(|t| matches!(t, Token::Angle(_))).count();
+    if angles < 2 {
+        return vec![item];
+    }
+    let mut out = vec![Vec::new()];
+    let mut seen = 0;
+    for token in item {
+        let is_angle = matches!(token, Token::Angle(_));
+        if let Some(current) = out.last_mut() {
+            current.push(token);
+        }
+        if is_angle {
+            seen += 1;
+            if seen < angles {
+                out.push(Vec::new());
             }
         }
     }
     out
 }
 
-fn role_of(name: &HeaderName<'_>) -> Option<ParticipantRole> {
-    Some(match name {
-        HeaderName::From => ParticipantRole::From,
-        HeaderName::Sender => ParticipantRole::Sender,
-        HeaderName::ReplyTo => ParticipantRole::ReplyTo,
-        HeaderName::To => ParticipantRole::To,
-        HeaderName::Cc => ParticipantRole::Cc,
-        HeaderName::Bcc => ParticipantRole::Bcc,
-        _ => return None,
-    })
+fn mailbox(item: Vec<Token>) -> Option<Mailbox> {
+    let comment = || {
+        item.iter().find_map(|t| match t {
+            Token::Comment(c) if !c.trim().is_empty() => Some(c.as_str()),
+            _ => None,
+        })
+    };
+    let (name, address) = match item.iter().position(|t| matches!(t, Token::Angle(_))) {
+        Some(angle) => {
+            let Token::Angle(inner) = &item[angle] else {
+                return None;
+            };
+            let before = phrase(&item[..angle]);
+            let name = if before.is_empty() {
+                phrase(&item[angle + 1..])
+            } else {
+                before
+            };
+            let name = if name.is_empty() {
+                comment().unwrap_or_default().to_string()
+            } else {
+                name
+            };
+            (name, angle_address(inner))
+        }
+        None => {
+            // The address is the run of tokens, not separated by whitespace, that holds `@`.
+            let words: Vec<&Token> = item
+                .iter()
+                .filter(|t| matches!(t, Token::Word(..) | Token::Quoted(..)))
+                .collect();
+            let at = words
+                .iter()
+                .position(|t| matches!(t, Token::Word(w, _) if w.contains('@')));
+            match at {
+                Some(at) => {
+                    let mut start = at;
+                    while start > 0 && !spaced(words[start]) {
+                        start -= 1;
+                    }
+                    let mut end = at + 1;
+                    while end < words.len() && !spaced(words[end]) {
+                        end += 1;
+                    }
+                    // `"Name"local@host`: a quoted string not followed by `@` or `.` is a name.
+                    while start < at
+                        && matches!(words[start], Token::Quoted(..))
+                        && matches!(words[start + 1], Token::Word(w, _) if !w.starts_with(['@', '.']))
+                    {
+                        start += 1;
+                    }
+                    let address = addr_spec(&words[start..end]);
+                    let rest: Vec<Token> = item
+                        .iter()
+                        .filter(|t| matches!(t, Token::Word(..) | Token::Quoted(..)))
+                        .enumerate()
+                        .filter(|(i, _)| *i < start || *i >= end)
+                        .map(|(_, t)| clone_token(t))
+                        .collect();
+                    let name = comment()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| phrase(&rest));
+                    (name, address)
+                }
+                // No `@`: a lone word is a local address (`root`), several are a name.
+                None if words.len() == 1 => {
+                    (comment().unwrap_or_default().to_string(), addr_spec(&words))
+                }
+                None => (
+                    phrase(&words.into_iter().map(clone_token).collect::<Vec<_>>()),
+                    String::new(),
+                ),
+            }
+        }
+    };
+    let name = clean(headers::decode_words(&name));
+    let address = clean(address);
+    (name.is_some() || address.is_some()).then_some(Mailbox { name, address })
 }
 
-fn clean(value: Option<&str>) -> Option<String> {
-    let trimmed = value?.trim();
-    (!trimmed.is_empty()).then(|| trimmed.to_string())
+fn spaced(token: &Token) -> bool {
+    matches!(token, Token::Word(_, true) | Token::Quoted(_, true))
+}
+
+fn clone_token(token: &Token) -> Token {
+    match token {
+        Token::Word(w, s) => Token::Word(w.clone(), *s),
+        Token::Quoted(q, s) => Token::Quoted(q.clone(), *s),
+        Token::Comment(c) => Token::Comment(c.clone()),
+        Token::Angle(a) => Token::Angle(a.clone()),
+        Token::Special(c) => Token::Special(*c),
+    }
+}
+
+/// The words and quoted strings of a display name, joined by single spaces.
+///
+/// A comment among the words stays, in its parentheses (`ILUG (Request)`), as clients show
+/// it; comments alone are not a phrase.
+fn phrase(tokens: &[Token]) -> String {
+    if !tokens
+        .iter()
+        .any(|t| matches!(t, Token::Word(..) | Token::Quoted(..)))
+    {
+        return String::new();
+    }
+    let words: Vec<String> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(w, _) | Token::Quoted(w, _) => Some(w.trim().to_string()),
+            Token::Comment(c) => Some(format!("({})", c.trim())),
+            _ => None,
+        })
+        .filter(|w| !w.is_empty() && w != "()")
+        .collect();
+    words.join(" ")
+}
+
+/// An addr-spec from adjacent tokens; a quoted local part stays quoted unless it need not be.
+///
+/// Whitespace between two words is kept (`<Undisclosed Recipients@x>` is no address, but it
+/// is what the sender wrote) unless a `.` or `@` joins them (obsolete CFWS around them).
+fn addr_spec(tokens: &[&Token]) -> String {
+    let mut out = String::new();
+    for token in tokens {
+        let (text, spaced) = match token {
+            Token::Word(w, s) => (w.clone(), *s),
+            Token::Quoted(q, s) => (quote_local(q), *s),
+            _ => continue,
+        };
+        if spaced && !out.is_empty() && !out.ends_with(['.', '@']) && !text.starts_with(['.', '@'])
+        {
+            out.push(' ');
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// What is inside `<...>`: comments and whitespace dropped, an obsolete route removed.
+fn angle_address(inner: &str) -> String {
+    let tokens = tokens(inner);
+    let mut parts: Vec<&Token> = Vec::new();
+    for token in &tokens {
+        match token {
+            // `@a,@b:user@host` (RFC 5322 4.4 obs-route): everything before the colon is route.
+            Token::Special(':') => parts.clear(),
+            Token::Special(_) => {}
+            Token::Word(..) | Token::Quoted(..) => parts.push(token),
+            _ => {}
+        }
+    }
+    // A route without its colon, or a lone `@`, is not an address.
+    let address = addr_spec(&parts);
+    if address.starts_with('@') && tokens.iter().any(|t| matches!(t, Token::Special(','))) {
+        return String::new();
+    }
+    address
+}
+
+/// A local part as an address shows it: bare when it is a dot-atom, quoted otherwise.
+fn quote_local(local: &str) -> String {
+    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let dot_atom = !local.is_empty()
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.chars().all(|c| atext(c) || c == '.');
+    if dot_atom {
+        local.to_string()
+    } else {
+        let escaped = local.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{escaped}\"")
+    }
+}
+
+fn clean(value: String) -> Option<String> {
+    let trimmed = value.trim();
+    (!trimmed.is_empty()).then(|| headers::cut(trimmed.to_string(), MAX_PART_BYTES))
 }

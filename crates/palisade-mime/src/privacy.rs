@@ -5,7 +5,7 @@ use palisade_model::{AuthResults, HopTls, PrivacyFeatures, SpamVerdict};
 
 use crate::crypto;
 
-/// Fills everything but `mime_depth_exceeded`, which comes from the tree walk.
+/// Fills everything but `mime_depth_exceeded` (from the tree walk) and `multiple_from`.
 ///
 /// `raw` is the top-level message, whose bytes the header offsets point into; `bodies` are
 /// the decoded text bodies searched for inline PGP armor.

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use mail_parser::{Message, MimeHeaders, PartType};
 use palisade_model::{Attachment, MAX_MIME_PART_FIELD_BYTES, MAX_STRUCTURE_PARTS, MimePart};
 
-use crate::attachments::{content_type, decoded_size, file_name};
+use crate::attachments::{content_type, decoded_size};
+use crate::headers::file_name;
 use crate::tree::Tree;
 
 /// Describes the parts within the depth limit in tree order, at most [`MAX_STRUCTURE_PARTS`].
@@ -34,7 +35,7 @@ pub(crate) fn structure(
                     .map(|d| d.ctype().trim().to_ascii_lowercase())
                     .filter(|d| !d.is_empty())
                     .map(capped),
-                file_name: file_name(part).map(capped),
+                file_name: file_name(&message.raw_message, part).map(capped),
                 charset: part
                     .content_type()
                     .and_then(|ct| ct.attribute("charset"))

@@ -864,3 +864,305 @@ fn hostile_wide_and_deep_trees_stay_bounded() {
     );
     assert_nothing_dropped(&deep);
 }
+
+fn people(m: &MessageContent) -> Vec<(ParticipantRole, Option<&str>, Option<&str>)> {
+    m.participants
+        .iter()
+        .map(|p| (p.role, p.name.as_deref(), p.address.as_deref()))
+        .collect()
+}
+
+#[test]
+fn a_quoted_local_part_with_parentheses_is_kept_whole() {
+    let m = parse("From: \"john(x)doe\"@example.com\nTo: Jo <\"j(o)\"@x.test>\n\nhi\n");
+    assert_eq!(
+        people(&m),
+        vec![
+            (
+                ParticipantRole::From,
+                None,
+                Some("\"john(x)doe\"@example.com")
+            ),
+            (ParticipantRole::To, Some("Jo"), Some("\"j(o)\"@x.test")),
+        ]
+    );
+    // A quoted local part that needs no quotes loses them, as in every client.
+    let plain = parse("From: \"john\"@example.com\n\nhi\n");
+    assert_eq!(
+        plain.from().and_then(|p| p.address.as_deref()),
+        Some("john@example.com")
+    );
+}
+
+#[test]
+fn an_obsolete_source_route_is_dropped_from_the_address() {
+    let m = parse("From: Old <@a.test,@b.test:user@host.test>\nCc: <@relay.test:c@x.test>\n\nhi\n");
+    assert_eq!(
+        people(&m),
+        vec![
+            (ParticipantRole::From, Some("Old"), Some("user@host.test")),
+            (ParticipantRole::Cc, None, Some("c@x.test")),
+        ]
+    );
+}
+
+#[test]
+fn a_field_name_folded_before_its_colon_is_read_and_flags_a_second_from() {
+    let m = parse(concat!(
+        "From: Real <real@bank.test>\r\n",
+        "From\r\n",
+        " : <evil@x.test>\r\n",
+        "To\r\n",
+        "  : a@x.test\r\n",
+        "Subject: hi\r\n",
+        "\r\n",
+        "body\r\n",
+    ));
+    assert_eq!(
+        people(&m),
+        vec![
+            (ParticipantRole::From, Some("Real"), Some("real@bank.test")),
+            (ParticipantRole::From, None, Some("evil@x.test")),
+            (ParticipantRole::To, None, Some("a@x.test")),
+        ]
+    );
+    assert!(m.privacy.multiple_from);
+    assert_eq!(m.subject.as_deref(), Some("hi"));
+}
+
+#[test]
+fn every_from_mailbox_counts_and_one_from_is_not_flagged() {
+    let one = parse("From: a@x.test\n\nhi\n");
+    assert!(!one.privacy.multiple_from);
+    let none = parse("Subject: x\n\nhi\n");
+    assert!(!none.privacy.multiple_from);
+    let list = parse("From: a@x.test, B <b@x.test>\n\nhi\n");
+    assert!(list.privacy.multiple_from);
+    assert_eq!(list.participants.len(), 2);
+    // A missing comma between two mailboxes must not hide the second one.
+    let glued = parse("From: Bob <bob@x.test> Eve <eve@x.test>\n\nhi\n");
+    assert!(glued.privacy.multiple_from);
+    assert_eq!(
+        people(&glued),
+        vec![
+            (ParticipantRole::From, Some("Bob"), Some("bob@x.test")),
+            (ParticipantRole::From, Some("Eve"), Some("eve@x.test")),
+        ]
+    );
+    let two_fields = parse("From: a@x.test\nFrom: b@x.test\n\nhi\n");
+    assert!(two_fields.privacy.multiple_from);
+    assert_eq!(two_fields.participants.len(), 2);
+}
+
+#[test]
+fn what_already_worked_better_than_the_reference_still_works() {
+    let m = parse("From : x@y.test (John Doe)\nTo: ILUG (Request) <ilug@x.test>\n\nhi\n");
+    assert_eq!(
+        people(&m),
+        vec![
+            (ParticipantRole::From, Some("John Doe"), Some("x@y.test")),
+            (
+                ParticipantRole::To,
+                Some("ILUG (Request)"),
+                Some("ilug@x.test")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn adjacent_encoded_words_are_joined_before_decoding() {
+    // "é" (C3 A9) split across two words, in the subject, a display name and a file name.
+    let m = parse(concat!(
+        "Subject: =?UTF-8?Q?caf=C3?= =?UTF-8?Q?=A9?= ok\n",
+        "From: =?UTF-8?B?Sm/Dq2wg?= =?UTF-8?B?w6k=?= <j@x.test>\n",
+        "Content-Type: multipart/mixed; boundary=b\n",
+        "\n",
+        "--b\n",
+        "Content-Type: text/plain\n\nhi\n",
+        "--b\n",
+        "Content-Type: application/octet-stream\n",
+        "Content-Disposition: attachment; filename=\"=?UTF-8?Q?r=C3?= =?UTF-8?Q?=A9sum=C3=A9.pdf?=\"\n",
+        "\n",
+        "x\n",
+        "--b--\n",
+    ));
+    assert_eq!(m.subject.as_deref(), Some("café ok"));
+    assert_eq!(m.from().and_then(|p| p.name.as_deref()), Some("Joël é"));
+    assert_eq!(
+        m.attachments.first().and_then(|a| a.file_name.as_deref()),
+        Some("résumé.pdf")
+    );
+    // A UTF-8 sequence split in base64 words.
+    let b = parse("Subject: =?utf-8?b?4oK=?= =?utf-8?b?rA==?=\n\nhi\n");
+    assert_eq!(b.subject.as_deref(), Some("€"));
+}
+
+#[test]
+fn stateful_charsets_are_decoded_word_by_word() {
+    // Each ISO-2022-JP word returns to ASCII at its end; both decode alone.
+    let m = parse(concat!(
+        "Subject: =?ISO-2022-JP?B?GyRCJDMkcyRLJEEkTxsoQg==?=\n",
+        " =?ISO-2022-JP?B?GyRCJDMkcyRLJEEkTxsoQg==?=\n",
+        "\n",
+        "hi\n",
+    ));
+    assert_eq!(m.subject.as_deref(), Some("こんにちはこんにちは"));
+}
+
+#[test]
+fn undecodable_file_names_fall_back_to_their_raw_value() {
+    let with = |disposition: &str| {
+        let raw = format!(
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; {disposition}\n\nx\n--b--\n"
+        );
+        parse(&raw)
+            .attachments
+            .first()
+            .and_then(|a| a.file_name.clone())
+    };
+    // Latin-1 bytes declared as UTF-8: read as 8-bit text, not replacement characters.
+    assert_eq!(
+        with("filename*=utf-8''%E9t%E9.txt").as_deref(),
+        Some("été.txt")
+    );
+    assert_eq!(
+        with("filename*=iso-8859-1''%E9t%E9.txt").as_deref(),
+        Some("été.txt")
+    );
+    // An unknown charset and a broken escape: the raw text, never nothing.
+    assert_eq!(
+        with("filename*=x-bogus''%ZZ.txt").as_deref(),
+        Some("%ZZ.txt")
+    );
+    assert_eq!(
+        with("filename*0*=utf-8''a%20b; filename*1=c.txt").as_deref(),
+        Some("a bc.txt")
+    );
+    // Not base64 at all: the word is kept as written, like any malformed encoded-word.
+    assert_eq!(
+        with("filename=\"=?utf-8?b?@@@?=\"").as_deref(),
+        Some("=?utf-8?b?@@@?=")
+    );
+    assert_eq!(with("filename=\"\"").as_deref(), None);
+}
+
+#[test]
+fn raw_8bit_headers_use_utf8_then_declared_charsets_then_windows_1252() {
+    let utf8 = parse_message(
+        "Subject: Grüße\nFrom: Jürgen <j@x.test>\n\nhi\n".as_bytes(),
+        &ParseLimits::default(),
+    );
+    assert_eq!(utf8.subject.as_deref(), Some("Grüße"));
+    assert_eq!(utf8.from().and_then(|p| p.name.as_deref()), Some("Jürgen"));
+    // KOI8-R bytes, declared by the body part.
+    let mut koi8 =
+        b"Subject: \xf0\xd2\xc9\xd7\xc5\xd4\nContent-Type: text/plain; charset=koi8-r\n\nhi\n"
+            .to_vec();
+    let declared = parse_message(&koi8, &ParseLimits::default());
+    assert_eq!(declared.subject.as_deref(), Some("Привет"));
+    // Nothing declared: windows-1252.
+    koi8 = b"Subject: caf\xe9 \x80\nFrom: S\xe9bastien <s@x.test>\n\nhi\n".to_vec();
+    let fallback = parse_message(&koi8, &ParseLimits::default());
+    assert_eq!(fallback.subject.as_deref(), Some("café €"));
+    assert_eq!(
+        fallback.from().and_then(|p| p.name.as_deref()),
+        Some("Sébastien")
+    );
+}
+
+#[test]
+fn comments_in_dates_are_removed_before_parsing() {
+    let date = |value: &str| {
+        parse(&format!("Date: {value}\n\nhi\n"))
+            .date
+            .map(|d| d.to_rfc3339())
+    };
+    let expected = Some("2002-01-01T09:55:06+00:00".to_string());
+    assert_eq!(date("Tue, 1 Jan 2002 09(comment):55:06 +0000"), expected);
+    assert_eq!(date("Tue, 1 Jan 2002 09 : 55 : 06 +0000"), expected);
+    assert_eq!(
+        date("Tue, 1 Jan 2002 (Tuesday) 10:00:00 +0000"),
+        Some("2002-01-01T10:00:00+00:00".to_string())
+    );
+    assert_eq!(
+        date("(a (nested) comment) Tue, 1 Jan 2002 10:00:00 -0500 (EST)"),
+        Some("2002-01-01T15:00:00+00:00".to_string())
+    );
+}
+
+#[test]
+fn dates_that_cannot_be_read_correctly_give_no_date() {
+    let date = |value: &str| parse(&format!("Date: {value}\n\nhi\n")).date;
+    for bad in [
+        "Tue, 1 Jan 2002 09(unclosed:55:06 +0000",
+        "Tue, 7 Apr 2026 10:00:t <x@y.test>",
+        "Tue, 31 Feb 2002 10:00:00 +0000",
+        "Tue, 1 Jan 2002 25:00:00 +0000",
+        "Tue, 1 Jan 2002 10:00:00 +9999",
+        "Tue, 1 Jan 2002 10:00:00 +0000000",
+        "Someday, 1 Jan 2002 10:00:00 +0000",
+        "1 Foo 2002 10:00:00 +0000",
+        "next tuesday",
+        "",
+    ] {
+        assert_eq!(date(bad), None, "{bad}");
+    }
+    // Obsolete and common variants that do have one meaning.
+    let ok = |value: &str| date(value).map(|d| d.to_rfc3339());
+    assert_eq!(
+        ok("1 Jan 02 10:00 EST"),
+        Some("2002-01-01T15:00:00+00:00".into())
+    );
+    assert_eq!(
+        ok("Wed, 01 May 0102 08:40:01 +0800"),
+        Some("2002-05-01T00:40:01+00:00".into())
+    );
+    assert_eq!(
+        ok("Sat Sep 21 08:18:08 2002"),
+        Some("2002-09-21T08:18:08+00:00".into())
+    );
+    assert_eq!(
+        ok("Mon, 22 Jul 2002 8:52:26 +-0500"),
+        Some("2002-07-22T13:52:26+00:00".into())
+    );
+}
+
+#[test]
+fn hostile_headers_stay_bounded_and_never_panic() {
+    // Thousands of encoded-words in one subject.
+    let words = "=?utf-8?q?a?= ".repeat(20_000);
+    let m = parse(&format!("Subject: {words}\n\nhi\n"));
+    let subject = m.subject.unwrap_or_default();
+    assert!(subject.len() <= 16 * 1024 && subject.starts_with("aaaa"));
+    // A very long folded header.
+    let long = format!("Subject: {}\n\nhi\n", "x ".repeat(500_000));
+    assert!(parse(&long).subject.is_some_and(|s| s.len() <= 16 * 1024));
+    // Many From fields and a huge address list.
+    let mut raw = "From: a@x.test\n".repeat(5_000);
+    raw.push_str(&format!("To: {}\n\nhi\n", "b@x.test, ".repeat(50_000)));
+    let m = parse(&raw);
+    assert!(m.privacy.multiple_from);
+    let froms = m
+        .participants
+        .iter()
+        .filter(|p| p.role == ParticipantRole::From)
+        .count();
+    assert_eq!(froms, 100);
+    assert!(m.participants.len() <= 1100);
+    // Deeply nested comments, unbalanced brackets and quotes.
+    for value in [
+        "(".repeat(100_000),
+        "<".repeat(100_000),
+        "\"".repeat(100_001),
+        "=?".repeat(100_000),
+        "=?utf-8?b?".repeat(10_000),
+        ":".repeat(100_000),
+    ] {
+        let m = parse(&format!(
+            "From: {value}\nTo: {value}\nSubject: {value}\nDate: {value}\n\nhi\n"
+        ));
+        assert!(m.participants.len() <= 1100);
+        assert_eq!(m.date, None);
+    }
+}

@@ -66,6 +66,11 @@ pub struct PrivacyFeatures {
     pub spam: SpamVerdict,
     /// The MIME tree was deeper than the configured limit; deeper parts were not extracted.
     pub mime_depth_exceeded: bool,
+    /// The top-level header section has more than one `From` field, or one `From` naming
+    /// several mailboxes: who wrote the message is ambiguous (a spoofing sign). Every `From`
+    /// mailbox is among the participants. It does not change the privacy points.
+    #[serde(default)]
+    pub multiple_from: bool,
 }
 
 impl PrivacyFeatures {
@@ -289,5 +294,20 @@ mod tests {
                 points: -30
             }]
         );
+    }
+
+    #[test]
+    fn multiple_from_defaults_off_and_does_not_score() {
+        let stored = r#"{"transport":[],"dkim_signature":false,"auth_results":null,"crypto":[],
+            "autocrypt":false,"list_id":null,"spam":{"is_spam":null,"score":null},
+            "mime_depth_exceeded":false}"#;
+        let old: PrivacyFeatures = serde_json::from_str(stored).expect("stored features");
+        assert!(!old.multiple_from);
+        let flagged = PrivacyFeatures {
+            multiple_from: true,
+            ..old.clone()
+        };
+        assert_eq!(flagged.privacy_index(), old.privacy_index());
+        assert_eq!(flagged.privacy_factors(), old.privacy_factors());
     }
 }

@@ -6075,6 +6075,11 @@ export interface components {
             /** @description Mailing list id. */
             list_id?: string;
             /**
+             * @description More than one `From` field, or one `From` naming several mailboxes: who wrote the
+             *     message is ambiguous, a spoofing sign. Every `From` mailbox is among the participants.
+             */
+            multiple_from: boolean;
+            /**
              * Format: uint8
              * @description 0 (unprotected) to 100 (encrypted end to end, over TLS, authenticated).
              */
