@@ -9,6 +9,7 @@ const base: PrivacyFacts = {
   signed: false,
   autocrypt: false,
   spam: false,
+  multiple_from: false,
   factors: [],
 };
 
@@ -75,6 +76,12 @@ describe("privacyFactors", () => {
 
   it("lists Autocrypt as a fact that does not change the score", () => {
     expect(privacyFactors({ ...base, autocrypt: true }).find((x) => x.feature === "autocrypt")?.points).toBe(0);
+  });
+
+  it("says when a message names more than one sender, without changing the score", () => {
+    const f = privacyFactors({ ...base, multiple_from: true }).find((x) => x.feature === "multiple_from");
+    expect(f).toMatchObject({ points: 0, labelKey: "privacyDetails.multipleFrom" });
+    expect(privacyFactors(base).some((x) => x.feature === "multiple_from")).toBe(false);
   });
 
   it("shows a feature it does not know yet by its name", () => {

@@ -4340,6 +4340,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/messages/{id}/parts/{index}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One part of a message that is not a multipart container, decoded. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description The part's `index` from the message's `structure`. */
+                    index: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The decoded part, always as a download so it cannot run as a page of ours. */
+                200: {
+                    headers: {
+                        "CONTENT-DISPOSITION": string;
+                        "X-PALISADE-CONTENT-TYPE": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/messages/{id}/raw": {
         parameters: {
             query?: never;
@@ -5842,12 +5966,53 @@ export interface components {
             received_at: string;
             /** @description Whether remote content was left in, because the request asked for it. */
             remote_content_allowed: boolean;
+            /** @description Every part of the message's MIME tree, in tree order (at most 500). */
+            structure: components["schemas"]["MimePartView"][];
             /** @description Subject. */
             subject?: string;
             /** @description Tags, resolved to names; deleted tags are left out. */
             tags: components["schemas"]["TagView"][];
             /** @description Plain-text body. */
             text?: string;
+        };
+        /**
+         * MimePartView
+         * @description One part of a message's MIME tree, as a reader can reach it; the bytes of a part that is not
+         *     a multipart container come from the part endpoint.
+         */
+        MimePartView: {
+            /** @description The part is listed in `attachments`. */
+            attachment: boolean;
+            /** @description Declared charset. */
+            charset?: string;
+            /** @description `type/subtype`, lowercased, RFC 2045 defaults applied. */
+            content_type: string;
+            /**
+             * Format: uint32
+             * @description Nesting depth, root = 0.
+             */
+            depth: number;
+            /** @description `Content-Disposition` token, lowercased (`inline`, `attachment`, ...). */
+            disposition?: string;
+            /** @description File name. */
+            file_name?: string;
+            /**
+             * Format: uint32
+             * @description Index to pass to the part endpoint; same numbering as the attachments' `index`.
+             */
+            index: number;
+            /**
+             * Format: uint32
+             * @description Index of the enclosing multipart, absent for the root.
+             */
+            parent?: number;
+            /** @description The part's content is in the text or HTML body shown to the reader. */
+            shown_inline: boolean;
+            /**
+             * Format: uint64
+             * @description Decoded size (0 for multipart containers).
+             */
+            size: number;
         };
         /**
          * ParticipantView
@@ -5904,6 +6069,11 @@ export interface components {
             hops: number;
             /** @description Mailing list id. */
             list_id?: string;
+            /**
+             * @description The header names more than one sender (several `From` fields, or one `From` with several
+             *     mailboxes); every one of them is among the participants.
+             */
+            multiple_from: boolean;
             /**
              * Format: uint8
              * @description 0 (unprotected) to 100 (encrypted end to end, over TLS, authenticated).
