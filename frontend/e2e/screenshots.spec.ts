@@ -1,6 +1,7 @@
 /**
  * Screenshots of the main screens, light and dark, for the README (`docs/screenshots/`, or
- * `$PALISADE_SCREENSHOTS_DIR`): 1280×800, plus the list at phone width (390×844).
+ * `$PALISADE_SCREENSHOTS_DIR`): 1280×800, plus the list and a message's parts at phone width
+ * (390×844).
  *
  * Sign-in and the list exist today; the discussion view (F1) and compose, search and settings
  * (F2) are tagged / and fail until those screens are merged.
@@ -61,8 +62,24 @@ operations. The corrected version is below; the variables in rows 4 and 23 were 
     subject: "Priority displays: proposal",
     date: "2026-11-27T10:00:00Z",
     text: "Attached is the proposal for priority displays, as discussed. Comments welcome before Monday.",
+    // A second text part and a file: the "Message parts" screenshot shows its tree.
+    parts: [
+      {
+        type: "text/plain; charset=utf-8",
+        disposition: "inline",
+        body: "P.S. The 1201 and 1202 alarms are on page 3; they should never stop the landing.",
+      },
+      {
+        type: 'application/pdf; name="priority-displays.pdf"',
+        disposition: 'attachment; filename="priority-displays.pdf"',
+        body: Buffer.from("%PDF-1.4\n% Priority displays: proposal\n%%EOF\n"),
+      },
+    ],
   },
 ] as const;
+
+/** The message whose parts the "Message parts" screenshots show. */
+const WITH_PARTS = MAILBOX[5];
 
 async function shoot(page: Page, name: string): Promise<void> {
   mkdirSync(DIR, { recursive: true });
@@ -118,6 +135,27 @@ for (const theme of THEMES) {
       await loadedMailFrames(page);
       await shoot(page, `discussion-${theme}`);
     });
+
+    for (const [size, suffix] of [
+      [DESKTOP, ""],
+      [PHONE, "-phone"],
+    ] as const) {
+      test(`message parts screenshot${suffix} (${theme})`, async ({ page }) => {
+        const { api } = await apiAs("dana");
+        const id = await discussionId(api, WITH_PARTS.subject);
+        await api.dispose();
+        await page.setViewportSize(size);
+        await signIn(page, "dana");
+        await page.goto(`/#/d/${id}`);
+        await expect(page.getByRole("heading", { level: 1, name: WITH_PARTS.subject })).toBeVisible();
+        const summary = page.locator("summary", { hasText: "Message parts" });
+        await summary.click();
+        const parts = page.getByRole("list", { name: "Message parts" });
+        await expect(parts.getByRole("button", { name: "Download priority-displays.pdf" })).toBeVisible();
+        await parts.scrollIntoViewIfNeeded();
+        await shoot(page, `message-parts${suffix}-${theme}`);
+      });
+    }
 
     test(`compose screenshot (${theme})`, async ({ page }) => {
       await signIn(page, "dana");

@@ -78,6 +78,12 @@ describe("privacyFactors", () => {
     expect(privacyFactors({ ...base, autocrypt: true }).find((x) => x.feature === "autocrypt")?.points).toBe(0);
   });
 
+  it("says when a message names more than one sender, without changing the score", () => {
+    const f = privacyFactors({ ...base, multiple_from: true }).find((x) => x.feature === "multiple_from");
+    expect(f).toMatchObject({ points: 0, labelKey: "privacyDetails.multipleFrom" });
+    expect(privacyFactors(base).some((x) => x.feature === "multiple_from")).toBe(false);
+  });
+
   it("shows a feature it does not know yet by its name", () => {
     const f = privacyFactors({ ...base, privacy_index: 5, factors: [{ feature: "known_contact", points: 5 }] });
     expect(f[0]).toMatchObject({ feature: "known_contact", labelKey: "privacyDetails.unknown", params: { feature: "known_contact" } });

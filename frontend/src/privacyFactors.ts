@@ -37,6 +37,8 @@ export function privacyFactors(p: PrivacyFacts): PrivacyFactor[] {
   if (named.has("dkim_signature")) named.add("dkim_pass");
   const context = CONTEXT.filter((feature) => !named.has(feature)).map((feature) => describe(feature, 0, p));
   if (p.autocrypt) context.push(describe("autocrypt", 0, p));
+  // Not part of the score, but a reader judging who sent it must know.
+  if (p.multiple_from) context.push(describe("multiple_from", 0, p));
   return [...listed, ...context]
     .map((f, i) => ({ f, i }))
     .sort((a, b) => Math.abs(b.f.points) - Math.abs(a.f.points) || a.i - b.i)
@@ -74,6 +76,8 @@ function describe(feature: string, points: number, p: PrivacyFacts): PrivacyFact
       return { feature, points, labelKey: "privacyDetails.spam", params: {} };
     case "autocrypt":
       return { feature, points, labelKey: "privacyDetails.autocrypt", params: {} };
+    case "multiple_from":
+      return { feature, points, labelKey: "privacyDetails.multipleFrom", params: {} };
     default:
       return { feature, points, labelKey: "privacyDetails.unknown", params: { feature } };
   }

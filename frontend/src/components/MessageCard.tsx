@@ -1,11 +1,14 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
 import { failure, reasonOf } from "../api/discussions";
+import { saveMessageFile, type MessageFile } from "../api/messageFiles";
 import { formatDate, formatNumber, t } from "../i18n";
+import { formatSize } from "../messageParts";
 import { countTrackers } from "../remote";
 import { contentIdKey, isInlineImageType } from "../sanitize";
 import { Dialog } from "./Dialog";
 import { MessageFrame } from "./MessageFrame";
+import { MessageParts } from "./MessageParts";
 import { PrivacyBadge } from "./PrivacyBadge";
 import { TagChips } from "./TagChips";
 import { displayParticipants } from "./participants";
@@ -41,8 +44,16 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
   const [actionError, setActionError] = useState<string | null>(null);
   const id = summary.id;
   const fromId = `m-${id}-from`;
-  const from = message?.participants.find((p) => p.role === "from") ?? summary.from;
-  const sender = from?.name?.trim() || from?.address?.trim() || t("message.unknownSender");
+  const senders = message?.participants.filter((p) => p.role === "from") ?? [];
+  const from = senders[0] ?? summary.from;
+  const label = (p: { name?: string; address?: string } | undefined) => p?.name?.trim() || p?.address?.trim() || "";
+  // Several senders are all named, so none of them can pass unseen (a spoofing risk).
+  const several = senders.length > 1;
+  const sender = (several ? senders.map(label).filter((l) => l !== "").join(", ") : label(from)) || t("message.unknownSender");
+  const everySender = several
+    ? senders.map((p) => (p.name?.trim() && p.address ? `${p.name.trim()} <${p.address}>` : label(p))).join(", ")
+    : "";
+  const multipleFrom = message?.privacy.multiple_from === true || several;
   const people = (role: string) =>
     displayParticipants(
       (message?.participants ?? []).filter((p) => p.role === role),
@@ -78,11 +89,10 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
     }
   };
 
-  const download = async (e: Event, attachment: Schemas["AttachmentView"]) => {
-    e.preventDefault();
+  const download = async (file: MessageFile) => {
     setActionError(null);
     try {
-      await downloadAttachment(id, attachment);
+      await saveMessageFile(id, file);
     } catch (err) {
       setActionError(t("message.failed", { message: reasonOf(err) }));
     }
@@ -95,11 +105,17 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
           <h2 id={fromId} class="message-from">
             {sender}
           </h2>
-          {from?.address && from.name && <span class="message-address">{from.address}</span>}
+          {!several && from?.address && from.name && <span class="message-address">{from.address}</span>}
         </div>
         <time class="message-date" dateTime={summary.date}>
           {formatDate(summary.date)}
         </time>
+        {several && <p class="message-recipients">{t("message.from", { names: everySender })}</p>}
+        {multipleFrom && (
+          <p class="notice notice--warning message-warning" role="note">
+            {t("message.multipleFrom")}
+          </p>
+        )}
         {to !== "" && <p class="message-recipients">{t("message.to", { names: to })}</p>}
         {cc !== "" && <p class="message-recipients">{t("message.cc", { names: cc })}</p>}
         {message && (
@@ -134,7 +150,10 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
                 <a
                   href={`/api/v1/messages/${id}/attachments/${a.index}`}
                   download={name}
-                  onClick={(e) => void download(e, a)}
+                  onClick={(e) => {
+                    e.preventDefault();
+                    void download({ kind: "attachment", index: a.index, fileName: a.file_name?.trim() || `attachment-${a.index}` });
+                  }}
                 >
                   {t("message.attachment", { name, type: a.content_type, size: formatSize(a.size) })}
                 </a>
@@ -143,6 +162,8 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
           })}
         </ul>
       )}
+
+      {message !== null && <MessageParts structure={message.structure} onDownload={(file) => void download(file)} />}
 
       <div class="message-actions">
         <button type="button" class="button button--secondary" onClick={() => onDraft(id, "reply")}>
@@ -274,39 +295,4 @@ function dataUrl(blob: Blob): Promise<string> {
     reader.onerror = () => reject(reader.error ?? new Error("unreadable"));
     reader.readAsDataURL(blob);
   });
-}
-
-/**
- * Downloads an attachment with the session's bearer token (never in a URL): fetched as bytes,
- * then saved from an object URL typed as a download, so nothing in it can run as our page.
- */
-async function downloadAttachment(messageId: string, attachment: Schemas["AttachmentView"]): Promise<void> {
-  const { data, error, response } = await api.GET("/api/v1/messages/{id}/attachments/{index}", {
-    params: { path: { id: messageId, index: attachment.index } },
-    parseAs: "blob",
-  });
-  if (data === undefined) throw failure(error, response.status);
-  const blob = new Blob([data], { type: "application/octet-stream" });
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = attachment.file_name?.trim() || `attachment-${attachment.index}`;
-  a.hidden = true;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  // Long enough for the browser to start saving it.
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
-/** "512 B", "1.4 KB", "12 MB". */
-export function formatSize(bytes: number): string {
-  if (bytes < 1024) return t("size.bytes", { n: formatNumber(bytes) });
-  const kb = bytes / 1024;
-  if (kb < 1024) return t("size.kilobytes", { n: formatNumber(round(kb)) });
-  return t("size.megabytes", { n: formatNumber(round(kb / 1024)) });
-}
-
-function round(n: number): number {
-  return n < 10 ? Math.round(n * 10) / 10 : Math.round(n);
 }

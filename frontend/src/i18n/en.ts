@@ -93,6 +93,8 @@ export const en = {
   "message.forward": "Forward",
   "message.to": "To: {names}",
   "message.cc": "Cc: {names}",
+  "message.from": "From: {names}",
+  "message.multipleFrom": "This message names more than one sender. Only one of them may really have sent it.",
   "message.unknownSender": "(unknown sender)",
   "message.frameTitle": "Message content",
   "message.remoteBlocked": "Remote content blocked: {count} items, {trackers} trackers.",
@@ -108,6 +110,15 @@ export const en = {
   "message.empty": "(no content)",
   "message.failed": "That did not work: {message}",
   "message.tags": "Tags",
+
+  "parts.summary": "Message parts ({count})",
+  "parts.title": "Message parts",
+  "parts.shown": "shown above",
+  "parts.attachment": "attachment",
+  "parts.hidden": "not shown",
+  "parts.download": "Download",
+  "parts.downloadLabel": "Download {name}",
+  "parts.unnamed": "part {index} ({type})",
 
   "size.bytes": "{n} B",
   "size.kilobytes": "{n} KB",
@@ -136,6 +147,7 @@ export const en = {
   "privacyDetails.notSigned": "Not signed",
   "privacyDetails.spam": "Marked as spam by the upstream filter",
   "privacyDetails.autocrypt": "The sender offers an encryption key (Autocrypt)",
+  "privacyDetails.multipleFrom": "Names more than one sender: only one of them may really have sent it",
   "privacyDetails.unknown": "{feature}",
 
   "live.newMail": "New mail from {sender}: {subject}",

@@ -90,6 +90,8 @@ export const fr: Catalog = {
   "message.forward": "Transférer",
   "message.to": "À : {names}",
   "message.cc": "Cc : {names}",
+  "message.from": "De : {names}",
+  "message.multipleFrom": "Ce message nomme plus d’un expéditeur. Un seul d’entre eux peut l’avoir réellement envoyé.",
   "message.unknownSender": "(expéditeur inconnu)",
   "message.frameTitle": "Contenu du message",
   "message.remoteBlocked": "Contenu distant bloqué : {count} éléments, dont {trackers} traqueurs.",
@@ -105,6 +107,15 @@ export const fr: Catalog = {
   "message.empty": "(sans contenu)",
   "message.failed": "Cela n’a pas fonctionné : {message}",
   "message.tags": "Étiquettes",
+
+  "parts.summary": "Parties du message ({count})",
+  "parts.title": "Parties du message",
+  "parts.shown": "affichée ci-dessus",
+  "parts.attachment": "pièce jointe",
+  "parts.hidden": "non affichée",
+  "parts.download": "Télécharger",
+  "parts.downloadLabel": "Télécharger {name}",
+  "parts.unnamed": "partie {index} ({type})",
 
   "size.bytes": "{n} o",
   "size.kilobytes": "{n} Ko",
@@ -133,6 +144,7 @@ export const fr: Catalog = {
   "privacyDetails.notSigned": "Non signé",
   "privacyDetails.spam": "Marqué comme indésirable par le filtre en amont",
   "privacyDetails.autocrypt": "L’expéditeur propose une clé de chiffrement (Autocrypt)",
+  "privacyDetails.multipleFrom": "Nomme plus d’un expéditeur : un seul d’entre eux peut l’avoir réellement envoyé",
   "privacyDetails.unknown": "{feature}",
 
   "live.newMail": "Nouveau message de {sender} : {subject}",
