@@ -90,22 +90,6 @@ def whitespace_line_in_headers(raw: bytes) -> bool:
     return False
 
 
-def looks_headerless(raw: bytes) -> bool:
-    first = raw.split(b"\n", 1)[0]
-    return re.match(rb"[!-9;-~]+[ \t]*:", first) is None and not first.startswith(b"From ")
-
-
-def missing_boundary(raw: bytes) -> bool:
-    """The top-level Content-Type is multipart with a boundary that never occurs."""
-    for value in raw_values(raw, "content-type"):
-        if value.lower().startswith("multipart/"):
-            m = re.search(r'boundary\s*=\s*"?([^";]+)"?', value, re.I)
-            if m:
-                body = raw[len(header_block(raw)):]
-                return b"--" + m.group(1).strip().encode("latin-1") not in body
-    return False
-
-
 # ---------------------------------------------------------------------------------------------
 # Normalisation.
 
@@ -138,17 +122,27 @@ def norm_people(people: list[dict]) -> list[dict]:
 
 def _content(part) -> str | None:
     try:
-        return part.get_content()
+        return clean(part.get_content())
     except Exception:  # unknown charset, broken transfer encoding: decode what is there
         payload = part.get_payload(decode=True)
         return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else None
+
+
+SURROGATES = re.compile("[\udc80-\udcff]")
+
+
+def clean(text: str | None) -> str | None:
+    """Raw 8-bit bytes the reference left undecoded (surrogate escapes) shown as U+FFFD, as a
+    reader would see them."""
+    return SURROGATES.sub(REPLACEMENT, text) if isinstance(text, str) else text
 
 
 def _people(msg, name: str) -> list[dict]:
     out = []
     for header in msg.get_all(name) or []:
         for a in getattr(header, "addresses", ()):
-            out.append({"name": a.display_name or None, "address": a.addr_spec or None})
+            addr = a.addr_spec if a.addr_spec and a.addr_spec != "<>" else None
+            out.append({"name": clean(a.display_name) or None, "address": clean(addr)})
     return out
 
 
@@ -172,7 +166,7 @@ def reference_view(raw: bytes) -> dict:
             view[name] = None
             view["errors"][name] = f"{type(e).__name__}: {e}"
 
-    field("subject", lambda: str(msg["subject"]) if msg["subject"] is not None else None)
+    field("subject", lambda: clean(str(msg["subject"])) if msg["subject"] is not None else None)
     field("from", lambda: _people(msg, "from"))
     field("to", lambda: _people(msg, "to"))
     field("cc", lambda: _people(msg, "cc"))
@@ -199,7 +193,8 @@ def reference_view(raw: bytes) -> dict:
 
     def attachments():
         chosen = {id(p) for p in bodies.values() if p is not None}
-        return [{"file_name": p.get_filename(), "content_type": p.get_content_type(),
+        return [{"file_name": clean(p.get_filename()), "content_type": p.get_content_type(),
+                 "disposition": p.get_content_disposition(),
                  "content": _content(p) if p.get_content_maintype() == "text" else None}
                 for p in _leaves(msg) if id(p) not in chosen]
 
@@ -247,20 +242,18 @@ def classify_subject(p, r, raw) -> str | None:
         return "subject.palisade_missing"
     if not rs:
         return "subject.reference_missing"
-    if REPLACEMENT in ps and REPLACEMENT not in rs:
-        if has_split_encoded_word(rawv):
-            return "subject.encoded_word_split"
-        if has_8bit(rawv):
-            return "subject.raw_8bit.palisade_replaced"
-        return "subject.palisade_replaced"
+    if has_split_encoded_word(rawv) and ps.count(REPLACEMENT) > rs.count(REPLACEMENT):
+        return "subject.encoded_word_split"
     if has_8bit(rawv):
-        return "subject.raw_8bit.decoded_differently"
+        return "subject.raw_8bit"
+    if _ascii(ps) == _ascii(rs) and re.search("[\x80-\x9f]", r or ""):
+        return "subject.charset.c1_controls_as_windows_1252"
     if "=?" in rs and "=?" not in ps:
         return "subject.encoded_word.reference_undecoded"
     if "=?" in ps and "=?" not in rs:
         return "subject.encoded_word.palisade_undecoded"
     if ENCODED_WORD.search(rawv):
-        if squash(ps.replace(" ", "")) == squash(rs.replace(" ", "")):
+        if ps.replace(" ", "") == rs.replace(" ", ""):
             return "subject.encoded_word.spacing"
         return "subject.encoded_word.decoded_differently"
     return "subject.differs"
@@ -277,34 +270,48 @@ def _people_category(field: str, p: list[dict], r: list[dict], raw: bytes) -> st
             if x["name"] != y["name"]:
                 return _name_category(x["name"], y["name"], rawv)
         return None
+    if has_8bit(rawv):
+        return f"{field}.raw_8bit"
+    if re.search(r"<\s*@[^<>]*:", rawv):
+        return f"{field}.address.source_route"
+    if re.search(r'"[^"]*[()<>\[\]:;@\\,.][^"]*"\s*@', rawv):
+        return f"{field}.address.quoted_local_part"
+    if re.search(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=@", rawv):
+        return f"{field}.address.encoded_word_in_local_part"
+    if re.search(r":\s*(@[^;,<>]*)?;", rawv):
+        return f"{field}.address.empty_group_syntax"
+    if re.search(r">\s*[^,\s>][^,<>]*<", rawv):
+        return f"{field}.address.missing_separator"
+    # Names without an address on Palisade's side that the reference took as a bare local part.
+    bare_p = sorted(norm_name(x.get("name")).lower() for x in p if not x.get("address") and x.get("name"))
+    bare_r = sorted(x["address"] for x in ra if "@" not in x["address"])
+    if bare_r and bare_p == bare_r and [x for x in ra if "@" in x["address"]] == pa:
+        return f"{field}.bare_word_without_domain"
+    dropped = sum(1 for x in r if not x.get("address"))
+    if len(pa) > len(ra) and len(pa) - len(ra) <= dropped:
+        return f"{field}.invalid_address.reference_dropped"
     if not pa and ra:
         return f"{field}.palisade_missing"
     if pa and not ra:
         return f"{field}.reference_missing"
-    if re.search(r"<\s*@[^<>]*:", rawv):
-        return f"{field}.address.source_route"
-    if re.search(r'"[^"]*[()][^"]*"\s*@', rawv):
-        return f"{field}.address.quoted_local_part_parens"
     if len(pa) < len(ra):
         return f"{field}.count.reference_more"
     if len(pa) > len(ra):
         return f"{field}.count.palisade_more"
-    if has_8bit(rawv):
-        return f"{field}.address.raw_8bit"
     return f"{field}.address.differs"
 
 
 def _name_category(pn: str, rn: str, rawv: str) -> str:
     if not rn and pn and f"({pn}" in squash(rawv):
         return "from.name.comment_as_name"
+    if has_split_encoded_word(rawv) and pn.count(REPLACEMENT) > rn.count(REPLACEMENT):
+        return "from.name.encoded_word_split"
+    if has_8bit(rawv):
+        return "from.name.raw_8bit"
     if not pn:
         return "from.name.palisade_missing"
     if not rn:
         return "from.name.reference_missing"
-    if REPLACEMENT in pn and REPLACEMENT not in rn:
-        return "from.name.encoded_word_split" if has_split_encoded_word(rawv) else "from.name.palisade_replaced"
-    if has_8bit(rawv):
-        return "from.name.raw_8bit.decoded_differently"
     if ENCODED_WORD.search(rawv):
         return "from.name.encoded_word.decoded_differently"
     if pn.lower() == rn.lower():
@@ -320,46 +327,65 @@ def classify_date(p, r, raw) -> str | None:
     if p == r or (p and r and instant(p) == instant(r)):
         return None
     rawv = " ".join(raw_values(raw, "date"))
+    time_part = re.search(r"\d{1,2}\s*(\([^)]*\)\s*)?:\s*(\([^)]*\)\s*)?\d{1,2}", rawv)
+    if time_part and "(" in time_part.group(0):
+        return "date.comment_in_time"
     if p is None:
+        if re.match(r"\s*[A-Za-z]{3} [A-Za-z]{3} +\d{1,2} \d{1,2}:\d\d:\d\d \d{4}\s*$", rawv):
+            return "date.palisade_missing.asctime"
         return "date.palisade_missing"
     if r is None:
+        if not re.search(r"\d{1,2}:\d{1,2}(:\d{1,2})?\s*([+-]\d{4}|[A-Za-z]+|\()", rawv):
+            return "date.reference_missing.malformed_time"
         return "date.reference_missing"
-    if "(" in rawv.split(",")[-1].split("+")[0].split("-")[0] and re.search(r"\d\s*\([^)]*\)\s*:", rawv):
-        return "date.comment_in_time"
     pd, rd = instant(p), instant(r)
-    delta = abs((pd - rd).total_seconds())
     if pd.year != rd.year and abs(pd.year - rd.year) % 100 == 0:
         return "date.two_digit_year"
+    delta = abs((pd - rd).total_seconds())
     if delta <= 26 * 3600 and delta % 900 == 0:
-        return "date.zone"
+        if re.search(r"[+-]\s*[+-]\s*\d{4}", rawv):
+            return "date.zone.doubled_sign"
+        if re.search(r"\([^)]*\)\s*[+-]\d{4}", rawv):
+            return "date.zone.comment_before_offset"
+        if re.search(r"\d:\d\d\s+[A-Za-z]{1,5}\s*$", rawv):
+            return "date.zone.named"
+        return "date.zone.differs"
     return "date.differs"
+
+
+def _is_inline_text(a: dict) -> bool:
+    return a["content_type"] in ("text/plain", "text/html") and a.get("disposition") != "attachment"
 
 
 def classify_attachments(pv: dict, rv: dict) -> str | None:
     p, r = pv["attachments"], rv["attachments"]
+    pn = sorted(squash(a["file_name"]) for a in p)
+    rn = sorted(squash(a["file_name"]) for a in r)
+    if len(p) == len(r) and pn == rn:
+        return None
+    if any(a["content_type"].startswith("multipart/") for a in p):
+        return "attachments.palisade_lists_multipart"
+    if any(a["content_type"].startswith("multipart/") for a in r):
+        return "attachments.reference_lists_multipart"
     if len(p) == len(r):
-        pn = sorted(squash(a["file_name"]) for a in p)
-        rn = sorted(squash(a["file_name"]) for a in r)
-        if pn == rn:
-            return None
-        if sum(1 for n in pn if not n) > sum(1 for n in rn if not n):
-            return "attachments.name.palisade_missing"
-        if sum(1 for n in rn if not n) > sum(1 for n in pn if not n):
-            return "attachments.name.reference_missing"
         if any(REPLACEMENT in n for n in pn) and not any(REPLACEMENT in n for n in rn):
             return "attachments.name.palisade_replaced"
         if any(REPLACEMENT in n for n in rn) and not any(REPLACEMENT in n for n in pn):
             return "attachments.name.reference_replaced"
+        if pn.count("") > rn.count(""):
+            return "attachments.name.palisade_missing"
+        if rn.count("") > pn.count(""):
+            return "attachments.name.reference_missing"
         return "attachments.name.differs"
-    if any(a["content_type"].startswith("multipart/") for a in p):
-        return "attachments.palisade_lists_multipart"
     if len(p) > len(r):
         extra = _unmatched(p, r)
         if any(a["content_type"] == "text/html" for a in extra) and not pv.get("html") and rv.get("html"):
             return "attachments.html_body_as_attachment"
+        if not r and rv.get("text") is not None and not pv.get("text") and not pv.get("html"):
+            return "attachments.palisade_lists_reference_body"
         return "attachments.count.palisade_more"
     extra = _unmatched(r, p)
-    if extra and all(a["content_type"].startswith("text/") and not a["file_name"] for a in extra):
+    if extra and all(_is_inline_text(a) for a in extra):
         body = squash((pv.get("text") or "") + " " + (pv.get("html") or ""))
         if all(squash(a.get("content")) in body for a in extra):
             return "attachments.inline_text_shown_in_body"
@@ -378,11 +404,32 @@ def _unmatched(more: list[dict], fewer: list[dict]) -> list[dict]:
     return left
 
 
-def classify_body(kind: str, pv: dict, rv: dict) -> str | None:
+BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=\s]{40,}")
+
+
+def _ascii(text: str) -> str:
+    return "".join(c for c in text if ord(c) < 0x80)
+
+
+def _base64_of(encoded: str, decoded: str) -> bool:
+    import base64
+    letters = re.sub(r"[^A-Za-z0-9+/]", "", encoded)
+    try:
+        data = base64.b64decode(letters[: len(letters) // 4 * 4])
+    except ValueError:
+        return False
+    return bool(decoded) and squash(decoded)[:40] in squash(data.decode("utf-8", "replace"))
+
+
+def classify_body(kind: str, pv: dict, rv: dict, raw: bytes) -> str | None:
     p, r = squash(pv.get(kind)), squash(rv.get(kind))
     if p == r:
         return None
     if not p:
+        if any(a["content_type"].startswith("multipart/") for a in pv["attachments"]):
+            return f"body.{kind}.palisade_missing.container_listed"
+        if pv["attachments"] and not any(v.lower().startswith("multipart/") for v in raw_values(raw, "content-type")):
+            return f"body.{kind}.palisade_missing.root_listed_as_attachment"
         return f"body.{kind}.palisade_missing"
     if not r:
         if kind == "text" and rv.get("html"):
@@ -390,15 +437,62 @@ def classify_body(kind: str, pv: dict, rv: dict) -> str | None:
         if any(squash(a.get("content")) and squash(a.get("content")) in p for a in rv["attachments"]):
             return f"body.{kind}.reference_part_not_body"
         return f"body.{kind}.reference_missing"
+    if len((pv.get(kind) or "").encode()) >= 1_000_000 and r.startswith(p[: len(p) - 16]):
+        return f"body.{kind}.palisade_truncated"
+    if _ascii(p) == _ascii(r):
+        if re.search("[\x80-\x9f]", r) and not re.search("[\x80-\x9f]", p):
+            return f"body.{kind}.charset.c1_controls_as_windows_1252"
+        if r.count(REPLACEMENT) > p.count(REPLACEMENT):
+            return f"body.{kind}.charset.reference_replaced"
+        if p.count(REPLACEMENT) > r.count(REPLACEMENT):
+            return f"body.{kind}.charset.palisade_replaced"
+        return f"body.{kind}.charset.decoded_differently"
+    if r.count(REPLACEMENT) > p.count(REPLACEMENT) and abs(len(_ascii(p)) - len(_ascii(r))) < 0.05 * len(r):
+        return f"body.{kind}.charset.reference_replaced"
+    if "=3D" in p and "=3D" not in r:
+        return f"body.{kind}.quoted_printable.palisade_undecoded"
+    if "=3D" in r and "=3D" not in p:
+        return f"body.{kind}.quoted_printable.reference_undecoded"
+    if _base64_of(r, p) or (BASE64_TEXT.fullmatch(r) and not BASE64_TEXT.fullmatch(p)):
+        return f"body.{kind}.base64.reference_undecoded"
+    if BASE64_TEXT.fullmatch(p) and not BASE64_TEXT.fullmatch(r):
+        return f"body.{kind}.base64.palisade_undecoded"
+    if _base64_of(p, r):
+        return f"body.{kind}.base64.palisade_undecoded"
+    if "=" in p + r and re.sub(r"[=\s]|3D|20", "", p) == re.sub(r"[=\s]|3D|20", "", r):
+        return f"body.{kind}.quoted_printable"
     if r in p:
         return f"body.{kind}.palisade_more"
     if p in r:
         return f"body.{kind}.palisade_missing_part"
-    if p.count(REPLACEMENT) > r.count(REPLACEMENT):
-        return f"body.{kind}.palisade_replaced"
-    if r.count(REPLACEMENT) > p.count(REPLACEMENT):
-        return f"body.{kind}.reference_replaced"
     return f"body.{kind}.differs"
+
+
+HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+
+
+def structural_category(raw: bytes) -> str | None:
+    """Faults of the header section itself, which change every field at once."""
+    first = raw.split(b"\n", 1)[0]
+    if first.startswith(b"From "):
+        return None
+    if first[:1] in (b" ", b"\t") and HEADER_LINE.match(first.lstrip()):
+        return "message.first_header_indented"
+    if not HEADER_LINE.match(first):
+        return "message.no_header_section"
+    if whitespace_line_in_headers(raw):
+        return "message.whitespace_only_line_in_headers"
+    lines = [line.rstrip(b"\r") for line in header_block(raw).split(b"\n")]
+    for i, line in enumerate(lines[1:], 1):
+        if line and line[:1] not in (b" ", b"\t") and not HEADER_LINE.match(line):
+            # Body text (or a MIME boundary) before any further field: the blank line is missing.
+            for later in lines[i + 1:]:
+                if later.startswith(b"--"):
+                    return "message.body_without_blank_line"
+                if HEADER_LINE.match(later):
+                    return "message.broken_line_inside_headers"
+            return "message.body_without_blank_line"
+    return None
 
 
 def compare(name: str, raw: bytes, pv: dict, rv: dict) -> list[dict]:
@@ -417,7 +511,7 @@ def compare(name: str, raw: bytes, pv: dict, rv: dict) -> list[dict]:
 
     for field in FIELDS:
         if field in rv["errors"]:
-            if field not in ("attachments", "text", "html") and pv.get(field) not in (None, []):
+            if pv.get(field) not in (None, []):
                 add(field, f"{field}.reference_error", pv.get(field), rv["errors"][field])
             continue
         if field == "subject":
@@ -430,16 +524,9 @@ def compare(name: str, raw: bytes, pv: dict, rv: dict) -> list[dict]:
             add(field, classify_attachments(pv, rv), pv["attachments"],
                 [{k: v for k, v in a.items() if k != "content"} for a in rv["attachments"]])
         else:
-            add(field, classify_body(field, pv, rv), pv.get(field), rv.get(field))
-    # Structural faults change every field at once; one message-level category says why.
-    structural = None
-    if looks_headerless(raw):
-        structural = "message.no_header_section"
-    elif whitespace_line_in_headers(raw):
-        structural = "message.whitespace_only_line_in_headers"
-    elif missing_boundary(raw):
-        structural = "message.multipart_boundary_missing"
-    if structural and found:
+            add(field, classify_body(field, pv, rv, raw), pv.get(field), rv.get(field))
+    structural = structural_category(raw) if found else None
+    if structural:
         return [{"file": name, "category": structural, "field": ",".join(d["field"] for d in found),
                  "palisade": {d["field"]: d["palisade"] for d in found},
                  "reference": {d["field"]: d["reference"] for d in found}}]
