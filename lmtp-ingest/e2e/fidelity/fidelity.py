@@ -476,6 +476,8 @@ def structural_category(raw: bytes) -> str | None:
     first = raw.split(b"\n", 1)[0]
     if first.startswith(b"From "):
         return None
+    if first.strip() == b"" and first.strip(b"\r"):
+        return "message.whitespace_only_line_in_headers"
     if first[:1] in (b" ", b"\t") and HEADER_LINE.match(first.lstrip()):
         return "message.first_header_indented"
     if not HEADER_LINE.match(first):
@@ -534,6 +536,79 @@ def compare(name: str, raw: bytes, pv: dict, rv: dict) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Fixtures: cases/*.eml against cases/expected.json.
+
+CASES_DIR = HERE / "cases"
+
+
+def load_cases() -> dict[str, dict]:
+    """The fixtures' expected values, by file name."""
+    return json.loads((CASES_DIR / "expected.json").read_text(encoding="utf-8"))["cases"]
+
+
+def check_case(expected: dict, view: dict, *, date_from_header: bool = True) -> list[str]:
+    """Every way `view` (the shape `palisade-admin parse` prints) misses `expected`; empty when
+    it meets it. `date_from_header=False` for views whose date falls back to the arrival time
+    (the API), where only a present expected date can be checked."""
+    problems = []
+
+    def fail(what, want, got):
+        problems.append(f"{what}: expected {want!r}, got {got!r}")
+
+    if "subject" in expected and squash(view.get("subject")) != squash(expected["subject"]):
+        fail("subject", expected["subject"], view.get("subject"))
+    if "from" in expected:
+        got = norm_people(view.get("from") or [])
+        want = norm_people(expected["from"])
+        if [g["address"] for g in got] != [w["address"] for w in want]:
+            fail("from addresses", expected["from"], view.get("from"))
+        else:
+            for w, g, raw_w in zip(want, got, expected["from"]):
+                if "name" in raw_w and g["name"] != w["name"]:
+                    fail("from name", raw_w["name"], g["name"])
+    if "from_addresses_include" in expected:
+        got = {norm_address(p.get("address")) for p in view.get("from") or []}
+        missing = [a for a in expected["from_addresses_include"] if norm_address(a) not in got]
+        if missing:
+            fail("from addresses include", expected["from_addresses_include"], view.get("from"))
+    if "date" in expected and (expected["date"] is not None or date_from_header):
+        if not _same_instant(view.get("date"), expected["date"]):
+            fail("date", expected["date"], view.get("date"))
+    if "date_one_of" in expected:
+        allowed = [d for d in expected["date_one_of"] if d is not None or date_from_header]
+        if not date_from_header and None in expected["date_one_of"]:
+            # The API shows the arrival time when there is no date: any value but a wrong
+            # parse of the header is acceptable, so only known-wrong values could be caught.
+            allowed = None
+        if allowed is not None and not any(_same_instant(view.get("date"), d) for d in allowed):
+            fail("date", expected["date_one_of"], view.get("date"))
+    names = sorted(squash(a.get("file_name")) for a in view.get("attachments") or [])
+    if "attachments" in expected and names != sorted(squash(n) for n in expected["attachments"]):
+        fail("attachment names", expected["attachments"], names)
+    for part in expected.get("attachment_names_contain", []):
+        if not any(part in n for n in names):
+            fail("an attachment name containing", part, names)
+    if any((a.get("content_type") or "").startswith("multipart/") for a in view.get("attachments") or []):
+        fail("no multipart/* container among attachments", [], view.get("attachments"))
+    for kind in ("text", "html"):
+        body = squash(view.get(kind))
+        for part in expected.get(f"{kind}_contains", []):
+            if squash(part) not in body:
+                fail(f"{kind} body containing", part, view.get(kind))
+    if "multiple_from" in expected and view.get("multiple_from") != expected["multiple_from"]:
+        fail("multiple_from", expected["multiple_from"], view.get("multiple_from"))
+    if not expected.get("parse_error_allowed") and view.get("parse_error"):
+        fail("parse_error", None, view.get("parse_error"))
+    return problems
+
+
+def _same_instant(got: str | None, want: str | None) -> bool:
+    if got is None or want is None:
+        return got is None and want is None
+    return instant(got) == instant(want)
+
+
+# ---------------------------------------------------------------------------------------------
 # Driver.
 
 def run(corpus: Path, admin: Path, jobs: int) -> tuple[dict[str, dict], list[dict], dict[str, int]]:
@@ -589,6 +664,23 @@ def show(corpus: Path, admin: Path, name: str) -> None:
         print(f"-> {d['category']} ({d['field']})")
 
 
+def run_cases(admin: Path) -> int:
+    """Prints each fixture's result; fails on a case that is not pending and is not met."""
+    views = palisade_views(admin, CASES_DIR)
+    status = 0
+    for name, expected in sorted(load_cases().items()):
+        problems = check_case(expected, views[name]) if name in views else ["no such fixture"]
+        if expected.get("pending"):
+            state = "pending (" + expected["pending"] + ")" + (", now met: un-pend it" if not problems else "")
+        else:
+            state = "ok" if not problems else "FAIL"
+            status = status or (1 if problems else 0)
+        print(f"{name:<40} {state}")
+        for p in problems:
+            print(f"    {p}")
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -605,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also fail when a recorded disagreement no longer occurs")
     ap.add_argument("--show", metavar="FILE", help="print both parses of one file (relative to the corpus) and its categories")
     ap.add_argument("--list", metavar="CATEGORY", help="print every disagreement of one category")
+    ap.add_argument("--cases", action="store_true",
+                    help="check the fixtures in cases/ against cases/expected.json instead of a corpus")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="reference parser processes")
     args = ap.parse_args(argv)
 
@@ -615,6 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.show:
         show(args.corpus, args.admin, args.show)
         return 0
+    if args.cases:
+        return run_cases(args.admin)
     if not args.corpus.is_dir():
         print(f"corpus not found: {args.corpus} (pass it, or set PALISADE_CORPUS)", file=sys.stderr)
         return 2
