@@ -19,6 +19,8 @@ use palisade_store::sqlite::SqliteStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod parse_view;
+
 /// Command-line option shared by both binaries.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigArg {

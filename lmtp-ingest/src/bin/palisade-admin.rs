@@ -71,6 +71,12 @@ enum Command {
     /// Print the API's OpenAPI document as the daemon serves it (the web client's types are
     /// generated from it).
     Openapi,
+    /// Print Palisade's parse of a mail file, or of every file under a directory (sorted), as
+    /// one JSON line each; needs no configuration or backend.
+    Parse {
+        /// A message file, or a directory walked recursively.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +188,9 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Openapi = cli.command {
         return write_stdout(palisade_api::served_document().as_bytes());
     }
+    if let Command::Parse { path } = &cli.command {
+        return parse(path);
+    }
     let config = cli.config.load()?;
     if let Command::Migrate = cli.command {
         let applied = lmtp_ingest::migrate(&config).await?;
@@ -256,6 +265,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => serde_json::json!({ "applied": 0 }),
         Command::Openapi => return write_stdout(palisade_api::served_document().as_bytes()),
+        Command::Parse { path } => return parse(&path),
     };
     print_json(&out)
 }
@@ -337,6 +347,18 @@ async fn reparse(
             .await?;
     }
     Ok(serde_json::to_value(report)?)
+}
+
+/// `parse`: JSON lines on stdout, files over the default LMTP size limit reported, not read.
+fn parse(path: &std::path::Path) -> anyhow::Result<()> {
+    let max_bytes = palisade_config::LmtpConfig::default().max_message_bytes;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match lmtp_ingest::parse_view::write_parses(path, max_bytes, &mut out) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other
+            .map(|_| ())
+            .with_context(|| format!("parsing {}", path.display())),
+    }
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is the reader's choice, not an error.
