@@ -187,6 +187,8 @@ def free_port_on(host: str) -> int:
 def system(make_daemon):
     """The daemon behind HAProxy with Postfix as its relay, users with PASSWORD, and the recorder."""
     need("haproxy")
+    # Before the daemon starts: a rebuild replaces dist/, which the daemon only looks for at start.
+    ensure_frontend_built()
     root = Path(tempfile.mkdtemp(prefix="palisade-browser-"))
     root.chmod(0o755)  # Postfix drops to its own user.
     d = make_daemon(start=False, api={"proxy_protocol": {"enabled": True, "trusted": [f"{HOST}/32"]},
@@ -218,7 +220,6 @@ def system(make_daemon):
 def test_web_client_in_chromium(system):
     browser = chromium()
     runner = npx()
-    ensure_frontend_built()
     d, ha, pf, recorder, root = system
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PALISADE_")},
