@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::html::html_to_text;
-use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
 use crate::attachments::content_type;
@@ -185,6 +184,12 @@ fn contents(message: &Message<'_>, id: u32) -> Option<String> {
         PartType::Text(text) | PartType::Html(text) if part.is_encoding_problem => {
             Some(redecode(part, text))
         }
+        PartType::Text(_) | PartType::Html(_) if is_quoted_printable(part) => {
+            let raw = message
+                .raw_message
+                .get(part.offset_body as usize..part.offset_end as usize)?;
+            Some(in_charset(part, &lenient_quoted_printable(raw)))
+        }
         PartType::Text(text) | PartType::Html(text) => Some(text.to_string()),
         // A multipart without a usable boundary parameter stays undecoded bytes.
         PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
@@ -230,15 +235,79 @@ fn redecode(part: &MessagePart<'_>, raw: &str) -> String {
                 .collect();
             base64_decode(&clean)
         }
-        "quoted-printable" => quoted_printable_decode(raw.as_bytes()),
+        "quoted-printable" => Some(lenient_quoted_printable(raw.as_bytes())),
         _ => None,
     };
     let Some(bytes) = decoded else {
         return raw.to_string();
     };
+    in_charset(part, &bytes)
+}
+
+/// Decoded bytes as text in the part's declared charset, UTF-8 (lossy) when it has none we know.
+fn in_charset(part: &MessagePart<'_>, bytes: &[u8]) -> String {
     let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
     match charset.and_then(|c| charset_decoder(c.as_bytes())) {
-        Some(decode) => decode(&bytes),
-        None => String::from_utf8_lossy(&bytes).into_owned(),
+        Some(decode) => decode(bytes),
+        None => String::from_utf8_lossy(bytes).into_owned(),
     }
+}
+
+/// Whether a part declares the quoted-printable transfer encoding.
+fn is_quoted_printable(part: &MessagePart<'_>) -> bool {
+    part.content_transfer_encoding()
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("quoted-printable"))
+}
+
+/// Quoted-printable decoding as mail clients do it, never failing.
+///
+/// mail-parser gives up on (or garbles) a whole part at the first `=` that is not followed
+/// by two hex digits or a line break, which leaves every `=3D` of the part undecoded. RFC
+/// 2045 section 6.7 (note 1) suggests the robust reading instead: such an `=` is kept as it
+/// is. A soft line break (`=` then optional blanks then the line break) joins the lines;
+/// blanks at the end of an encoded line are transport padding and are dropped.
+pub(crate) fn lenient_quoted_printable(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    // Decoded bytes end here at the earliest: an encoded `=20` is content, not padding.
+    let mut kept = 0;
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'=' => {
+                let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+                if let (Some(hi), Some(lo)) = (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
+                    out.push((hi * 16 + lo) as u8);
+                    kept = out.len();
+                    i += 3;
+                    continue;
+                }
+                let mut j = i + 1;
+                while matches!(raw.get(j), Some(b' ' | b'\t')) {
+                    j += 1;
+                }
+                match raw.get(j) {
+                    Some(b'\n') => i = j + 1,
+                    Some(b'\r') if raw.get(j + 1) == Some(&b'\n') => i = j + 2,
+                    None => i = j,
+                    _ => {
+                        out.push(b'=');
+                        i += 1;
+                    }
+                }
+            }
+            b'\r' | b'\n' => {
+                while out.len() > kept && matches!(out.last(), Some(b' ' | b'\t')) {
+                    out.pop();
+                }
+                out.push(raw[i]);
+                kept = out.len();
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }

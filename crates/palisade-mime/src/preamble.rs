@@ -31,17 +31,80 @@ pub(crate) fn strip_envelope_noise(raw: &[u8]) -> &[u8] {
 ///   (RFC 5322 obs-FWS): mail-parser would take it as the end of the headers, and only an
 ///   empty line ends them. The replacement keeps every byte offset.
 pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
-    let raw = strip_envelope_noise(raw);
+    let raw = skip_leading_blank_lines(strip_envelope_noise(raw));
     if !has_header_section(raw) {
         let mut all_body = Vec::with_capacity(raw.len() + 1);
         all_body.push(b'\n');
         all_body.extend_from_slice(raw);
         return Cow::Owned(all_body);
     }
-    match fold_blank_header_lines(raw) {
+    let folded = match fold_blank_header_lines(raw) {
         Some(folded) => Cow::Owned(folded),
         None => Cow::Borrowed(raw),
+    };
+    match body_start_without_blank_line(&folded) {
+        Some(at) => {
+            let mut separated = Vec::with_capacity(folded.len() + 2);
+            separated.extend_from_slice(&folded[..at]);
+            // The same line break as the line before, so CRLF mail stays CRLF.
+            let crlf = at >= 2 && folded[at - 2] == b'\r';
+            separated.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+            separated.extend_from_slice(&folded[at..]);
+            Cow::Owned(separated)
+        }
+        None => folded,
     }
+}
+
+/// Drops lines of only spaces or tabs before the first field.
+///
+/// Only an empty line ends the header section (RFC 5322 section 2.1), so such a line cannot
+/// be the separator; mail-parser would take it as one and show the headers as body.
+fn skip_leading_blank_lines(mut raw: &[u8]) -> &[u8] {
+    while let Some(nl) = raw.iter().position(|&b| b == b'\n') {
+        let line = raw[..nl].strip_suffix(b"\r").unwrap_or(&raw[..nl]);
+        let blank = !line.is_empty() && line.iter().all(|&b| b == b' ' || b == b'\t');
+        if !blank || !has_header_section(&raw[nl + 1..]) {
+            break;
+        }
+        raw = &raw[nl + 1..];
+    }
+    raw
+}
+
+/// Where the body starts when the sender left out the empty line after the headers.
+///
+/// That is a line in the header section that is neither a field nor a continuation, after
+/// which no further field comes before the end of the section or a MIME boundary line.
+/// Mail clients (and CPython) show such a line and the rest as the body; mail-parser would
+/// take the prose as field names and show no body. A stray line followed by further fields
+/// is a broken field instead, and the header section goes on.
+fn body_start_without_blank_line(raw: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    let mut seen_field = false;
+    let mut candidate = None;
+    while start < raw.len() {
+        let end = raw[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |nl| start + nl + 1);
+        let line = &raw[start..end];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            break;
+        }
+        let continuation = matches!(content[0], b' ' | b'\t');
+        match candidate {
+            None if is_field_start(content) => seen_field = true,
+            None if seen_field && !continuation => candidate = Some(start),
+            Some(_) if content.starts_with(b"--") => break,
+            Some(_) if is_field_start(content) => return None,
+            _ => {}
+        }
+        start = end;
+    }
+    candidate
 }
 
 /// One line: where it starts, where its content ends (before `\r\n` or `\n`), where it ends.

@@ -1166,3 +1166,56 @@ fn hostile_headers_stay_bounded_and_never_panic() {
         assert_eq!(m.date, None);
     }
 }
+
+#[test]
+fn quoted_printable_with_a_stray_equals_sign_is_still_decoded() {
+    // `=8` and `==` are invalid, yet the rest of the part must not stay encoded: the stray
+    // `=` is kept and every valid escape and soft break is decoded, as mail clients do.
+    let m = parse(
+        "Subject: qp\r\nContent-Type: text/html; charset=iso-8859-1\r\n\
+         Content-Transfer-Encoding: Quoted-Printable\r\n\r\n\
+         <a href=3D\"x?id=8\">caf=E9 =\r\nau lait</a> a==b =20\r\n",
+    );
+    let html = m.html_body.unwrap_or_default();
+    assert!(
+        html.contains("<a href=\"x?id=8\">café au lait</a>"),
+        "{html:?}"
+    );
+    assert!(html.contains("a==b  "), "{html:?}");
+}
+
+#[test]
+fn quoted_printable_keeps_an_equals_sign_before_one_hex_digit() {
+    let m = parse(
+        "Subject: qp\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+         https://x.test/?a=1\r\n\r\nStuff=E2=80=99s summary\r\n",
+    );
+    let text = m.text_body.unwrap_or_default();
+    assert!(
+        text.starts_with("https://x.test/?a=1\r\n\r\nStuff’s summary"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn body_starts_at_prose_when_the_blank_line_after_the_headers_is_missing() {
+    let m = parse("From: a@b.test\nSubject: no separator\nthis line is the body\nand this\n");
+    assert_eq!(m.subject.as_deref(), Some("no separator"));
+    assert_eq!(
+        m.text_body.as_deref(),
+        Some("this line is the body\nand this\n")
+    );
+    // A stray line followed by more fields is a broken field, and the headers go on.
+    let m = parse("Subject: x\nbroken line\nFrom: a@b.test\n\nbody\n");
+    assert_eq!(m.text_body.as_deref(), Some("body\n"));
+    assert_eq!(m.participants.len(), 1, "{:?}", m.participants);
+}
+
+#[test]
+fn a_whitespace_only_first_line_does_not_void_the_header_section() {
+    let m = parse(" \t\r\nFrom: a@b.test\r\nSubject: ws first\r\n\r\nthe body\r\n");
+    assert_eq!(m.parse_error, None);
+    assert_eq!(m.subject.as_deref(), Some("ws first"));
+    assert_eq!(m.text_body.as_deref(), Some("the body\r\n"));
+}
