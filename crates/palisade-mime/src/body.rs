@@ -8,6 +8,7 @@ use mail_parser::decoders::html::html_to_text;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
 use crate::attachments::content_type;
+use crate::preamble::stray_text_in_part_headers;
 use crate::tree::Tree;
 
 /// The bodies of a message.
@@ -177,8 +178,36 @@ fn inline_kind(part: &MessagePart<'_>, id: u32) -> Option<bool> {
     }
 }
 
-/// The decoded text of a part shown inline.
+/// The decoded text of a part shown inline, after any text the sender put where its
+/// header block belongs ([`stray_text_in_part_headers`]).
 fn contents(message: &Message<'_>, id: u32) -> Option<String> {
+    let text = decoded(message, id)?;
+    let part = message.parts.get(id as usize)?;
+    let block = message
+        .raw_message
+        .get(part.offset_header as usize..part.offset_body as usize);
+    match block {
+        // Only a block that starts a line: a part cut mid-line is mis-split structure.
+        Some(block) if id != 0 && starts_line(&message.raw_message, part.offset_header) => {
+            match stray_text_in_part_headers(block) {
+                Some(at) => {
+                    let stray = String::from_utf8_lossy(&block[at..]);
+                    Some(format!("{}\n{text}", stray.trim_end()))
+                }
+                None => Some(text),
+            }
+        }
+        _ => Some(text),
+    }
+}
+
+/// Whether `offset` is the start of a line of `raw`.
+fn starts_line(raw: &[u8], offset: u32) -> bool {
+    offset == 0 || raw.get(offset as usize - 1) == Some(&b'\n')
+}
+
+/// The decoded content of a part shown inline.
+fn decoded(message: &Message<'_>, id: u32) -> Option<String> {
     let part = message.parts.get(id as usize)?;
     match &part.body {
         PartType::Text(text) | PartType::Html(text) if part.is_encoding_problem => {

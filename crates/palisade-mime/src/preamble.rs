@@ -56,6 +56,41 @@ pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// Where text starts inside a body part's header block, when the part has none.
+///
+/// A part must open with its (possibly empty) header block and an empty line (RFC 2046
+/// section 5.1.1). When the first line after the boundary is prose and no field follows,
+/// the sender left both out: mail clients (and CPython) show that text as the part's
+/// content, where mail-parser would take it as a field name and drop it.
+pub(crate) fn stray_text_in_part_headers(block: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    let mut candidate = None;
+    while start < block.len() {
+        let end = block[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(block.len(), |nl| start + nl + 1);
+        let line = &block[start..end];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            break;
+        }
+        if content.starts_with(b"--") {
+            // A boundary line: MIME structure the parser mis-split, not the sender's text.
+            return None;
+        }
+        let field = is_field_start(content);
+        match candidate {
+            Some(_) if field => return None,
+            None if !field && !matches!(content[0], b' ' | b'\t') => candidate = Some(start),
+            _ => {}
+        }
+        start = end;
+    }
+    candidate
+}
+
 /// Drops lines of only spaces or tabs before the first field.
 ///
 /// Only an empty line ends the header section (RFC 5322 section 2.1), so such a line cannot

@@ -1219,3 +1219,21 @@ fn a_whitespace_only_first_line_does_not_void_the_header_section() {
     assert_eq!(m.subject.as_deref(), Some("ws first"));
     assert_eq!(m.text_body.as_deref(), Some("the body\r\n"));
 }
+
+#[test]
+fn a_body_part_without_a_header_block_keeps_its_text() {
+    let m = parse(concat!(
+        "Subject: parts\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n",
+        "--B\r\nContent-Type: text/plain\r\n\r\nSection one\r\n",
+        "--B\r\nI'm a section without headers\r\n\r\n",
+        "--B\r\nContent-Type: text/plain\r\n\r\nSection two\r\n",
+        "--B--\r\n",
+    ));
+    let text = m.text_body.unwrap_or_default();
+    assert!(
+        text.contains("Section one") && text.contains("I'm a section without headers"),
+        "{text:?}"
+    );
+    assert!(text.contains("Section two"), "{text:?}");
+    assert!(!text.contains("--B"), "{text:?}");
+}
