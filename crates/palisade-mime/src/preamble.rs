@@ -42,6 +42,10 @@ pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
         Some(folded) => Cow::Owned(folded),
         None => Cow::Borrowed(raw),
     };
+    let folded = match unfold_boundary_parameters(&folded) {
+        Some(fixed) => Cow::Owned(fixed),
+        None => folded,
+    };
     match body_start_without_blank_line(&folded) {
         Some(at) => {
             let mut separated = Vec::with_capacity(folded.len() + 2);
@@ -89,6 +93,77 @@ pub(crate) fn stray_text_in_part_headers(block: &[u8]) -> Option<usize> {
         start = end;
     }
     candidate
+}
+
+/// `boundary` parameters with whitespace or a fold around their `=` made readable.
+///
+/// RFC 2045 allows CFWS between a parameter's tokens, so `boundary=\r\n "x"` is valid, but
+/// mail-parser then finds no boundary and shows the whole multipart as text. The whitespace
+/// is moved before the parameter name (`\r\n boundary="x"`), which is still a valid fold
+/// and keeps every other byte where it was. Only inside `Content-Type` fields.
+fn unfold_boundary_parameters(raw: &[u8]) -> Option<Vec<u8>> {
+    const NAME: &[u8] = b"boundary";
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while let Some(found) = raw.get(i..).and_then(|rest| {
+        rest.windows(NAME.len())
+            .position(|w| w.eq_ignore_ascii_case(NAME))
+    }) {
+        let start = i + found;
+        let mut j = start + NAME.len();
+        i = j;
+        let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let before_eq = raw[j..].iter().take_while(|&&b| blank(b)).count();
+        j += before_eq;
+        if raw.get(j) != Some(&b'=') {
+            continue;
+        }
+        let after_eq = raw[j + 1..].iter().take_while(|&&b| blank(b)).count();
+        let end = j + 1 + after_eq;
+        if before_eq + after_eq == 0 || !in_content_type(raw, start) {
+            continue;
+        }
+        let gap = [&raw[start + NAME.len()..j], &raw[j + 1..end]].concat();
+        // Each line break must be a fold (followed by a blank), or the field would end there.
+        let folds_ok = gap
+            .iter()
+            .enumerate()
+            .all(|(k, &b)| b != b'\n' || matches!(gap.get(k + 1), Some(b' ' | b'\t')));
+        if !folds_ok || gap.last().is_some_and(|&b| b == b'\r' || b == b'\n') {
+            continue;
+        }
+        let buf = out.get_or_insert_with(|| raw.to_vec());
+        let mut moved = gap;
+        moved.extend_from_slice(&raw[start..start + NAME.len()]);
+        moved.push(b'=');
+        buf[start..end].copy_from_slice(&moved);
+        i = end;
+    }
+    out
+}
+
+/// Whether `at` lies in a `Content-Type` field: the line holding it, or the nearest line
+/// before it that is not a continuation, starts with that field name.
+fn in_content_type(raw: &[u8], at: usize) -> bool {
+    let mut line_start = raw[..at]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    loop {
+        let line = &raw[line_start..];
+        match line.first() {
+            Some(b' ' | b'\t') if line_start > 0 => {
+                line_start = raw[..line_start - 1]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+            }
+            _ => {
+                let name = b"content-type";
+                return line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name);
+            }
+        }
+    }
 }
 
 /// Drops lines of only spaces or tabs before the first field.

@@ -1237,3 +1237,16 @@ fn a_body_part_without_a_header_block_keeps_its_text() {
     assert!(text.contains("Section two"), "{text:?}");
     assert!(!text.contains("--B"), "{text:?}");
 }
+
+#[test]
+fn a_boundary_parameter_folded_after_its_equals_sign_is_found() {
+    let m = parse(concat!(
+        "Subject: folded\r\nContent-Type: multipart/mixed; boundary=\r\n \"==x y==\"\r\n\r\n",
+        "--==x y==\r\nContent-Type: text/plain\r\n\r\nhello\r\n",
+        "--==x y==\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\n\r\n%PDF\r\n",
+        "--==x y==--\r\n",
+    ));
+    assert_eq!(m.text_body.as_deref(), Some("hello"));
+    let names: Vec<_> = m.attachments.iter().map(|a| a.file_name.clone()).collect();
+    assert_eq!(names, [Some("a.pdf".to_string())]);
+}
