@@ -46,18 +46,132 @@ pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
         Some(fixed) => Cow::Owned(fixed),
         None => folded,
     };
-    match body_start_without_blank_line(&folded) {
-        Some(at) => {
-            let mut separated = Vec::with_capacity(folded.len() + 2);
-            separated.extend_from_slice(&folded[..at]);
-            // The same line break as the line before, so CRLF mail stays CRLF.
-            let crlf = at >= 2 && folded[at - 2] == b'\r';
-            separated.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
-            separated.extend_from_slice(&folded[at..]);
-            Cow::Owned(separated)
-        }
-        None => folded,
+    let mut breaks: Vec<usize> = body_start_without_blank_line(&folded).into_iter().collect();
+    let before = breaks.len();
+    breaks.extend(header_blocks_cut_by_a_boundary(&folded));
+    if breaks.is_empty() {
+        return folded;
     }
+    if breaks.len() > before {
+        breaks.sort_unstable();
+        breaks.dedup();
+    }
+    let mut separated = Vec::with_capacity(folded.len() + 2 * breaks.len());
+    let mut from = 0;
+    for at in breaks {
+        separated.extend_from_slice(&folded[from..at]);
+        // The same line break as the line before, so CRLF mail stays CRLF.
+        let crlf = at >= 2 && folded[at - 2] == b'\r';
+        separated.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+        from = at;
+    }
+    separated.extend_from_slice(&folded[from..]);
+    Cow::Owned(separated)
+}
+
+/// Most boundaries collected from one message; more is hostile input, not mail.
+const MAX_BOUNDARIES: usize = 256;
+
+/// Where an empty line is missing because a boundary line interrupts a header block.
+///
+/// A part's header block, or that of an attached message, must end with an empty line
+/// (RFC 2046 section 5.1.1, RFC 5322 section 2.1). When a declared boundary comes first,
+/// mail-parser reads on past it as more header fields: the attached message swallows the
+/// parts after it, and they are lost. The block ends at the boundary instead, as CPython
+/// and mail clients read it, leaving the part (or attached message) with an empty body.
+fn header_blocks_cut_by_a_boundary(raw: &[u8]) -> Vec<usize> {
+    let boundaries = declared_boundaries(raw);
+    let mut cuts = Vec::new();
+    if boundaries.is_empty() {
+        return cuts;
+    }
+    // The top-level header section comes first; the empty line that ends it is not ours to
+    // find, so it counts as a block with lines in it only after its first line.
+    let mut in_headers = true;
+    let mut block_lines = 0usize;
+    let mut attached_message = false;
+    let mut nested_next = false;
+    let mut start = 0;
+    while start < raw.len() {
+        let end = raw[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |nl| start + nl + 1);
+        let line = raw[start..end].trim_ascii_end();
+        if nested_next {
+            nested_next = false;
+            in_headers = true;
+            block_lines = 0;
+            attached_message = false;
+        }
+        if let Some(closing) = delimiter(line, &boundaries) {
+            if in_headers && block_lines > 0 {
+                cuts.push(start);
+            }
+            in_headers = !closing;
+            block_lines = 0;
+            attached_message = false;
+        } else if in_headers {
+            if raw[start..end].trim_ascii_end().is_empty() && !matches!(raw[start], b' ' | b'\t') {
+                in_headers = false;
+                nested_next = attached_message;
+            } else {
+                block_lines += 1;
+                let lower = line.to_ascii_lowercase();
+                if lower.starts_with(b"content-type")
+                    && lower.windows(14).any(|w| w == b"message/rfc822")
+                {
+                    attached_message = true;
+                }
+            }
+        }
+        start = end;
+    }
+    cuts
+}
+
+/// Whether `line` is `--boundary` (`Some(false)`) or `--boundary--` (`Some(true)`).
+fn delimiter(line: &[u8], boundaries: &[Vec<u8>]) -> Option<bool> {
+    let rest = line.strip_prefix(b"--")?;
+    boundaries.iter().find_map(|b| {
+        let after = rest.strip_prefix(b.as_slice())?;
+        match after {
+            b"" => Some(false),
+            b"--" => Some(true),
+            _ => None,
+        }
+    })
+}
+
+/// The values of the `boundary` parameters in the message, quoted or not.
+fn declared_boundaries(raw: &[u8]) -> Vec<Vec<u8>> {
+    const NAME: &[u8] = b"boundary=";
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = raw.get(i..).and_then(|rest| {
+        rest.windows(NAME.len())
+            .position(|w| w.eq_ignore_ascii_case(NAME))
+    }) {
+        let value_start = i + pos + NAME.len();
+        i = value_start;
+        let value = &raw[value_start..];
+        let value = match value.strip_prefix(b"\"") {
+            Some(quoted) => quoted.split(|&b| b == b'"' || b == b'\n').next(),
+            None => value
+                .split(|&b| b == b';' || b.is_ascii_whitespace())
+                .next(),
+        };
+        if let Some(v) = value.map(|v| v.trim_ascii_end())
+            && !v.is_empty()
+            && !found.iter().any(|f| f == v)
+        {
+            found.push(v.to_vec());
+        }
+        if found.len() >= MAX_BOUNDARIES {
+            break;
+        }
+    }
+    found
 }
 
 /// Where text starts inside a body part's header block, when the part has none.

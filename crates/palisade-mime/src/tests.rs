@@ -1250,3 +1250,27 @@ fn a_boundary_parameter_folded_after_its_equals_sign_is_found() {
     let names: Vec<_> = m.attachments.iter().map(|a| a.file_name.clone()).collect();
     assert_eq!(names, [Some("a.pdf".to_string())]);
 }
+
+#[test]
+fn an_attached_message_whose_headers_run_into_the_boundary_keeps_the_parts_after_it() {
+    let m = parse(concat!(
+        "Subject: forwards\r\nContent-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n",
+        "--OUT\r\nContent-Type: text/plain\r\n\r\nsee the three mails\r\n",
+        "--OUT\r\nContent-Type: message/rfc822; name=one.eml\r\n",
+        "Content-Disposition: attachment; filename=one.eml\r\n\r\n",
+        "Subject: one\r\nContent-Type: multipart/alternative; boundary=IN\r\n",
+        "--OUT\r\nContent-Type: message/rfc822; name=two.eml\r\n",
+        "Content-Disposition: attachment; filename=two.eml\r\n\r\n",
+        "Subject: two\r\n\r\nsecond body\r\n",
+        "--OUT\r\nContent-Type: application/pdf; name=three.pdf\r\n",
+        "Content-Disposition: attachment; filename=three.pdf\r\n\r\n%PDF\r\n",
+        "--OUT--\r\n",
+    ));
+    let names: Vec<_> = m
+        .attachments
+        .iter()
+        .map(|a| a.file_name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["one.eml", "two.eml", "three.pdf"]);
+    assert_eq!(m.text_body.as_deref(), Some("see the three mails"));
+}
