@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::html::html_to_text;
-use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
 use crate::attachments::content_type;
+use crate::preamble::stray_text_in_part_headers;
 use crate::tree::Tree;
 
 /// The bodies of a message.
@@ -178,12 +178,46 @@ fn inline_kind(part: &MessagePart<'_>, id: u32) -> Option<bool> {
     }
 }
 
-/// The decoded text of a part shown inline.
+/// The decoded text of a part shown inline, after any text the sender put where its
+/// header block belongs ([`stray_text_in_part_headers`]).
 fn contents(message: &Message<'_>, id: u32) -> Option<String> {
+    let text = decoded(message, id)?;
+    let part = message.parts.get(id as usize)?;
+    let block = message
+        .raw_message
+        .get(part.offset_header as usize..part.offset_body as usize);
+    match block {
+        // Only a block that starts a line: a part cut mid-line is mis-split structure.
+        Some(block) if id != 0 && starts_line(&message.raw_message, part.offset_header) => {
+            match stray_text_in_part_headers(block) {
+                Some(at) => {
+                    let stray = String::from_utf8_lossy(&block[at..]);
+                    Some(format!("{}\n{text}", stray.trim_end()))
+                }
+                None => Some(text),
+            }
+        }
+        _ => Some(text),
+    }
+}
+
+/// Whether `offset` is the start of a line of `raw`.
+fn starts_line(raw: &[u8], offset: u32) -> bool {
+    offset == 0 || raw.get(offset as usize - 1) == Some(&b'\n')
+}
+
+/// The decoded content of a part shown inline.
+fn decoded(message: &Message<'_>, id: u32) -> Option<String> {
     let part = message.parts.get(id as usize)?;
     match &part.body {
         PartType::Text(text) | PartType::Html(text) if part.is_encoding_problem => {
             Some(redecode(part, text))
+        }
+        PartType::Text(_) | PartType::Html(_) if is_quoted_printable(part) => {
+            let raw = message
+                .raw_message
+                .get(part.offset_body as usize..part.offset_end as usize)?;
+            Some(in_charset(part, &lenient_quoted_printable(raw)))
         }
         PartType::Text(text) | PartType::Html(text) => Some(text.to_string()),
         // A multipart without a usable boundary parameter stays undecoded bytes.
@@ -230,15 +264,79 @@ fn redecode(part: &MessagePart<'_>, raw: &str) -> String {
                 .collect();
             base64_decode(&clean)
         }
-        "quoted-printable" => quoted_printable_decode(raw.as_bytes()),
+        "quoted-printable" => Some(lenient_quoted_printable(raw.as_bytes())),
         _ => None,
     };
     let Some(bytes) = decoded else {
         return raw.to_string();
     };
+    in_charset(part, &bytes)
+}
+
+/// Decoded bytes as text in the part's declared charset, UTF-8 (lossy) when it has none we know.
+fn in_charset(part: &MessagePart<'_>, bytes: &[u8]) -> String {
     let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
     match charset.and_then(|c| charset_decoder(c.as_bytes())) {
-        Some(decode) => decode(&bytes),
-        None => String::from_utf8_lossy(&bytes).into_owned(),
+        Some(decode) => decode(bytes),
+        None => String::from_utf8_lossy(bytes).into_owned(),
     }
+}
+
+/// Whether a part declares the quoted-printable transfer encoding.
+fn is_quoted_printable(part: &MessagePart<'_>) -> bool {
+    part.content_transfer_encoding()
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("quoted-printable"))
+}
+
+/// Quoted-printable decoding as mail clients do it, never failing.
+///
+/// mail-parser gives up on (or garbles) a whole part at the first `=` that is not followed
+/// by two hex digits or a line break, which leaves every `=3D` of the part undecoded. RFC
+/// 2045 section 6.7 (note 1) suggests the robust reading instead: such an `=` is kept as it
+/// is. A soft line break (`=` then optional blanks then the line break) joins the lines;
+/// blanks at the end of an encoded line are transport padding and are dropped.
+pub(crate) fn lenient_quoted_printable(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    // Decoded bytes end here at the earliest: an encoded `=20` is content, not padding.
+    let mut kept = 0;
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'=' => {
+                let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+                if let (Some(hi), Some(lo)) = (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
+                    out.push((hi * 16 + lo) as u8);
+                    kept = out.len();
+                    i += 3;
+                    continue;
+                }
+                let mut j = i + 1;
+                while matches!(raw.get(j), Some(b' ' | b'\t')) {
+                    j += 1;
+                }
+                match raw.get(j) {
+                    Some(b'\n') => i = j + 1,
+                    Some(b'\r') if raw.get(j + 1) == Some(&b'\n') => i = j + 2,
+                    None => i = j,
+                    _ => {
+                        out.push(b'=');
+                        i += 1;
+                    }
+                }
+            }
+            b'\r' | b'\n' => {
+                while out.len() > kept && matches!(out.last(), Some(b' ' | b'\t')) {
+                    out.pop();
+                }
+                out.push(raw[i]);
+                kept = out.len();
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }

@@ -31,17 +31,304 @@ pub(crate) fn strip_envelope_noise(raw: &[u8]) -> &[u8] {
 ///   (RFC 5322 obs-FWS): mail-parser would take it as the end of the headers, and only an
 ///   empty line ends them. The replacement keeps every byte offset.
 pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
-    let raw = strip_envelope_noise(raw);
+    let raw = skip_leading_blank_lines(strip_envelope_noise(raw));
     if !has_header_section(raw) {
         let mut all_body = Vec::with_capacity(raw.len() + 1);
         all_body.push(b'\n');
         all_body.extend_from_slice(raw);
         return Cow::Owned(all_body);
     }
-    match fold_blank_header_lines(raw) {
+    let folded = match fold_blank_header_lines(raw) {
         Some(folded) => Cow::Owned(folded),
         None => Cow::Borrowed(raw),
+    };
+    let folded = match unfold_boundary_parameters(&folded) {
+        Some(fixed) => Cow::Owned(fixed),
+        None => folded,
+    };
+    let mut breaks: Vec<usize> = body_start_without_blank_line(&folded).into_iter().collect();
+    let before = breaks.len();
+    breaks.extend(header_blocks_cut_by_a_boundary(&folded));
+    if breaks.is_empty() {
+        return folded;
     }
+    if breaks.len() > before {
+        breaks.sort_unstable();
+        breaks.dedup();
+    }
+    let mut separated = Vec::with_capacity(folded.len() + 2 * breaks.len());
+    let mut from = 0;
+    for at in breaks {
+        separated.extend_from_slice(&folded[from..at]);
+        // The same line break as the line before, so CRLF mail stays CRLF.
+        let crlf = at >= 2 && folded[at - 2] == b'\r';
+        separated.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+        from = at;
+    }
+    separated.extend_from_slice(&folded[from..]);
+    Cow::Owned(separated)
+}
+
+/// Most boundaries collected from one message; more is hostile input, not mail.
+const MAX_BOUNDARIES: usize = 256;
+
+/// Where an empty line is missing because a boundary line interrupts a header block.
+///
+/// A part's header block, or that of an attached message, must end with an empty line
+/// (RFC 2046 section 5.1.1, RFC 5322 section 2.1). When a declared boundary comes first,
+/// mail-parser reads on past it as more header fields: the attached message swallows the
+/// parts after it, and they are lost. The block ends at the boundary instead, as CPython
+/// and mail clients read it, leaving the part (or attached message) with an empty body.
+fn header_blocks_cut_by_a_boundary(raw: &[u8]) -> Vec<usize> {
+    let boundaries = declared_boundaries(raw);
+    let mut cuts = Vec::new();
+    if boundaries.is_empty() {
+        return cuts;
+    }
+    // The top-level header section comes first; the empty line that ends it is not ours to
+    // find, so it counts as a block with lines in it only after its first line.
+    let mut in_headers = true;
+    let mut block_lines = 0usize;
+    let mut attached_message = false;
+    let mut nested_next = false;
+    let mut start = 0;
+    while start < raw.len() {
+        let end = raw[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |nl| start + nl + 1);
+        let line = raw[start..end].trim_ascii_end();
+        if nested_next {
+            nested_next = false;
+            in_headers = true;
+            block_lines = 0;
+            attached_message = false;
+        }
+        if let Some(closing) = delimiter(line, &boundaries) {
+            if in_headers && block_lines > 0 {
+                cuts.push(start);
+            }
+            in_headers = !closing;
+            block_lines = 0;
+            attached_message = false;
+        } else if in_headers {
+            if raw[start..end].trim_ascii_end().is_empty() && !matches!(raw[start], b' ' | b'\t') {
+                in_headers = false;
+                nested_next = attached_message;
+            } else {
+                block_lines += 1;
+                let lower = line.to_ascii_lowercase();
+                if lower.starts_with(b"content-type")
+                    && lower.windows(14).any(|w| w == b"message/rfc822")
+                {
+                    attached_message = true;
+                }
+            }
+        }
+        start = end;
+    }
+    cuts
+}
+
+/// Whether `line` is `--boundary` (`Some(false)`) or `--boundary--` (`Some(true)`).
+fn delimiter(line: &[u8], boundaries: &[Vec<u8>]) -> Option<bool> {
+    let rest = line.strip_prefix(b"--")?;
+    boundaries.iter().find_map(|b| {
+        let after = rest.strip_prefix(b.as_slice())?;
+        match after {
+            b"" => Some(false),
+            b"--" => Some(true),
+            _ => None,
+        }
+    })
+}
+
+/// The values of the `boundary` parameters in the message, quoted or not.
+fn declared_boundaries(raw: &[u8]) -> Vec<Vec<u8>> {
+    const NAME: &[u8] = b"boundary=";
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = raw.get(i..).and_then(|rest| {
+        rest.windows(NAME.len())
+            .position(|w| w.eq_ignore_ascii_case(NAME))
+    }) {
+        let value_start = i + pos + NAME.len();
+        i = value_start;
+        let value = &raw[value_start..];
+        let value = match value.strip_prefix(b"\"") {
+            Some(quoted) => quoted.split(|&b| b == b'"' || b == b'\n').next(),
+            None => value
+                .split(|&b| b == b';' || b.is_ascii_whitespace())
+                .next(),
+        };
+        if let Some(v) = value.map(|v| v.trim_ascii_end())
+            && !v.is_empty()
+            && !found.iter().any(|f| f == v)
+        {
+            found.push(v.to_vec());
+        }
+        if found.len() >= MAX_BOUNDARIES {
+            break;
+        }
+    }
+    found
+}
+
+/// Where text starts inside a body part's header block, when the part has none.
+///
+/// A part must open with its (possibly empty) header block and an empty line (RFC 2046
+/// section 5.1.1). When the first line after the boundary is prose and no field follows,
+/// the sender left both out: mail clients (and CPython) show that text as the part's
+/// content, where mail-parser would take it as a field name and drop it.
+pub(crate) fn stray_text_in_part_headers(block: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    let mut candidate = None;
+    while start < block.len() {
+        let end = block[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(block.len(), |nl| start + nl + 1);
+        let line = &block[start..end];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            break;
+        }
+        if content.starts_with(b"--") {
+            // A boundary line: MIME structure the parser mis-split, not the sender's text.
+            return None;
+        }
+        let field = is_field_start(content);
+        match candidate {
+            Some(_) if field => return None,
+            None if !field && !matches!(content[0], b' ' | b'\t') => candidate = Some(start),
+            _ => {}
+        }
+        start = end;
+    }
+    candidate
+}
+
+/// `boundary` parameters with whitespace or a fold around their `=` made readable.
+///
+/// RFC 2045 allows CFWS between a parameter's tokens, so `boundary=\r\n "x"` is valid, but
+/// mail-parser then finds no boundary and shows the whole multipart as text. The whitespace
+/// is moved before the parameter name (`\r\n boundary="x"`), which is still a valid fold
+/// and keeps every other byte where it was. Only inside `Content-Type` fields.
+fn unfold_boundary_parameters(raw: &[u8]) -> Option<Vec<u8>> {
+    const NAME: &[u8] = b"boundary";
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while let Some(found) = raw.get(i..).and_then(|rest| {
+        rest.windows(NAME.len())
+            .position(|w| w.eq_ignore_ascii_case(NAME))
+    }) {
+        let start = i + found;
+        let mut j = start + NAME.len();
+        i = j;
+        let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let before_eq = raw[j..].iter().take_while(|&&b| blank(b)).count();
+        j += before_eq;
+        if raw.get(j) != Some(&b'=') {
+            continue;
+        }
+        let after_eq = raw[j + 1..].iter().take_while(|&&b| blank(b)).count();
+        let end = j + 1 + after_eq;
+        if before_eq + after_eq == 0 || !in_content_type(raw, start) {
+            continue;
+        }
+        let gap = [&raw[start + NAME.len()..j], &raw[j + 1..end]].concat();
+        // Each line break must be a fold (followed by a blank), or the field would end there.
+        let folds_ok = gap
+            .iter()
+            .enumerate()
+            .all(|(k, &b)| b != b'\n' || matches!(gap.get(k + 1), Some(b' ' | b'\t')));
+        if !folds_ok || gap.last().is_some_and(|&b| b == b'\r' || b == b'\n') {
+            continue;
+        }
+        let buf = out.get_or_insert_with(|| raw.to_vec());
+        let mut moved = gap;
+        moved.extend_from_slice(&raw[start..start + NAME.len()]);
+        moved.push(b'=');
+        buf[start..end].copy_from_slice(&moved);
+        i = end;
+    }
+    out
+}
+
+/// Whether `at` lies in a `Content-Type` field: the line holding it, or the nearest line
+/// before it that is not a continuation, starts with that field name.
+fn in_content_type(raw: &[u8], at: usize) -> bool {
+    let mut line_start = raw[..at]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    loop {
+        let line = &raw[line_start..];
+        match line.first() {
+            Some(b' ' | b'\t') if line_start > 0 => {
+                line_start = raw[..line_start - 1]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+            }
+            _ => {
+                let name = b"content-type";
+                return line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name);
+            }
+        }
+    }
+}
+
+/// Drops lines of only spaces or tabs before the first field.
+///
+/// Only an empty line ends the header section (RFC 5322 section 2.1), so such a line cannot
+/// be the separator; mail-parser would take it as one and show the headers as body.
+fn skip_leading_blank_lines(mut raw: &[u8]) -> &[u8] {
+    while let Some(nl) = raw.iter().position(|&b| b == b'\n') {
+        let line = raw[..nl].strip_suffix(b"\r").unwrap_or(&raw[..nl]);
+        let blank = !line.is_empty() && line.iter().all(|&b| b == b' ' || b == b'\t');
+        if !blank || !has_header_section(&raw[nl + 1..]) {
+            break;
+        }
+        raw = &raw[nl + 1..];
+    }
+    raw
+}
+
+/// Where the body starts when the sender left out the empty line after the headers.
+///
+/// That is a line in the header section that is neither a field nor a continuation, after
+/// which no further field comes before the end of the section or a MIME boundary line.
+/// Mail clients (and CPython) show such a line and the rest as the body; mail-parser would
+/// take the prose as field names and show no body. A stray line followed by further fields
+/// is a broken field instead, and the header section goes on.
+fn body_start_without_blank_line(raw: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    let mut seen_field = false;
+    let mut candidate = None;
+    while start < raw.len() {
+        let end = raw[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |nl| start + nl + 1);
+        let line = &raw[start..end];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            break;
+        }
+        let continuation = matches!(content[0], b' ' | b'\t');
+        match candidate {
+            None if is_field_start(content) => seen_field = true,
+            None if seen_field && !continuation => candidate = Some(start),
+            Some(_) if content.starts_with(b"--") => break,
+            Some(_) if is_field_start(content) => return None,
+            _ => {}
+        }
+        start = end;
+    }
+    candidate
 }
 
 /// One line: where it starts, where its content ends (before `\r\n` or `\n`), where it ends.

@@ -1166,3 +1166,111 @@ fn hostile_headers_stay_bounded_and_never_panic() {
         assert_eq!(m.date, None);
     }
 }
+
+#[test]
+fn quoted_printable_with_a_stray_equals_sign_is_still_decoded() {
+    // `=8` and `==` are invalid, yet the rest of the part must not stay encoded: the stray
+    // `=` is kept and every valid escape and soft break is decoded, as mail clients do.
+    let m = parse(
+        "Subject: qp\r\nContent-Type: text/html; charset=iso-8859-1\r\n\
+         Content-Transfer-Encoding: Quoted-Printable\r\n\r\n\
+         <a href=3D\"x?id=8\">caf=E9 =\r\nau lait</a> a==b =20\r\n",
+    );
+    let html = m.html_body.unwrap_or_default();
+    assert!(
+        html.contains("<a href=\"x?id=8\">café au lait</a>"),
+        "{html:?}"
+    );
+    assert!(html.contains("a==b  "), "{html:?}");
+}
+
+#[test]
+fn quoted_printable_keeps_an_equals_sign_before_one_hex_digit() {
+    let m = parse(
+        "Subject: qp\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+         https://x.test/?a=1\r\n\r\nStuff=E2=80=99s summary\r\n",
+    );
+    let text = m.text_body.unwrap_or_default();
+    assert!(
+        text.starts_with("https://x.test/?a=1\r\n\r\nStuff’s summary"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn body_starts_at_prose_when_the_blank_line_after_the_headers_is_missing() {
+    let m = parse("From: a@b.test\nSubject: no separator\nthis line is the body\nand this\n");
+    assert_eq!(m.subject.as_deref(), Some("no separator"));
+    assert_eq!(
+        m.text_body.as_deref(),
+        Some("this line is the body\nand this\n")
+    );
+    // A stray line followed by more fields is a broken field, and the headers go on.
+    let m = parse("Subject: x\nbroken line\nFrom: a@b.test\n\nbody\n");
+    assert_eq!(m.text_body.as_deref(), Some("body\n"));
+    assert_eq!(m.participants.len(), 1, "{:?}", m.participants);
+}
+
+#[test]
+fn a_whitespace_only_first_line_does_not_void_the_header_section() {
+    let m = parse(" \t\r\nFrom: a@b.test\r\nSubject: ws first\r\n\r\nthe body\r\n");
+    assert_eq!(m.parse_error, None);
+    assert_eq!(m.subject.as_deref(), Some("ws first"));
+    assert_eq!(m.text_body.as_deref(), Some("the body\r\n"));
+}
+
+#[test]
+fn a_body_part_without_a_header_block_keeps_its_text() {
+    let m = parse(concat!(
+        "Subject: parts\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n",
+        "--B\r\nContent-Type: text/plain\r\n\r\nSection one\r\n",
+        "--B\r\nI'm a section without headers\r\n\r\n",
+        "--B\r\nContent-Type: text/plain\r\n\r\nSection two\r\n",
+        "--B--\r\n",
+    ));
+    let text = m.text_body.unwrap_or_default();
+    assert!(
+        text.contains("Section one") && text.contains("I'm a section without headers"),
+        "{text:?}"
+    );
+    assert!(text.contains("Section two"), "{text:?}");
+    assert!(!text.contains("--B"), "{text:?}");
+}
+
+#[test]
+fn a_boundary_parameter_folded_after_its_equals_sign_is_found() {
+    let m = parse(concat!(
+        "Subject: folded\r\nContent-Type: multipart/mixed; boundary=\r\n \"==x y==\"\r\n\r\n",
+        "--==x y==\r\nContent-Type: text/plain\r\n\r\nhello\r\n",
+        "--==x y==\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\n\r\n%PDF\r\n",
+        "--==x y==--\r\n",
+    ));
+    assert_eq!(m.text_body.as_deref(), Some("hello"));
+    let names: Vec<_> = m.attachments.iter().map(|a| a.file_name.clone()).collect();
+    assert_eq!(names, [Some("a.pdf".to_string())]);
+}
+
+#[test]
+fn an_attached_message_whose_headers_run_into_the_boundary_keeps_the_parts_after_it() {
+    let m = parse(concat!(
+        "Subject: forwards\r\nContent-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n",
+        "--OUT\r\nContent-Type: text/plain\r\n\r\nsee the three mails\r\n",
+        "--OUT\r\nContent-Type: message/rfc822; name=one.eml\r\n",
+        "Content-Disposition: attachment; filename=one.eml\r\n\r\n",
+        "Subject: one\r\nContent-Type: multipart/alternative; boundary=IN\r\n",
+        "--OUT\r\nContent-Type: message/rfc822; name=two.eml\r\n",
+        "Content-Disposition: attachment; filename=two.eml\r\n\r\n",
+        "Subject: two\r\n\r\nsecond body\r\n",
+        "--OUT\r\nContent-Type: application/pdf; name=three.pdf\r\n",
+        "Content-Disposition: attachment; filename=three.pdf\r\n\r\n%PDF\r\n",
+        "--OUT--\r\n",
+    ));
+    let names: Vec<_> = m
+        .attachments
+        .iter()
+        .map(|a| a.file_name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["one.eml", "two.eml", "three.pdf"]);
+    assert_eq!(m.text_body.as_deref(), Some("see the three mails"));
+}

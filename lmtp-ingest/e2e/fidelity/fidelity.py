@@ -25,6 +25,7 @@ import email.policy
 import json
 import multiprocessing
 import os
+import quopri
 import re
 import subprocess
 import sys
@@ -298,6 +299,9 @@ def _people_category(field: str, p: list[dict], r: list[dict], raw: bytes) -> st
         return f"{field}.count.reference_more"
     if len(pa) > len(ra):
         return f"{field}.count.palisade_more"
+    if re.search(r"<\s*[^<>@\s:]+:[^<>]*@", rawv):
+        # `<C:x@y>`: a bogus prefix inside the brackets, read by the reference as a group name.
+        return f"{field}.address.prefix_in_brackets"
     return f"{field}.address.differs"
 
 
@@ -357,7 +361,42 @@ def _is_inline_text(a: dict) -> bool:
     return a["content_type"] in ("text/plain", "text/html") and a.get("disposition") != "attachment"
 
 
-def classify_attachments(pv: dict, rv: dict) -> str | None:
+BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*"?([^";\r\n]+)', re.IGNORECASE)
+FOLDED_BOUNDARY = re.compile(rb"boundary\s*=\s*\r?\n[ \t]", re.IGNORECASE)
+DOUBLE_CONTENT_TYPE = re.compile(rb"(?im)^content-type:[^\n]*\n(?:[ \t][^\n]*\n)*content-type:")
+
+
+def part_without_headers(raw: bytes) -> bool:
+    """A declared boundary line followed at once by text that is neither a field nor blank."""
+    for b in set(BOUNDARY_PARAM.findall(raw)):
+        b = b.strip()
+        if re.search(rb"\n--" + re.escape(b) + rb"[ \t]*\r?\n(?![ \t]*\r?\n)(?![!-9;-~]+[ \t]*:)", raw):
+            return True
+    return False
+
+
+def _shown(content: str | None, body: str) -> bool:
+    """Whether a part's text is in the body, line by line, ignoring MIME lines the reference
+    kept because it split the parts differently, and binary junk decoded differently."""
+    if squash(content) in body:
+        return True
+    for line in (content or "").splitlines():
+        # A closing delimiter glued to the last line (`text--1--`) is MIME, not text.
+        line = re.sub(r"--\S*--$", "", squash(line))
+        if not line or line.startswith("--") or re.match(r"content-[\w-]+:", line, re.IGNORECASE):
+            continue
+        if REPLACEMENT in line or re.search("[\x00-\x08]", line):
+            continue
+        try:
+            decoded = quopri.decodestring(line.encode()).decode("utf-8")
+        except UnicodeDecodeError:
+            decoded = line
+        if line not in body and decoded not in body:
+            return False
+    return True
+
+
+def classify_attachments(pv: dict, rv: dict, raw: bytes = b"") -> str | None:
     p, r = pv["attachments"], rv["attachments"]
     pn = sorted(squash(a["file_name"]) for a in p)
     rn = sorted(squash(a["file_name"]) for a in r)
@@ -380,16 +419,28 @@ def classify_attachments(pv: dict, rv: dict) -> str | None:
     if len(p) > len(r):
         extra = _unmatched(p, r)
         if any(a["content_type"] == "text/html" for a in extra) and not pv.get("html") and rv.get("html"):
+            if any(a["content_type"] == "text/html" and a["file_name"] for a in extra):
+                return "attachments.html_body_as_attachment.named_part"
             return "attachments.html_body_as_attachment"
         if not r and rv.get("text") is not None and not pv.get("text") and not pv.get("html"):
             return "attachments.palisade_lists_reference_body"
         return "attachments.count.palisade_more"
     extra = _unmatched(r, p)
+    if FOLDED_BOUNDARY.search(raw):
+        return "attachments.boundary_parameter_folded"
     if extra and all(_is_inline_text(a) for a in extra):
         body = squash((pv.get("text") or "") + " " + (pv.get("html") or ""))
         if all(squash(a.get("content")) in body for a in extra):
             return "attachments.inline_text_shown_in_body"
+        if all(_shown(a.get("content"), body) for a in extra):
+            return "attachments.inline_text_shown_in_body.split_differently"
+        if part_without_headers(raw):
+            return "attachments.inline_text_part_dropped.part_without_headers"
         return "attachments.inline_text_part_dropped"
+    if extra and all(" " in a["content_type"] or "/" not in a["content_type"] for a in extra):
+        return "attachments.count.reference_more.malformed_content_type"
+    if any(a["content_type"] == "message/rfc822" or a.get("disposition") == "attachment" for a in extra):
+        return "attachments.count.reference_more.attachment_lost"
     return "attachments.count.reference_more"
 
 
@@ -425,7 +476,13 @@ def classify_body(kind: str, pv: dict, rv: dict, raw: bytes) -> str | None:
     p, r = squash(pv.get(kind)), squash(rv.get(kind))
     if p == r:
         return None
+    if FOLDED_BOUNDARY.search(raw):
+        return f"body.{kind}.boundary_parameter_folded"
     if not p:
+        if kind == "html" and any(a["content_type"] == "text/html" and a["file_name"] for a in pv["attachments"]):
+            return "body.html.palisade_missing.named_part_listed"
+        if DOUBLE_CONTENT_TYPE.search(raw):
+            return f"body.{kind}.palisade_missing.duplicate_content_type"
         if any(a["content_type"].startswith("multipart/") for a in pv["attachments"]):
             return f"body.{kind}.palisade_missing.container_listed"
         if pv["attachments"] and not any(v.lower().startswith("multipart/") for v in raw_values(raw, "content-type")):
@@ -449,7 +506,8 @@ def classify_body(kind: str, pv: dict, rv: dict, raw: bytes) -> str | None:
         return f"body.{kind}.charset.decoded_differently"
     if r.count(REPLACEMENT) > p.count(REPLACEMENT) and abs(len(_ascii(p)) - len(_ascii(r))) < 0.05 * len(r):
         return f"body.{kind}.charset.reference_replaced"
-    if "=3D" in p and "=3D" not in r:
+    # A part left encoded has many escapes; one `=3D` is a sender's broken escape both keep.
+    if p.count("=3D") > 1 and "=3D" not in r:
         return f"body.{kind}.quoted_printable.palisade_undecoded"
     if "=3D" in r and "=3D" not in p:
         return f"body.{kind}.quoted_printable.reference_undecoded"
@@ -523,7 +581,7 @@ def compare(name: str, raw: bytes, pv: dict, rv: dict) -> list[dict]:
         elif field == "date":
             add(field, classify_date(pv["date"], rv["date"], raw), pv["date"], rv["date"])
         elif field == "attachments":
-            add(field, classify_attachments(pv, rv), pv["attachments"],
+            add(field, classify_attachments(pv, rv, raw), pv["attachments"],
                 [{k: v for k, v in a.items() if k != "content"} for a in rv["attachments"]])
         else:
             add(field, classify_body(field, pv, rv, raw), pv.get(field), rv.get(field))
