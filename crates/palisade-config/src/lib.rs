@@ -267,8 +267,8 @@ impl Default for LmtpConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ApiConfig {
-    /// Serve the API from the daemon (the embedded default); a separate `palisade-api`
-    /// process can serve it instead in distributed deployments.
+    /// Serve the API from this node; it also needs the `api` role (see [`Config::roles`]),
+    /// which is how distributed deployments choose their API nodes.
     pub enabled: bool,
     /// Address to listen on.
     pub listen: SocketAddr,
