@@ -66,8 +66,8 @@ pub fn document(spec: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct AllowedMethods {
     /// Path templates split into segments (`{id}` matches any one segment), with the header
-    /// value for each.
-    paths: Vec<(Vec<String>, HeaderValue)>,
+    /// value and the template itself for each.
+    paths: Vec<(Vec<String>, HeaderValue, String)>,
 }
 
 impl AllowedMethods {
@@ -83,28 +83,36 @@ impl AllowedMethods {
                     .map(|m| m.to_ascii_uppercase())
                     .collect();
                 if let Ok(value) = HeaderValue::from_str(&methods.join(", ")) {
-                    paths.push((segments(template), value));
+                    paths.push((segments(template), value, template.clone()));
                 }
             }
         }
         // Literal segments before parameters, so `/tags/{id}` never shadows a literal path.
-        paths.sort_by_key(|(segs, _)| segs.iter().filter(|s| is_param(s)).count());
+        paths.sort_by_key(|(segs, _, _)| segs.iter().filter(|s| is_param(s)).count());
         AllowedMethods { paths }
     }
 
     /// The `Allow` value for a request path, when a documented path matches it.
     pub fn for_path(&self, path: &str) -> Option<HeaderValue> {
+        self.matching(path).map(|(_, value, _)| value.clone())
+    }
+
+    /// The documented template a request path matches (`/api/v1/tags/{id}`), so metrics
+    /// never carry the ids of a raw path.
+    pub fn template_for(&self, path: &str) -> Option<&str> {
+        self.matching(path)
+            .map(|(_, _, template)| template.as_str())
+    }
+
+    fn matching(&self, path: &str) -> Option<&(Vec<String>, HeaderValue, String)> {
         let wanted = segments(path);
-        self.paths
-            .iter()
-            .find(|(template, _)| {
-                template.len() == wanted.len()
-                    && template
-                        .iter()
-                        .zip(&wanted)
-                        .all(|(t, w)| is_param(t) || t == w)
-            })
-            .map(|(_, value)| value.clone())
+        self.paths.iter().find(|(template, _, _)| {
+            template.len() == wanted.len()
+                && template
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(t, w)| is_param(t) || t == w)
+        })
     }
 }
 
@@ -162,5 +170,10 @@ mod tests {
         assert_eq!(allow("/api/v1/tags/abc").as_deref(), Some("DELETE, PATCH"));
         assert_eq!(allow("/api/v1/messages/x/raw").as_deref(), Some("GET"));
         assert_eq!(allow("/api/v1/nothing"), None);
+        assert_eq!(
+            allowed.template_for("/api/v1/tags/0b7f2c1e"),
+            Some("/api/v1/tags/{id}")
+        );
+        assert_eq!(allowed.template_for("/api/v1/nothing"), None);
     }
 }

@@ -195,10 +195,19 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     body_limit::Capped::new(req.take_body().into_async_read(), max_body as u64);
                 req.set_body(poem::Body::from_async_read(body));
                 let path = req.uri().path().to_string();
+                let method = req.method().clone();
+                let started = std::time::Instant::now();
                 let result = ep.call(req).await;
-                if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(too_large(max_body).into());
-                }
+                let result = if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
+                    Err(too_large(max_body).into())
+                } else {
+                    result
+                };
+                let status = match &result {
+                    Ok(resp) => resp.status(),
+                    Err(e) => e.status(),
+                };
+                record_request(&allowed, &path, &method, status, started.elapsed());
                 match result {
                     Ok(resp) => {
                         let mut resp = poem::IntoResponse::into_response(resp);
@@ -225,6 +234,49 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         )
         .data(state)
         .catch_all_error(|e| async move { to_json_error(e) })
+}
+
+/// Counts a request by its route template (never the raw path, which carries ids).
+fn record_request(
+    allowed: &document::AllowedMethods,
+    path: &str,
+    method: &poem::http::Method,
+    status: poem::http::StatusCode,
+    elapsed: Duration,
+) {
+    use palisade_metrics::metrics::{counter, histogram};
+    let route = if path == API_PREFIX || path.starts_with(&format!("{API_PREFIX}/")) {
+        allowed
+            .template_for(path)
+            .unwrap_or(palisade_metrics::ROUTE_UNMATCHED)
+            .to_string()
+    } else {
+        palisade_metrics::ROUTE_STATIC.to_string()
+    };
+    // Only the methods HTTP defines become labels; anything else is one bounded value.
+    let method = match *method {
+        poem::http::Method::GET
+        | poem::http::Method::POST
+        | poem::http::Method::PUT
+        | poem::http::Method::PATCH
+        | poem::http::Method::DELETE
+        | poem::http::Method::HEAD
+        | poem::http::Method::OPTIONS => method.as_str().to_string(),
+        _ => "OTHER".to_string(),
+    };
+    counter!(
+        palisade_metrics::API_REQUESTS,
+        "route" => route.clone(),
+        "method" => method.clone(),
+        "status" => status.as_u16().to_string()
+    )
+    .increment(1);
+    histogram!(
+        palisade_metrics::API_REQUEST_SECONDS,
+        "route" => route,
+        "method" => method
+    )
+    .record(elapsed.as_secs_f64());
 }
 
 /// The refusal of a request body over the limit.

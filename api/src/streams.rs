@@ -54,6 +54,7 @@ impl StreamSlots {
             return None;
         }
         open.insert(user, count + 1);
+        palisade_metrics::metrics::gauge!(palisade_metrics::API_EVENT_STREAMS).increment(1.0);
         Some(StreamSlot {
             user,
             open: self.open.clone(),
@@ -68,6 +69,7 @@ impl StreamSlots {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        palisade_metrics::metrics::gauge!(palisade_metrics::API_EVENT_STREAMS).decrement(1.0);
         let mut open = counts(&self.open);
         if let Some(count) = open.get_mut(&self.user) {
             *count = count.saturating_sub(1);

@@ -433,7 +433,9 @@ class AdminError(AssertionError):
 class Daemon:
     def __init__(self, workdir: Path, *, lmtp: dict | None = None, proxy: dict | None = None,
                  log: dict | None = None, env: dict | None = None, ready: str = "greeting",
-                 api: dict | None = None, submission: dict | None = None):
+                 api: dict | None = None, submission: dict | None = None,
+                 admin: dict | None = None, roles: list[str] | None = None,
+                 cache: dict | None = None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.dir / "data"
@@ -449,10 +451,18 @@ class Daemon:
                     "login_attempts_per_address": 10000, "login_attempts_per_account": 1000}
         self.api.update(api or {})
         self.submission = submission
+        # The admin listener (health, metrics) only when asked for, like a real config.
+        self.admin_port = free_port() if admin is not None else None
+        self.admin_cfg = None
+        if admin is not None:
+            self.admin_cfg = {"listen": f"{HOST}:{self.admin_port}"}
+            self.admin_cfg.update(admin)
+        self.roles = roles
+        self.cache_override = cache
         # One keyspace/alias/queue prefix per daemon, kept across restarts of that daemon.
         self.tag = uuid.uuid4().hex[:12]
         self.extra_env = env or {}
-        self.ready = ready  # "greeting" | "proxy" | "tcp"
+        self.ready = ready  # "greeting" | "proxy" | "tcp" | "api" (the API port answers)
         self.config_path = self.dir / "palisade.toml"
         self.stderr_path = self.dir / "daemon-stderr.log"
         self.stdout_path = self.dir / "daemon-stdout.log"
@@ -474,6 +484,12 @@ class Daemon:
             cfg["lmtp"]["proxy_protocol"] = dict(self.proxy)
         if self.log is not None:
             cfg["log"] = dict(self.log)
+        if self.admin_cfg is not None:
+            cfg["admin"] = dict(self.admin_cfg)
+        if self.roles is not None:
+            cfg["roles"] = list(self.roles)
+        if self.cache_override is not None:
+            cfg["cache"] = {**cfg.get("cache", {}), **self.cache_override}
         self.config_path.write_text(render_toml(cfg))
 
     def new_port(self):
@@ -507,6 +523,9 @@ class Daemon:
             if rc is not None:
                 raise AssertionError(f"lmtp-ingest exited with {rc} before it was ready\n{self.tail()}")
             try:
+                if self.ready == "api":
+                    with socket.create_connection((HOST, self.api_port), timeout=2):
+                        return
                 with socket.create_connection((HOST, self.port), timeout=2) as s:
                     if self.ready == "tcp":
                         return
@@ -618,6 +637,11 @@ class Daemon:
             u = json.loads(r.stdout)
         self.users[name] = u
         return u
+
+    @property
+    def admin_url(self) -> str:
+        assert self.admin_port is not None, "this daemon has no admin listener"
+        return f"http://{HOST}:{self.admin_port}"
 
     @property
     def api_url(self) -> str:

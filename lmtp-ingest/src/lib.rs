@@ -19,6 +19,7 @@ use palisade_store::sqlite::SqliteStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod admin;
 pub mod parse_view;
 
 /// Command-line option shared by both binaries.

@@ -1,19 +1,23 @@
-//! `lmtp-ingest`: takes mail from Postfix over LMTP and stores it durably; with `api.enabled`
-//! (the embedded default) it also serves the HTTP API from the same process.
+//! `lmtp-ingest`: Palisade's daemon. Its `roles` choose what it runs: the LMTP listener that
+//! takes mail from Postfix (`lmtp`), the HTTP API (`api`) and the index worker (`worker`);
+//! the default runs all three. With `[admin] listen` it also serves health and metrics.
 
 use anyhow::Context;
 use clap::Parser;
+use lmtp_ingest::admin::{self, Readiness};
 use lmtp_ingest::{
     ConfigArg, Index, init_tracing, open_backends, open_cache, open_index, parse_limits,
 };
 use palisade_api::AppState;
 use palisade_api::listener::ProxyAcceptor;
 use palisade_api::mailer::Mailer;
+use palisade_config::Role;
 use palisade_ingest::{IngestBackend, Pipeline};
 use palisade_lmtp::{Limits, MemoryBudget, ServerConfig, serve};
 use palisade_proxy::ProxyPolicy;
 use palisade_worker::{IndexWorker, RetryPolicy};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -32,29 +36,80 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.config.load()?;
     init_tracing(&config);
 
+    let roles: Vec<&str> = config.roles.iter().map(|r| r.name()).collect();
+    tracing::info!(roles = ?roles, "starting");
+    // Installed before any listener, so the first transaction is already counted.
+    let metrics = config.admin.listen.and_then(|_| admin::install_recorder());
+
     let backends = open_backends(&config, true).await?;
-    backends.recover().await?;
-    let index = open_index(&config, true)?;
+    let is_worker = config.has_role(Role::Worker);
+    if is_worker {
+        // Leases are released only by a node that will take the jobs back.
+        backends.recover().await?;
+    }
+    // An LMTP-only node never searches nor indexes.
+    let index = if is_worker || config.has_role(Role::Api) {
+        Some(open_index(&config, true)?)
+    } else {
+        None
+    };
     let cache = open_cache(&config)?;
     let wake = Arc::new(Notify::new());
     let shutdown = CancellationToken::new();
+    let draining = Arc::new(AtomicBool::new(false));
 
-    let jobs = &config.jobs;
-    let worker = IndexWorker::new(
-        backends.queue.clone(),
-        backends.store.clone(),
-        index.index.clone(),
-        RetryPolicy {
-            max_attempts: jobs.max_attempts,
-            initial_backoff: Duration::from_millis(jobs.initial_backoff_ms),
-            max_backoff: Duration::from_millis(jobs.max_backoff_ms),
-            batch_size: jobs.batch_size,
-        },
-        wake.clone(),
-    );
-    let search = index.index.clone();
+    let admin_stop = CancellationToken::new();
+    let admin_task = match config.admin.listen {
+        Some(listen) => {
+            let readiness = Readiness::for_roles(
+                &config,
+                backends.store.clone(),
+                backends.queue.clone(),
+                index.as_ref().map(|i| i.index.clone()),
+                cache.clone(),
+            );
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding admin listener on {listen}"))?;
+            tracing::info!(listen = %listen, "admin ready");
+            Some(tokio::spawn(admin::serve(
+                listener,
+                readiness,
+                draining.clone(),
+                metrics,
+                admin_stop.clone(),
+            )))
+        }
+        None => None,
+    };
+
     let worker_stop = CancellationToken::new();
-    let worker_task = tokio::spawn(run_worker(index, worker, worker_stop.clone()));
+    let search = index.as_ref().map(|i| i.index.clone());
+    let worker_task = match index {
+        Some(index) if is_worker => {
+            let jobs = &config.jobs;
+            let worker = IndexWorker::new(
+                backends.queue.clone(),
+                backends.store.clone(),
+                index.index.clone(),
+                RetryPolicy {
+                    max_attempts: jobs.max_attempts,
+                    initial_backoff: Duration::from_millis(jobs.initial_backoff_ms),
+                    max_backoff: Duration::from_millis(jobs.max_backoff_ms),
+                    batch_size: jobs.batch_size,
+                },
+                wake.clone(),
+            );
+            Some(tokio::spawn(run_worker(index, worker, worker_stop.clone())))
+        }
+        Some(index) => {
+            let stop = worker_stop.clone();
+            Some(tokio::spawn(async move {
+                prepare_index(&index, &stop).await;
+            }))
+        }
+        None => None,
+    };
 
     let pipeline = Arc::new(
         Pipeline::new(
@@ -66,60 +121,82 @@ async fn main() -> anyhow::Result<()> {
         .with_events(cache.clone()),
     );
 
-    let api_task = if config.api.enabled {
-        let mailer = Mailer::new(&config.submission).context("submission relay settings")?;
-        let state = AppState::new(
-            backends.store.clone(),
-            search,
-            cache.clone(),
-            pipeline.clone(),
-            mailer,
-            config.api.clone(),
-        );
-        let a = &config.api;
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .with_context(|| format!("binding API listener on {}", a.listen))?;
-        let policy = ProxyPolicy {
-            enabled: a.proxy_protocol.enabled,
-            trusted: a.proxy_protocol.trusted.clone(),
+    let api_task = match search {
+        Some(search) if config.has_role(Role::Api) && config.api.enabled => {
+            let mailer = Mailer::new(&config.submission).context("submission relay settings")?;
+            let state = AppState::new(
+                backends.store.clone(),
+                search,
+                cache.clone(),
+                pipeline.clone(),
+                mailer,
+                config.api.clone(),
+            );
+            let a = &config.api;
+            let listener = tokio::net::TcpListener::bind(a.listen)
+                .await
+                .with_context(|| format!("binding API listener on {}", a.listen))?;
+            let policy = ProxyPolicy {
+                enabled: a.proxy_protocol.enabled,
+                trusted: a.proxy_protocol.trusted.clone(),
+            };
+            let acceptor = ProxyAcceptor::spawn(listener, policy, shutdown.clone())?;
+            tracing::info!(listen = %a.listen, "api ready");
+            Some(tokio::spawn(palisade_api::serve(
+                acceptor,
+                Arc::new(state),
+                shutdown.clone(),
+            )))
+        }
+        _ => None,
+    };
+
+    let lmtp_task = if config.has_role(Role::Lmtp) {
+        let backend = Arc::new(IngestBackend::new(backends.store.clone(), pipeline));
+        let l = &config.lmtp;
+        let server = ServerConfig {
+            hostname: l.hostname.clone(),
+            limits: Limits {
+                max_message_bytes: l.max_message_bytes,
+                max_recipients: l.max_recipients,
+                max_header_bytes: l.max_header_bytes,
+                idle_timeout: Duration::from_secs(l.idle_timeout_secs),
+            },
+            max_connections: l.max_connections,
+            budget: MemoryBudget::new(l.max_in_flight_bytes),
+            proxy: ProxyPolicy {
+                enabled: l.proxy_protocol.enabled,
+                trusted: l.proxy_protocol.trusted.clone(),
+            },
+            shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
         };
-        let acceptor = ProxyAcceptor::spawn(listener, policy, shutdown.clone())?;
-        tracing::info!(listen = %a.listen, "api ready");
-        Some(tokio::spawn(palisade_api::serve(
-            acceptor,
-            Arc::new(state),
+        let listener = tokio::net::TcpListener::bind(l.listen)
+            .await
+            .with_context(|| format!("binding LMTP listener on {}", l.listen))?;
+        tracing::info!(listen = %l.listen, data_dir = %config.data_dir.display(), "lmtp-ingest ready");
+        Some(tokio::spawn(serve(
+            listener,
+            server,
+            backend,
             shutdown.clone(),
         )))
     } else {
         None
     };
 
-    let backend = Arc::new(IngestBackend::new(backends.store, pipeline));
-    let l = &config.lmtp;
-    let server = ServerConfig {
-        hostname: l.hostname.clone(),
-        limits: Limits {
-            max_message_bytes: l.max_message_bytes,
-            max_recipients: l.max_recipients,
-            max_header_bytes: l.max_header_bytes,
-            idle_timeout: Duration::from_secs(l.idle_timeout_secs),
-        },
-        max_connections: l.max_connections,
-        budget: MemoryBudget::new(l.max_in_flight_bytes),
-        proxy: ProxyPolicy {
-            enabled: l.proxy_protocol.enabled,
-            trusted: l.proxy_protocol.trusted.clone(),
-        },
-        shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
+    // Readiness fails first and stays failed for the drain period, so a load balancer that
+    // polls /readyz stops sending new work before the listeners close.
+    let drain = if admin_task.is_some() {
+        Duration::from_secs(config.admin.drain_secs)
+    } else {
+        Duration::ZERO
     };
-    let listener = tokio::net::TcpListener::bind(l.listen)
-        .await
-        .with_context(|| format!("binding LMTP listener on {}", l.listen))?;
-    tracing::info!(listen = %l.listen, data_dir = %config.data_dir.display(), "lmtp-ingest ready");
-
-    tokio::spawn(signal_shutdown(shutdown.clone()));
-    serve(listener, server, backend, shutdown).await?;
+    tokio::spawn(signal_shutdown(shutdown.clone(), draining, drain));
+    if let Some(lmtp) = lmtp_task {
+        lmtp.await.context("lmtp server panicked")??;
+    } else {
+        shutdown.cancelled().await;
+    }
     if let Some(api) = api_task {
         api.await
             .context("api server panicked")?
@@ -127,7 +204,16 @@ async fn main() -> anyhow::Result<()> {
     }
 
     worker_stop.cancel();
-    worker_task.await.context("index worker panicked")?;
+    if let Some(worker) = worker_task {
+        worker.await.context("index worker panicked")?;
+    }
+    admin_stop.cancel();
+    if let Some(admin) = admin_task {
+        admin
+            .await
+            .context("admin server panicked")?
+            .context("admin server failed")?;
+    }
     tracing::info!("lmtp-ingest stopped");
     Ok(())
 }
@@ -135,20 +221,28 @@ async fn main() -> anyhow::Result<()> {
 /// Prepares the index, retrying while its backend is down, then runs the worker. Mail is
 /// accepted meanwhile: its jobs wait in the queue.
 async fn run_worker(index: Index, worker: IndexWorker, stop: CancellationToken) {
+    if prepare_index(&index, &stop).await {
+        worker.run(stop).await;
+    }
+}
+
+/// Creates what the index backend needs (the Elasticsearch index and alias), retrying while
+/// it is down; `false` when stopped first. API-only nodes run it too: they search.
+async fn prepare_index(index: &Index, stop: &CancellationToken) -> bool {
     let mut delay = Duration::from_millis(500);
     while let Err(e) = index.prepare().await {
         tracing::warn!(error = %e, "search index not ready; retrying");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return false,
         }
         delay = (delay * 2).min(Duration::from_secs(30));
     }
-    worker.run(stop).await;
+    true
 }
 
-/// Fires `shutdown` on SIGTERM or SIGINT.
-async fn signal_shutdown(shutdown: CancellationToken) {
+/// On SIGTERM or SIGINT, marks the node draining, waits `drain`, then fires `shutdown`.
+async fn signal_shutdown(shutdown: CancellationToken, draining: Arc<AtomicBool>, drain: Duration) {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -163,6 +257,14 @@ async fn signal_shutdown(shutdown: CancellationToken) {
     tokio::select! {
         _ = term => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+    draining.store(true, Ordering::SeqCst);
+    if !drain.is_zero() {
+        tracing::info!(
+            drain_secs = drain.as_secs(),
+            "shutdown requested: readiness now fails; listeners close after the drain period"
+        );
+        tokio::time::sleep(drain).await;
     }
     tracing::info!("shutdown requested: no new connections, finishing in-flight transactions");
     shutdown.cancel();

@@ -19,6 +19,8 @@ pub struct ConfigError(String);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
+    /// What this node does: any of `lmtp`, `api` and `worker` (default all three).
+    pub roles: Vec<Role>,
     /// Where embedded backends keep their files.
     pub data_dir: PathBuf,
     /// The LMTP listener.
@@ -39,11 +41,14 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The admin listener: health checks and metrics.
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
+            roles: Role::ALL.to_vec(),
             data_dir: PathBuf::from("data"),
             lmtp: LmtpConfig::default(),
             api: ApiConfig::default(),
@@ -54,11 +59,17 @@ impl Default for Config {
             cache: CacheConfig::default(),
             jobs: JobsConfig::default(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
 
 impl Config {
+    /// Whether this node runs `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
     /// Loads defaults, then the TOML file if given, then `PALISADE_*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -78,6 +89,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.roles.is_empty() {
+            return Err(ConfigError(
+                "roles is empty: a node must run at least one of \"lmtp\", \"api\", \"worker\""
+                    .into(),
+            ));
+        }
         let l = &self.lmtp;
         if l.max_message_bytes == 0 || l.max_recipients == 0 || l.max_connections == 0 {
             return Err(ConfigError(
@@ -149,6 +166,55 @@ impl Config {
     }
 }
 
+/// One part of the daemon's work; a node runs any non-empty subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Accepts mail on the LMTP listener.
+    Lmtp,
+    /// Serves the HTTP API (and the web client) on the API listener.
+    Api,
+    /// Consumes follow-up jobs (indexing) from the queue.
+    Worker,
+}
+
+impl Role {
+    /// Every role, the default of a node.
+    pub const ALL: [Role; 3] = [Role::Lmtp, Role::Api, Role::Worker];
+
+    /// The role's name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Lmtp => "lmtp",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// The admin listener, apart from the mail and API listeners so that it can stay private.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminConfig {
+    /// Address serving `/healthz`, `/readyz` and `/metrics`; no listener when unset.
+    pub listen: Option<SocketAddr>,
+    /// Seconds `/readyz` fails after SIGTERM before the listeners close, so a load balancer
+    /// stops sending new work first.
+    pub drain_secs: u64,
+    /// Seconds each backend gets to answer a readiness check.
+    pub check_timeout_secs: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: None,
+            drain_secs: 5,
+            check_timeout_secs: 2,
+        }
+    }
+}
+
 /// The LMTP listener and its limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -201,8 +267,8 @@ impl Default for LmtpConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ApiConfig {
-    /// Serve the API from the daemon (the embedded default); a separate `palisade-api`
-    /// process can serve it instead in distributed deployments.
+    /// Serve the API from this node; it also needs the `api` role (see [`Config::roles`]),
+    /// which is how distributed deployments choose their API nodes.
     pub enabled: bool,
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -652,6 +718,42 @@ mod tests {
             assert_eq!(config.storage.backend, StorageBackend::Cassandra);
             Ok(())
         });
+    }
+
+    #[test]
+    fn roles_default_to_all_and_parse_from_the_file() {
+        figment::Jail::expect_with(|jail| {
+            // Inside the jail: other tests set PALISADE_* variables in parallel.
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.roles, Role::ALL.to_vec());
+            assert!(config.admin.listen.is_none());
+            jail.create_file(
+                "palisade.toml",
+                "roles = [\"lmtp\", \"worker\"]\n[admin]\nlisten = \"127.0.0.1:9100\"\n",
+            )?;
+            let config =
+                Config::load(Some(Path::new("palisade.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.roles, vec![Role::Lmtp, Role::Worker]);
+            assert!(config.has_role(Role::Worker) && !config.has_role(Role::Api));
+            assert_eq!(config.admin.listen.map(|a| a.port()), Some(9100));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn empty_or_unknown_roles_are_refused_with_a_clear_message() {
+        for (file, wanted) in [
+            ("roles = []\n", "roles is empty"),
+            ("roles = [\"lmtp\", \"indexer\"]\n", "indexer"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("palisade.toml", file)?;
+                let err = Config::load(Some(Path::new("palisade.toml")))
+                    .expect_err("bad roles must not load");
+                assert!(err.to_string().contains(wanted), "{err}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -52,6 +52,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Queues a reply line; it is sent before the next read or on [`Conn::flush`].
     pub(crate) fn reply(&mut self, line: &str) {
+        // The last line of a reply (`250 ...`, not `250-...`) counts it, by its code only.
+        if let Some(code) = line
+            .get(..3)
+            .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+            && line.as_bytes().get(3) != Some(&b'-')
+        {
+            palisade_metrics::metrics::counter!(
+                palisade_metrics::LMTP_REPLIES,
+                "code" => code.to_string()
+            )
+            .increment(1);
+        }
         self.wbuf.extend_from_slice(line.as_bytes());
         self.wbuf.extend_from_slice(b"\r\n");
     }

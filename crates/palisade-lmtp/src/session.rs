@@ -396,7 +396,15 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             rcpt_to: addresses,
             client: self.client,
         };
+        let started = std::time::Instant::now();
         let statuses = self.backend.deliver(message, recipients).await;
+        {
+            use palisade_metrics::metrics::{counter, histogram};
+            counter!(palisade_metrics::LMTP_TRANSACTIONS).increment(1);
+            counter!(palisade_metrics::LMTP_RECEIVED_BYTES).increment(size as u64);
+            histogram!(palisade_metrics::LMTP_DELIVERY_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+        }
         let mut delivered = 0usize;
         for i in 0..count {
             let reply = match statuses.get(i) {
