@@ -14,15 +14,15 @@ import { mail, token } from "./mail";
 const FILE = Buffer.from([0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff, 0x0d, 0x0a, 0x50, 0x4b, 0x03, 0x04]);
 
 test("every part is reachable and downloadable; two senders are both shown, with a warning", async ({ page }) => {
-  const frank = address("frank");
+  const reader = address("heidi");
   const keyword = token("plover");
   const subject = `Quarterly figures ${keyword}`;
   const second = `Second part, only in the parts of ${keyword}.`;
   await deliver(
-    [frank],
+    [reader],
     mail({
       from: ["Bob Example <bob@remote.test>", "Mallory Knox <mallory@remote.test>"],
-      to: frank,
+      to: reader,
       subject,
       text: `The figures are attached (${keyword}).`,
       parts: [
@@ -32,7 +32,7 @@ test("every part is reachable and downloadable; two senders are both shown, with
     }),
   );
 
-  await signIn(page, "frank");
+  await signIn(page, "heidi");
   await discussionLink(page, subject).click();
   await expect(page.getByRole("heading", { level: 1, name: subject })).toBeVisible();
   const message = page.getByRole("article", { name: /Bob Example/ });

@@ -36,6 +36,7 @@ test("@smoke signing out returns to sign-in and forgets the session", async ({ p
 });
 
 test("a revoked session is signed out at its next request with a clear message", async ({ page }) => {
+  // frank is this test's alone: another spec signing in as frank would leave a session to count.
   await signIn(page, "frank");
   // Revoke the browser's session from another one (the API a settings screen uses).
   const { api } = await apiAs("frank");
