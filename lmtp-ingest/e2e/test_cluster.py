@@ -22,7 +22,6 @@ import shutil
 import signal
 import smtplib
 import socket
-import ssl
 import subprocess
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from api_helpers import wait_until
 from conftest import DAEMONS
 from palisade_e2e import HOST, REPO, ApiClient, Daemon, Lmtp, free_port, proxy_v2_header, to_crlf
 from test_haproxy import CLIENT, HAPROXY_CFG, HAProxy, https, need
@@ -221,17 +221,6 @@ def with_subjects(client: ApiClient, prefix: str) -> dict[str, list[dict]]:
     return out
 
 
-def wait_until(what: str, check, timeout: float = 240.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
-
-
 def completed_jobs(worker: Daemon) -> int:
     """Jobs this worker completed, from its debug log ("jobs completed", completed=N)."""
     text = worker.stderr_path.read_text(errors="replace") + worker.stdout_path.read_text(errors="replace")
@@ -270,14 +259,14 @@ def test_mail_through_haproxy_is_listed_and_searched_once_through_either_api_nod
 
     # Both workers index: the index catches up, and every message is found once on either node.
     for client in (a, b):
-        wait_until("the index to catch up", lambda c=client: c.get("/index/status").json()["up_to_date"])
+        wait_until("the index to catch up", lambda c=client: c.get("/index/status").json()["up_to_date"], 240)
     for client in (a, b):
         def hits(c=client):
             r = c.get(f"/search?q=batch{run}&limit=100")
             assert r.status == 200, r
             ids = [h["id"] for h in r.json()["items"]]
             return ids if len(ids) >= n else None
-        ids = wait_until("search to find the batch", hits)
+        ids = wait_until("search to find the batch", hits, 240)
         assert sorted(ids) == sorted(views[0].values()), "search lists a message twice or misses one"
     # Each index job's other effect, learning the sender as a contact, happened exactly once.
     r = a.get("/contacts?limit=100")
