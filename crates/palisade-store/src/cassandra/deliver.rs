@@ -3,7 +3,9 @@
 //! 1. The first delivery of a message id claims its arrival time (LWT), so every retry and
 //!    every concurrent redelivery writes byte-identical rows.
 //! 2. Raw chunks, thread keys, the discussion and the message row are written; each write is
-//!    idempotent, so a failure part-way is repaired by the LMTP client's retry.
+//!    idempotent, so a failure part-way is repaired by the LMTP client's retry. A message
+//!    none of whose keys is known claims its thread's root key (LWT) first, so related
+//!    messages delivered at once, on any nodes, settle on one discussion.
 //! 3. A logged batch adds the arrival and discussion rows and sets `messages.delivered`: the
 //!    message exists, for readers and for the duplicate check, exactly when all are in place.
 //! 4. The discussion's activity row moves to the new arrival; until then readers skip it.
