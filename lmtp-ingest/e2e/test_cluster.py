@@ -48,7 +48,7 @@ MALLORY = "mallory@example.test"
 ACCOUNT_LIMIT = 4
 # Long enough for HAProxy to take a draining node out (inter 1s x fall 2) and for the test to
 # prove nothing more reaches it, before the node closes its listeners.
-DRAIN_SECS = 30
+DRAIN_SECS = 60
 
 
 class Cluster:
