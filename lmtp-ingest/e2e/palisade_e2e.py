@@ -435,7 +435,7 @@ class Daemon:
                  log: dict | None = None, env: dict | None = None, ready: str = "greeting",
                  api: dict | None = None, submission: dict | None = None,
                  admin: dict | None = None, roles: list[str] | None = None,
-                 cache: dict | None = None):
+                 cache: dict | None = None, tag: str | None = None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.dir / "data"
@@ -459,10 +459,13 @@ class Daemon:
             self.admin_cfg.update(admin)
         self.roles = roles
         self.cache_override = cache
-        # One keyspace/alias/queue prefix per daemon, kept across restarts of that daemon.
-        self.tag = uuid.uuid4().hex[:12]
+        # One keyspace/alias/queue prefix per daemon, kept across restarts of that daemon;
+        # the nodes of one cluster pass the same tag to share their data.
+        self.tag = tag or uuid.uuid4().hex[:12]
         self.extra_env = env or {}
-        self.ready = ready  # "greeting" | "proxy" | "tcp" | "api" (the API port answers)
+        # "greeting" | "proxy" | "tcp" | "api" (the API port answers) | "admin" (/healthz
+        # answers: a node with neither the lmtp nor the api role)
+        self.ready = ready
         self.config_path = self.dir / "palisade.toml"
         self.stderr_path = self.dir / "daemon-stderr.log"
         self.stdout_path = self.dir / "daemon-stdout.log"
@@ -526,6 +529,10 @@ class Daemon:
                 if self.ready == "api":
                     with socket.create_connection((HOST, self.api_port), timeout=2):
                         return
+                if self.ready == "admin":
+                    with urllib.request.urlopen(f"{self.admin_url}/healthz", timeout=2) as r:
+                        if r.status == 200:
+                            return
                 with socket.create_connection((HOST, self.port), timeout=2) as s:
                     if self.ready == "tcp":
                         return
@@ -725,10 +732,14 @@ class ApiResponse:
 class ApiClient:
     """A minimal HTTP client for /api/v1, with an optional bearer token."""
 
-    def __init__(self, base: str, token: str | None = None, source: str | None = None):
+    def __init__(self, base: str, token: str | None = None, source: str | None = None,
+                 proxy_from: str | None = None):
         self.base = base
         self.token = token
         self.source = source  # local address to connect from, e.g. "127.0.0.2"
+        # Speak as a trusted proxy: open each connection with a PROXY v2 header naming this
+        # client address (an API behind HAProxy accepts nothing else).
+        self.proxy_from = proxy_from
 
     def request(self, method: str, path: str, body=None, headers: dict | None = None,
                 timeout: float = 60.0) -> ApiResponse:
@@ -737,6 +748,9 @@ class ApiClient:
         u = urllib.parse.urlsplit(self.base)
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout,
                                           source_address=(self.source, 0) if self.source else None)
+        if self.proxy_from:
+            conn.connect()
+            conn.sock.sendall(proxy_v2_header(src=(self.proxy_from, 40000), dst=(u.hostname, u.port)))
         h = {"Accept": "application/json"}
         if self.token:
             h["Authorization"] = f"Bearer {self.token}"

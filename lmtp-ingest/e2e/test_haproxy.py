@@ -46,8 +46,10 @@ def need(tool: str) -> str:
 class HAProxy:
     """`haproxy -db -f haproxy/palisade.cfg` with its variables pointed at this test's ports."""
 
-    def __init__(self, root: Path, api_server: str, smtpd_server: str):
+    def __init__(self, root: Path, api_server: str, smtpd_server: str, configs: tuple[Path, ...] = (HAPROXY_CFG,),
+                 env: dict | None = None):
         self.root = root
+        self.configs = [str(c) for c in configs]
         self.https_port = free_port()
         self.http_port = free_port()
         self.smtp_port = free_port()
@@ -65,6 +67,7 @@ class HAProxy:
             "HA_API_SERVER": api_server,
             "HA_SMTP_BIND": f"{HOST}:{self.smtp_port}",
             "HA_SMTPD_SERVER": smtpd_server,
+            **(env or {}),
         }
         (root / "chroot").mkdir()
         self.proc: subprocess.Popen | None = None
@@ -82,13 +85,15 @@ class HAProxy:
         self.ca = crt
 
     def check_config(self):
-        r = subprocess.run([need("haproxy"), "-c", "-f", str(HAPROXY_CFG)], env=self.env,
+        files = [a for c in self.configs for a in ("-f", c)]
+        r = subprocess.run([need("haproxy"), "-c", *files], env=self.env,
                            capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, f"haproxy -c rejected {HAPROXY_CFG}:\n{r.stdout}{r.stderr}"
+        assert r.returncode == 0, f"haproxy -c rejected {self.configs}:\n{r.stdout}{r.stderr}"
 
     def start(self):
         self._log = open(self.log, "ab")
-        self.proc = subprocess.Popen([need("haproxy"), "-db", "-f", str(HAPROXY_CFG)], env=self.env,
+        files = [a for c in self.configs for a in ("-f", c)]
+        self.proc = subprocess.Popen([need("haproxy"), "-db", *files], env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
 
     def stop(self):

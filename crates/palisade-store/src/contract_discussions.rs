@@ -12,6 +12,83 @@ pub(crate) async fn run_all(store: &dyn Store) {
     folders_split_the_list_by_trash_and_page_exactly(store).await;
     discussion_tags_are_the_union_of_their_messages_tags(store).await;
     password_hash_is_replaced_for_its_user_only(store).await;
+    related_messages_delivered_at_once_share_one_discussion(store).await;
+}
+
+/// A message and its replies delivered at the same moment (as on several ingest nodes, none
+/// seeing the others' keys yet) still make one discussion per thread, holding every message
+/// and every author.
+async fn related_messages_delivered_at_once_share_one_discussion(store: &dyn Store) {
+    let user = user(store, "at-once").await;
+    const THREADS: usize = 6;
+    let mut deliveries = Vec::new();
+    for t in 0..THREADS {
+        let root = format!("root{t}@at-once");
+        let first = format!("first{t}@at-once");
+        let second = format!("second{t}@at-once");
+        let thread: [(&str, &str, Vec<&str>); 3] = [
+            ("plans", root.as_str(), vec![]),
+            ("Re: plans", first.as_str(), vec![root.as_str()]),
+            (
+                "Re: plans",
+                second.as_str(),
+                vec![root.as_str(), first.as_str()],
+            ),
+        ];
+        for (i, (subject, mid, refs)) in thread.into_iter().enumerate() {
+            let mut c = content(subject, mid, &refs);
+            c.participants = vec![palisade_model::Participant {
+                role: palisade_model::ParticipantRole::From,
+                name: None,
+                address: Some(format!("author{i}@at-once.test")),
+            }];
+            let raw = format!("at once {t} {i}");
+            deliveries.push((t, delivery(user.id, raw.as_bytes(), c, 1)));
+        }
+    }
+    let results = futures::future::join_all(
+        deliveries
+            .into_iter()
+            .map(|(t, d)| async move { (t, store.deliver(d).await) }),
+    )
+    .await;
+    let mut by_thread: Vec<Vec<MessageId>> = vec![Vec::new(); THREADS];
+    for (t, receipt) in results {
+        by_thread[t].push(receipt.expect("deliver").message_id);
+    }
+    for (t, ids) in by_thread.iter().enumerate() {
+        let mut discussions = Vec::new();
+        for id in ids {
+            let m = store.get_message(user.id, *id).await.expect("get");
+            discussions.push(m.expect("stored").discussion_id);
+        }
+        discussions.sort_by_key(|d| d.0);
+        discussions.dedup();
+        let [discussion] = discussions[..] else {
+            panic!("thread {t} split into discussions {discussions:?}");
+        };
+        let d = store
+            .get_discussion(user.id, discussion)
+            .await
+            .expect("get discussion")
+            .expect("listed");
+        assert_eq!(d.message_count, 3, "thread {t}: {d:?}");
+        let mut authors: Vec<_> = d
+            .participants
+            .iter()
+            .filter_map(|p| p.address.clone())
+            .collect();
+        authors.sort();
+        assert_eq!(
+            authors,
+            [
+                "author0@at-once.test",
+                "author1@at-once.test",
+                "author2@at-once.test"
+            ],
+            "thread {t} lost a participant"
+        );
+    }
 }
 
 /// A new password hash replaces the old one for that user only.

@@ -49,6 +49,21 @@ pub(crate) fn keys_to_register(content: &MessageContent) -> impl Iterator<Item =
     lookup_keys(content).filter(|k| !k.is_empty())
 }
 
+/// The key every message of a well-formed thread carries: the first References id (the
+/// thread's root, which RFC 5322 says replies keep), else the parent, else the message's own
+/// id. Related messages delivered at the same moment, none seeing the others' keys yet, meet
+/// on it. `None` for a message without ids.
+pub(crate) fn root_key(content: &MessageContent) -> Option<Cow<'_, str>> {
+    content
+        .references
+        .iter()
+        .chain(&content.in_reply_to)
+        .chain(&content.message_id_header)
+        .map(String::as_str)
+        .find(|k| !k.is_empty())
+        .map(bounded_key)
+}
+
 /// The key under which a discussion is found by subject, bounded by [`bounded_key`].
 pub(crate) fn subject_key(content: &MessageContent) -> Option<Cow<'_, str>> {
     content.normalized_subject.as_deref().map(bounded_key)
@@ -107,6 +122,26 @@ mod tests {
         assert_eq!(looked, ["me@x", "parent@x", "", "root@x"]);
         let registered: Vec<_> = keys_to_register(&c).collect();
         assert_eq!(registered, ["me@x", "parent@x", "root@x"]);
+    }
+
+    #[test]
+    fn root_is_the_first_reference_then_the_parent_then_the_own_id() {
+        let mut c = MessageContent {
+            message_id_header: Some("me@x".into()),
+            in_reply_to: vec!["parent@x".into()],
+            references: vec!["".into(), "root@x".into(), "parent@x".into()],
+            ..Default::default()
+        };
+        assert_eq!(root_key(&c).as_deref(), Some("root@x"));
+        c.references.clear();
+        assert_eq!(root_key(&c).as_deref(), Some("parent@x"));
+        c.in_reply_to.clear();
+        assert_eq!(root_key(&c).as_deref(), Some("me@x"));
+        c.message_id_header = Some(String::new());
+        assert_eq!(root_key(&c), None);
+        let long = "r".repeat(MAX_KEY_BYTES + 1);
+        c.references = vec![long.clone()];
+        assert_eq!(root_key(&c), Some(bounded_key(&long)));
     }
 
     #[test]

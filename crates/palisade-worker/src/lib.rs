@@ -170,6 +170,8 @@ impl IndexWorker {
         }
         if !done.is_empty() {
             self.queue.complete(&done).await?;
+            // Which node did which share of the work, when several workers compete.
+            tracing::debug!(completed = done.len(), "jobs completed");
         }
         Ok(count)
     }

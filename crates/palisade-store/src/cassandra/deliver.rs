@@ -3,14 +3,17 @@
 //! 1. The first delivery of a message id claims its arrival time (LWT), so every retry and
 //!    every concurrent redelivery writes byte-identical rows.
 //! 2. Raw chunks, thread keys, the discussion and the message row are written; each write is
-//!    idempotent, so a failure part-way is repaired by the LMTP client's retry.
+//!    idempotent, so a failure part-way is repaired by the LMTP client's retry. A message
+//!    none of whose keys is known claims its thread's root key (LWT) first, so related
+//!    messages delivered at once, on any nodes, settle on one discussion.
 //! 3. A logged batch adds the arrival and discussion rows and sets `messages.delivered`: the
 //!    message exists, for readers and for the duplicate check, exactly when all are in place.
 //! 4. The discussion's activity row moves to the new arrival; until then readers skip it.
 
 use super::{CassandraStore, mailbox, timestamp, to_json, unavailable, unset};
 use crate::threading::{
-    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, subject_key, subject_window_start,
+    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, root_key, subject_key,
+    subject_window_start,
 };
 use crate::{Delivery, DeliveryReceipt, StoreError};
 use chrono::{DateTime, Utc};
@@ -160,17 +163,23 @@ async fn place(
     }
     // The first key in priority order decides, as in the embedded store.
     let by_key = keys.iter().find_map(|k| known.get(*k)).copied();
-    let found = match by_key {
-        Some(found) => Some(DiscussionId(found)),
-        None => find_by_subject(store, user, content, received).await?,
-    };
     let started = DiscussionId::started_by(id);
-    let discussion = found.unwrap_or(started);
+    let root = root_key(content);
+    let discussion = match by_key {
+        Some(found) => DiscussionId(found),
+        None => {
+            let candidate = find_by_subject(store, user, content, received)
+                .await?
+                .unwrap_or(started);
+            claim_root(store, user, root.as_deref(), candidate).await?
+        }
+    };
 
     // Keys already registered keep their discussion, like INSERT OR IGNORE.
     let mut in_flight = FuturesUnordered::new();
     for key in keys {
-        if known.contains_key(key) {
+        let claimed = by_key.is_none() && root.as_deref() == Some(key);
+        if claimed || known.contains_key(key) {
             continue;
         }
         if in_flight.len() >= WRITES_IN_FLIGHT {
@@ -251,6 +260,37 @@ async fn place(
         discussion,
         previous,
     })
+}
+
+/// The discussion of the thread rooted at `root`: `candidate` if this delivery registers the
+/// root first, else the one that did.
+///
+/// Nodes deliver without a transaction, so two related messages arriving at once (a mail and
+/// its reply, on two ingest nodes) may both find none of their keys. Each would start its own
+/// discussion; claiming the root key with a lightweight transaction lets exactly one of them
+/// decide, and the other joins it, as if the two had arrived one after the other.
+async fn claim_root(
+    store: &CassandraStore,
+    user: Uuid,
+    root: Option<&str>,
+    candidate: DiscussionId,
+) -> Result<DiscussionId, StoreError> {
+    let Some(root) = root else {
+        return Ok(candidate);
+    };
+    let st = store.statements().await?;
+    let claim = store
+        .lwt(&st.claim_thread_key, (user, root, candidate.0))
+        .await?;
+    if claim.applied {
+        return Ok(candidate);
+    }
+    match claim.column("discussion_id") {
+        Some(CqlValue::Uuid(d)) => Ok(DiscussionId(*d)),
+        _ => Err(StoreError::Corrupt(
+            "thread key claim without a discussion".into(),
+        )),
+    }
 }
 
 /// The newest discussion with the same subject active within the window, for replies only.

@@ -36,6 +36,8 @@ pub(crate) struct Statements {
     pub(crate) select_raw_chunks: PreparedStatement,
     pub(crate) select_thread_keys: PreparedStatement,
     pub(crate) insert_thread_key: PreparedStatement,
+    /// Registers a thread's root key unless another delivery did first (see `deliver`).
+    pub(crate) claim_thread_key: PreparedStatement,
     pub(crate) select_discussion_by_subject: PreparedStatement,
     pub(crate) select_discussion_state: PreparedStatement,
     pub(crate) start_discussion: PreparedStatement,
@@ -342,6 +344,12 @@ impl Statements {
             insert_thread_key: p
                 .idempotent(
                     "INSERT INTO {ks}.thread_keys (user_id, key, discussion_id) VALUES (?, ?, ?)",
+                )
+                .await?,
+            claim_thread_key: p
+                .lwt(
+                    "INSERT INTO {ks}.thread_keys (user_id, key, discussion_id) VALUES (?, ?, ?)
+                     IF NOT EXISTS",
                 )
                 .await?,
             select_discussion_by_subject: p
