@@ -275,7 +275,8 @@ async fn equal_arrival_times_page_by_descending_id_like_sqlite() {
 
 /// Moves a keyspace's lists back to the layout before schema version 6: the month tables'
 /// rows go to the old per-user tables, and the month tables, the month list and the counters
-/// are emptied, as in a keyspace written by an older Palisade.
+/// are emptied, as are the thread keys' own partitions (back to the per-user table), as in a
+/// keyspace written by an older Palisade.
 async fn back_to_unbucketed_lists(keyspace: &str) {
     let session = SessionBuilder::new()
         .known_nodes(nodes())
@@ -285,6 +286,7 @@ async fn back_to_unbucketed_lists(keyspace: &str) {
     for (new, old) in [
         ("messages_by_arrival_month", "messages_by_arrival"),
         ("discussions_by_activity_month", "discussions_by_activity"),
+        ("thread_keys_by_key", "thread_keys"),
     ] {
         let rows = session
             .query_unpaged(format!("SELECT JSON * FROM {keyspace}.{new}"), ())
@@ -309,6 +311,7 @@ async fn back_to_unbucketed_lists(keyspace: &str) {
     }
     let _schema = SCHEMA.lock().await;
     for table in [
+        "thread_keys_by_key",
         "messages_by_arrival_month",
         "discussions_by_activity_month",
         "mailbox_months",
@@ -395,6 +398,7 @@ async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
             (report.users, report.messages, report.discussions),
             (1, 5, 3)
         );
+        assert!(report.thread_keys >= 5, "every message's own id at least");
         assert_eq!(report.recounted, 1);
         assert_eq!(lists(&store, user.id).await, before);
         assert_eq!(store.count_messages(user.id).await.expect("count"), 5);
@@ -407,6 +411,29 @@ async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
         assert_eq!(again.recounted, 0);
         assert_eq!(lists(&store, user.id).await, before);
         assert_eq!(store.count_messages(user.id).await.expect("count"), 5);
+
+        // The old thread keys lead a new reply into its discussion.
+        let reply = contract::content("Re: thread", "t3@x", &["t2@x"]);
+        let receipt = store
+            .deliver(delivery(user.id, b"t3@x", reply, 80 * 24 * 60))
+            .await
+            .expect("deliver reply");
+        let reply = store
+            .get_message(user.id, receipt.message_id)
+            .await
+            .expect("get reply")
+            .expect("reply stored");
+        let (messages, discussions) = lists(&store, user.id).await;
+        assert_eq!(discussions.len(), 3, "the reply joined its thread");
+        assert_eq!(discussions[0], reply.discussion_id.0);
+        assert_eq!(messages.len(), 6);
+        assert!(
+            store
+                .delete_message(user.id, receipt.message_id)
+                .await
+                .expect("delete")
+        );
+        assert_eq!(lists(&store, user.id).await, before);
 
         // A message deleted since is not brought back by the old list's row.
         let gone = palisade_model::MessageId(before.0[0]);

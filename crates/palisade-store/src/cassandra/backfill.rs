@@ -1,6 +1,6 @@
 //! Upgrading a keyspace from before the month-partitioned lists (schema version 6): copies
-//! what the old per-user lists held into the month partitions and recounts each user's
-//! messages. Safe to run any number of times, and beside running daemons: every write is one
+//! what the old per-user lists held into the month partitions, and the old per-user thread
+//! keys into a partition each, and recounts each user's messages. Safe to run any number of times, and beside running daemons: every write is one
 //! a delivery could have made, and what is copied is re-derived from the authoritative rows
 //! (`messages` for a message, its discussion's newest arrival for an activity row), so a
 //! message deleted or re-flagged since is copied as it is now, not as the old list says.
@@ -24,6 +24,8 @@ pub struct BackfillReport {
     pub users: u64,
     /// Messages listed in the month partitions from the old arrival list.
     pub messages: u64,
+    /// Thread keys copied into their own partitions.
+    pub thread_keys: u64,
     /// Discussions listed in the month partitions from the old activity list.
     pub discussions: u64,
     /// Users whose stored-message counter was corrected.
@@ -39,6 +41,7 @@ impl CassandraStore {
     ) -> Result<BackfillReport, StoreError> {
         let mut report = BackfillReport::default();
         for user in self.list_users().await? {
+            self.backfill_thread_keys(user.id.0, &mut report).await?;
             self.backfill_arrivals(user.id.0, &mut report).await?;
             self.backfill_activity(user.id.0, &mut report).await?;
             self.recount(user.id.0, &mut report).await?;
@@ -46,6 +49,29 @@ impl CassandraStore {
             progress(&report, &user.name);
         }
         Ok(report)
+    }
+
+    /// Copies the user's thread keys; an old key was registered first, so it wins, as
+    /// registration does.
+    async fn backfill_thread_keys(
+        &self,
+        user: Uuid,
+        report: &mut BackfillReport,
+    ) -> Result<(), StoreError> {
+        let st = self.statements().await?;
+        let mut keys = self
+            .session
+            .execute_iter(st.old_thread_keys.clone(), (user,))
+            .await
+            .map_err(unavailable)?
+            .rows_stream::<(String, Uuid)>()
+            .map_err(corrupt)?;
+        while let Some((key, discussion)) = keys.try_next().await.map_err(next_row)? {
+            self.execute(&st.insert_thread_key, (user, key.as_str(), discussion))
+                .await?;
+            report.thread_keys += 1;
+        }
+        Ok(())
     }
 
     async fn backfill_arrivals(

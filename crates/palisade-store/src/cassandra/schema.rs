@@ -262,7 +262,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        description: "month-bucketed message and activity lists, a user's months, message counters",
+        description: "month-bucketed message and activity lists, a user's months, message \
+                      counters, thread keys in a partition each",
         statements: &[
             // messages_by_arrival split by month of arrival, so a partition holds at most a
             // month of one user's mail. `palisade-admin migrate` copies the old table in;
@@ -296,6 +297,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             month   int,
             PRIMARY KEY ((user_id), month)
         ) WITH CLUSTERING ORDER BY (month DESC)",
+            // thread_keys held every key of every message of a user in one partition; here a
+            // key is its own partition (lookups name their keys).
+            "CREATE TABLE IF NOT EXISTS {ks}.thread_keys_by_key (
+            user_id       uuid,
+            key           text,
+            discussion_id uuid,
+            PRIMARY KEY ((user_id, key))
+        )",
             // Stored messages per user, the stored side of the index watermark: added to by a
             // committed delivery, taken from by a deletion, repaired by `palisade-admin migrate`.
             "CREATE TABLE IF NOT EXISTS {ks}.message_counts (

@@ -70,6 +70,8 @@ pub(crate) struct Statements {
     pub(crate) select_months: PreparedStatement,
     /// The ids listed in the pre-month arrival table, for `backfill`.
     pub(crate) old_arrivals: PreparedStatement,
+    /// The rows of the per-user thread key table, for `backfill`.
+    pub(crate) old_thread_keys: PreparedStatement,
     /// The rows of the pre-month activity table, for `backfill`.
     pub(crate) old_activity: PreparedStatement,
     /// The sizes listed in one month, to recount a user's messages in `backfill`.
@@ -349,13 +351,14 @@ impl Statements {
             select_raw_chunks,
             select_thread_keys: p
                 .idempotent(
-                    "SELECT key, discussion_id FROM {ks}.thread_keys
+                    "SELECT key, discussion_id FROM {ks}.thread_keys_by_key
                      WHERE user_id = ? AND key IN ?",
                 )
                 .await?,
             insert_thread_key: p
                 .idempotent(
-                    "INSERT INTO {ks}.thread_keys (user_id, key, discussion_id) VALUES (?, ?, ?)",
+                    "INSERT INTO {ks}.thread_keys_by_key (user_id, key, discussion_id)
+                     VALUES (?, ?, ?)",
                 )
                 .await?,
             select_discussion_by_subject: p
@@ -487,6 +490,13 @@ impl Statements {
             old_arrivals: {
                 let mut old = p
                     .idempotent("SELECT id FROM {ks}.messages_by_arrival WHERE user_id = ?")
+                    .await?;
+                old.set_page_size(MEMBER_PAGE);
+                old
+            },
+            old_thread_keys: {
+                let mut old = p
+                    .idempotent("SELECT key, discussion_id FROM {ks}.thread_keys WHERE user_id = ?")
                     .await?;
                 old.set_page_size(MEMBER_PAGE);
                 old
