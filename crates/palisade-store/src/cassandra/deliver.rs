@@ -55,8 +55,9 @@ pub(super) async fn deliver(
     let placed = place(store, user, id, d, &people, received).await?;
     let discussion = placed.discussion;
     write_message(store, d, id, discussion, &people, received).await?;
-    // Counted once the message exists. Only two deliveries of one message racing past the
-    // duplicate check both count it; `palisade-admin migrate` recounts.
+    // Counted once the message exists. Drifts only when two deliveries of one message race
+    // past the duplicate check (both count) or a commit that timed out was applied (its retry
+    // is a duplicate and counts nothing); `palisade-admin migrate` recounts.
     if let Err(e) = store.add_to_count(user, 1).await {
         warn!(message = %id, error = %e, "could not count the delivered message");
     }
