@@ -14,6 +14,7 @@ import csv
 import json
 import re
 import sqlite3
+from datetime import datetime, timezone
 
 from api_helpers import PASSWORD, deliver, ids, message, wait_until
 from palisade_e2e import BACKEND, CORPUS_DIR, _cql, sha256
@@ -76,8 +77,11 @@ def make_stale(daemon, user_id: str, shown: list[dict]) -> None:
         at = millis(m["envelope"]["received_at"])
         _cql(f"UPDATE {ks}.messages SET content_json = {text(json.dumps(stale(m['content'])))}, "
              f"subject = null, parse_error = true WHERE user_id = {user_id} AND id = {m['id']}")
-        _cql(f"UPDATE {ks}.messages_by_arrival SET subject = null, parse_error = true "
-             f"WHERE user_id = {user_id} AND received_at = {at} AND id = {m['id']}")
+        # The arrival list is partitioned by month of arrival: months since year 0, in UTC.
+        day = datetime.fromtimestamp(at / 1000, tz=timezone.utc)
+        month = day.year * 12 + day.month - 1
+        _cql(f"UPDATE {ks}.messages_by_arrival_month SET subject = null, parse_error = true "
+             f"WHERE user_id = {user_id} AND month = {month} AND received_at = {at} AND id = {m['id']}")
         _cql(f"UPDATE {ks}.messages_by_discussion SET subject = null, parse_error = true, "
              f"snippet = '(unreadable)' WHERE user_id = {user_id} AND discussion_id = {m['discussion_id']} "
              f"AND received_at = {at} AND id = {m['id']}")

@@ -126,18 +126,45 @@ pub async fn open_backends(config: &Config, migrate: bool) -> anyhow::Result<Bac
     }
 }
 
-/// Applies pending schema migrations; returns how many ran (SQLite migrates on open).
-pub async fn migrate(config: &Config) -> anyhow::Result<u32> {
+/// What `palisade-admin migrate` did.
+#[derive(Debug, serde::Serialize)]
+pub struct MigrateReport {
+    /// `cassandra` or `sqlite`.
+    pub backend: &'static str,
+    /// Schema migrations applied by this run (SQLite applies its own on every open, so 0).
+    pub applied: u32,
+    /// Cassandra: what the data backfill into the current layout copied and recounted.
+    pub backfill: Option<palisade_store::cassandra::BackfillReport>,
+}
+
+/// Applies pending schema migrations, then (Cassandra) backfills data kept in an older layout
+/// into the current one; `progress` hears after each user. Idempotent: run it again after the
+/// last old node of a rolling upgrade is gone, to pick up what that node wrote meanwhile.
+pub async fn migrate(
+    config: &Config,
+    progress: &mut (dyn FnMut(&palisade_store::cassandra::BackfillReport, &str) + Send),
+) -> anyhow::Result<MigrateReport> {
     match config.storage.backend {
         StorageBackend::Cassandra => {
             let store = CassandraStore::connect(&config.storage.cassandra)
                 .await
                 .context("connecting to Cassandra")?;
-            Ok(store.migrate().await?)
+            let applied = store.migrate().await?;
+            let backfill = store.backfill(progress).await?;
+            Ok(MigrateReport {
+                backend: "cassandra",
+                applied,
+                backfill: Some(backfill),
+            })
         }
         StorageBackend::Sqlite => {
+            // Opening the database applies its pending migrations, in one transaction.
             open_backends(config, true).await?;
-            Ok(0)
+            Ok(MigrateReport {
+                backend: "sqlite",
+                applied: 0,
+                backfill: None,
+            })
         }
     }
 }

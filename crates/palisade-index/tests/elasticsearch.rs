@@ -193,6 +193,85 @@ async fn reindex_swaps_the_alias_and_drops_the_old_index() {
     .await;
 }
 
+/// Writes that land while a reindex runs survive its swap: a message indexed, one deleted
+/// and one changed after the copy read the store, with the copy then writing its older
+/// versions into the new index, as a copy racing them would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_loses_no_write_that_lands_during_it() {
+    with_index(|index| async move {
+        let user = UserId::new_random();
+        let kept = doc(user, 1, "Kept message");
+        let deleted = doc(user, 2, "Deleted message");
+        let changed = doc(user, 3, "Original subject");
+        let stored = vec![kept.clone(), deleted.clone(), changed.clone()];
+        ok("index", index.index(stored.clone()).await);
+
+        let new_index = ok("begin_reindex", index.begin_reindex().await);
+        // Live writes while the copy walks the store.
+        let arrived = doc(user, 4, "Arrived during reindex");
+        ok(
+            "index during reindex",
+            index.index(vec![arrived.clone()]).await,
+        );
+        let mut renamed = changed.clone();
+        renamed.subject = "Renamed subject".into();
+        ok(
+            "update during reindex",
+            index.index(vec![renamed.clone()]).await,
+        );
+        ok(
+            "delete during reindex",
+            index.delete_message(user, deleted.message_id).await,
+        );
+        // The copy writes what it read: `changed` before its rename, and not `deleted`,
+        // which it reached after its deletion.
+        ok(
+            "copy",
+            index
+                .index_into(&new_index, vec![kept.clone(), changed.clone()])
+                .await,
+        );
+        ok("finish_reindex", index.finish_reindex(&new_index).await);
+
+        assert_eq!(ok("count", index.count(user).await), 3);
+        let ids = |hits: Vec<palisade_index::SearchHit>| -> Vec<MessageId> {
+            hits.iter().map(|h| h.message_id).collect()
+        };
+        assert_eq!(
+            ids(ok(
+                "search",
+                index.search(user, &subject("arrived"), 10).await
+            )),
+            vec![arrived.message_id],
+            "a message indexed during the reindex is in the new index"
+        );
+        assert_eq!(
+            ids(ok(
+                "search",
+                index.search(user, &subject("renamed"), 10).await
+            )),
+            vec![changed.message_id],
+            "an update during the reindex is not undone by the copy's older version"
+        );
+        assert!(ok("search", index.search(user, &subject("original"), 10).await).is_empty());
+        assert!(
+            ok("search", index.search(user, &subject("deleted"), 10).await).is_empty(),
+            "a message deleted during the reindex stays deleted"
+        );
+        // After the swap live writes still work with no reindex alias to write to.
+        ok(
+            "index after",
+            index.index(vec![doc(user, 5, "After")]).await,
+        );
+        ok(
+            "delete after",
+            index.delete_message(user, kept.message_id).await,
+        );
+        assert_eq!(ok("count", index.count(user).await), 3);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_user_spans_pages() {
     with_index(|index| async move {

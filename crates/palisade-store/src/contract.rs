@@ -25,6 +25,7 @@ pub async fn run_all(store: &dyn Store) {
     crate::contract_discussions::run_all(store).await;
     crate::contract_suggest::run_all(store).await;
     crate::contract_replace::run_all(store).await;
+    crate::contract_months::run_all(store).await;
 }
 
 pub(crate) fn addr(s: &str) -> Address {
@@ -56,7 +57,8 @@ pub fn delivery(user: UserId, raw: &[u8], content: MessageContent, minutes: i64)
     }
 }
 
-pub(crate) fn content(subject: &str, message_id: &str, refs: &[&str]) -> MessageContent {
+/// Hand-made content of a message with these headers, from one sender.
+pub fn content(subject: &str, message_id: &str, refs: &[&str]) -> MessageContent {
     let normalized = subject
         .trim_start_matches("Re: ")
         .trim_start_matches("Fwd: ")

@@ -25,6 +25,8 @@ mod contract_drafts;
 #[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
 #[cfg(any(test, feature = "contract"))]
+mod contract_months;
+#[cfg(any(test, feature = "contract"))]
 mod contract_replace;
 #[cfg(any(test, feature = "contract"))]
 mod contract_suggest;

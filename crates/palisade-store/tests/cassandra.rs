@@ -272,3 +272,179 @@ async fn equal_arrival_times_page_by_descending_id_like_sqlite() {
     })
     .await;
 }
+
+/// Moves a keyspace's lists back to the layout before schema version 6: the month tables'
+/// rows go to the old per-user tables, and the month tables, the month list and the counters
+/// are emptied, as are the thread keys' own partitions (back to the per-user table), as in a
+/// keyspace written by an older Palisade.
+async fn back_to_unbucketed_lists(keyspace: &str) {
+    let session = SessionBuilder::new()
+        .known_nodes(nodes())
+        .build()
+        .await
+        .expect("session");
+    for (new, old) in [
+        ("messages_by_arrival_month", "messages_by_arrival"),
+        ("discussions_by_activity_month", "discussions_by_activity"),
+        ("thread_keys_by_key", "thread_keys"),
+    ] {
+        let rows = session
+            .query_unpaged(format!("SELECT JSON * FROM {keyspace}.{new}"), ())
+            .await
+            .expect("select month rows")
+            .into_rows_result()
+            .expect("rows");
+        for row in rows.rows::<(String,)>().expect("json rows") {
+            let (json,) = row.expect("json row");
+            let mut value: serde_json::Value = serde_json::from_str(&json).expect("json");
+            if let Some(object) = value.as_object_mut() {
+                object.remove("month");
+            }
+            session
+                .query_unpaged(
+                    format!("INSERT INTO {keyspace}.{old} JSON ?"),
+                    (value.to_string(),),
+                )
+                .await
+                .expect("insert old row");
+        }
+    }
+    let _schema = SCHEMA.lock().await;
+    for table in [
+        "thread_keys_by_key",
+        "messages_by_arrival_month",
+        "discussions_by_activity_month",
+        "mailbox_months",
+        "message_counts",
+    ] {
+        let mut truncate = Statement::new(format!("TRUNCATE {keyspace}.{table}"));
+        truncate.set_request_timeout(Some(Duration::from_secs(120)));
+        session.query_unpaged(truncate, ()).await.expect("truncate");
+    }
+}
+
+/// Every message and discussion id of the user's lists, in order.
+async fn lists(store: &CassandraStore, user: UserId) -> (Vec<uuid::Uuid>, Vec<uuid::Uuid>) {
+    let messages = store
+        .list_messages(
+            user,
+            Page {
+                after: None,
+                limit: 1000,
+            },
+        )
+        .await
+        .expect("list messages");
+    let discussions = store
+        .list_discussions(
+            user,
+            palisade_store::Folder::Inbox,
+            Page {
+                after: None,
+                limit: 1000,
+            },
+        )
+        .await
+        .expect("list discussions");
+    (
+        messages.items.iter().map(|m| m.id.0).collect(),
+        discussions.items.iter().map(|d| d.id.0).collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
+    with_fresh_keyspace(512 * 1024, |store, config, _| async move {
+        let user = store
+            .create_user("upgraded", &[], None)
+            .await
+            .expect("user");
+        let mut refs: Vec<String> = Vec::new();
+        // A thread over three months, and two messages of their own.
+        for (i, day) in [0_i64, 40, 75].into_iter().enumerate() {
+            let mid = format!("t{i}@x");
+            let r: Vec<&str> = refs.iter().map(String::as_str).collect();
+            let subject = if i == 0 { "thread" } else { "Re: thread" };
+            let content = contract::content(subject, &mid, &r);
+            store
+                .deliver(delivery(user.id, mid.as_bytes(), content, day * 24 * 60))
+                .await
+                .expect("deliver thread");
+            refs.push(mid);
+        }
+        for (i, day) in [10_i64, 50].into_iter().enumerate() {
+            let mid = format!("alone{i}@x");
+            let content = contract::content(&format!("alone {i}"), &mid, &[]);
+            store
+                .deliver(delivery(user.id, mid.as_bytes(), content, day * 24 * 60))
+                .await
+                .expect("deliver");
+        }
+        let before = lists(&store, user.id).await;
+        assert_eq!((before.0.len(), before.1.len()), (5, 3));
+        assert_eq!(store.count_messages(user.id).await.expect("count"), 5);
+
+        back_to_unbucketed_lists(&config.keyspace).await;
+        assert_eq!(lists(&store, user.id).await, (vec![], vec![]));
+        assert_eq!(store.count_messages(user.id).await.expect("count"), 0);
+
+        let mut seen = Vec::new();
+        let report = store
+            .backfill(&mut |_, name: &str| seen.push(name.to_string()))
+            .await
+            .expect("backfill");
+        assert_eq!(seen, vec!["upgraded".to_string()], "progress per user");
+        assert_eq!(
+            (report.users, report.messages, report.discussions),
+            (1, 5, 3)
+        );
+        assert!(report.thread_keys >= 5, "every message's own id at least");
+        assert_eq!(report.recounted, 1);
+        assert_eq!(lists(&store, user.id).await, before);
+        assert_eq!(store.count_messages(user.id).await.expect("count"), 5);
+
+        // Again: nothing changes, and the counter is not counted twice.
+        let again = store
+            .backfill(&mut |_, _| {})
+            .await
+            .expect("backfill again");
+        assert_eq!(again.recounted, 0);
+        assert_eq!(lists(&store, user.id).await, before);
+        assert_eq!(store.count_messages(user.id).await.expect("count"), 5);
+
+        // The old thread keys lead a new reply into its discussion.
+        let reply = contract::content("Re: thread", "t3@x", &["t2@x"]);
+        let receipt = store
+            .deliver(delivery(user.id, b"t3@x", reply, 80 * 24 * 60))
+            .await
+            .expect("deliver reply");
+        let reply = store
+            .get_message(user.id, receipt.message_id)
+            .await
+            .expect("get reply")
+            .expect("reply stored");
+        let (messages, discussions) = lists(&store, user.id).await;
+        assert_eq!(discussions.len(), 3, "the reply joined its thread");
+        assert_eq!(discussions[0], reply.discussion_id.0);
+        assert_eq!(messages.len(), 6);
+        assert!(
+            store
+                .delete_message(user.id, receipt.message_id)
+                .await
+                .expect("delete")
+        );
+        assert_eq!(lists(&store, user.id).await, before);
+
+        // A message deleted since is not brought back by the old list's row.
+        let gone = palisade_model::MessageId(before.0[0]);
+        assert!(store.delete_message(user.id, gone).await.expect("delete"));
+        store
+            .backfill(&mut |_, _| {})
+            .await
+            .expect("backfill after delete");
+        let after = lists(&store, user.id).await;
+        assert_eq!(after.0, before.0[1..].to_vec());
+        assert_eq!(store.count_messages(user.id).await.expect("count"), 4);
+    })
+    .await;
+}

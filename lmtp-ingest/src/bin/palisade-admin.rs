@@ -55,7 +55,10 @@ enum Command {
     /// Inspect and replay background jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
-    /// Apply pending storage schema migrations.
+    /// Apply pending storage schema migrations, then (Cassandra) copy data kept in an older
+    /// layout into the current one and recount each user's messages. Idempotent; progress on
+    /// stderr, a JSON summary on stdout. SQLite migrates whenever it opens, so there it only
+    /// opens the database.
     Migrate,
     /// Maintain the search index.
     #[command(subcommand)]
@@ -193,8 +196,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = cli.config.load()?;
     if let Command::Migrate = cli.command {
-        let applied = lmtp_ingest::migrate(&config).await?;
-        return print_json(&serde_json::json!({ "applied": applied }));
+        let report = lmtp_ingest::migrate(&config, &mut |so_far, user| {
+            eprintln!(
+                "migrate: {user} done; so far {} users, {} messages, {} discussions listed",
+                so_far.users, so_far.messages, so_far.discussions
+            );
+        })
+        .await?;
+        return print_json(&serde_json::to_value(report)?);
     }
     let backends = open_backends(&config, false).await?;
     let store = backends.store;
@@ -259,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Index(IndexCommand::Reindex) => reindex(&config, store.as_ref()).await?,
         Command::Index(IndexCommand::Status { user }) => {
             let user = find_user(store.as_ref(), &user).await?;
-            let stored = count_messages(store.as_ref(), &user).await?;
+            let stored = store.count_messages(user.id).await?;
             let indexed = open_index(&config, false)?.index.count(user.id).await?;
             serde_json::json!({ "stored": stored, "indexed": indexed, "caught_up": indexed >= stored })
         }
@@ -439,15 +448,6 @@ impl<'a> Pages<'a> {
         self.done = self.after.is_none();
         Ok(Some(page.items))
     }
-}
-
-async fn count_messages(store: &dyn Store, user: &User) -> anyhow::Result<u64> {
-    let mut count = 0u64;
-    let mut pages = Pages::new(store, user.id);
-    while let Some(items) = pages.next().await? {
-        count += items.len() as u64;
-    }
-    Ok(count)
 }
 
 /// Data portability: every raw message as `.eml`, plus the parsed messages as JSON.

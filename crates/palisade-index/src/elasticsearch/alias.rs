@@ -1,12 +1,20 @@
 //! Index versions behind the alias: creating the first one, reindexing into the next one,
 //! and swapping the alias to it in one atomic step.
+//!
+//! A reindex loses no live write: `begin_reindex` points the reindex alias
+//! (`{alias}-reindex`) at the new index before anything is copied, and every live write
+//! (see `write`) goes to the alias and the reindex alias alike. So a write either reaches the
+//! store before the copy reads it (and is copied), or reaches the new index itself. The copy
+//! only creates documents, never overwrites one, so a live write is never undone by an older
+//! copy of the same message. The swap moves the alias and drops the reindex alias in one
+//! step.
 
 use ::elasticsearch::http::Method;
 use serde_json::{Value, json};
 
 use super::ElasticsearchIndex;
 use super::schema::{MAPPING_VERSION, index_body};
-use super::write::index_body_lines;
+use super::write::{Expected, index_body_lines};
 use crate::{IndexDocument, IndexError};
 
 /// One index carrying this alias's name and a version suffix.
@@ -68,6 +76,23 @@ impl ElasticsearchIndex {
             .ok_or_else(|| IndexError::Unavailable("index version overflow".into()))?;
         let name = self.version_name(next);
         self.create_index(&name, false).await?;
+        // From here on live writes reach the new index too; an abandoned reindex's index
+        // stops getting them.
+        let mut actions: Vec<Value> = self
+            .indices_of(&self.reindex_alias)
+            .await?
+            .iter()
+            .map(|old| json!({ "remove": { "index": old, "alias": self.reindex_alias } }))
+            .collect();
+        actions.push(json!({ "add": { "index": name, "alias": self.reindex_alias } }));
+        self.request(
+            Method::Post,
+            "_aliases",
+            &[],
+            Some(&json!({ "actions": actions })),
+        )
+        .await?
+        .success("pointing the reindex alias", IndexError::Unavailable)?;
         tracing::info!(index = %name, alias = %self.alias, "began reindex");
         Ok(name)
     }
@@ -83,8 +108,18 @@ impl ElasticsearchIndex {
             return Ok(());
         }
         // No refresh per batch: nothing searches the new index before `finish_reindex`.
-        self.bulk(index_name, index_body_lines(&docs), docs.len(), &[])
-            .await
+        // `create`: a document already there was written live, and is newer than this copy.
+        self.bulk(
+            Some(index_name),
+            index_body_lines(&docs, "create", &[]),
+            docs.len(),
+            &[],
+            Expected {
+                missing: None,
+                conflicts: true,
+            },
+        )
+        .await
     }
 
     /// Points the alias at `index_name` in one atomic step, then deletes the indices it left.
@@ -115,6 +150,10 @@ impl ElasticsearchIndex {
             .map(|name| json!({ "remove": { "index": name, "alias": self.alias, "must_exist": true } }))
             .collect();
         actions.push(json!({ "add": { "index": index_name, "alias": self.alias } }));
+        // Writes after the swap reach the new index through the alias alone.
+        for building in self.indices_of(&self.reindex_alias).await? {
+            actions.push(json!({ "remove": { "index": building, "alias": self.reindex_alias } }));
+        }
         self.request(
             Method::Post,
             "_aliases",
@@ -175,8 +214,13 @@ impl ElasticsearchIndex {
 
     /// Names of the indices the alias points at; empty when the alias does not exist.
     async fn aliased_indices(&self) -> Result<Vec<String>, IndexError> {
+        self.indices_of(&self.alias).await
+    }
+
+    /// Names of the indices `alias` points at; empty when it does not exist.
+    async fn indices_of(&self, alias: &str) -> Result<Vec<String>, IndexError> {
         let reply = self
-            .request(Method::Get, &format!("_alias/{}", self.alias), &[], None)
+            .request(Method::Get, &format!("_alias/{alias}"), &[], None)
             .await?;
         if reply.status == 404 {
             return Ok(Vec::new());
@@ -223,11 +267,9 @@ impl ElasticsearchIndex {
         let mut body = index_body(self.shards, self.replicas);
         if with_alias {
             body["aliases"] = json!({ (self.alias.clone()): {} });
-        } else {
-            // Bulk loading for a reindex: refreshing would only slow it down;
-            // `finish_reindex` restores the default.
-            body["settings"]["index"]["refresh_interval"] = json!("-1");
         }
+        // A reindex's new index keeps the default refresh interval: live writes to it ask to
+        // wait for a refresh (`refresh=wait_for`), which with refreshes off would never come.
         self.request(Method::Put, name, &[], Some(&body))
             .await?
             .success("creating index", IndexError::Unavailable)?;

@@ -3,7 +3,8 @@
 //! Reads and writes go through an alias pointing at a versioned index (`{alias}-v{N}`), so
 //! the mapping can change by building a new index and swapping the alias
 //! ([`ElasticsearchIndex::begin_reindex`], [`ElasticsearchIndex::index_into`],
-//! [`ElasticsearchIndex::finish_reindex`]). Every request is routed by user, and every query
+//! [`ElasticsearchIndex::finish_reindex`]); while a reindex runs, live writes go to both
+//! indices, so it loses none of them. Every request is routed by user, and every query
 //! also filters on the user id: routing only picks a shard, it isolates nothing.
 //!
 //! Text is analyzed here, with the analyzer of `analysis` that tantivy uses too,
@@ -55,6 +56,8 @@ pub struct ElasticsearchIndex {
     /// Cluster URL without credentials, for logs and `Debug`.
     url: String,
     alias: String,
+    /// `{alias}-reindex`: points at the index a reindex is building, for live writes.
+    reindex_alias: String,
     shards: u32,
     replicas: u32,
 }
@@ -109,6 +112,7 @@ impl ElasticsearchIndex {
             client: Elasticsearch::new(transport),
             url: shown,
             alias: config.alias.clone(),
+            reindex_alias: format!("{}-reindex", config.alias),
             shards: config.shards,
             replicas: config.replicas,
         })
@@ -189,10 +193,11 @@ impl SearchIndex for ElasticsearchIndex {
             return Ok(());
         }
         self.bulk(
-            &self.alias,
-            index_body_lines(&docs),
+            None,
+            index_body_lines(&docs, "index", &self.live_targets()),
             docs.len(),
             VISIBLE_THROUGH_ALIAS,
+            self.live_expected(),
         )
         .await?;
         tracing::debug!(documents = docs.len(), "indexed documents");
@@ -225,10 +230,11 @@ impl SearchIndex for ElasticsearchIndex {
         // By id rather than by query: the id embeds the owner, so it cannot reach another
         // user's copy of the same message id.
         self.bulk(
-            &self.alias,
-            delete_body_lines(user, &[doc_id(user, id)]),
+            None,
+            delete_body_lines(user, &[doc_id(user, id)], &self.live_targets()),
             1,
             VISIBLE_THROUGH_ALIAS,
+            self.live_expected(),
         )
         .await
     }

@@ -1,5 +1,10 @@
 //! Bulk writes: indexing batches of documents, deleting one message or all of a user's, and
 //! classifying each item of the cluster's answer as retryable or rejected.
+//!
+//! Every live write goes to the alias and to the reindex alias (see `alias`) in one bulk
+//! request: while a reindex runs, the index being built gets every write the old one gets,
+//! so none is lost at the swap; the rest of the time the reindex alias does not exist and its
+//! half of the request fails harmlessly (`require_alias` stops it creating an index).
 
 use ::elasticsearch::http::Method;
 use palisade_model::UserId;
@@ -22,25 +27,51 @@ pub(super) const VISIBLE_THROUGH_ALIAS: &[(&str, &str)] =
 /// Parameters of a write through the alias that need not be visible yet.
 const THROUGH_ALIAS: &[(&str, &str)] = &[("require_alias", "true")];
 
+/// Bulk item failures a request expects and ignores.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Expected<'a> {
+    /// This index (the reindex alias) may not exist.
+    pub(super) missing: Option<&'a str>,
+    /// `create` may find the document already there (written live during a reindex).
+    pub(super) conflicts: bool,
+}
+
 impl ElasticsearchIndex {
-    /// Sends one bulk request to `target`; `params` adds e.g. the refresh policy.
+    /// Sends one bulk request to `target` (or to the `_index` of each action when `None`);
+    /// `params` adds e.g. the refresh policy.
     pub(super) async fn bulk(
         &self,
-        target: &str,
+        target: Option<&str>,
         body: String,
         actions: usize,
         params: &[(&str, &str)],
+        expected: Expected<'_>,
     ) -> Result<(), IndexError> {
-        let reply = self
-            .send(Method::Post, &format!("{target}/_bulk"), params, Some(body))
-            .await?;
+        let path = match target {
+            Some(target) => format!("{target}/_bulk"),
+            None => "_bulk".to_string(),
+        };
+        let reply = self.send(Method::Post, &path, params, Some(body)).await?;
         if reply.status == 413 {
             return Err(IndexError::Rejected(format!(
                 "a batch of {actions} documents exceeds the cluster's request size limit"
             )));
         }
         let body = reply.success("bulk request", IndexError::Rejected)?;
-        bulk_outcome(&body)
+        bulk_outcome(&body, expected)
+    }
+
+    /// The indices every live write goes to: the alias and the reindex alias.
+    pub(super) fn live_targets(&self) -> [&str; 2] {
+        [self.alias.as_str(), self.reindex_alias.as_str()]
+    }
+
+    /// What a live write expects: the reindex alias is missing outside a reindex.
+    pub(super) fn live_expected(&self) -> Expected<'_> {
+        Expected {
+            missing: Some(&self.reindex_alias),
+            conflicts: false,
+        }
     }
 
     /// Deletes every document of `user`.
@@ -63,10 +94,11 @@ impl ElasticsearchIndex {
                 THROUGH_ALIAS
             };
             self.bulk(
-                &self.alias,
-                delete_body_lines(user, &ids),
+                None,
+                delete_body_lines(user, &ids, &self.live_targets()),
                 ids.len(),
                 params,
+                self.live_expected(),
             )
             .await?;
             if last {
@@ -124,38 +156,61 @@ impl ElasticsearchIndex {
     }
 }
 
-/// Newline-delimited bulk body indexing `docs`, each routed by its owner.
-pub(super) fn index_body_lines(docs: &[IndexDocument]) -> String {
+/// Newline-delimited bulk body writing `docs` with action `op` (`index`, or `create` to
+/// leave a document already there), each routed by its owner, once per index of `targets`
+/// (none: the index of the request's path).
+pub(super) fn index_body_lines(docs: &[IndexDocument], op: &str, targets: &[&str]) -> String {
     let mut analyzer = analyzer();
     let mut out = String::new();
     for doc in docs {
-        let action = json!({ "index": {
+        let source = source(&mut analyzer, doc).to_string();
+        let mut action = json!({
             "_id": doc_id(doc.user_id, doc.message_id),
             "routing": doc.user_id.to_string(),
-        } });
-        out.push_str(&action.to_string());
-        out.push('\n');
-        out.push_str(&source(&mut analyzer, doc).to_string());
-        out.push('\n');
+        });
+        for target in targets_or_path(targets) {
+            if let Some(target) = target {
+                action["_index"] = json!(target);
+            }
+            out.push_str(&json!({ op: action }).to_string());
+            out.push('\n');
+            out.push_str(&source);
+            out.push('\n');
+        }
     }
     out
 }
 
-/// Newline-delimited bulk body deleting the user's documents `ids`.
-pub(super) fn delete_body_lines(user: UserId, ids: &[String]) -> String {
+/// Newline-delimited bulk body deleting the user's documents `ids` from each of `targets`.
+pub(super) fn delete_body_lines(user: UserId, ids: &[String], targets: &[&str]) -> String {
     let routing = user.to_string();
     let mut out = String::new();
     for id in ids {
-        out.push_str(&json!({ "delete": { "_id": id, "routing": routing } }).to_string());
-        out.push('\n');
+        for target in targets_or_path(targets) {
+            let mut action = json!({ "_id": id, "routing": routing });
+            if let Some(target) = target {
+                action["_index"] = json!(target);
+            }
+            out.push_str(&json!({ "delete": action }).to_string());
+            out.push('\n');
+        }
     }
     out
+}
+
+/// Each target by name, or one unnamed target: the request path's index.
+fn targets_or_path<'a>(targets: &[&'a str]) -> Vec<Option<&'a str>> {
+    if targets.is_empty() {
+        vec![None]
+    } else {
+        targets.iter().map(|t| Some(*t)).collect()
+    }
 }
 
 /// A bulk response's per-item results: a missing index or an overloaded or failing node makes
 /// the batch `Unavailable` (retrying it is idempotent); otherwise any refused item makes it
 /// `Rejected`.
-fn bulk_outcome(body: &Value) -> Result<(), IndexError> {
+fn bulk_outcome(body: &Value, expected: Expected<'_>) -> Result<(), IndexError> {
     match body.get("errors").and_then(Value::as_bool) {
         Some(false) => return Ok(()),
         Some(true) => {}
@@ -170,6 +225,7 @@ fn bulk_outcome(body: &Value) -> Result<(), IndexError> {
     let total = items.map_or(0, Vec::len);
     let mut retryable = None;
     let mut rejected = Vec::new();
+    let mut expected_only = false;
     for result in items.into_iter().flatten().filter_map(|item| {
         // Each item is `{ "<action>": { ...result } }`.
         item.as_object().and_then(|o| o.values().next())
@@ -178,6 +234,13 @@ fn bulk_outcome(body: &Value) -> Result<(), IndexError> {
             continue;
         };
         let status = result.get("status").and_then(Value::as_u64).unwrap_or(0);
+        let index = result.get("_index").and_then(Value::as_str);
+        if (status == 404 && index.is_some() && index == expected.missing)
+            || (status == 409 && expected.conflicts)
+        {
+            expected_only = true;
+            continue;
+        }
         let id = result.get("_id").and_then(Value::as_str).unwrap_or("?");
         let what = format!("{id}: HTTP {status}: {}", describe(error));
         // 404 means the target index is missing (`ensure_index` not run yet), not a bad document.
@@ -197,6 +260,7 @@ fn bulk_outcome(body: &Value) -> Result<(), IndexError> {
             "{} of {total} documents, first {first}",
             rejected.len()
         )))),
+        None if expected_only => Ok(()),
         None => Err(IndexError::Unavailable(
             "bulk response reports errors but no failed item".into(),
         )),
@@ -216,7 +280,10 @@ mod tests {
     #[test]
     fn bulk_items_are_classified() {
         assert_eq!(
-            bulk_outcome(&json!({ "errors": false, "items": [] })),
+            bulk_outcome(
+                &json!({ "errors": false, "items": [] }),
+                Expected::default()
+            ),
             Ok(())
         );
         let rejected = json!({ "errors": true, "items": [
@@ -224,7 +291,7 @@ mod tests {
             { "index": { "_id": "b", "status": 400,
                 "error": { "type": "document_parsing_exception", "reason": "bad date" } } },
         ] });
-        match bulk_outcome(&rejected) {
+        match bulk_outcome(&rejected, Expected::default()) {
             Err(IndexError::Rejected(m)) => {
                 assert!(m.contains("1 of 2") && m.contains("bad date"), "{m}");
             }
@@ -236,13 +303,73 @@ mod tests {
                 "error": { "type": "es_rejected_execution_exception", "reason": "queue full" } } },
         ] });
         assert!(matches!(
-            bulk_outcome(&overloaded),
+            bulk_outcome(&overloaded, Expected::default()),
             Err(IndexError::Unavailable(_))
         ));
         assert!(matches!(
-            bulk_outcome(&json!("<html>bad gateway</html>")),
+            bulk_outcome(&json!("<html>bad gateway</html>"), Expected::default()),
             Err(IndexError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn expected_failures_are_ignored_and_only_those() {
+        let missing_next = json!({ "errors": true, "items": [
+            { "index": { "_index": "mail-v1", "_id": "a", "status": 201 } },
+            { "index": { "_index": "mail-reindex", "_id": "a", "status": 404,
+                "error": { "type": "index_not_found_exception", "reason": "no such index" } } },
+        ] });
+        let live = Expected {
+            missing: Some("mail-reindex"),
+            conflicts: false,
+        };
+        assert_eq!(bulk_outcome(&missing_next, live), Ok(()));
+        assert!(matches!(
+            bulk_outcome(&missing_next, Expected::default()),
+            Err(IndexError::Unavailable(_))
+        ));
+        let conflict = json!({ "errors": true, "items": [
+            { "create": { "_index": "mail-v2", "_id": "a", "status": 409,
+                "error": { "type": "version_conflict_engine_exception", "reason": "exists" } } },
+        ] });
+        let copy = Expected {
+            missing: None,
+            conflicts: true,
+        };
+        assert_eq!(bulk_outcome(&conflict, copy), Ok(()));
+        assert!(matches!(
+            bulk_outcome(&conflict, live),
+            Err(IndexError::Rejected(_))
+        ));
+    }
+
+    #[test]
+    fn live_writes_go_to_both_aliases() {
+        let u = user();
+        let id = MessageId(uuid::Uuid::new_v4());
+        let doc = IndexDocument {
+            user_id: u,
+            message_id: id,
+            discussion_id: DiscussionId::started_by(id),
+            date: DateTime::UNIX_EPOCH,
+            from: vec![],
+            to: vec![],
+            subject: "s".into(),
+            body: String::new(),
+            has_attachment: false,
+            tags: vec![],
+        };
+        let body = index_body_lines(&[doc], "index", &["mail", "mail-reindex"]);
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0]["index"]["_index"], json!("mail"));
+        assert_eq!(lines[2]["index"]["_index"], json!("mail-reindex"));
+        assert_eq!(lines[1], lines[3]);
+        let deletes = delete_body_lines(u, &["x".into()], &["mail", "mail-reindex"]);
+        assert_eq!(deletes.lines().count(), 2);
     }
 
     #[test]
@@ -261,7 +388,7 @@ mod tests {
             has_attachment: false,
             tags: vec![],
         };
-        let body = index_body_lines(&[doc]);
+        let body = index_body_lines(&[doc], "index", &[]);
         let lines: Vec<Value> = body
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -271,7 +398,7 @@ mod tests {
         assert_eq!(lines[0]["index"]["routing"], json!(u.to_string()));
         assert_eq!(lines[1]["date"], json!(0));
         assert_eq!(lines[1]["subject"], json!("line break"));
-        let deletes = delete_body_lines(u, &[format!("{u}:{id}")]);
+        let deletes = delete_body_lines(u, &[format!("{u}:{id}")], &[]);
         let line: Value = serde_json::from_str(deletes.trim_end()).unwrap();
         assert_eq!(line["delete"]["routing"], json!(u.to_string()));
     }

@@ -45,7 +45,16 @@ pub(super) async fn replace_content(
     futures::try_join!(
         store.execute(
             &st.replace_arrival_content,
-            (date, subject, from.as_deref(), parse_error, u, received, m),
+            (
+                date,
+                subject,
+                from.as_deref(),
+                parse_error,
+                u,
+                super::month_of(received),
+                received,
+                m
+            ),
         ),
         store.execute(
             &st.replace_in_discussion_content,

@@ -2,7 +2,8 @@
 //! all-rows reads, lightweight transactions, and paged scans without read-ahead.
 
 use super::{
-    CassandraStore, SummaryRow, corrupt, encode_cursor, fetch_size, page_of, summary, unavailable,
+    CassandraStore, SummaryRow, corrupt, encode_cursor, fetch_size, month_of, page_of, summary,
+    unavailable,
 };
 use crate::{PageOf, StoreError};
 use palisade_model::MessageSummary;
@@ -11,8 +12,9 @@ use scylla::response::PagingState;
 use scylla::response::query_result::{QueryResult, QueryRowsResult};
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{CqlValue, Row};
+use scylla::value::{CqlTimestamp, CqlValue, Row};
 use std::ops::ControlFlow;
+use uuid::Uuid;
 
 impl CassandraStore {
     pub(super) async fn execute(
@@ -126,19 +128,8 @@ impl CassandraStore {
         }
     }
 
-    /// One page of message summaries, newest first, from a query over summary rows.
-    pub(super) async fn summaries(
-        &self,
-        statement: &PreparedStatement,
-        values: impl SerializeRow,
-        limit: usize,
-    ) -> Result<PageOf<MessageSummary>, StoreError> {
-        self.summaries_where(statement, values, limit, |_| true)
-            .await
-    }
-
-    /// Like [`Self::summaries`], keeping only the messages `keep` accepts; reads on through
-    /// the rows until the page is full.
+    /// One page of message summaries, newest first, from a query over summary rows, keeping
+    /// only the messages `keep` accepts; reads on through the rows until the page is full.
     pub(super) async fn summaries_where(
         &self,
         statement: &PreparedStatement,
@@ -148,17 +139,87 @@ impl CassandraStore {
     ) -> Result<PageOf<MessageSummary>, StoreError> {
         let limit = limit.max(1);
         let mut items = Vec::with_capacity(limit + 1);
-        self.scan(statement, values, fetch_size(limit), |row: SummaryRow| {
+        self.collect_summaries(statement, values, limit, &mut items, keep)
+            .await?;
+        Ok(summary_page(items, limit))
+    }
+
+    /// Adds the summaries of a query's rows that `keep` accepts to `items`, until it holds
+    /// one more than `limit` (which tells a next page exists) or the rows run out.
+    async fn collect_summaries(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+        limit: usize,
+        items: &mut Vec<MessageSummary>,
+        keep: impl Fn(&MessageSummary) -> bool,
+    ) -> Result<(), StoreError> {
+        if items.len() > limit {
+            return Ok(());
+        }
+        let wanted = limit + 1 - items.len();
+        self.scan(statement, values, fetch_size(wanted), |row: SummaryRow| {
             if let Some(item) = summary(row)?.filter(|m| keep(m)) {
                 items.push(item);
             }
             Ok(items.len() <= limit)
         })
-        .await?;
-        Ok(page_of(items, limit, |m: &MessageSummary| {
-            encode_cursor(m.received_at.timestamp_millis(), m.id.0)
-        }))
+        .await
     }
+
+    /// The months `user` has mail in, newest first, from `upto` (a cursor's month) down.
+    pub(super) async fn months(
+        &self,
+        user: Uuid,
+        upto: Option<i32>,
+    ) -> Result<Vec<i32>, StoreError> {
+        let st = self.statements().await?;
+        let months: Vec<(i32,)> = self.all(&st.select_months, (user,)).await?;
+        Ok(months
+            .into_iter()
+            .map(|(m,)| m)
+            .filter(|m| upto.is_none_or(|u| *m <= u))
+            .collect())
+    }
+
+    /// One page of the user's messages by arrival, newest first, after `after` (a cursor's
+    /// arrival and id): month partitions are read newest first until the page is full.
+    pub(super) async fn arrivals(
+        &self,
+        user: Uuid,
+        after: Option<(i64, Uuid)>,
+        limit: usize,
+    ) -> Result<PageOf<MessageSummary>, StoreError> {
+        let st = self.statements().await?;
+        let limit = limit.max(1);
+        let mut items = Vec::with_capacity(limit + 1);
+        let cursor_month = after.map(|(ms, _)| month_of(CqlTimestamp(ms)));
+        for month in self.months(user, cursor_month).await? {
+            match after {
+                Some((ms, id)) if Some(month) == cursor_month => {
+                    let values = (user, month, CqlTimestamp(ms), id);
+                    self.collect_summaries(&st.list_after, values, limit, &mut items, |_| true)
+                        .await?;
+                }
+                _ => {
+                    let values = (user, month);
+                    self.collect_summaries(&st.list_first, values, limit, &mut items, |_| true)
+                        .await?;
+                }
+            }
+            if items.len() > limit {
+                break;
+            }
+        }
+        Ok(summary_page(items, limit))
+    }
+}
+
+/// A page of summaries, its cursor being the last one's arrival and id.
+fn summary_page(items: Vec<MessageSummary>, limit: usize) -> PageOf<MessageSummary> {
+    page_of(items, limit, |m: &MessageSummary| {
+        encode_cursor(m.received_at.timestamp_millis(), m.id.0)
+    })
 }
 
 /// The outcome of a lightweight transaction, with the existing row when it did not apply.

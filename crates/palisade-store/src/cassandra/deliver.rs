@@ -58,6 +58,12 @@ pub(super) async fn deliver(
     let placed = place(store, user, id, d, &people, received).await?;
     let discussion = placed.discussion;
     write_message(store, d, id, discussion, &people, received).await?;
+    // Counted once the message exists. Drifts only when two deliveries of one message race
+    // past the duplicate check (both count) or a commit that timed out was applied (its retry
+    // is a duplicate and counts nothing); `palisade-admin migrate` recounts.
+    if let Err(e) = store.add_to_count(user, 1).await {
+        warn!(message = %id, error = %e, "could not count the delivered message");
+    }
     // The message is stored; a stale activity row only costs readers a skipped row.
     if let Err(e) =
         mailbox::settle_activity(store, user, discussion.0, received, placed.previous).await
@@ -245,8 +251,13 @@ async fn place(
         .await?
         .map(|n| n.received);
     let received_at = timestamp(received);
+    let month = super::month_of(received_at);
+    store.execute(&st.insert_month, (user, month)).await?;
     store
-        .execute(&st.insert_activity, (user, received_at, discussion.0))
+        .execute(
+            &st.insert_activity,
+            (user, month, received_at, discussion.0),
+        )
         .await?;
     if let Some(subject) = subject_key.filter(|s| !s.is_empty()) {
         store
@@ -360,6 +371,7 @@ async fn write_message(
 
     let arrival = (
         user,
+        super::month_of(timestamp(received)),
         timestamp(received),
         id.0,
         discussion.0,
@@ -398,6 +410,7 @@ async fn write_message(
 
 type ArrivalValues<'a> = (
     Uuid,
+    i32,
     CqlTimestamp,
     Uuid,
     Uuid,

@@ -2,7 +2,8 @@
 //!
 //! A discussion shows its newest message: activity time, snippet and privacy are read from
 //! the first row of its `messages_by_discussion` partition, so deleting a message needs no
-//! recomputation of them. `discussions_by_activity` orders discussions; one of its rows is
+//! recomputation of them. `discussions_by_activity_month` orders discussions, one partition
+//! per user and month of activity, read newest month first (see [`list_discussions`]); a row is
 //! valid when its time is that newest arrival, and readers skip the others (left by racing
 //! deliveries or by failures), so the index may lag but never shows a discussion twice or in
 //! the wrong place. Counts come from the id sets of the discussion row, which a retry can add
@@ -27,7 +28,7 @@ use palisade_model::{
 use palisade_model::{Message, MessageSummary, RawHash, Tag};
 use scylla::value::CqlTimestamp;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use tracing::debug;
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 /// Most activity rows read, and discussions looked up, per round of a discussion list.
@@ -166,18 +167,20 @@ pub(super) async fn settle_activity(
     times.insert(received.0);
     times.extend(previous.map(|p| p.0));
     for stale in times.range(..newest) {
+        let stale = CqlTimestamp(*stale);
         store
             .execute(
                 &st.delete_activity,
-                (user, CqlTimestamp(*stale), discussion),
+                (user, super::month_of(stale), stale, discussion),
             )
             .await?;
     }
     if newest != received.0 {
+        let newest = CqlTimestamp(newest);
         store
             .execute(
                 &st.insert_activity,
-                (user, CqlTimestamp(newest), discussion),
+                (user, super::month_of(newest), newest, discussion),
             )
             .await?;
     }
@@ -295,7 +298,8 @@ async fn at_activity(
     Ok(out)
 }
 
-/// Walks the activity index from the cursor, skipping stale rows and discussions outside
+/// Walks the activity index from the cursor, month partition by month partition (only the
+/// months in `mailbox_months`, newest first), skipping stale rows and discussions outside
 /// `folder`, until the page is full. A folder is a filter over the one activity index: a
 /// page reads on until it has found `limit` discussions, so a sparse folder (a small trash
 /// in a large mailbox) costs up to one round of [`ACTIVITY_ROUND`] rows per hundred
@@ -308,34 +312,45 @@ pub(super) async fn list_discussions(
 ) -> Result<PageOf<Discussion>, StoreError> {
     let st = store.statements().await?;
     let limit = page.limit.max(1);
-    let mut after = page.after.as_deref().map(decode_cursor).transpose()?;
+    let cursor = page.after.as_deref().map(decode_cursor).transpose()?;
+    let cursor_month = cursor.map(|(ms, _)| super::month_of(CqlTimestamp(ms)));
     let fetch = (limit + 1).min(ACTIVITY_ROUND);
     let fetch_param = i32::try_from(fetch).unwrap_or(i32::MAX);
     let mut found = Vec::with_capacity(limit + 1);
-    loop {
-        let rows: Vec<(CqlTimestamp, Uuid)> = match after {
-            None => store.all(&st.activity_first, (user.0, fetch_param)).await?,
-            Some((ms, id)) => {
-                store
-                    .all(
-                        &st.activity_after,
-                        (user.0, CqlTimestamp(ms), id, fetch_param),
-                    )
-                    .await?
+    'months: for month in store.months(user.0, cursor_month).await? {
+        let mut after = cursor.filter(|_| Some(month) == cursor_month);
+        loop {
+            let rows: Vec<(CqlTimestamp, Uuid)> = match after {
+                None => {
+                    store
+                        .all(&st.activity_first, (user.0, month, fetch_param))
+                        .await?
+                }
+                Some((ms, id)) => {
+                    store
+                        .all(
+                            &st.activity_after,
+                            (user.0, month, CqlTimestamp(ms), id, fetch_param),
+                        )
+                        .await?
+                }
+            };
+            let exhausted = rows.len() < fetch;
+            if let Some((at, id)) = rows.last() {
+                after = Some((at.0, *id));
             }
-        };
-        let exhausted = rows.len() < fetch;
-        if let Some((at, id)) = rows.last() {
-            after = Some((at.0, *id));
-        }
-        found.extend(
-            at_activity(store, user, &rows)
-                .await?
-                .into_iter()
-                .filter(|d| folder.holds(d)),
-        );
-        if found.len() > limit || exhausted {
-            break;
+            found.extend(
+                at_activity(store, user, &rows)
+                    .await?
+                    .into_iter()
+                    .filter(|d| folder.holds(d)),
+            );
+            if found.len() > limit {
+                break 'months;
+            }
+            if exhausted {
+                break;
+            }
         }
     }
     Ok(page_of(found, limit, |d: &Discussion| {
@@ -420,7 +435,10 @@ pub(super) async fn update_flags(
     let encoded = to_json(&flags)?;
     let (u, m, d, at) = (user.0, id.0, state.discussion, state.received);
     futures::try_join!(
-        store.execute(&st.set_arrival_flags, (encoded.as_str(), u, at, m)),
+        store.execute(
+            &st.set_arrival_flags,
+            (encoded.as_str(), u, super::month_of(at), at, m)
+        ),
         store.execute(&st.set_in_discussion_flags, (encoded.as_str(), u, d, at, m)),
     )?;
     if flags.seen != state.flags.seen {
@@ -497,7 +515,10 @@ pub(super) async fn delete_message(
     let (u, m, d, at) = (user.0, id.0, state.discussion, state.received);
     store
         .session
-        .batch(&st.unlist_message, ((u, at, m), (u, d, at, m)))
+        .batch(
+            &st.unlist_message,
+            ((u, super::month_of(at), at, m), (u, d, at, m)),
+        )
         .await
         .map_err(unavailable)?;
 
@@ -541,10 +562,14 @@ pub(super) async fn delete_message(
         .await?;
     // The new newest gets its activity row before the deleted one loses its own.
     if let Some(newest) = newest {
-        store.execute(&st.insert_activity, (u, newest, d)).await?;
+        store
+            .execute(&st.insert_activity, (u, super::month_of(newest), newest, d))
+            .await?;
     }
     if newest.is_none_or(|n| at.0 > n.0) {
-        store.execute(&st.delete_activity, (u, at, d)).await?;
+        store
+            .execute(&st.delete_activity, (u, super::month_of(at), at, d))
+            .await?;
     }
 
     // Only this user's copy of the bytes: raw messages are keyed by user.
@@ -556,6 +581,11 @@ pub(super) async fn delete_message(
         )
         .await
         .map_err(unavailable)?;
+    // Only two deletions of one message racing past the existence check both uncount it;
+    // `palisade-admin migrate` recounts.
+    if let Err(e) = store.add_to_count(u, -1).await {
+        warn!(message = %id, error = %e, "could not uncount the deleted message");
+    }
     debug!(user = %user, message = %id, discussion = %d, "deleted message");
     Ok(true)
 }
@@ -590,15 +620,8 @@ impl Mailbox for CassandraStore {
         user: UserId,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
-        let st = self.statements().await?;
-        match &page.after {
-            None => self.summaries(&st.list_first, (user.0,), page.limit).await,
-            Some(cursor) => {
-                let (ms, id) = decode_cursor(cursor)?;
-                self.summaries(&st.list_after, (user.0, CqlTimestamp(ms), id), page.limit)
-                    .await
-            }
-        }
+        let after = page.after.as_deref().map(decode_cursor).transpose()?;
+        self.arrivals(user.0, after, page.limit).await
     }
 
     async fn message_summaries(
@@ -730,9 +753,7 @@ impl Mailbox for CassandraStore {
     }
 
     async fn count_messages(&self, user: UserId) -> Result<u64, StoreError> {
-        let st = self.statements().await?;
-        let row: Option<(i64,)> = self.first(&st.count_messages, (user.0,)).await?;
-        Ok(row.map_or(0, |(n,)| u64_of(n)))
+        Ok(u64_of(self.stored_count(user.0).await?))
     }
 
     async fn list_discussions(

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod attachments;
+mod backfill;
 mod book;
 mod claims;
 mod content;
@@ -20,6 +21,7 @@ mod statements;
 mod tags;
 
 use crate::{PageOf, StoreError};
+pub use backfill::BackfillReport;
 use chrono::{DateTime, Utc};
 use claims::{Claim, USER_LOCK_TTL};
 use palisade_config::CassandraConfig;
@@ -29,7 +31,7 @@ use scylla::client::pager::NextRowError;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::{Consistency, SerialConsistency};
-use scylla::value::{CqlTimestamp, MaybeUnset};
+use scylla::value::{Counter, CqlTimestamp, MaybeUnset};
 use serde::de::DeserializeOwned;
 use statements::Statements;
 use std::fmt::Display;
@@ -105,6 +107,22 @@ impl CassandraStore {
     }
 }
 
+impl CassandraStore {
+    /// The user's stored-message counter; 0 before the first delivery.
+    async fn stored_count(&self, user: Uuid) -> Result<i64, StoreError> {
+        let st = self.statements().await?;
+        let row: Option<(Option<Counter>,)> = self.first(&st.count_messages, (user,)).await?;
+        Ok(row.and_then(|(n,)| n).map_or(0, |Counter(n)| n))
+    }
+
+    /// Adds `n` (negative: takes) to the user's stored-message counter.
+    async fn add_to_count(&self, user: Uuid, n: i64) -> Result<(), StoreError> {
+        let st = self.statements().await?;
+        self.execute(&st.add_to_count, (Counter(n), user)).await?;
+        Ok(())
+    }
+}
+
 /// Driver faults are reported as temporary: the LMTP client will retry.
 pub(crate) fn unavailable(e: impl Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -133,6 +151,16 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 
 fn timestamp(t: DateTime<Utc>) -> CqlTimestamp {
     CqlTimestamp(t.timestamp_millis())
+}
+
+/// The month bucket of a time in the month-partitioned lists: months since year 0, so buckets
+/// sort like the times in them.
+fn month_of(t: CqlTimestamp) -> i32 {
+    use chrono::Datelike;
+    let t = from_timestamp(t);
+    t.year()
+        .saturating_mul(12)
+        .saturating_add(t.month0().cast_signed())
 }
 
 fn from_timestamp(t: CqlTimestamp) -> DateTime<Utc> {

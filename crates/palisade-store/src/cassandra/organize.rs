@@ -40,7 +40,10 @@ async fn list_flags(
 ) -> Result<(), StoreError> {
     let st = store.statements().await?;
     futures::try_join!(
-        store.execute(&st.set_arrival_flags, (encoded, user, m.received, m.id)),
+        store.execute(
+            &st.set_arrival_flags,
+            (encoded, user, super::month_of(m.received), m.received, m.id)
+        ),
         store.execute(
             &st.set_in_discussion_flags,
             (encoded, user, discussion, m.received, m.id)

@@ -260,6 +260,59 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {ks}.discussions ADD tag_pairs set<text>",
         ],
     },
+    Migration {
+        version: 6,
+        description: "month-bucketed message and activity lists, a user's months, message \
+                      counters, thread keys in a partition each",
+        statements: &[
+            // messages_by_arrival split by month of arrival, so a partition holds at most a
+            // month of one user's mail. `palisade-admin migrate` copies the old table in;
+            // nothing reads or writes the old one after this migration.
+            "CREATE TABLE IF NOT EXISTS {ks}.messages_by_arrival_month (
+            user_id       uuid,
+            month         int,
+            received_at   timestamp,
+            id            uuid,
+            discussion_id uuid,
+            date          timestamp,
+            subject       text,
+            from_json     text,
+            flags_json    text,
+            parse_error   boolean,
+            raw_size      bigint,
+            PRIMARY KEY ((user_id, month), received_at, id)
+        ) WITH CLUSTERING ORDER BY (received_at DESC, id DESC)",
+            // discussions_by_activity split the same way.
+            "CREATE TABLE IF NOT EXISTS {ks}.discussions_by_activity_month (
+            user_id       uuid,
+            month         int,
+            last_activity timestamp,
+            discussion_id uuid,
+            PRIMARY KEY ((user_id, month), last_activity, discussion_id)
+        ) WITH CLUSTERING ORDER BY (last_activity DESC, discussion_id DESC)",
+            // The months a user has mail in, newest first: lists walk these instead of probing
+            // every month back to some start. Twelve rows a year.
+            "CREATE TABLE IF NOT EXISTS {ks}.mailbox_months (
+            user_id uuid,
+            month   int,
+            PRIMARY KEY ((user_id), month)
+        ) WITH CLUSTERING ORDER BY (month DESC)",
+            // thread_keys held every key of every message of a user in one partition; here a
+            // key is its own partition (lookups name their keys).
+            "CREATE TABLE IF NOT EXISTS {ks}.thread_keys_by_key (
+            user_id       uuid,
+            key           text,
+            discussion_id uuid,
+            PRIMARY KEY ((user_id, key))
+        )",
+            // Stored messages per user, the stored side of the index watermark: added to by a
+            // committed delivery, taken from by a deletion, repaired by `palisade-admin migrate`.
+            "CREATE TABLE IF NOT EXISTS {ks}.message_counts (
+            user_id uuid PRIMARY KEY,
+            stored  counter
+        )",
+        ],
+    },
 ];
 
 impl CassandraStore {

@@ -62,7 +62,22 @@ pub(crate) struct Statements {
     pub(crate) select_summaries: PreparedStatement,
     pub(crate) list_first: PreparedStatement,
     pub(crate) list_after: PreparedStatement,
+    /// The user's stored-message counter, the stored side of the index watermark.
     pub(crate) count_messages: PreparedStatement,
+    /// Adds to (or, negative, takes from) the stored-message counter.
+    pub(crate) add_to_count: PreparedStatement,
+    /// Records that a user has mail in a month.
+    pub(crate) insert_month: PreparedStatement,
+    /// The months a user has mail in, newest first.
+    pub(crate) select_months: PreparedStatement,
+    /// The ids listed in the pre-month arrival table, for `backfill`.
+    pub(crate) old_arrivals: PreparedStatement,
+    /// The rows of the per-user thread key table, for `backfill`.
+    pub(crate) old_thread_keys: PreparedStatement,
+    /// The rows of the pre-month activity table, for `backfill`.
+    pub(crate) old_activity: PreparedStatement,
+    /// The sizes listed in one month, to recount a user's messages in `backfill`.
+    pub(crate) month_sizes: PreparedStatement,
     pub(crate) select_password_hash: PreparedStatement,
     pub(crate) set_password_hash: PreparedStatement,
 
@@ -151,8 +166,8 @@ impl Statements {
              flags_json, parse_error, raw_size";
         let insert_arrival = p
             .idempotent(&format!(
-                "INSERT INTO {{ks}}.messages_by_arrival (user_id, {arrival_columns})
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {{ks}}.messages_by_arrival_month (user_id, month, {arrival_columns})
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?;
         let insert_in_discussion = p
@@ -174,8 +189,8 @@ impl Statements {
         let mut unlist_message = Batch::new(BatchType::Logged);
         unlist_message.append_statement(
             p.idempotent(
-                "DELETE FROM {ks}.messages_by_arrival
-                 WHERE user_id = ? AND received_at = ? AND id = ?",
+                "DELETE FROM {ks}.messages_by_arrival_month
+                 WHERE user_id = ? AND month = ? AND received_at = ? AND id = ?",
             )
             .await?,
         );
@@ -206,13 +221,14 @@ impl Statements {
         // message deleted meanwhile are skipped, and the page is filled from the rows after.
         let mut list_first = p
             .idempotent(&format!(
-                "SELECT {arrival_columns} FROM {{ks}}.messages_by_arrival WHERE user_id = ?"
+                "SELECT {arrival_columns} FROM {{ks}}.messages_by_arrival_month
+                 WHERE user_id = ? AND month = ?"
             ))
             .await?;
         let mut list_after = p
             .idempotent(&format!(
-                "SELECT {arrival_columns} FROM {{ks}}.messages_by_arrival
-                 WHERE user_id = ? AND (received_at, id) < (?, ?)"
+                "SELECT {arrival_columns} FROM {{ks}}.messages_by_arrival_month
+                 WHERE user_id = ? AND month = ? AND (received_at, id) < (?, ?)"
             ))
             .await?;
         let mut in_discussion_first = p
@@ -337,13 +353,14 @@ impl Statements {
             select_raw_chunks,
             select_thread_keys: p
                 .idempotent(
-                    "SELECT key, discussion_id FROM {ks}.thread_keys
+                    "SELECT key, discussion_id FROM {ks}.thread_keys_by_key
                      WHERE user_id = ? AND key IN ?",
                 )
                 .await?,
             insert_thread_key: p
                 .idempotent(
-                    "INSERT INTO {ks}.thread_keys (user_id, key, discussion_id) VALUES (?, ?, ?)",
+                    "INSERT INTO {ks}.thread_keys_by_key (user_id, key, discussion_id)
+                     VALUES (?, ?, ?)",
                 )
                 .await?,
             claim_thread_key: p
@@ -465,12 +482,53 @@ impl Statements {
                 .await?,
             list_first,
             list_after,
-            // Rows a flag update left behind carry no size, so they are not counted.
             count_messages: p
-                .idempotent(
-                    "SELECT COUNT(raw_size) FROM {ks}.messages_by_arrival WHERE user_id = ?",
-                )
+                .idempotent("SELECT stored FROM {ks}.message_counts WHERE user_id = ?")
                 .await?,
+            // A counter update sent twice counts twice: never retried by the driver.
+            add_to_count: p
+                .appending("UPDATE {ks}.message_counts SET stored = stored + ? WHERE user_id = ?")
+                .await?,
+            insert_month: p
+                .idempotent("INSERT INTO {ks}.mailbox_months (user_id, month) VALUES (?, ?)")
+                .await?,
+            select_months: p
+                .idempotent("SELECT month FROM {ks}.mailbox_months WHERE user_id = ?")
+                .await?,
+            old_arrivals: {
+                let mut old = p
+                    .idempotent("SELECT id FROM {ks}.messages_by_arrival WHERE user_id = ?")
+                    .await?;
+                old.set_page_size(MEMBER_PAGE);
+                old
+            },
+            old_thread_keys: {
+                let mut old = p
+                    .idempotent("SELECT key, discussion_id FROM {ks}.thread_keys WHERE user_id = ?")
+                    .await?;
+                old.set_page_size(MEMBER_PAGE);
+                old
+            },
+            old_activity: {
+                let mut old = p
+                    .idempotent(
+                        "SELECT last_activity, discussion_id FROM {ks}.discussions_by_activity
+                         WHERE user_id = ?",
+                    )
+                    .await?;
+                old.set_page_size(MEMBER_PAGE);
+                old
+            },
+            month_sizes: {
+                let mut sizes = p
+                    .idempotent(
+                        "SELECT raw_size FROM {ks}.messages_by_arrival_month
+                         WHERE user_id = ? AND month = ?",
+                    )
+                    .await?;
+                sizes.set_page_size(MEMBER_PAGE);
+                sizes
+            },
             select_password_hash: p
                 .idempotent("SELECT password_hash FROM {ks}.users WHERE id = ?")
                 .await?,
@@ -480,27 +538,28 @@ impl Statements {
 
             insert_activity: p
                 .idempotent(
-                    "INSERT INTO {ks}.discussions_by_activity
-                         (user_id, last_activity, discussion_id)
-                     VALUES (?, ?, ?)",
+                    "INSERT INTO {ks}.discussions_by_activity_month
+                         (user_id, month, last_activity, discussion_id)
+                     VALUES (?, ?, ?, ?)",
                 )
                 .await?,
             delete_activity: p
                 .idempotent(
-                    "DELETE FROM {ks}.discussions_by_activity
-                     WHERE user_id = ? AND last_activity = ? AND discussion_id = ?",
+                    "DELETE FROM {ks}.discussions_by_activity_month
+                     WHERE user_id = ? AND month = ? AND last_activity = ? AND discussion_id = ?",
                 )
                 .await?,
             activity_first: p
                 .idempotent(
-                    "SELECT last_activity, discussion_id FROM {ks}.discussions_by_activity
-                     WHERE user_id = ? LIMIT ?",
+                    "SELECT last_activity, discussion_id FROM {ks}.discussions_by_activity_month
+                     WHERE user_id = ? AND month = ? LIMIT ?",
                 )
                 .await?,
             activity_after: p
                 .idempotent(
-                    "SELECT last_activity, discussion_id FROM {ks}.discussions_by_activity
-                     WHERE user_id = ? AND (last_activity, discussion_id) < (?, ?) LIMIT ?",
+                    "SELECT last_activity, discussion_id FROM {ks}.discussions_by_activity_month
+                     WHERE user_id = ? AND month = ? AND (last_activity, discussion_id) < (?, ?)
+                     LIMIT ?",
                 )
                 .await?,
             select_discussions_in: p
@@ -535,8 +594,8 @@ impl Statements {
                 .await?,
             set_arrival_flags: p
                 .idempotent(
-                    "UPDATE {ks}.messages_by_arrival SET flags_json = ?
-                     WHERE user_id = ? AND received_at = ? AND id = ?",
+                    "UPDATE {ks}.messages_by_arrival_month SET flags_json = ?
+                     WHERE user_id = ? AND month = ? AND received_at = ? AND id = ?",
                 )
                 .await?,
             set_in_discussion_flags: p
@@ -563,9 +622,9 @@ impl Statements {
                 .await?,
             replace_arrival_content: p
                 .idempotent(
-                    "UPDATE {ks}.messages_by_arrival
+                    "UPDATE {ks}.messages_by_arrival_month
                      SET date = ?, subject = ?, from_json = ?, parse_error = ?
-                     WHERE user_id = ? AND received_at = ? AND id = ?",
+                     WHERE user_id = ? AND month = ? AND received_at = ? AND id = ?",
                 )
                 .await?,
             replace_in_discussion_content: p
