@@ -365,8 +365,8 @@ impl Statements {
                 .await?,
             claim_thread_key: p
                 .lwt(
-                    "INSERT INTO {ks}.thread_keys (user_id, key, discussion_id) VALUES (?, ?, ?)
-                     IF NOT EXISTS",
+                    "INSERT INTO {ks}.thread_keys_by_key (user_id, key, discussion_id)
+                     VALUES (?, ?, ?) IF NOT EXISTS",
                 )
                 .await?,
             select_discussion_by_subject: p
