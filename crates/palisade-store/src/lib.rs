@@ -28,6 +28,7 @@ mod contract_mailbox;
 mod contract_replace;
 #[cfg(any(test, feature = "contract"))]
 mod contract_suggest;
+pub mod metered;
 mod replace;
 pub mod sqlite;
 pub mod suggest;
