@@ -584,7 +584,7 @@ impl ComposeApi {
                 MailError::Invalid(m) => ApiError::bad_request(m),
                 MailError::Refused(m) => ApiError::bad_gateway(m),
                 MailError::Unavailable(m) => {
-                    tracing::warn!(error = %m, "relay unavailable");
+                    tracing::warn!(error = %crate::mailer::without_addresses(&m), "relay unavailable");
                     ApiError::unavailable("the mail relay is unavailable; the draft is kept")
                 }
             })?;

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub mod admin;
+pub mod index_lag;
 pub mod parse_view;
 
 /// Command-line option shared by both binaries.
