@@ -190,13 +190,16 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .around(move |ep, mut req| {
             let allowed = allowed.clone();
             async move {
+                let request_id = request_id::for_request(req.headers());
                 let declared = req
                     .headers()
                     .get(poem::http::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
                 if declared.is_some_and(|n| n > max_body as u64) {
-                    return Err(too_large(max_body).into());
+                    let mut resp = to_json_error(too_large(max_body).into());
+                    request_id::set(&mut resp, &request_id);
+                    return Ok(resp);
                 }
                 // A body without a length fails to read past the limit, so it cannot fill
                 // memory, and the request is answered 413 like a declared one.
@@ -204,8 +207,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     body_limit::Capped::new(req.take_body().into_async_read(), max_body as u64);
                 req.set_body(poem::Body::from_async_read(body));
                 let path = req.uri().path().to_string();
-                let method = req.method().clone();
-                let request_id = request_id::for_request(req.headers());
+                let method = method_label(req.method());
                 let route = route_label(&allowed, &path);
                 // Every log line of the request carries its id, route and method: never the
                 // raw path, which holds message ids, nor the query, which holds searches.
@@ -227,7 +229,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     Err(e) => e.status(),
                 };
                 let elapsed = started.elapsed();
-                record_request(&route, &method, status, elapsed);
+                record_request(&route, method, status, elapsed);
                 span.in_scope(|| {
                     let ms = elapsed.as_millis() as u64;
                     let status = status.as_u16();
@@ -254,9 +256,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     // Answered here rather than by the catch-all, so errors carry the id too.
                     Err(e) => to_json_error(e),
                 };
-                if let Ok(value) = poem::http::HeaderValue::from_str(&request_id) {
-                    resp.headers_mut().insert(request_id::HEADER, value);
-                }
+                request_id::set(&mut resp, &request_id);
                 Ok::<_, poem::Error>(resp)
             }
         })
@@ -282,29 +282,33 @@ fn route_label(allowed: &document::AllowedMethods, path: &str) -> String {
     }
 }
 
-/// Counts a request by its route label and times it.
+/// The `method` label: only the methods HTTP defines, anything else as one bounded value.
+fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Counts a request by its route and method labels and times it.
 fn record_request(
     route: &str,
-    method: &poem::http::Method,
+    method: &'static str,
     status: poem::http::StatusCode,
     elapsed: Duration,
 ) {
     use palisade_metrics::metrics::{counter, histogram};
-    // Only the methods HTTP defines become labels; anything else is one bounded value.
-    let method = match *method {
-        poem::http::Method::GET
-        | poem::http::Method::POST
-        | poem::http::Method::PUT
-        | poem::http::Method::PATCH
-        | poem::http::Method::DELETE
-        | poem::http::Method::HEAD
-        | poem::http::Method::OPTIONS => method.as_str().to_string(),
-        _ => "OTHER".to_string(),
-    };
     counter!(
         palisade_metrics::API_REQUESTS,
         "route" => route.to_string(),
-        "method" => method.clone(),
+        "method" => method,
         "status" => status.as_u16().to_string()
     )
     .increment(1);

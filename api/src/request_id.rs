@@ -21,6 +21,13 @@ pub fn for_request(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
+/// Returns `id` to the caller on `resp`.
+pub fn set(resp: &mut poem::Response, id: &str) {
+    if let Ok(value) = poem::http::HeaderValue::from_str(id) {
+        resp.headers_mut().insert(HEADER, value);
+    }
+}
+
 /// Whether an incoming id is short and made of characters that are inert in any log format.
 fn acceptable(id: &str) -> bool {
     !id.is_empty()

@@ -240,6 +240,10 @@ def test_api_requests_carry_a_request_id_in_logs_and_response(make_daemon):
         assert re.fullmatch(r"[0-9a-f]{32}", rid), r.headers
         minted.append((rid, r.status))
     assert len({rid for rid, _ in minted}) == 3
+    # Refused before it reaches a handler, a request still gets its id back.
+    r = d.client().request("POST", "/auth/login", b"",
+                           headers={"Content-Length": str(10**12), "X-Request-Id": "too-big-1"})
+    assert r.status == 413 and r.headers.get("x-request-id") == "too-big-1", r
 
     # Each request's log line names its id, route template and status, never the raw path.
     deadline = time.monotonic() + 20

@@ -183,7 +183,7 @@ impl Pipeline {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(user = %users[i], error = %error_chain(e), "copy not stored");
+                    tracing::warn!(user = %users[i], error = %palisade_model::without_addresses(&error_chain(e)), "copy not stored");
                 }
             }
             if let Some(slot) = results.get_mut(i) {

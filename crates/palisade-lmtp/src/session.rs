@@ -262,7 +262,7 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             }
             Resolution::Unknown => self.conn.reply("550 5.1.1 No such user here"),
             Resolution::TemporaryFailure(reason) => {
-                tracing::warn!(%reason, "recipient lookup failed");
+                tracing::warn!(reason = %palisade_model::without_addresses(&reason), "recipient lookup failed");
                 self.conn
                     .reply("451 4.3.0 Temporary lookup failure, try again later");
             }

@@ -269,10 +269,11 @@ impl IndexWorker {
             let delay = self.policy.backoff(attempts);
             Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
         });
+        let logged = palisade_model::without_addresses(error);
         if retry_at.is_none() {
-            tracing::error!(job = job.id, attempts, error, "job dead-lettered");
+            tracing::error!(job = job.id, attempts, error = %logged, "job dead-lettered");
         } else {
-            tracing::debug!(job = job.id, attempts, error, "job failed; will retry");
+            tracing::debug!(job = job.id, attempts, error = %logged, "job failed; will retry");
         }
         self.queue.fail(job, error, retry_at).await?;
         let outcome = if retry_at.is_some() { "retry" } else { "dead" };
