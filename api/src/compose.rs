@@ -584,7 +584,7 @@ impl ComposeApi {
                 MailError::Invalid(m) => ApiError::bad_request(m),
                 MailError::Refused(m) => ApiError::bad_gateway(m),
                 MailError::Unavailable(m) => {
-                    tracing::warn!(error = %m, "relay unavailable");
+                    tracing::warn!(error = %palisade_model::without_addresses(&m), "relay unavailable");
                     ApiError::unavailable("the mail relay is unavailable; the draft is kept")
                 }
             })?;
@@ -613,7 +613,7 @@ impl ComposeApi {
         {
             Ok(id) => Some(id),
             Err(e) => {
-                tracing::error!(error = %error_chain(&e), "message sent but its copy could not be stored");
+                tracing::error!(error = %palisade_model::without_addresses(&error_chain(&e)), "message sent but its copy could not be stored");
                 None
             }
         };

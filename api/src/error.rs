@@ -138,11 +138,11 @@ impl From<StoreError> for ApiError {
             // Store "not found" reaching a handler is a bad cursor or id in the request.
             StoreError::NotFound(m) => ApiError::bad_request(format!("invalid reference: {m}")),
             StoreError::Unavailable(m) => {
-                tracing::warn!(error = %m, "storage unavailable");
+                tracing::warn!(error = %palisade_model::without_addresses(&m), "storage unavailable");
                 ApiError::unavailable("storage unavailable")
             }
             StoreError::Corrupt(m) => {
-                tracing::error!(error = %m, "corrupt record");
+                tracing::error!(error = %palisade_model::without_addresses(&m), "corrupt record");
                 ApiError::unavailable("stored data could not be read")
             }
         }

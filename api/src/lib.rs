@@ -5,6 +5,7 @@
 //! configured backends and call [`serve`].
 
 mod account;
+pub mod active_sessions;
 mod body;
 mod body_limit;
 mod compose;
@@ -17,6 +18,7 @@ mod login_limits;
 mod mail;
 pub mod mailer;
 pub mod passwords;
+pub mod request_id;
 pub mod rules;
 pub mod sessions;
 pub mod streams;
@@ -39,6 +41,7 @@ use poem_openapi::{OpenApiService, SecurityScheme};
 use sessions::{Session, Sessions};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Base path of every API route.
 pub const API_PREFIX: &str = "/api/v1";
@@ -63,6 +66,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Open event streams per user on this node, capped by the configuration.
     pub event_streams: streams::StreamSlots,
+    /// Sessions recently using the API on this node, for the active-sessions gauge.
+    pub active_sessions: active_sessions::ActiveSessions,
     /// Listener and policy settings.
     pub config: ApiConfig,
 }
@@ -83,6 +88,7 @@ impl AppState {
             event_streams: streams::StreamSlots::new(
                 usize::try_from(config.max_event_streams_per_user).unwrap_or(usize::MAX),
             ),
+            active_sessions: active_sessions::ActiveSessions::default(),
             store,
             index,
             cache,
@@ -111,7 +117,10 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<Session> {
         .data::<Arc<AppState>>()
         .ok_or_else(|| poem::Error::from(ApiError::unavailable("not configured")))?;
     match state.sessions.authenticate(&bearer.token).await {
-        Ok(Some(session)) => Ok(session),
+        Ok(Some(session)) => {
+            state.active_sessions.seen(&session.id);
+            Ok(session)
+        }
         Ok(None) => Err(ApiError::unauthorized("missing, expired or revoked session").into()),
         Err(e) => Err(ApiError::from(e).into()),
     }
@@ -181,13 +190,16 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .around(move |ep, mut req| {
             let allowed = allowed.clone();
             async move {
+                let request_id = request_id::for_request(req.headers());
                 let declared = req
                     .headers()
                     .get(poem::http::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
                 if declared.is_some_and(|n| n > max_body as u64) {
-                    return Err(too_large(max_body).into());
+                    let mut resp = to_json_error(too_large(max_body).into());
+                    request_id::set(&mut resp, &request_id);
+                    return Ok(resp);
                 }
                 // A body without a length fails to read past the limit, so it cannot fill
                 // memory, and the request is answered 413 like a declared one.
@@ -195,9 +207,18 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     body_limit::Capped::new(req.take_body().into_async_read(), max_body as u64);
                 req.set_body(poem::Body::from_async_read(body));
                 let path = req.uri().path().to_string();
-                let method = req.method().clone();
+                let method = method_label(req.method());
+                let route = route_label(&allowed, &path);
+                // Every log line of the request carries its id, route and method: never the
+                // raw path, which holds message ids, nor the query, which holds searches.
+                let span = tracing::info_span!(
+                    "request",
+                    id = %request_id,
+                    method = %method,
+                    route = %route
+                );
                 let started = std::time::Instant::now();
-                let result = ep.call(req).await;
+                let result = ep.call(req).instrument(span.clone()).await;
                 let result = if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
                     Err(too_large(max_body).into())
                 } else {
@@ -207,12 +228,22 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     Ok(resp) => resp.status(),
                     Err(e) => e.status(),
                 };
-                record_request(&allowed, &path, &method, status, started.elapsed());
-                match result {
+                let elapsed = started.elapsed();
+                record_request(&route, method, status, elapsed);
+                span.in_scope(|| {
+                    let ms = elapsed.as_millis() as u64;
+                    let status = status.as_u16();
+                    if route == palisade_metrics::ROUTE_STATIC {
+                        tracing::debug!(status, ms, "request served");
+                    } else {
+                        tracing::info!(status, ms, "request served");
+                    }
+                });
+                let mut resp = match result {
                     Ok(resp) => {
                         let mut resp = poem::IntoResponse::into_response(resp);
                         web_client::set_headers(&path, API_PREFIX, resp.headers_mut());
-                        Ok(resp)
+                        resp
                     }
                     // An undeclared method on a known path: say which ones it has (RFC 9110).
                     Err(e) if e.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED => {
@@ -220,10 +251,13 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                         if let Some(allow) = allowed.for_path(&path) {
                             resp.headers_mut().insert(poem::http::header::ALLOW, allow);
                         }
-                        Ok(resp)
+                        resp
                     }
-                    Err(e) => Err(e),
-                }
+                    // Answered here rather than by the catch-all, so errors carry the id too.
+                    Err(e) => to_json_error(e),
+                };
+                request_id::set(&mut resp, &request_id);
+                Ok::<_, poem::Error>(resp)
             }
         })
         .with(
@@ -236,44 +270,51 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .catch_all_error(|e| async move { to_json_error(e) })
 }
 
-/// Counts a request by its route template (never the raw path, which carries ids).
-fn record_request(
-    allowed: &document::AllowedMethods,
-    path: &str,
-    method: &poem::http::Method,
-    status: poem::http::StatusCode,
-    elapsed: Duration,
-) {
-    use palisade_metrics::metrics::{counter, histogram};
-    let route = if path == API_PREFIX || path.starts_with(&format!("{API_PREFIX}/")) {
+/// The `route` label of a path: its route template, never the raw path, which carries ids.
+fn route_label(allowed: &document::AllowedMethods, path: &str) -> String {
+    if path == API_PREFIX || path.starts_with(&format!("{API_PREFIX}/")) {
         allowed
             .template_for(path)
             .unwrap_or(palisade_metrics::ROUTE_UNMATCHED)
             .to_string()
     } else {
         palisade_metrics::ROUTE_STATIC.to_string()
-    };
-    // Only the methods HTTP defines become labels; anything else is one bounded value.
-    let method = match *method {
-        poem::http::Method::GET
-        | poem::http::Method::POST
-        | poem::http::Method::PUT
-        | poem::http::Method::PATCH
-        | poem::http::Method::DELETE
-        | poem::http::Method::HEAD
-        | poem::http::Method::OPTIONS => method.as_str().to_string(),
-        _ => "OTHER".to_string(),
-    };
+    }
+}
+
+/// The `method` label: only the methods HTTP defines, anything else as one bounded value.
+fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Counts a request by its route and method labels and times it.
+fn record_request(
+    route: &str,
+    method: &'static str,
+    status: poem::http::StatusCode,
+    elapsed: Duration,
+) {
+    use palisade_metrics::metrics::{counter, histogram};
     counter!(
         palisade_metrics::API_REQUESTS,
-        "route" => route.clone(),
-        "method" => method.clone(),
+        "route" => route.to_string(),
+        "method" => method,
         "status" => status.as_u16().to_string()
     )
     .increment(1);
     histogram!(
         palisade_metrics::API_REQUEST_SECONDS,
-        "route" => route,
+        "route" => route.to_string(),
         "method" => method
     )
     .record(elapsed.as_secs_f64());
@@ -293,11 +334,27 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    poem::Server::new_with_acceptor(acceptor)
+    // Sessions age out of the gauge even while no request comes in.
+    let sampler = {
+        let state = state.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { state.active_sessions.sample(); }
+                    _ = stop.cancelled() => break,
+                }
+            }
+        })
+    };
+    let served = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             app(state),
             async move { shutdown.cancelled().await },
             Some(Duration::from_secs(10)),
         )
-        .await
+        .await;
+    sampler.abort();
+    served
 }

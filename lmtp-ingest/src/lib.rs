@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub mod admin;
+pub mod index_lag;
 pub mod parse_view;
 
 /// Command-line option shared by both binaries.
@@ -98,8 +99,8 @@ pub async fn open_backends(config: &Config, migrate: bool) -> anyhow::Result<Bac
             );
             // The outbox lives in the same database, written in the delivery transaction.
             Ok(Backends {
-                store: store.clone(),
-                queue: store.clone(),
+                store: metered_store(store.clone(), "sqlite"),
+                queue: metered_queue(store.clone(), "sqlite-jobs"),
                 embedded: Some(store),
             })
         }
@@ -112,18 +113,28 @@ pub async fn open_backends(config: &Config, migrate: bool) -> anyhow::Result<Bac
                 let applied = store.migrate().await.context("migrating Cassandra")?;
                 tracing::info!(applied, "cassandra schema up to date");
             }
-            let queue: Arc<dyn JobQueue> = Arc::new(
+            let queue = Arc::new(
                 AmqpQueue::connect(&config.queue.rabbitmq)
                     .await
                     .context("connecting to RabbitMQ")?,
             );
             Ok(Backends {
-                store: Arc::new(store),
-                queue,
+                store: metered_store(Arc::new(store), "cassandra"),
+                queue: metered_queue(queue, "rabbitmq"),
                 embedded: None,
             })
         }
     }
+}
+
+/// `store`, its operations timed and counted under the `backend` label.
+fn metered_store(store: Arc<dyn Store>, backend: &'static str) -> Arc<dyn Store> {
+    Arc::new(palisade_store::metered::Metered::new(store, backend))
+}
+
+/// `queue`, its operations timed and counted under the `backend` label.
+fn metered_queue(queue: Arc<dyn JobQueue>, backend: &'static str) -> Arc<dyn JobQueue> {
+    Arc::new(palisade_jobs::metered::Metered::new(queue, backend))
 }
 
 /// What `palisade-admin migrate` did.
@@ -200,7 +211,10 @@ pub fn open_index(config: &Config, writer: bool) -> anyhow::Result<Index> {
             }
             .with_context(|| format!("opening tantivy index {}", dir.display()))?;
             Ok(Index {
-                index: Arc::new(index),
+                index: Arc::new(palisade_index::metered::Metered::new(
+                    Arc::new(index),
+                    "tantivy",
+                )),
                 elasticsearch: None,
             })
         }
@@ -210,7 +224,10 @@ pub fn open_index(config: &Config, writer: bool) -> anyhow::Result<Index> {
                     .context("configuring Elasticsearch")?,
             );
             Ok(Index {
-                index: es.clone(),
+                index: Arc::new(palisade_index::metered::Metered::new(
+                    es.clone(),
+                    "elasticsearch",
+                )),
                 elasticsearch: Some(es),
             })
         }
@@ -220,13 +237,19 @@ pub fn open_index(config: &Config, writer: bool) -> anyhow::Result<Index> {
 /// Opens the cache the configuration selects. Redis is connected in the background, so a
 /// Redis outage never stops the daemon from starting; until it connects, calls fail cleanly.
 pub fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn Cache>> {
-    let cache: Arc<dyn Cache> = match config.cache.backend {
-        CacheBackend::Memory => Arc::new(MemoryCache::new()),
-        CacheBackend::Redis => Arc::new(LazyRedis::new(config.cache.redis_url.clone())),
+    let (cache, backend): (Arc<dyn Cache>, _) = match config.cache.backend {
+        CacheBackend::Memory => (Arc::new(MemoryCache::new()), "memory"),
+        CacheBackend::Redis => (
+            Arc::new(LazyRedis::new(config.cache.redis_url.clone())),
+            "redis",
+        ),
     };
-    Ok(if config.cache.prefix.is_empty() {
+    let cache = if config.cache.prefix.is_empty() {
         cache
     } else {
         Arc::new(Namespaced::new(cache, config.cache.prefix.clone()))
-    })
+    };
+    Ok(Arc::new(palisade_cache::metered::Metered::new(
+        cache, backend,
+    )))
 }

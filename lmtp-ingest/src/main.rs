@@ -85,6 +85,19 @@ async fn main() -> anyhow::Result<()> {
 
     let worker_stop = CancellationToken::new();
     let search = index.as_ref().map(|i| i.index.clone());
+    let lag_interval = config.admin.index_lag_interval_secs;
+    let lag_task = match &search {
+        Some(search) if admin_task.is_some() && lag_interval > 0 => {
+            Some(tokio::spawn(lmtp_ingest::index_lag::sample_periodically(
+                backends.store.clone(),
+                search.clone(),
+                Duration::from_secs(lag_interval),
+                Duration::from_secs(config.admin.check_timeout_secs.max(1)),
+                worker_stop.clone(),
+            )))
+        }
+        _ => None,
+    };
     let worker_task = match index {
         Some(index) if is_worker => {
             let jobs = &config.jobs;
@@ -206,6 +219,9 @@ async fn main() -> anyhow::Result<()> {
     worker_stop.cancel();
     if let Some(worker) = worker_task {
         worker.await.context("index worker panicked")?;
+    }
+    if let Some(lag) = lag_task {
+        lag.await.context("index lag sampler panicked")?;
     }
     admin_stop.cancel();
     if let Some(admin) = admin_task {

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod memory;
+pub mod metered;
 pub mod namespaced;
 pub mod redis;
 pub mod redis_lazy;

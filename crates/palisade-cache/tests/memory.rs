@@ -7,3 +7,9 @@ use palisade_cache::memory::MemoryCache;
 async fn contract_suite() {
     contract::run_all(&MemoryCache::new()).await;
 }
+
+#[tokio::test]
+async fn metered_contract_suite() {
+    let cache = std::sync::Arc::new(MemoryCache::new());
+    contract::run_all(&palisade_cache::metered::Metered::new(cache, "memory")).await;
+}

@@ -203,6 +203,9 @@ pub struct AdminConfig {
     pub drain_secs: u64,
     /// Seconds each backend gets to answer a readiness check.
     pub check_timeout_secs: u64,
+    /// Seconds between samples of the index lag (stored minus indexed, over every user) on
+    /// nodes that search or index; 0 turns sampling off, e.g. on all nodes but one.
+    pub index_lag_interval_secs: u64,
 }
 
 impl Default for AdminConfig {
@@ -211,6 +214,7 @@ impl Default for AdminConfig {
             listen: None,
             drain_secs: 5,
             check_timeout_secs: 2,
+            index_lag_interval_secs: 30,
         }
     }
 }

@@ -16,6 +16,7 @@ mod analysis;
 pub mod contract;
 pub mod elasticsearch;
 mod limits;
+pub mod metered;
 pub mod tantivy;
 
 /// The embedded backend under its earlier path, which the daemon and the worker's tests use.

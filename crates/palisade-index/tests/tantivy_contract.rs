@@ -121,3 +121,10 @@ fn read_only_needs_an_existing_index() {
         Err(IndexError::Unavailable(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metered_tantivy_passes_the_contract() {
+    let dir = tempdir();
+    let index = std::sync::Arc::new(open(TantivyIndex::open(dir.path())));
+    contract::run_all(&palisade_index::metered::Metered::new(index, "tantivy")).await;
+}

@@ -20,6 +20,7 @@ use palisade_store::{Delivery, Mailbox, StoreError, raw_hash};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 /// How long a new-mail notification may take before it is abandoned; it is only a hint.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -161,7 +162,11 @@ impl Pipeline {
                 envelope: copy.envelope,
                 flags: copy.flags,
             };
-            writes.spawn(async move { (i, store_copy(store, publisher, delivery).await) });
+            // The copy's log lines stay in the transaction's or request's span.
+            writes.spawn(
+                async move { (i, store_copy(store, publisher, delivery).await) }
+                    .instrument(tracing::Span::current()),
+            );
         }
         let mut results: Vec<Option<Result<MessageId, PipelineError>>> =
             users.iter().map(|_| None).collect();
@@ -178,7 +183,7 @@ impl Pipeline {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(user = %users[i], error = %error_chain(e), "copy not stored");
+                    tracing::warn!(user = %users[i], error = %palisade_model::without_addresses(&error_chain(e)), "copy not stored");
                 }
             }
             if let Some(slot) = results.get_mut(i) {

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub mod amqp;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+pub mod metered;
 
 /// Why a queue operation failed.
 #[derive(Debug, Clone, thiserror::Error)]

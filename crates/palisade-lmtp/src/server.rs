@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// How long a trusted proxy gets to send its PROXY header.
 const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,7 +131,7 @@ pub async fn serve_stream<B, S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let conn = Conn::new(stream, config.limits.idle_timeout);
-    let end = Session::new(
+    let session = Session::new(
         conn,
         backend,
         &config.limits,
@@ -138,11 +139,11 @@ pub async fn serve_stream<B, S>(
         &config.hostname,
         client,
         shutdown,
-    )
-    .run()
-    .await;
-    match end {
+    );
+    let span = tracing::info_span!("lmtp", session = %session.id);
+    let end = session.run().instrument(span.clone()).await;
+    span.in_scope(|| match end {
         End::Io(e) => tracing::info!(%client, error = %e, "session ended by i/o error"),
         other => tracing::debug!(%client, end = ?other, "session ended"),
-    }
+    });
 }

@@ -10,9 +10,13 @@ use smtp_proto::{Error as ProtoError, Request};
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// The state of one mail transaction (MAIL .. DATA/BDAT LAST).
 struct Transaction<R> {
+    /// `<session>.<n>`: names the transaction in every log line and in its 250 replies,
+    /// which Postfix logs, so its log and ours can be joined.
+    id: String,
     mail_from: Option<String>,
     recipients: Vec<(Address, R)>,
     /// BDAT chunks received so far; `None` until the first BDAT.
@@ -70,8 +74,13 @@ pub(crate) struct Session<'a, B: DeliveryBackend, S> {
     pub(crate) hostname: &'a str,
     pub(crate) client: SocketAddr,
     pub(crate) shutdown: &'a CancellationToken,
+    /// This connection's id, the prefix of its transactions' ids; random rather than
+    /// counted, so ids stay unique across restarts and nodes.
+    pub(crate) id: String,
     greeted: bool,
     txn: Option<Transaction<B::Recipient>>,
+    /// Transactions begun on this connection.
+    transactions: u32,
 }
 
 impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S> {
@@ -84,6 +93,8 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         client: SocketAddr,
         shutdown: &'a CancellationToken,
     ) -> Self {
+        let mut id = uuid::Uuid::new_v4().simple().to_string();
+        id.truncate(16);
         Session {
             conn,
             backend,
@@ -92,8 +103,10 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             hostname,
             client,
             shutdown,
+            id,
             greeted: false,
             txn: None,
+            transactions: 0,
         }
     }
 
@@ -216,7 +229,9 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
                 self.conn.reply(OVER_BUDGET);
                 return;
             }
+            self.transactions = self.transactions.saturating_add(1);
             self.txn = Some(Transaction {
+                id: format!("{}.{}", self.id, self.transactions),
                 mail_from: (!from.is_empty()).then_some(from),
                 recipients: Vec::new(),
                 chunks: None,
@@ -247,7 +262,7 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             }
             Resolution::Unknown => self.conn.reply("550 5.1.1 No such user here"),
             Resolution::TemporaryFailure(reason) => {
-                tracing::warn!(%reason, "recipient lookup failed");
+                tracing::warn!(reason = %palisade_model::without_addresses(&reason), "recipient lookup failed");
                 self.conn
                     .reply("451 4.3.0 Temporary lookup failure, try again later");
             }
@@ -368,6 +383,12 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         let Some(txn) = self.txn.take() else {
             return;
         };
+        let span = tracing::info_span!("txn", id = %txn.id);
+        self.deliver(txn, raw, dropped).instrument(span).await;
+    }
+
+    /// Refuses or delivers a finished transaction's message, answering each recipient.
+    async fn deliver(&mut self, txn: Transaction<B::Recipient>, raw: Vec<u8>, dropped: Dropped) {
         // Held until the recipients are answered: parsing and storing still use the bytes.
         let reservation = txn.reservation;
         let count = txn.recipients.len();
@@ -389,6 +410,7 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         }
         let size = raw.len();
         let (addresses, recipients): (Vec<_>, Vec<_>) = txn.recipients.into_iter().unzip();
+        let txn_id = txn.id;
         let message = IncomingMessage {
             // The buffer becomes the message as it is: no second copy of a large message.
             raw: Bytes::from(raw),
@@ -410,7 +432,7 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             let reply = match statuses.get(i) {
                 Some(RecipientStatus::Delivered) => {
                     delivered += 1;
-                    "250 2.0.0 Message accepted for delivery".to_string()
+                    format!("250 2.0.0 Message accepted for delivery as {txn_id}")
                 }
                 Some(RecipientStatus::PermanentFailure(reason)) => {
                     format!("550 5.3.0 {}", one_line(reason))

@@ -199,3 +199,36 @@ async fn within_the_budget_recipients_get_their_own_replies() {
     );
     assert_eq!(backend.stored.lock().expect("lock").len(), 1);
 }
+
+#[tokio::test]
+async fn each_transaction_is_named_in_its_replies_by_session_and_number() {
+    let backend = Recorder::default();
+    let budget = MemoryBudget::new(MIB);
+    let mut script = b"LHLO c\r\n".to_vec();
+    script.extend(data_transaction(
+        "MAIL FROM:<a@x.test>",
+        &["one@x.test", "two@x.test"],
+        100,
+    ));
+    script.extend(data_transaction(
+        "MAIL FROM:<a@x.test>",
+        &["one@x.test"],
+        100,
+    ));
+    script.extend_from_slice(b"QUIT\r\n");
+    let replies = converse(&backend, &budget, script).await;
+    let named: Vec<&str> = replies
+        .iter()
+        .filter_map(|l| l.strip_prefix("250 2.0.0 Message accepted for delivery as "))
+        .collect();
+    assert_eq!(named.len(), 3, "{replies:?}");
+    let (session, first) = named[0].split_once('.').expect("session.n");
+    assert_eq!(session.len(), 16);
+    assert!(session.bytes().all(|b| b.is_ascii_hexdigit()), "{session}");
+    assert_eq!(first, "1");
+    assert_eq!(
+        named[1], named[0],
+        "recipients of one transaction share its id"
+    );
+    assert_eq!(named[2], format!("{session}.2"));
+}

@@ -73,6 +73,21 @@ impl From<Address> for String {
     }
 }
 
+/// `text` with every word that holds an `@` replaced by `<address>`: how error text from a
+/// backend or a relay, which often quotes addresses, is written to the log.
+pub fn without_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                "<address>"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +105,18 @@ mod tests {
         assert_eq!(Address::parse("nobody"), Err(AddressError::Malformed));
         assert_eq!(Address::parse("@x"), Err(AddressError::Malformed));
         assert_eq!(Address::parse("a b@x"), Err(AddressError::Malformed));
+    }
+
+    #[test]
+    fn log_text_loses_the_addresses_it_quotes() {
+        let reply = "450 4.2.0 <bob@example.test>: Recipient address rejected: try later";
+        assert_eq!(
+            without_addresses(reply),
+            "450 4.2.0 <address> Recipient address rejected: try later"
+        );
+        assert_eq!(
+            without_addresses("address a@b: bad"),
+            "address <address> bad"
+        );
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 mod address;
 mod privacy;
 
-pub use address::{Address, AddressError};
+pub use address::{Address, AddressError, without_addresses};
 pub use privacy::{
     AuthResults, CryptoKind, HopTls, PrivacyFactor, PrivacyFeature, PrivacyFeatures, SpamVerdict,
 };

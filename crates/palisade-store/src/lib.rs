@@ -30,6 +30,7 @@ mod contract_months;
 mod contract_replace;
 #[cfg(any(test, feature = "contract"))]
 mod contract_suggest;
+pub mod metered;
 mod replace;
 pub mod sqlite;
 pub mod suggest;

@@ -11,6 +11,7 @@
 use chrono::Utc;
 use palisade_index::{IndexDocument, IndexError, SearchIndex};
 use palisade_jobs::{Job, JobKind, JobQueue, QueueError};
+use palisade_metrics::metrics::counter;
 use palisade_model::{Address, Message, ParticipantRole, UserId};
 use palisade_store::{Store, StoreError};
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How often an idle worker looks for due retries without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -117,63 +119,102 @@ impl IndexWorker {
         // A batch is mostly one user's mail arriving together: look their addresses up once.
         let mut own_addresses: HashMap<UserId, Vec<Address>> = HashMap::new();
         for job in jobs {
-            let spec = job.spec;
-            match spec.kind {
-                JobKind::Index => match self.store.get_message(spec.user_id, spec.message_id).await
-                {
-                    Ok(Some(message)) => {
-                        match self.learn_contacts(&message, &mut own_addresses).await {
-                            Ok(()) => batch.push((job, IndexDocument::from_message(&message))),
-                            Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
-                        }
-                    }
-                    // Deleted since: take it out of the index too.
-                    Ok(None) => match self
-                        .index
-                        .delete_message(spec.user_id, spec.message_id)
-                        .await
-                    {
-                        Ok(()) => done.push(job),
-                        Err(e) => {
-                            let fault = match e {
-                                IndexError::Unavailable(_) => Fault::Outage,
-                                _ => Fault::Job,
-                            };
-                            self.fail(&job, &e.to_string(), fault).await?
-                        }
-                    },
-                    Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
-                },
+            // Every log line about a job names it; the ids are not personal.
+            let span = tracing::info_span!(
+                "job",
+                id = job.id,
+                kind = job.spec.kind.as_str(),
+                message = %job.spec.message_id
+            );
+            if let Some(ready) = self
+                .prepare(job, &mut own_addresses, &mut done)
+                .instrument(span)
+                .await?
+            {
+                batch.push(ready);
             }
         }
         if !batch.is_empty() {
-            let docs = batch.iter().map(|(_, d)| d.clone()).collect();
-            match self.index.index(docs).await {
-                Ok(()) => done.extend(batch.into_iter().map(|(job, _)| job)),
-                Err(e @ IndexError::Unavailable(_)) => {
-                    tracing::warn!(error = %e, jobs = batch.len(), "search index unavailable; will retry");
-                    for (job, _) in &batch {
-                        self.fail(job, &e.to_string(), Fault::Outage).await?;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, jobs = batch.len(), "batch indexing failed; isolating");
-                    // One poison document must not hold back the rest: retry one by one.
-                    for (job, doc) in batch {
-                        match self.index.index(vec![doc]).await {
-                            Ok(()) => done.push(job),
-                            Err(e) => self.fail(&job, &e.to_string(), Fault::of(&e)).await?,
-                        }
-                    }
-                }
-            }
+            let ids: Vec<u64> = batch.iter().map(|(job, _)| job.id).collect();
+            self.index_batch(batch, &mut done)
+                .instrument(tracing::info_span!("jobs", ids = ?ids))
+                .await?;
         }
         if !done.is_empty() {
             self.queue.complete(&done).await?;
             // Which node did which share of the work, when several workers compete.
             tracing::debug!(completed = done.len(), "jobs completed");
+            for job in &done {
+                counter!(palisade_metrics::JOBS_PROCESSED, "kind" => job.spec.kind.as_str(), "outcome" => "done")
+                    .increment(1);
+            }
         }
         Ok(count)
+    }
+
+    /// Reads what one job needs; returns its document when it is to be indexed, having
+    /// settled it already otherwise.
+    async fn prepare(
+        &self,
+        job: Job,
+        own_addresses: &mut HashMap<UserId, Vec<Address>>,
+        done: &mut Vec<Job>,
+    ) -> Result<Option<(Job, IndexDocument)>, QueueError> {
+        let spec = job.spec;
+        match spec.kind {
+            JobKind::Index => match self.store.get_message(spec.user_id, spec.message_id).await {
+                Ok(Some(message)) => match self.learn_contacts(&message, own_addresses).await {
+                    Ok(()) => return Ok(Some((job, IndexDocument::from_message(&message)))),
+                    Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
+                },
+                // Deleted since: take it out of the index too.
+                Ok(None) => match self
+                    .index
+                    .delete_message(spec.user_id, spec.message_id)
+                    .await
+                {
+                    Ok(()) => done.push(job),
+                    Err(e) => {
+                        let fault = match e {
+                            IndexError::Unavailable(_) => Fault::Outage,
+                            _ => Fault::Job,
+                        };
+                        self.fail(&job, &e.to_string(), fault).await?
+                    }
+                },
+                Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
+            },
+        }
+        Ok(None)
+    }
+
+    /// Indexes the documents of a batch at once, isolating a document the index refuses.
+    async fn index_batch(
+        &self,
+        batch: Vec<(Job, IndexDocument)>,
+        done: &mut Vec<Job>,
+    ) -> Result<(), QueueError> {
+        let docs = batch.iter().map(|(_, d)| d.clone()).collect();
+        match self.index.index(docs).await {
+            Ok(()) => done.extend(batch.into_iter().map(|(job, _)| job)),
+            Err(e @ IndexError::Unavailable(_)) => {
+                tracing::warn!(error = %e, jobs = batch.len(), "search index unavailable; will retry");
+                for (job, _) in &batch {
+                    self.fail(job, &e.to_string(), Fault::Outage).await?;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = batch.len(), "batch indexing failed; isolating");
+                // One poison document must not hold back the rest: retry one by one.
+                for (job, doc) in batch {
+                    match self.index.index(vec![doc]).await {
+                        Ok(()) => done.push(job),
+                        Err(e) => self.fail(&job, &e.to_string(), Fault::of(&e)).await?,
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds the people the user corresponds with to their address book: the authors of
@@ -230,10 +271,17 @@ impl IndexWorker {
             let delay = self.policy.backoff(attempts);
             Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
         });
+        let logged = palisade_model::without_addresses(error);
         if retry_at.is_none() {
-            tracing::error!(job = job.id, attempts, error, "job dead-lettered");
+            tracing::error!(job = job.id, attempts, error = %logged, "job dead-lettered");
+        } else {
+            tracing::debug!(job = job.id, attempts, error = %logged, "job failed; will retry");
         }
-        self.queue.fail(job, error, retry_at).await
+        self.queue.fail(job, error, retry_at).await?;
+        let outcome = if retry_at.is_some() { "retry" } else { "dead" };
+        counter!(palisade_metrics::JOBS_PROCESSED, "kind" => job.spec.kind.as_str(), "outcome" => outcome)
+            .increment(1);
+        Ok(())
     }
 }
 
