@@ -2,15 +2,12 @@
 partitioned by month (before schema version 6), shows through the API of the current one once
 `palisade-admin migrate` has run.
 
-Distributed only, and it needs the older binaries: build commit 4133998 (the last before the
-month partitions) and point PALISADE_OLD_BIN_DIR at its `lmtp-ingest` and `palisade-admin`,
-for example
+Distributed only, and it needs the older binaries: `devtools/test` builds the commit named in
+devtools/upgrade-from (the last before the month partitions) with `devtools/old-binaries` and
+points PALISADE_OLD_BIN_DIR at them. By hand:
 
-    git worktree add /tmp/palisade-old 4133998
-    (cd /tmp/palisade-old && cargo build -p lmtp-ingest --bins)
-    PALISADE_OLD_BIN_DIR=$CARGO_TARGET_DIR/debug ...
+    PALISADE_OLD_BIN_DIR="$(devtools/old-binaries)" python3 -m pytest lmtp-ingest/e2e/test_upgrade.py
 
-(copy them elsewhere first if the same target directory then builds the current ones).
 Without it the test fails rather than skips, on the distributed backend: an upgrade test
 nobody runs looks exactly like one that passes.
 
