@@ -16,6 +16,7 @@ The fixed ports of inventories/ci-embedded mean two runs of this module must not
 from __future__ import annotations
 
 import email
+import hashlib
 import http.client
 import json
 import os
@@ -238,3 +239,49 @@ def test_mail_sent_through_the_api_leaves_dkim_signed(users):
     assert signature, raw[:1200]
     fields = dict(part.strip().split("=", 1) for part in signature.replace("\n", "").split(";") if "=" in part)
     assert fields["d"] == "example.test" and fields["s"] == "palisade", signature
+
+
+def test_upgrade_rolls_the_node_and_mail_still_flows(users):
+    """upgrade.yml to a release whose binaries differ (the same code with bytes appended, which
+    the ELF loader ignores): the node is drained, replaced, restarted, waited for on /readyz and
+    put back, then smoke.yml and a delivery pass."""
+    root = users["root"]
+    release = Path(users["env"]["PALISADE_RELEASE_DIR"])
+    upgraded = release.parent / "release-next"
+    upgraded.mkdir()
+    sums = []
+    for name in ("lmtp-ingest", "palisade-admin"):
+        data = (release / name).read_bytes() + b"\0palisade-next\0"
+        (upgraded / name).write_bytes(data)
+        (upgraded / name).chmod(0o755)
+        sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}")
+    (upgraded / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    pid_before = (root / "run" / "palisade-ci.pid").read_text().strip()
+
+    env = {**users["env"], "PALISADE_RELEASE_DIR": str(upgraded)}
+    r = run([*users["playbook"], "upgrade.yml"], env=env)
+    assert r.returncode == 0, r.stdout[-8000:]
+    assert "Drain this node in HAProxy" in r.stdout and "Put the node back into HAProxy" in r.stdout
+    assert (root / "run" / "palisade-ci.pid").read_text().strip() != pid_before, "palisade was not restarted"
+    assert (root / "usr/local/bin/lmtp-ingest").read_bytes().endswith(b"\0palisade-next\0")
+
+    r = run([*users["playbook"], "smoke.yml"], env=env)
+    assert r.returncode == 0, r.stdout[-6000:]
+    subject = f"ansible upgraded {uuid.uuid4().hex[:8]}"
+    swaks("--server", NODE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+          "--from", "someone@sender.test", "--to", "alice@example.test",
+          "--header", f"Subject: {subject}", "--body", "After the upgrade.\n")
+    assert wait_raw(users, login(users, "alice@example.test"), subject)
+
+
+def test_a_tampered_release_is_refused(users):
+    release = Path(users["env"]["PALISADE_RELEASE_DIR"])
+    tampered = release.parent / "release-tampered"
+    shutil.copytree(release, tampered)
+    with open(tampered / "palisade-admin", "ab") as f:
+        f.write(b"\0not what SHA256SUMS says\0")
+    r = run([*users["playbook"], "site.yml"], env={**users["env"], "PALISADE_RELEASE_DIR": str(tampered)})
+    assert r.returncode != 0
+    assert "palisade-admin does not match SHA256SUMS" in r.stdout, r.stdout[-4000:]
+    installed = users["root"] / "usr/local/bin/palisade-admin"
+    assert not installed.read_bytes().endswith(b"\0not what SHA256SUMS says\0")
