@@ -285,3 +285,11 @@ def test_a_tampered_release_is_refused(users):
     assert "palisade-admin does not match SHA256SUMS" in r.stdout, r.stdout[-4000:]
     installed = users["root"] / "usr/local/bin/palisade-admin"
     assert not installed.read_bytes().endswith(b"\0not what SHA256SUMS says\0")
+
+
+def test_dashboard_uses_only_documented_metrics():
+    dashboard = json.loads((ANSIBLE_DIR / "grafana" / "palisade-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"\bpalisade_[a-z_]+", e)}
+    documented = set(re.findall(r"`(palisade_[a-z_]+)`", (REPO / "docs" / "metrics.md").read_text()))
+    assert used and used <= documented, used - documented
