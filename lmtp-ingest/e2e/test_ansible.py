@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -33,7 +34,9 @@ import pytest
 
 from palisade_e2e import ADMIN_BIN, DAEMON_BIN, REPO
 
-pytestmark = pytest.mark.embedded_only  # it deploys the embedded mode whatever the suite's backend
+# The embedded deployment runs once, in the suite's embedded pass; the distributed one needs the
+# services of devtools/services (Cassandra, Elasticsearch), so it runs in the distributed pass.
+embedded = pytest.mark.embedded_only
 
 ANSIBLE_DIR = REPO / "ansible"
 VENV = Path(os.environ.get("PALISADE_ANSIBLE_VENV") or Path.home() / ".cache" / "palisade-ansible-venv")
@@ -64,6 +67,7 @@ def recap(output: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
 
 
+@embedded
 def test_lint():
     r = run([tool("yamllint"), "--strict", "."])
     assert r.returncode == 0, f"yamllint:\n{r.stdout}{r.stderr}"
@@ -73,6 +77,23 @@ def test_lint():
         for playbook in ("site.yml", "upgrade.yml", "smoke.yml"):
             r = run([tool("ansible-playbook"), "-i", f"inventories/{inventory}", playbook, "--syntax-check"])
             assert r.returncode == 0, f"{inventory} {playbook} --syntax-check:\n{r.stdout}{r.stderr}"
+
+
+def make_release(release: Path, dist: Path) -> None:
+    """The binaries under test with their SHA256SUMS, and the web client (or a stand-in)."""
+    release.mkdir()
+    sums = []
+    for binary in (DAEMON_BIN, ADMIN_BIN):
+        shutil.copy2(binary, release / binary.name)
+        sums.append(f"{hashlib.sha256((release / binary.name).read_bytes()).hexdigest()}  {binary.name}")
+    (release / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    built = REPO / "frontend" / "dist"
+    if (built / "index.html").is_file():
+        shutil.copytree(built, dist)
+    else:  # a stand-in for the built web client
+        (dist / "assets").mkdir(parents=True)
+        (dist / "index.html").write_text('<!doctype html><script type="module" src="/assets/app.js"></script>')
+        (dist / "assets" / "app.js").write_text("document.title = 'Palisade';\n")
 
 
 @pytest.fixture(scope="module")
@@ -87,19 +108,7 @@ def deployed():
     top.chmod(0o755)
     root, release, dist = top / "root", top / "release", top / "dist"
     root.mkdir(mode=0o755)
-    release.mkdir()
-    sums = []
-    for binary in (DAEMON_BIN, ADMIN_BIN):
-        shutil.copy2(binary, release / binary.name)
-        sums.append(f"{subprocess.run(['sha256sum', str(release / binary.name)], capture_output=True, text=True, check=True).stdout.split()[0]}  {binary.name}")
-    (release / "SHA256SUMS").write_text("\n".join(sums) + "\n")
-    built = REPO / "frontend" / "dist"
-    if (built / "index.html").is_file():
-        shutil.copytree(built, dist)
-    else:  # a stand-in for the built web client
-        (dist / "assets").mkdir(parents=True)
-        (dist / "index.html").write_text('<!doctype html><script type="module" src="/assets/app.js"></script>')
-        (dist / "assets" / "app.js").write_text("document.title = 'Palisade';\n")
+    make_release(release, dist)
     env = {"PALISADE_RELEASE_DIR": str(release), "PALISADE_WEBCLIENT_DIST": str(dist)}
     playbook = [tool("ansible-playbook"), "-i", "inventories/ci-embedded", "-c", "local", "-e", f"deploy_root={root}"]
     state = {"root": root, "env": env, "playbook": playbook}
@@ -177,6 +186,7 @@ def users(deployed):
     return deployed
 
 
+@embedded
 def test_second_run_changes_nothing(deployed):
     assert recap(deployed["first"].stdout)["changed"] > 0
     second = run([*deployed["playbook"], "site.yml"], env=deployed["env"])
@@ -185,12 +195,14 @@ def test_second_run_changes_nothing(deployed):
     assert recap(second.stdout)["changed"] == 0, "\n".join(changed)
 
 
+@embedded
 def test_smoke_playbook_passes(deployed):
     r = run([*deployed["playbook"], "smoke.yml"], env=deployed["env"])
     assert r.returncode == 0, r.stdout[-6000:]
     assert recap(r.stdout)["failed"] == 0
 
 
+@embedded
 def test_mail_through_postfix_and_haproxy_is_read_back_through_the_api(users):
     subject = f"ansible smoke {uuid.uuid4().hex[:8]}"
     swaks("--server", NODE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
@@ -212,6 +224,7 @@ def test_mail_through_postfix_and_haproxy_is_read_back_through_the_api(users):
     assert {s["client_address"] for s in json.loads(body)} == {CLIENT}, body
 
 
+@embedded
 def test_forged_authentication_results_are_removed(users):
     subject = f"ansible forged {uuid.uuid4().hex[:8]}"
     swaks("--server", NODE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
@@ -224,6 +237,7 @@ def test_forged_authentication_results_are_removed(users):
     assert len(results) == 1 and "bank.test" not in results[0], results
 
 
+@embedded
 def test_mail_sent_through_the_api_leaves_dkim_signed(users):
     token = login(users, "alice@example.test")
     subject = f"ansible signed {uuid.uuid4().hex[:8]}"
@@ -241,6 +255,7 @@ def test_mail_sent_through_the_api_leaves_dkim_signed(users):
     assert fields["d"] == "example.test" and fields["s"] == "palisade", signature
 
 
+@embedded
 def test_upgrade_rolls_the_node_and_mail_still_flows(users):
     """upgrade.yml to a release whose binaries differ (the same code with bytes appended, which
     the ELF loader ignores): the node is drained, replaced, restarted, waited for on /readyz and
@@ -274,6 +289,7 @@ def test_upgrade_rolls_the_node_and_mail_still_flows(users):
     assert wait_raw(users, login(users, "alice@example.test"), subject)
 
 
+@embedded
 def test_a_tampered_release_is_refused(users):
     release = Path(users["env"]["PALISADE_RELEASE_DIR"])
     tampered = release.parent / "release-tampered"
@@ -287,9 +303,94 @@ def test_a_tampered_release_is_refused(users):
     assert not installed.read_bytes().endswith(b"\0not what SHA256SUMS says\0")
 
 
+@embedded
 def test_dashboard_uses_only_documented_metrics():
     dashboard = json.loads((ANSIBLE_DIR / "grafana" / "palisade-dashboard.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"\bpalisade_[a-z_]+", e)}
     documented = set(re.findall(r"`(palisade_[a-z_]+)`", (REPO / "docs" / "metrics.md").read_text()))
     assert used and used <= documented, used - documented
+
+
+DIST_HOSTS = ("redis1", "mq1", "ingest1", "ingest2", "api1", "api2", "mx1", "edge1")
+EDGE = "127.0.0.38"
+
+
+@pytest.mark.distributed_only
+def test_distributed_converge_with_two_ingest_and_two_api_nodes():
+    """inventories/ci-distributed: Redis and RabbitMQ deployed, 2 ingest and 2 API nodes against
+    devtools/services' Cassandra and Elasticsearch, Postfix with rspamd, HAProxy; idempotent,
+    smoke.yml passes, and mail delivered through HAProxy is read back through both API nodes."""
+    from palisade_e2e import drop_distributed_data
+    for binary in (DAEMON_BIN, ADMIN_BIN):
+        assert binary.is_file(), f"{binary} missing: set PALISADE_BIN_DIR"
+    tag = uuid.uuid4().hex[:10]
+    top = Path(tempfile.mkdtemp(prefix="palisade-ansible-dist-"))
+    top.chmod(0o755)
+    make_release(top / "release", top / "dist")
+    env = {"PALISADE_RELEASE_DIR": str(top / "release"), "PALISADE_WEBCLIENT_DIST": str(top / "dist")}
+    playbook = [tool("ansible-playbook"), "-i", "inventories/ci-distributed", "-e", f"ci_root={top}",
+                "-e", f"palisade_cassandra_keyspace=palisade_e2e_{tag}", "-e", f"palisade_elasticsearch_alias=palisade-e2e-{tag}"]
+    try:
+        first = run([*playbook, "site.yml"], env=env)
+        assert first.returncode == 0, first.stdout[-8000:]
+        second = run([*playbook, "site.yml"], env=env)
+        assert second.returncode == 0, second.stdout[-6000:]
+        changed = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", second.stdout, re.M)
+        assert len(changed) == len(DIST_HOSTS) and all(n == "0" for _, n in changed), changed
+        smoke = run([*playbook, "smoke.yml"], env=env)
+        assert smoke.returncode == 0, smoke.stdout[-6000:]
+
+        api1 = top / "api1"
+        r = subprocess.run(["runuser", "-u", "palisade", "--", str(api1 / "usr/local/bin/palisade-admin"),
+                            "--config", str(api1 / "etc/palisade/palisade.toml"), "user", "add", "dora",
+                            "--address", "dora@example.test", "--password-stdin"],
+                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        subject = f"ansible distributed {tag}"
+        swaks("--server", EDGE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+              "--from", "someone@sender.test", "--to", "dora@example.test",
+              "--header", f"Subject: {subject}", "--body", "Across the cluster.\n")
+        ctx = ssl.create_default_context(cafile=str(top / "ca" / "ca.crt"))
+
+        def request(method, path, body=None, token=None):
+            conn = http.client.HTTPSConnection(EDGE, HTTPS_PORT, context=ctx, timeout=30, source_address=(CLIENT, 0))
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            try:
+                conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            finally:
+                conn.close()
+
+        status, body = request("POST", "/api/v1/auth/login", {"address": "dora@example.test", "password": PASSWORD})
+        assert status == 200, body
+        token = json.loads(body)["token"]
+        deadline, seen = time.monotonic() + 120, 0
+        while time.monotonic() < deadline and seen < 4:
+            status, body = request("GET", "/api/v1/messages?limit=20", token=token)
+            assert status == 200, body
+            if any(m.get("subject") == subject for m in json.loads(body)["items"]):
+                seen += 1  # HAProxy alternates: consecutive finds come from both API nodes
+            else:
+                time.sleep(0.5)
+        assert seen == 4, f"{subject!r} not found through the API"
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(top / "edge1" / "run" / "haproxy-palisade.sock"))
+            sock.sendall(b"show stat\n")
+            stat = b""
+            while chunk := sock.recv(65536):
+                stat += chunk
+        served = {line.split(",")[1]: int(line.split(",")[7]) for line in stat.decode().splitlines()
+                  if line.startswith("api,api")}
+        assert set(served) == {"api1", "api2"} and all(n > 0 for n in served.values()), served
+    finally:
+        for host in DIST_HOSTS:
+            for script in sorted((top / host / "etc" / "init.d").glob("*")):
+                subprocess.run([str(script), "stop"], capture_output=True, timeout=180)
+        if (top / "mx1" / "etc" / "postfix" / "main.cf").exists():
+            subprocess.run(["postfix", "-c", str(top / "mx1" / "etc" / "postfix"), "stop"], capture_output=True, timeout=120)
+        drop_distributed_data(tag)
+        shutil.rmtree(top, ignore_errors=True)
