@@ -1,0 +1,396 @@
+"""The Ansible deployment (ansible/): lint, then the embedded mode converged onto this machine.
+
+`ansible-playbook -i inventories/ci-embedded site.yml -c local` installs Palisade, its web
+client, HAProxy, Postfix and rspamd below a throwaway prefix (`deploy_root`), every listener on
+127.0.0.11, with LSB init scripts (PID 1 is not systemd here). Then a second run must change
+nothing, smoke.yml must pass, and real mail must flow:
+
+  swaks (from 127.0.0.12) -> HAProxy :smtp -> Postfix (PROXY v2) -> rspamd milter
+       -> HAProxy :lmtp -> Palisade LMTP (PROXY v2) ... read back through HAProxy HTTPS -> API
+
+Ansible, ansible-lint and yamllint come from ansible/requirements.txt in a venv
+($PALISADE_ANSIBLE_VENV, default ~/.cache/palisade-ansible-venv; devtools/install-deps makes it).
+The fixed ports of inventories/ci-embedded mean two runs of this module must not overlap.
+"""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from palisade_e2e import ADMIN_BIN, DAEMON_BIN, REPO
+
+# The embedded deployment runs once, in the suite's embedded pass; the distributed one needs the
+# services of devtools/services (Cassandra, Elasticsearch), so it runs in the distributed pass.
+embedded = pytest.mark.embedded_only
+
+ANSIBLE_DIR = REPO / "ansible"
+VENV = Path(os.environ.get("PALISADE_ANSIBLE_VENV") or Path.home() / ".cache" / "palisade-ansible-venv")
+NODE = "127.0.0.11"        # every service of the ci-embedded host
+CLIENT = "127.0.0.12"      # an "Internet" client
+HTTPS_PORT, SMTP_PORT, SUBMISSION_PORT = 18443, 12525, 10587
+AUTHSERV_ID = "mx.example.test"
+PASSWORD = "a long passphrase for ansible"
+
+
+def tool(name: str) -> str:
+    path = VENV / "bin" / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run devtools/install-deps (a venv from ansible/requirements.txt)",
+                    pytrace=False)
+    return str(path)
+
+
+def run(args: list[str], env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PATH": f"{VENV / 'bin'}:{os.environ.get('PATH', '')}",
+                "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", **(env or {})}
+    return subprocess.run(args, cwd=ANSIBLE_DIR, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def recap(output: str) -> dict[str, int]:
+    m = re.search(r"^mail1\s+:\s+(.*)$", output, re.M)
+    assert m, f"no PLAY RECAP for mail1:\n{output[-3000:]}"
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+
+
+@embedded
+def test_lint():
+    r = run([tool("yamllint"), "--strict", "."])
+    assert r.returncode == 0, f"yamllint:\n{r.stdout}{r.stderr}"
+    r = run([tool("ansible-lint"), "--profile", "production", "--offline"])
+    assert r.returncode == 0, f"ansible-lint --profile production:\n{r.stdout[-6000:]}{r.stderr[-3000:]}"
+    for inventory in ("embedded", "distributed", "ci-embedded"):
+        for playbook in ("site.yml", "upgrade.yml", "smoke.yml"):
+            r = run([tool("ansible-playbook"), "-i", f"inventories/{inventory}", playbook, "--syntax-check"])
+            assert r.returncode == 0, f"{inventory} {playbook} --syntax-check:\n{r.stdout}{r.stderr}"
+
+
+def make_release(release: Path, dist: Path) -> None:
+    """The binaries under test with their SHA256SUMS, and the web client (or a stand-in)."""
+    release.mkdir()
+    sums = []
+    for binary in (DAEMON_BIN, ADMIN_BIN):
+        shutil.copy2(binary, release / binary.name)
+        sums.append(f"{hashlib.sha256((release / binary.name).read_bytes()).hexdigest()}  {binary.name}")
+    (release / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    built = REPO / "frontend" / "dist"
+    if (built / "index.html").is_file():
+        shutil.copytree(built, dist)
+    else:  # a stand-in for the built web client
+        (dist / "assets").mkdir(parents=True)
+        (dist / "index.html").write_text('<!doctype html><script type="module" src="/assets/app.js"></script>')
+        (dist / "assets" / "app.js").write_text("document.title = 'Palisade';\n")
+
+
+@pytest.fixture(scope="module")
+def deployed():
+    """site.yml converged once onto this machine below a throwaway prefix; stopped afterwards."""
+    for binary in (DAEMON_BIN, ADMIN_BIN):
+        assert binary.is_file(), f"{binary} missing: set PALISADE_BIN_DIR"
+    if shutil.which("rspamd") is None:
+        pytest.fail("rspamd is not installed: run devtools/install-deps (apt-get install rspamd)", pytrace=False)
+    # Postfix's and rspamd's own users must reach their directories: no pytest 0700 tmp dirs.
+    top = Path(tempfile.mkdtemp(prefix="palisade-ansible-"))
+    top.chmod(0o755)
+    root, release, dist = top / "root", top / "release", top / "dist"
+    root.mkdir(mode=0o755)
+    make_release(release, dist)
+    env = {"PALISADE_RELEASE_DIR": str(release), "PALISADE_WEBCLIENT_DIST": str(dist)}
+    playbook = [tool("ansible-playbook"), "-i", "inventories/ci-embedded", "-c", "local", "-e", f"deploy_root={root}"]
+    state = {"root": root, "env": env, "playbook": playbook}
+    try:
+        first = run([*playbook, "site.yml"], env=env)
+        state["first"] = first
+        assert first.returncode == 0, f"first converge failed:\n{first.stdout[-8000:]}{first.stderr[-3000:]}"
+        yield state
+    finally:
+        for script in sorted((root / "etc" / "init.d").glob("*")):
+            subprocess.run([str(script), "stop"], capture_output=True, timeout=120)
+        if (root / "etc" / "postfix" / "main.cf").exists():
+            subprocess.run(["postfix", "-c", str(root / "etc" / "postfix"), "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def admin(state, *args: str, stdin: str | None = None) -> str:
+    root = state["root"]
+    r = subprocess.run(["runuser", "-u", "palisade", "--", str(root / "usr/local/bin/palisade-admin"),
+                        "--config", str(root / "etc/palisade/palisade.toml"), *args],
+                       input=stdin, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"palisade-admin {args}: {r.stderr}"
+    return r.stdout
+
+
+def https(state, method: str, path: str, body: dict | None = None, token: str | None = None):
+    """One request through HAProxy's TLS frontend from CLIENT, checked against the internal CA."""
+    ctx = ssl.create_default_context(cafile=str(state["root"] / "ca" / "ca.crt"))
+    conn = http.client.HTTPSConnection(NODE, HTTPS_PORT, context=ctx, timeout=30, source_address=(CLIENT, 0))
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def login(state, address: str) -> str:
+    status, body = https(state, "POST", "/api/v1/auth/login", {"address": address, "password": PASSWORD})
+    assert status == 200, body
+    return json.loads(body)["token"]
+
+
+def wait_raw(state, token: str, subject: str, timeout: float = 120) -> bytes:
+    """The raw bytes of the message with this subject, read through HAProxy -> API."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = https(state, "GET", "/api/v1/messages?limit=100", token=token)
+        assert status == 200, body
+        for message in json.loads(body)["items"]:
+            if message.get("subject") == subject:
+                status, raw = https(state, "GET", f"/api/v1/messages/{message['id']}/raw", token=token)
+                assert status == 200, raw
+                return raw
+        time.sleep(0.5)
+    log = (state["root"] / "var/log/postfix/mail.log").read_text(errors="replace")[-3000:]
+    raise AssertionError(f"{subject!r} never arrived through the API; postfix log:\n{log}")
+
+
+def swaks(*args: str) -> None:
+    r = subprocess.run(["swaks", *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"swaks failed:\n{r.stdout}\n{r.stderr}"
+
+
+@pytest.fixture(scope="module")
+def users(deployed):
+    for name in ("alice", "bob"):
+        admin(deployed, "user", "add", name, "--address", f"{name}@example.test", "--password-stdin",
+              stdin=PASSWORD + "\n")
+    return deployed
+
+
+@embedded
+def test_second_run_changes_nothing(deployed):
+    assert recap(deployed["first"].stdout)["changed"] > 0
+    second = run([*deployed["playbook"], "site.yml"], env=deployed["env"])
+    assert second.returncode == 0, second.stdout[-6000:]
+    changed = [line for line in second.stdout.splitlines() if line.startswith("changed:")]
+    assert recap(second.stdout)["changed"] == 0, "\n".join(changed)
+
+
+@embedded
+def test_smoke_playbook_passes(deployed):
+    r = run([*deployed["playbook"], "smoke.yml"], env=deployed["env"])
+    assert r.returncode == 0, r.stdout[-6000:]
+    assert recap(r.stdout)["failed"] == 0
+
+
+@embedded
+def test_mail_through_postfix_and_haproxy_is_read_back_through_the_api(users):
+    subject = f"ansible smoke {uuid.uuid4().hex[:8]}"
+    swaks("--server", NODE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+          "--from", "someone@sender.test", "--to", "alice@example.test",
+          "--header", f"Subject: {subject}", "--body", "Through every hop.\n")
+    token = login(users, "alice@example.test")
+    raw = wait_raw(users, token, subject)
+    message = email.message_from_bytes(raw)
+    # Postfix saw the client's own address: HAProxy's PROXY v2 header carried it.
+    assert f"[{CLIENT}]" in message["Received"], message["Received"]
+    # rspamd, as a milter, added its verdict under our authserv-id (and only one such header).
+    results = message.get_all("Authentication-Results") or []
+    assert [r for r in results if r.strip().startswith(AUTHSERV_ID + ";")], results
+    assert "spf=" in results[0], results
+    assert message["X-Spam-Status"], raw[:600]
+    # The API, behind HAProxy's HTTPS frontend, recorded the client's address for the session.
+    status, body = https(users, "GET", "/api/v1/auth/sessions", token=token)
+    assert status == 200
+    assert {s["client_address"] for s in json.loads(body)} == {CLIENT}, body
+
+
+@embedded
+def test_forged_authentication_results_are_removed(users):
+    subject = f"ansible forged {uuid.uuid4().hex[:8]}"
+    swaks("--server", NODE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+          "--from", "someone@sender.test", "--to", "alice@example.test",
+          "--header", f"Subject: {subject}",
+          "--add-header", f"Authentication-Results: {AUTHSERV_ID}; dkim=pass header.d=bank.test",
+          "--body", "Claims a pass.\n")
+    raw = wait_raw(users, login(users, "alice@example.test"), subject)
+    results = email.message_from_bytes(raw).get_all("Authentication-Results") or []
+    assert len(results) == 1 and "bank.test" not in results[0], results
+
+
+@embedded
+def test_mail_sent_through_the_api_leaves_dkim_signed(users):
+    token = login(users, "alice@example.test")
+    subject = f"ansible signed {uuid.uuid4().hex[:8]}"
+    status, body = https(users, "POST", "/api/v1/drafts",
+                         {"to": ["bob@example.test"], "subject": subject, "body": "Signed on the way out."},
+                         token=token)
+    assert status in (200, 201), body
+    status, body = https(users, "POST", f"/api/v1/drafts/{json.loads(body)['id']}/send", token=token)
+    assert status == 200, body
+    # Palisade -> Postfix submission -> rspamd signs -> Postfix -> HAProxy -> Palisade (bob).
+    raw = wait_raw(users, login(users, "bob@example.test"), subject)
+    signature = email.message_from_bytes(raw)["DKIM-Signature"]
+    assert signature, raw[:1200]
+    fields = dict(part.strip().split("=", 1) for part in signature.replace("\n", "").split(";") if "=" in part)
+    assert fields["d"] == "example.test" and fields["s"] == "palisade", signature
+
+
+@embedded
+def test_upgrade_rolls_the_node_and_mail_still_flows(users):
+    """upgrade.yml to a release whose binaries differ (the same code with bytes appended, which
+    the ELF loader ignores): the node is drained, replaced, restarted, waited for on /readyz and
+    put back, then smoke.yml and a delivery pass."""
+    root = users["root"]
+    release = Path(users["env"]["PALISADE_RELEASE_DIR"])
+    upgraded = release.parent / "release-next"
+    upgraded.mkdir()
+    sums = []
+    for name in ("lmtp-ingest", "palisade-admin"):
+        data = (release / name).read_bytes() + b"\0palisade-next\0"
+        (upgraded / name).write_bytes(data)
+        (upgraded / name).chmod(0o755)
+        sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}")
+    (upgraded / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    pid_before = (root / "run" / "palisade-ci.pid").read_text().strip()
+
+    env = {**users["env"], "PALISADE_RELEASE_DIR": str(upgraded)}
+    r = run([*users["playbook"], "upgrade.yml"], env=env)
+    assert r.returncode == 0, r.stdout[-8000:]
+    assert "Drain this node in HAProxy" in r.stdout and "Put the node back into HAProxy" in r.stdout
+    assert (root / "run" / "palisade-ci.pid").read_text().strip() != pid_before, "palisade was not restarted"
+    assert (root / "usr/local/bin/lmtp-ingest").read_bytes().endswith(b"\0palisade-next\0")
+
+    r = run([*users["playbook"], "smoke.yml"], env=env)
+    assert r.returncode == 0, r.stdout[-6000:]
+    subject = f"ansible upgraded {uuid.uuid4().hex[:8]}"
+    swaks("--server", NODE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+          "--from", "someone@sender.test", "--to", "alice@example.test",
+          "--header", f"Subject: {subject}", "--body", "After the upgrade.\n")
+    assert wait_raw(users, login(users, "alice@example.test"), subject)
+
+
+@embedded
+def test_a_tampered_release_is_refused(users):
+    release = Path(users["env"]["PALISADE_RELEASE_DIR"])
+    tampered = release.parent / "release-tampered"
+    shutil.copytree(release, tampered)
+    with open(tampered / "palisade-admin", "ab") as f:
+        f.write(b"\0not what SHA256SUMS says\0")
+    r = run([*users["playbook"], "site.yml"], env={**users["env"], "PALISADE_RELEASE_DIR": str(tampered)})
+    assert r.returncode != 0
+    assert "palisade-admin does not match SHA256SUMS" in r.stdout, r.stdout[-4000:]
+    installed = users["root"] / "usr/local/bin/palisade-admin"
+    assert not installed.read_bytes().endswith(b"\0not what SHA256SUMS says\0")
+
+
+@embedded
+def test_dashboard_uses_only_documented_metrics():
+    dashboard = json.loads((ANSIBLE_DIR / "grafana" / "palisade-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"\bpalisade_[a-z_]+", e)}
+    documented = set(re.findall(r"`(palisade_[a-z_]+)`", (REPO / "docs" / "metrics.md").read_text()))
+    assert used and used <= documented, used - documented
+
+
+DIST_HOSTS = ("redis1", "mq1", "ingest1", "ingest2", "api1", "api2", "mx1", "edge1")
+EDGE = "127.0.0.38"
+
+
+@pytest.mark.distributed_only
+def test_distributed_converge_with_two_ingest_and_two_api_nodes():
+    """inventories/ci-distributed: Redis and RabbitMQ deployed, 2 ingest and 2 API nodes against
+    devtools/services' Cassandra and Elasticsearch, Postfix with rspamd, HAProxy; idempotent,
+    smoke.yml passes, and mail delivered through HAProxy is read back through both API nodes."""
+    from palisade_e2e import drop_distributed_data
+    for binary in (DAEMON_BIN, ADMIN_BIN):
+        assert binary.is_file(), f"{binary} missing: set PALISADE_BIN_DIR"
+    tag = uuid.uuid4().hex[:10]
+    top = Path(tempfile.mkdtemp(prefix="palisade-ansible-dist-"))
+    top.chmod(0o755)
+    make_release(top / "release", top / "dist")
+    env = {"PALISADE_RELEASE_DIR": str(top / "release"), "PALISADE_WEBCLIENT_DIST": str(top / "dist")}
+    playbook = [tool("ansible-playbook"), "-i", "inventories/ci-distributed", "-e", f"ci_root={top}",
+                "-e", f"palisade_cassandra_keyspace=palisade_e2e_{tag}", "-e", f"palisade_elasticsearch_alias=palisade-e2e-{tag}"]
+    try:
+        first = run([*playbook, "site.yml"], env=env)
+        assert first.returncode == 0, first.stdout[-8000:]
+        second = run([*playbook, "site.yml"], env=env)
+        assert second.returncode == 0, second.stdout[-6000:]
+        changed = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", second.stdout, re.M)
+        assert len(changed) == len(DIST_HOSTS) and all(n == "0" for _, n in changed), changed
+        smoke = run([*playbook, "smoke.yml"], env=env)
+        assert smoke.returncode == 0, smoke.stdout[-6000:]
+
+        api1 = top / "api1"
+        r = subprocess.run(["runuser", "-u", "palisade", "--", str(api1 / "usr/local/bin/palisade-admin"),
+                            "--config", str(api1 / "etc/palisade/palisade.toml"), "user", "add", "dora",
+                            "--address", "dora@example.test", "--password-stdin"],
+                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        subject = f"ansible distributed {tag}"
+        swaks("--server", EDGE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+              "--from", "someone@sender.test", "--to", "dora@example.test",
+              "--header", f"Subject: {subject}", "--body", "Across the cluster.\n")
+        ctx = ssl.create_default_context(cafile=str(top / "ca" / "ca.crt"))
+
+        def request(method, path, body=None, token=None):
+            conn = http.client.HTTPSConnection(EDGE, HTTPS_PORT, context=ctx, timeout=30, source_address=(CLIENT, 0))
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            try:
+                conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            finally:
+                conn.close()
+
+        status, body = request("POST", "/api/v1/auth/login", {"address": "dora@example.test", "password": PASSWORD})
+        assert status == 200, body
+        token = json.loads(body)["token"]
+        deadline, seen = time.monotonic() + 120, 0
+        while time.monotonic() < deadline and seen < 4:
+            status, body = request("GET", "/api/v1/messages?limit=20", token=token)
+            assert status == 200, body
+            if any(m.get("subject") == subject for m in json.loads(body)["items"]):
+                seen += 1  # HAProxy alternates: consecutive finds come from both API nodes
+            else:
+                time.sleep(0.5)
+        assert seen == 4, f"{subject!r} not found through the API"
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(top / "edge1" / "run" / "haproxy-palisade.sock"))
+            sock.sendall(b"show stat\n")
+            stat = b""
+            while chunk := sock.recv(65536):
+                stat += chunk
+        served = {line.split(",")[1]: int(line.split(",")[7]) for line in stat.decode().splitlines()
+                  if line.startswith("api,api")}
+        assert set(served) == {"api1", "api2"} and all(n > 0 for n in served.values()), served
+    finally:
+        for host in DIST_HOSTS:
+            for script in sorted((top / host / "etc" / "init.d").glob("*")):
+                subprocess.run([str(script), "stop"], capture_output=True, timeout=180)
+        if (top / "mx1" / "etc" / "postfix" / "main.cf").exists():
+            subprocess.run(["postfix", "-c", str(top / "mx1" / "etc" / "postfix"), "stop"], capture_output=True, timeout=120)
+        drop_distributed_data(tag)
+        shutil.rmtree(top, ignore_errors=True)
