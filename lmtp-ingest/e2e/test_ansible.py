@@ -79,14 +79,19 @@ def test_lint():
             assert r.returncode == 0, f"{inventory} {playbook} --syntax-check:\n{r.stdout}{r.stderr}"
 
 
-def make_release(release: Path, dist: Path) -> None:
-    """The binaries under test with their SHA256SUMS, and the web client (or a stand-in)."""
+def release_binaries(release: Path, bin_dir: Path) -> None:
+    """`lmtp-ingest` and `palisade-admin` from `bin_dir`, with the SHA256SUMS the role checks."""
     release.mkdir()
     sums = []
-    for binary in (DAEMON_BIN, ADMIN_BIN):
-        shutil.copy2(binary, release / binary.name)
-        sums.append(f"{hashlib.sha256((release / binary.name).read_bytes()).hexdigest()}  {binary.name}")
+    for name in (DAEMON_BIN.name, ADMIN_BIN.name):
+        shutil.copy2(bin_dir / name, release / name)
+        sums.append(f"{hashlib.sha256((release / name).read_bytes()).hexdigest()}  {name}")
     (release / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+
+
+def make_release(release: Path, dist: Path) -> None:
+    """The binaries under test with their SHA256SUMS, and the web client (or a stand-in)."""
+    release_binaries(release, DAEMON_BIN.parent)
     built = REPO / "frontend" / "dist"
     if (built / "index.html").is_file():
         shutil.copytree(built, dist)
@@ -256,37 +261,44 @@ def test_mail_sent_through_the_api_leaves_dkim_signed(users):
 
 
 @embedded
-def test_upgrade_rolls_the_node_and_mail_still_flows(users):
-    """upgrade.yml to a release whose binaries differ (the same code with bytes appended, which
-    the ELF loader ignores): the node is drained, replaced, restarted, waited for on /readyz and
-    put back, then smoke.yml and a delivery pass."""
+def test_upgrade_from_the_previous_release_rolls_the_node_and_mail_still_flows(users):
+    """The node is put back on the release upgrades start from (devtools/upgrade-from, built by
+    devtools/old-binaries into PALISADE_OLD_BIN_DIR), mail is delivered, then upgrade.yml moves
+    it to the binaries under test: drained, replaced, restarted, waited for on /readyz and put
+    back. smoke.yml passes, new mail arrives and the mail from before the upgrade is still there."""
+    old_dir = os.environ.get("PALISADE_OLD_BIN_DIR")
+    if not old_dir:
+        pytest.fail("PALISADE_OLD_BIN_DIR is not set: PALISADE_OLD_BIN_DIR=\"$(devtools/old-binaries)\"",
+                    pytrace=False)
     root = users["root"]
-    release = Path(users["env"]["PALISADE_RELEASE_DIR"])
-    upgraded = release.parent / "release-next"
-    upgraded.mkdir()
-    sums = []
-    for name in ("lmtp-ingest", "palisade-admin"):
-        data = (release / name).read_bytes() + b"\0palisade-next\0"
-        (upgraded / name).write_bytes(data)
-        (upgraded / name).chmod(0o755)
-        sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}")
-    (upgraded / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    installed = root / "usr/local/bin/lmtp-ingest"
+    old_release = root.parent / "release-previous"
+    release_binaries(old_release, Path(old_dir))
+    r = run([*users["playbook"], "site.yml"], env={**users["env"], "PALISADE_RELEASE_DIR": str(old_release)})
+    assert r.returncode == 0, r.stdout[-8000:]
+    assert installed.read_bytes() == (old_release / "lmtp-ingest").read_bytes(), "the previous release is not installed"
+    before = f"ansible before upgrade {uuid.uuid4().hex[:8]}"
+    swaks("--server", NODE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+          "--from", "someone@sender.test", "--to", "alice@example.test",
+          "--header", f"Subject: {before}", "--body", "Delivered to the previous release.\n")
+    assert wait_raw(users, login(users, "alice@example.test"), before)
     pid_before = (root / "run" / "palisade-ci.pid").read_text().strip()
 
-    env = {**users["env"], "PALISADE_RELEASE_DIR": str(upgraded)}
-    r = run([*users["playbook"], "upgrade.yml"], env=env)
+    r = run([*users["playbook"], "upgrade.yml"], env=users["env"])
     assert r.returncode == 0, r.stdout[-8000:]
     assert "Drain this node in HAProxy" in r.stdout and "Put the node back into HAProxy" in r.stdout
     assert (root / "run" / "palisade-ci.pid").read_text().strip() != pid_before, "palisade was not restarted"
-    assert (root / "usr/local/bin/lmtp-ingest").read_bytes().endswith(b"\0palisade-next\0")
+    assert installed.read_bytes() == DAEMON_BIN.read_bytes(), "the binaries under test are not installed"
 
-    r = run([*users["playbook"], "smoke.yml"], env=env)
+    r = run([*users["playbook"], "smoke.yml"], env=users["env"])
     assert r.returncode == 0, r.stdout[-6000:]
-    subject = f"ansible upgraded {uuid.uuid4().hex[:8]}"
+    after = f"ansible upgraded {uuid.uuid4().hex[:8]}"
     swaks("--server", NODE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
           "--from", "someone@sender.test", "--to", "alice@example.test",
-          "--header", f"Subject: {subject}", "--body", "After the upgrade.\n")
-    assert wait_raw(users, login(users, "alice@example.test"), subject)
+          "--header", f"Subject: {after}", "--body", "After the upgrade.\n")
+    token = login(users, "alice@example.test")
+    assert wait_raw(users, token, after)
+    assert wait_raw(users, token, before), "mail from before the upgrade is gone"
 
 
 @embedded
