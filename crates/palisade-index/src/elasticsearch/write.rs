@@ -343,22 +343,27 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn live_writes_go_to_both_aliases() {
-        let u = user();
+    /// A document of `user` with only a subject.
+    fn document(user: UserId, subject: &str) -> IndexDocument {
         let id = MessageId(uuid::Uuid::new_v4());
-        let doc = IndexDocument {
-            user_id: u,
+        IndexDocument {
+            user_id: user,
             message_id: id,
             discussion_id: DiscussionId::started_by(id),
             date: DateTime::UNIX_EPOCH,
             from: vec![],
             to: vec![],
-            subject: "s".into(),
+            subject: subject.into(),
             body: String::new(),
             has_attachment: false,
             tags: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn live_writes_go_to_both_aliases() {
+        let u = user();
+        let doc = document(u, "s");
         let body = index_body_lines(&[doc], "index", &["mail", "mail-reindex"]);
         let lines: Vec<Value> = body
             .lines()
@@ -375,19 +380,8 @@ mod tests {
     #[test]
     fn bulk_body_routes_and_keys_by_user() {
         let u = user();
-        let id = MessageId(uuid::Uuid::new_v4());
-        let doc = IndexDocument {
-            user_id: u,
-            message_id: id,
-            discussion_id: DiscussionId::started_by(id),
-            date: DateTime::UNIX_EPOCH,
-            from: vec![],
-            to: vec![],
-            subject: "Line\nBREAK".into(),
-            body: String::new(),
-            has_attachment: false,
-            tags: vec![],
-        };
+        let doc = document(u, "Line\nBREAK");
+        let id = doc.message_id;
         let body = index_body_lines(&[doc], "index", &[]);
         let lines: Vec<Value> = body
             .lines()
