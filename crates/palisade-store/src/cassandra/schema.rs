@@ -317,7 +317,29 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 
 impl CassandraStore {
     /// Creates the keyspace if needed and applies every migration not yet recorded.
+    ///
+    /// Nodes started together on an empty keyspace race on the same DDL, and Cassandra can
+    /// refuse the loser's step for a moment (a table being created, schema disagreement).
+    /// Every step is idempotent, so a failed attempt is simply run again after a pause.
     pub async fn migrate(&self) -> Result<u32, StoreError> {
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            match self.migrate_once().await {
+                Ok(applied) => return Ok(applied),
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "schema migration failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt) * 2))
+                        .await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One pass of [`Self::migrate`].
+    async fn migrate_once(&self) -> Result<u32, StoreError> {
         let ks = &self.keyspace;
         self.ddl(&format!(
             "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
