@@ -85,6 +85,23 @@ impl ElasticsearchIndex {
             .map(|old| json!({ "remove": { "index": old, "alias": self.reindex_alias } }))
             .collect();
         actions.push(json!({ "add": { "index": name, "alias": self.reindex_alias } }));
+        self.update_aliases(
+            actions,
+            "pointing the reindex alias",
+            IndexError::Unavailable,
+        )
+        .await?;
+        tracing::info!(index = %name, alias = %self.alias, "began reindex");
+        Ok(name)
+    }
+
+    /// Applies alias `actions` in one atomic `_aliases` call; a refusal becomes `error`.
+    async fn update_aliases(
+        &self,
+        actions: Vec<Value>,
+        what: &str,
+        error: fn(String) -> IndexError,
+    ) -> Result<(), IndexError> {
         self.request(
             Method::Post,
             "_aliases",
@@ -92,9 +109,8 @@ impl ElasticsearchIndex {
             Some(&json!({ "actions": actions })),
         )
         .await?
-        .success("pointing the reindex alias", IndexError::Unavailable)?;
-        tracing::info!(index = %name, alias = %self.alias, "began reindex");
-        Ok(name)
+        .success(what, error)?;
+        Ok(())
     }
 
     /// Writes documents into `index_name` (from [`Self::begin_reindex`]) rather than the alias.
@@ -154,14 +170,8 @@ impl ElasticsearchIndex {
         for building in self.indices_of(&self.reindex_alias).await? {
             actions.push(json!({ "remove": { "index": building, "alias": self.reindex_alias } }));
         }
-        self.request(
-            Method::Post,
-            "_aliases",
-            &[],
-            Some(&json!({ "actions": actions })),
-        )
-        .await?
-        .success("swapping alias", IndexError::Rejected)?;
+        self.update_aliases(actions, "swapping alias", IndexError::Rejected)
+            .await?;
         tracing::info!(index = %index_name, alias = %self.alias, replaced = ?old, "swapped search alias");
         if !old.is_empty() {
             self.request(Method::Delete, &old.join(","), &[], None)
