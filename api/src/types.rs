@@ -105,11 +105,11 @@ impl From<&Participant> for ParticipantView {
 pub struct PrivacyView {
     /// 0 (unprotected) to 100 (encrypted end to end, over TLS, authenticated).
     pub privacy_index: u8,
-    /// Every recorded hop used TLS.
+    /// Every hop our own relays recorded used TLS.
     pub transport_tls: bool,
-    /// Hops recorded in `Received` headers.
+    /// Hops our own relays recorded in `Received` headers (the sender's are not counted).
     pub hops: u32,
-    /// SPF result, if the receiving relay recorded one.
+    /// SPF result, if our own MTA recorded one (under the configured authserv-id).
     pub spf: Option<String>,
     /// DKIM result.
     pub dkim: Option<String>,
@@ -128,6 +128,10 @@ pub struct PrivacyView {
     /// More than one `From` field, or one `From` naming several mailboxes: who wrote the
     /// message is ambiguous, a spoofing sign. Every `From` mailbox is among the participants.
     pub multiple_from: bool,
+    /// Headers that would have counted but were written outside our own hosts (another
+    /// authserv-id, hops below the one where the mail entered, spam headers on mail that
+    /// never passed our relays), so were ignored.
+    pub untrusted_headers: u32,
     /// Every feature that raised or lowered `privacy_index`, which is their sum held within
     /// 0 to 100; features that did not count are left out.
     pub factors: Vec<PrivacyFactorView>,
@@ -195,6 +199,7 @@ impl From<&PrivacyFeatures> for PrivacyView {
             list_id: p.list_id.clone(),
             spam: p.spam.is_spam == Some(true),
             multiple_from: p.multiple_from,
+            untrusted_headers: p.untrusted_headers,
             factors: p
                 .privacy_factors()
                 .into_iter()

@@ -10,6 +10,7 @@ const base: PrivacyFacts = {
   autocrypt: false,
   spam: false,
   multiple_from: false,
+  untrusted_headers: 0,
   factors: [],
 };
 
@@ -82,6 +83,12 @@ describe("privacyFactors", () => {
     const f = privacyFactors({ ...base, multiple_from: true }).find((x) => x.feature === "multiple_from");
     expect(f).toMatchObject({ points: 0, labelKey: "privacyDetails.multipleFrom" });
     expect(privacyFactors(base).some((x) => x.feature === "multiple_from")).toBe(false);
+  });
+
+  it("says how many headers were not believed, without changing the score", () => {
+    const f = privacyFactors({ ...base, untrusted_headers: 3 }).find((x) => x.feature === "untrusted_headers");
+    expect(f).toMatchObject({ points: 0, labelKey: "privacyDetails.untrusted", params: { count: 3 } });
+    expect(privacyFactors(base).some((x) => x.feature === "untrusted_headers")).toBe(false);
   });
 
   it("shows a feature it does not know yet by its name", () => {

@@ -39,6 +39,8 @@ export function privacyFactors(p: PrivacyFacts): PrivacyFactor[] {
   if (p.autocrypt) context.push(describe("autocrypt", 0, p));
   // Not part of the score, but a reader judging who sent it must know.
   if (p.multiple_from) context.push(describe("multiple_from", 0, p));
+  // Why a header the reader can see in the source did not count: the sender could have written it.
+  if (p.untrusted_headers > 0) context.push(describe("untrusted_headers", 0, p));
   return [...listed, ...context]
     .map((f, i) => ({ f, i }))
     .sort((a, b) => Math.abs(b.f.points) - Math.abs(a.f.points) || a.i - b.i)
@@ -78,6 +80,8 @@ function describe(feature: string, points: number, p: PrivacyFacts): PrivacyFact
       return { feature, points, labelKey: "privacyDetails.autocrypt", params: {} };
     case "multiple_from":
       return { feature, points, labelKey: "privacyDetails.multipleFrom", params: {} };
+    case "untrusted_headers":
+      return { feature, points, labelKey: "privacyDetails.untrusted", params: { count: p.untrusted_headers } };
     default:
       return { feature, points, labelKey: "privacyDetails.unknown", params: { feature } };
   }

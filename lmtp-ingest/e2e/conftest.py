@@ -8,10 +8,11 @@ daemon's stderr is attached to the report.
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
-from palisade_e2e import ADMIN_BIN, BACKEND, BIN_DIR, DAEMON_BIN, Daemon
+from palisade_e2e import ADMIN_BIN, BACKEND, BIN_DIR, DAEMON_BIN, REPO, Daemon
 
 DAEMONS = pytest.StashKey[list]()
 
@@ -23,6 +24,15 @@ def pytest_report_header(config):
 def pytest_configure(config):
     config.addinivalue_line("markers", "embedded_only: injects faults through SQLite itself")
     config.addinivalue_line("markers", "distributed_only: needs the external services")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Each distributed daemon declares its own queues under its tag's prefix and nothing deletes
+    # them; dropped here, in one pass, so a long-lived RabbitMQ does not fill up run after run.
+    # Best effort: a RabbitMQ that devtools/services does not run is left alone.
+    if BACKEND == "distributed":
+        subprocess.run([str(REPO / "devtools" / "services"), "drop-queues", "palisade-e2e-"],
+                       capture_output=True, timeout=300, check=False)
 
 
 def pytest_collection_modifyitems(config, items):

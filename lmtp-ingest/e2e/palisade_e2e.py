@@ -435,7 +435,8 @@ class Daemon:
                  log: dict | None = None, env: dict | None = None, ready: str = "greeting",
                  api: dict | None = None, submission: dict | None = None,
                  admin: dict | None = None, roles: list[str] | None = None,
-                 cache: dict | None = None, tag: str | None = None):
+                 cache: dict | None = None, tag: str | None = None,
+                 privacy: dict | None = None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.dir / "data"
@@ -459,6 +460,8 @@ class Daemon:
             self.admin_cfg.update(admin)
         self.roles = roles
         self.cache_override = cache
+        # [privacy]: our authserv-id and relays, whose headers the privacy index believes.
+        self.privacy = privacy
         # One keyspace/alias/queue prefix per daemon, kept across restarts of that daemon;
         # the nodes of one cluster pass the same tag to share their data.
         self.tag = tag or uuid.uuid4().hex[:12]
@@ -493,6 +496,8 @@ class Daemon:
             cfg["roles"] = list(self.roles)
         if self.cache_override is not None:
             cfg["cache"] = {**cfg.get("cache", {}), **self.cache_override}
+        if self.privacy is not None:
+            cfg["privacy"] = dict(self.privacy)
         self.config_path.write_text(render_toml(cfg))
 
     def new_port(self):

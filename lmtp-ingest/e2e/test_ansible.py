@@ -236,10 +236,26 @@ def test_forged_authentication_results_are_removed(users):
           "--from", "someone@sender.test", "--to", "alice@example.test",
           "--header", f"Subject: {subject}",
           "--add-header", f"Authentication-Results: {AUTHSERV_ID}; dkim=pass header.d=bank.test",
+          "--add-header", "Authentication-Results: bank.test; dkim=pass spf=pass dmarc=pass",
+          "--add-header", "X-Spam-Flag: NO",
           "--body", "Claims a pass.\n")
-    raw = wait_raw(users, login(users, "alice@example.test"), subject)
-    results = email.message_from_bytes(raw).get_all("Authentication-Results") or []
-    assert len(results) == 1 and "bank.test" not in results[0], results
+    token = login(users, "alice@example.test")
+    raw = wait_raw(users, token, subject)
+    message = email.message_from_bytes(raw)
+    # rspamd replaces every Authentication-Results that arrived (remove = 0) with its own.
+    results = message.get_all("Authentication-Results") or []
+    assert len(results) == 1 and results[0].strip().startswith(AUTHSERV_ID + ";"), results
+    assert "bank.test" not in results[0], results
+    # The sender's spam verdict is gone; rspamd's own is there.
+    assert message["X-Spam-Flag"] is None and message["X-Spam-Status"], raw[:1500]
+    # Palisade, configured by the role with the same authserv-id and relays, reads rspamd's
+    # results and Postfix's own hop.
+    status, body = https(users, "GET", "/api/v1/messages?limit=100", token=token)
+    [listed] = [m for m in json.loads(body)["items"] if m.get("subject") == subject]
+    status, body = https(users, "GET", f"/api/v1/messages/{listed['id']}", token=token)
+    privacy = json.loads(body)["privacy"]
+    assert privacy["dkim"] not in (None, "pass") and privacy["spf"], privacy
+    assert privacy["hops"] >= 1, "Postfix's own hop is believed: " + str(privacy)
 
 
 @embedded

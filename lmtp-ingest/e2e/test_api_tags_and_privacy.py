@@ -11,9 +11,13 @@ FEATURES = {"transport_tls", "dkim_pass", "dkim_signature", "spf_pass", "dmarc_p
             "signed", "spam"}
 
 
+# Our MTA, as the deployment configures it: its authserv-id and its name in Received headers.
+OUR_MTA = {"authserv_id": "mx.example.test", "internal_relays": ["mx.example.test", "10.0.0.0/8"]}
+
+
 @pytest.fixture
 def api(make_daemon):
-    d = make_daemon()
+    d = make_daemon(privacy=OUR_MTA)
     d.add_user("alice", "alice@example.test", password=PASSWORD)
     d.add_user("mallory", "mallory@example.test", password=PASSWORD)
     return d
@@ -122,3 +126,48 @@ def test_every_point_of_the_privacy_index_is_explained(api):
 
     for d in c.get("/discussions").json()["items"]:
         factors(d)  # the list explains its badges the same way
+
+
+# What a sender can write: results under another authserv-id or a look-alike of ours, a
+# Received hop claiming TLS, and a spam verdict, all below the hop where our MTA took the mail
+# (mail reaches Palisade only through our MTA, which always writes that hop).
+FORGED = (
+    "Authentication-Results: remote.test; dkim=pass header.d=bank.test; spf=pass; dmarc=pass\n"
+    "Authentication-Results: mx.example.test.remote.test; dkim=pass; spf=pass; dmarc=pass\n"
+    "Received: from a.remote.test by mx.example.test with ESMTPS id 0\n"
+    " (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Mon, 02 Mar 2026 09:59:00 +0000\n"
+    "X-Spam-Flag: NO\n")
+ENTRY_HOPS = {
+    "plain": "Received: from mx.remote.test (mx.remote.test [192.0.2.1]) by mx.example.test"
+             " with ESMTP id 1; Mon, 02 Mar 2026 10:00:00 +0000\n",
+    "tls": "Received: from mx.remote.test (mx.remote.test [192.0.2.1]) by mx.example.test"
+           " with ESMTPS id 1; Mon, 02 Mar 2026 10:00:00 +0000\n"
+           "Authentication-Results: mx.example.test; dkim=fail header.d=remote.test; spf=softfail\n",
+}
+
+
+def test_headers_a_sender_forged_do_not_move_the_privacy_index(api):
+    """Each honest message has a twin dressed with forged headers: same factors, same index."""
+    c = api.login("alice@example.test", PASSWORD)
+    for name, ours in ENTRY_HOPS.items():
+        deliver(api, "alice@example.test", with_headers(f"honest {name}", ours))
+        deliver(api, "alice@example.test", with_headers(f"forged {name}", ours + FORGED))
+    by_subject = {m["subject"]: m["id"] for m in c.get("/messages").json()["items"]}
+    for name in ENTRY_HOPS:
+        honest = c.get(f"/messages/{by_subject[f'honest {name}']}").json()
+        forged = c.get(f"/messages/{by_subject[f'forged {name}']}").json()
+        assert factors(forged) == factors(honest), name
+        assert forged["privacy"]["privacy_index"] == honest["privacy"]["privacy_index"], name
+        assert forged["privacy"]["untrusted_headers"] > honest["privacy"]["untrusted_headers"], name
+    assert factors(c.get(f"/messages/{by_subject['honest tls']}").json()) == {"transport_tls": 30}
+
+
+def test_without_a_trust_boundary_no_header_counts(make_daemon):
+    """A node configured with no authserv-id and no relays believes no header at all."""
+    d = make_daemon()
+    d.add_user("alice", "alice@example.test", password=PASSWORD)
+    c = d.login("alice@example.test", PASSWORD)
+    deliver(d, "alice@example.test", with_headers("claims", ENTRY_HOPS["tls"] + FORGED))
+    [m] = c.get("/messages").json()["items"]
+    view = c.get(f"/messages/{m['id']}").json()
+    assert factors(view) == {} and view["privacy"]["untrusted_headers"] == 6, view["privacy"]

@@ -56,6 +56,7 @@ pub fn init_tracing(config: &Config) {
 pub fn parse_limits(config: &Config) -> ParseLimits {
     ParseLimits {
         max_mime_depth: config.lmtp.max_mime_depth,
+        trust: config.privacy.clone(),
         ..ParseLimits::default()
     }
 }

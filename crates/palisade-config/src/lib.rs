@@ -6,6 +6,7 @@
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
+pub use palisade_model::{Relay, TrustBoundary};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener: health checks and metrics.
     pub admin: AdminConfig,
+    /// Whose headers the privacy index believes: our MTA's authserv-id and our relays.
+    pub privacy: TrustBoundary,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             log: LogConfig::default(),
             admin: AdminConfig::default(),
+            privacy: TrustBoundary::default(),
         }
     }
 }
@@ -703,6 +707,34 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn the_privacy_trust_boundary_loads_and_a_bad_relay_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "palisade.toml",
+                "[privacy]\nauthserv_id = \"mx.example.test\"\n\
+                 internal_relays = [\"MX.example.test\", \"10.0.0.0/8\", \"192.0.2.7\"]\n",
+            )?;
+            let c = Config::load(Some(Path::new("palisade.toml"))).expect("load");
+            assert_eq!(c.privacy.authserv_id.as_deref(), Some("mx.example.test"));
+            let relays: Vec<String> = c
+                .privacy
+                .internal_relays
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            assert_eq!(relays, ["mx.example.test", "10.0.0.0/8", "192.0.2.7"]);
+            jail.create_file(
+                "bad.toml",
+                "[privacy]\ninternal_relays = [\"10.0.0.0/40\"]\n",
+            )?;
+            let err = Config::load(Some(Path::new("bad.toml"))).expect_err("a bad network");
+            assert!(err.to_string().contains("10.0.0.0/40"), "{err}");
+            Ok(())
+        });
+        assert_eq!(Config::default().privacy, TrustBoundary::default());
     }
 
     #[test]

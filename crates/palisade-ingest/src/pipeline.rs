@@ -88,7 +88,7 @@ pub struct Pipeline {
     /// when the store does not queue them ([`Mailbox::queues_jobs`]).
     queue: Arc<dyn JobQueue>,
     events: Option<Arc<dyn Cache>>,
-    limits: ParseLimits,
+    limits: Arc<ParseLimits>,
     /// Notified after stored copies, so in-process workers pick up their jobs at once.
     stored: Arc<Notify>,
 }
@@ -105,7 +105,7 @@ impl Pipeline {
             store,
             queue,
             events: None,
-            limits,
+            limits: Arc::new(limits),
             stored,
         }
     }
@@ -125,7 +125,7 @@ impl Pipeline {
     /// Hashes and parses `raw` on a blocking thread: parsing a large message must not stall
     /// the sessions sharing the async threads.
     pub async fn parse(&self, raw: Bytes) -> Result<Parsed, PipelineError> {
-        let limits = self.limits;
+        let limits = Arc::clone(&self.limits);
         let bytes = raw.clone();
         let (hash, content) =
             tokio::task::spawn_blocking(move || (raw_hash(&bytes), parse_message(&bytes, &limits)))

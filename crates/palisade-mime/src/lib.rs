@@ -43,8 +43,8 @@ mod tree;
 
 pub use subject::normalize_subject;
 
-/// Limits applied while parsing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Limits applied while parsing, and whose headers the privacy features believe.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseLimits {
     /// Deepest MIME nesting (root part = 0) whose parts are still extracted.
     pub max_mime_depth: usize,
@@ -52,15 +52,18 @@ pub struct ParseLimits {
     /// whole). It bounds what every store must hold per message: Cassandra refuses requests
     /// over 16 MiB, and a body can grow sixfold when encoded as JSON.
     pub max_body_bytes: usize,
+    /// Our own hosts: only their `Authentication-Results`, `Received` and spam headers count.
+    pub trust: TrustBoundary,
 }
 
-pub use palisade_model::MAX_BODY_BYTES;
+pub use palisade_model::{MAX_BODY_BYTES, Relay, TrustBoundary};
 
 impl Default for ParseLimits {
     fn default() -> Self {
         ParseLimits {
             max_mime_depth: 20,
             max_body_bytes: MAX_BODY_BYTES,
+            trust: TrustBoundary::default(),
         }
     }
 }
@@ -170,7 +173,7 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
         .chain(&html_body)
         .map(String::as_str)
         .collect();
-    let mut privacy = privacy::privacy(raw, message, &tree.visible, &bodies);
+    let mut privacy = privacy::privacy(raw, message, &tree.visible, &bodies, &limits.trust);
     privacy.mime_depth_exceeded = tree.depth_exceeded;
     // Subject, date and addresses come from our own scan of the raw header section.
     let raw_headers = headers::Headers::scan(raw, message);

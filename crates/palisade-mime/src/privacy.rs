@@ -1,7 +1,10 @@
 //! What headers and structure reveal about how private a message was.
+//!
+//! Only headers our own hosts wrote are believed (see [`TrustBoundary`]); the sender could
+//! have written any of the others, and they are counted in `untrusted_headers` instead.
 
 use mail_parser::{Header, HeaderName, HeaderValue, Host, Message, Protocol};
-use palisade_model::{AuthResults, HopTls, PrivacyFeatures, SpamVerdict};
+use palisade_model::{AuthResults, HopTls, PrivacyFeatures, SpamVerdict, TrustBoundary};
 
 use crate::crypto;
 
@@ -14,18 +17,37 @@ pub(crate) fn privacy(
     message: &Message<'_>,
     visible: &[u32],
     bodies: &[&str],
+    trust: &TrustBoundary,
 ) -> PrivacyFeatures {
     let headers = message.parts.first().map_or(&[][..], |p| &p.headers[..]);
     let mut features = PrivacyFeatures::default();
-    let mut spam_flag = None;
-    let mut spam_status = None;
-    let mut spam_score = None;
+    let mut untrusted = 0u32;
+    let mut spam_headers = SpamHeaders::default();
+    // Received headers are newest first: ours sit on top, down to the hop where the mail
+    // entered; everything below was written before we saw the mail.
+    let mut within_our_hosts = !trust.internal_relays.is_empty();
     for header in headers {
         match &header.name {
-            HeaderName::Received => features.transport.push(hop(raw, header)),
+            HeaderName::Received => {
+                let hop = hop(raw, header);
+                let ours =
+                    within_our_hosts && hop.by.as_deref().is_some_and(|by| trust.is_relay_host(by));
+                if ours {
+                    within_our_hosts = from_our_hosts(header, trust);
+                    features.transport.push(hop);
+                } else {
+                    within_our_hosts = false;
+                    untrusted = untrusted.saturating_add(1);
+                }
+            }
             HeaderName::DkimSignature => features.dkim_signature = true,
-            HeaderName::AuthenticationResults if features.auth_results.is_none() => {
-                features.auth_results = Some(auth_results(&raw_value(raw, header)));
+            HeaderName::AuthenticationResults => {
+                let value = raw_value(raw, header);
+                if !trust.is_own_authserv_id(&value) {
+                    untrusted = untrusted.saturating_add(1);
+                } else if features.auth_results.is_none() {
+                    features.auth_results = Some(auth_results(&value));
+                }
             }
             HeaderName::ListId if features.list_id.is_none() => {
                 features.list_id = list_id(&raw_value(raw, header));
@@ -34,24 +56,82 @@ pub(crate) fn privacy(
                 let name = name.as_ref();
                 if name.eq_ignore_ascii_case("autocrypt") {
                     features.autocrypt = true;
-                } else if name.eq_ignore_ascii_case("x-spam-flag") {
-                    spam_flag.get_or_insert_with(|| raw_value(raw, header));
-                } else if name.eq_ignore_ascii_case("x-spam-status") {
-                    spam_status.get_or_insert_with(|| raw_value(raw, header));
-                } else if name.eq_ignore_ascii_case("x-spam-score") {
-                    spam_score.get_or_insert_with(|| raw_value(raw, header));
+                } else {
+                    spam_headers.offer(name, || raw_value(raw, header));
                 }
             }
             _ => {}
         }
     }
-    features.spam = spam(
-        spam_flag.as_deref(),
-        spam_status.as_deref(),
-        spam_score.as_deref(),
-    );
+    // Spam headers carry no host, so they are believed only on mail our relays handled; the
+    // border removes incoming ones (the postfix role's header_checks), so what is left there
+    // is our filter's.
+    if features.transport.is_empty() {
+        untrusted = untrusted.saturating_add(spam_headers.count());
+    } else {
+        features.spam = spam_headers.verdict();
+    }
+    features.untrusted_headers = untrusted;
     features.crypto = crypto::crypto(raw, message, visible, bodies);
     features
+}
+
+/// Whether the client of a hop our relay recorded was itself one of our hosts, so that the
+/// next `Received` down was written by us too. A hop with no client at all is a local
+/// submission; one named only by its HELO greeting is taken as outside, since the client
+/// chose that name.
+fn from_our_hosts(header: &Header<'_>, trust: &TrustBoundary) -> bool {
+    let HeaderValue::Received(r) = &header.value else {
+        return false;
+    };
+    if let Some(ip) = r.from_ip {
+        return trust.is_relay_ip(ip);
+    }
+    if let Some(iprev) = r.from_iprev.as_deref() {
+        return trust.is_relay_host(iprev);
+    }
+    r.from.is_none() && r.helo.is_none()
+}
+
+/// The first `X-Spam-Flag`, `X-Spam-Status` and `X-Spam-Score` (SpamAssassin's and rspamd's
+/// names for a verdict).
+#[derive(Default)]
+struct SpamHeaders {
+    flag: Option<String>,
+    status: Option<String>,
+    score: Option<String>,
+}
+
+impl SpamHeaders {
+    fn offer(&mut self, name: &str, value: impl FnOnce() -> String) {
+        let slot = if name.eq_ignore_ascii_case("x-spam-flag") {
+            &mut self.flag
+        } else if name.eq_ignore_ascii_case("x-spam-status") {
+            &mut self.status
+        } else if name.eq_ignore_ascii_case("x-spam-score") {
+            &mut self.score
+        } else {
+            return;
+        };
+        if slot.is_none() {
+            *slot = Some(value());
+        }
+    }
+
+    fn count(&self) -> u32 {
+        [&self.flag, &self.status, &self.score]
+            .iter()
+            .filter(|v| v.is_some())
+            .count() as u32
+    }
+
+    fn verdict(&self) -> SpamVerdict {
+        spam(
+            self.flag.as_deref(),
+            self.status.as_deref(),
+            self.score.as_deref(),
+        )
+    }
 }
 
 /// The header's value as written, unfolded; parsed forms lose the comments TLS hints live in.

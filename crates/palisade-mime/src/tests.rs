@@ -1,10 +1,25 @@
 //! Whole-message tests on small hand-written fixtures.
 
 use super::*;
-use palisade_model::{CryptoKind, ParticipantRole};
+use palisade_model::{CryptoKind, ParticipantRole, SpamVerdict};
 
 fn parse(raw: &str) -> MessageContent {
     parse_message(raw.as_bytes(), &ParseLimits::default())
+}
+
+/// Parses believing `authserv_id` and `relays` as our own hosts.
+fn parse_trusting(raw: &str, authserv_id: &str, relays: &[&str]) -> MessageContent {
+    let trust = TrustBoundary {
+        authserv_id: Some(authserv_id.to_string()),
+        internal_relays: relays.iter().map(|r| r.parse().expect("relay")).collect(),
+    };
+    parse_message(
+        raw.as_bytes(),
+        &ParseLimits {
+            trust,
+            ..ParseLimits::default()
+        },
+    )
 }
 
 #[test]
@@ -307,21 +322,27 @@ fn smime_variants() {
 
 #[test]
 fn received_headers_record_tls_per_hop_newest_first() {
-    let m = parse(concat!(
-        "Received: from mx.a.test (mx.a.test [192.0.2.1])\n",
-        "\tby mail.b.test (Postfix) with ESMTPS id 4F2;\n",
-        "\tTue, 1 Jul 2003 10:52:37 +0200\n",
-        "Received: from c.test by d.test with ESMTP id 1; Tue, 1 Jul 2003 10:52:30 +0200\n",
-        "Received: from e.test ([192.0.2.5]) by f.test (8.12/8.12) with ESMTP id h6;\n",
-        "\t(version=TLSv1/SSLv3 cipher=EDH-RSA-DES-CBC3-SHA bits=168 verify=NO)\n",
-        "\tTue, 1 Jul 2003 10:52:20 +0200\n",
-        "Received: from g.test by H.Test (Postfix) with SMTP id 2\n",
-        "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Tue, 1 Jul 2003 10:52:10 +0200\n",
-        "Received: from i.test\n",
-        "\tby  with SMTP; 15 Nov 2017 14:16:18 -0000\n",
-        "\n",
-        "x\n",
-    ));
+    // Every hop is ours (relays by name, clients in 192.0.2.0/24) down to the last, whose
+    // `by` is empty, so nobody we trust wrote it.
+    let m = parse_trusting(
+        concat!(
+            "Received: from mx.a.test (mx.a.test [192.0.2.1])\n",
+            "\tby mail.b.test (Postfix) with ESMTPS id 4F2;\n",
+            "\tTue, 1 Jul 2003 10:52:37 +0200\n",
+            "Received: from c.test ([192.0.2.3]) by d.test with ESMTP id 1; Tue, 1 Jul 2003 10:52:30 +0200\n",
+            "Received: from e.test ([192.0.2.5]) by f.test (8.12/8.12) with ESMTP id h6;\n",
+            "\t(version=TLSv1/SSLv3 cipher=EDH-RSA-DES-CBC3-SHA bits=168 verify=NO)\n",
+            "\tTue, 1 Jul 2003 10:52:20 +0200\n",
+            "Received: from g.test ([192.0.2.7]) by H.Test (Postfix) with SMTP id 2\n",
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Tue, 1 Jul 2003 10:52:10 +0200\n",
+            "Received: from i.test ([192.0.2.9])\n",
+            "\tby  with SMTP; 15 Nov 2017 14:16:18 -0000\n",
+            "\n",
+            "x\n",
+        ),
+        "mail.b.test",
+        &["192.0.2.0/24", "mail.b.test", "d.test", "f.test", "h.test"],
+    );
     let hops: Vec<_> = m
         .privacy
         .transport
@@ -335,15 +356,15 @@ fn received_headers_record_tls_per_hop_newest_first() {
             (Some("d.test"), false),
             (Some("f.test"), true),
             (Some("h.test"), true),
-            (None, false),
         ]
     );
+    assert_eq!(m.privacy.untrusted_headers, 1);
     assert!(!m.privacy.all_hops_tls());
 }
 
 #[test]
 fn authentication_results_dkim_and_autocrypt() {
-    let m = parse(concat!(
+    let raw = concat!(
         "Authentication-Results: mx.example.test;\n",
         "\tdkim=pass header.i=@x.test header.s=sel;\n",
         "\tspf=SoftFail (mx.example.test: domain of a@x.test does not designate) smtp.mailfrom=a@x.test;\n",
@@ -353,13 +374,22 @@ fn authentication_results_dkim_and_autocrypt() {
         "Autocrypt: addr=a@x.test; keydata=mQENBF\n",
         "\n",
         "x\n",
-    ));
+    );
+    let m = parse_trusting(raw, "mx.example.test", &[]);
+    assert_eq!(
+        m.privacy.untrusted_headers, 1,
+        "other.test's results are not ours"
+    );
     let auth = m.privacy.auth_results.unwrap_or_default();
     assert_eq!(auth.dkim.as_deref(), Some("pass"));
     assert_eq!(auth.spf.as_deref(), Some("softfail"));
     assert_eq!(auth.dmarc.as_deref(), Some("fail"));
     assert!(m.privacy.dkim_signature);
     assert!(m.privacy.autocrypt);
+    // With no authserv-id configured, no results are ours.
+    let unconfigured = parse(raw);
+    assert_eq!(unconfigured.privacy.auth_results, None);
+    assert_eq!(unconfigured.privacy.untrusted_headers, 2);
 
     let none = parse("Subject: x\n\nx\n");
     assert_eq!(none.privacy.auth_results, None);
@@ -368,7 +398,15 @@ fn authentication_results_dkim_and_autocrypt() {
 
 #[test]
 fn spam_headers_and_list_id() {
-    let m = parse(concat!(
+    let ours = |raw: &str| {
+        let hop = "Received: from a.test (a.test [192.0.2.1]) by mx.example.test with ESMTP id 1; Tue, 1 Jul 2003 10:52:37 +0200\n";
+        parse_trusting(
+            &format!("{hop}{raw}"),
+            "mx.example.test",
+            &["mx.example.test"],
+        )
+    };
+    let m = ours(concat!(
         "X-Spam-Status: Yes, score=7.9 required=5.0 tests=BAYES_99\n",
         "\tautolearn=no version=3.4.6\n",
         "X-Spam-Flag: YES\n",
@@ -380,9 +418,68 @@ fn spam_headers_and_list_id() {
     assert_eq!(m.privacy.spam.score, Some(7.9));
     assert_eq!(m.privacy.list_id.as_deref(), Some("users.rust.example"));
 
-    let ham = parse("X-Spam-Status: No, hits=-2.6 required=5.0\nX-Spam-Score: -2.5\n\nx\n");
+    let ham = ours("X-Spam-Status: No, hits=-2.6 required=5.0\nX-Spam-Score: -2.5\n\nx\n");
     assert_eq!(ham.privacy.spam.is_spam, Some(false));
     assert_eq!(ham.privacy.spam.score, Some(-2.5));
+    // Mail that never passed our relays carries only what its sender wrote.
+    let direct = parse("X-Spam-Flag: YES\nX-Spam-Score: 9\n\nx\n");
+    assert_eq!(direct.privacy.spam, SpamVerdict::default());
+    assert_eq!(direct.privacy.untrusted_headers, 2);
+}
+
+/// What a sender writes below the hop where mail entered our relays changes nothing.
+#[test]
+fn headers_the_sender_wrote_do_not_move_the_privacy_index() {
+    let ours = concat!(
+        "Received: from lmtp.internal ([10.0.0.5]) by mx.example.test with LMTP id 2;\n",
+        "\tTue, 1 Jul 2003 10:52:40 +0200\n",
+        "Received: from sender.test (sender.test [203.0.113.9])\n",
+        "\tby mx.example.test (Postfix) with ESMTP id 1; Tue, 1 Jul 2003 10:52:37 +0200\n",
+        "Authentication-Results: mx.example.test; dkim=none; spf=fail smtp.mailfrom=sender.test\n",
+    );
+    let forged = concat!(
+        "Authentication-Results: sender.test; dkim=pass header.d=bank.test; spf=pass; dmarc=pass\n",
+        "Authentication-Results: mx.example.test.sender.test; dkim=pass; spf=pass; dmarc=pass\n",
+        "Received: from a.sender.test by mx.example.test with ESMTPS id 0\n",
+        "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Tue, 1 Jul 2003 10:52:30 +0200\n",
+        "X-Spam-Flag: NO\n",
+    );
+    let body = "From: a@sender.test\nSubject: hello\n\nx\n";
+    let relays = ["mx.example.test", "10.0.0.0/8"];
+    let honest = parse_trusting(&format!("{ours}{body}"), "mx.example.test", &relays);
+    let dressed = parse_trusting(&format!("{ours}{forged}{body}"), "mx.example.test", &relays);
+    assert_eq!(honest.privacy.transport.len(), 2, "both hops are ours");
+    assert_eq!(
+        honest
+            .privacy
+            .auth_results
+            .as_ref()
+            .and_then(|a| a.spf.as_deref()),
+        Some("fail")
+    );
+    assert_eq!(dressed.privacy.untrusted_headers, 3);
+    assert_eq!(
+        dressed.privacy.privacy_factors(),
+        honest.privacy.privacy_factors()
+    );
+    assert_eq!(
+        dressed.privacy.privacy_index(),
+        honest.privacy.privacy_index()
+    );
+    // A client that greets with our own name is still outside.
+    let helo = parse_trusting(
+        concat!(
+            "Received: from mx.example.test by mx.example.test with ESMTPS id 1\n",
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Tue, 1 Jul 2003 10:52:37 +0200\n",
+            "Received: from x by mx.example.test with ESMTPS id 0\n",
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Tue, 1 Jul 2003 10:52:30 +0200\n",
+            "\nx\n",
+        ),
+        "mx.example.test",
+        &relays,
+    );
+    assert_eq!(helo.privacy.transport.len(), 1);
+    assert_eq!(helo.privacy.untrusted_headers, 1);
 }
 
 /// A message whose single leaf sits `levels` multiparts below the root.

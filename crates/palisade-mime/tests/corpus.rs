@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use palisade_mime::{ParseLimits, parse_message};
+use palisade_mime::{ParseLimits, TrustBoundary, parse_message};
 use palisade_model::{CryptoKind, MessageContent, ParticipantRole};
 use sha2::{Digest, Sha256};
 
@@ -352,8 +352,34 @@ fn threading_ids() {
 
 #[test]
 fn privacy_spot_checks() {
-    let m = get("nodemailer-mailparser__nodemailer.eml");
+    // Read as Gmail would read its own mail: its authserv-id, and its relays (an internal
+    // 10.x hop above mx.google.com, where the mail entered).
+    let key = "tricky/nodemailer-mailparser__nodemailer.eml";
+    let raw = &parsed().get(key).unwrap_or_else(|| panic!("{key}")).1;
+    let gmail = TrustBoundary {
+        authserv_id: Some("mx.google.com".into()),
+        internal_relays: ["10.0.0.0/8", "mx.google.com"]
+            .iter()
+            .map(|r| r.parse().expect("relay"))
+            .collect(),
+    };
+    let m = &parse_message(
+        raw,
+        &ParseLimits {
+            trust: gmail,
+            ..ParseLimits::default()
+        },
+    );
     assert!(m.privacy.dkim_signature);
+    assert_eq!(m.privacy.transport.len(), 2, "{:?}", m.privacy.transport);
+    assert_eq!(
+        m.privacy.untrusted_headers, 1,
+        "ZoneMTA's hop is not Gmail's"
+    );
+    assert_eq!(
+        get(key.trim_start_matches("tricky/")).privacy.auth_results,
+        None
+    );
     let auth = m.privacy.auth_results.clone().unwrap_or_default();
     assert_eq!(
         (
@@ -406,4 +432,43 @@ fn headerless_files_report_a_parse_error() {
         bom.from().and_then(|p| p.address.as_deref()),
         Some("abusedesk@example.com")
     );
+}
+
+/// Every corpus message, as our MTA would hand it over (its own entry hop and results on top),
+/// dressed with what a sender can add: results under another or a look-alike authserv-id, a
+/// hop claiming TLS and a spam verdict. The privacy index and its factors do not move. The
+/// corpus's own Received and Authentication-Results are the sender's side too.
+#[test]
+fn forged_headers_never_move_the_privacy_index_on_the_corpus() {
+    let trust = TrustBoundary {
+        authserv_id: Some("mx.palisade.test".into()),
+        internal_relays: ["mx.palisade.test", "10.0.0.0/8"]
+            .iter()
+            .map(|r| r.parse().expect("relay"))
+            .collect(),
+    };
+    let limits = ParseLimits {
+        trust,
+        ..ParseLimits::default()
+    };
+    let ours: &[u8] = b"Received: from relay.sender.test (relay.sender.test [203.0.113.9])\r\n\
+        \tby mx.palisade.test (Postfix) with ESMTPS id 1\r\n\
+        \t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Mon, 2 Mar 2026 10:00:00 +0000\r\n\
+        Authentication-Results: mx.palisade.test; spf=none smtp.mailfrom=sender.test\r\n";
+    let forged: &[u8] = b"Authentication-Results: sender.test; dkim=pass; spf=pass; dmarc=pass\r\n\
+        Authentication-Results: mx.palisade.test.sender.test; dkim=pass; spf=pass; dmarc=pass\r\n\
+        Received: from a.sender.test by mx.palisade.test with ESMTPS id 0\r\n\
+        \t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Mon, 2 Mar 2026 09:59:00 +0000\r\n\
+        X-Spam-Flag: NO\r\n";
+    let mut moved = Vec::new();
+    for (file, (_, raw, _)) in parsed() {
+        let honest = parse_message(&[ours, raw].concat(), &limits).privacy;
+        let dressed = parse_message(&[ours, forged, raw].concat(), &limits).privacy;
+        if dressed.privacy_factors() != honest.privacy_factors()
+            || dressed.untrusted_headers < honest.untrusted_headers + 3
+        {
+            moved.push(file.as_str());
+        }
+    }
+    assert!(moved.is_empty(), "{} moved: {moved:?}", moved.len());
 }

@@ -12,11 +12,13 @@ use uuid::Uuid;
 
 mod address;
 mod privacy;
+mod trust;
 
 pub use address::{Address, AddressError, without_addresses};
 pub use privacy::{
     AuthResults, CryptoKind, HopTls, PrivacyFactor, PrivacyFeature, PrivacyFeatures, SpamVerdict,
 };
+pub use trust::{Relay, RelayError, TrustBoundary};
 
 /// Namespace for deterministic message ids, so redelivery maps to the same id.
 const MESSAGE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x7a1d_5c3e_0b2f_4e8a_9d61_2c4f_8e0a_b317);

@@ -71,6 +71,11 @@ pub struct PrivacyFeatures {
     /// mailbox is among the participants. It does not change the privacy points.
     #[serde(default)]
     pub multiple_from: bool,
+    /// Headers that would have counted but were written outside our own hosts (below the
+    /// hop where the mail entered, or under another authserv-id), so were ignored: a sender
+    /// can write any of them.
+    #[serde(default)]
+    pub untrusted_headers: u32,
 }
 
 impl PrivacyFeatures {

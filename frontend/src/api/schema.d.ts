@@ -6069,7 +6069,7 @@ export interface components {
             factors: components["schemas"]["PrivacyFactorView"][];
             /**
              * Format: uint32
-             * @description Hops recorded in `Received` headers.
+             * @description Hops our own relays recorded in `Received` headers (the sender's are not counted).
              */
             hops: number;
             /** @description Mailing list id. */
@@ -6088,10 +6088,17 @@ export interface components {
             signed: boolean;
             /** @description Upstream filter marked it as spam. */
             spam: boolean;
-            /** @description SPF result, if the receiving relay recorded one. */
+            /** @description SPF result, if our own MTA recorded one (under the configured authserv-id). */
             spf?: string;
-            /** @description Every recorded hop used TLS. */
+            /** @description Every hop our own relays recorded used TLS. */
             transport_tls: boolean;
+            /**
+             * Format: uint32
+             * @description Headers that would have counted but were written outside our own hosts (another
+             *     authserv-id, hops below the one where the mail entered, spam headers on mail that
+             *     never passed our relays), so were ignored.
+             */
+            untrusted_headers: number;
         };
         /**
          * ReplyRequest

@@ -148,6 +148,7 @@ export const en = {
   "privacyDetails.spam": "Marked as spam by the upstream filter",
   "privacyDetails.autocrypt": "The sender offers an encryption key (Autocrypt)",
   "privacyDetails.multipleFrom": "Names more than one sender: only one of them may really have sent it",
+  "privacyDetails.untrusted": "Headers written outside our servers, so not believed: {count}",
   "privacyDetails.unknown": "{feature}",
 
   "live.newMail": "New mail from {sender}: {subject}",

@@ -145,6 +145,7 @@ export const fr: Catalog = {
   "privacyDetails.spam": "Marqué comme indésirable par le filtre en amont",
   "privacyDetails.autocrypt": "L’expéditeur propose une clé de chiffrement (Autocrypt)",
   "privacyDetails.multipleFrom": "Nomme plus d’un expéditeur : un seul d’entre eux peut l’avoir réellement envoyé",
+  "privacyDetails.untrusted": "En-têtes écrits hors de nos serveurs, donc ignorés : {count}",
   "privacyDetails.unknown": "{feature}",
 
   "live.newMail": "Nouveau message de {sender} : {subject}",
