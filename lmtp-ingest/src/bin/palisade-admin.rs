@@ -71,6 +71,20 @@ enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Import an mbox file or a Maildir into a user's mailbox, through the same delivery path
+    /// as LMTP: idempotent (importing twice stores nothing twice), threaded, indexed and
+    /// scored. Messages that cannot be parsed are stored raw and listed; messages over the
+    /// LMTP size limit are skipped and listed. Progress on stderr, a JSON report on stdout.
+    Import {
+        /// User name or address.
+        #[arg(long)]
+        user: String,
+        /// An mbox file, or a Maildir (a directory holding cur/ and new/).
+        path: PathBuf,
+        /// How `From ` lines inside the mbox's messages were escaped.
+        #[arg(long, value_enum, default_value_t = MboxFormat::Mboxrd)]
+        mbox_format: MboxFormat,
+    },
     /// Print the API's OpenAPI document as the daemon serves it (the web client's types are
     /// generated from it).
     Openapi,
@@ -80,6 +94,15 @@ enum Command {
         /// A message file, or a directory walked recursively.
         path: PathBuf,
     },
+}
+
+/// mbox escaping conventions.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MboxFormat {
+    /// Every `>*From ` line escaped (exact).
+    Mboxrd,
+    /// Only `From ` lines escaped.
+    Mboxo,
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +285,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Jobs(JobsCommand::Replay) => {
             serde_json::json!({ "replayed": backends.queue.replay_dead().await? })
         }
+        Command::Import {
+            user,
+            path,
+            mbox_format,
+        } => {
+            let user = find_user(store.as_ref(), &user).await?;
+            import(
+                &config,
+                store.clone(),
+                backends.queue,
+                &user,
+                &path,
+                mbox_format,
+            )
+            .await?
+        }
         Command::Reparse { user } => {
             reparse(&config, store.clone(), backends.queue, user.as_deref()).await?
         }
@@ -356,6 +395,108 @@ async fn reparse(
             .await?;
     }
     Ok(serde_json::to_value(report)?)
+}
+
+/// Reads the mailbox on a thread of its own, a few messages ahead of the stores, so memory
+/// holds at most those few messages whatever the size of the file.
+async fn import(
+    config: &palisade_config::Config,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn palisade_jobs::JobQueue>,
+    user: &User,
+    path: &std::path::Path,
+    format: MboxFormat,
+) -> anyhow::Result<serde_json::Value> {
+    use palisade_mbox::{MaildirReader, MboxReader, MboxVariant};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let max_bytes = config.lmtp.max_message_bytes;
+    let read = Arc::new(AtomicU64::new(0));
+    let (total, entries): (
+        String,
+        Box<dyn Iterator<Item = std::io::Result<palisade_mbox::Entry>> + Send>,
+    ) = if path.is_dir() {
+        let reader = MaildirReader::open(path, max_bytes)
+            .with_context(|| format!("opening {}", path.display()))?;
+        (format!("{} messages", reader.len()), Box::new(reader))
+    } else {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let variant = match format {
+            MboxFormat::Mboxrd => MboxVariant::Rd,
+            MboxFormat::Mboxo => MboxVariant::O,
+        };
+        let counted = CountingReader {
+            inner: file,
+            read: read.clone(),
+        };
+        let reader = MboxReader::new(
+            std::io::BufReader::with_capacity(256 * 1024, counted),
+            variant,
+            max_bytes,
+        );
+        (format!("{size} bytes"), Box::new(reader))
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let reader = std::thread::spawn(move || {
+        for entry in entries {
+            if tx.blocking_send(entry).is_err() {
+                break;
+            }
+        }
+    });
+    let pipeline = Pipeline::new(
+        store,
+        queue,
+        lmtp_ingest::parse_limits(config),
+        Arc::new(Notify::new()),
+    );
+    let started = std::time::Instant::now();
+    let mut last = started;
+    eprintln!("import: {} into {} ({total})", path.display(), user.name);
+    let mut progress = |r: &palisade_ingest::ImportReport| {
+        if last.elapsed() >= std::time::Duration::from_secs(1) {
+            last = std::time::Instant::now();
+            eprintln!(
+                "import: {} messages, {} stored, {} unparsable, {} too large; {} bytes read; {:.0} msg/s",
+                r.messages,
+                r.stored,
+                r.unparsable,
+                r.too_large,
+                read.load(Ordering::Relaxed),
+                r.messages as f64 / started.elapsed().as_secs_f64().max(0.001)
+            );
+        }
+    };
+    let report = pipeline.import_mailbox(user, rx, &mut progress).await;
+    // The reader stops at its next send once the receiver is gone.
+    let _ = reader.join();
+    let report = report?;
+    eprintln!(
+        "import: done: {} messages, {} stored, {} unparsable, {} too large, in {:.1} s",
+        report.messages,
+        report.stored,
+        report.unparsable,
+        report.too_large,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(serde_json::to_value(report)?)
+}
+
+/// Counts the bytes read through it, for the import's progress.
+struct CountingReader<R> {
+    inner: R,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// `parse`: JSON lines on stdout, files over the default LMTP size limit reported, not read.
