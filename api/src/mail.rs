@@ -20,8 +20,6 @@ use std::sync::Arc;
 use uuid::Uuid;
 use validator::Validate;
 
-/// Most tags per user, so the tag list stays small enough to return whole.
-const MAX_TAGS: usize = 500;
 /// Deepest a search may page, so a client cannot make the index sort everything.
 const MAX_SEARCH_OFFSET: usize = 5_000;
 
@@ -620,7 +618,12 @@ impl MailApi {
         let user = auth.0.user_id;
         let tag = state
             .store
-            .create_tag(user, body.name.trim(), body.colour.as_deref(), MAX_TAGS)
+            .create_tag(
+                user,
+                body.name.trim(),
+                body.colour.as_deref(),
+                palisade_model::MAX_TAGS_PER_USER,
+            )
             .await?;
         Ok(Created::Created(Json((&tag).into())))
     }

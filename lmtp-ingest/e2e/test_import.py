@@ -11,6 +11,7 @@ the same), and a second import stores nothing twice. A Maildir keeps its flags.
 from __future__ import annotations
 
 import csv
+import json
 import hashlib
 import re
 import uuid
@@ -116,3 +117,50 @@ def test_a_missing_or_unreadable_source_is_a_clear_error(daemon, tmp_path):
     assert r.returncode != 0 and b"nope.mbox" in r.stderr, r.stderr
     r = daemon.admin_run("import", "--user", "nobody", tmp_path)
     assert r.returncode != 0 and b"nobody" in r.stderr, r.stderr
+
+
+def state(client) -> dict[str, tuple]:
+    """Each message by the sha256 of its raw bytes: its flags and tag names."""
+    out = {}
+    for m in listed(client):
+        view = client.get(f"/messages/{m['id']}").json()
+        raw = client.get(f"/messages/{m['id']}/raw").body
+        flags = {k: v for k, v in view["flags"].items()}
+        out[hashlib.sha256(raw).hexdigest()] = (flags, sorted(t["name"] for t in view.get("tags", [])))
+    return out
+
+
+def test_export_then_import_into_a_fresh_account_gives_the_same_mailbox(daemon, tmp_path):
+    """The round trip of data ownership: messages (sha256), flags and tags come back."""
+    daemon.add_user("bob", "bob@example.test", password=PASSWORD)
+    sample = corpus_sample()[:25] + [b"Subject: no final newline\n\nends here"]
+    path = tmp_path / "in.mbox"
+    path.write_bytes(mboxrd(sample))
+    daemon.admin("import", "--user", "alice", path)
+    alice = daemon.login("alice@example.test", PASSWORD)
+    items = listed(alice)
+    work = alice.post("/tags", {"name": "work", "colour": "#112233"}).json()
+    later = alice.post("/tags", {"name": "later"}).json()
+    for i, m in enumerate(items[:8]):
+        assert alice.patch(f"/messages/{m['id']}/flags",
+                           {"seen": i % 2 == 0, "flagged": i % 3 == 0, "answered": i == 4}).status == 200
+        tags = [work["id"]] + ([later["id"]] if i % 2 else [])
+        assert alice.put(f"/messages/{m['id']}/tags", {"tags": tags}).status == 200
+    before = state(alice)
+
+    out = tmp_path / "export"
+    summary = daemon.admin("export", "--user", "alice", "--dir", out)
+    assert summary["messages"] == len(items), summary
+    assert (out / "mailbox.mbox").stat().st_size > 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["format"] == "palisade-export/1" and len(meta["messages"]) == len(items)
+    assert {t["name"]: t["colour"] for t in meta["tags"]} == {"work": "#112233", "later": None}
+
+    report = daemon.admin("import", "--user", "bob", out)
+    assert report["restored"] == len(items) == report["stored"], report
+    bob = daemon.login("bob@example.test", PASSWORD)
+    assert state(bob) == before
+    colours = {t["name"]: t.get("colour") for t in bob.get("/tags").json()}
+    assert colours == {"work": "#112233", "later": None}
+    wait_indexed(bob)
+    assert bob.get("/search?tag=work").status == 200

@@ -1,16 +1,20 @@
 //! Importing a mailbox file: every message goes through the [`Pipeline`], as if LMTP had
 //! delivered it. It is stored idempotently (same bytes, same id), threaded, queued for
 //! indexing and scored. A message that cannot be parsed is stored raw anyway and reported.
+//! With the `metadata.json` of a Palisade export beside the mbox, flags, tags and envelopes
+//! come back too.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
 use palisade_mbox::{Entry, Message};
-use palisade_model::{Envelope, Flags, User};
+use palisade_model::{Envelope, Flags, MAX_TAGS_PER_USER, TagId, User};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::export::ExportIndex;
 use crate::{MailboxCopy, Pipeline, PipelineError};
 
 /// Problems listed by name in the report; the rest are only counted.
@@ -31,6 +35,8 @@ pub struct ImportReport {
     pub too_large: u64,
     /// Bytes of the stored messages.
     pub bytes: u64,
+    /// Stored messages found in the export's metadata (flags, tags and envelope restored).
+    pub restored: u64,
     /// The first problems, each with where in the file it was.
     pub problems: Vec<ImportProblem>,
 }
@@ -50,6 +56,9 @@ pub enum ImportError {
     /// The mailbox file could not be read further.
     #[error("reading the mailbox failed")]
     Read(#[source] std::io::Error),
+    /// The export's tags could not be created.
+    #[error("creating the exported tags failed")]
+    Tags(#[source] palisade_store::StoreError),
     /// The store stayed unavailable; the import can be run again and resumes idempotently.
     #[error("storing a message failed at {origin}")]
     Store {
@@ -77,12 +86,18 @@ impl Pipeline {
         &self,
         user: &User,
         mut entries: mpsc::Receiver<std::io::Result<Entry>>,
+        export: Option<&ExportIndex>,
         progress: &mut (dyn FnMut(&ImportReport) + Send),
     ) -> Result<ImportReport, ImportError> {
         let rcpt_to = user
             .addresses
             .first()
             .map_or_else(|| user.name.clone(), ToString::to_string);
+        let tags = match export {
+            Some(export) => self.ensure_tags(user, export).await?,
+            None => HashMap::new(),
+        };
+        let known = export.map(|e| (e, &tags));
         let mut report = ImportReport::default();
         while let Some(entry) = entries.recv().await {
             report.messages += 1;
@@ -92,7 +107,7 @@ impl Pipeline {
                     report.problem(origin, format!("{size} bytes: over the size limit"));
                 }
                 Entry::Message(message) => {
-                    self.import_one(user, &rcpt_to, message, &mut report)
+                    self.import_one(user, &rcpt_to, message, known, &mut report)
                         .await?;
                 }
             }
@@ -101,13 +116,42 @@ impl Pipeline {
         Ok(report)
     }
 
+    /// The export's tags in `user`'s mailbox, by name, created where missing.
+    async fn ensure_tags(
+        &self,
+        user: &User,
+        export: &ExportIndex,
+    ) -> Result<HashMap<String, TagId>, ImportError> {
+        let mut ids: HashMap<String, TagId> = self
+            .store
+            .list_tags(user.id)
+            .await
+            .map_err(ImportError::Tags)?
+            .into_iter()
+            .map(|t| (t.name, t.id))
+            .collect();
+        for tag in &export.tags {
+            if !ids.contains_key(&tag.name) {
+                let created = self
+                    .store
+                    .create_tag(user.id, &tag.name, tag.colour.as_deref(), MAX_TAGS_PER_USER)
+                    .await
+                    .map_err(ImportError::Tags)?;
+                ids.insert(created.name, created.id);
+            }
+        }
+        Ok(ids)
+    }
+
     async fn import_one(
         &self,
         user: &User,
         rcpt_to: &str,
-        message: Message,
+        mut message: Message,
+        known: Option<(&ExportIndex, &HashMap<String, TagId>)>,
         report: &mut ImportReport,
     ) -> Result<(), ImportError> {
+        let exported = known.and_then(|(export, _)| export.find(&mut message.raw).cloned());
         let size = message.raw.len() as u64;
         let parsed = self
             .parse(Bytes::from(message.raw))
@@ -120,28 +164,51 @@ impl Pipeline {
             report.unparsable += 1;
             report.problem(message.origin.clone(), format!("stored raw: {error}"));
         }
-        let copy = MailboxCopy {
-            user: user.id,
-            envelope: Envelope {
-                mail_from: message.sender,
-                rcpt_to: rcpt_to.to_string(),
-                received_at: message.delivered_at.unwrap_or_else(Utc::now),
+        let copy = match &exported {
+            Some(m) => MailboxCopy {
+                user: user.id,
+                envelope: Envelope {
+                    mail_from: m.mail_from.clone(),
+                    rcpt_to: m.rcpt_to.clone(),
+                    received_at: m.received_at,
+                },
+                flags: m.flags,
             },
-            flags: Flags {
-                seen: message.flags.seen,
-                flagged: message.flags.flagged,
-                answered: message.flags.replied,
-                trashed: message.flags.trashed,
-                draft: message.flags.draft,
-                ..Flags::default()
+            None => MailboxCopy {
+                user: user.id,
+                envelope: Envelope {
+                    mail_from: message.sender,
+                    rcpt_to: rcpt_to.to_string(),
+                    received_at: message.delivered_at.unwrap_or_else(Utc::now),
+                },
+                flags: Flags {
+                    seen: message.flags.seen,
+                    flagged: message.flags.flagged,
+                    answered: message.flags.replied,
+                    trashed: message.flags.trashed,
+                    draft: message.flags.draft,
+                    ..Flags::default()
+                },
             },
+        };
+        let tags: Vec<TagId> = match (&exported, known) {
+            (Some(m), Some((_, ids))) => {
+                m.tags.iter().filter_map(|n| ids.get(n).copied()).collect()
+            }
+            _ => Vec::new(),
         };
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=STORE_ATTEMPTS {
             match self.store(&parsed, vec![copy.clone()]).await.pop() {
-                Some(Ok(_)) => {
+                Some(Ok(id)) => {
                     report.stored += 1;
                     report.bytes += size;
+                    if exported.is_some() {
+                        report.restored += 1;
+                    }
+                    if !tags.is_empty() {
+                        self.tag_imported(user, id, &tags, &message.origin).await?;
+                    }
                     return Ok(());
                 }
                 Some(Err(e)) if attempt == STORE_ATTEMPTS => {
@@ -157,5 +224,24 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// Puts the exported tags on a stored copy, then queues it again so search sees them.
+    async fn tag_imported(
+        &self,
+        user: &User,
+        id: palisade_model::MessageId,
+        tags: &[TagId],
+        origin: &str,
+    ) -> Result<(), ImportError> {
+        let failed = |source: PipelineError| ImportError::Store {
+            origin: origin.to_string(),
+            source,
+        };
+        self.store
+            .set_message_tags(user.id, id, tags)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        self.requeue(user.id, id).await.map_err(failed)
     }
 }

@@ -5,10 +5,15 @@
 //! Parsing happens once per transaction, not once per recipient, and all recipients' writes
 //! are issued together so the store's group commit can fold them into one fsync.
 
+mod export;
 mod import;
 mod pipeline;
 mod reparse;
 
+pub use export::{
+    EXPORT_FORMAT, ExportError, ExportIndex, ExportMetadata, ExportReport, ExportedMessage,
+    ExportedTag, export_mailbox,
+};
 pub use import::{ImportError, ImportProblem, ImportReport};
 pub use pipeline::{MailboxCopy, Parsed, Pipeline, PipelineError, error_chain};
 pub use reparse::{ContentTotals, FieldChanges, Progress, ReparseError, ReparseReport};

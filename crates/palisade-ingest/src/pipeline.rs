@@ -83,7 +83,7 @@ impl MailboxCopy {
 
 /// Parses, stores, publishes and announces copies of messages.
 pub struct Pipeline {
-    store: Arc<dyn Mailbox>,
+    pub(crate) store: Arc<dyn Mailbox>,
     /// Where follow-up jobs go: written by the store itself, or published by the pipeline
     /// when the store does not queue them ([`Mailbox::queues_jobs`]).
     queue: Arc<dyn JobQueue>,

@@ -175,7 +175,7 @@ fn parse_separator(line: &[u8]) -> (Option<String>, Option<DateTime<Utc>>) {
 /// escaped, and the blank line that ends it. A message that does not end with a newline gets
 /// one, which a reader cannot tell from the message's own; keep the size beside the mbox
 /// (the export's metadata does) to restore such a message exactly.
-pub fn write_mbox_message<W: Write>(
+pub fn write_mbox_message<W: Write + ?Sized>(
     out: &mut W,
     sender: Option<&str>,
     delivered_at: DateTime<Utc>,

@@ -349,6 +349,10 @@ impl Flags {
 /// bodies are this long, whatever characters they hold.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The most tags one user may have, however they are created (API, import), so the tag list
+/// stays small enough to return whole.
+pub const MAX_TAGS_PER_USER: usize = 500;
+
 /// Everything the MIME parser learns from a raw message, before it is placed in a mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageContent {

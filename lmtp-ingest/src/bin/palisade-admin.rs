@@ -41,7 +41,10 @@ enum Command {
     /// Inspect one message.
     #[command(subcommand)]
     Message(MessageCommand),
-    /// Write all of a user's messages, raw and parsed, to a directory.
+    /// Write a user's whole mailbox to a directory: `mailbox.mbox` (mboxrd, for any mail
+    /// client) and `metadata.json` (flags, tags, discussions, envelopes, tags and contacts),
+    /// which `import` reads back; also each message raw (`messages/<id>.eml`) and parsed
+    /// (`messages.json`). Streams: memory holds one page of messages.
     Export {
         /// User name or address.
         #[arg(long)]
@@ -79,8 +82,12 @@ enum Command {
         /// User name or address.
         #[arg(long)]
         user: String,
-        /// An mbox file, or a Maildir (a directory holding cur/ and new/).
+        /// An mbox file, a Maildir (a directory holding cur/ and new/), or a directory
+        /// written by `export` (its mailbox.mbox and metadata.json).
         path: PathBuf,
+        /// The metadata.json of a Palisade export, to restore flags, tags and envelopes.
+        #[arg(long)]
+        metadata: Option<PathBuf>,
         /// How `From ` lines inside the mbox's messages were escaped.
         #[arg(long, value_enum, default_value_t = MboxFormat::Mboxrd)]
         mbox_format: MboxFormat,
@@ -288,18 +295,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Import {
             user,
             path,
+            metadata,
             mbox_format,
         } => {
             let user = find_user(store.as_ref(), &user).await?;
-            import(
-                &config,
-                store.clone(),
-                backends.queue,
-                &user,
-                &path,
-                mbox_format,
-            )
-            .await?
+            let (path, metadata) = if path.join("metadata.json").is_file() {
+                (path.join("mailbox.mbox"), Some(path.join("metadata.json")))
+            } else {
+                (path, metadata)
+            };
+            let source = ImportSource {
+                path: &path,
+                metadata: metadata.as_deref(),
+                format: mbox_format,
+            };
+            import(&config, store.clone(), backends.queue, &user, source).await?
         }
         Command::Reparse { user } => {
             reparse(&config, store.clone(), backends.queue, user.as_deref()).await?
@@ -404,11 +414,26 @@ async fn import(
     store: Arc<dyn Store>,
     queue: Arc<dyn palisade_jobs::JobQueue>,
     user: &User,
-    path: &std::path::Path,
-    format: MboxFormat,
+    source: ImportSource<'_>,
 ) -> anyhow::Result<serde_json::Value> {
     use palisade_mbox::{MaildirReader, MboxReader, MboxVariant};
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    let ImportSource {
+        path,
+        metadata,
+        format,
+    } = source;
+    let export = match metadata {
+        Some(file) => {
+            let text =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let metadata: palisade_ingest::ExportMetadata = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not an export's metadata", file.display()))?;
+            Some(palisade_ingest::ExportIndex::new(metadata).map_err(|e| anyhow!(e))?)
+        }
+        None => None,
+    };
 
     let max_bytes = config.lmtp.max_message_bytes;
     let read = Arc::new(AtomicU64::new(0));
@@ -469,7 +494,9 @@ async fn import(
             );
         }
     };
-    let report = pipeline.import_mailbox(user, rx, &mut progress).await;
+    let report = pipeline
+        .import_mailbox(user, rx, export.as_ref(), &mut progress)
+        .await;
     // The reader stops at its next send once the receiver is gone.
     let _ = reader.join();
     let report = report?;
@@ -482,6 +509,13 @@ async fn import(
         started.elapsed().as_secs_f64()
     );
     Ok(serde_json::to_value(report)?)
+}
+
+/// What to import: a mailbox, and the export metadata that goes with it.
+struct ImportSource<'a> {
+    path: &'a std::path::Path,
+    metadata: Option<&'a std::path::Path>,
+    format: MboxFormat,
 }
 
 /// Counts the bytes read through it, for the import's progress.
@@ -593,27 +627,57 @@ impl<'a> Pages<'a> {
 
 /// Data portability: every raw message as `.eml`, plus the parsed messages as JSON.
 async fn export(store: &dyn Store, key: &str, dir: PathBuf) -> anyhow::Result<serde_json::Value> {
+    use std::io::BufWriter;
     let user = find_user(store, key).await?;
     let raw_dir = dir.join("messages");
     std::fs::create_dir_all(&raw_dir).with_context(|| format!("creating {}", raw_dir.display()))?;
-    let mut messages = Vec::new();
+    let create = |name: &str| -> anyhow::Result<BufWriter<std::fs::File>> {
+        let path = dir.join(name);
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(BufWriter::new(file))
+    };
+    let mut mbox = create("mailbox.mbox")?;
+    let mut metadata = create("metadata.json")?;
+    let name = user.name.clone();
+    let report =
+        palisade_ingest::export_mailbox(store, &user, &mut mbox, &mut metadata, &mut |r| {
+            eprintln!("export: {name}: {} messages, {} bytes", r.messages, r.bytes);
+        })
+        .await?;
+    // Each message raw and parsed too, as Palisade sees it; streamed like the mbox.
+    let mut parsed = create("messages.json")?;
+    parsed.write_all(b"[")?;
+    let mut first = true;
     let mut pages = Pages::new(store, user.id);
     while let Some(items) = pages.next().await? {
         for summary in &items {
-            let raw = store
-                .get_raw(user.id, summary.id)
-                .await?
-                .ok_or_else(|| anyhow!("raw bytes of {} are missing", summary.id))?;
+            let (Some(raw), Some(message)) = (
+                store.get_raw(user.id, summary.id).await?,
+                store.get_message(user.id, summary.id).await?,
+            ) else {
+                continue;
+            };
             std::fs::write(raw_dir.join(format!("{}.eml", summary.id)), raw)?;
-            if let Some(message) = store.get_message(user.id, summary.id).await? {
-                messages.push(message);
+            if !first {
+                parsed.write_all(b",")?;
             }
+            first = false;
+            parsed.write_all(b"\n")?;
+            serde_json::to_writer(&mut parsed, &message)?;
         }
     }
-    let count = messages.len();
-    let json = serde_json::to_vec_pretty(&messages)?;
-    std::fs::write(dir.join("messages.json"), json)?;
-    Ok(serde_json::json!({ "user": user.name, "messages": count, "dir": dir }))
+    parsed.write_all(b"\n]\n")?;
+    parsed.flush()?;
+    Ok(serde_json::json!({
+        "user": user.name,
+        "messages": report.messages,
+        "bytes": report.bytes,
+        "tags": report.tags,
+        "contacts": report.contacts,
+        "missing_raw": report.missing_raw,
+        "dir": dir,
+    }))
 }
 
 async fn search(
