@@ -17,6 +17,7 @@ pub mod listener;
 mod login_limits;
 mod mail;
 pub mod mailer;
+mod ownership;
 pub mod passwords;
 pub mod request_id;
 pub mod rules;
@@ -142,6 +143,7 @@ pub fn service() -> OpenApiService<
         compose::ComposeApi,
         draft_files::DraftFilesApi,
         suggest::SuggestApi,
+        ownership::OwnershipApi,
     ),
     (),
 > {
@@ -152,6 +154,7 @@ pub fn service() -> OpenApiService<
             compose::ComposeApi,
             draft_files::DraftFilesApi,
             suggest::SuggestApi,
+            ownership::OwnershipApi,
         ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),

@@ -184,6 +184,8 @@ for (const theme of THEMES) {
       await page.goto("/#/settings");
       await expect(page.getByRole("heading", { level: 1, name: "Settings" })).toBeVisible();
       await shoot(page, `settings-${theme}`);
+      await page.getByRole("region", { name: "Your data" }).scrollIntoViewIfNeeded();
+      await shoot(page, `settings-data-${theme}`);
     });
   });
 }

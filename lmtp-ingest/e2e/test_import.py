@@ -164,3 +164,29 @@ def test_export_then_import_into_a_fresh_account_gives_the_same_mailbox(daemon, 
     assert colours == {"work": "#112233", "later": None}
     wait_indexed(bob)
     assert bob.get("/search?tag=work").status == 200
+
+
+def test_the_mailbox_downloads_from_the_api_and_imports_elsewhere(daemon, tmp_path):
+    daemon.add_user("carol", "carol@example.test", password=PASSWORD)
+    path = tmp_path / "in.mbox"
+    path.write_bytes(mboxrd(corpus_sample()[:15]))
+    daemon.admin("import", "--user", "alice", path)
+    alice = daemon.login("alice@example.test", PASSWORD)
+    first = listed(alice)[0]
+    assert alice.patch(f"/messages/{first['id']}/flags", {"flagged": True}).status == 200
+
+    assert daemon.client().get("/me/export/mailbox.mbox").status == 401
+    mbox = alice.get("/me/export/mailbox.mbox")
+    meta = alice.get("/me/export/metadata.json")
+    assert mbox.status == 200 and meta.status == 200, (mbox, meta)
+    assert mbox.headers.get("content-type", "").startswith("application/mbox"), mbox.headers
+    assert "attachment" in mbox.headers.get("content-disposition", ""), mbox.headers
+    out = tmp_path / "download"
+    out.mkdir()
+    (out / "mailbox.mbox").write_bytes(mbox.body)
+    (out / "metadata.json").write_bytes(meta.body)
+    assert len(json.loads(meta.body)["messages"]) == len(listed(alice))
+
+    report = daemon.admin("import", "--user", "carol", out)
+    assert report["restored"] == report["stored"] == len(listed(alice)), report
+    assert state(daemon.login("carol@example.test", PASSWORD)) == state(alice)

@@ -100,8 +100,8 @@ pub enum ExportError {
 pub async fn export_mailbox<S>(
     store: &S,
     user: &User,
-    mbox: &mut dyn Write,
-    metadata: &mut dyn Write,
+    mbox: &mut (dyn Write + Send),
+    metadata: &mut (dyn Write + Send),
     progress: &mut (dyn FnMut(&ExportReport) + Send),
 ) -> Result<ExportReport, ExportError>
 where

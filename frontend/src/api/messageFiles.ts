@@ -21,11 +21,19 @@ export async function saveMessageFile(messageId: string, file: MessageFile): Pro
       ? await api.GET("/api/v1/messages/{id}/attachments/{index}", { params, parseAs: "blob" })
       : await api.GET("/api/v1/messages/{id}/parts/{index}", { params, parseAs: "blob" });
   if (data === undefined) throw failure(error, response.status);
-  const blob = new Blob([data], { type: "application/octet-stream" });
+  saveBlob(data, file.fileName, "application/octet-stream");
+}
+
+/**
+ * Saves bytes fetched with the session's token as a file: from an object URL typed as a
+ * download, so nothing in it can run as our page.
+ */
+export function saveBlob(data: Blob, fileName: string, type: string): void {
+  const blob = new Blob([data], { type });
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
-  a.download = file.fileName;
+  a.download = fileName;
   a.hidden = true;
   document.body.append(a);
   a.click();

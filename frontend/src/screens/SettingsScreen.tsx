@@ -1,6 +1,7 @@
 import "../writing.css";
 import { useEffect, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
+import { saveExport, type ExportPart } from "../api/export";
 import { changePassword } from "../api/password";
 import { call, describeProblem } from "../api/problem";
 import { formatDate, t, type MessageKey } from "../i18n";
@@ -109,6 +110,7 @@ export function SettingsScreen() {
       </section>
       <ThemeSection />
       <PasswordSection onChanged={() => void loadSessions()} />
+      <DataSection />
     </>
   );
 }
@@ -118,6 +120,44 @@ const THEMES: readonly { value: ThemeChoice; label: MessageKey }[] = [
   { value: "light", label: "settings.theme.light" },
   { value: "dark", label: "settings.theme.dark" },
 ];
+
+/** Users own their data: the whole mailbox, downloadable at any time. */
+function DataSection() {
+  const [busy, setBusy] = useState<ExportPart | null>(null);
+  const [message, setMessage] = useState("");
+  const [failed, setFailed] = useState(false);
+  const save = async (part: ExportPart) => {
+    setBusy(part);
+    setFailed(false);
+    setMessage(t("settings.data.preparing"));
+    try {
+      await saveExport(part);
+      setMessage(t("settings.data.saved"));
+    } catch (e) {
+      setFailed(true);
+      setMessage(t("settings.data.failed", { reason: e instanceof Error ? e.message : String(e) }));
+    } finally {
+      setBusy(null);
+    }
+  };
+  return (
+    <section class="settings-section" aria-labelledby="data-title">
+      <h2 id="data-title">{t("settings.data")}</h2>
+      <p class="muted">{t("settings.data.intro")}</p>
+      <div class="button-row">
+        <button type="button" class="button button--secondary" disabled={busy !== null} onClick={() => void save("mailbox")}>
+          {t("settings.data.mailbox")}
+        </button>
+        <button type="button" class="button button--secondary" disabled={busy !== null} onClick={() => void save("metadata")}>
+          {t("settings.data.metadata")}
+        </button>
+      </div>
+      <p role={failed ? "alert" : "status"} class={failed ? "error" : "muted"}>
+        {message}
+      </p>
+    </section>
+  );
+}
 
 function ThemeSection() {
   const theme = useTheme();
