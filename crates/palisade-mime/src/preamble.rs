@@ -93,10 +93,7 @@ fn header_blocks_cut_by_a_boundary(raw: &[u8]) -> Vec<usize> {
     let mut nested_next = false;
     let mut start = 0;
     while start < raw.len() {
-        let end = raw[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |nl| start + nl + 1);
+        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |nl| start + nl + 1);
         let line = raw[start..end].trim_ascii_end();
         if nested_next {
             nested_next = false;
@@ -117,9 +114,10 @@ fn header_blocks_cut_by_a_boundary(raw: &[u8]) -> Vec<usize> {
                 nested_next = attached_message;
             } else {
                 block_lines += 1;
-                let lower = line.to_ascii_lowercase();
-                if lower.starts_with(b"content-type")
-                    && lower.windows(14).any(|w| w == b"message/rfc822")
+                if line
+                    .get(..12)
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"content-type"))
+                    && find_ignore_case(line, b"message/rfc822").is_some()
                 {
                     attached_message = true;
                 }
@@ -128,6 +126,22 @@ fn header_blocks_cut_by_a_boundary(raw: &[u8]) -> Vec<usize> {
         start = end;
     }
     cuts
+}
+
+/// Where `needle` (lowercase ASCII) first occurs in `haystack`, in any case. Candidates are
+/// found with memchr on the first byte: these scans cover whole messages on every delivery.
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(pos) = memchr::memchr2(first, first.to_ascii_uppercase(), &haystack[from..]) {
+        let at = from + pos;
+        let tail = haystack.get(at + 1..at + needle.len())?;
+        if tail.eq_ignore_ascii_case(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Whether `line` is `--boundary` (`Some(false)`) or `--boundary--` (`Some(true)`).
@@ -148,10 +162,7 @@ fn declared_boundaries(raw: &[u8]) -> Vec<Vec<u8>> {
     const NAME: &[u8] = b"boundary=";
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut i = 0;
-    while let Some(pos) = raw.get(i..).and_then(|rest| {
-        rest.windows(NAME.len())
-            .position(|w| w.eq_ignore_ascii_case(NAME))
-    }) {
+    while let Some(pos) = raw.get(i..).and_then(|rest| find_ignore_case(rest, NAME)) {
         let value_start = i + pos + NAME.len();
         i = value_start;
         let value = &raw[value_start..];
@@ -219,10 +230,7 @@ fn unfold_boundary_parameters(raw: &[u8]) -> Option<Vec<u8>> {
     const NAME: &[u8] = b"boundary";
     let mut out: Option<Vec<u8>> = None;
     let mut i = 0;
-    while let Some(found) = raw.get(i..).and_then(|rest| {
-        rest.windows(NAME.len())
-            .position(|w| w.eq_ignore_ascii_case(NAME))
-    }) {
+    while let Some(found) = raw.get(i..).and_then(|rest| find_ignore_case(rest, NAME)) {
         let start = i + found;
         let mut j = start + NAME.len();
         i = j;
@@ -431,6 +439,18 @@ fn is_field_start(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_blind_search_finds_the_first_match_anywhere() {
+        assert_eq!(
+            find_ignore_case(b"xx BoUnDaRy=1 boundary", b"boundary"),
+            Some(3)
+        );
+        assert_eq!(find_ignore_case(b"bounda", b"boundary"), None);
+        assert_eq!(find_ignore_case(b"", b"boundary"), None);
+        assert_eq!(find_ignore_case(b"bbboundary", b"boundary"), Some(2));
+        assert_eq!(find_ignore_case(b"ab", b""), None);
+    }
 
     #[test]
     fn strips_bom_and_mbox_line() {
