@@ -22,6 +22,7 @@ import os
 import platform
 import pwd
 import re
+import shlex
 import shutil
 import socket
 import statistics
@@ -507,7 +508,7 @@ def render(res: dict) -> str:
     a = res["args"]
     systems = res["systems"]
     out = [
-        f"Run: `devtools/bench/run {' '.join(res['argv'])}`".rstrip() + f" on {m['date']}, commit `{m['commit']}`.",
+        f"Run: `devtools/bench/run {shlex.join(res['argv'])}`".rstrip() + f" on {m['date']}, commit `{m['commit']}`.",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, kernel {m['kernel']}, {m['os']}; "
         f"{m['rustc']}; {res['dovecot_version'] and 'Dovecot ' + res['dovecot_version']}. "
