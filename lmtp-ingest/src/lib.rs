@@ -52,6 +52,43 @@ pub fn init_tracing(config: &Config) {
     }
 }
 
+/// The LMTP memory budget actually used: the configured one, but never more than an eighth of
+/// the memory this process may use (peak memory is about twice the bytes in flight, so this
+/// keeps ingest under a quarter of the machine whatever the configuration says), and never
+/// less than one largest message. Returns the budget and whether it was lowered.
+pub fn lmtp_budget(configured: usize, max_message: usize, memory: Option<u64>) -> (usize, bool) {
+    let Some(memory) = memory else {
+        return (configured, false);
+    };
+    let cap = usize::try_from(memory / 8)
+        .unwrap_or(usize::MAX)
+        .max(max_message);
+    if configured > cap {
+        (cap, true)
+    } else {
+        (configured, false)
+    }
+}
+
+/// The memory this process may use: the machine's (`/proc/meminfo`), or its cgroup's limit
+/// when lower; `None` where neither can be read.
+pub fn available_memory() -> Option<u64> {
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            kib.checked_mul(1024)
+        });
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match (machine, cgroup) {
+        (Some(m), Some(c)) => Some(m.min(c)),
+        (m, c) => m.or(c),
+    }
+}
+
 /// How mail is parsed, on delivery and when stored mail is parsed again.
 pub fn parse_limits(config: &Config) -> ParseLimits {
     ParseLimits {
@@ -253,4 +290,32 @@ pub fn open_cache(config: &Config) -> anyhow::Result<Arc<dyn Cache>> {
     Ok(Arc::new(palisade_cache::metered::Metered::new(
         cache, backend,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lmtp_budget_never_exceeds_an_eighth_of_memory_nor_falls_below_one_message() {
+        const GIB: u64 = 1 << 30;
+        assert_eq!(
+            lmtp_budget(256 << 20, 50 << 20, Some(24 * GIB)),
+            (256 << 20, false)
+        );
+        assert_eq!(
+            lmtp_budget(64 << 30, 50 << 20, Some(24 * GIB)),
+            (3 << 30, true)
+        );
+        assert_eq!(
+            lmtp_budget(256 << 20, 50 << 20, Some(GIB)),
+            (128 << 20, true)
+        );
+        assert_eq!(
+            lmtp_budget(256 << 20, 200 << 20, Some(GIB)),
+            (200 << 20, true)
+        );
+        assert_eq!(lmtp_budget(64 << 30, 50 << 20, None), (64 << 30, false));
+        assert!(available_memory().is_some_and(|m| m > 0));
+    }
 }

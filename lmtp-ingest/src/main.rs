@@ -167,6 +167,18 @@ async fn main() -> anyhow::Result<()> {
     let lmtp_task = if config.has_role(Role::Lmtp) {
         let backend = Arc::new(IngestBackend::new(backends.store.clone(), pipeline));
         let l = &config.lmtp;
+        let (budget, lowered) = lmtp_ingest::lmtp_budget(
+            l.max_in_flight_bytes,
+            l.max_message_bytes,
+            lmtp_ingest::available_memory(),
+        );
+        if lowered {
+            tracing::warn!(
+                configured = l.max_in_flight_bytes,
+                used = budget,
+                "lmtp.max_in_flight_bytes is more than this machine can hold; lowered"
+            );
+        }
         let server = ServerConfig {
             hostname: l.hostname.clone(),
             limits: Limits {
@@ -176,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
                 idle_timeout: Duration::from_secs(l.idle_timeout_secs),
             },
             max_connections: l.max_connections,
-            budget: MemoryBudget::new(l.max_in_flight_bytes),
+            budget: MemoryBudget::new(budget),
             proxy: ProxyPolicy {
                 enabled: l.proxy_protocol.enabled,
                 trusted: l.proxy_protocol.trusted.clone(),
