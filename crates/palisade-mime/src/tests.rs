@@ -9,10 +9,7 @@ fn parse(raw: &str) -> MessageContent {
 
 /// Parses believing `authserv_id` and `relays` as our own hosts.
 fn parse_trusting(raw: &str, authserv_id: &str, relays: &[&str]) -> MessageContent {
-    let trust = TrustBoundary {
-        authserv_id: Some(authserv_id.to_string()),
-        internal_relays: relays.iter().map(|r| r.parse().expect("relay")).collect(),
-    };
+    let trust = TrustBoundary::parse(authserv_id, relays).expect("trust boundary");
     parse_message(
         raw.as_bytes(),
         &ParseLimits {

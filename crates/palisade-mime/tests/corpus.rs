@@ -356,19 +356,9 @@ fn privacy_spot_checks() {
     // 10.x hop above mx.google.com, where the mail entered).
     let key = "tricky/nodemailer-mailparser__nodemailer.eml";
     let raw = &parsed().get(key).unwrap_or_else(|| panic!("{key}")).1;
-    let gmail = TrustBoundary {
-        authserv_id: Some("mx.google.com".into()),
-        internal_relays: ["10.0.0.0/8", "mx.google.com"]
-            .iter()
-            .map(|r| r.parse().expect("relay"))
-            .collect(),
-    };
     let m = &parse_message(
         raw,
-        &ParseLimits {
-            trust: gmail,
-            ..ParseLimits::default()
-        },
+        &trusting("mx.google.com", &["10.0.0.0/8", "mx.google.com"]),
     );
     assert!(m.privacy.dkim_signature);
     assert_eq!(m.privacy.transport.len(), 2, "{:?}", m.privacy.transport);
@@ -440,17 +430,7 @@ fn headerless_files_report_a_parse_error() {
 /// corpus's own Received and Authentication-Results are the sender's side too.
 #[test]
 fn forged_headers_never_move_the_privacy_index_on_the_corpus() {
-    let trust = TrustBoundary {
-        authserv_id: Some("mx.palisade.test".into()),
-        internal_relays: ["mx.palisade.test", "10.0.0.0/8"]
-            .iter()
-            .map(|r| r.parse().expect("relay"))
-            .collect(),
-    };
-    let limits = ParseLimits {
-        trust,
-        ..ParseLimits::default()
-    };
+    let limits = trusting("mx.palisade.test", &["mx.palisade.test", "10.0.0.0/8"]);
     let ours: &[u8] = b"Received: from relay.sender.test (relay.sender.test [203.0.113.9])\r\n\
         \tby mx.palisade.test (Postfix) with ESMTPS id 1\r\n\
         \t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384); Mon, 2 Mar 2026 10:00:00 +0000\r\n\
@@ -471,4 +451,12 @@ fn forged_headers_never_move_the_privacy_index_on_the_corpus() {
         }
     }
     assert!(moved.is_empty(), "{} moved: {moved:?}", moved.len());
+}
+
+/// Parse limits believing `authserv_id` and `relays` as our own hosts.
+fn trusting(authserv_id: &str, relays: &[&str]) -> ParseLimits {
+    ParseLimits {
+        trust: TrustBoundary::parse(authserv_id, relays).expect("trust boundary"),
+        ..ParseLimits::default()
+    }
 }

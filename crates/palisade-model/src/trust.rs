@@ -121,6 +121,14 @@ pub struct TrustBoundary {
 }
 
 impl TrustBoundary {
+    /// Our MTA's `authserv_id` and relays written as in the configuration.
+    pub fn parse(authserv_id: &str, relays: &[&str]) -> Result<Self, RelayError> {
+        Ok(TrustBoundary {
+            authserv_id: Some(authserv_id.to_string()),
+            internal_relays: relays.iter().map(|r| r.parse()).collect::<Result<_, _>>()?,
+        })
+    }
+
     /// Whether `host` (from a `Received` header) is one of our relays.
     pub fn is_relay_host(&self, host: &str) -> bool {
         self.internal_relays.iter().any(|r| r.matches_host(host))
