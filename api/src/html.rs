@@ -1,6 +1,7 @@
 //! HTML mail made safe to show: ammonia removes scripts, event handlers, styles and forms, and
 //! remote resources (tracking pixels, remote images) are removed unless the reader asks for
-//! them, with a list of what was removed so the client can offer to load it.
+//! them, with a list of what was removed so the client can offer to load it. Links lose the
+//! query parameters that exist only to tell the sender who clicked (`utm_*` and the like).
 
 use crate::types::BlockedContent;
 use ammonia::{Builder, UrlRelative};
@@ -30,10 +31,100 @@ fn is_remote(url: &str) -> bool {
         || u.starts_with("ftp:")
 }
 
+/// Query parameters that only track who clicked; every `utm_` parameter is one too.
+const TRACKING_PARAMS: &[&str] = &[
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "yclid",
+    "twclid",
+    "igshid",
+    "mc_cid",
+    "mc_eid",
+    "_hsenc",
+    "_hsmi",
+    "__hssc",
+    "__hstc",
+    "__hsfp",
+    "hsctatracking",
+    "mkt_tok",
+    "vero_id",
+    "vero_conv",
+    "oly_anon_id",
+    "oly_enc_id",
+    "_openstat",
+    "wickedid",
+    "ss_source",
+    "ss_campaign_id",
+    "sc_cid",
+    "s_cid",
+    "trk",
+    "trkcampaign",
+    "ml_subscriber",
+    "ml_subscriber_hash",
+];
+
+/// Whether a query parameter's name marks it as a tracker.
+fn is_tracking_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("utm_") || TRACKING_PARAMS.contains(&name.as_str())
+}
+
+/// `url` without its tracking query parameters, and how many were removed. The rest of the
+/// URL, the other parameters and their order stay byte for byte.
+fn without_tracking_params(url: &str) -> (Cow<'_, str>, u32) {
+    let Some((base, rest)) = url.split_once('?') else {
+        return (Cow::Borrowed(url), 0);
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let mut removed = 0u32;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            let tracking = is_tracking_param(name);
+            removed += u32::from(tracking);
+            !tracking
+        })
+        .collect();
+    if removed == 0 {
+        return (Cow::Borrowed(url), 0);
+    }
+    let mut out = base.to_string();
+    if kept.iter().any(|p| !p.is_empty()) {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    (Cow::Owned(out), removed)
+}
+
+/// HTML ready to show, and what was taken out of it.
+#[derive(Debug, Default)]
+pub struct Sanitized {
+    /// The safe HTML.
+    pub html: String,
+    /// Remote resources removed (none when remote content was allowed).
+    pub blocked: Vec<BlockedContent>,
+    /// Tracking parameters removed from links.
+    pub tracking_params_removed: u32,
+}
+
 /// Sanitizes `html`; with `allow_remote` false, every remote resource is dropped and listed.
-pub fn sanitize(html: &str, allow_remote: bool) -> (String, Vec<BlockedContent>) {
+pub fn sanitize(html: &str, allow_remote: bool) -> Sanitized {
     let blocked: Arc<Mutex<Vec<BlockedContent>>> = Arc::default();
     let sink = blocked.clone();
+    let params_removed = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let params_sink = params_removed.clone();
     let mut builder = Builder::default();
     builder
         .add_url_schemes(["cid"])
@@ -52,6 +143,11 @@ pub fn sanitize(html: &str, allow_remote: bool) -> (String, Vec<BlockedContent>)
                 }
                 return None;
             }
+            if attribute == "href" && matches!(element, "a" | "area") {
+                let (url, removed) = without_tracking_params(value);
+                params_sink.fetch_add(removed, std::sync::atomic::Ordering::Relaxed);
+                return Some(Cow::Owned(url.into_owned()));
+            }
             Some(Cow::Borrowed(value))
         });
     let clean = builder.clean(html).to_string();
@@ -60,7 +156,11 @@ pub fn sanitize(html: &str, allow_remote: bool) -> (String, Vec<BlockedContent>)
         Ok(m) => m.into_inner().unwrap_or_default(),
         Err(shared) => shared.lock().map(|l| l.clone()).unwrap_or_default(),
     };
-    (clean, blocked)
+    Sanitized {
+        html: clean,
+        blocked,
+        tracking_params_removed: params_removed.load(std::sync::atomic::Ordering::Relaxed),
+    }
 }
 
 #[cfg(test)]
@@ -73,7 +173,11 @@ mod tests {
             <img src="https://tracker.example/p.gif?u=1" width=1>
             <img src="cid:logo@x"><a href="https://example.test/">link</a>
             <style>body{background:url(https://t.example/bg)}</style>"#;
-        let (clean, blocked) = sanitize(html, false);
+        let Sanitized {
+            html: clean,
+            blocked,
+            ..
+        } = sanitize(html, false);
         assert!(!clean.contains("script") && !clean.contains("onclick"));
         assert!(!clean.contains("tracker.example") && !clean.contains("t.example/bg"));
         assert!(clean.contains("cid:logo@x"), "inline parts stay: {clean}");
@@ -86,8 +190,47 @@ mod tests {
 
     #[test]
     fn remote_content_stays_when_asked_for() {
-        let (clean, blocked) = sanitize(r#"<img src="https://img.example/a.png">"#, true);
+        let Sanitized {
+            html: clean,
+            blocked,
+            ..
+        } = sanitize(r#"<img src="https://img.example/a.png">"#, true);
         assert!(clean.contains("https://img.example/a.png"));
         assert!(blocked.is_empty());
+    }
+
+    #[test]
+    fn tracking_parameters_leave_links_and_nothing_else_does() {
+        let html = concat!(
+            r#"<a href="https://shop.example/item?id=7&amp;utm_source=news&amp;UTM_Medium=mail&amp;fbclid=x#top">a</a>"#,
+            r#"<a href="https://example.test/?utm_campaign=z">b</a>"#,
+            r#"<a href="https://example.test/p?q=utm_source&amp;page=2">c</a>"#,
+            r#"<img src="https://img.example/a.png?utm_source=kept">"#,
+        );
+        let out = sanitize(html, true);
+        assert!(
+            out.html
+                .contains(r#"href="https://shop.example/item?id=7#top""#),
+            "{}",
+            out.html
+        );
+        assert!(
+            out.html.contains(r#"href="https://example.test/""#),
+            "{}",
+            out.html
+        );
+        assert!(
+            out.html
+                .contains(r#"href="https://example.test/p?q=utm_source&amp;page=2""#)
+        );
+        assert!(
+            out.html.contains("a.png?utm_source=kept"),
+            "images are blocked, not rewritten"
+        );
+        assert_eq!(out.tracking_params_removed, 4);
+        assert_eq!(
+            without_tracking_params("https://x.test/a"),
+            (Cow::Borrowed("https://x.test/a"), 0)
+        );
     }
 }

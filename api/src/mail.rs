@@ -409,15 +409,13 @@ impl MailApi {
         let user = auth.0.user_id;
         let m = message_of(&state, user, id.0).await?;
         let allow = remote_content.0.unwrap_or(false);
-        let (html, blocked) = match m.content.html_body.as_deref() {
-            Some(h) => {
-                let (clean, blocked) = crate::html::sanitize(h, allow);
-                (Some(clean), blocked)
-            }
-            None => (None, Vec::new()),
-        };
+        let sanitized = m
+            .content
+            .html_body
+            .as_deref()
+            .map(|h| crate::html::sanitize(h, allow));
         let tags = tags_by_id(&state, user).await?;
-        Ok(Json(MessageView::new(&m, html, blocked, allow, &tags)))
+        Ok(Json(MessageView::new(&m, sanitized, allow, &tags)))
     }
 
     /// The message exactly as received.

@@ -498,6 +498,8 @@ pub struct MessageView {
     pub blocked: Vec<BlockedContent>,
     /// Whether remote content was left in, because the request asked for it.
     pub remote_content_allowed: bool,
+    /// Tracking parameters (`utm_*`, `fbclid` and the like) removed from the HTML's links.
+    pub tracking_params_removed: u32,
     /// Attachments.
     pub attachments: Vec<AttachmentView>,
     /// The MIME tree in tree order (at most 500 parts), so every part can be reached;
@@ -516,15 +518,20 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    /// Builds the view of `m` with already sanitized HTML.
+    /// Builds the view of `m` with its HTML body already sanitized.
     pub fn new(
         m: &Message,
-        html: Option<String>,
-        blocked: Vec<BlockedContent>,
+        sanitized: Option<crate::html::Sanitized>,
         remote_content_allowed: bool,
         tags: &HashMap<TagId, Tag>,
     ) -> Self {
         let c = &m.content;
+        let crate::html::Sanitized {
+            html,
+            blocked,
+            tracking_params_removed,
+        } = sanitized.unwrap_or_default();
+        let html = c.html_body.as_ref().map(|_| html);
         MessageView {
             id: m.id.0,
             discussion_id: m.discussion_id.0,
@@ -537,6 +544,7 @@ impl MessageView {
             html,
             blocked,
             remote_content_allowed,
+            tracking_params_removed,
             attachments: c
                 .attachments
                 .iter()

@@ -156,7 +156,9 @@ def test_discussions_messages_and_safe_html(api):
     deliver(api, "alice@example.test", message(
         "Newsletter", frm="News <news@shop.test>", msg_id="news@r",
         html='<p onclick="steal()">Sale!<script>alert(1)</script>'
-             '<img src="https://tracker.shop.test/open.gif?u=alice" width="1"></p>'))
+             '<img src="https://tracker.shop.test/open.gif?u=alice" width="1">'
+             '<a href="https://shop.test/sale?id=3&amp;utm_source=news&amp;utm_medium=email&amp;fbclid=abc">'
+             'Shop</a></p>'))
     deliver(api, "alice@example.test", message("Re: Trip", frm="Cy <cy@remote.test>", msg_id="trip2@r",
                                                 refs="trip@r", body="yes!"))
     page = c.get("/discussions").json()
@@ -178,6 +180,10 @@ def test_discussions_messages_and_safe_html(api):
     assert "tracker.shop.test" not in view["html"], "remote content is blocked by default"
     assert view["blocked"] == [{"kind": "img src", "url": "https://tracker.shop.test/open.gif?u=alice"}]
     assert view["remote_content_allowed"] is False
+    # The link still works, but no longer tells the shop who clicked it, nor from which mail.
+    assert 'href="https://shop.test/sale?id=3"' in view["html"], view["html"]
+    assert "utm_" not in view["html"] and "fbclid" not in view["html"]
+    assert view["tracking_params_removed"] == 3
     opened = c.get(f"/messages/{news_id}?remote_content=true").json()
     assert "tracker.shop.test" in opened["html"] and opened["blocked"] == []
 

@@ -6224,6 +6224,11 @@ export interface components {
             tags: components["schemas"]["TagView"][];
             /** @description Plain-text body. */
             text?: string;
+            /**
+             * Format: uint32
+             * @description Tracking parameters (`utm_*`, `fbclid` and the like) removed from the HTML's links.
+             */
+            tracking_params_removed: number;
         };
         /**
          * MimePartView

@@ -234,6 +234,11 @@ function MessageBody({ message, remoteBusy, onLoadRemote }: MessageBodyProps) {
       {message.remote_content_allowed && (
         <p class="muted remote-shown">{t("message.remoteShown")}</p>
       )}
+      {message.tracking_params_removed > 0 && (
+        <p class="muted remote-shown">
+          {t("message.linksCleaned", { count: formatNumber(message.tracking_params_removed) })}
+        </p>
+      )}
       {html !== undefined && html.trim() !== "" ? (
         inline === null ? (
           <p class="muted">{t("app.loading")}</p>

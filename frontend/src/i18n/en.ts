@@ -99,6 +99,7 @@ export const en = {
   "message.frameTitle": "Message content",
   "message.remoteBlocked": "Remote content blocked: {count} items, {trackers} trackers.",
   "message.loadRemote": "Load remote content",
+  "message.linksCleaned": "Tracking parameters removed from links: {count}",
   "message.remoteShown": "Remote content is shown for this message.",
   "message.attachments": "Attachments",
   "message.attachment": "{name} ({type}, {size})",

@@ -96,6 +96,7 @@ export const fr: Catalog = {
   "message.frameTitle": "Contenu du message",
   "message.remoteBlocked": "Contenu distant bloqué : {count} éléments, dont {trackers} traqueurs.",
   "message.loadRemote": "Charger le contenu distant",
+  "message.linksCleaned": "Paramètres de pistage retirés des liens : {count}",
   "message.remoteShown": "Le contenu distant est affiché pour ce message.",
   "message.attachments": "Pièces jointes",
   "message.attachment": "{name} ({type}, {size})",
