@@ -3,8 +3,8 @@
 //! into the month partitions, the old per-user thread keys and discussion rows into a
 //! partition each, and recounts each user's messages. Safe to run any number of times, and
 //! beside running daemons: every write is one a delivery could have made, or is older than
-//! any a daemon makes (the discussion rows, see `statements::COPY_TIMESTAMP`), and what is copied is
-//! re-derived from the authoritative rows (`messages` for a message and a discussion's
+//! any a daemon makes (the discussion rows, see `statements::COPY_TIMESTAMP`), and what is
+//! copied is re-derived from the authoritative rows (`messages` for a message and a discussion's
 //! members, its discussion's newest arrival for an activity row), so a message deleted or
 //! re-flagged since is copied as it is now, not as the old list says.
 
@@ -285,8 +285,8 @@ impl CassandraStore {
 
     /// Brings one old discussion row into its own partition; `true` when that changed it.
     ///
-    /// Only what the new row lacks is written, at `statements::COPY_TIMESTAMP`: a row a daemon already
-    /// wrote to since the upgrade (a reply delivered into the discussion, a message marked
+    /// Only what the new row lacks is written, at `statements::COPY_TIMESTAMP`: a row a daemon
+    /// already wrote to since the upgrade (a reply delivered into the discussion, a message marked
     /// read) keeps those changes, and a row copied before is left alone. Ids of the members
     /// that the row has but their messages contradict (flags changed by an old node between
     /// two runs) are taken out at the same time, which removes only copied ids.

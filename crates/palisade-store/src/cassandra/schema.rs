@@ -104,7 +104,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY ((user_id), key)
         )",
             // Sets instead of counters: adding a message id twice is harmless, counting it twice
-            // is not.
+            // is not. Replaced by discussions_by_id in version 7: no longer read or written.
             "CREATE TABLE IF NOT EXISTS {ks}.discussions (
             user_id            uuid,
             id                 uuid,

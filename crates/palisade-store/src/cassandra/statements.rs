@@ -693,11 +693,15 @@ impl Statements {
                 )
                 .await?,
             set_discussion_subject: p
-                .idempotent("UPDATE {ks}.discussions_by_id SET subject = ? WHERE user_id = ? AND id = ?")
+                .idempotent(
+                    "UPDATE {ks}.discussions_by_id SET subject = ?
+                     WHERE user_id = ? AND id = ?",
+                )
                 .await?,
             set_participants: p
                 .idempotent(
-                    "UPDATE {ks}.discussions_by_id SET participants = ? WHERE user_id = ? AND id = ?",
+                    "UPDATE {ks}.discussions_by_id SET participants = ?
+                     WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             select_tags_in: p
