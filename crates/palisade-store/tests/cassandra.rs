@@ -517,3 +517,79 @@ async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
     })
     .await;
 }
+
+/// What a new daemon changes on a discussion before the backfill wins over the old row: the
+/// copy is written at a time older than any daemon's. Here the people rebuilt by a deletion
+/// must not get back the deleted message's sender from the old row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_keeps_what_changed_since_the_upgrade() {
+    with_fresh_keyspace(512 * 1024, |store, config, _| async move {
+        let user = store.create_user("changed", &[], None).await.expect("user");
+        let first = contract::content("thread", "c0@x", &[]);
+        let mut reply = contract::content("Re: thread", "c1@x", &["c0@x"]);
+        reply.participants = vec![palisade_model::Participant {
+            role: palisade_model::ParticipantRole::From,
+            name: Some("Other".into()),
+            address: Some("other@example.test".into()),
+        }];
+        let first = store
+            .deliver(delivery(user.id, b"c0@x", first, 0))
+            .await
+            .expect("deliver");
+        let reply = store
+            .deliver(delivery(user.id, b"c1@x", reply, 60))
+            .await
+            .expect("deliver reply");
+        let discussion = store
+            .get_message(user.id, first.message_id)
+            .await
+            .expect("get")
+            .expect("stored")
+            .discussion_id;
+        let shown = store
+            .get_discussion(user.id, discussion)
+            .await
+            .expect("get discussion")
+            .expect("discussion");
+        assert_eq!((shown.message_count, shown.participants.len()), (2, 2));
+
+        back_to_unbucketed_lists(&config.keyspace).await;
+        // A daemon of the new release deletes the reply before the backfill ran: it rebuilds
+        // the people of the (new, still empty) discussion row from the messages left.
+        assert!(
+            store
+                .delete_message(user.id, reply.message_id)
+                .await
+                .expect("delete")
+        );
+        let report = store.backfill(&mut |_, _| {}).await.expect("backfill");
+        assert_eq!(report.discussion_rows, 1);
+        let after = store
+            .get_discussion(user.id, discussion)
+            .await
+            .expect("get discussion")
+            .expect("discussion");
+        assert_eq!(after.subject.as_deref(), Some("thread"));
+        assert_eq!((after.message_count, after.unread_count), (1, 1));
+        let people: Vec<Option<&str>> = after
+            .participants
+            .iter()
+            .map(|p| p.address.as_deref())
+            .collect();
+        assert_eq!(people, vec![Some("sender@example.test")]);
+
+        let again = store
+            .backfill(&mut |_, _| {})
+            .await
+            .expect("backfill again");
+        assert_eq!(again.discussion_rows, 0);
+        assert_eq!(
+            store
+                .get_discussion(user.id, discussion)
+                .await
+                .expect("get discussion"),
+            Some(after)
+        );
+    })
+    .await;
+}
