@@ -1,6 +1,7 @@
 """Upgrading a keyspace: mail delivered by an older Palisade, whose Cassandra lists were not
-partitioned by month (before schema version 6), shows through the API of the current one once
-`palisade-admin migrate` has run.
+partitioned by month (before schema version 6) and whose discussion rows shared a partition
+per user (before version 7), shows through the API of the current one, with its read marks
+and tags, once `palisade-admin migrate` has run.
 
 Distributed only, and it needs the older binaries: `devtools/test` builds the commit named in
 devtools/upgrade-from (the last before the month partitions) with `devtools/old-binaries` and
@@ -69,8 +70,20 @@ def test_old_keyspace_shows_its_mail_after_migrate(make_daemon, monkeypatch):
     deliver(d, "alice@example.test", thread(1, reply_to=0))
     deliver(d, "alice@example.test", thread(2))
     alice = d.login("alice@example.test", PASSWORD)
-    before = wait_until("the old daemon to list both discussions",
+    listed = wait_until("the old daemon to list both discussions",
                         lambda: len(ds := discussions(alice)) == 2 and ds)
+    # Something in the old discussion rows' id sets: the standalone read, the thread tagged.
+    alone = next(x for x in listed if x["subject"] == "Standalone 2")
+    trip = next(x for x in listed if x["subject"] == "Upgrade trip")
+    assert alice.patch(f"/discussions/{alone['id']}/flags", {"seen": True}).status == 200
+    tag = alice.post("/tags", {"name": "trip"})
+    assert tag.status == 201, tag
+    tag_id = tag.json()["id"]
+    r = alice.post(f"/discussions/{trip['id']}/tags", {"add": [tag_id], "remove": []})
+    assert r.status == 200, r
+    before = discussions(alice)
+    assert [x["unread_count"] for x in before if x["id"] == alone["id"]] == [0]
+    assert [[t["id"] for t in x["tags"]] for x in before if x["id"] == trip["id"]] == [[tag_id]]
     wait_indexed(alice)
     d.terminate()
 
@@ -87,13 +100,17 @@ def test_old_keyspace_shows_its_mail_after_migrate(make_daemon, monkeypatch):
     assert report["backend"] == "cassandra"
     assert report["applied"] == 0, "the daemon applied the schema migration when it started"
     backfill = report["backfill"]
-    assert {k: backfill[k] for k in ("users", "messages", "discussions", "recounted")} == \
-        {"users": 1, "messages": 3, "discussions": 2, "recounted": 1}
+    assert {k: backfill[k] for k in ("users", "messages", "discussions", "discussion_rows",
+                                     "recounted")} == \
+        {"users": 1, "messages": 3, "discussions": 2, "discussion_rows": 2, "recounted": 1}
     assert backfill["thread_keys"] >= 3, "at least each message's own Message-ID"
     assert b"migrate: alice done" in r.stderr, "progress on stderr"
 
     after = discussions(alice)
-    key = lambda ds: sorted((x["id"], x["subject"], x["message_count"], x["last_activity"]) for x in ds)
+    key = lambda ds: sorted((x["id"], x["subject"], x["message_count"], x["unread_count"],
+                             json.dumps(x["tags"]), json.dumps(x["participants"]),
+                             x["last_activity"])
+                            for x in ds)
     assert key(after) == key(before), "the old discussions, as the old daemon showed them"
     trip = next(x for x in after if x["subject"] == "Upgrade trip")
     assert trip["message_count"] == 2 and trip["unread_count"] == 2
@@ -115,6 +132,7 @@ def test_old_keyspace_shows_its_mail_after_migrate(make_daemon, monkeypatch):
     again = d.admin("migrate")
     assert again["applied"] == 0
     assert again["backfill"]["recounted"] == 0
+    assert again["backfill"]["discussion_rows"] == 0, "every discussion row already copied"
     assert key(discussions(alice)) == key(listed)
     assert len(listed) == 2
     assert wait_indexed(alice)["indexed"] == 4

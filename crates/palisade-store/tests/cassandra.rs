@@ -275,8 +275,8 @@ async fn equal_arrival_times_page_by_descending_id_like_sqlite() {
 
 /// Moves a keyspace's lists back to the layout before schema version 6: the month tables'
 /// rows go to the old per-user tables, and the month tables, the month list and the counters
-/// are emptied, as are the thread keys' own partitions (back to the per-user table), as in a
-/// keyspace written by an older Palisade.
+/// are emptied, as are the thread keys' and discussion rows' own partitions (back to the
+/// per-user tables), as in a keyspace written by an older Palisade.
 async fn back_to_unbucketed_lists(keyspace: &str) {
     let session = SessionBuilder::new()
         .known_nodes(nodes())
@@ -287,6 +287,7 @@ async fn back_to_unbucketed_lists(keyspace: &str) {
         ("messages_by_arrival_month", "messages_by_arrival"),
         ("discussions_by_activity_month", "discussions_by_activity"),
         ("thread_keys_by_key", "thread_keys"),
+        ("discussions_by_id", "discussions"),
     ] {
         let rows = session
             .query_unpaged(format!("SELECT JSON * FROM {keyspace}.{new}"), ())
@@ -312,6 +313,7 @@ async fn back_to_unbucketed_lists(keyspace: &str) {
     let _schema = SCHEMA.lock().await;
     for table in [
         "thread_keys_by_key",
+        "discussions_by_id",
         "messages_by_arrival_month",
         "discussions_by_activity_month",
         "mailbox_months",
@@ -352,6 +354,23 @@ async fn lists(store: &CassandraStore, user: UserId) -> (Vec<uuid::Uuid>, Vec<uu
     )
 }
 
+/// The user's discussions in the inbox and in the trash, as the API shows them.
+async fn discussions(store: &CassandraStore, user: UserId) -> Vec<palisade_model::Discussion> {
+    let mut all = Vec::new();
+    for folder in [palisade_store::Folder::Inbox, palisade_store::Folder::Trash] {
+        let page = Page {
+            after: None,
+            limit: 1000,
+        };
+        let listed = store
+            .list_discussions(user, folder, page)
+            .await
+            .expect("list discussions");
+        all.extend(listed.items);
+    }
+    all
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
     with_fresh_keyspace(512 * 1024, |store, config, _| async move {
@@ -383,6 +402,49 @@ async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
         let before = lists(&store, user.id).await;
         assert_eq!((before.0.len(), before.1.len()), (5, 3));
         assert_eq!(store.count_messages(user.id).await.expect("count"), 5);
+        // Read, trashed and tagged messages, so the discussion rows' id sets have something
+        // to carry over. `before.0` is newest first: t2, alone1, t1, alone0, t0.
+        let id = |i: usize| palisade_model::MessageId(before.0[i]);
+        let seen = palisade_model::FlagsPatch {
+            seen: Some(true),
+            ..Default::default()
+        };
+        let trashed = palisade_model::FlagsPatch {
+            trashed: Some(true),
+            ..Default::default()
+        };
+        store
+            .update_flags(user.id, id(4), seen)
+            .await
+            .expect("seen");
+        store
+            .update_flags(user.id, id(3), seen)
+            .await
+            .expect("seen");
+        store
+            .update_flags(user.id, id(4), trashed)
+            .await
+            .expect("trash");
+        let tag = store
+            .create_tag(user.id, "kept", None, 10)
+            .await
+            .expect("tag");
+        assert!(
+            store
+                .set_message_tags(user.id, id(2), &[tag.id])
+                .await
+                .expect("tag message")
+        );
+        let shown = discussions(&store, user.id).await;
+        let thread = shown
+            .iter()
+            .find(|d| d.message_count == 3)
+            .expect("the thread");
+        assert_eq!(
+            (thread.unread_count, thread.trashed_count, &thread.tags[..]),
+            (2, 1, &[tag.id][..])
+        );
+        assert!(!thread.participants.is_empty());
 
         back_to_unbucketed_lists(&config.keyspace).await;
         assert_eq!(lists(&store, user.id).await, (vec![], vec![]));
@@ -395,12 +457,18 @@ async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
             .expect("backfill");
         assert_eq!(seen, vec!["upgraded".to_string()], "progress per user");
         assert_eq!(
-            (report.users, report.messages, report.discussions),
-            (1, 5, 3)
+            (
+                report.users,
+                report.messages,
+                report.discussions,
+                report.discussion_rows
+            ),
+            (1, 5, 3, 3)
         );
         assert!(report.thread_keys >= 5, "every message's own id at least");
         assert_eq!(report.recounted, 1);
         assert_eq!(lists(&store, user.id).await, before);
+        assert_eq!(discussions(&store, user.id).await, shown);
         assert_eq!(store.count_messages(user.id).await.expect("count"), 5);
 
         // Again: nothing changes, and the counter is not counted twice.
@@ -408,8 +476,9 @@ async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
             .backfill(&mut |_, _| {})
             .await
             .expect("backfill again");
-        assert_eq!(again.recounted, 0);
+        assert_eq!((again.recounted, again.discussion_rows), (0, 0));
         assert_eq!(lists(&store, user.id).await, before);
+        assert_eq!(discussions(&store, user.id).await, shown);
         assert_eq!(store.count_messages(user.id).await.expect("count"), 5);
 
         // The old thread keys lead a new reply into its discussion.
@@ -445,6 +514,82 @@ async fn backfill_lists_an_upgraded_keyspace_and_is_idempotent() {
         let after = lists(&store, user.id).await;
         assert_eq!(after.0, before.0[1..].to_vec());
         assert_eq!(store.count_messages(user.id).await.expect("count"), 4);
+    })
+    .await;
+}
+
+/// What a new daemon changes on a discussion before the backfill wins over the old row: the
+/// copy is written at a time older than any daemon's. Here the people rebuilt by a deletion
+/// must not get back the deleted message's sender from the old row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_keeps_what_changed_since_the_upgrade() {
+    with_fresh_keyspace(512 * 1024, |store, config, _| async move {
+        let user = store.create_user("changed", &[], None).await.expect("user");
+        let first = contract::content("thread", "c0@x", &[]);
+        let mut reply = contract::content("Re: thread", "c1@x", &["c0@x"]);
+        reply.participants = vec![palisade_model::Participant {
+            role: palisade_model::ParticipantRole::From,
+            name: Some("Other".into()),
+            address: Some("other@example.test".into()),
+        }];
+        let first = store
+            .deliver(delivery(user.id, b"c0@x", first, 0))
+            .await
+            .expect("deliver");
+        let reply = store
+            .deliver(delivery(user.id, b"c1@x", reply, 60))
+            .await
+            .expect("deliver reply");
+        let discussion = store
+            .get_message(user.id, first.message_id)
+            .await
+            .expect("get")
+            .expect("stored")
+            .discussion_id;
+        let shown = store
+            .get_discussion(user.id, discussion)
+            .await
+            .expect("get discussion")
+            .expect("discussion");
+        assert_eq!((shown.message_count, shown.participants.len()), (2, 2));
+
+        back_to_unbucketed_lists(&config.keyspace).await;
+        // A daemon of the new release deletes the reply before the backfill ran: it rebuilds
+        // the people of the (new, still empty) discussion row from the messages left.
+        assert!(
+            store
+                .delete_message(user.id, reply.message_id)
+                .await
+                .expect("delete")
+        );
+        let report = store.backfill(&mut |_, _| {}).await.expect("backfill");
+        assert_eq!(report.discussion_rows, 1);
+        let after = store
+            .get_discussion(user.id, discussion)
+            .await
+            .expect("get discussion")
+            .expect("discussion");
+        assert_eq!(after.subject.as_deref(), Some("thread"));
+        assert_eq!((after.message_count, after.unread_count), (1, 1));
+        let people: Vec<Option<&str>> = after
+            .participants
+            .iter()
+            .map(|p| p.address.as_deref())
+            .collect();
+        assert_eq!(people, vec![Some("sender@example.test")]);
+
+        let again = store
+            .backfill(&mut |_, _| {})
+            .await
+            .expect("backfill again");
+        assert_eq!(again.discussion_rows, 0);
+        assert_eq!(
+            store
+                .get_discussion(user.id, discussion)
+                .await
+                .expect("get discussion"),
+            Some(after)
+        );
     })
     .await;
 }

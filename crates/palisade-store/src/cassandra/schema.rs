@@ -104,7 +104,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY ((user_id), key)
         )",
             // Sets instead of counters: adding a message id twice is harmless, counting it twice
-            // is not.
+            // is not. Replaced by discussions_by_id in version 7: no longer read or written.
             "CREATE TABLE IF NOT EXISTS {ks}.discussions (
             user_id            uuid,
             id                 uuid,
@@ -310,6 +310,32 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "CREATE TABLE IF NOT EXISTS {ks}.message_counts (
             user_id uuid PRIMARY KEY,
             stored  counter
+        )",
+        ],
+    },
+    Migration {
+        version: 7,
+        description: "discussion rows in a partition each",
+        statements: &[
+            // The `discussions` table held every discussion of a user, each with its id sets,
+            // in one partition; here a discussion is its own partition (every read names its
+            // discussions). Same columns, those added to `discussions` later included;
+            // last_activity and snippet are kept for the copy but no longer written (they come
+            // from messages_by_discussion). `palisade-admin migrate` copies the old rows in;
+            // nothing reads or writes `discussions` after this migration.
+            "CREATE TABLE IF NOT EXISTS {ks}.discussions_by_id (
+            user_id            uuid,
+            id                 uuid,
+            subject            text,
+            normalized_subject text,
+            last_activity      timestamp,
+            snippet            text,
+            message_ids        set<uuid>,
+            unread_ids         set<uuid>,
+            participants       list<text>,
+            trashed_ids        set<uuid>,
+            tag_pairs          set<text>,
+            PRIMARY KEY ((user_id, id))
         )",
         ],
     },

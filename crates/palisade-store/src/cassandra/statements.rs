@@ -17,6 +17,12 @@ const NEWEST_PAGE: i32 = 4;
 /// Rows fetched per page when a whole small partition is read (a discussion's members, a
 /// user's drafts).
 const MEMBER_PAGE: i32 = 500;
+/// Old discussion rows fetched per page by `backfill`: each carries its id sets, so fewer.
+const OLD_DISCUSSION_PAGE: i32 = 50;
+/// The write time of what `backfill` copies into `discussions_by_id`: older than anything a
+/// daemon writes, so a change made since the upgrade (a message marked read, a tag removed,
+/// people rebuilt) wins over the copy, and copying again rewrites the same cells unchanged.
+pub(crate) const COPY_TIMESTAMP: i64 = 1;
 
 /// The prepared statements of a [`super::CassandraStore`].
 pub(crate) struct Statements {
@@ -78,6 +84,16 @@ pub(crate) struct Statements {
     pub(crate) old_activity: PreparedStatement,
     /// The sizes listed in one month, to recount a user's messages in `backfill`.
     pub(crate) month_sizes: PreparedStatement,
+    /// The rows of the per-user discussion table, for `backfill`.
+    pub(crate) old_discussions: PreparedStatement,
+    /// What makes several messages members of a discussion, and their flags and tags.
+    pub(crate) select_members_in: PreparedStatement,
+    /// Adds a copied discussion's scalars and id sets, at [`COPY_TIMESTAMP`].
+    pub(crate) copy_discussion: PreparedStatement,
+    /// Takes ids the message rows contradict out of a copied row, at [`COPY_TIMESTAMP`].
+    pub(crate) uncopy_discussion: PreparedStatement,
+    /// Appends a copied discussion's people, at [`COPY_TIMESTAMP`].
+    pub(crate) copy_participants: PreparedStatement,
     pub(crate) select_password_hash: PreparedStatement,
     pub(crate) set_password_hash: PreparedStatement,
 
@@ -378,13 +394,13 @@ impl Statements {
                 .await?,
             select_discussion_state: p
                 .idempotent(
-                    "SELECT normalized_subject, participants FROM {ks}.discussions
+                    "SELECT normalized_subject, participants FROM {ks}.discussions_by_id
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             start_discussion: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET subject = ?, normalized_subject = ?
+                    "UPDATE {ks}.discussions_by_id SET subject = ?, normalized_subject = ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
@@ -393,55 +409,55 @@ impl Statements {
             // privacy come from messages_by_discussion instead of this row.
             touch_discussion: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET message_ids = message_ids + ?
+                    "UPDATE {ks}.discussions_by_id SET message_ids = message_ids + ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             add_participants: p
                 .appending(
-                    "UPDATE {ks}.discussions SET participants = participants + ?
+                    "UPDATE {ks}.discussions_by_id SET participants = participants + ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             add_unread: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET unread_ids = unread_ids + ?
+                    "UPDATE {ks}.discussions_by_id SET unread_ids = unread_ids + ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             remove_unread: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET unread_ids = unread_ids - ?
+                    "UPDATE {ks}.discussions_by_id SET unread_ids = unread_ids - ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             add_trashed: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET trashed_ids = trashed_ids + ?
+                    "UPDATE {ks}.discussions_by_id SET trashed_ids = trashed_ids + ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             remove_trashed: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET trashed_ids = trashed_ids - ?
+                    "UPDATE {ks}.discussions_by_id SET trashed_ids = trashed_ids - ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             add_tag_pairs: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET tag_pairs = tag_pairs + ?
+                    "UPDATE {ks}.discussions_by_id SET tag_pairs = tag_pairs + ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             remove_tag_pairs: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET tag_pairs = tag_pairs - ?
+                    "UPDATE {ks}.discussions_by_id SET tag_pairs = tag_pairs - ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             untouch_discussion: p
                 .idempotent(
-                    "UPDATE {ks}.discussions
+                    "UPDATE {ks}.discussions_by_id
                      SET participants = ?, message_ids = message_ids - ?,
                          unread_ids = unread_ids - ?, trashed_ids = trashed_ids - ?,
                          tag_pairs = tag_pairs - ?
@@ -529,6 +545,47 @@ impl Statements {
                 sizes.set_page_size(MEMBER_PAGE);
                 sizes
             },
+            old_discussions: {
+                let mut old = p
+                    .idempotent(
+                        "SELECT id, subject, normalized_subject, last_activity, snippet,
+                                participants, message_ids
+                         FROM {ks}.discussions WHERE user_id = ?",
+                    )
+                    .await?;
+                old.set_page_size(OLD_DISCUSSION_PAGE);
+                old
+            },
+            select_members_in: p
+                .idempotent(
+                    "SELECT id, delivered, discussion_id, flags_json, tags_json FROM {ks}.messages
+                     WHERE user_id = ? AND id IN ?",
+                )
+                .await?,
+            copy_discussion: p
+                .idempotent(&format!(
+                    "UPDATE {{ks}}.discussions_by_id USING TIMESTAMP {COPY_TIMESTAMP}
+                     SET subject = ?, normalized_subject = ?, last_activity = ?, snippet = ?,
+                         message_ids = message_ids + ?, unread_ids = unread_ids + ?,
+                         trashed_ids = trashed_ids + ?, tag_pairs = tag_pairs + ?
+                     WHERE user_id = ? AND id = ?"
+                ))
+                .await?,
+            uncopy_discussion: p
+                .idempotent(&format!(
+                    "UPDATE {{ks}}.discussions_by_id USING TIMESTAMP {COPY_TIMESTAMP}
+                     SET unread_ids = unread_ids - ?, trashed_ids = trashed_ids - ?,
+                         tag_pairs = tag_pairs - ?
+                     WHERE user_id = ? AND id = ?"
+                ))
+                .await?,
+            copy_participants: p
+                .appending(&format!(
+                    "UPDATE {{ks}}.discussions_by_id USING TIMESTAMP {COPY_TIMESTAMP}
+                     SET participants = participants + ?
+                     WHERE user_id = ? AND id = ?"
+                ))
+                .await?,
             select_password_hash: p
                 .idempotent("SELECT password_hash FROM {ks}.users WHERE id = ?")
                 .await?,
@@ -566,7 +623,7 @@ impl Statements {
                 .idempotent(
                     "SELECT id, subject, participants, message_ids, unread_ids, trashed_ids,
                             tag_pairs
-                     FROM {ks}.discussions WHERE user_id = ? AND id IN ?",
+                     FROM {ks}.discussions_by_id WHERE user_id = ? AND id IN ?",
                 )
                 .await?,
             select_newest,
@@ -636,11 +693,15 @@ impl Statements {
                 )
                 .await?,
             set_discussion_subject: p
-                .idempotent("UPDATE {ks}.discussions SET subject = ? WHERE user_id = ? AND id = ?")
+                .idempotent(
+                    "UPDATE {ks}.discussions_by_id SET subject = ?
+                     WHERE user_id = ? AND id = ?",
+                )
                 .await?,
             set_participants: p
                 .idempotent(
-                    "UPDATE {ks}.discussions SET participants = ? WHERE user_id = ? AND id = ?",
+                    "UPDATE {ks}.discussions_by_id SET participants = ?
+                     WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             select_tags_in: p
