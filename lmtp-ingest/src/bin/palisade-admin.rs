@@ -437,13 +437,14 @@ async fn import(
 
     let max_bytes = config.lmtp.max_message_bytes;
     let read = Arc::new(AtomicU64::new(0));
+    // How far along: messages of a Maildir, bytes of an mbox.
     let (total, entries): (
-        String,
+        Progress,
         Box<dyn Iterator<Item = std::io::Result<palisade_mbox::Entry>> + Send>,
     ) = if path.is_dir() {
         let reader = MaildirReader::open(path, max_bytes)
             .with_context(|| format!("opening {}", path.display()))?;
-        (format!("{} messages", reader.len()), Box::new(reader))
+        (Progress::Messages(reader.len() as u64), Box::new(reader))
     } else {
         let file =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -461,7 +462,7 @@ async fn import(
             variant,
             max_bytes,
         );
-        (format!("{size} bytes"), Box::new(reader))
+        (Progress::Bytes(size), Box::new(reader))
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let reader = std::thread::spawn(move || {
@@ -479,17 +480,22 @@ async fn import(
     );
     let started = std::time::Instant::now();
     let mut last = started;
-    eprintln!("import: {} into {} ({total})", path.display(), user.name);
+    eprintln!("import: {} into {}", path.display(), user.name);
     let mut progress = |r: &palisade_ingest::ImportReport| {
         if last.elapsed() >= std::time::Duration::from_secs(1) {
             last = std::time::Instant::now();
+            let done = match total {
+                Progress::Messages(n) => r.messages as f64 / n.max(1) as f64,
+                Progress::Bytes(n) => read.load(Ordering::Relaxed) as f64 / n.max(1) as f64,
+            };
             eprintln!(
-                "import: {} messages, {} stored, {} unparsable, {} too large; {} bytes read; {:.0} msg/s",
+                "import: {} {:>3.0}%  {} messages, {} stored, {} unparsable, {} too large; {:.0} msg/s",
+                bar(done),
+                done.min(1.0) * 100.0,
                 r.messages,
                 r.stored,
                 r.unparsable,
                 r.too_large,
-                read.load(Ordering::Relaxed),
                 r.messages as f64 / started.elapsed().as_secs_f64().max(0.001)
             );
         }
@@ -509,6 +515,22 @@ async fn import(
         started.elapsed().as_secs_f64()
     );
     Ok(serde_json::to_value(report)?)
+}
+
+/// What an import measures its progress in.
+#[derive(Clone, Copy)]
+enum Progress {
+    /// Messages of a Maildir.
+    Messages(u64),
+    /// Bytes of an mbox file.
+    Bytes(u64),
+}
+
+/// A 30-character bar for a fraction done: `[#########.....................]`.
+fn bar(done: f64) -> String {
+    const WIDTH: usize = 30;
+    let filled = ((done.clamp(0.0, 1.0) * WIDTH as f64).round() as usize).min(WIDTH);
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(WIDTH - filled))
 }
 
 /// What to import: a mailbox, and the export metadata that goes with it.
