@@ -8,9 +8,14 @@ nothing, smoke.yml must pass, and real mail must flow:
   swaks (from 127.0.0.12) -> HAProxy :smtp -> Postfix (PROXY v2) -> rspamd milter
        -> HAProxy :lmtp -> Palisade LMTP (PROXY v2) ... read back through HAProxy HTTPS -> API
 
+In the suite's distributed pass, inventories/ci-distributed deploys every component, Cassandra
+and Elasticsearch included (from the artifacts devtools/services fetched), each host on its own
+127.0.0.3x/127.0.0.40 address: upgraded from the previous release, then two nodes killed under
+a stream of mail.
+
 Ansible, ansible-lint and yamllint come from ansible/requirements.txt in a venv
 ($PALISADE_ANSIBLE_VENV, default ~/.cache/palisade-ansible-venv; devtools/install-deps makes it).
-The fixed ports of inventories/ci-embedded mean two runs of this module must not overlap.
+The fixed ports of the ci inventories mean two runs of this module must not overlap.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def test_lint():
     assert r.returncode == 0, f"yamllint:\n{r.stdout}{r.stderr}"
     r = run([tool("ansible-lint"), "--profile", "production", "--offline"])
     assert r.returncode == 0, f"ansible-lint --profile production:\n{r.stdout[-6000:]}{r.stderr[-3000:]}"
-    for inventory in ("embedded", "distributed", "ci-embedded"):
+    for inventory in ("embedded", "distributed", "ci-embedded", "ci-distributed"):
         for playbook in ("site.yml", "upgrade.yml", "smoke.yml"):
             r = run([tool("ansible-playbook"), "-i", f"inventories/{inventory}", playbook, "--syntax-check"])
             assert r.returncode == 0, f"{inventory} {playbook} --syntax-check:\n{r.stdout}{r.stderr}"
