@@ -8,9 +8,14 @@ nothing, smoke.yml must pass, and real mail must flow:
   swaks (from 127.0.0.12) -> HAProxy :smtp -> Postfix (PROXY v2) -> rspamd milter
        -> HAProxy :lmtp -> Palisade LMTP (PROXY v2) ... read back through HAProxy HTTPS -> API
 
+In the suite's distributed pass, inventories/ci-distributed deploys every component, Cassandra
+and Elasticsearch included (from the artifacts devtools/services fetched), each host on its own
+127.0.0.3x/127.0.0.40 address: upgraded from the previous release, then two nodes killed under
+a stream of mail.
+
 Ansible, ansible-lint and yamllint come from ansible/requirements.txt in a venv
 ($PALISADE_ANSIBLE_VENV, default ~/.cache/palisade-ansible-venv; devtools/install-deps makes it).
-The fixed ports of inventories/ci-embedded mean two runs of this module must not overlap.
+The fixed ports of the ci inventories mean two runs of this module must not overlap.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -73,7 +79,7 @@ def test_lint():
     assert r.returncode == 0, f"yamllint:\n{r.stdout}{r.stderr}"
     r = run([tool("ansible-lint"), "--profile", "production", "--offline"])
     assert r.returncode == 0, f"ansible-lint --profile production:\n{r.stdout[-6000:]}{r.stderr[-3000:]}"
-    for inventory in ("embedded", "distributed", "ci-embedded"):
+    for inventory in ("embedded", "distributed", "ci-embedded", "ci-distributed"):
         for playbook in ("site.yml", "upgrade.yml", "smoke.yml"):
             r = run([tool("ansible-playbook"), "-i", f"inventories/{inventory}", playbook, "--syntax-check"])
             assert r.returncode == 0, f"{inventory} {playbook} --syntax-check:\n{r.stdout}{r.stderr}"
@@ -340,85 +346,189 @@ def test_dashboard_uses_only_documented_metrics():
     assert used and used <= documented, used - documented
 
 
-DIST_HOSTS = ("redis1", "mq1", "ingest1", "ingest2", "api1", "api2", "mx1", "edge1")
+DIST_HOSTS = ("cass1", "es1", "redis1", "mq1", "ingest1", "ingest2", "api1", "api2", "mx1", "edge1")
 EDGE = "127.0.0.38"
+API_NODES = {"api1": "127.0.0.35", "api2": "127.0.0.36"}
+DIST_API_PORT = 18080
+STREAM = 40  # messages delivered while an ingest and an API node are killed
 
 
-@pytest.mark.distributed_only
-def test_distributed_converge_with_two_ingest_and_two_api_nodes():
-    """inventories/ci-distributed: Redis and RabbitMQ deployed, 2 ingest and 2 API nodes against
-    devtools/services' Cassandra and Elasticsearch, Postfix with rspamd, HAProxy; idempotent,
-    smoke.yml passes, and mail delivered through HAProxy is read back through both API nodes."""
-    from palisade_e2e import drop_distributed_data
-    for binary in (DAEMON_BIN, ADMIN_BIN):
-        assert binary.is_file(), f"{binary} missing: set PALISADE_BIN_DIR"
-    tag = uuid.uuid4().hex[:10]
-    top = Path(tempfile.mkdtemp(prefix="palisade-ansible-dist-"))
-    top.chmod(0o755)
-    make_release(top / "release", top / "dist")
-    env = {"PALISADE_RELEASE_DIR": str(top / "release"), "PALISADE_WEBCLIENT_DIST": str(top / "dist")}
-    playbook = [tool("ansible-playbook"), "-i", "inventories/ci-distributed", "-e", f"ci_root={top}",
-                "-e", f"palisade_cassandra_keyspace=palisade_e2e_{tag}", "-e", f"palisade_elasticsearch_alias=palisade-e2e-{tag}"]
-    try:
-        first = run([*playbook, "site.yml"], env=env)
-        assert first.returncode == 0, first.stdout[-8000:]
-        second = run([*playbook, "site.yml"], env=env)
-        assert second.returncode == 0, second.stdout[-6000:]
-        changed = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", second.stdout, re.M)
-        assert len(changed) == len(DIST_HOSTS) and all(n == "0" for _, n in changed), changed
-        smoke = run([*playbook, "smoke.yml"], env=env)
-        assert smoke.returncode == 0, smoke.stdout[-6000:]
+def devtools_artifact(name: str, version_var: str, default_version: str) -> str:
+    """The Cassandra or Elasticsearch that devtools/services fetched (same cache and versions)."""
+    cache = Path(os.environ.get("PALISADE_CACHE") or Path.home() / ".cache" / "palisade")
+    path = cache / f"{name}-{os.environ.get(version_var) or default_version}"
+    if not (path / ".complete").is_file():
+        pytest.fail(f"{path} is missing: run devtools/services up", pytrace=False)
+    return str(path)
 
-        api1 = top / "api1"
-        r = subprocess.run(["runuser", "-u", "palisade", "--", str(api1 / "usr/local/bin/palisade-admin"),
-                            "--config", str(api1 / "etc/palisade/palisade.toml"), "user", "add", "dora",
-                            "--address", "dora@example.test", "--password-stdin"],
-                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        subject = f"ansible distributed {tag}"
-        swaks("--server", EDGE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
-              "--from", "someone@sender.test", "--to", "dora@example.test",
-              "--header", f"Subject: {subject}", "--body", "Across the cluster.\n")
-        ctx = ssl.create_default_context(cafile=str(top / "ca" / "ca.crt"))
 
-        def request(method, path, body=None, token=None):
-            conn = http.client.HTTPSConnection(EDGE, HTTPS_PORT, context=ctx, timeout=30, source_address=(CLIENT, 0))
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            try:
-                conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-                resp = conn.getresponse()
-                return resp.status, resp.read()
-            finally:
-                conn.close()
+class Cluster:
+    """inventories/ci-distributed deployed below `top`, with the HTTPS frontend on EDGE."""
 
-        status, body = request("POST", "/api/v1/auth/login", {"address": "dora@example.test", "password": PASSWORD})
+    def __init__(self, top: Path, tag: str):
+        self.top = top
+        self.env = {
+            "PALISADE_RELEASE_DIR": str(top / "release"), "PALISADE_WEBCLIENT_DIST": str(top / "dist"),
+            "PALISADE_CASSANDRA_ARTIFACT_DIR": devtools_artifact("cassandra", "PALISADE_CASSANDRA_VERSION", "5.0.9"),
+            "PALISADE_ELASTICSEARCH_ARTIFACT_DIR": devtools_artifact(
+                "elasticsearch", "PALISADE_ELASTICSEARCH_VERSION", "8.19.21"),
+        }
+        self.playbook = [tool("ansible-playbook"), "-i", "inventories/ci-distributed", "-e", f"ci_root={top}",
+                         "-e", f"palisade_cassandra_keyspace=palisade_e2e_{tag}",
+                         "-e", f"palisade_elasticsearch_alias=palisade-e2e-{tag}"]
+
+    def play(self, playbook: str, *args: str, release: Path | None = None) -> str:
+        env = {**self.env, "PALISADE_RELEASE_DIR": str(release)} if release else self.env
+        r = run([*self.playbook, *args, playbook], env=env)
+        assert r.returncode == 0, f"{playbook} {args} failed:\n{r.stdout[-8000:]}{r.stderr[-2000:]}"
+        return r.stdout
+
+    def request(self, method, path, body=None, token=None, node: str | None = None):
+        """Through HAProxy's HTTPS frontend, or straight to one API node (`node`) from HAProxy's
+        address with the PROXY v2 header HAProxy would send: the only way a node accepts."""
+        if node is None:
+            ctx = ssl.create_default_context(cafile=str(self.top / "ca" / "ca.crt"))  # made by site.yml
+            conn = http.client.HTTPSConnection(EDGE, HTTPS_PORT, context=ctx, timeout=30,
+                                               source_address=(CLIENT, 0))
+        else:
+            conn = ProxiedConnection(API_NODES[node], DIST_API_PORT, timeout=30, source_address=(EDGE, 0))
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def subjects(self, token: str, node: str | None = None) -> list[str]:
+        status, body = self.request("GET", "/api/v1/messages?limit=100", token=token, node=node)
         assert status == 200, body
-        token = json.loads(body)["token"]
-        deadline, seen = time.monotonic() + 120, 0
-        while time.monotonic() < deadline and seen < 4:
-            status, body = request("GET", "/api/v1/messages?limit=20", token=token)
-            assert status == 200, body
-            if any(m.get("subject") == subject for m in json.loads(body)["items"]):
-                seen += 1  # HAProxy alternates: consecutive finds come from both API nodes
-            else:
-                time.sleep(0.5)
-        assert seen == 4, f"{subject!r} not found through the API"
+        return [m.get("subject") for m in json.loads(body)["items"]]
+
+    def wait_subjects(self, token: str, wanted: set[str], node: str | None = None, timeout: float = 180) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.subjects(token, node)
+            if wanted <= set(found) or time.monotonic() > deadline:
+                return found
+            time.sleep(1)
+
+    def haproxy_states(self) -> dict[str, str]:
+        """{"api/api1": "UP", ...} from HAProxy's stats socket."""
         with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(top / "edge1" / "run" / "haproxy-palisade.sock"))
+            sock.connect(str(self.top / "edge1" / "run" / "haproxy-palisade.sock"))
             sock.sendall(b"show stat\n")
             stat = b""
             while chunk := sock.recv(65536):
                 stat += chunk
-        served = {line.split(",")[1]: int(line.split(",")[7]) for line in stat.decode().splitlines()
-                  if line.startswith("api,api")}
-        assert set(served) == {"api1", "api2"} and all(n > 0 for n in served.values()), served
+        rows = [line.split(",") for line in stat.decode().splitlines() if line and not line.startswith("#")]
+        return {f"{r[0]}/{r[1]}": r[17] for r in rows if r[0] in ("api", "lmtp") and r[1] not in ("FRONTEND", "BACKEND")}
+
+    def pid(self, host: str) -> int:
+        return int((self.top / host / "run" / "palisade-ci.pid").read_text().strip())
+
+
+class ProxiedConnection(http.client.HTTPConnection):
+    """Plain HTTP to a Palisade API node, preceded by a PROXY v2 header (as HAProxy's
+    send-proxy-v2): client CLIENT, destination the node."""
+
+    def connect(self):
+        super().connect()
+        src, dst = socket.inet_aton(CLIENT), socket.inet_aton(self.host)
+        addresses = src + dst + (40000).to_bytes(2, "big") + self.port.to_bytes(2, "big")
+        self.sock.sendall(b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + len(addresses).to_bytes(2, "big") + addresses)
+
+
+def login_to(cluster: Cluster, address: str) -> str:
+    status, body = cluster.request("POST", "/api/v1/auth/login", {"address": address, "password": PASSWORD})
+    assert status == 200, body
+    return json.loads(body)["token"]
+
+
+@pytest.mark.distributed_only
+def test_distributed_converge_upgrade_and_node_failures():
+    """inventories/ci-distributed, every component deployed: Cassandra, Elasticsearch, Redis,
+    RabbitMQ, 2 ingest and 2 API nodes, Postfix with rspamd, HAProxy.
+
+    Converged at the previous release, mail delivered; upgrade.yml to the binaries under test;
+    the old mail is read through each API node; site.yml then changes nothing and smoke.yml
+    passes. Then one ingest and one API node are killed (SIGKILL) while a stream of mail goes
+    through Postfix: every message arrives exactly once and is read through the surviving API
+    node behind HAProxy. The killed nodes come back UP in HAProxy once site.yml restarts them."""
+    for binary in (DAEMON_BIN, ADMIN_BIN):
+        assert binary.is_file(), f"{binary} missing: set PALISADE_BIN_DIR"
+    old_dir = os.environ.get("PALISADE_OLD_BIN_DIR")
+    if not old_dir:
+        pytest.fail("PALISADE_OLD_BIN_DIR is not set: PALISADE_OLD_BIN_DIR=\"$(devtools/old-binaries)\"",
+                    pytrace=False)
+    tag = uuid.uuid4().hex[:10]
+    top = Path(tempfile.mkdtemp(prefix="palisade-ansible-dist-"))
+    top.chmod(0o755)
+    installed = top / "ingest1" / "usr/local/bin/lmtp-ingest"
+    try:
+        cluster = Cluster(top, tag)
+        make_release(top / "release", top / "dist")
+        previous = top / "release-previous"
+        release_binaries(previous, Path(old_dir))
+        # 1. The previous release, converged from nothing.
+        cluster.play("site.yml", release=previous)
+        assert installed.read_bytes() == (previous / "lmtp-ingest").read_bytes(), "the previous release is not installed"
+        r = subprocess.run(["runuser", "-u", "palisade", "--", str(top / "api1/usr/local/bin/palisade-admin"),
+                            "--config", str(top / "api1/etc/palisade/palisade.toml"), "user", "add", "dora",
+                            "--address", "dora@example.test", "--password-stdin"],
+                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        before = f"ansible distributed before upgrade {tag}"
+        swaks("--server", EDGE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+              "--from", "someone@sender.test", "--to", "dora@example.test",
+              "--header", f"Subject: {before}", "--body", "Delivered to the previous release.\n")
+        token = login_to(cluster, "dora@example.test")
+        assert before in cluster.wait_subjects(token, {before}), "mail never arrived at the previous release"
+
+        # 2. Rolling upgrade; the old mail through each API node, idempotence, smoke.
+        pids = {host: cluster.pid(host) for host in ("ingest1", "ingest2", "api1", "api2")}
+        out = cluster.play("upgrade.yml")
+        assert "Drain this node in HAProxy" in out and "Put the node back into HAProxy" in out
+        assert installed.read_bytes() == DAEMON_BIN.read_bytes(), "the binaries under test are not installed"
+        assert all(cluster.pid(host) != pid for host, pid in pids.items()), "a node was not restarted"
+        for node in API_NODES:
+            assert before in cluster.subjects(token, node), f"mail from before the upgrade is missing on {node}"
+        out = cluster.play("site.yml")
+        changed = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", out, re.M)
+        assert len(changed) == len(DIST_HOSTS) and all(n == "0" for _, n in changed), changed
+        cluster.play("smoke.yml")
+
+        # 3. One ingest and one API node die (SIGKILL) in the middle of a stream of mail.
+        stream = [f"ansible stream {tag} {i:02d}" for i in range(STREAM)]
+        for i, subject in enumerate(stream):
+            if i == STREAM // 4:
+                os.kill(cluster.pid("ingest1"), signal.SIGKILL)
+                os.kill(cluster.pid("api1"), signal.SIGKILL)
+            swaks("--server", EDGE, "--port", str(SMTP_PORT), "--local-interface", CLIENT,
+                  "--from", "someone@sender.test", "--to", "dora@example.test",
+                  "--header", f"Subject: {subject}", "--body", f"Message {i} of the stream.\n")
+        found = cluster.wait_subjects(token, set(stream), timeout=300)
+        missing = sorted(set(stream) - set(found))
+        assert not missing, f"lost: {missing}"
+        duplicated = sorted(s for s in set(stream) if found.count(s) > 1)
+        assert not duplicated, f"delivered twice: {duplicated}"
+        assert set(stream) <= set(cluster.subjects(token, "api2")), "the surviving API node does not see the stream"
+        states = cluster.haproxy_states()
+        assert states["api/api1"] != "UP" and states["lmtp/ingest1"] != "UP", states
+
+        # 4. site.yml restarts the killed nodes, and HAProxy takes them back.
+        cluster.play("site.yml", "--limit", "ingest1,api1")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and set(cluster.haproxy_states().values()) != {"UP"}:
+            time.sleep(1)
+        assert set(cluster.haproxy_states().values()) == {"UP"}, cluster.haproxy_states()
+        assert set(stream) <= set(cluster.subjects(token, "api1")), "the restarted API node does not see the stream"
     finally:
         for host in DIST_HOSTS:
             for script in sorted((top / host / "etc" / "init.d").glob("*")):
                 subprocess.run([str(script), "stop"], capture_output=True, timeout=180)
         if (top / "mx1" / "etc" / "postfix" / "main.cf").exists():
             subprocess.run(["postfix", "-c", str(top / "mx1" / "etc" / "postfix"), "stop"], capture_output=True, timeout=120)
-        drop_distributed_data(tag)
         shutil.rmtree(top, ignore_errors=True)
