@@ -120,6 +120,11 @@ impl ApiError {
         )
     }
 
+    /// A 429 for work this node is too busy to take now, with its Retry-After.
+    pub fn busy(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError::TooManyRequests(ErrorBody::json("busy", message), retry_after_secs.max(1))
+    }
+
     /// A 502 for a relay that refused a message.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         ApiError::BadGateway(ErrorBody::json("relay_refused", message))

@@ -69,9 +69,14 @@ pub struct AppState {
     pub event_streams: streams::StreamSlots,
     /// Sessions recently using the API on this node, for the active-sessions gauge.
     pub active_sessions: active_sessions::ActiveSessions,
+    /// Exports being prepared on this node at once: each reads a whole mailbox.
+    pub exports: Arc<tokio::sync::Semaphore>,
     /// Listener and policy settings.
     pub config: ApiConfig,
 }
+
+/// Exports one node prepares at once; more wait for a later request (429 with Retry-After).
+const EXPORTS_AT_ONCE: usize = 2;
 
 impl AppState {
     /// State over the given backends.
@@ -90,6 +95,7 @@ impl AppState {
                 usize::try_from(config.max_event_streams_per_user).unwrap_or(usize::MAX),
             ),
             active_sessions: active_sessions::ActiveSessions::default(),
+            exports: Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)),
             store,
             index,
             cache,

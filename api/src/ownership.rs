@@ -30,10 +30,14 @@ enum MailboxFile {
 #[derive(ApiResponse)]
 enum MetadataFile {
     /// Flags, tags, discussions and envelopes of every message, and the user's tags and
-    /// contacts, keyed by each message's sha256 in the mbox.
-    #[oai(status = 200, content_type = "application/json")]
+    /// contacts, keyed by each message's sha256 in the mbox: a JSON file (format
+    /// `palisade-export/1`), sent as a download.
+    #[oai(status = 200, content_type = "application/octet-stream")]
     Ok(Binary<Body>, #[oai(header = "Content-Disposition")] String),
 }
+
+/// When to try again while the node's export slots are taken.
+const EXPORT_RETRY_SECS: u64 = 10;
 
 /// Which half of the export a request asked for.
 #[derive(Clone, Copy)]
@@ -81,6 +85,12 @@ impl OwnershipApi {
 /// be far larger than memory, and the file disappears with the response.
 async fn export(state: &AppState, auth: &Auth, part: Part) -> Result<Body, ApiError> {
     let user = current_user(state, auth.0.user_id).await?;
+    let Ok(_slot) = state.exports.clone().try_acquire_owned() else {
+        return Err(ApiError::busy(
+            "other exports are being prepared on this server; try again shortly",
+            EXPORT_RETRY_SECS,
+        ));
+    };
     let file = tempfile::tempfile().map_err(|e| {
         tracing::warn!(error = %e, "no temporary file for an export");
         ApiError::unavailable("the export could not be prepared")

@@ -3503,7 +3503,8 @@ export interface paths {
             responses: {
                 /**
                  * @description Flags, tags, discussions and envelopes of every message, and the user's tags and
-                 *     contacts, keyed by each message's sha256 in the mbox.
+                 *     contacts, keyed by each message's sha256 in the mbox: a JSON file (format
+                 *     `palisade-export/1`), sent as a download.
                  */
                 200: {
                     headers: {
@@ -3511,7 +3512,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": string;
+                        "application/octet-stream": string;
                     };
                 };
                 /** @description The request is malformed or fails validation. */
