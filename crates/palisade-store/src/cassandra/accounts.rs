@@ -2,7 +2,6 @@
 //! `IF NOT EXISTS`, so two sign-ups can never share a name or an address.
 
 use super::{CassandraStore, from_timestamp, timestamp, unset};
-use super::{corrupt, next_row, unavailable};
 use crate::{Accounts, StoreError};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -128,15 +127,10 @@ impl Accounts for CassandraStore {
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let st = self.statements().await?;
         let rows: Vec<(Uuid, String, CqlTimestamp, Option<Vec<String>>)> = self
-            .session
-            .execute_iter(st.select_all_users.clone(), ())
-            .await
-            .map_err(unavailable)?
-            .rows_stream()
-            .map_err(corrupt)?
+            .stream(&st.select_all_users, ())
+            .await?
             .try_collect()
-            .await
-            .map_err(next_row)?;
+            .await?;
         let mut users = rows
             .into_iter()
             .map(|(id, name, created_at, addresses)| user(id, name, created_at, addresses))

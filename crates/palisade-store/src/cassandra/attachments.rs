@@ -4,7 +4,7 @@
 //! since counting and writing are separate requests.
 
 use super::drafts::get_draft;
-use super::{CassandraStore, corrupt, from_timestamp, next_row, timestamp, unavailable};
+use super::{CassandraStore, from_timestamp, timestamp};
 use crate::{AttachmentLimits, AttachmentRefused, StoreError};
 use futures::TryStreamExt;
 use futures::stream::FuturesUnordered;
@@ -147,15 +147,11 @@ pub(super) async fn get(
     };
     let (attachment, count) = decode(user, draft, row)?;
     let mut chunks = store
-        .session
-        .execute_iter(st.select_attachment_chunks.clone(), (user.0, draft.0, id.0))
-        .await
-        .map_err(unavailable)?
-        .rows_stream::<(i32, Vec<u8>)>()
-        .map_err(corrupt)?;
+        .stream::<(i32, Vec<u8>)>(&st.select_attachment_chunks, (user.0, draft.0, id.0))
+        .await?;
     let mut data = Vec::with_capacity(usize::try_from(attachment.size).unwrap_or_default());
     let mut next = 0;
-    while let Some((chunk, piece)) = chunks.try_next().await.map_err(next_row)? {
+    while let Some((chunk, piece)) = chunks.try_next().await? {
         if chunk != next {
             return Err(StoreError::Corrupt(format!(
                 "draft attachment {id}: chunk {next} missing"

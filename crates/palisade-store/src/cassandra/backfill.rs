@@ -10,8 +10,7 @@
 
 use super::mailbox;
 use super::{
-    CassandraStore, MessageSummaryRow, SUMMARIES_PER_LOOKUP, corrupt, json, month_of, next_row,
-    to_json, unavailable, unset,
+    CassandraStore, MessageSummaryRow, SUMMARIES_PER_LOOKUP, json, month_of, to_json, unset,
 };
 use crate::{Accounts, StoreError};
 use futures::TryStreamExt;
@@ -99,13 +98,9 @@ impl CassandraStore {
     ) -> Result<(), StoreError> {
         let st = self.statements().await?;
         let mut keys = self
-            .session
-            .execute_iter(st.old_thread_keys.clone(), (user,))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<(String, Uuid)>()
-            .map_err(corrupt)?;
-        while let Some((key, discussion)) = keys.try_next().await.map_err(next_row)? {
+            .stream::<(String, Uuid)>(&st.old_thread_keys, (user,))
+            .await?;
+        while let Some((key, discussion)) = keys.try_next().await? {
             self.execute(&st.insert_thread_key, (user, key.as_str(), discussion))
                 .await?;
             report.thread_keys += 1;
@@ -119,17 +114,11 @@ impl CassandraStore {
         report: &mut BackfillReport,
     ) -> Result<(), StoreError> {
         let st = self.statements().await?;
-        let mut ids = self
-            .session
-            .execute_iter(st.old_arrivals.clone(), (user,))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<(Uuid,)>()
-            .map_err(corrupt)?;
+        let mut ids = self.stream::<(Uuid,)>(&st.old_arrivals, (user,)).await?;
         let mut months = BTreeSet::new();
         let mut batch = Vec::with_capacity(SUMMARIES_PER_LOOKUP);
         loop {
-            let next = ids.try_next().await.map_err(next_row)?;
+            let next = ids.try_next().await?;
             if let Some((id,)) = next {
                 batch.push(id);
             }
@@ -200,13 +189,9 @@ impl CassandraStore {
     ) -> Result<(), StoreError> {
         let st = self.statements().await?;
         let mut rows = self
-            .session
-            .execute_iter(st.old_activity.clone(), (user,))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<(CqlTimestamp, Uuid)>()
-            .map_err(corrupt)?;
-        while let Some((at, discussion)) = rows.try_next().await.map_err(next_row)? {
+            .stream::<(CqlTimestamp, Uuid)>(&st.old_activity, (user,))
+            .await?;
+        while let Some((at, discussion)) = rows.try_next().await? {
             // Only a row that is still right: its time is the discussion's newest arrival.
             let Some(newest) = mailbox::newest(self, user, discussion).await? else {
                 continue;
@@ -230,13 +215,9 @@ impl CassandraStore {
     ) -> Result<(), StoreError> {
         let st = self.statements().await?;
         let mut rows = self
-            .session
-            .execute_iter(st.old_discussions.clone(), (user,))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<OldDiscussionRow>()
-            .map_err(corrupt)?;
-        while let Some(row) = rows.try_next().await.map_err(next_row)? {
+            .stream::<OldDiscussionRow>(&st.old_discussions, (user,))
+            .await?;
+        while let Some(row) = rows.try_next().await? {
             if self.copy_discussion_row(user, row).await? {
                 report.discussion_rows += 1;
             }
@@ -405,14 +386,10 @@ impl CassandraStore {
         let mut listed = 0_i64;
         for month in self.months(user, None).await? {
             let mut sizes = self
-                .session
-                .execute_iter(st.month_sizes.clone(), (user, month))
-                .await
-                .map_err(unavailable)?
-                .rows_stream::<(Option<i64>,)>()
-                .map_err(corrupt)?;
+                .stream::<(Option<i64>,)>(&st.month_sizes, (user, month))
+                .await?;
             // Rows a flag update left behind carry no size: not messages.
-            while let Some((size,)) = sizes.try_next().await.map_err(next_row)? {
+            while let Some((size,)) = sizes.try_next().await? {
                 if size.is_some() {
                     listed += 1;
                 }

@@ -16,6 +16,12 @@ use scylla::value::{CqlTimestamp, CqlValue, Row};
 use std::ops::ControlFlow;
 use uuid::Uuid;
 
+/// Rows of a paged read, decoded, with the store's errors.
+pub(super) type RowStream<R> = futures::stream::MapErr<
+    scylla::client::pager::TypedRowStream<R>,
+    fn(scylla::errors::NextRowError) -> StoreError,
+>;
+
 impl CassandraStore {
     pub(super) async fn execute(
         &self,
@@ -26,6 +32,29 @@ impl CassandraStore {
             .execute_unpaged(statement, values)
             .await
             .map_err(unavailable)
+    }
+
+    /// Reads every row of a statement page by page, as the driver fetches them, so a scan of
+    /// any size holds one page; each item fails as a fetch (unavailable) or a row (corrupt).
+    pub(super) async fn stream<R>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<RowStream<R>, StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + 'static,
+    {
+        let rows = self
+            .session
+            .execute_iter(statement.clone(), values)
+            .await
+            .map_err(unavailable)?
+            .rows_stream::<R>()
+            .map_err(corrupt)?;
+        Ok(futures::TryStreamExt::map_err(
+            rows,
+            super::next_row as fn(_) -> _,
+        ))
     }
 
     /// Runs a statement that returns rows; an answer without rows is a bug, not an outage.

@@ -14,8 +14,8 @@ use super::{
     unavailable,
 };
 use super::{
-    ChunkRow, MessageRow, MessageSummaryRow, SUMMARIES_PER_LOOKUP, corrupt, deliver, next_row,
-    organize, summary, tags, u64_of,
+    ChunkRow, MessageRow, MessageSummaryRow, SUMMARIES_PER_LOOKUP, deliver, organize, summary,
+    tags, u64_of,
 };
 use crate::{Delivery, DeliveryReceipt, Mailbox};
 use crate::{Folder, Page, PageOf, StoreError, TagChange};
@@ -719,16 +719,12 @@ impl Mailbox for CassandraStore {
             return Ok(None);
         };
         let mut chunks = self
-            .session
-            .execute_iter(st.select_raw_chunks.clone(), (user.0, sha.as_str()))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<ChunkRow>()
-            .map_err(corrupt)?;
+            .stream::<ChunkRow>(&st.select_raw_chunks, (user.0, sha.as_str()))
+            .await?;
         let mut raw = Vec::new();
         let mut expected = (None, None);
         let mut next_chunk = 0;
-        while let Some((chunk, data, size, count)) = chunks.try_next().await.map_err(next_row)? {
+        while let Some((chunk, data, size, count)) = chunks.try_next().await? {
             if chunk != next_chunk {
                 return Err(StoreError::Corrupt(format!(
                     "raw message {sha}: chunk {next_chunk} missing"
