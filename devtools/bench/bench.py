@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "lmtp-ingest" / "e2e"))
 import palisade_e2e as e2e  # noqa: E402
-from palisade_e2e import HOST, Daemon, dot_stuff, free_port, to_crlf  # noqa: E402
+from palisade_e2e import HOST, Daemon, dot_stuff, free_port, stop_process, to_crlf  # noqa: E402
 
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -163,13 +163,7 @@ service lmtp {{
         return r.stdout.strip()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
+        stop_process(self.proc)
 
 
 class Sink:
@@ -190,9 +184,7 @@ class Sink:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
+        stop_process(self.proc)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -227,6 +227,18 @@ def dot_stuff(content: bytes) -> bytes:
     return content.replace(b"\r\n.", b"\r\n..")
 
 
+def stop_process(proc: "subprocess.Popen | None", timeout: float = 30) -> None:
+    """TERM, then KILL if it has not exited within `timeout`; nothing if it already exited."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
 def to_crlf(data: bytes) -> bytes:
     """Canonicalize line endings: every LF not preceded by CR becomes CRLF; ensure a final CRLF."""
     data = re.sub(rb"(?<!\r)\n", b"\r\n", data)

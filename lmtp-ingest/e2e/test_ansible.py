@@ -149,6 +149,12 @@ def https(state, method: str, path: str, body: dict | None = None, token: str | 
     """One request through HAProxy's TLS frontend from CLIENT, checked against the internal CA."""
     ctx = ssl.create_default_context(cafile=str(state["root"] / "ca" / "ca.crt"))
     conn = http.client.HTTPSConnection(NODE, HTTPS_PORT, context=ctx, timeout=30, source_address=(CLIENT, 0))
+    return send_json(conn, method, path, body, token)
+
+
+def send_json(conn: http.client.HTTPConnection, method: str, path: str, body: dict | None = None,
+              token: str | None = None) -> tuple[int, bytes]:
+    """One JSON request on `conn` (then closed): its status and body."""
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -392,15 +398,7 @@ class Cluster:
                                                source_address=(CLIENT, 0))
         else:
             conn = ProxiedConnection(API_NODES[node], DIST_API_PORT, timeout=30, source_address=(EDGE, 0))
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
+        return send_json(conn, method, path, body, token)
 
     def subjects(self, token: str, node: str | None = None) -> list[str]:
         status, body = self.request("GET", "/api/v1/messages?limit=100", token=token, node=node)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from palisade_e2e import HOST, REPO, free_port, make_message, proxy_v2_header
+from palisade_e2e import HOST, REPO, free_port, make_message, proxy_v2_header, stop_process
 from test_postfix import Postfix, wait_messages
 
 HAPROXY_CFG = REPO / "haproxy" / "palisade.cfg"
@@ -97,13 +97,7 @@ class HAProxy:
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
+        stop_process(self.proc)
         if self._log is not None:
             self._log.close()
 

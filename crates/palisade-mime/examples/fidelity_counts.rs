@@ -8,23 +8,14 @@
 //! in the text or HTML body, or be listed among the attachments.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+#[path = "shared/corpus.rs"]
+mod corpus;
+
+use corpus::files;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use palisade_mime::{ParseLimits, parse_message};
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap_or_default();
-    let mut out: Vec<PathBuf> = manifest
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split('\t').next())
-        .filter(|f| !f.is_empty())
-        .map(|f| dir.join(f))
-        .collect();
-    out.sort();
-    out
-}
 
 /// RFC 5322: some `name:` line before the first empty line.
 fn has_header_section(raw: &[u8]) -> bool {

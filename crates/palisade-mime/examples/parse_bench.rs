@@ -11,41 +11,15 @@
 //! A measurement, never an assertion.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[path = "shared/corpus.rs"]
+mod corpus;
+
+use corpus::files;
 use mail_parser::MessageParser;
 use palisade_mime::{ParseLimits, parse_message};
-
-/// The corpus's files, from its manifest when it has one, else every `.eml` below `dir`.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap_or_default();
-    let mut out: Vec<PathBuf> = manifest
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split('\t').next())
-        .filter(|f| !f.is_empty())
-        .map(|f| dir.join(f))
-        .collect();
-    if out.is_empty() {
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "eml") {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn time_bare(corpus: &[Vec<u8>]) -> Duration {
     let parser = MessageParser::default();
