@@ -97,19 +97,26 @@ async fn export(state: &AppState, auth: &Auth, part: Part) -> Result<Body, ApiEr
     })?;
     let mut out = std::io::BufWriter::new(file);
     let mut sink = std::io::sink();
-    let (mbox, metadata): (&mut (dyn Write + Send), &mut (dyn Write + Send)) = match part {
-        Part::Mailbox => (&mut out, &mut sink),
-        Part::Metadata => (&mut sink, &mut out),
+    // The metadata alone needs no raw bytes: no mbox, and it is not read.
+    let (mbox, metadata): (Option<&mut (dyn Write + Send)>, &mut (dyn Write + Send)) = match part {
+        Part::Mailbox => (Some(&mut out), &mut sink),
+        Part::Metadata => (None, &mut out),
     };
-    let report = export_mailbox(state.store.as_ref(), &user, mbox, metadata, &mut |_| {})
-        .await
-        .map_err(|e| match e {
-            ExportError::Store(e) => ApiError::from(e),
-            other => {
-                tracing::warn!(error = %other, "export failed");
-                ApiError::unavailable("the export could not be prepared")
-            }
-        })?;
+    let report = export_mailbox(
+        state.store.as_ref(),
+        &user,
+        mbox,
+        metadata,
+        &mut |_, _, _| Ok(()),
+    )
+    .await
+    .map_err(|e| match e {
+        ExportError::Store(e) => ApiError::from(e),
+        other => {
+            tracing::warn!(error = %other, "export failed");
+            ApiError::unavailable("the export could not be prepared")
+        }
+    })?;
     tracing::info!(user = %user.id, messages = report.messages, bytes = report.bytes, "export served");
     let mut file = out.into_inner().map_err(|e| {
         tracing::warn!(error = %e.error(), "export not written");

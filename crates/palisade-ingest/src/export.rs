@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
 use palisade_mbox::write_mbox_message;
-use palisade_model::{Contact, DiscussionId, Flags, MessageId, RawHash, TagId, User};
+use palisade_model::{Contact, DiscussionId, Flags, Message, MessageId, RawHash, TagId, User};
 use palisade_store::{AddressBook, Mailbox, Page, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -95,14 +95,20 @@ pub enum ExportError {
     Json(#[from] serde_json::Error),
 }
 
-/// Writes `user`'s whole mailbox to `mbox` and `metadata`, a page at a time: memory holds one
-/// page of messages whatever the mailbox's size. `progress` is called after each page.
+/// What an export calls with each message it wrote, and its raw bytes when an mbox was asked
+/// for, so a caller can write more of it without reading the mailbox a second time.
+pub type EachExported<'a> =
+    dyn FnMut(&Message, Option<&[u8]>, &ExportReport) -> io::Result<()> + Send + 'a;
+
+/// Writes `user`'s whole mailbox to `metadata` and, when given, `mbox`, a page at a time:
+/// memory holds one page of messages whatever the mailbox's size. Raw bytes are read only for
+/// the mbox. `each` is called after every message.
 pub async fn export_mailbox<S>(
     store: &S,
     user: &User,
-    mbox: &mut (dyn Write + Send),
+    mut mbox: Option<&mut (dyn Write + Send)>,
     metadata: &mut (dyn Write + Send),
-    progress: &mut (dyn FnMut(&ExportReport) + Send),
+    each: &mut EachExported<'_>,
 ) -> Result<ExportReport, ExportError>
 where
     S: Mailbox + AddressBook + ?Sized,
@@ -150,23 +156,31 @@ where
             .list_messages(user.id, Page { after, limit: PAGE })
             .await?;
         for summary in &page.items {
-            let (Some(message), Some(raw)) = (
-                store.get_message(user.id, summary.id).await?,
-                store.get_raw(user.id, summary.id).await?,
-            ) else {
-                report.missing_raw += 1;
+            let Some(message) = store.get_message(user.id, summary.id).await? else {
+                // Deleted since the page was listed.
                 continue;
             };
-            write_mbox_message(
-                mbox,
-                message.envelope.mail_from.as_deref(),
-                message.envelope.received_at,
-                &raw,
-            )?;
+            let raw = match &mut mbox {
+                Some(mbox) => {
+                    let Some(raw) = store.get_raw(user.id, summary.id).await? else {
+                        report.missing_raw += 1;
+                        continue;
+                    };
+                    write_mbox_message(
+                        &mut **mbox,
+                        message.envelope.mail_from.as_deref(),
+                        message.envelope.received_at,
+                        &raw,
+                    )?;
+                    Some(raw)
+                }
+                None => None,
+            };
+            let size = raw.as_ref().map_or(message.raw_size, |r| r.len() as u64);
             let entry = ExportedMessage {
                 id: message.id,
                 sha256: message.raw_sha256.to_hex(),
-                size: raw.len() as u64,
+                size,
                 received_at: message.envelope.received_at,
                 mail_from: message.envelope.mail_from.clone(),
                 rcpt_to: message.envelope.rcpt_to.clone(),
@@ -185,16 +199,18 @@ where
             metadata.write_all(b"\n")?;
             serde_json::to_writer(&mut *metadata, &entry)?;
             report.messages += 1;
-            report.bytes += raw.len() as u64;
+            report.bytes += size;
+            each(&message, raw.as_deref(), &report)?;
         }
-        progress(&report);
         after = page.next;
         if after.is_none() {
             break;
         }
     }
     metadata.write_all(b"\n]}\n")?;
-    mbox.flush()?;
+    if let Some(mbox) = mbox {
+        mbox.flush()?;
+    }
     metadata.flush()?;
     Ok(report)
 }

@@ -11,8 +11,8 @@ mod pipeline;
 mod reparse;
 
 pub use export::{
-    EXPORT_FORMAT, ExportError, ExportIndex, ExportMetadata, ExportReport, ExportedMessage,
-    ExportedTag, export_mailbox,
+    EXPORT_FORMAT, EachExported, ExportError, ExportIndex, ExportMetadata, ExportReport,
+    ExportedMessage, ExportedTag, export_mailbox,
 };
 pub use import::{ImportError, ImportProblem, ImportReport};
 pub use pipeline::{MailboxCopy, Parsed, Pipeline, PipelineError, error_chain};

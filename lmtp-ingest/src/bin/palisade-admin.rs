@@ -661,36 +661,33 @@ async fn export(store: &dyn Store, key: &str, dir: PathBuf) -> anyhow::Result<se
     };
     let mut mbox = create("mailbox.mbox")?;
     let mut metadata = create("metadata.json")?;
-    let name = user.name.clone();
-    let report =
-        palisade_ingest::export_mailbox(store, &user, &mut mbox, &mut metadata, &mut |r| {
-            eprintln!("export: {name}: {} messages, {} bytes", r.messages, r.bytes);
-        })
-        .await?;
-    // Each message raw and parsed too, as Palisade sees it; streamed like the mbox.
+    // Each message raw and parsed too, as Palisade sees it, in the same pass.
     let mut parsed = create("messages.json")?;
     parsed.write_all(b"[")?;
-    let mut first = true;
-    let mut pages = Pages::new(store, user.id);
-    while let Some(items) = pages.next().await? {
-        for summary in &items {
-            let (Some(raw), Some(message)) = (
-                store.get_raw(user.id, summary.id).await?,
-                store.get_message(user.id, summary.id).await?,
-            ) else {
-                continue;
-            };
-            std::fs::write(raw_dir.join(format!("{}.eml", summary.id)), raw)?;
-            if !first {
-                parsed.write_all(b",")?;
-            }
-            first = false;
-            parsed.write_all(b"\n")?;
-            serde_json::to_writer(&mut parsed, &message)?;
+    let name = user.name.clone();
+    let mut each = |message: &palisade_model::Message,
+                    raw: Option<&[u8]>,
+                    r: &palisade_ingest::ExportReport|
+     -> std::io::Result<()> {
+        if let Some(raw) = raw {
+            std::fs::write(raw_dir.join(format!("{}.eml", message.id)), raw)?;
         }
-    }
+        parsed.write_all(if r.messages == 1 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut parsed, message)?;
+        if r.messages.is_multiple_of(500) {
+            eprintln!("export: {name}: {} messages, {} bytes", r.messages, r.bytes);
+        }
+        Ok(())
+    };
+    let report =
+        palisade_ingest::export_mailbox(store, &user, Some(&mut mbox), &mut metadata, &mut each)
+            .await?;
     parsed.write_all(b"\n]\n")?;
     parsed.flush()?;
+    eprintln!(
+        "export: {}: {} messages, {} bytes",
+        user.name, report.messages, report.bytes
+    );
     Ok(serde_json::json!({
         "user": user.name,
         "messages": report.messages,
