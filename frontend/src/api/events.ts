@@ -133,8 +133,8 @@ export interface EventStreamOptions {
   /** Called when the server no longer accepts `token` (expired or revoked). */
   readonly onUnauthorized: (token: string) => void;
   /**
-   * Called each time the stream is open; `reconnected` is true after the first time, when
-   * events may have been missed while it was down and views should refresh.
+   * Called each time the stream is open; `reconnected` is true after the first time. Events
+   * may have been missed before it opened, either time, so views should refresh.
    */
   readonly onOpen?: (reconnected: boolean) => void;
   readonly fetch?: (input: string, init: RequestInit) => Promise<Response>;

@@ -23,9 +23,10 @@ export function LiveUpdates() {
     const stream = openEventStream({
       token: () => session.token,
       onUnauthorized: (token) => session.ended(token),
-      onOpen: (reconnected) => {
-        // Mail may have arrived while the stream was down.
-        if (reconnected) announceMailChange({ messageId: null, discussionId: null });
+      onOpen: () => {
+        // Mail may have arrived while the stream was down, or, the first time, between the
+        // views' first load and the subscription: without this the list would miss it.
+        announceMailChange({ messageId: null, discussionId: null });
       },
       onEvent: (event) => {
         if (event.type !== "new_mail") return;
