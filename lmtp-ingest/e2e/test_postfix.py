@@ -49,7 +49,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 class Postfix:
     """A private Postfix instance whose smtpd hands example.test to an LMTP port."""
 
-    def __init__(self, root: Path, lmtp_port: int):
+    def __init__(self, root: Path, lmtp_port: int, extra: str = ""):
         self.root = root
         self.etc = root / "etc"
         self.log = root / "maillog"
@@ -86,7 +86,7 @@ alias_database =
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 queue_run_delay = 1s
-""")
+""" + extra)
         (self.etc / "master.cf").write_text(MASTER_CF.format(smtp=f"{HOST}:{self.smtp_port}"))
 
     def postfix(self, *args: str) -> subprocess.CompletedProcess:
