@@ -9,6 +9,7 @@ spent) is retried, as Postfix would, until every message is stored.
 
     devtools/bench/large_mail_rss.py --sessions 10 --mib 25
     devtools/bench/large_mail_rss.py --sessions 30 --mib 25 --budget-mib 128
+    devtools/bench/large_mail_rss.py --sessions 10 --mib 25 --spill-kib 0   # no spilling
 
 No timing is asserted anywhere: this measures, tests prove behaviour.
 """
@@ -49,11 +50,15 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--mib", type=int, default=25)
     ap.add_argument("--budget-mib", type=int, default=None, help="lmtp.max_in_flight_bytes in MiB")
+    ap.add_argument("--spill-kib", type=int, default=None,
+                    help="lmtp.spill_threshold_bytes in KiB (0: keep every message in memory)")
     args = ap.parse_args()
 
     lmtp = {"max_message_bytes": max(args.mib + 1, 50) * 1024 * 1024}
     if args.budget_mib is not None:
         lmtp["max_in_flight_bytes"] = max(args.budget_mib, args.mib + 1) * 1024 * 1024
+    if args.spill_kib is not None:
+        lmtp["spill_threshold_bytes"] = args.spill_kib * 1024
     with tempfile.TemporaryDirectory() as tmp:
         d = Daemon(Path(tmp), lmtp=lmtp)
         d.start()
@@ -107,6 +112,7 @@ def main() -> int:
     print(json.dumps({
         "backend": os.environ.get("PALISADE_E2E_BACKEND", "embedded"),
         "sessions": args.sessions, "message_mib": args.mib, "budget_mib": args.budget_mib,
+        "spill_kib": args.spill_kib,
         "idle_rss_mib": round(idle / 1024, 1), "peak_rss_mib": round(peak / 1024, 1),
         "replies": dict(codes), "stored": stored, "seconds": round(elapsed, 1),
         "peak_over_offered": round((peak - idle) / 1024 / in_flight_mib, 2),

@@ -147,7 +147,9 @@ def test_deep_mime_nesting_does_not_crash(make_daemon):
 def test_memory_budget_defers_transactions_past_it_and_they_deliver_on_retry(make_daemon):
     mib = 1024 * 1024
     users = {"big": ["big@example.test"]}
-    d = make_daemon(users=users, lmtp={"max_message_bytes": 4 * mib, "max_in_flight_bytes": 4 * mib})
+    # Everything in memory: the budget alone decides (spilling is the next test).
+    d = make_daemon(users=users, lmtp={"max_message_bytes": 4 * mib, "max_in_flight_bytes": 4 * mib,
+                                       "spill_threshold_bytes": 0})
     first = make_message("first large", ("x" * 76 + "\r\n") * (3 * mib // 78))
     second = make_message("second large", ("y" * 76 + "\r\n") * (3 * mib // 78))
     with d.session() as a, d.session() as b:
@@ -166,6 +168,37 @@ def test_memory_budget_defers_transactions_past_it_and_they_deliver_on_retry(mak
         assert t.mail.code == 250 and [r.code for r in t.final] == [250], t
     subjects = sorted(m["subject"] for m in d.messages("big"))
     assert subjects == ["first large", "second large"]
+
+
+def test_spilled_messages_past_the_memory_budget_are_accepted_whole_and_leave_no_file(make_daemon):
+    mib = 1024 * 1024
+    users = {"big": ["big@example.test"]}
+    d = make_daemon(users=users, lmtp={"max_message_bytes": 8 * mib, "max_in_flight_bytes": 8 * mib,
+                                       "spill_threshold_bytes": 256 * 1024})
+    bodies = [make_message(f"spilled {i}", (chr(ord("a") + i) * 76 + "\r\n") * (3 * mib // 78))
+              for i in range(4)]
+    sessions = [d.session() for _ in bodies]
+    try:
+        # Four 3 MiB messages at once, 12 MiB against an 8 MiB budget: without spilling, the
+        # last ones would get 452 at MAIL. Spilled, they only wait for their turn.
+        for s, body in zip(sessions, bodies):
+            assert s.cmd(f"MAIL FROM:<s@example.test> SIZE={len(body)}").code == 250
+            assert s.cmd("RCPT TO:<big@example.test>").code == 250
+            assert s.cmd("DATA").code == 354
+        for s, body in zip(sessions, bodies):
+            s.send(body + b".\r\n")
+        for s in sessions:
+            r = s.reply()
+            assert r.code == 250, r
+    finally:
+        for s in sessions:
+            s.close()
+    stored = {m["subject"]: m["id"] for m in d.messages("big")}
+    assert sorted(stored) == [f"spilled {i}" for i in range(4)]
+    for i, body in enumerate(bodies):
+        assert d.raw("big", stored[f"spilled {i}"]) == body, f"message {i} came back from disk altered"
+    # The spool's files are unnamed: nothing is left behind, even before a restart.
+    assert list((d.data_dir / "spool").iterdir()) == []
 
 
 def test_config_refuses_a_budget_smaller_than_one_message(make_daemon):

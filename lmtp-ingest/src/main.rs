@@ -33,8 +33,12 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let reexec_failed = lmtp_ingest::reexec_with_malloc_tunables();
     let config = cli.config.load()?;
     init_tracing(&config);
+    if let Some(e) = reexec_failed {
+        tracing::warn!(error = %e, "could not restart with the malloc settings for large mail; running without");
+    }
 
     let roles: Vec<&str> = config.roles.iter().map(|r| r.name()).collect();
     tracing::info!(roles = ?roles, "starting");
@@ -188,7 +192,15 @@ async fn main() -> anyhow::Result<()> {
                 idle_timeout: Duration::from_secs(l.idle_timeout_secs),
             },
             max_connections: l.max_connections,
-            budget: MemoryBudget::new(budget),
+            budget: if l.spill_threshold_bytes == 0 {
+                MemoryBudget::new(budget)
+            } else {
+                let spool = config.data_dir.join("spool");
+                std::fs::create_dir_all(&spool).with_context(|| {
+                    format!("creating the LMTP spool directory {}", spool.display())
+                })?;
+                MemoryBudget::with_spill(budget, l.spill_threshold_bytes, spool)
+            },
             proxy: ProxyPolicy {
                 enabled: l.proxy_protocol.enabled,
                 trusted: l.proxy_protocol.trusted.clone(),

@@ -245,6 +245,10 @@ pub struct LmtpConfig {
     /// a temporary 452, so the client retries later instead of the daemon running out of
     /// memory. Peak memory is a small multiple of this (parsing, storage requests).
     pub max_in_flight_bytes: usize,
+    /// Bytes of one message kept in memory while it arrives; the rest goes to an unnamed
+    /// temporary file under `<data_dir>/spool`, and large messages are then parsed and stored
+    /// a few at a time within half of `max_in_flight_bytes`. 0 keeps every message in memory.
+    pub spill_threshold_bytes: usize,
     /// Seconds a client may stay silent before it is disconnected.
     pub idle_timeout_secs: u64,
     /// Seconds in-flight sessions get to finish after SIGTERM.
@@ -264,6 +268,7 @@ impl Default for LmtpConfig {
             max_mime_depth: 20,
             max_connections: 256,
             max_in_flight_bytes: 256 * 1024 * 1024,
+            spill_threshold_bytes: 1024 * 1024,
             idle_timeout_secs: 300,
             shutdown_grace_secs: 30,
             proxy_protocol: ProxyProtocolConfig::default(),

@@ -134,6 +134,16 @@ impl Unstuffer {
         self.out = Vec::new();
     }
 
+    /// Bytes kept in memory right now.
+    pub(crate) fn kept(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The kept bytes, for a spool to take them away (see `Spool::spill`).
+    pub(crate) fn kept_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
     /// The decoded message.
     pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.out

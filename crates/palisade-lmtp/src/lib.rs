@@ -12,6 +12,7 @@ mod server;
 mod session;
 #[cfg(test)]
 mod session_tests;
+mod spool;
 
 pub use budget::MemoryBudget;
 pub use server::{ServerConfig, serve, serve_stream};

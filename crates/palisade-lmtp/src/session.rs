@@ -3,6 +3,7 @@
 use crate::budget::{MemoryBudget, Reservation};
 use crate::data::Unstuffer;
 use crate::io::{Conn, Line, ReadStop};
+use crate::spool::Spool;
 use crate::{DeliveryBackend, IncomingMessage, Limits, RecipientStatus, Resolution};
 use bytes::Bytes;
 use palisade_model::Address;
@@ -31,9 +32,23 @@ struct Transaction<R> {
 #[derive(Default)]
 struct Chunks {
     data: Vec<u8>,
+    /// Where chunks past the spill threshold went, when spilling is on.
+    spool: Option<Spool>,
     oversize: bool,
     /// The memory budget had no room: the data is dropped and recipients get a 4xx.
     over_budget: bool,
+}
+
+/// A finished transaction's data: what was spilled to disk, followed by what stayed in memory.
+struct Received {
+    spool: Option<Spool>,
+    tail: Vec<u8>,
+}
+
+/// Bytes a session may allocate ahead for a message in memory: all of it without spilling,
+/// a little over the threshold with it.
+fn buffer_cap(threshold: Option<usize>) -> usize {
+    threshold.map_or(usize::MAX, |t| t.saturating_add(64 * 1024))
 }
 
 /// Why a transaction's data was not kept.
@@ -222,9 +237,10 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
                 .reply("552 5.3.4 Message size exceeds fixed maximum message size");
         } else {
             // A declared size is reserved up front, so a client that announces a large
-            // message learns at once that it must wait, before it sends a byte of it.
+            // message learns at once that it must wait, before it sends a byte of it. With
+            // spilling, only what is kept in memory is.
             let mut reservation = self.budget.reserve();
-            if !reservation.cover(size) {
+            if !reservation.cover(size.min(buffer_cap(self.budget.spill_threshold()))) {
                 tracing::info!(client = %self.client, size, "memory budget spent; deferring");
                 self.conn.reply(OVER_BUDGET);
                 return;
@@ -285,7 +301,12 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         let Some(txn) = self.txn.as_mut() else {
             return Ok(());
         };
-        let mut unstuffer = Unstuffer::new(self.limits.max_message_bytes, txn.declared);
+        let threshold = self.budget.spill_threshold();
+        let mut unstuffer = Unstuffer::new(
+            self.limits.max_message_bytes,
+            txn.declared.min(buffer_cap(threshold)),
+        );
+        let mut spool = self.budget.spool();
         let mut over_budget = !txn.reservation.cover(unstuffer.footprint());
         if over_budget {
             unstuffer.discard();
@@ -293,6 +314,18 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         loop {
             let (used, end) = unstuffer.feed(self.conn.buffered());
             self.conn.consume(used);
+            if let (Some(t), Some(spool)) = (threshold, spool.as_mut())
+                && !over_budget
+                && !unstuffer.oversize()
+                && unstuffer.kept() >= t
+                && let Err(e) = spool.spill(unstuffer.kept_mut()).await
+            {
+                // A full or broken spool disk is a temporary fault: the client retries.
+                tracing::warn!(error = %e, "could not spill a message to disk; deferring");
+                unstuffer.discard();
+                txn.reservation.release();
+                over_budget = true;
+            }
             if !over_budget && !txn.reservation.cover(unstuffer.footprint()) {
                 unstuffer.discard();
                 txn.reservation.release();
@@ -310,7 +343,11 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
         } else {
             Dropped::No
         };
-        self.finish(unstuffer.into_bytes(), dropped).await;
+        let received = Received {
+            spool,
+            tail: unstuffer.into_bytes(),
+        };
+        self.finish(received, dropped).await;
         Ok(())
     }
 
@@ -326,30 +363,57 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             ),
             None => (Chunks::default(), None),
         };
+        let threshold = self.budget.spill_threshold();
         if usable && chunks.data.capacity() == 0 && !chunks.oversize && !chunks.over_budget {
-            // The first chunk: size the buffer for the whole declared message at once.
-            chunks.data.reserve(declared.min(limit));
+            // The first chunk: size the buffer for the whole declared message at once (or
+            // for what is kept before spilling).
+            chunks
+                .data
+                .reserve(declared.min(limit).min(buffer_cap(threshold)));
+            chunks.spool = self.budget.spool();
         }
-        self.conn
-            .read_exact_into(size, |bytes| {
-                if !usable || chunks.oversize || chunks.over_budget {
-                    return;
-                }
-                if chunks.data.len() + bytes.len() > limit {
-                    chunks.oversize = true;
-                    chunks.data = Vec::new();
-                    return;
-                }
-                chunks.data.extend_from_slice(bytes);
-                if let Some(reservation) = reservation.as_deref_mut()
-                    && !reservation.cover(chunks.data.capacity())
-                {
-                    chunks.over_budget = true;
-                    chunks.data = Vec::new();
+        // Read in slices no larger than the spill threshold, so one huge chunk is spilled as
+        // it arrives rather than held whole.
+        let mut remaining = size;
+        while remaining > 0 {
+            let part = threshold.map_or(remaining, |t| remaining.min(t));
+            remaining -= part;
+            self.conn
+                .read_exact_into(part, |bytes| {
+                    if !usable || chunks.oversize || chunks.over_budget {
+                        return;
+                    }
+                    let on_disk = chunks.spool.as_ref().map_or(0, Spool::len);
+                    if on_disk + chunks.data.len() + bytes.len() > limit {
+                        chunks.oversize = true;
+                        chunks.data = Vec::new();
+                        chunks.spool = None;
+                        return;
+                    }
+                    chunks.data.extend_from_slice(bytes);
+                    if let Some(reservation) = reservation.as_deref_mut()
+                        && !reservation.cover(chunks.data.capacity())
+                    {
+                        chunks.over_budget = true;
+                        chunks.data = Vec::new();
+                        chunks.spool = None;
+                        reservation.release();
+                    }
+                })
+                .await?;
+            if let (Some(t), Some(spool)) = (threshold, chunks.spool.as_mut())
+                && chunks.data.len() >= t
+                && let Err(e) = spool.spill(&mut chunks.data).await
+            {
+                tracing::warn!(error = %e, "could not spill a message to disk; deferring");
+                chunks.over_budget = true;
+                chunks.data = Vec::new();
+                chunks.spool = None;
+                if let Some(reservation) = reservation.as_deref_mut() {
                     reservation.release();
                 }
-            })
-            .await?;
+            }
+        }
         if !usable {
             let reply = if self.txn.is_none() {
                 "503 5.5.1 Need MAIL before BDAT"
@@ -367,7 +431,11 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
             } else {
                 Dropped::No
             };
-            self.finish(chunks.data, dropped).await;
+            let received = Received {
+                spool: chunks.spool,
+                tail: chunks.data,
+            };
+            self.finish(received, dropped).await;
         } else {
             if let Some(txn) = self.txn.as_mut() {
                 txn.chunks = Some(chunks);
@@ -379,29 +447,58 @@ impl<'a, B: DeliveryBackend, S: AsyncRead + AsyncWrite + Unpin> Session<'a, B, S
     }
 
     /// Delivers the message and sends one reply per accepted recipient (RFC 2033 §4.2).
-    async fn finish(&mut self, raw: Vec<u8>, dropped: Dropped) {
+    async fn finish(&mut self, received: Received, dropped: Dropped) {
         let Some(txn) = self.txn.take() else {
             return;
         };
         let span = tracing::info_span!("txn", id = %txn.id);
-        self.deliver(txn, raw, dropped).instrument(span).await;
+        self.deliver(txn, received, dropped).instrument(span).await;
     }
 
     /// Refuses or delivers a finished transaction's message, answering each recipient.
-    async fn deliver(&mut self, txn: Transaction<B::Recipient>, raw: Vec<u8>, dropped: Dropped) {
+    async fn deliver(
+        &mut self,
+        txn: Transaction<B::Recipient>,
+        received: Received,
+        dropped: Dropped,
+    ) {
         // Held until the recipients are answered: parsing and storing still use the bytes.
-        let reservation = txn.reservation;
+        let mut reservation = txn.reservation;
         let count = txn.recipients.len();
-        let refusal = if dropped == Dropped::Oversize {
-            Some("552 5.3.4 Message size exceeds fixed maximum message size")
-        } else if dropped == Dropped::OverBudget {
-            Some(OVER_BUDGET)
-        } else if header_len(&raw) > self.limits.max_header_bytes {
-            Some("552 5.3.4 Message header section exceeds fixed maximum size")
-        } else {
-            None
+        let refusal = match dropped {
+            Dropped::Oversize => Some("552 5.3.4 Message size exceeds fixed maximum message size"),
+            Dropped::OverBudget => Some(OVER_BUDGET),
+            Dropped::No => None,
         };
         if let Some(reply) = refusal {
+            tracing::info!(client = %self.client, recipients = count, reply, "message refused");
+            for _ in 0..count {
+                self.conn.reply(reply);
+            }
+            return;
+        }
+        let raw = match received.spool {
+            Some(spool) if spool.len() > 0 => {
+                // Spilled: wait for a turn to hold it in memory, then read it back.
+                let size = spool.len().saturating_add(received.tail.len());
+                reservation.release();
+                reservation = self.budget.processing_turn(size).await;
+                match spool.read_all(received.tail).await {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        tracing::warn!(error = %e, size, "could not read a spilled message back");
+                        for _ in 0..count {
+                            self.conn
+                                .reply("451 4.3.0 Temporary storage failure, try again later");
+                        }
+                        return;
+                    }
+                }
+            }
+            _ => received.tail,
+        };
+        if header_len(&raw) > self.limits.max_header_bytes {
+            let reply = "552 5.3.4 Message header section exceeds fixed maximum size";
             tracing::info!(client = %self.client, recipients = count, reply, "message refused");
             for _ in 0..count {
                 self.conn.reply(reply);

@@ -15,7 +15,7 @@ const MIB: usize = 1024 * 1024;
 /// Accepts every recipient but `nobody@…` and records what it was asked to store.
 #[derive(Default)]
 struct Recorder {
-    stored: Mutex<Vec<usize>>,
+    stored: Mutex<Vec<Vec<u8>>>,
 }
 
 #[async_trait]
@@ -36,7 +36,7 @@ impl DeliveryBackend for Recorder {
         recipients: Vec<String>,
     ) -> Vec<RecipientStatus> {
         if let Ok(mut stored) = self.stored.lock() {
-            stored.push(message.raw.len());
+            stored.push(message.raw.to_vec());
         }
         vec![RecipientStatus::Delivered; recipients.len()]
     }
@@ -231,4 +231,56 @@ async fn each_transaction_is_named_in_its_replies_by_session_and_number() {
         "recipients of one transaction share its id"
     );
     assert_eq!(named[2], format!("{session}.2"));
+}
+
+#[tokio::test]
+async fn messages_past_the_spill_threshold_go_to_disk_and_arrive_whole() {
+    let backend = Recorder::default();
+    // 512 KiB for receiving: without spilling, neither 3 MiB message below would fit.
+    let budget = MemoryBudget::with_spill(MIB, 64 * 1024, std::env::temp_dir());
+    let mut script = b"LHLO c\r\n".to_vec();
+    let data = data_transaction(
+        "MAIL FROM:<a@x.test> SIZE=3200000",
+        &["one@x.test"],
+        3 * MIB,
+    );
+    script.extend_from_slice(&data);
+    let start = data
+        .windows(6)
+        .position(|w| w == b"DATA\r\n")
+        .expect("DATA")
+        + 6;
+    let body = data[start..data.len() - 3].to_vec();
+    script.extend_from_slice(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<one@x.test>\r\n");
+    let mut chunk = b"Subject: t\r\n\r\n".to_vec();
+    chunk.extend((0..1536 * 1024u32).map(|i| b'a' + (i % 26) as u8));
+    for last in [false, true] {
+        let verb = if last { " LAST" } else { "" };
+        script.extend(format!("BDAT {}{verb}\r\n", chunk.len()).into_bytes());
+        script.extend_from_slice(&chunk);
+    }
+    script.extend_from_slice(b"QUIT\r\n");
+    let replies = converse(&backend, &budget, script).await;
+    assert_eq!(
+        codes(&replies),
+        [
+            "220", "250", "250", "250", "354", "250", "250", "250", "250", "250", "221"
+        ],
+        "{replies:?}"
+    );
+    let stored = backend.stored.lock().expect("lock").clone();
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored[0] == body,
+        "the DATA message came back from disk byte for byte"
+    );
+    assert!(
+        stored[1] == [chunk.clone(), chunk].concat(),
+        "so did the BDAT one"
+    );
+    assert_eq!(
+        budget.available(),
+        MIB / 2,
+        "every reservation was given back"
+    );
 }
