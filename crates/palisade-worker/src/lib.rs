@@ -167,6 +167,13 @@ impl IndexWorker {
                     Ok(()) => return Ok(Some((job, IndexDocument::from_message(&message)))),
                     Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
                 },
+                // The account was deleted since: its deletion cleared the index, and a
+                // queue that cannot drop one user's jobs (RabbitMQ) brings them here. Each
+                // is acknowledged, so they neither retry nor pile up as errors.
+                Ok(None) if self.user_is_gone(spec.user_id).await => {
+                    tracing::debug!("job of a deleted account dropped");
+                    done.push(job);
+                }
                 // Deleted since: take it out of the index too.
                 Ok(None) => match self
                     .index
@@ -186,6 +193,12 @@ impl IndexWorker {
             },
         }
         Ok(None)
+    }
+
+    /// Whether the user no longer exists. A store fault counts as "exists", so the job takes
+    /// the ordinary path and is retried there.
+    async fn user_is_gone(&self, user: UserId) -> bool {
+        matches!(self.store.get_user(user).await, Ok(None))
     }
 
     /// Indexes the documents of a batch at once, isolating a document the index refuses.

@@ -56,3 +56,49 @@ async fn a_message_with_corrupt_stored_data_is_dead_lettered_at_once() {
     assert_eq!(stats.retrying, 0, "not retried as an outage: {stats:?}");
     assert_eq!(stats.done, 1, "the sound message is indexed: {stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_deleted_account_is_acknowledged_without_touching_the_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite3")).expect("open"));
+    drop(TantivyIndex::open(&dir.path().join("index")).expect("create index"));
+    // Read-only: any index call fails, so the job must be settled without one.
+    let index = Arc::new(TantivyIndex::open_read_only(&dir.path().join("index")).expect("index"));
+    let user = store.create_user("leaving", &[], None).await.expect("user");
+    let message = store
+        .deliver(delivery(user.id, b"mail", MessageContent::default(), 0))
+        .await
+        .expect("deliver")
+        .message_id;
+    assert!(store.delete_user(user.id).await.expect("delete user"));
+    // What RabbitMQ still holds after the deletion: it cannot drop one user's jobs.
+    store
+        .publish(&[palisade_jobs::JobSpec {
+            kind: palisade_jobs::JobKind::Index,
+            user_id: user.id,
+            message_id: message,
+        }])
+        .await
+        .expect("publish");
+
+    let worker = IndexWorker::new(
+        store.clone(),
+        store.clone(),
+        index,
+        RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            batch_size: 10,
+        },
+        Arc::new(Notify::new()),
+    );
+    assert_eq!(worker.run_once().await.expect("run"), 1);
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(
+        (stats.pending, stats.retrying, stats.dead),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.done, 1, "{stats:?}");
+}
