@@ -55,6 +55,15 @@ pub(crate) struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// The signed-in user's confirmation that their account is to be deleted.
+#[derive(Debug, Object, Validate)]
+pub(crate) struct DeleteAccountRequest {
+    /// The account's password; a wrong one answers 403 and counts as a failed sign-in.
+    #[validate(length(min = 1, max = 1024, message = "must be 1 to 1024 characters"))]
+    #[oai(validator(min_length = 1, max_length = 1024))]
+    pub password: String,
+}
+
 /// A live event.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -242,6 +251,54 @@ impl AccountApi {
         }
         let ended = state.sessions.revoke_others(user, &auth.0.id).await?;
         tracing::info!(%user, client = %ip, ended, "password changed");
+        Ok(NoContent::Done)
+    }
+
+    /// Deletes the signed-in user's account for good: every session ends, and their mail,
+    /// raw messages, discussions, tags, contacts, drafts and files, search documents and
+    /// queued work are removed; their addresses refuse mail from then on (550 5.1.1).
+    ///
+    /// The password is checked under the same limits as sign-in: a wrong one answers 403
+    /// and counts as a failed sign-in of the account; once the failures are used up it
+    /// answers 429 with `Retry-After`. What backups still hold is described in
+    /// docs/data-ownership.md.
+    #[oai(path = "/me", method = "delete")]
+    async fn delete_account(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Auth,
+        body: crate::body::JsonBody<DeleteAccountRequest>,
+    ) -> Result<NoContent, ApiError> {
+        let id = auth.0.user_id;
+        let ip = client_ip(req);
+        let cfg = &state.config;
+        let cache = state.cache.as_ref();
+        limited(hit_address(cache, &ip, cfg.login_attempts_per_address).await?)?;
+        let limits = LoginLimits::for_attempt(cache, Some(id), "", &ip).await?;
+        if let Some(wait) = limits.locked_for(cache).await? {
+            tracing::info!(user = %id, client = %ip, "account deletion refused: too many failures");
+            return Err(ApiError::too_many(wait.as_secs()));
+        }
+        let user = current_user(&state, id).await?;
+        let stored = state.store.password_hash(id).await?;
+        if !verify(body.0.password, stored).await {
+            limits.failed(cache, cfg.login_attempts_per_account).await?;
+            tracing::info!(user = %id, client = %ip, "account deletion: wrong password");
+            return Err(ApiError::forbidden("the password is wrong"));
+        }
+        crate::deletion::delete_account(
+            state.store.as_ref(),
+            state.index.as_ref(),
+            cache,
+            &state.sessions,
+            &user,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(user = %id, error = %e, "account deletion failed");
+            ApiError::unavailable("the account could not be deleted completely; try again")
+        })?;
         Ok(NoContent::Done)
     }
 

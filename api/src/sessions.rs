@@ -187,6 +187,21 @@ impl Sessions {
         Ok(ended)
     }
 
+    /// Ends every session of the user (an account being deleted); how many it ended.
+    pub async fn revoke_all(&self, user: UserId) -> Result<usize, CacheError> {
+        let ids = self.cache.set_members(&index_key(user)).await?;
+        let mut ended = 0;
+        for id in &ids {
+            if self.revoke(user, id).await? {
+                ended += 1;
+            } else {
+                // Its record had already expired.
+                self.cache.set_remove(&index_key(user), id).await?;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends one of the user's sessions; `false` when the user has no such session.
     pub async fn revoke(&self, user: UserId, id: &str) -> Result<bool, CacheError> {
         let Some(session) = self.get(user, id).await? else {
