@@ -329,6 +329,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn revoking_all_ends_every_session_of_the_user_only() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let sessions = Sessions::new(cache.clone(), Duration::from_secs(60));
+        let (alice, bob) = (UserId::new_random(), UserId::new_random());
+        let mut tokens = Vec::new();
+        for i in 0..3 {
+            let (_, token) = sessions
+                .create(alice, format!("192.0.2.{i}"), None)
+                .await
+                .expect("create");
+            tokens.push(token);
+        }
+        let (_, kept) = sessions
+            .create(bob, "192.0.2.9".into(), None)
+            .await
+            .expect("create");
+
+        assert_eq!(sessions.revoke_all(alice).await.expect("revoke all"), 3);
+
+        for token in &tokens {
+            assert!(sessions.authenticate(token).await.expect("auth").is_none());
+        }
+        assert!(sessions.list(alice).await.expect("list").is_empty());
+        assert!(
+            cache
+                .set_members(&index_key(alice))
+                .await
+                .expect("index")
+                .is_empty()
+        );
+        assert!(sessions.authenticate(&kept).await.expect("auth").is_some());
+        assert_eq!(sessions.revoke_all(alice).await.expect("again"), 0);
+    }
+
+    #[tokio::test]
     async fn expired_sessions_leave_the_index() {
         let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
         let sessions = Sessions::new(cache.clone(), Duration::from_millis(50));

@@ -155,3 +155,20 @@ def test_deleting_with_the_admin_command_leaves_no_trace(daemon):
     assert_gone(daemon, c, token, uid)
     assert len(other.get("/messages").json()["items"]) == 2
     assert residue(daemon, kept, user_id(daemon, "staying"))
+
+
+def test_wrong_passwords_count_as_failed_sign_ins_and_delete_nothing(make_daemon):
+    d = make_daemon(api={"login_attempts_per_account": 3})
+    d.add_user("leaving", "leaving@example.test", password=PASSWORD)
+    c = d.login("leaving@example.test", PASSWORD)
+    for _ in range(3):
+        r = c.request("DELETE", "/me", {"password": "guess"})
+        assert r.status == 403, r
+    # The account's failure budget is used up: even the right password is not checked now.
+    r = c.request("DELETE", "/me", {"password": PASSWORD})
+    assert r.status == 429, r
+    assert int(r.headers["retry-after"]) > 0
+    assert c.get("/me").status == 200, "nothing was deleted"
+    with d.session() as s:
+        assert s.cmd("MAIL FROM:<sender@remote.test>").code == 250
+        assert s.cmd("RCPT TO:<leaving@example.test>").code == 250
