@@ -220,21 +220,9 @@ impl AccountApi {
     ) -> Result<NoContent, ApiError> {
         let user = auth.0.user_id;
         let ip = client_ip(req);
-        let cfg = &state.config;
-        let cache = state.cache.as_ref();
-        limited(hit_address(cache, &ip, cfg.login_attempts_per_address).await?)?;
-        let limits = LoginLimits::for_attempt(cache, Some(user), "", &ip).await?;
-        if let Some(wait) = limits.locked_for(cache).await? {
-            tracing::info!(%user, client = %ip, "password change refused: too many failures");
-            return Err(ApiError::too_many(wait.as_secs()));
-        }
         let body = body.0;
-        let stored = state.store.password_hash(user).await?;
-        if !verify(body.current_password.clone(), stored).await {
-            limits.failed(cache, cfg.login_attempts_per_account).await?;
-            tracing::info!(%user, client = %ip, "password change: wrong current password");
-            return Err(ApiError::forbidden("the current password is wrong"));
-        }
+        let wrong = "the current password is wrong";
+        confirm_password(&state, user, &ip, body.current_password.clone(), wrong).await?;
         if body.new_password == body.current_password {
             return Err(ApiError::bad_request(
                 "new_password: must differ from the current password",
@@ -272,25 +260,12 @@ impl AccountApi {
     ) -> Result<NoContent, ApiError> {
         let id = auth.0.user_id;
         let ip = client_ip(req);
-        let cfg = &state.config;
-        let cache = state.cache.as_ref();
-        limited(hit_address(cache, &ip, cfg.login_attempts_per_address).await?)?;
-        let limits = LoginLimits::for_attempt(cache, Some(id), "", &ip).await?;
-        if let Some(wait) = limits.locked_for(cache).await? {
-            tracing::info!(user = %id, client = %ip, "account deletion refused: too many failures");
-            return Err(ApiError::too_many(wait.as_secs()));
-        }
+        confirm_password(&state, id, &ip, body.0.password, "the password is wrong").await?;
         let user = current_user(&state, id).await?;
-        let stored = state.store.password_hash(id).await?;
-        if !verify(body.0.password, stored).await {
-            limits.failed(cache, cfg.login_attempts_per_account).await?;
-            tracing::info!(user = %id, client = %ip, "account deletion: wrong password");
-            return Err(ApiError::forbidden("the password is wrong"));
-        }
         crate::deletion::delete_account(
             state.store.as_ref(),
             state.index.as_ref(),
-            cache,
+            state.cache.as_ref(),
             &state.sessions,
             &user,
         )
@@ -374,6 +349,35 @@ impl AccountApi {
             .boxed();
         Ok(EventStream::new(events).keep_alive(KEEP_ALIVE))
     }
+}
+
+/// Checks the signed-in user's password before a change only they may make, under the
+/// sign-in limits: each attempt counts against the client address, a wrong password counts
+/// as a failed sign-in of the account, and once those are used up the answer is 429 with
+/// `Retry-After`, so no such endpoint can be used to guess passwords. A wrong password is a
+/// 403 saying `wrong`.
+async fn confirm_password(
+    state: &AppState,
+    user: UserId,
+    ip: &str,
+    password: String,
+    wrong: &'static str,
+) -> Result<(), ApiError> {
+    let cfg = &state.config;
+    let cache = state.cache.as_ref();
+    limited(hit_address(cache, ip, cfg.login_attempts_per_address).await?)?;
+    let limits = LoginLimits::for_attempt(cache, Some(user), "", ip).await?;
+    if let Some(wait) = limits.locked_for(cache).await? {
+        tracing::info!(%user, client = %ip, "password check refused: too many failures");
+        return Err(ApiError::too_many(wait.as_secs()));
+    }
+    let stored = state.store.password_hash(user).await?;
+    if !verify(password, stored).await {
+        limits.failed(cache, cfg.login_attempts_per_account).await?;
+        tracing::info!(%user, client = %ip, "password check failed: {wrong}");
+        return Err(ApiError::forbidden(wrong));
+    }
+    Ok(())
 }
 
 /// The session's user; a session outliving its user is treated as signed out.

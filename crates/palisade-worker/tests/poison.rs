@@ -11,6 +11,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// A worker over the embedded store, as its queue too, retrying at once.
+fn worker(store: Arc<SqliteStore>, index: Arc<TantivyIndex>) -> IndexWorker {
+    IndexWorker::new(
+        store.clone(),
+        store,
+        index,
+        RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            batch_size: 10,
+        },
+        Arc::new(Notify::new()),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_with_corrupt_stored_data_is_dead_lettered_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -35,18 +51,7 @@ async fn a_message_with_corrupt_stored_data_is_dead_lettered_at_once() {
         .expect("corrupt the stored message");
     assert_eq!(changed, 1);
 
-    let worker = IndexWorker::new(
-        store.clone(),
-        store.clone(),
-        index,
-        RetryPolicy {
-            max_attempts: 10,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(1),
-            batch_size: 10,
-        },
-        Arc::new(Notify::new()),
-    );
+    let worker = worker(store.clone(), index);
     worker.run_once().await.expect("run");
     let stats = store.stats().await.expect("stats");
     assert_eq!(
@@ -81,18 +86,7 @@ async fn a_job_of_a_deleted_account_is_acknowledged_without_touching_the_index()
         .await
         .expect("publish");
 
-    let worker = IndexWorker::new(
-        store.clone(),
-        store.clone(),
-        index,
-        RetryPolicy {
-            max_attempts: 10,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(1),
-            batch_size: 10,
-        },
-        Arc::new(Notify::new()),
-    );
+    let worker = worker(store.clone(), index);
     assert_eq!(worker.run_once().await.expect("run"), 1);
     let stats = store.stats().await.expect("stats");
     assert_eq!(
