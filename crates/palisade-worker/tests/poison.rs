@@ -1,11 +1,12 @@
 //! A job whose message cannot be decoded is dead-lettered, not retried as if a backend were down.
 
+use palisade_index::SearchIndex;
 use palisade_index::tantivy_backend::TantivyIndex;
 use palisade_jobs::JobQueue;
 use palisade_model::MessageContent;
 use palisade_store::contract::delivery;
 use palisade_store::sqlite::SqliteStore;
-use palisade_store::{Accounts, Mailbox};
+use palisade_store::{Accounts, AddressBook, Mailbox};
 use palisade_worker::{IndexWorker, RetryPolicy};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,4 +96,62 @@ async fn a_job_of_a_deleted_account_is_acknowledged_without_touching_the_index()
         "{stats:?}"
     );
     assert_eq!(stats.done, 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_read_as_its_account_is_deleted_is_neither_indexed_nor_learned_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    let store = Arc::new(SqliteStore::open(&path).expect("open"));
+    let index = Arc::new(TantivyIndex::open(&dir.path().join("index")).expect("index"));
+    let user = store.create_user("leaving", &[], None).await.expect("user");
+    let content = MessageContent {
+        participants: vec![palisade_model::Participant {
+            role: palisade_model::ParticipantRole::From,
+            name: Some("Ann".into()),
+            address: Some("ann@remote.test".into()),
+        }],
+        ..Default::default()
+    };
+    store
+        .deliver(delivery(user.id, b"mail", content, 0))
+        .await
+        .expect("deliver");
+    // What a worker sees when it read the message just before the deletion and looks the
+    // account up just after: the message, but no user.
+    let admin = rusqlite::Connection::open(&path).expect("admin connection");
+    admin
+        .execute("DELETE FROM users WHERE id = ?1", [user.id.to_string()])
+        .expect("remove the user row");
+
+    let search: Arc<dyn SearchIndex> = index.clone();
+    assert_eq!(
+        worker(store.clone(), index).run_once().await.expect("run"),
+        1
+    );
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(
+        (stats.retrying, stats.dead, stats.done),
+        (0, 0, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        search.count(user.id).await.expect("count"),
+        0,
+        "not indexed"
+    );
+    let contacts = store
+        .list_contacts(
+            user.id,
+            palisade_store::Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("contacts");
+    assert!(
+        contacts.items.is_empty(),
+        "no contact learned for a deleted account"
+    );
 }
