@@ -4,10 +4,11 @@
 //! The steps are ordered so that a run cut short anywhere is finished by running it again:
 //! first the user's sessions end (nobody acts for them any more), then their search
 //! documents go, then the store deletes their addresses (mail to them is refused from then
-//! on), their mail and everything else, and the user row last. The index is swept once more
-//! at the end, for a message a worker read just before the store deleted it and indexed
-//! after the first sweep. Queued jobs need nothing more: the embedded queue's go with the
-//! store rows, and a worker acknowledges and drops a job whose message no longer exists.
+//! on), their mail and everything else, and the user row last. The index is swept once more,
+//! for a message a worker read just before the store deleted it and indexed after the first
+//! sweep, and then the store, for a delivery that had resolved an address just before it
+//! went. Queued jobs need nothing more: the embedded queue's go with the store rows, and a
+//! worker acknowledges and drops a job whose account no longer exists.
 
 use crate::sessions::Sessions;
 use palisade_cache::{Cache, CacheError, scoped_prefix};
@@ -65,6 +66,9 @@ pub async fn delete_account(
     index.delete_user(id).await?;
     let store_deleted = store.delete_user(id).await?;
     index.delete_user(id).await?;
+    // A delivery that had resolved an address just before it went lands after the store's
+    // pass; its index job is dropped by the worker, and this removes its rows.
+    store.delete_user(id).await?;
     tracing::info!(user = %id, sessions_ended, store_deleted, "account deleted");
     Ok(DeletionReport {
         user_id: id.to_string(),

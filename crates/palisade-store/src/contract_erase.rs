@@ -238,6 +238,19 @@ async fn deleting_a_user_removes_everything_of_theirs_only(store: &dyn Store) {
     );
 
     assert!(!store.delete_user(leaving.id).await.expect("delete again"));
+    // A delivery that had resolved the address just before it went, landing afterwards: a
+    // second run removes it.
+    store
+        .deliver(delivery(
+            leaving.id,
+            b"Subject: late\r\n\r\nlate\r\n",
+            content("late", "<late@x>", &[]),
+            10,
+        ))
+        .await
+        .expect("late delivery");
+    assert!(!store.delete_user(leaving.id).await.expect("sweep"));
+    assert_eq!(holdings(store, &leaving).await, [0; 7]);
     let again = store
         .create_user(&leaving.name, &leaving.addresses, None)
         .await

@@ -166,7 +166,9 @@ pub trait Accounts: Send + Sync {
     /// Deletes an account for good: its addresses first (mail to them is refused from then
     /// on), then its messages and raw bytes, discussions, tags, contacts, drafts and their
     /// files, counters and queued jobs, and the user row with its password hash last, so a
-    /// run cut short is finished by running it again. `false` when no such user existed.
+    /// run cut short is finished by running it again. `false` when no such user existed; run
+    /// for the id of a user already deleted, it still removes what is left under that id (a
+    /// delivery that was past the address check when the address went).
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
 }
 

@@ -32,15 +32,14 @@ const USER_PARTITIONS: &[&str] = &[
 
 impl CassandraStore {
     /// Deletes every partition of a user's, the user row last; `false` when the user did not
-    /// exist (a finished deletion included).
+    /// exist. Without a user row it still sweeps the user's lists, so running it again
+    /// removes what a delivery already past the address check wrote after the first run.
     pub(super) async fn erase_user(&self, id: UserId) -> Result<bool, StoreError> {
-        let Some(user) = self.user_by_id(id.0).await? else {
-            return Ok(false);
-        };
+        let user = self.user_by_id(id.0).await?;
         let st = self.statements().await?;
         let u = id.0;
         // No more mail first: an address without its row answers 550.
-        for address in &user.addresses {
+        for address in user.iter().flat_map(|user| &user.addresses) {
             self.lwt(&st.release_address, (address.as_str(), u)).await?;
         }
         self.erase_drafts(u).await?;
@@ -89,6 +88,9 @@ impl CassandraStore {
         }
         self.erase_cql("DELETE FROM {ks}.mailbox_months WHERE user_id = ?", (u,))
             .await?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
         self.lwt(&st.release_name, (user.name.as_str(), u)).await?;
         self.execute(&st.delete_user, (u,)).await?;
         Ok(true)
