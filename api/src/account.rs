@@ -55,6 +55,15 @@ pub(crate) struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// The signed-in user's confirmation that their account is to be deleted.
+#[derive(Debug, Object, Validate)]
+pub(crate) struct DeleteAccountRequest {
+    /// The account's password; a wrong one answers 403 and counts as a failed sign-in.
+    #[validate(length(min = 1, max = 1024, message = "must be 1 to 1024 characters"))]
+    #[oai(validator(min_length = 1, max_length = 1024))]
+    pub password: String,
+}
+
 /// A live event.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -211,21 +220,9 @@ impl AccountApi {
     ) -> Result<NoContent, ApiError> {
         let user = auth.0.user_id;
         let ip = client_ip(req);
-        let cfg = &state.config;
-        let cache = state.cache.as_ref();
-        limited(hit_address(cache, &ip, cfg.login_attempts_per_address).await?)?;
-        let limits = LoginLimits::for_attempt(cache, Some(user), "", &ip).await?;
-        if let Some(wait) = limits.locked_for(cache).await? {
-            tracing::info!(%user, client = %ip, "password change refused: too many failures");
-            return Err(ApiError::too_many(wait.as_secs()));
-        }
         let body = body.0;
-        let stored = state.store.password_hash(user).await?;
-        if !verify(body.current_password.clone(), stored).await {
-            limits.failed(cache, cfg.login_attempts_per_account).await?;
-            tracing::info!(%user, client = %ip, "password change: wrong current password");
-            return Err(ApiError::forbidden("the current password is wrong"));
-        }
+        let wrong = "the current password is wrong";
+        confirm_password(&state, user, &ip, body.current_password.clone(), wrong).await?;
         if body.new_password == body.current_password {
             return Err(ApiError::bad_request(
                 "new_password: must differ from the current password",
@@ -242,6 +239,41 @@ impl AccountApi {
         }
         let ended = state.sessions.revoke_others(user, &auth.0.id).await?;
         tracing::info!(%user, client = %ip, ended, "password changed");
+        Ok(NoContent::Done)
+    }
+
+    /// Deletes the signed-in user's account for good: every session ends, and their mail,
+    /// raw messages, discussions, tags, contacts, drafts and files, search documents and
+    /// queued work are removed; their addresses refuse mail from then on (550 5.1.1).
+    ///
+    /// The password is checked under the same limits as sign-in: a wrong one answers 403
+    /// and counts as a failed sign-in of the account; once the failures are used up it
+    /// answers 429 with `Retry-After`. What backups still hold is described in
+    /// docs/data-ownership.md.
+    #[oai(path = "/me", method = "delete")]
+    async fn delete_account(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Auth,
+        body: crate::body::JsonBody<DeleteAccountRequest>,
+    ) -> Result<NoContent, ApiError> {
+        let id = auth.0.user_id;
+        let ip = client_ip(req);
+        confirm_password(&state, id, &ip, body.0.password, "the password is wrong").await?;
+        let user = current_user(&state, id).await?;
+        crate::deletion::delete_account(
+            state.store.as_ref(),
+            state.index.as_ref(),
+            state.cache.as_ref(),
+            &state.sessions,
+            &user,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(user = %id, error = %e, "account deletion failed");
+            ApiError::unavailable("the account could not be deleted completely; try again")
+        })?;
         Ok(NoContent::Done)
     }
 
@@ -317,6 +349,35 @@ impl AccountApi {
             .boxed();
         Ok(EventStream::new(events).keep_alive(KEEP_ALIVE))
     }
+}
+
+/// Checks the signed-in user's password before a change only they may make, under the
+/// sign-in limits: each attempt counts against the client address, a wrong password counts
+/// as a failed sign-in of the account, and once those are used up the answer is 429 with
+/// `Retry-After`, so no such endpoint can be used to guess passwords. A wrong password is a
+/// 403 saying `wrong`.
+async fn confirm_password(
+    state: &AppState,
+    user: UserId,
+    ip: &str,
+    password: String,
+    wrong: &'static str,
+) -> Result<(), ApiError> {
+    let cfg = &state.config;
+    let cache = state.cache.as_ref();
+    limited(hit_address(cache, ip, cfg.login_attempts_per_address).await?)?;
+    let limits = LoginLimits::for_attempt(cache, Some(user), "", ip).await?;
+    if let Some(wait) = limits.locked_for(cache).await? {
+        tracing::info!(%user, client = %ip, "password check refused: too many failures");
+        return Err(ApiError::too_many(wait.as_secs()));
+    }
+    let stored = state.store.password_hash(user).await?;
+    if !verify(password, stored).await {
+        limits.failed(cache, cfg.login_attempts_per_account).await?;
+        tracing::info!(%user, client = %ip, "password check failed: {wrong}");
+        return Err(ApiError::forbidden(wrong));
+    }
+    Ok(())
 }
 
 /// The session's user; a session outliving its user is treated as signed out.

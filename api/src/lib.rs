@@ -9,6 +9,7 @@ pub mod active_sessions;
 mod body;
 mod body_limit;
 mod compose;
+pub mod deletion;
 pub mod document;
 mod draft_files;
 pub mod error;

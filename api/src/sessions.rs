@@ -187,6 +187,21 @@ impl Sessions {
         Ok(ended)
     }
 
+    /// Ends every session of the user (an account being deleted); how many it ended.
+    pub async fn revoke_all(&self, user: UserId) -> Result<usize, CacheError> {
+        let ids = self.cache.set_members(&index_key(user)).await?;
+        let mut ended = 0;
+        for id in &ids {
+            if self.revoke(user, id).await? {
+                ended += 1;
+            } else {
+                // Its record had already expired.
+                self.cache.set_remove(&index_key(user), id).await?;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends one of the user's sessions; `false` when the user has no such session.
     pub async fn revoke(&self, user: UserId, id: &str) -> Result<bool, CacheError> {
         let Some(session) = self.get(user, id).await? else {
@@ -311,6 +326,41 @@ mod tests {
         assert!(sessions.revoke(alice, &a1.id).await.expect("revoke"));
         assert_eq!(ids(sessions.list(alice).await.expect("list")), vec![a2.id]);
         assert_eq!(sessions.list(bob).await.expect("list").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn revoking_all_ends_every_session_of_the_user_only() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let sessions = Sessions::new(cache.clone(), Duration::from_secs(60));
+        let (alice, bob) = (UserId::new_random(), UserId::new_random());
+        let mut tokens = Vec::new();
+        for i in 0..3 {
+            let (_, token) = sessions
+                .create(alice, format!("192.0.2.{i}"), None)
+                .await
+                .expect("create");
+            tokens.push(token);
+        }
+        let (_, kept) = sessions
+            .create(bob, "192.0.2.9".into(), None)
+            .await
+            .expect("create");
+
+        assert_eq!(sessions.revoke_all(alice).await.expect("revoke all"), 3);
+
+        for token in &tokens {
+            assert!(sessions.authenticate(token).await.expect("auth").is_none());
+        }
+        assert!(sessions.list(alice).await.expect("list").is_empty());
+        assert!(
+            cache
+                .set_members(&index_key(alice))
+                .await
+                .expect("index")
+                .is_empty()
+        );
+        assert!(sessions.authenticate(&kept).await.expect("auth").is_some());
+        assert_eq!(sessions.revoke_all(alice).await.expect("again"), 0);
     }
 
     #[tokio::test]

@@ -40,8 +40,9 @@ AMQP = os.environ.get("PALISADE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2
 REDIS = os.environ.get("PALISADE_REDIS_URL", "redis://127.0.0.1:6379/")
 
 
-def _cql(query: str, timeout: float = 120.0) -> None:
-    """Runs one CQL statement over the native protocol v4 (stdlib only; no driver needed)."""
+def _cql(query: str, timeout: float = 120.0, skip_metadata: bool = False) -> bytes:
+    """Runs one CQL statement over the native protocol v4 (stdlib only; no driver needed) and
+    returns the body of its RESULT."""
     host, port = CASSANDRA.split(",")[0].rsplit(":", 1)
 
     def exact(sock, n):
@@ -59,7 +60,7 @@ def _cql(query: str, timeout: float = 120.0) -> None:
         payload = exact(sock, length)
         if op == 0:
             raise RuntimeError(f"CQL error: {payload[6:].decode(errors='replace')}")
-        return op
+        return payload
 
     def string(v: str) -> bytes:
         return struct.pack(">H", len(v)) + v.encode()
@@ -67,7 +68,23 @@ def _cql(query: str, timeout: float = 120.0) -> None:
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
         request(sock, 0x01, struct.pack(">H", 1) + string("CQL_VERSION") + string("3.0.0"))
         q = query.encode()
-        request(sock, 0x07, struct.pack(">i", len(q)) + q + struct.pack(">HB", 0x0001, 0))
+        # Consistency ONE; flag 0x02 asks for rows without their column metadata.
+        flags = 0x02 if skip_metadata else 0
+        return request(sock, 0x07, struct.pack(">i", len(q)) + q + struct.pack(">HB", 0x0001, flags))
+
+
+def cql_row_count(query: str) -> int:
+    """How many rows a CQL query returns (unpaged: for small test keyspaces)."""
+    body = _cql(query, skip_metadata=True)
+    kind, flags, _columns = struct.unpack(">iii", body[:12])
+    assert kind == 0x0002, f"not a rows result: {kind}"
+    at = 12
+    if flags & 0x0002:  # has more pages: skip the paging state
+        (n,) = struct.unpack(">i", body[at:at + 4])
+        at += 4 + max(n, 0)
+    assert flags & 0x0004, "the server sent column metadata"
+    (rows,) = struct.unpack(">i", body[at:at + 4])
+    return rows
 
 
 def drop_distributed_data(tag: str) -> None:

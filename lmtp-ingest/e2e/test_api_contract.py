@@ -82,7 +82,7 @@ def test_the_documents_rules_are_the_servers_rules(client):
 
 def test_undeclared_methods_get_405_with_allow(client):
     for method, path, allow in [
-        ("TRACE", "/me", "GET"),
+        ("TRACE", "/me", "GET, DELETE"),
         ("PUT", "/tags", "GET, POST"),
         ("POST", "/tags/00000000-0000-0000-0000-000000000000", "DELETE, PATCH"),
         ("DELETE", "/messages/00000000-0000-0000-0000-000000000000/raw", "GET"),

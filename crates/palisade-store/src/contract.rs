@@ -11,6 +11,8 @@ use palisade_model::{
 };
 use std::sync::Arc;
 
+pub use crate::contract_erase::furnished_user;
+
 /// Runs every check in order on a fresh store.
 pub async fn run_all(store: &dyn Store) {
     users_and_addresses(store).await;
@@ -26,6 +28,7 @@ pub async fn run_all(store: &dyn Store) {
     crate::contract_suggest::run_all(store).await;
     crate::contract_replace::run_all(store).await;
     crate::contract_months::run_all(store).await;
+    crate::contract_erase::run_all(store).await;
 }
 
 pub(crate) fn addr(s: &str) -> Address {

@@ -23,6 +23,8 @@ mod contract_discussions;
 #[cfg(any(test, feature = "contract"))]
 mod contract_drafts;
 #[cfg(any(test, feature = "contract"))]
+mod contract_erase;
+#[cfg(any(test, feature = "contract"))]
 mod contract_mailbox;
 #[cfg(any(test, feature = "contract"))]
 mod contract_months;
@@ -160,6 +162,14 @@ pub trait Accounts: Send + Sync {
 
     /// Replaces the user's password hash; `false` when the user does not exist.
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError>;
+
+    /// Deletes an account for good: its addresses first (mail to them is refused from then
+    /// on), then its messages and raw bytes, discussions, tags, contacts, drafts and their
+    /// files, counters and queued jobs, and the user row with its password hash last, so a
+    /// run cut short is finished by running it again. `false` when no such user existed; run
+    /// for the id of a user already deleted, it still removes what is left under that id (a
+    /// delivery that was past the address check when the address went).
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
 }
 
 /// A user's mail: delivery, messages, discussions, flags, tags and deletion.

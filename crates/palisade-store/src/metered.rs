@@ -116,6 +116,16 @@ impl Accounts for Metered {
         )
         .await
     }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        observe(
+            self.backend,
+            "delete_user",
+            error_kind,
+            self.inner.delete_user(id),
+        )
+        .await
+    }
 }
 
 #[async_trait]

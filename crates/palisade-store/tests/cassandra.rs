@@ -593,3 +593,77 @@ async fn backfill_keeps_what_changed_since_the_upgrade() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_user_has_no_row_left_in_any_table() {
+    with_fresh_keyspace(1000, |store, config, _| async move {
+        let user = contract::furnished_user(&store, "cassleaving").await;
+        let kept = contract::furnished_user(&store, "cassstaying").await;
+        let session = SessionBuilder::new()
+            .known_nodes(nodes())
+            .build()
+            .await
+            .expect("session");
+        let ks = &config.keyspace;
+        // Every table with a user column; a full scan is fine on a test keyspace.
+        let tables: Vec<(String, String)> = session
+            .query_unpaged(
+                "SELECT table_name, column_name FROM system_schema.columns \
+                 WHERE keyspace_name = ?",
+                (ks.as_str(),),
+            )
+            .await
+            .expect("tables")
+            .into_rows_result()
+            .expect("rows")
+            .rows::<(String, String)>()
+            .expect("typed")
+            .map(|r| r.expect("row"))
+            .filter(|(_, column)| column == "user_id")
+            .collect();
+        assert!(tables.len() > 20, "{tables:?}");
+        let rows_of = |id: uuid::Uuid| {
+            let session = &session;
+            let tables = &tables;
+            async move {
+                let mut found = Vec::new();
+                for (table, _) in tables {
+                    let n = session
+                        .query_unpaged(
+                            format!("SELECT * FROM {ks}.{table} WHERE user_id = ? ALLOW FILTERING"),
+                            (id,),
+                        )
+                        .await
+                        .expect("scan")
+                        .into_rows_result()
+                        .expect("rows")
+                        .rows_num();
+                    if n > 0 {
+                        found.push(format!("{table}: {n}"));
+                    }
+                }
+                let users = session
+                    .query_unpaged(format!("SELECT * FROM {ks}.users WHERE id = ?"), (id,))
+                    .await
+                    .expect("users")
+                    .into_rows_result()
+                    .expect("rows")
+                    .rows_num();
+                if users > 0 {
+                    found.push(format!("users: {users}"));
+                }
+                found
+            }
+        };
+        assert!(!rows_of(user.id.0).await.is_empty(), "the check sees rows");
+
+        assert!(store.delete_user(user.id).await.expect("delete"));
+
+        assert_eq!(rows_of(user.id.0).await, Vec::<String>::new());
+        assert!(
+            rows_of(kept.id.0).await.len() > 10,
+            "the other user keeps mail"
+        );
+    })
+    .await;
+}

@@ -184,3 +184,74 @@ async fn finished_jobs_leave_the_outbox_and_are_still_counted() {
     }
     assert_eq!(store.stats().await.expect("stats").done, 20);
 }
+
+/// Every byte in the files of the database (main file, WAL, shared memory).
+fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        all.extend(std::fs::read(&path).expect("read file"));
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_users_mail_leaves_no_bytes_in_the_database_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("db.sqlite3")).expect("open");
+    let token = "zqvxtokenleaving";
+    let user = store.create_user("leaving", &[], None).await.expect("user");
+    let kept = store.create_user("staying", &[], None).await.expect("user");
+    for (i, who) in [user.id, kept.id].into_iter().enumerate() {
+        let mine = if who == user.id { token } else { "keptwords" };
+        // A large body, so the raw bytes take overflow pages.
+        let raw = format!("Subject: {mine}\r\n\r\n{}\r\n", mine.repeat(2000));
+        let content = MessageContent {
+            subject: Some(mine.into()),
+            text_body: Some(mine.into()),
+            ..Default::default()
+        };
+        store
+            .deliver(delivery(who, raw.as_bytes(), content, i as i64))
+            .await
+            .expect("deliver");
+    }
+    // An update rewrites the row, leaving its old copy in free space unless zeroed.
+    let message = store
+        .list_messages(
+            user.id,
+            Page {
+                after: None,
+                limit: 1,
+            },
+        )
+        .await
+        .expect("list")
+        .items[0]
+        .id;
+    store
+        .update_flags(
+            user.id,
+            message,
+            palisade_model::FlagsPatch {
+                seen: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("flags");
+    assert!(contains(&database_bytes(dir.path()), token.as_bytes()));
+
+    assert!(store.delete_user(user.id).await.expect("delete"));
+
+    let bytes = database_bytes(dir.path());
+    assert!(!contains(&bytes, token.as_bytes()), "the token survived");
+    assert!(
+        contains(&bytes, b"keptwords"),
+        "the other user's mail went too"
+    );
+}

@@ -117,7 +117,8 @@ impl IndexWorker {
         let mut done = Vec::with_capacity(count);
         let mut batch = Vec::with_capacity(count);
         // A batch is mostly one user's mail arriving together: look their addresses up once.
-        let mut own_addresses: HashMap<UserId, Vec<Address>> = HashMap::new();
+        // `None`: the account was deleted since.
+        let mut own_addresses: HashMap<UserId, Option<Vec<Address>>> = HashMap::new();
         for job in jobs {
             // Every log line about a job names it; the ids are not personal.
             let span = tracing::info_span!(
@@ -157,16 +158,25 @@ impl IndexWorker {
     async fn prepare(
         &self,
         job: Job,
-        own_addresses: &mut HashMap<UserId, Vec<Address>>,
+        own_addresses: &mut HashMap<UserId, Option<Vec<Address>>>,
         done: &mut Vec<Job>,
     ) -> Result<Option<(Job, IndexDocument)>, QueueError> {
         let spec = job.spec;
         match spec.kind {
             JobKind::Index => match self.store.get_message(spec.user_id, spec.message_id).await {
                 Ok(Some(message)) => match self.learn_contacts(&message, own_addresses).await {
-                    Ok(()) => return Ok(Some((job, IndexDocument::from_message(&message)))),
+                    Ok(true) => return Ok(Some((job, IndexDocument::from_message(&message)))),
+                    // Read just before its account was deleted: neither index nor learn.
+                    Ok(false) => done.push(job),
                     Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
                 },
+                // The account was deleted since: its deletion cleared the index, and a
+                // queue that cannot drop one user's jobs (RabbitMQ) brings them here. Each
+                // is acknowledged, so they neither retry nor pile up as errors.
+                Ok(None) if self.user_is_gone(spec.user_id).await => {
+                    tracing::debug!("job of a deleted account dropped");
+                    done.push(job);
+                }
                 // Deleted since: take it out of the index too.
                 Ok(None) => match self
                     .index
@@ -186,6 +196,12 @@ impl IndexWorker {
             },
         }
         Ok(None)
+    }
+
+    /// Whether the user no longer exists. A store fault counts as "exists", so the job takes
+    /// the ordinary path and is retried there.
+    async fn user_is_gone(&self, user: UserId) -> bool {
+        matches!(self.store.get_user(user).await, Ok(None))
     }
 
     /// Indexes the documents of a batch at once, isolating a document the index refuses.
@@ -219,11 +235,20 @@ impl IndexWorker {
 
     /// Adds the people the user corresponds with to their address book: the authors of
     /// received mail, the recipients of sent mail. Idempotent, so retries are harmless.
+    /// `false` when the account no longer exists, so nothing is written for it.
     async fn learn_contacts(
         &self,
         message: &Message,
-        own_addresses: &mut HashMap<UserId, Vec<Address>>,
-    ) -> Result<(), StoreError> {
+        own_addresses: &mut HashMap<UserId, Option<Vec<Address>>>,
+    ) -> Result<bool, StoreError> {
+        let user = message.user_id;
+        if let Entry::Vacant(slot) = own_addresses.entry(user) {
+            let found = self.store.get_user(user).await?;
+            slot.insert(found.map(|u| u.addresses));
+        }
+        let Some(Some(own)) = own_addresses.get(&user) else {
+            return Ok(false);
+        };
         let wanted: &[ParticipantRole] = if message.flags.sent {
             &[
                 ParticipantRole::To,
@@ -235,7 +260,7 @@ impl IndexWorker {
         };
         // Spam is not a correspondent.
         if message.content.privacy.spam.is_spam == Some(true) {
-            return Ok(());
+            return Ok(true);
         }
         let people: Vec<_> = message
             .content
@@ -244,20 +269,10 @@ impl IndexWorker {
             .filter(|p| wanted.contains(&p.role))
             .cloned()
             .collect();
-        if people.is_empty() {
-            return Ok(());
+        if !people.is_empty() {
+            palisade_store::learn_contacts(self.store.as_ref(), user, &people, own).await?;
         }
-        let user = message.user_id;
-        if let Entry::Vacant(slot) = own_addresses.entry(user) {
-            let user = self.store.get_user(user).await?;
-            slot.insert(user.map(|u| u.addresses).unwrap_or_default());
-        }
-        let own = own_addresses
-            .get(&user)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        palisade_store::learn_contacts(self.store.as_ref(), user, &people, own).await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn fail(&self, job: &Job, error: &str, fault: Fault) -> Result<(), QueueError> {

@@ -1,9 +1,11 @@
 import "../writing.css";
 import { useEffect, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
+import { deleteAccount } from "../api/account";
 import { saveExport, type ExportPart } from "../api/export";
 import { changePassword } from "../api/password";
 import { call, describeProblem } from "../api/problem";
+import { session } from "../api/session";
 import { formatDate, t, type MessageKey } from "../i18n";
 import { deviceName } from "../settings/device";
 import { setTheme, useTheme, type ThemeChoice } from "../theme";
@@ -155,7 +157,68 @@ function DataSection() {
       <p role={failed ? "alert" : "status"} class={failed ? "error" : "muted"}>
         {message}
       </p>
+      <DeleteAccount />
     </section>
+  );
+}
+
+/**
+ * Deleting the account: the password, and a box saying the user understands it cannot be
+ * undone, before anything is sent. Success signs this tab out; the server has already ended
+ * every session.
+ */
+function DeleteAccount() {
+  const [password, setPassword] = useState("");
+  const [understood, setUnderstood] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (password === "" || !understood) {
+      setProblem(t("settings.delete.required"));
+      return;
+    }
+    setBusy(true);
+    const outcome = await deleteAccount(password);
+    setBusy(false);
+    if (!outcome.ok) {
+      setProblem(outcome.problem.status === 403 ? t("settings.delete.wrongPassword") : describeProblem(outcome.problem));
+      return;
+    }
+    session.signOut("account.deleted");
+  };
+
+  return (
+    <form class="password-form" noValidate aria-labelledby="delete-title" onSubmit={(e) => void submit(e)}>
+      <h3 id="delete-title">{t("settings.delete")}</h3>
+      <p class="muted" id="delete-intro">
+        {t("settings.delete.intro")}
+      </p>
+      <div class="field">
+        <label for="delete-password">{t("settings.delete.password")}</label>
+        <input
+          id="delete-password"
+          type="password"
+          autoComplete="current-password"
+          aria-describedby="delete-intro"
+          value={password}
+          onInput={(e) => setPassword(e.currentTarget.value)}
+        />
+      </div>
+      <label class="check">
+        <input type="checkbox" checked={understood} onChange={(e) => setUnderstood(e.currentTarget.checked)} />
+        {t("settings.delete.understood")}
+      </label>
+      {problem !== null && (
+        <p class="error" role="alert">
+          {problem}
+        </p>
+      )}
+      <button type="submit" class="button" disabled={busy}>
+        {t("settings.delete.submit")}
+      </button>
+    </form>
   );
 }
 

@@ -6,7 +6,7 @@
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use lmtp_ingest::{ConfigArg, open_backends, open_index};
+use lmtp_ingest::{ConfigArg, open_backends, open_cache, open_index};
 use palisade_index::IndexDocument;
 use palisade_index::SearchQuery;
 use palisade_ingest::{Pipeline, ReparseReport};
@@ -52,6 +52,15 @@ enum Command {
         /// Target directory; created if missing.
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// Delete an account for good: its sessions, search documents, addresses (which then
+    /// refuse mail), mail, discussions, tags, contacts, drafts and queued jobs, and the user
+    /// last. Prints a JSON summary. A deletion cut short is finished by running it again,
+    /// with the user's id once the name no longer resolves. With the embedded backends the
+    /// daemon holds the search index, so stop it first (or delete through the API).
+    DeleteUser {
+        /// User name, address, or id.
+        user: String,
     },
     /// Search a user's mail.
     Search(SearchArgs),
@@ -287,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
             return write_stdout(&raw);
         }
         Command::Export { user, dir } => export(store.as_ref(), &user, dir).await?,
+        Command::DeleteUser { user } => delete_user(&config, store.as_ref(), &user).await?,
         Command::Search(args) => search(&config, store.as_ref(), args).await?,
         Command::Jobs(JobsCommand::Status) => serde_json::to_value(backends.queue.stats().await?)?,
         Command::Jobs(JobsCommand::Replay) => {
@@ -335,6 +345,43 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
 }
 
 /// Rebuilds the index from the store, reporting progress on stderr.
+/// Runs the account deletion the API runs, with this node's index and cache.
+async fn delete_user(
+    config: &palisade_config::Config,
+    store: &dyn Store,
+    who: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let user = match store.find_user(who).await? {
+        Some(user) => user,
+        // A deletion that stopped after the user row went: finish it by id.
+        None => match who.parse::<UserId>() {
+            Ok(id) => store.get_user(id).await?.unwrap_or(User {
+                id,
+                name: String::new(),
+                created_at: Utc::now(),
+                addresses: Vec::new(),
+            }),
+            Err(_) => bail!("no user {who}"),
+        },
+    };
+    let index = open_index(config, true).context(
+        "the search index must be writable to delete a user's documents; with the embedded \
+         backends stop the daemon first, or delete the account through the API",
+    )?;
+    let cache = open_cache(config)?;
+    let ttl = std::time::Duration::from_secs(config.api.session_ttl_minutes.saturating_mul(60));
+    let sessions = palisade_api::sessions::Sessions::new(cache.clone(), ttl);
+    let report = palisade_api::deletion::delete_account(
+        store,
+        index.index.as_ref(),
+        cache.as_ref(),
+        &sessions,
+        &user,
+    )
+    .await?;
+    Ok(serde_json::to_value(report)?)
+}
+
 async fn reindex(
     config: &palisade_config::Config,
     store: &dyn Store,

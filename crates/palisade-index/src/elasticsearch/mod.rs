@@ -240,7 +240,26 @@ impl SearchIndex for ElasticsearchIndex {
     }
 
     async fn delete_user(&self, user: UserId) -> Result<(), IndexError> {
-        self.delete_user_documents(user).await
+        self.delete_user_documents(user).await?;
+        // Deleted documents stay in Lucene segments until a merge; ask for one that drops
+        // them, in the background, since it may take long on a large index. Search no
+        // longer finds them either way, so a refusal is only logged.
+        let expunge = self
+            .request(
+                Method::Post,
+                &format!("{}/_forcemerge", self.alias),
+                &[
+                    ("only_expunge_deletes", "true"),
+                    ("wait_for_completion", "false"),
+                ],
+                None,
+            )
+            .await
+            .and_then(|reply| reply.success("expunging deletes", IndexError::Unavailable));
+        if let Err(e) = expunge {
+            tracing::warn!(error = %e, "could not start expunging deleted documents");
+        }
+        Ok(())
     }
 
     async fn count(&self, user: UserId) -> Result<u64, IndexError> {

@@ -246,4 +246,62 @@ mod tests {
         }
         Ok(())
     }
+
+    /// Whether any segment in the index files at `dir` has `word` in its subject or body
+    /// term dictionary, deleted documents included: read from disk by a fresh reader.
+    fn word_on_disk(dir: &Path, word: &str) -> Result<bool, IndexError> {
+        let index = Index::open_in_dir(dir).map_err(|e| unavailable("opening index", e))?;
+        let fields = Fields::from_schema(&index.schema())?;
+        let reader = index
+            .reader()
+            .map_err(|e| unavailable("opening index reader", e))?;
+        let searcher = reader.searcher();
+        for segment in searcher.segment_readers() {
+            for field in [fields.subject, fields.body] {
+                let terms = segment
+                    .inverted_index(field)
+                    .map_err(|e| unavailable("reading terms", e))?;
+                if terms
+                    .terms()
+                    .get(word)
+                    .map_err(|e| unavailable("reading terms", e))?
+                    .is_some()
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    #[tokio::test]
+    async fn a_deleted_users_words_leave_the_index_files() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
+        let index = TantivyIndex::open(dir.path())?;
+        let (leaving, staying) = (UserId::new_random(), UserId::new_random());
+        // Both users' documents interleaved, so every segment keeps live documents beside
+        // the deleted ones (a segment left with none is dropped whole by the commit).
+        let docs = (0..20)
+            .map(|i| match i % 2 {
+                0 => doc(leaving, "zqvxleaving plans", "zqvxleaving body"),
+                _ => doc(staying, "kept", "zqvxstaying words"),
+            })
+            .collect();
+        index.index(docs).await?;
+        assert!(word_on_disk(dir.path(), "zqvxleaving")?);
+
+        index.delete_user(leaving).await?;
+
+        assert!(
+            !word_on_disk(dir.path(), "zqvxleaving")?,
+            "the deleted words remain"
+        );
+        assert!(
+            word_on_disk(dir.path(), "zqvxstaying")?,
+            "the other user's words went too"
+        );
+        assert_eq!(index.count(leaving).await?, 0);
+        assert_eq!(index.count(staying).await?, 10);
+        Ok(())
+    }
 }

@@ -3,12 +3,18 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use ::tantivy::index::SegmentId;
 use ::tantivy::{IndexWriter, Term};
 use palisade_model::{MessageId, UserId};
 
 use super::Inner;
 use super::schema::{Fields, doc_key, to_document};
 use crate::{IndexDocument, IndexError, unavailable};
+
+/// Merge attempts while the background merger holds a segment with deleted documents.
+const EXPUNGE_ATTEMPTS: u32 = 50;
+/// Pause between those attempts.
+const EXPUNGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Inner {
     /// Adds or replaces `docs` in one commit.
@@ -37,12 +43,49 @@ impl Inner {
         })
     }
 
-    /// Removes every document of one user.
+    /// Removes every document of one user, and their terms from the files on disk: a
+    /// deletion alone only marks documents deleted, leaving their words in the segments.
     pub(super) fn delete_user(&self, user: UserId) -> Result<(), IndexError> {
         self.write(|writer, fields| {
             writer.delete_term(Term::from_field_text(fields.user_id, &user.to_string()));
             Ok(())
-        })
+        })?;
+        self.expunge_deletes()
+    }
+
+    /// Rewrites every segment holding deleted documents without them, then removes the files
+    /// no segment uses any more. A segment the background merger holds cannot be merged
+    /// here, so this waits for it and tries again.
+    fn expunge_deletes(&self) -> Result<(), IndexError> {
+        let mutex = self.writer.as_ref().ok_or(IndexError::ReadOnly)?;
+        let mut writer = lock_writer(mutex)?;
+        for _ in 0..EXPUNGE_ATTEMPTS {
+            let segments: Vec<SegmentId> = self
+                .index
+                .searchable_segment_metas()
+                .map_err(|e| unavailable("listing index segments", e))?
+                .into_iter()
+                .filter(|meta| meta.has_deletes())
+                .map(|meta| meta.id())
+                .collect();
+            if segments.is_empty() {
+                self.reader
+                    .reload()
+                    .map_err(|e| unavailable("reloading index reader", e))?;
+                writer
+                    .garbage_collect_files()
+                    .wait()
+                    .map_err(|e| unavailable("removing unused index files", e))?;
+                return Ok(());
+            }
+            if let Err(e) = writer.merge(&segments).wait() {
+                tracing::debug!(error = %e, "segments busy merging; trying again");
+                std::thread::sleep(EXPUNGE_PAUSE);
+            }
+        }
+        Err(IndexError::Unavailable(
+            "deleted documents are still in the index files; delete again to finish".into(),
+        ))
     }
 
     /// Locks the writer, runs `ops`, then commits and reloads; rolls back when `ops` fails.

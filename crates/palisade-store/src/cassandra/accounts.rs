@@ -183,4 +183,8 @@ impl Accounts for CassandraStore {
         self.execute(&st.set_password_hash, (hash, id.0)).await?;
         Ok(true)
     }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        self.erase_user(id).await
+    }
 }

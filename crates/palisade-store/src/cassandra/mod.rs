@@ -14,6 +14,7 @@ mod content;
 mod cql;
 mod deliver;
 mod drafts;
+mod erase;
 mod mailbox;
 mod organize;
 mod schema;

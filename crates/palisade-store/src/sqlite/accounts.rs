@@ -173,4 +173,8 @@ impl Accounts for SqliteStore {
             })
             .await
     }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        self.erase_user(id).await
+    }
 }

@@ -9,6 +9,7 @@ mod book;
 mod content;
 mod deliver;
 mod drafts;
+mod erase;
 mod jobs;
 mod mailbox;
 mod organize;
@@ -108,8 +109,13 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags).map_err(unavailable)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
     // FULL: a commit is on disk when it returns, which is what an LMTP 250 promises.
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-        .map_err(unavailable)?;
+    // secure_delete: deleted rows, and the old copies an update leaves in free space, are
+    // zeroed as they are freed, so a deleted account's mail is not left readable in the file.
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
+         PRAGMA secure_delete=ON;",
+    )
+    .map_err(unavailable)?;
     Ok(conn)
 }
 
