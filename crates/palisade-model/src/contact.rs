@@ -1,0 +1,106 @@
+//! What mail teaches about a contact, and the contact's own privacy index.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::privacy::{LONG_KNOWN_DAYS, clamped_sum};
+use crate::{Contact, MessageId};
+
+/// The contact's record as a sender: how long they have been known, how much of their mail
+/// arrived and how much of it our own MTA authenticated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContactHistory {
+    /// When the contact entered the address book (the arrival of the message that taught
+    /// it, or its creation by the user); `None` for contacts older than the record.
+    pub first_seen: Option<DateTime<Utc>>,
+    /// The arrival of their newest message counted.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Messages received from them (not spam).
+    pub messages: u32,
+    /// Of those, how many our own MTA authenticated (aligned DKIM or DMARC pass).
+    pub authenticated: u32,
+    /// The last message counted, so a retried job does not count it twice.
+    pub last_message: Option<MessageId>,
+}
+
+/// Received messages from which a contact counts as a regular correspondent.
+pub const CORRESPONDENT_MESSAGES: u32 = 5;
+
+/// Points for a contact whose every message was authenticated; a share earns its share.
+const AUTHENTICATED_POINTS: u32 = 25;
+
+/// A feature of a contact that counts in its privacy index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactPrivacyFeature {
+    /// We have a public key for them (Autocrypt or added by the user).
+    Key,
+    /// Their Autocrypt header asks for encryption by default (`prefer-encrypt=mutual`).
+    PreferEncryptMutual,
+    /// In the address book for at least [`LONG_KNOWN_DAYS`] days.
+    LongKnown,
+    /// At least [`CORRESPONDENT_MESSAGES`] messages received from them.
+    Correspondent,
+    /// The share of their mail our own MTA authenticated, in points.
+    AuthenticatedMail,
+}
+
+/// One feature's contribution to a contact's privacy index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactPrivacyFactor {
+    /// What was found.
+    pub feature: ContactPrivacyFeature,
+    /// Points it added.
+    pub points: i32,
+}
+
+impl Contact {
+    /// Whether we hold a public key for the contact.
+    pub fn has_key(&self) -> bool {
+        self.autocrypt.is_some() || !self.public_keys.is_empty()
+    }
+
+    /// Every feature that raised the contact's privacy index as of `now`, with its points,
+    /// in a fixed order; [`Self::privacy_index`] is their sum.
+    pub fn privacy_factors(&self, now: DateTime<Utc>) -> Vec<ContactPrivacyFactor> {
+        let h = &self.history;
+        let share = (h.messages > 0)
+            .then(|| AUTHENTICATED_POINTS * h.authenticated.min(h.messages) / h.messages)
+            .unwrap_or(0);
+        let mutual = self
+            .autocrypt
+            .as_ref()
+            .is_some_and(|p| p.prefer_encrypt == crate::PreferEncrypt::Mutual);
+        [
+            (ContactPrivacyFeature::Key, self.has_key(), 40),
+            (ContactPrivacyFeature::PreferEncryptMutual, mutual, 10),
+            (
+                ContactPrivacyFeature::LongKnown,
+                h.first_seen
+                    .is_some_and(|s| s <= now - chrono::Duration::days(LONG_KNOWN_DAYS)),
+                15,
+            ),
+            (
+                ContactPrivacyFeature::Correspondent,
+                h.messages >= CORRESPONDENT_MESSAGES,
+                10,
+            ),
+            (
+                ContactPrivacyFeature::AuthenticatedMail,
+                share > 0,
+                i32::try_from(share).unwrap_or(0),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, applies, _)| *applies)
+        .map(|(feature, _, points)| ContactPrivacyFactor { feature, points })
+        .collect()
+    }
+
+    /// The contact's privacy index as of `now`, 0 to 100: how well mail with them can be
+    /// protected (a key) and how trustworthy their mail has been (history, authentication).
+    pub fn privacy_index(&self, now: DateTime<Utc>) -> u8 {
+        clamped_sum(self.privacy_factors(now).iter().map(|f| f.points))
+    }
+}
