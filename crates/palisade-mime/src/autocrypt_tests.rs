@@ -123,7 +123,10 @@ fn only_our_results_with_an_aligned_pass_authenticate_the_sender() {
     );
     assert_eq!(sender(&ours("mailer.test", "pass"), "bob@example.net"), bob);
     // A signature by another domain, without DMARC, is not the sender's.
-    assert_eq!(sender(&ours("mailer.test", "fail"), "bob@example.net"), None);
+    assert_eq!(
+        sender(&ours("mailer.test", "fail"), "bob@example.net"),
+        None
+    );
     assert_eq!(sender(&ours("net", "fail"), "bob@example.net"), None);
     // DMARC that names another From domain does not count for this one.
     assert_eq!(sender(&ours("mailer.test", "pass"), "bob@other.test"), None);
@@ -131,8 +134,15 @@ fn only_our_results_with_an_aligned_pass_authenticate_the_sender() {
     let forged = "Authentication-Results: example.net; dkim=pass header.d=example.net; dmarc=pass\r\n\
                   Authentication-Results: mx.example.test.evil; dmarc=pass\r\n";
     assert_eq!(sender(forged, "bob@example.net"), None);
-    let m = mail(forged, &[autocrypt("bob@example.net", BOB_KEY)], "bob@example.net");
-    assert!(m.autocrypt.is_some(), "parsed, but its sender is not authenticated");
+    let m = mail(
+        forged,
+        &[autocrypt("bob@example.net", BOB_KEY)],
+        "bob@example.net",
+    );
+    assert!(
+        m.autocrypt.is_some(),
+        "parsed, but its sender is not authenticated"
+    );
     // Two From mailboxes: nobody is authenticated.
     let raw = format!(
         "{}From: bob@example.net, eve@example.net\r\n\r\nx\r\n",

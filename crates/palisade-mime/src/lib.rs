@@ -443,6 +443,6 @@ fn without_comments(value: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod autocrypt_tests;
+#[cfg(test)]
+mod tests;

@@ -127,7 +127,9 @@ fn unarmor(text: &str) -> &str {
         return text;
     };
     let rest = &text[begin..];
-    let end = rest.find("-----END PGP PUBLIC KEY BLOCK-----").unwrap_or(rest.len());
+    let end = rest
+        .find("-----END PGP PUBLIC KEY BLOCK-----")
+        .unwrap_or(rest.len());
     let block = &rest[..end];
     // Armor headers end at the first empty line; the body ends before the `=XXXX` checksum.
     let body_start = block
@@ -300,6 +302,26 @@ fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
+/// A user's own Autocrypt setup: the key their outgoing mail announces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnAutocrypt {
+    /// Their public key.
+    pub key: AutocryptKey,
+    /// Whether they ask correspondents to encrypt by default.
+    pub prefer_encrypt: PreferEncrypt,
+}
+
+impl OwnAutocrypt {
+    /// The header their mail from `addr` carries.
+    pub fn header(&self, addr: &Address) -> AutocryptHeader {
+        AutocryptHeader {
+            addr: addr.clone(),
+            prefer_encrypt: self.prefer_encrypt,
+            key: self.key.clone(),
+        }
+    }
+}
+
 /// What Autocrypt taught about a contact's key (the spec's peer state).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AutocryptPeer {
@@ -373,7 +395,11 @@ mod tests {
 
     #[test]
     fn missing_or_unknown_prefer_encrypt_is_no_preference() {
-        for prefer in ["", " prefer-encrypt=nopreference;", " prefer-encrypt=always;"] {
+        for prefer in [
+            "",
+            " prefer-encrypt=nopreference;",
+            " prefer-encrypt=always;",
+        ] {
             let h = AutocryptHeader::parse(&folded("bob@example.net", prefer, BOB_KEY))
                 .expect("valid header");
             assert_eq!(h.prefer_encrypt, PreferEncrypt::NoPreference, "{prefer:?}");
@@ -482,7 +508,10 @@ mod tests {
         };
         assert_eq!(AutocryptPeer::updated(None, None, day(1)), None);
         let peer = AutocryptPeer::updated(None, Some(&h), day(10)).expect("learnt");
-        assert_eq!((peer.last_seen, peer.autocrypt_timestamp), (day(10), day(10)));
+        assert_eq!(
+            (peer.last_seen, peer.autocrypt_timestamp),
+            (day(10), day(10))
+        );
         // Older mail, with or without a header, changes nothing.
         let mutual = AutocryptHeader {
             prefer_encrypt: PreferEncrypt::Mutual,
@@ -498,7 +527,10 @@ mod tests {
         );
         // Newer mail without a header only moves last_seen.
         let seen = AutocryptPeer::updated(Some(&peer), None, day(12)).expect("kept");
-        assert_eq!((seen.last_seen, seen.autocrypt_timestamp), (day(12), day(10)));
+        assert_eq!(
+            (seen.last_seen, seen.autocrypt_timestamp),
+            (day(12), day(10))
+        );
         // A newer header replaces the key state.
         let newer = AutocryptPeer::updated(Some(&seen), Some(&mutual), day(14)).expect("new");
         assert_eq!(newer.prefer_encrypt, PreferEncrypt::Mutual);

@@ -65,8 +65,9 @@ impl Contact {
     /// in a fixed order; [`Self::privacy_index`] is their sum.
     pub fn privacy_factors(&self, now: DateTime<Utc>) -> Vec<ContactPrivacyFactor> {
         let h = &self.history;
-        let share = (h.messages > 0)
-            .then(|| AUTHENTICATED_POINTS * h.authenticated.min(h.messages) / h.messages)
+        let share = AUTHENTICATED_POINTS
+            .saturating_mul(h.authenticated.min(h.messages))
+            .checked_div(h.messages)
             .unwrap_or(0);
         let mutual = self
             .autocrypt
@@ -102,5 +103,116 @@ impl Contact {
     /// protected (a key) and how trustworthy their mail has been (history, authentication).
     pub fn privacy_index(&self, now: DateTime<Utc>) -> u8 {
         clamped_sum(self.privacy_factors(now).iter().map(|f| f.points))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Address, AutocryptKey, AutocryptPeer, ContactId, PreferEncrypt, PrivacyFeature,
+        PrivacyFeatures, SocialFacts, UserId,
+    };
+
+    fn at(days: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).expect("time") + chrono::Duration::days(days)
+    }
+
+    fn bob(first_seen: Option<DateTime<Utc>>, key: bool) -> Contact {
+        let address = Address::parse("bob@example.net").expect("address");
+        let user = UserId(uuid::Uuid::nil());
+        Contact {
+            id: ContactId::for_address(user, &address),
+            user_id: user,
+            name: None,
+            addresses: vec![address],
+            public_keys: Vec::new(),
+            history: ContactHistory {
+                first_seen,
+                ..ContactHistory::default()
+            },
+            autocrypt: key.then(|| AutocryptPeer {
+                key: AutocryptKey {
+                    fingerprint: "F".repeat(40),
+                    keydata: String::new(),
+                },
+                prefer_encrypt: PreferEncrypt::Mutual,
+                last_seen: at(0),
+                autocrypt_timestamp: at(0),
+            }),
+        }
+    }
+
+    #[test]
+    fn social_rules_need_an_authenticated_sender_known_before_the_message() {
+        let authenticated = PrivacyFeatures {
+            authenticated_sender: Some("bob@example.net".into()),
+            ..PrivacyFeatures::default()
+        };
+        let old_friend = bob(Some(at(0)), true);
+        let facts = SocialFacts::of(&authenticated, Some(&old_friend), at(31));
+        assert_eq!(
+            authenticated
+                .privacy_factors_with(&facts)
+                .iter()
+                .map(|f| (f.feature, f.points))
+                .collect::<Vec<_>>(),
+            [
+                (PrivacyFeature::KnownContact, 5),
+                (PrivacyFeature::LongKnownContact, 5),
+                (PrivacyFeature::ContactKey, 10)
+            ]
+        );
+        assert_eq!(authenticated.privacy_index_with(&facts), 20);
+        // Learnt from this very message: not known before it.
+        let new = SocialFacts::of(&authenticated, Some(&bob(Some(at(31)), false)), at(31));
+        assert_eq!(new, SocialFacts::default());
+        // Known, but for less than 30 days.
+        let recent = SocialFacts::of(&authenticated, Some(&bob(Some(at(10)), false)), at(31));
+        assert!(recent.known_contact && !recent.long_known && !recent.contact_key);
+        // The same From, not authenticated by our MTA: nothing.
+        let unauthenticated = PrivacyFeatures::default();
+        assert_eq!(
+            SocialFacts::of(&unauthenticated, Some(&old_friend), at(31)),
+            SocialFacts::default()
+        );
+        // A contact that does not hold the authenticated address: nothing.
+        let other = PrivacyFeatures {
+            authenticated_sender: Some("eve@example.net".into()),
+            ..PrivacyFeatures::default()
+        };
+        assert_eq!(
+            SocialFacts::of(&other, Some(&old_friend), at(31)),
+            SocialFacts::default()
+        );
+    }
+
+    #[test]
+    fn a_contact_s_index_counts_key_history_and_authentication_record() {
+        let stranger = bob(None, false);
+        assert_eq!(stranger.privacy_index(at(0)), 0);
+        assert!(stranger.privacy_factors(at(0)).is_empty());
+        let mut friend = bob(Some(at(0)), true);
+        friend.history.messages = 8;
+        friend.history.authenticated = 6;
+        let factors: Vec<_> = friend
+            .privacy_factors(at(40))
+            .iter()
+            .map(|f| (f.feature, f.points))
+            .collect();
+        assert_eq!(
+            factors,
+            [
+                (ContactPrivacyFeature::Key, 40),
+                (ContactPrivacyFeature::PreferEncryptMutual, 10),
+                (ContactPrivacyFeature::LongKnown, 15),
+                (ContactPrivacyFeature::Correspondent, 10),
+                (ContactPrivacyFeature::AuthenticatedMail, 18),
+            ]
+        );
+        assert_eq!(friend.privacy_index(at(40)), 93);
+        // Not yet long known at day 10; a corrupt count never passes the full share.
+        friend.history.authenticated = 99;
+        assert_eq!(friend.privacy_index(at(10)), 40 + 10 + 10 + 25);
     }
 }

@@ -17,7 +17,7 @@ mod privacy;
 mod trust;
 
 pub use address::{Address, AddressError, without_addresses};
-pub use autocrypt::{AutocryptHeader, AutocryptKey, AutocryptPeer, PreferEncrypt};
+pub use autocrypt::{AutocryptHeader, AutocryptKey, AutocryptPeer, OwnAutocrypt, PreferEncrypt};
 pub use contact::{
     CORRESPONDENT_MESSAGES, ContactHistory, ContactPrivacyFactor, ContactPrivacyFeature,
 };
