@@ -218,7 +218,8 @@ impl IndexWorker {
     }
 
     /// Adds the people the user corresponds with to their address book: the authors of
-    /// received mail, the recipients of sent mail. Idempotent, so retries are harmless.
+    /// received mail, the recipients of sent mail; then records received mail in its
+    /// author's contact (history, Autocrypt). Retries are harmless.
     async fn learn_contacts(
         &self,
         message: &Message,
@@ -256,7 +257,13 @@ impl IndexWorker {
             .get(&user)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        palisade_store::learn_contacts(self.store.as_ref(), user, &people, own).await?;
+        let at = message.envelope.received_at;
+        palisade_store::learn_contacts(self.store.as_ref(), user, &people, own, at).await?;
+        // The author's record as a sender, and the Autocrypt key their authenticated mail
+        // carries; the user's own mail teaches nothing about a correspondent.
+        if !message.flags.sent {
+            palisade_store::record_sender(self.store.as_ref(), message).await?;
+        }
         Ok(())
     }
 
