@@ -176,6 +176,18 @@ mod tests {
             SocialFacts::of(&unauthenticated, Some(&old_friend), at(31)),
             SocialFacts::default()
         );
+        // Spam from a known contact: nothing.
+        let spam = PrivacyFeatures {
+            spam: crate::SpamVerdict {
+                is_spam: Some(true),
+                score: None,
+            },
+            ..authenticated.clone()
+        };
+        assert_eq!(
+            SocialFacts::of(&spam, Some(&old_friend), at(31)),
+            SocialFacts::default()
+        );
         // A contact that does not hold the authenticated address: nothing.
         let other = PrivacyFeatures {
             authenticated_sender: Some("eve@example.net".into()),

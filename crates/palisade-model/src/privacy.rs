@@ -194,7 +194,8 @@ pub struct SocialFacts {
 impl SocialFacts {
     /// The social facts of a message with `features` that arrived at `arrived`, given the
     /// contact found for its authenticated sender. Nothing counts unless our own MTA
-    /// authenticated the `From` address, since anyone can write a friend's address there.
+    /// authenticated the `From` address, since anyone can write a friend's address there,
+    /// nor on spam.
     pub fn of(
         features: &PrivacyFeatures,
         contact: Option<&crate::Contact>,
@@ -203,6 +204,11 @@ impl SocialFacts {
         let Some(sender) = features.authenticated_sender.as_deref() else {
             return SocialFacts::default();
         };
+        // Spam is not vouched for by whoever sent it, even a known contact (whose account
+        // may have been taken over).
+        if features.spam.is_spam == Some(true) {
+            return SocialFacts::default();
+        }
         let Some(contact) = contact.filter(|c| c.addresses.iter().any(|a| a.as_str() == sender))
         else {
             return SocialFacts::default();
