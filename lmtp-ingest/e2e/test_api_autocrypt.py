@@ -177,3 +177,42 @@ def test_the_user_sets_checks_and_removes_their_own_key(api):
     assert c.get("/me/autocrypt").json()["fingerprint"] == ALICE_FINGERPRINT, "a refused key changes nothing"
     assert c.delete("/me/autocrypt").status == 204
     assert c.get("/me/autocrypt").status == 204
+
+
+def test_sent_mail_carries_the_user_s_autocrypt_header_once_a_key_is_set(make_daemon):
+    from palisade_e2e import HOST
+    from test_schemathesis import SmtpSink
+
+    sink = SmtpSink()
+    try:
+        d = make_daemon(privacy=OUR_MTA, submission={"host": HOST, "port": sink.port, "tls": "none"})
+        d.add_user("alice", "alice@example.test", password=PASSWORD)
+        c = d.login("alice@example.test", PASSWORD)
+
+        def send(subject: str) -> str:
+            draft = c.post("/drafts", {"to": ["bob@example.net"], "subject": subject, "body": "hi"})
+            assert draft.status == 201, draft
+            r = c.post(f"/drafts/{draft.json()['id']}/send")
+            assert r.status == 200, r
+            return sink.messages[-1].decode()
+
+        plain = send("before the key")
+        assert "Autocrypt:" not in plain
+        assert c.put("/me/autocrypt", {"key": ALICE_KEY, "prefer_encrypt": "mutual"}).status == 200
+        keyed = send("with the key")
+        head = keyed.split("\r\n\r\n", 1)[0]
+        assert head.count("Autocrypt: ") == 1, head
+        assert all(len(line) <= 78 for line in head.split("\r\n")), head
+        field = head.split("Autocrypt: ", 1)[1]
+        # The field runs to the next line that does not start with white space.
+        lines = [field.split("\r\n")[0]]
+        for line in field.split("\r\n")[1:]:
+            if not line.startswith(" "):
+                break
+            lines.append(line.strip())
+        value = "".join(lines)
+        assert value.startswith("addr=alice@example.test; prefer-encrypt=mutual; keydata="), value
+        assert value.split("keydata=", 1)[1] == ALICE_KEY
+    finally:
+        sink.shutdown()
+        sink.server_close()
