@@ -113,11 +113,6 @@ impl AutocryptKey {
             .map_err(|_| AutocryptError::Base64)?;
         Self::from_bytes(&bytes)
     }
-
-    /// The key's bytes.
-    pub fn bytes(&self) -> Vec<u8> {
-        STANDARD.decode(self.keydata.as_bytes()).unwrap_or_default()
-    }
 }
 
 /// The body of an ASCII-armored block (between the header lines and the checksum), or the
