@@ -13,8 +13,8 @@ use bytes::Bytes;
 use chrono::Utc;
 use palisade_ingest::{MailboxCopy, error_chain};
 use palisade_model::{
-    Address, Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageId, ParticipantRole,
-    User, UserId,
+    Address, Contact, ContactHistory, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageId,
+    ParticipantRole, User, UserId,
 };
 use palisade_store::StoreError;
 use poem::web::Data;
@@ -240,8 +240,13 @@ impl ComposeApi {
                 page(cursor.0.map(IdCursor::into_inner), limit.0),
             )
             .await?;
+        let now = Utc::now();
         Ok(Json(ContactPage {
-            items: list.items.iter().map(Into::into).collect(),
+            items: list
+                .items
+                .iter()
+                .map(|c| ContactView::new(c, now))
+                .collect(),
             next: list.next,
         }))
     }
@@ -264,13 +269,21 @@ impl ComposeApi {
                 .map(str::to_string),
             addresses: parse_all(&body.addresses),
             public_keys: body.public_keys.iter().map(|k| k.to_string()).collect(),
+            history: ContactHistory {
+                first_seen: Some(Utc::now()),
+                ..ContactHistory::default()
+            },
+            autocrypt: None,
         };
         let saved = state
             .store
             .save_contact(contact)
             .await
             .map_err(contact_conflict)?;
-        Ok(CreatedContact::Created(Json((&saved).into())))
+        Ok(CreatedContact::Created(Json(ContactView::new(
+            &saved,
+            Utc::now(),
+        ))))
     }
 
     /// One contact.
@@ -286,7 +299,7 @@ impl ComposeApi {
             .get_contact(auth.0.user_id, ContactId(id.0))
             .await?
             .ok_or_else(|| ApiError::not_found("no such contact"))?;
-        Ok(Json((&c).into()))
+        Ok(Json(ContactView::new(&c, Utc::now())))
     }
 
     /// Replaces a contact's name, addresses and keys.
@@ -299,14 +312,10 @@ impl ComposeApi {
         body: JsonBody<ContactRequest>,
     ) -> Result<Json<ContactView>, ApiError> {
         let user = auth.0.user_id;
-        if state
-            .store
-            .get_contact(user, ContactId(id.0))
-            .await?
-            .is_none()
-        {
+        // What mail taught about the contact (history, Autocrypt key) is kept.
+        let Some(existing) = state.store.get_contact(user, ContactId(id.0)).await? else {
             return Err(ApiError::not_found("no such contact"));
-        }
+        };
         let contact = Contact {
             id: ContactId(id.0),
             user_id: user,
@@ -317,13 +326,15 @@ impl ComposeApi {
                 .map(str::to_string),
             addresses: parse_all(&body.addresses),
             public_keys: body.public_keys.iter().map(|k| k.to_string()).collect(),
+            history: existing.history,
+            autocrypt: existing.autocrypt,
         };
         let saved = state
             .store
             .save_contact(contact)
             .await
             .map_err(contact_conflict)?;
-        Ok(Json((&saved).into()))
+        Ok(Json(ContactView::new(&saved, Utc::now())))
     }
 
     /// Deletes a contact.
@@ -566,10 +577,12 @@ impl ComposeApi {
             None => None,
         };
         let files = draft_files::load_all(&state, &draft).await?;
+        let own_key = state.store.autocrypt_key(user.id).await?;
         let ctx = Context {
             reply_to: reply_to.as_ref(),
             forward: forward.as_ref().map(|(m, raw)| (m, raw.clone())),
             attachments: &files,
+            autocrypt: own_key.as_ref(),
         };
         // The request itself is well formed; it is the stored draft that cannot be sent yet
         // (no recipient, say), which is a conflict with the resource's state, not a bad request.

@@ -6,6 +6,7 @@
 
 mod account;
 pub mod active_sessions;
+mod autocrypt;
 mod body;
 mod body_limit;
 mod compose;
@@ -142,18 +143,19 @@ pub(crate) fn page(cursor: Option<String>, limit: Option<u32>) -> Page {
     }
 }
 
+/// Every handler of the API, in the order the document lists them.
+type Handlers = (
+    account::AccountApi,
+    mail::MailApi,
+    compose::ComposeApi,
+    draft_files::DraftFilesApi,
+    suggest::SuggestApi,
+    ownership::OwnershipApi,
+    autocrypt::AutocryptApi,
+);
+
 /// The OpenAPI service with every handler.
-pub fn service() -> OpenApiService<
-    (
-        account::AccountApi,
-        mail::MailApi,
-        compose::ComposeApi,
-        draft_files::DraftFilesApi,
-        suggest::SuggestApi,
-        ownership::OwnershipApi,
-    ),
-    (),
-> {
+pub fn service() -> OpenApiService<Handlers, ()> {
     OpenApiService::new(
         (
             account::AccountApi,
@@ -162,6 +164,7 @@ pub fn service() -> OpenApiService<
             draft_files::DraftFilesApi,
             suggest::SuggestApi,
             ownership::OwnershipApi,
+            autocrypt::AutocryptApi,
         ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),

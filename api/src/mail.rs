@@ -1,11 +1,12 @@
 //! Reading and organizing mail: discussions, messages, flags, tags, deletion and search.
 
+use crate::autocrypt::Social;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::rules::{Colour, DateBound, ListCursor, SearchCursor, TagName};
 use crate::types::{
     DiscussionPage, DiscussionView, FlagsView, FolderParam, IndexStatus, MessagePage,
-    MessageSummaryView, MessageView, SearchResult, TagView,
+    MessageSummaryView, MessageView, PrivacyView, SearchResult, TagView,
 };
 use crate::{AppState, Auth, MAX_PAGE, page};
 use chrono::{DateTime, Utc};
@@ -141,7 +142,13 @@ async fn discussion_view(
         .await?
         .ok_or_else(|| ApiError::not_found("no such discussion"))?;
     let tags = tags_by_id(state, user).await?;
-    Ok(DiscussionView::new(&d, FolderParam::Inbox, &tags))
+    let mut view = DiscussionView::new(&d, FolderParam::Inbox, &tags);
+    // The discussion shows its newest message, which arrived at its last activity.
+    let social = Social::new(state, user)
+        .facts(&d.privacy, d.last_activity)
+        .await?;
+    view.privacy = PrivacyView::with_social(&d.privacy, &social);
+    Ok(view)
 }
 
 /// The user's tags among `ids`, deduplicated in order; 404 on one the user does not have.
@@ -251,12 +258,16 @@ impl MailApi {
         } else {
             HashMap::new()
         };
+        let mut social = Social::new(&state, user);
+        let mut items = Vec::with_capacity(list.items.len());
+        for d in &list.items {
+            let mut view = DiscussionView::new(d, folder.0, &tags);
+            let facts = social.facts(&d.privacy, d.last_activity).await?;
+            view.privacy = PrivacyView::with_social(&d.privacy, &facts);
+            items.push(view);
+        }
         Ok(Json(DiscussionPage {
-            items: list
-                .items
-                .iter()
-                .map(|d| DiscussionView::new(d, folder.0, &tags))
-                .collect(),
+            items,
             next: list.next,
         }))
     }
@@ -415,7 +426,12 @@ impl MailApi {
             .as_deref()
             .map(|h| crate::html::sanitize(h, allow));
         let tags = tags_by_id(&state, user).await?;
-        Ok(Json(MessageView::new(&m, sanitized, allow, &tags)))
+        let mut view = MessageView::new(&m, sanitized, allow, &tags);
+        let social = Social::new(&state, user)
+            .facts(&m.content.privacy, m.envelope.received_at)
+            .await?;
+        view.privacy = PrivacyView::with_social(&m.content.privacy, &social);
+        Ok(Json(view))
     }
 
     /// The message exactly as received.

@@ -2,11 +2,12 @@
 //! configured relay (Postfix) over SMTP submission.
 
 use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use palisade_config::{SubmissionConfig, SubmissionTls};
-use palisade_model::{Address, Draft, DraftAttachment, Message};
+use palisade_model::{Address, AutocryptHeader, Draft, DraftAttachment, Message, OwnAutocrypt};
 use std::time::SystemTime;
 
 /// Why a message could not be composed or sent.
@@ -44,6 +45,30 @@ pub struct Context<'a> {
     pub forward: Option<(&'a Message, Vec<u8>)>,
     /// Files uploaded to the draft, with their bytes, attached in this order.
     pub attachments: &'a [(DraftAttachment, Vec<u8>)],
+    /// The sender's own Autocrypt key, announced in an `Autocrypt:` header when set.
+    pub autocrypt: Option<&'a OwnAutocrypt>,
+}
+
+/// The `Autocrypt:` header as lettre writes it: already folded, since lettre folds only at
+/// spaces and the key has none.
+#[derive(Debug, Clone)]
+struct AutocryptField(AutocryptHeader);
+
+impl Header for AutocryptField {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Autocrypt")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutocryptField(AutocryptHeader::parse(s)?))
+    }
+
+    fn display(&self) -> HeaderValue {
+        // Safe to pass pre-encoded: an address has no whitespace or control characters and
+        // a checked key is canonical base64, so nothing can end the field early.
+        let folded = self.0.folded_value();
+        HeaderValue::dangerous_new_pre_encoded(Self::name(), folded.clone(), folded)
+    }
 }
 
 fn mailbox(a: &Address) -> Result<Mailbox, MailError> {
@@ -82,6 +107,9 @@ pub fn compose(
         .message_id(Some(angle(&message_id)))
         .date(SystemTime::now())
         .user_agent("Palisade".into());
+    if let Some(own) = ctx.autocrypt {
+        builder = builder.header(AutocryptField(own.header(from)));
+    }
     for a in &draft.to {
         builder = builder.to(mailbox(a)?);
     }
@@ -242,6 +270,7 @@ mod tests {
                 reply_to: None,
                 forward: None,
                 attachments: &[],
+                autocrypt: None,
             },
             "x.test",
         )
@@ -252,6 +281,70 @@ mod tests {
         assert!(copy.contains("hidden@example.test"));
         assert_eq!(composed.recipients.len(), 2);
         assert!(wire.contains(&format!("Message-ID: <{}>", composed.message_id)));
+    }
+
+    #[test]
+    fn a_user_with_a_key_announces_it_in_one_folded_autocrypt_header() {
+        let draft = Draft {
+            id: DraftId::new_random(),
+            user_id: UserId::new_random(),
+            from: None,
+            to: vec![addr("bob@example.net")],
+            cc: vec![],
+            bcc: vec![],
+            subject: "my key".into(),
+            body: "hello".into(),
+            in_reply_to: None,
+            forward_of: None,
+            updated_at: Utc::now(),
+        };
+        let own = OwnAutocrypt {
+            key: palisade_model::AutocryptKey::parse(include_str!(
+                "../../crates/palisade-model/testdata/alice-example-test.key.b64"
+            ))
+            .expect("key"),
+            prefer_encrypt: palisade_model::PreferEncrypt::Mutual,
+        };
+        let from = addr("alice@example.test");
+        let composed = compose(
+            &draft,
+            &from,
+            &Context {
+                reply_to: None,
+                forward: None,
+                attachments: &[],
+                autocrypt: Some(&own),
+            },
+            "x.test",
+        )
+        .expect("compose");
+        for bytes in [&composed.wire, &composed.sent_copy] {
+            let text = String::from_utf8_lossy(bytes);
+            let head = text.split("\r\n\r\n").next().unwrap_or_default();
+            assert_eq!(head.matches("Autocrypt: ").count(), 1, "{head}");
+            assert!(head.lines().all(|l| l.len() <= 78), "{head}");
+            // Our own parser reads back the header it wrote, with the key's fingerprint.
+            let parsed =
+                palisade_mime::parse_message(bytes, &palisade_mime::ParseLimits::default());
+            let header = parsed.autocrypt.expect("Autocrypt header read back");
+            assert_eq!(header.addr, from);
+            assert_eq!(header.key, own.key);
+            assert_eq!(header.prefer_encrypt, palisade_model::PreferEncrypt::Mutual);
+        }
+        // Without a key, no header.
+        let plain = compose(
+            &draft,
+            &from,
+            &Context {
+                reply_to: None,
+                forward: None,
+                attachments: &[],
+                autocrypt: None,
+            },
+            "x.test",
+        )
+        .expect("compose");
+        assert!(!String::from_utf8_lossy(&plain.wire).contains("Autocrypt:"));
     }
 
     #[test]
@@ -292,6 +385,7 @@ mod tests {
                 reply_to: None,
                 forward: None,
                 attachments: &files,
+                autocrypt: None,
             },
             "x.test",
         )

@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use palisade_model::{
-    Contact, Discussion, Draft, DraftAttachment, Flags, Message, MessageSummary, MimePart,
-    Participant, PrivacyFeature, PrivacyFeatures, Tag, TagId, User,
+    AutocryptPeer, Contact, ContactPrivacyFeature, Discussion, Draft, DraftAttachment, Flags,
+    Message, MessageSummary, MimePart, OwnAutocrypt, Participant, PreferEncrypt, PrivacyFeature,
+    PrivacyFeatures, SocialFacts, Tag, TagId, User,
 };
 use poem_openapi::{Enum, Object};
 use std::collections::HashMap;
@@ -132,6 +133,9 @@ pub struct PrivacyView {
     /// authserv-id, hops below the one where the mail entered, spam headers on mail that
     /// never passed our relays), so were ignored.
     pub untrusted_headers: u32,
+    /// Our own MTA authenticated the `From` address (DMARC, or DKIM aligned with it): only
+    /// then do the social rules and the sender's Autocrypt header count.
+    pub sender_authenticated: bool,
     /// Every feature that raised or lowered `privacy_index`, which is their sum held within
     /// 0 to 100; features that did not count are left out.
     pub factors: Vec<PrivacyFactorView>,
@@ -157,6 +161,12 @@ pub enum PrivacyFeatureView {
     Signed,
     /// The upstream filter marked it as spam.
     Spam,
+    /// The authenticated sender was in the address book before the message arrived.
+    KnownContact,
+    /// ... for at least 30 days.
+    LongKnownContact,
+    /// The authenticated sender's contact has a public key.
+    ContactKey,
 }
 
 impl From<PrivacyFeature> for PrivacyFeatureView {
@@ -170,6 +180,9 @@ impl From<PrivacyFeature> for PrivacyFeatureView {
             PrivacyFeature::Encrypted => PrivacyFeatureView::Encrypted,
             PrivacyFeature::Signed => PrivacyFeatureView::Signed,
             PrivacyFeature::Spam => PrivacyFeatureView::Spam,
+            PrivacyFeature::KnownContact => PrivacyFeatureView::KnownContact,
+            PrivacyFeature::LongKnownContact => PrivacyFeatureView::LongKnownContact,
+            PrivacyFeature::ContactKey => PrivacyFeatureView::ContactKey,
         }
     }
 }
@@ -184,10 +197,18 @@ pub struct PrivacyFactorView {
 }
 
 impl From<&PrivacyFeatures> for PrivacyView {
+    /// The structural rules alone; [`PrivacyView::with_social`] adds the address book's.
     fn from(p: &PrivacyFeatures) -> Self {
+        PrivacyView::with_social(p, &SocialFacts::default())
+    }
+}
+
+impl PrivacyView {
+    /// The privacy of a message with `p`, given what the address book says of its sender.
+    pub fn with_social(p: &PrivacyFeatures, social: &SocialFacts) -> Self {
         let auth = p.auth_results.clone().unwrap_or_default();
         PrivacyView {
-            privacy_index: p.privacy_index(),
+            privacy_index: p.privacy_index_with(social),
             transport_tls: p.all_hops_tls(),
             hops: u32::try_from(p.transport.len()).unwrap_or(u32::MAX),
             spf: auth.spf,
@@ -200,8 +221,9 @@ impl From<&PrivacyFeatures> for PrivacyView {
             spam: p.spam.is_spam == Some(true),
             multiple_from: p.multiple_from,
             untrusted_headers: p.untrusted_headers,
+            sender_authenticated: p.authenticated_sender.is_some(),
             factors: p
-                .privacy_factors()
+                .privacy_factors_with(social)
                 .into_iter()
                 .map(|f| PrivacyFactorView {
                     feature: f.feature.into(),
@@ -584,15 +606,177 @@ pub struct ContactView {
     pub addresses: Vec<String>,
     /// ASCII-armored OpenPGP public keys.
     pub public_keys: Vec<String>,
+    /// The key their authenticated mail announced with Autocrypt, if any.
+    pub autocrypt: Option<AutocryptPeerView>,
+    /// Their record as a sender.
+    pub history: ContactHistoryView,
+    /// The contact's privacy index and the rules that fired.
+    pub privacy: ContactPrivacyView,
 }
 
-impl From<&Contact> for ContactView {
-    fn from(c: &Contact) -> Self {
+impl ContactView {
+    /// The contact as the API shows it, its index as of `now`.
+    pub fn new(c: &Contact, now: DateTime<Utc>) -> Self {
         ContactView {
             id: c.id.0,
             name: c.name.clone(),
             addresses: c.addresses.iter().map(ToString::to_string).collect(),
             public_keys: c.public_keys.clone(),
+            autocrypt: c.autocrypt.as_ref().map(Into::into),
+            history: ContactHistoryView {
+                first_seen: c.history.first_seen,
+                last_seen: c.history.last_seen,
+                messages: c.history.messages,
+                authenticated: c.history.authenticated,
+            },
+            privacy: ContactPrivacyView {
+                privacy_index: c.privacy_index(now),
+                factors: c
+                    .privacy_factors(now)
+                    .into_iter()
+                    .map(|f| ContactPrivacyFactorView {
+                        feature: f.feature.into(),
+                        points: f.points,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// The Autocrypt `prefer-encrypt` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum PreferEncryptView {
+    /// No preference stated.
+    NoPreference,
+    /// Encrypt by default when both sides ask for it.
+    Mutual,
+}
+
+impl From<PreferEncrypt> for PreferEncryptView {
+    fn from(p: PreferEncrypt) -> Self {
+        match p {
+            PreferEncrypt::NoPreference => PreferEncryptView::NoPreference,
+            PreferEncrypt::Mutual => PreferEncryptView::Mutual,
+        }
+    }
+}
+
+impl From<PreferEncryptView> for PreferEncrypt {
+    fn from(p: PreferEncryptView) -> Self {
+        match p {
+            PreferEncryptView::NoPreference => PreferEncrypt::NoPreference,
+            PreferEncryptView::Mutual => PreferEncrypt::Mutual,
+        }
+    }
+}
+
+/// A contact's key as Autocrypt taught it.
+#[derive(Debug, Clone, Object)]
+pub struct AutocryptPeerView {
+    /// The key's OpenPGP v4 fingerprint, 40 hex digits.
+    pub fingerprint: String,
+    /// The transferable public key, base64.
+    pub keydata: String,
+    /// Their encryption preference.
+    pub prefer_encrypt: PreferEncryptView,
+    /// The date of their newest authenticated message.
+    pub last_seen: DateTime<Utc>,
+    /// The date of the message the key came from.
+    pub autocrypt_timestamp: DateTime<Utc>,
+}
+
+impl From<&AutocryptPeer> for AutocryptPeerView {
+    fn from(p: &AutocryptPeer) -> Self {
+        AutocryptPeerView {
+            fingerprint: p.key.fingerprint.clone(),
+            keydata: p.key.keydata.clone(),
+            prefer_encrypt: p.prefer_encrypt.into(),
+            last_seen: p.last_seen,
+            autocrypt_timestamp: p.autocrypt_timestamp,
+        }
+    }
+}
+
+/// A contact's record as a sender.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ContactHistoryView {
+    /// When they entered the address book; absent for contacts older than the record.
+    pub first_seen: Option<DateTime<Utc>>,
+    /// When their newest message arrived.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Messages received from them (spam left out).
+    pub messages: u32,
+    /// Of those, how many our own MTA authenticated.
+    pub authenticated: u32,
+}
+
+/// A contact's privacy index.
+#[derive(Debug, Clone, Object)]
+pub struct ContactPrivacyView {
+    /// 0 to 100: the sum of `factors`, held within that range.
+    pub privacy_index: u8,
+    /// Every feature that raised the index, with its points.
+    pub factors: Vec<ContactPrivacyFactorView>,
+}
+
+/// A feature of a contact that counts in its privacy index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ContactPrivacyFeatureView {
+    /// We hold a public key for them.
+    Key,
+    /// Their Autocrypt header asks for encryption by default.
+    PreferEncryptMutual,
+    /// In the address book for at least 30 days.
+    LongKnown,
+    /// At least 5 messages received from them.
+    Correspondent,
+    /// The share of their mail our own MTA authenticated.
+    AuthenticatedMail,
+}
+
+impl From<ContactPrivacyFeature> for ContactPrivacyFeatureView {
+    fn from(f: ContactPrivacyFeature) -> Self {
+        match f {
+            ContactPrivacyFeature::Key => ContactPrivacyFeatureView::Key,
+            ContactPrivacyFeature::PreferEncryptMutual => {
+                ContactPrivacyFeatureView::PreferEncryptMutual
+            }
+            ContactPrivacyFeature::LongKnown => ContactPrivacyFeatureView::LongKnown,
+            ContactPrivacyFeature::Correspondent => ContactPrivacyFeatureView::Correspondent,
+            ContactPrivacyFeature::AuthenticatedMail => {
+                ContactPrivacyFeatureView::AuthenticatedMail
+            }
+        }
+    }
+}
+
+/// One feature's contribution to a contact's privacy index.
+#[derive(Debug, Clone, Object)]
+pub struct ContactPrivacyFactorView {
+    /// What was found.
+    pub feature: ContactPrivacyFeatureView,
+    /// Points it added.
+    pub points: i32,
+}
+
+/// The user's own Autocrypt key, announced in the mail they send.
+#[derive(Debug, Clone, Object)]
+pub struct OwnAutocryptView {
+    /// The key's OpenPGP v4 fingerprint.
+    pub fingerprint: String,
+    /// Whether correspondents are asked to encrypt by default.
+    pub prefer_encrypt: PreferEncryptView,
+}
+
+impl From<&OwnAutocrypt> for OwnAutocryptView {
+    fn from(o: &OwnAutocrypt) -> Self {
+        OwnAutocryptView {
+            fingerprint: o.key.fingerprint.clone(),
+            prefer_encrypt: o.prefer_encrypt.into(),
         }
     }
 }

@@ -11,6 +11,7 @@ const base: PrivacyFacts = {
   spam: false,
   multiple_from: false,
   untrusted_headers: 0,
+  sender_authenticated: false,
   factors: [],
 };
 
@@ -92,8 +93,8 @@ describe("privacyFactors", () => {
   });
 
   it("shows a feature it does not know yet by its name", () => {
-    const f = privacyFactors({ ...base, privacy_index: 5, factors: [{ feature: "known_contact", points: 5 }] });
-    expect(f[0]).toMatchObject({ feature: "known_contact", labelKey: "privacyDetails.unknown", params: { feature: "known_contact" } });
+    const f = privacyFactors({ ...base, privacy_index: 5, factors: [{ feature: "future_rule", points: 5 }] });
+    expect(f[0]).toMatchObject({ feature: "future_rule", labelKey: "privacyDetails.unknown", params: { feature: "future_rule" } });
   });
 });
 
@@ -102,5 +103,26 @@ describe("formatPoints", () => {
     expect(formatPoints(30)).toBe("+30");
     expect(formatPoints(-30)).toBe("\u221230");
     expect(formatPoints(0)).toBe("0");
+  });
+});
+
+describe("social rules", () => {
+  it("explain a known contact and their key with a sentence each", () => {
+    const p: PrivacyFacts = {
+      ...base,
+      privacy_index: 20,
+      sender_authenticated: true,
+      factors: [
+        { feature: "known_contact", points: 5 },
+        { feature: "long_known_contact", points: 5 },
+        { feature: "contact_key", points: 10 },
+      ],
+    };
+    const counted = lines(p).filter(([, points]) => points !== 0);
+    expect(counted).toEqual([
+      ["contact_key", 10, "privacyDetails.contactKey"],
+      ["known_contact", 5, "privacyDetails.knownContact"],
+      ["long_known_contact", 5, "privacyDetails.longKnownContact"],
+    ]);
   });
 });

@@ -78,6 +78,12 @@ function describe(feature: string, points: number, p: PrivacyFacts): PrivacyFact
       return { feature, points, labelKey: "privacyDetails.spam", params: {} };
     case "autocrypt":
       return { feature, points, labelKey: "privacyDetails.autocrypt", params: {} };
+    case "known_contact":
+      return { feature, points, labelKey: "privacyDetails.knownContact", params: {} };
+    case "long_known_contact":
+      return { feature, points, labelKey: "privacyDetails.longKnownContact", params: {} };
+    case "contact_key":
+      return { feature, points, labelKey: "privacyDetails.contactKey", params: {} };
     case "multiple_from":
       return { feature, points, labelKey: "privacyDetails.multipleFrom", params: {} };
     case "untrusted_headers":

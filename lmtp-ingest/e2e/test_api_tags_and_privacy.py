@@ -8,7 +8,7 @@ from api_helpers import PASSWORD, deliver
 
 COLOUR_PATTERN = "^#[0-9a-fA-F]{6}$"
 FEATURES = {"transport_tls", "dkim_pass", "dkim_signature", "spf_pass", "dmarc_pass", "encrypted",
-            "signed", "spam"}
+            "signed", "spam", "known_contact", "long_known_contact", "contact_key"}
 
 
 # Our MTA, as the deployment configures it: its authserv-id and its name in Received headers.

@@ -28,7 +28,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use mail_parser::{Header, HeaderName, HeaderValue, Message, MessageParser};
-use palisade_model::MessageContent;
+use palisade_model::{Address, MessageContent, ParticipantRole};
 
 mod attachments;
 mod body;
@@ -173,11 +173,22 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
         .chain(&html_body)
         .map(String::as_str)
         .collect();
-    let mut privacy = privacy::privacy(raw, message, &tree.visible, &bodies, &limits.trust);
+    let (mut privacy, evidence) =
+        privacy::privacy(raw, message, &tree.visible, &bodies, &limits.trust);
     privacy.mime_depth_exceeded = tree.depth_exceeded;
     // Subject, date and addresses come from our own scan of the raw header section.
     let raw_headers = headers::Headers::scan(raw, message);
     privacy.multiple_from = participants::multiple_from(&raw_headers);
+    let participants = participants::participants(&raw_headers);
+    // Only a single, well-formed From can be authenticated or own an Autocrypt key.
+    let from = participants
+        .iter()
+        .find(|p| p.role == ParticipantRole::From)
+        .and_then(|p| p.address.as_deref())
+        .and_then(|a| Address::parse(a).ok())
+        .filter(|_| !privacy.multiple_from);
+    privacy.authenticated_sender = from.as_ref().and_then(|f| evidence.authenticated(f));
+    let autocrypt = from.as_ref().and_then(|f| evidence.autocrypt(f));
     let subject = raw_headers.subject();
     let normalized_subject = subject
         .as_deref()
@@ -195,13 +206,14 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
         subject,
         normalized_subject,
         date: raw_headers.text("date").as_deref().and_then(parse_date),
-        participants: participants::participants(&raw_headers),
+        participants,
         attachments,
         structure,
         text_body,
         html_body,
         body_truncated: text_cut || html_cut || parts_cut,
         privacy,
+        autocrypt,
         header_count: u32::try_from(headers.len()).unwrap_or(u32::MAX),
         parse_error: None,
     }
@@ -430,5 +442,7 @@ fn without_comments(value: &str) -> Option<String> {
     (depth == 0).then_some(out)
 }
 
+#[cfg(test)]
+mod autocrypt_tests;
 #[cfg(test)]
 mod tests;

@@ -4,11 +4,79 @@
 //! have written any of the others, and they are counted in `untrusted_headers` instead.
 
 use mail_parser::{Header, HeaderName, HeaderValue, Host, Message, Protocol};
-use palisade_model::{AuthResults, HopTls, PrivacyFeatures, SpamVerdict, TrustBoundary};
+use palisade_model::autocrypt::MAX_AUTOCRYPT_HEADER_CHARS;
+use palisade_model::{
+    Address, AuthResults, AutocryptHeader, HopTls, PrivacyFeatures, SpamVerdict, TrustBoundary,
+};
 
 use crate::crypto;
 
-/// Fills everything but `mime_depth_exceeded` (from the tree walk) and `multiple_from`.
+/// What [`privacy`] read that needs the `From` address to judge: the caller has it.
+#[derive(Debug, Default)]
+pub(crate) struct SenderEvidence {
+    /// Our own MTA's `Authentication-Results`, lowercased, comments removed.
+    our_results: Option<String>,
+    /// The values of the first two `Autocrypt:` headers (two are enough to know there is
+    /// more than one); `None` for one too long to hold a key we would keep.
+    autocrypt: Vec<Option<String>>,
+}
+
+impl SenderEvidence {
+    /// The `From` address if our MTA's results authenticate it: DMARC passed for its
+    /// domain, or a DKIM signature passed whose domain is aligned with it.
+    pub(crate) fn authenticated(&self, from: &Address) -> Option<String> {
+        let results = self.our_results.as_deref()?;
+        let domain = from.as_str().rsplit_once('@')?.1;
+        results
+            .split(';')
+            .any(|resinfo| authenticates(resinfo, domain))
+            .then(|| from.as_str().to_string())
+    }
+
+    /// The one `Autocrypt:` header, parsed, when there is exactly one and its `addr` is
+    /// `from`; the spec says to ignore them all otherwise.
+    pub(crate) fn autocrypt(&self, from: &Address) -> Option<AutocryptHeader> {
+        let [Some(value)] = self.autocrypt.as_slice() else {
+            return None;
+        };
+        AutocryptHeader::parse(value)
+            .ok()
+            .filter(|h| h.addr == *from)
+    }
+}
+
+/// Whether one result of an `Authentication-Results` header (`method=result props`)
+/// vouches for mail from `domain`.
+fn authenticates(resinfo: &str, domain: &str) -> bool {
+    let mut words = resinfo.split_whitespace();
+    let Some(verdict) = words.next() else {
+        return false;
+    };
+    let property = |name: &str| {
+        resinfo
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .map(|v| v.trim_matches('"'))
+    };
+    match verdict {
+        // DMARC judges the From domain itself; when it names it, it must be this one.
+        "dmarc=pass" => property("header.from=").is_none_or(|d| d == domain),
+        "dkim=pass" => {
+            let signer = property("header.d=")
+                .or_else(|| property("header.i=").and_then(|i| i.rsplit_once('@').map(|p| p.1)));
+            // Relaxed alignment: the signer's domain or a parent of the From domain. A parent
+            // needs two labels, so a signature by a bare TLD aligns with nothing.
+            signer.is_some_and(|d| {
+                d == domain || (d.contains('.') && domain.ends_with(&format!(".{d}")))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Fills everything but `mime_depth_exceeded` (from the tree walk), `multiple_from` and
+/// `authenticated_sender`, which need the `From` address: the evidence for the last is
+/// returned beside.
 ///
 /// `raw` is the top-level message, whose bytes the header offsets point into; `bodies` are
 /// the decoded text bodies searched for inline PGP armor.
@@ -18,7 +86,8 @@ pub(crate) fn privacy(
     visible: &[u32],
     bodies: &[&str],
     trust: &TrustBoundary,
-) -> PrivacyFeatures {
+) -> (PrivacyFeatures, SenderEvidence) {
+    let mut evidence = SenderEvidence::default();
     let headers = message.parts.first().map_or(&[][..], |p| &p.headers[..]);
     let mut features = PrivacyFeatures::default();
     let mut untrusted = 0u32;
@@ -47,6 +116,7 @@ pub(crate) fn privacy(
                     untrusted = untrusted.saturating_add(1);
                 } else if features.auth_results.is_none() {
                     features.auth_results = Some(auth_results(&value));
+                    evidence.our_results = Some(strip_comments(&value.to_ascii_lowercase()));
                 }
             }
             HeaderName::ListId if features.list_id.is_none() => {
@@ -56,6 +126,13 @@ pub(crate) fn privacy(
                 let name = name.as_ref();
                 if name.eq_ignore_ascii_case("autocrypt") {
                     features.autocrypt = true;
+                    if evidence.autocrypt.len() < 2 {
+                        let size = header.offset_end.saturating_sub(header.offset_start);
+                        evidence.autocrypt.push(
+                            (size as usize <= MAX_AUTOCRYPT_HEADER_CHARS * 2)
+                                .then(|| raw_value(raw, header)),
+                        );
+                    }
                 } else {
                     spam_headers.offer(name, || raw_value(raw, header));
                 }
@@ -73,7 +150,7 @@ pub(crate) fn privacy(
     }
     features.untrusted_headers = untrusted;
     features.crypto = crypto::crypto(raw, message, visible, bodies);
-    features
+    (features, evidence)
 }
 
 /// Whether the client of a hop our relay recorded was itself one of our hosts, so that the

@@ -455,6 +455,7 @@ fn headers_the_sender_wrote_do_not_move_the_privacy_index() {
         Some("fail")
     );
     assert_eq!(dressed.privacy.untrusted_headers, 3);
+    assert_eq!(dressed.privacy.authenticated_sender, None);
     assert_eq!(
         dressed.privacy.privacy_factors(),
         honest.privacy.privacy_factors()

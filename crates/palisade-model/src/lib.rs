@@ -11,12 +11,19 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 mod address;
+pub mod autocrypt;
+mod contact;
 mod privacy;
 mod trust;
 
 pub use address::{Address, AddressError, without_addresses};
+pub use autocrypt::{AutocryptHeader, AutocryptKey, AutocryptPeer, OwnAutocrypt, PreferEncrypt};
+pub use contact::{
+    CORRESPONDENT_MESSAGES, ContactHistory, ContactPrivacyFactor, ContactPrivacyFeature,
+};
 pub use privacy::{
-    AuthResults, CryptoKind, HopTls, PrivacyFactor, PrivacyFeature, PrivacyFeatures, SpamVerdict,
+    AuthResults, CryptoKind, HopTls, LONG_KNOWN_DAYS, PrivacyFactor, PrivacyFeature,
+    PrivacyFeatures, SocialFacts, SpamVerdict,
 };
 pub use trust::{Relay, RelayError, TrustBoundary};
 
@@ -386,6 +393,11 @@ pub struct MessageContent {
     pub structure: Vec<MimePart>,
     /// What the headers and structure tell about the message's privacy.
     pub privacy: PrivacyFeatures,
+    /// The sender's `Autocrypt:` header, when there is exactly one, it parses, and its
+    /// `addr` is the (single) `From` address; whether it is believed is decided by
+    /// `privacy.authenticated_sender`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autocrypt: Option<AutocryptHeader>,
     /// Number of header fields at the top level.
     pub header_count: u32,
     /// Set when the message could not be fully parsed; the raw bytes are kept regardless.
@@ -568,6 +580,12 @@ pub struct Contact {
     pub addresses: Vec<Address>,
     /// ASCII-armored public keys.
     pub public_keys: Vec<String>,
+    /// Their record as a sender.
+    #[serde(default)]
+    pub history: ContactHistory,
+    /// Their key as Autocrypt taught it, when their authenticated mail carried one.
+    #[serde(default)]
+    pub autocrypt: Option<AutocryptPeer>,
 }
 
 /// A user-defined label.

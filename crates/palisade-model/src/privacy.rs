@@ -1,5 +1,6 @@
 //! Privacy features: what a message's headers and structure reveal about how private it was.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Whether one `Received` hop used TLS, as far as its header says.
@@ -76,6 +77,12 @@ pub struct PrivacyFeatures {
     /// can write any of them.
     #[serde(default)]
     pub untrusted_headers: u32,
+    /// The `From` address, when our own MTA's `Authentication-Results` show that mail from
+    /// it passed DMARC, or DKIM with a signing domain aligned with it: the only sender the
+    /// social rules and Autocrypt believe. `None` for everything else, forged results
+    /// included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated_sender: Option<String>,
 }
 
 impl PrivacyFeatures {
@@ -101,10 +108,17 @@ impl PrivacyFeatures {
             .any(|c| matches!(c, CryptoKind::PgpSigned | CryptoKind::SmimeSigned))
     }
 
-    /// Every feature that raised or lowered the privacy index, with its points, in a fixed
-    /// order. This is the one place where points are assigned: [`Self::privacy_index`] is
-    /// their sum, so the explanation a user sees cannot disagree with the score.
+    /// The structural factors alone, as [`Self::privacy_factors_with`] gives them for a
+    /// sender who is not a known contact.
     pub fn privacy_factors(&self) -> Vec<PrivacyFactor> {
+        self.privacy_factors_with(&SocialFacts::default())
+    }
+
+    /// Every feature that raised or lowered the privacy index, with its points, in a fixed
+    /// order, given what the address book says of the sender (`social`). This is the one
+    /// place where points are assigned: [`Self::privacy_index_with`] is their sum, so the
+    /// explanation a user sees cannot disagree with the score.
+    pub fn privacy_factors_with(&self, social: &SocialFacts) -> Vec<PrivacyFactor> {
         let passed = |r: Option<&String>| r.is_some_and(|v| v == "pass");
         let auth = self.auth_results.as_ref();
         let dkim_pass = passed(auth.and_then(|a| a.dkim.as_ref()));
@@ -131,6 +145,9 @@ impl PrivacyFeatures {
             (PrivacyFeature::Encrypted, self.encrypted(), 40),
             (PrivacyFeature::Signed, self.signed(), 10),
             (PrivacyFeature::Spam, self.spam.is_spam == Some(true), -30),
+            (PrivacyFeature::KnownContact, social.known_contact, 5),
+            (PrivacyFeature::LongKnownContact, social.long_known, 5),
+            (PrivacyFeature::ContactKey, social.contact_key, 10),
         ]
         .into_iter()
         .filter(|(_, applies, _)| *applies)
@@ -142,8 +159,69 @@ impl PrivacyFeatures {
     /// authenticated), a summary the user can sort and filter on. It is the sum of
     /// [`Self::privacy_factors`], held within 0..=100.
     pub fn privacy_index(&self) -> u8 {
-        let sum: i32 = self.privacy_factors().iter().map(|f| f.points).sum();
-        u8::try_from(sum.clamp(0, 100)).unwrap_or(0)
+        self.privacy_index_with(&SocialFacts::default())
+    }
+
+    /// The privacy index with the social rules: the sum of
+    /// [`Self::privacy_factors_with`], held within 0..=100.
+    pub fn privacy_index_with(&self, social: &SocialFacts) -> u8 {
+        clamped_sum(self.privacy_factors_with(social).iter().map(|f| f.points))
+    }
+}
+
+/// Points summed and held within 0..=100, as every index is.
+pub(crate) fn clamped_sum(points: impl Iterator<Item = i32>) -> u8 {
+    let sum: i32 = points.sum();
+    u8::try_from(sum.clamp(0, 100)).unwrap_or(0)
+}
+
+/// How long a contact must have been in the address book, before a message arrived, for
+/// the message to score [`PrivacyFeature::LongKnownContact`].
+pub const LONG_KNOWN_DAYS: i64 = 30;
+
+/// What the user's address book says about the authenticated sender of one message: the
+/// social rules of its privacy index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocialFacts {
+    /// The sender was in the address book before the message arrived.
+    pub known_contact: bool,
+    /// ... for at least [`LONG_KNOWN_DAYS`] days.
+    pub long_known: bool,
+    /// The sender's contact has a public key (learnt by Autocrypt or added by the user).
+    pub contact_key: bool,
+}
+
+impl SocialFacts {
+    /// The social facts of a message with `features` that arrived at `arrived`, given the
+    /// contact found for its authenticated sender. Nothing counts unless our own MTA
+    /// authenticated the `From` address, since anyone can write a friend's address there,
+    /// nor on spam.
+    pub fn of(
+        features: &PrivacyFeatures,
+        contact: Option<&crate::Contact>,
+        arrived: DateTime<Utc>,
+    ) -> SocialFacts {
+        let Some(sender) = features.authenticated_sender.as_deref() else {
+            return SocialFacts::default();
+        };
+        // Spam is not vouched for by whoever sent it, even a known contact (whose account
+        // may have been taken over).
+        if features.spam.is_spam == Some(true) {
+            return SocialFacts::default();
+        }
+        let Some(contact) = contact.filter(|c| c.addresses.iter().any(|a| a.as_str() == sender))
+        else {
+            return SocialFacts::default();
+        };
+        // A contact with no recorded start (added before it was recorded) counts as known,
+        // but not as known for long.
+        let since = contact.history.first_seen;
+        SocialFacts {
+            known_contact: since.is_none_or(|s| s < arrived),
+            long_known: since
+                .is_some_and(|s| s <= arrived - chrono::Duration::days(LONG_KNOWN_DAYS)),
+            contact_key: contact.has_key(),
+        }
     }
 }
 
@@ -167,6 +245,12 @@ pub enum PrivacyFeature {
     Signed,
     /// The upstream filter marked it as spam.
     Spam,
+    /// The authenticated sender was in the address book before the message arrived.
+    KnownContact,
+    /// ... for at least [`LONG_KNOWN_DAYS`] days.
+    LongKnownContact,
+    /// The authenticated sender's contact has a public key.
+    ContactKey,
 }
 
 /// One feature's contribution to a message's privacy index.

@@ -69,6 +69,8 @@ pub async fn furnished_user(store: &dyn Store, token: &str) -> User {
             name: Some(format!("Contact {token}")),
             addresses: vec![addr(&format!("{token}@contact.example.test"))],
             public_keys: vec![],
+            autocrypt: None,
+            history: Default::default(),
         })
         .await
         .expect("contact");

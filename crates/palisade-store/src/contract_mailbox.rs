@@ -605,6 +605,8 @@ async fn contacts_are_unique_by_address(store: &dyn Store) {
         public_keys: vec![
             "-----BEGIN PGP PUBLIC KEY BLOCK-----\nx\n-----END PGP PUBLIC KEY BLOCK-----".into(),
         ],
+        history: Default::default(),
+        autocrypt: None,
     };
     let saved = store.save_contact(contact.clone()).await.expect("save");
     assert_eq!(saved, contact);
@@ -656,11 +658,11 @@ async fn contacts_are_unique_by_address(store: &dyn Store) {
         },
     ];
     let own = [addr("me@example.test")];
-    let n = crate::learn_contacts(store, user.id, &people, &own)
+    let n = crate::learn_contacts(store, user.id, &people, &own, chrono::Utc::now())
         .await
         .expect("learn");
     assert_eq!(n, 1, "learns Bo, not the user's own address");
-    let n = crate::learn_contacts(store, user.id, &people, &own)
+    let n = crate::learn_contacts(store, user.id, &people, &own, chrono::Utc::now())
         .await
         .expect("learn again");
     assert_eq!(n, 0);

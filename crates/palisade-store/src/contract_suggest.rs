@@ -23,6 +23,8 @@ async fn contact(
             name: name.map(str::to_string),
             addresses,
             public_keys: Vec::new(),
+            history: Default::default(),
+            autocrypt: None,
         })
         .await
         .expect("save contact")

@@ -7,17 +7,21 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use palisade_model::{
-    Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftAttachment,
-    DraftAttachmentId, DraftId, Envelope, Flags, FlagsPatch, Message, MessageContent, MessageId,
-    MessageSummary, RawHash, Tag, TagId, User, UserId,
+    Address, AutocryptPeer, Contact, ContactHistory, ContactId, Discussion, DiscussionId, Draft,
+    DraftAttachment, DraftAttachmentId, DraftId, Envelope, Flags, FlagsPatch, Message,
+    MessageContent, MessageId, MessageSummary, OwnAutocrypt, RawHash, Tag, TagId, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub mod cassandra;
+mod contact_state;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+#[cfg(any(test, feature = "contract"))]
+mod contract_autocrypt;
 #[cfg(any(test, feature = "contract"))]
 mod contract_discussions;
 #[cfg(any(test, feature = "contract"))]
@@ -170,6 +174,17 @@ pub trait Accounts: Send + Sync {
     /// for the id of a user already deleted, it still removes what is left under that id (a
     /// delivery that was past the address check when the address went).
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
+
+    /// The user's own Autocrypt key, announced in the mail they send.
+    async fn autocrypt_key(&self, id: UserId) -> Result<Option<OwnAutocrypt>, StoreError>;
+
+    /// Sets the user's own Autocrypt key, or removes it (`None`); `false` when the user
+    /// does not exist.
+    async fn set_autocrypt_key(
+        &self,
+        id: UserId,
+        key: Option<&OwnAutocrypt>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A user's mail: delivery, messages, discussions, flags, tags and deletion.
@@ -477,13 +492,15 @@ pub(crate) fn tag_cap_reached(max_tags: usize) -> StoreError {
     StoreError::Conflict(format!("a user may have at most {max_tags} tags"))
 }
 
-/// Learns contacts from the people named in a message: each address not yet in the user's
-/// address book becomes a contact. Idempotent, so the worker may run it again on retry.
+/// Learns contacts from the people named in a message that arrived `at`: each address not
+/// yet in the user's address book becomes a contact, first seen then. Idempotent, so the
+/// worker may run it again on retry.
 pub async fn learn_contacts(
     store: &dyn AddressBook,
     user: UserId,
     people: &[palisade_model::Participant],
     own: &[Address],
+    at: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let mut learned = 0;
     for p in people {
@@ -499,6 +516,11 @@ pub async fn learn_contacts(
             name: p.name.clone().filter(|n| !n.trim().is_empty()),
             addresses: vec![address],
             public_keys: Vec::new(),
+            history: ContactHistory {
+                first_seen: Some(at),
+                ..ContactHistory::default()
+            },
+            autocrypt: None,
         };
         match store.save_contact(contact).await {
             Ok(_) => learned += 1,
@@ -508,4 +530,47 @@ pub async fn learn_contacts(
         }
     }
     Ok(learned)
+}
+
+/// Records a received message in its sender's contact: the history (messages, how many our
+/// MTA authenticated, last seen) and, for authenticated mail, the Autocrypt state as the
+/// spec updates it. `false` when the sender has no contact (learn it first). A message
+/// already counted last is not counted again, so a retried job changes nothing; two
+/// deliveries recorded at the same instant may lose one count (last writer wins).
+pub async fn record_sender(
+    store: &dyn AddressBook,
+    message: &palisade_model::Message,
+) -> Result<bool, StoreError> {
+    let content = &message.content;
+    let Some(from) = content
+        .from()
+        .and_then(|p| p.address.as_deref())
+        .and_then(|a| Address::parse(a).ok())
+    else {
+        return Ok(false);
+    };
+    let Some(mut contact) = store.find_contact(message.user_id, &from).await? else {
+        return Ok(false);
+    };
+    if contact.history.last_message == Some(message.id) {
+        return Ok(true);
+    }
+    let arrived = message.envelope.received_at;
+    let authenticated = content.privacy.authenticated_sender.as_deref() == Some(from.as_str());
+    let h = &mut contact.history;
+    h.messages = h.messages.saturating_add(1);
+    h.authenticated = h.authenticated.saturating_add(u32::from(authenticated));
+    h.last_seen = Some(h.last_seen.map_or(arrived, |l| l.max(arrived)));
+    h.last_message = Some(message.id);
+    if authenticated {
+        // The spec's effective date: the Date header, but never later than the arrival.
+        let effective = content.date.map_or(arrived, |d| d.min(arrived));
+        contact.autocrypt = AutocryptPeer::updated(
+            contact.autocrypt.as_ref(),
+            content.autocrypt.as_ref(),
+            effective,
+        );
+    }
+    store.save_contact(contact).await?;
+    Ok(true)
 }

@@ -12,7 +12,7 @@ use palisade_metrics::observe;
 use palisade_model::{
     Address, Contact, ContactId, Discussion, DiscussionId, Draft, DraftAttachment,
     DraftAttachmentId, DraftId, Flags, FlagsPatch, Message, MessageContent, MessageId,
-    MessageSummary, Tag, TagId, User, UserId,
+    MessageSummary, OwnAutocrypt, Tag, TagId, User, UserId,
 };
 use std::sync::Arc;
 
@@ -123,6 +123,30 @@ impl Accounts for Metered {
             "delete_user",
             error_kind,
             self.inner.delete_user(id),
+        )
+        .await
+    }
+
+    async fn autocrypt_key(&self, id: UserId) -> Result<Option<OwnAutocrypt>, StoreError> {
+        observe(
+            self.backend,
+            "autocrypt_key",
+            error_kind,
+            self.inner.autocrypt_key(id),
+        )
+        .await
+    }
+
+    async fn set_autocrypt_key(
+        &self,
+        id: UserId,
+        key: Option<&OwnAutocrypt>,
+    ) -> Result<bool, StoreError> {
+        observe(
+            self.backend,
+            "set_autocrypt_key",
+            error_kind,
+            self.inner.set_autocrypt_key(id, key),
         )
         .await
     }

@@ -234,7 +234,8 @@ impl IndexWorker {
     }
 
     /// Adds the people the user corresponds with to their address book: the authors of
-    /// received mail, the recipients of sent mail. Idempotent, so retries are harmless.
+    /// received mail, the recipients of sent mail; then records received mail in its
+    /// author's contact (history, Autocrypt). Retries are harmless.
     /// `false` when the account no longer exists, so nothing is written for it.
     async fn learn_contacts(
         &self,
@@ -270,7 +271,13 @@ impl IndexWorker {
             .cloned()
             .collect();
         if !people.is_empty() {
-            palisade_store::learn_contacts(self.store.as_ref(), user, &people, own).await?;
+            let at = message.envelope.received_at;
+            palisade_store::learn_contacts(self.store.as_ref(), user, &people, own, at).await?;
+        }
+        // The author's record as a sender, and the Autocrypt key their authenticated mail
+        // carries; the user's own mail teaches nothing about a correspondent.
+        if !message.flags.sent {
+            palisade_store::record_sender(self.store.as_ref(), message).await?;
         }
         Ok(true)
     }

@@ -10,7 +10,7 @@ const d = (id: string, minute: number): Discussion => ({
   snippet: "",
   participants: [],
   tags: [],
-  privacy: { privacy_index: 0, transport_tls: false, hops: 0, encrypted: false, signed: false, autocrypt: false, spam: false, multiple_from: false, untrusted_headers: 0, factors: [] },
+  privacy: { privacy_index: 0, transport_tls: false, hops: 0, encrypted: false, signed: false, autocrypt: false, spam: false, multiple_from: false, untrusted_headers: 0, sender_authenticated: false, factors: [] },
 });
 
 const ids = (l: { items: readonly Discussion[] }) => l.items.map((x) => x.id);

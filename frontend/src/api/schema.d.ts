@@ -3483,6 +3483,349 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/autocrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The key the user's outgoing mail announces, if any. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The key the user's mail announces. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["OwnAutocryptView"];
+                    };
+                };
+                /** @description The user has set no key: their mail carries no Autocrypt header. */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        /**
+         * Sets the public key the user's outgoing mail announces in its `Autocrypt:` header
+         *     (Autocrypt Level 1). The key is checked (an OpenPGP v4 public key with a user id,
+         *     at most 16 KiB) and answered with its fingerprint; 400 otherwise.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["AutocryptRequest"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["OwnAutocryptView"];
+                    };
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The body is not sent as JSON (`Content-Type` missing or of another type). */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /** Removes the user's key: their mail no longer carries an Autocrypt header. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Done. */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me/export/mailbox.mbox": {
         parameters: {
             query?: never;
@@ -5852,6 +6195,41 @@ export interface components {
             size: number;
         };
         /**
+         * AutocryptPeerView
+         * @description A contact's key as Autocrypt taught it.
+         */
+        AutocryptPeerView: {
+            /**
+             * Format: date-time
+             * @description The date of the message the key came from.
+             */
+            autocrypt_timestamp: string;
+            /** @description The key's OpenPGP v4 fingerprint, 40 hex digits. */
+            fingerprint: string;
+            /** @description The transferable public key, base64. */
+            keydata: string;
+            /**
+             * Format: date-time
+             * @description The date of their newest authenticated message.
+             */
+            last_seen: string;
+            /** @description Their encryption preference. */
+            prefer_encrypt: components["schemas"]["PreferEncryptView"] & unknown;
+        };
+        /**
+         * AutocryptRequest
+         * @description The key a user sets.
+         */
+        AutocryptRequest: {
+            /**
+             * @description The user's OpenPGP v4 transferable public key (never a secret key): ASCII-armored,
+             *     or the binary key in base64. At most 16 KiB once decoded.
+             */
+            key: string;
+            /** @description Whether correspondents are asked to encrypt by default; `nopreference` when absent. */
+            prefer_encrypt?: components["schemas"]["PreferEncryptView"] & unknown;
+        };
+        /**
          * BlockedContent
          * @description One remote resource that was kept out of the HTML.
          */
@@ -5875,6 +6253,32 @@ export interface components {
             new_password: string;
         };
         /**
+         * ContactHistoryView
+         * @description A contact's record as a sender.
+         */
+        ContactHistoryView: {
+            /**
+             * Format: uint32
+             * @description Of those, how many our own MTA authenticated.
+             */
+            authenticated: number;
+            /**
+             * Format: date-time
+             * @description When they entered the address book; absent for contacts older than the record.
+             */
+            first_seen?: string;
+            /**
+             * Format: date-time
+             * @description When their newest message arrived.
+             */
+            last_seen?: string;
+            /**
+             * Format: uint32
+             * @description Messages received from them (spam left out).
+             */
+            messages: number;
+        };
+        /**
          * ContactPage
          * @description A page of contacts.
          */
@@ -5883,6 +6287,37 @@ export interface components {
             items: components["schemas"]["ContactView"][];
             /** @description Pass as `cursor` for the next page; absent on the last page. */
             next?: string;
+        };
+        /**
+         * ContactPrivacyFactorView
+         * @description One feature's contribution to a contact's privacy index.
+         */
+        ContactPrivacyFactorView: {
+            /** @description What was found. */
+            feature: components["schemas"]["ContactPrivacyFeatureView"] & unknown;
+            /**
+             * Format: int32
+             * @description Points it added.
+             */
+            points: number;
+        };
+        /**
+         * @description A feature of a contact that counts in its privacy index.
+         * @enum {string}
+         */
+        ContactPrivacyFeatureView: "key" | "prefer_encrypt_mutual" | "long_known" | "correspondent" | "authenticated_mail";
+        /**
+         * ContactPrivacyView
+         * @description A contact's privacy index.
+         */
+        ContactPrivacyView: {
+            /** @description Every feature that raised the index, with its points. */
+            factors: components["schemas"]["ContactPrivacyFactorView"][];
+            /**
+             * Format: uint8
+             * @description 0 to 100: the sum of `factors`, held within that range.
+             */
+            privacy_index: number;
         };
         /**
          * ContactRequest
@@ -5921,6 +6356,10 @@ export interface components {
         ContactView: {
             /** @description Addresses. */
             addresses: string[];
+            /** @description The key their authenticated mail announced with Autocrypt, if any. */
+            autocrypt?: components["schemas"]["AutocryptPeerView"] & unknown;
+            /** @description Their record as a sender. */
+            history: components["schemas"]["ContactHistoryView"] & unknown;
             /**
              * Format: uuid
              * @description Contact id.
@@ -5928,6 +6367,8 @@ export interface components {
             id: string;
             /** @description Display name. */
             name?: string;
+            /** @description The contact's privacy index and the rules that fired. */
+            privacy: components["schemas"]["ContactPrivacyView"] & unknown;
             /** @description ASCII-armored OpenPGP public keys. */
             public_keys: string[];
         };
@@ -6399,6 +6840,16 @@ export interface components {
             size: number;
         };
         /**
+         * OwnAutocryptView
+         * @description The user's own Autocrypt key, announced in the mail they send.
+         */
+        OwnAutocryptView: {
+            /** @description The key's OpenPGP v4 fingerprint. */
+            fingerprint: string;
+            /** @description Whether correspondents are asked to encrypt by default. */
+            prefer_encrypt: components["schemas"]["PreferEncryptView"] & unknown;
+        };
+        /**
          * ParticipantView
          * @description Someone named in a message.
          */
@@ -6410,6 +6861,11 @@ export interface components {
             /** @description `from`, `sender`, `reply_to`, `to`, `cc` or `bcc`. */
             role: string;
         };
+        /**
+         * @description The Autocrypt `prefer-encrypt` setting.
+         * @enum {string}
+         */
+        PreferEncryptView: "nopreference" | "mutual";
         /**
          * PrivacyFactorView
          * @description One feature's contribution to the privacy index.
@@ -6427,7 +6883,7 @@ export interface components {
          * @description A feature of a message that counts in its privacy index.
          * @enum {string}
          */
-        PrivacyFeatureView: "transport_tls" | "dkim_pass" | "dkim_signature" | "spf_pass" | "dmarc_pass" | "encrypted" | "signed" | "spam";
+        PrivacyFeatureView: "transport_tls" | "dkim_pass" | "dkim_signature" | "spf_pass" | "dmarc_pass" | "encrypted" | "signed" | "spam" | "known_contact" | "long_known_contact" | "contact_key";
         /**
          * PrivacyView
          * @description What is known about a message's privacy.
@@ -6463,6 +6919,11 @@ export interface components {
              * @description 0 (unprotected) to 100 (encrypted end to end, over TLS, authenticated).
              */
             privacy_index: number;
+            /**
+             * @description Our own MTA authenticated the `From` address (DMARC, or DKIM aligned with it): only
+             *     then do the social rules and the sender's Autocrypt header count.
+             */
+            sender_authenticated: boolean;
             /** @description Signed (PGP or S/MIME). */
             signed: boolean;
             /** @description Upstream filter marked it as spam. */

@@ -4,6 +4,7 @@ import { api, type Schemas } from "../api/client";
 import { call, describeProblem } from "../api/problem";
 import { isAddress } from "../compose/recipients";
 import { t, type MessageKey } from "../i18n";
+import { formatPoints } from "../privacyFactors";
 import { fingerprint, groupFingerprint, splitArmoredKeys, type FingerprintResult, type KeyProblem } from "../openpgp/fingerprint";
 
 type Contact = Schemas["ContactView"];
@@ -225,6 +226,7 @@ function ContactForm(props: {
           />
           <Fingerprints text={keys} />
         </div>
+        {contact !== null && <KeyState contact={contact} />}
         {problem !== null && (
           <p class="error" role="alert">
             {problem}
@@ -244,6 +246,45 @@ function ContactForm(props: {
           )}
         </div>
       </form>
+    </section>
+  );
+}
+
+/** The contact's features that raised its privacy index, in the server's names. */
+const contactFactors: Record<string, MessageKey> = {
+  key: "contacts.factor.key",
+  prefer_encrypt_mutual: "contacts.factor.prefer_encrypt_mutual",
+  long_known: "contacts.factor.long_known",
+  correspondent: "contacts.factor.correspondent",
+  authenticated_mail: "contacts.factor.authenticated_mail",
+};
+
+/** What mail taught about the contact: the Autocrypt key, its history, its privacy index. */
+function KeyState({ contact }: { contact: Contact }) {
+  const peer = contact.autocrypt;
+  return (
+    <section class="contact-key-state" aria-labelledby="contact-key-state-title">
+      <h3 id="contact-key-state-title">{t("contacts.keyState")}</h3>
+      {peer === undefined ? (
+        <p class="muted">{t("contacts.autocryptNone")}</p>
+      ) : (
+        <>
+          <p class="fingerprint">{t("contacts.autocryptKey", { fingerprint: groupFingerprint(peer.fingerprint) })}</p>
+          <p>{t(peer.prefer_encrypt === "mutual" ? "contacts.preferEncrypt.mutual" : "contacts.preferEncrypt.nopreference")}</p>
+          <p>{t("contacts.lastSeen", { date: new Date(peer.last_seen).toLocaleString() })}</p>
+        </>
+      )}
+      <p>{t("contacts.history", { messages: contact.history.messages, authenticated: contact.history.authenticated })}</p>
+      <p>{t("contacts.privacyIndex", { score: contact.privacy.privacy_index })}</p>
+      {contact.privacy.factors.length > 0 && (
+        <ul class="contact-factors">
+          {contact.privacy.factors.map((f) => (
+            <li key={f.feature}>
+              {formatPoints(f.points)} {contactFactors[f.feature] === undefined ? f.feature : t(contactFactors[f.feature] as MessageKey)}
+            </li>
+          ))}
+        </ul>
+      )}
     </section>
   );
 }

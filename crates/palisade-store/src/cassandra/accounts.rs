@@ -1,12 +1,12 @@
 //! Accounts on Cassandra: a user row, and name and address claims written first with
 //! `IF NOT EXISTS`, so two sign-ups can never share a name or an address.
 
-use super::{CassandraStore, from_timestamp, timestamp, unset};
+use super::{CassandraStore, from_timestamp, json, timestamp, to_json, unset};
 use crate::{Accounts, StoreError};
 use async_trait::async_trait;
 use chrono::Utc;
 use futures::TryStreamExt;
-use palisade_model::{Address, User, UserId};
+use palisade_model::{Address, OwnAutocrypt, User, UserId};
 use scylla::value::CqlTimestamp;
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -186,5 +186,28 @@ impl Accounts for CassandraStore {
 
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
         self.erase_user(id).await
+    }
+
+    async fn autocrypt_key(&self, id: UserId) -> Result<Option<OwnAutocrypt>, StoreError> {
+        let st = self.statements().await?;
+        let row: Option<(Option<String>,)> = self.first(&st.select_autocrypt, (id.0,)).await?;
+        row.and_then(|(text,)| text)
+            .map(|t| json(&t, "autocrypt key"))
+            .transpose()
+    }
+
+    async fn set_autocrypt_key(
+        &self,
+        id: UserId,
+        key: Option<&OwnAutocrypt>,
+    ) -> Result<bool, StoreError> {
+        // An UPDATE would create a partial row for a missing user, so check first.
+        if self.user_by_id(id.0).await?.is_none() {
+            return Ok(false);
+        }
+        let st = self.statements().await?;
+        let text = key.map(to_json).transpose()?;
+        self.execute(&st.set_autocrypt, (text, id.0)).await?;
+        Ok(true)
     }
 }

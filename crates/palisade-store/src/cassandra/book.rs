@@ -12,10 +12,19 @@ use async_trait::async_trait;
 use palisade_model::{Address, Contact, ContactId, UserId};
 use uuid::Uuid;
 
-type ContactRow = (String, Option<String>, Option<String>, Option<String>);
+type ContactRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
-fn contact(user: UserId, (id, name, addresses, keys): ContactRow) -> Result<Contact, StoreError> {
-    Ok(Contact {
+fn contact(
+    user: UserId,
+    (id, name, addresses, keys, state): ContactRow,
+) -> Result<Contact, StoreError> {
+    let mut contact = Contact {
         id: id
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("contact id {id}: {e}")))?,
@@ -29,7 +38,11 @@ fn contact(user: UserId, (id, name, addresses, keys): ContactRow) -> Result<Cont
             .map(|k| json(&k, "contact keys"))
             .transpose()?
             .unwrap_or_default(),
-    })
+        history: Default::default(),
+        autocrypt: None,
+    };
+    crate::contact_state::apply(&mut contact, state.as_deref())?;
+    Ok(contact)
 }
 
 /// Contacts are ordered by the text of their id, like in the embedded store; the cursor is
@@ -124,6 +137,7 @@ pub(super) async fn save_contact(
                 contact.name.as_deref(),
                 to_json(&contact.addresses)?,
                 to_json(&contact.public_keys)?,
+                crate::contact_state::json(&contact)?,
             ),
         )
         .await?;
@@ -216,7 +230,7 @@ pub(super) async fn autocomplete_contacts(
             (user.0,),
             st.scan_contact_names.get_page_size(),
             |(id, name, addresses): (String, Option<String>, Option<String>)| {
-                let contact = self::contact(user, (id, name, addresses, None))?;
+                let contact = self::contact(user, (id, name, addresses, None, None))?;
                 matches.offer(&prefix, &contact);
                 scanned += 1;
                 Ok(scanned < AUTOCOMPLETE_SCAN)

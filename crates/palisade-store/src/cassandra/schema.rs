@@ -339,6 +339,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 8,
+        description: "Autocrypt: contact state (history, key), the user's own key",
+        statements: &[
+            // What mail taught about a contact, one JSON document written with the row.
+            "ALTER TABLE {ks}.contacts ADD state_json text",
+            "ALTER TABLE {ks}.users ADD autocrypt_json text",
+        ],
+    },
 ];
 
 impl CassandraStore {

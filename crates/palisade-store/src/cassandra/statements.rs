@@ -96,6 +96,10 @@ pub(crate) struct Statements {
     pub(crate) copy_participants: PreparedStatement,
     pub(crate) select_password_hash: PreparedStatement,
     pub(crate) set_password_hash: PreparedStatement,
+    /// The user's own Autocrypt key.
+    pub(crate) select_autocrypt: PreparedStatement,
+    /// Sets or clears it.
+    pub(crate) set_autocrypt: PreparedStatement,
 
     pub(crate) insert_activity: PreparedStatement,
     pub(crate) delete_activity: PreparedStatement,
@@ -592,6 +596,12 @@ impl Statements {
             set_password_hash: p
                 .idempotent("UPDATE {ks}.users SET password_hash = ? WHERE id = ?")
                 .await?,
+            select_autocrypt: p
+                .idempotent("SELECT autocrypt_json FROM {ks}.users WHERE id = ?")
+                .await?,
+            set_autocrypt: p
+                .idempotent("UPDATE {ks}.users SET autocrypt_json = ? WHERE id = ?")
+                .await?,
 
             insert_activity: p
                 .idempotent(
@@ -754,27 +764,27 @@ impl Statements {
 
             contacts_first: p
                 .idempotent(
-                    "SELECT id, name, addresses_json, public_keys_json FROM {ks}.contacts
+                    "SELECT id, name, addresses_json, public_keys_json, state_json FROM {ks}.contacts
                      WHERE user_id = ? LIMIT ?",
                 )
                 .await?,
             contacts_after: p
                 .idempotent(
-                    "SELECT id, name, addresses_json, public_keys_json FROM {ks}.contacts
+                    "SELECT id, name, addresses_json, public_keys_json, state_json FROM {ks}.contacts
                      WHERE user_id = ? AND id > ? LIMIT ?",
                 )
                 .await?,
             select_contact: p
                 .idempotent(
-                    "SELECT id, name, addresses_json, public_keys_json FROM {ks}.contacts
+                    "SELECT id, name, addresses_json, public_keys_json, state_json FROM {ks}.contacts
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             insert_contact: p
                 .idempotent(
                     "INSERT INTO {ks}.contacts
-                         (user_id, id, name, addresses_json, public_keys_json)
-                     VALUES (?, ?, ?, ?, ?)",
+                         (user_id, id, name, addresses_json, public_keys_json, state_json)
+                     VALUES (?, ?, ?, ?, ?, ?)",
                 )
                 .await?,
             delete_contact: p

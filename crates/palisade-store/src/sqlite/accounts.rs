@@ -1,10 +1,11 @@
 //! Accounts of the embedded store: users, the addresses they own, their credentials.
 
+use super::rows::{json, to_json};
 use super::{SqliteStore, millis, rows, unavailable};
 use crate::{Accounts, StoreError};
 use async_trait::async_trait;
 use chrono::Utc;
-use palisade_model::{Address, User, UserId};
+use palisade_model::{Address, OwnAutocrypt, User, UserId};
 use rusqlite::{OptionalExtension, params};
 
 #[async_trait]
@@ -176,5 +177,39 @@ impl Accounts for SqliteStore {
 
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
         self.erase_user(id).await
+    }
+
+    async fn autocrypt_key(&self, id: UserId) -> Result<Option<OwnAutocrypt>, StoreError> {
+        let text = self
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT autocrypt_json FROM users WHERE id = ?1",
+                    [id.to_string()],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .optional()
+                .map(Option::flatten)
+                .map_err(unavailable)
+            })
+            .await?;
+        text.map(|t| json(&t, "autocrypt key")).transpose()
+    }
+
+    async fn set_autocrypt_key(
+        &self,
+        id: UserId,
+        key: Option<&OwnAutocrypt>,
+    ) -> Result<bool, StoreError> {
+        let text = key.map(to_json).transpose()?;
+        self.writer
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE users SET autocrypt_json = ?2 WHERE id = ?1",
+                    params![id.to_string(), text],
+                )
+                .map(|n| n > 0)
+                .map_err(unavailable)
+            })
+            .await
     }
 }

@@ -10,25 +10,28 @@ use async_trait::async_trait;
 use palisade_model::{Address, Contact, ContactId, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-fn contact_row(
-    user: UserId,
-    r: &Row<'_>,
-) -> rusqlite::Result<(String, Option<String>, String, String)> {
+type ContactRow = (String, Option<String>, String, String, Option<String>);
+
+fn contact_row(user: UserId, r: &Row<'_>) -> rusqlite::Result<ContactRow> {
     let _ = user;
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 fn decode_contact(
     user: UserId,
-    (id, name, addresses, keys): (String, Option<String>, String, String),
+    (id, name, addresses, keys, state): ContactRow,
 ) -> Result<Contact, StoreError> {
-    Ok(Contact {
+    let mut contact = Contact {
         id: parse_id(&id)?,
         user_id: user,
         name,
         addresses: json(&addresses, "contact addresses")?,
         public_keys: json(&keys, "contact keys")?,
-    })
+        history: Default::default(),
+        autocrypt: None,
+    };
+    crate::contact_state::apply(&mut contact, state.as_deref())?;
+    Ok(contact)
 }
 
 pub(crate) fn list_contacts(
@@ -39,7 +42,7 @@ pub(crate) fn list_contacts(
     let after = page.after.clone().unwrap_or_default();
     let rows = conn
         .prepare_cached(
-            "SELECT id, name, addresses_json, public_keys_json FROM contacts
+            "SELECT id, name, addresses_json, public_keys_json, state_json FROM contacts
              WHERE user_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
         )
         .and_then(|mut s| {
@@ -67,7 +70,7 @@ pub(crate) fn get_contact(
     id: ContactId,
 ) -> Result<Option<Contact>, StoreError> {
     conn.prepare_cached(
-        "SELECT id, name, addresses_json, public_keys_json FROM contacts
+        "SELECT id, name, addresses_json, public_keys_json, state_json FROM contacts
          WHERE user_id = ?1 AND id = ?2",
     )
     .and_then(|mut s| {
@@ -133,14 +136,16 @@ pub(crate) fn save_contact(conn: &Connection, contact: &Contact) -> Result<(), S
         .map_err(unavailable)?;
     }
     conn.execute(
-        "INSERT OR REPLACE INTO contacts (user_id, id, name, addresses_json, public_keys_json)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR REPLACE INTO contacts
+             (user_id, id, name, addresses_json, public_keys_json, state_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             user,
             id,
             contact.name,
             to_json(&contact.addresses)?,
-            to_json(&contact.public_keys)?
+            to_json(&contact.public_keys)?,
+            crate::contact_state::json(contact)?
         ],
     )
     .map_err(unavailable)?;

@@ -178,6 +178,12 @@ CREATE TABLE contact_terms (
 );
 CREATE INDEX contact_terms_by_contact ON contact_terms(user_id, contact_id);
 "#,
+    // What mail taught about a contact (history, Autocrypt key) as one JSON document, and
+    // the user's own Autocrypt key.
+    r#"
+ALTER TABLE contacts ADD COLUMN state_json TEXT;
+ALTER TABLE users ADD COLUMN autocrypt_json TEXT;
+"#,
 ];
 
 /// The migration (by index) that creates `contact_terms`.
