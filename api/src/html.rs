@@ -1,11 +1,14 @@
 //! HTML mail made safe to show: ammonia removes scripts, event handlers, styles and forms, and
 //! remote resources (tracking pixels, remote images) are removed unless the reader asks for
-//! them, with a list of what was removed so the client can offer to load it. Links lose the
-//! query parameters that exist only to tell the sender who clicked (`utm_*` and the like).
+//! them, with a list of what was removed so the client can offer to load it. When the reader
+//! does, remote images are rewritten to our image proxy, so the sender never sees the
+//! reader's address or cookies, and other remote media stay out. Links lose the query
+//! parameters that exist only to tell the sender who clicked (`utm_*` and the like).
 
 use crate::types::BlockedContent;
 use ammonia::{Builder, UrlRelative};
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 /// Attributes that make the browser fetch a URL as soon as the message is shown.
@@ -22,6 +25,29 @@ const FETCHING: &[(&str, &str)] = &[
     ("table", "background"),
     ("body", "background"),
 ];
+
+/// Of those, the attributes that name one image, which the proxy may load (`srcset` is not
+/// among them: ammonia keeps none, and a candidate list would need a link per candidate).
+const IMAGES: &[(&str, &str)] = &[
+    ("img", "src"),
+    ("video", "poster"),
+    ("td", "background"),
+    ("th", "background"),
+    ("table", "background"),
+    ("body", "background"),
+];
+
+/// Turns a remote image URL into the link that loads it through our proxy; `None` drops it.
+pub type ProxyLink = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What becomes of a message's remote resources.
+#[derive(Clone)]
+pub enum RemoteContent {
+    /// Removed and listed, so the reader can choose to load them.
+    Blocked,
+    /// Images load through the proxy; other remote resources (audio, video) stay out.
+    Proxied(ProxyLink),
+}
 
 fn is_remote(url: &str) -> bool {
     let u = url.trim_start().to_ascii_lowercase();
@@ -119,29 +145,59 @@ pub struct Sanitized {
     pub tracking_params_removed: u32,
 }
 
-/// Sanitizes `html`; with `allow_remote` false, every remote resource is dropped and listed.
-pub fn sanitize(html: &str, allow_remote: bool) -> Sanitized {
+/// The relative URLs `sanitize` issued itself (proxy links): the only ones kept.
+struct IssuedLinks(Arc<Mutex<HashSet<String>>>);
+
+impl<'a> ammonia::UrlRelativeEvaluate<'a> for IssuedLinks {
+    fn evaluate<'url>(&self, url: &'url str) -> Option<Cow<'url, str>> {
+        let ours = self.0.lock().is_ok_and(|set| set.contains(url));
+        ours.then_some(Cow::Borrowed(url))
+    }
+}
+
+/// Sanitizes `html`; remote resources are blocked and listed, or images proxied.
+pub fn sanitize(html: &str, remote: RemoteContent) -> Sanitized {
     let blocked: Arc<Mutex<Vec<BlockedContent>>> = Arc::default();
     let sink = blocked.clone();
     let params_removed = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let params_sink = params_removed.clone();
+    // Proxy links are the only relative URLs that may stay: ammonia checks relative URLs
+    // after the filter has rewritten them, and drops any the mail wrote itself.
+    let issued: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let issue = issued.clone();
+    let remote_link = move |url: &str, link: &ProxyLink| -> Option<String> {
+        let proxied = link(url)?;
+        if let Ok(mut set) = issue.lock() {
+            set.insert(proxied.clone());
+        }
+        Some(proxied)
+    };
     let mut builder = Builder::default();
     builder
         .add_url_schemes(["cid"])
-        .url_relative(UrlRelative::Deny)
+        .url_relative(UrlRelative::Custom(Box::new(IssuedLinks(issued))))
         .link_rel(Some("noopener noreferrer nofollow"))
         .add_tag_attributes("td", ["background"])
         .add_tag_attributes("table", ["background"])
         .attribute_filter(move |element, attribute, value| {
             let fetching = FETCHING.contains(&(element, attribute));
-            if fetching && !allow_remote && is_remote(value) {
-                if let Ok(mut list) = sink.lock() {
-                    list.push(BlockedContent {
-                        kind: format!("{element} {attribute}"),
-                        url: value.chars().take(2048).collect(),
-                    });
+            if fetching && is_remote(value) {
+                let link = match &remote {
+                    RemoteContent::Blocked => {
+                        if let Ok(mut list) = sink.lock() {
+                            list.push(BlockedContent {
+                                kind: format!("{element} {attribute}"),
+                                url: value.chars().take(2048).collect(),
+                            });
+                        }
+                        return None;
+                    }
+                    RemoteContent::Proxied(link) => link,
+                };
+                if !IMAGES.contains(&(element, attribute)) {
+                    return None;
                 }
-                return None;
+                return remote_link(value, link).map(Cow::Owned);
             }
             if attribute == "href" && matches!(element, "a" | "area") {
                 let (url, removed) = without_tracking_params(value);
@@ -177,7 +233,7 @@ mod tests {
             html: clean,
             blocked,
             ..
-        } = sanitize(html, false);
+        } = sanitize(html, RemoteContent::Blocked);
         assert!(!clean.contains("script") && !clean.contains("onclick"));
         assert!(!clean.contains("tracker.example") && !clean.contains("t.example/bg"));
         assert!(clean.contains("cid:logo@x"), "inline parts stay: {clean}");
@@ -188,15 +244,48 @@ mod tests {
         assert_eq!(blocked[0].url, "https://tracker.example/p.gif?u=1");
     }
 
+    /// A proxy link that shows what it was given.
+    fn test_proxy() -> RemoteContent {
+        RemoteContent::Proxied(Arc::new(|url: &str| {
+            (!url.contains("drop")).then(|| format!("/proxy?u={}", url.replace(':', "%3A")))
+        }))
+    }
+
     #[test]
-    fn remote_content_stays_when_asked_for() {
+    fn loaded_remote_images_go_through_the_proxy_and_other_media_stay_out() {
+        let html = concat!(
+            r#"<img src="https://img.example/a.png" width="10">"#,
+            r#"<img srcset="https://img.example/1x.png 1x, //img.example/2x.png 2x">"#,
+            r#"<img src="https://img.example/drop.png">"#,
+            r#"<img src="cid:logo@x">"#,
+            r#"<table background="http://bg.example/t.png"><tr><td>x</td></tr></table>"#,
+            r#"<video src="https://media.example/v.mp4" poster="https://media.example/p.jpg"></video>"#,
+        );
         let Sanitized {
             html: clean,
             blocked,
             ..
-        } = sanitize(r#"<img src="https://img.example/a.png">"#, true);
-        assert!(clean.contains("https://img.example/a.png"));
+        } = sanitize(html, test_proxy());
         assert!(blocked.is_empty());
+        assert!(
+            clean.contains(r#"src="/proxy?u=https%3A//img.example/a.png""#),
+            "{clean}"
+        );
+        assert!(!clean.contains("srcset"), "{clean}");
+        assert!(clean.contains(r#"background="/proxy?u=http%3A//bg.example/t.png""#));
+        assert!(clean.contains("cid:logo@x"));
+        assert!(
+            !clean.contains("drop.png"),
+            "a URL the proxy refuses is dropped"
+        );
+        assert!(
+            !clean.contains("v.mp4"),
+            "remote media is not an image: {clean}"
+        );
+        assert!(
+            !clean.contains("\"https:") && !clean.contains("\"//") && !clean.contains("\"http:"),
+            "no remote URL is left for the browser to fetch: {clean}"
+        );
     }
 
     #[test]
@@ -207,7 +296,7 @@ mod tests {
             r#"<a href="https://example.test/p?q=utm_source&amp;page=2">c</a>"#,
             r#"<img src="https://img.example/a.png?utm_source=kept">"#,
         );
-        let out = sanitize(html, true);
+        let out = sanitize(html, test_proxy());
         assert!(
             out.html
                 .contains(r#"href="https://shop.example/item?id=7#top""#),
@@ -225,7 +314,7 @@ mod tests {
         );
         assert!(
             out.html.contains("a.png?utm_source=kept"),
-            "images are blocked, not rewritten"
+            "image URLs keep their parameters: the proxy fetches them as written"
         );
         assert_eq!(out.tracking_params_removed, 4);
         assert_eq!(

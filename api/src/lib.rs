@@ -19,6 +19,7 @@ mod mail;
 pub mod mailer;
 mod ownership;
 pub mod passwords;
+pub mod remote;
 pub mod request_id;
 pub mod rules;
 pub mod sessions;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub active_sessions: active_sessions::ActiveSessions,
     /// Exports being prepared on this node at once: each reads a whole mailbox.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// The image proxy and the tracking-host list.
+    pub remote: remote::RemoteState,
     /// Listener and policy settings.
     pub config: ApiConfig,
 }
@@ -87,9 +90,10 @@ impl AppState {
         pipeline: Arc<Pipeline>,
         mailer: Mailer,
         config: ApiConfig,
-    ) -> Self {
+    ) -> Result<Self, remote::RemoteSetupError> {
         let ttl = Duration::from_secs(config.session_ttl_minutes.saturating_mul(60));
-        AppState {
+        Ok(AppState {
+            remote: remote::RemoteState::new(&config.remote)?,
             sessions: Sessions::new(cache.clone(), ttl),
             event_streams: streams::StreamSlots::new(
                 usize::try_from(config.max_event_streams_per_user).unwrap_or(usize::MAX),
@@ -102,7 +106,7 @@ impl AppState {
             pipeline,
             mailer: Arc::new(mailer),
             config,
-        }
+        })
     }
 
     /// Queues re-indexing of a message after a change (tags, deletion).
@@ -141,18 +145,19 @@ pub(crate) fn page(cursor: Option<String>, limit: Option<u32>) -> Page {
     }
 }
 
+/// Every group of handlers the API serves.
+pub type Handlers = (
+    account::AccountApi,
+    mail::MailApi,
+    compose::ComposeApi,
+    draft_files::DraftFilesApi,
+    suggest::SuggestApi,
+    ownership::OwnershipApi,
+    remote::RemoteApi,
+);
+
 /// The OpenAPI service with every handler.
-pub fn service() -> OpenApiService<
-    (
-        account::AccountApi,
-        mail::MailApi,
-        compose::ComposeApi,
-        draft_files::DraftFilesApi,
-        suggest::SuggestApi,
-        ownership::OwnershipApi,
-    ),
-    (),
-> {
+pub fn service() -> OpenApiService<Handlers, ()> {
     OpenApiService::new(
         (
             account::AccountApi,
@@ -161,6 +166,7 @@ pub fn service() -> OpenApiService<
             draft_files::DraftFilesApi,
             suggest::SuggestApi,
             ownership::OwnershipApi,
+            remote::RemoteApi,
         ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),

@@ -397,7 +397,8 @@ impl MailApi {
     }
 
     /// One message, ready to show. HTML is sanitized, and remote content (images, tracking
-    /// pixels) is removed and listed in `blocked` unless `remote_content=true`.
+    /// pixels) is removed and listed in `blocked` unless `remote_content=true`; then remote
+    /// images point at the image proxy (`/remote/image`) and other remote media stay out.
     #[oai(path = "/messages/:id", method = "get", tag = "ApiTags::Mail")]
     async fn message(
         &self,
@@ -409,11 +410,16 @@ impl MailApi {
         let user = auth.0.user_id;
         let m = message_of(&state, user, id.0).await?;
         let allow = remote_content.0.unwrap_or(false);
+        let remote = if allow {
+            state.remote.proxied_for(user)
+        } else {
+            crate::html::RemoteContent::Blocked
+        };
         let sanitized = m
             .content
             .html_body
             .as_deref()
-            .map(|h| crate::html::sanitize(h, allow));
+            .map(|h| crate::html::sanitize(h, remote));
         let tags = tags_by_id(&state, user).await?;
         Ok(Json(MessageView::new(&m, sanitized, allow, &tags)))
     }

@@ -90,19 +90,29 @@ describe("sanitizeMail", () => {
     expect(doc.getElementById("t")?.hasAttribute("background")).toBe(false);
   });
 
-  it("removes remote images unless the reader allowed them, and names their origins when allowed", () => {
+  it("never lets the frame fetch from the sender, loaded or not", () => {
     const html = `<img id="i" src="https://img.example/a.png"><img srcset="https://cdn.example/b.png 2x, c.png 1x">
       <table background="http://127.0.0.2:8081/bg.gif"><tr><td>x</td></tr></table><img src="//proto.example/x.png">`;
-    const blocked = sanitizeMail(html, false);
-    expect(blocked.html).not.toMatch(/img\.example|cdn\.example|127\.0\.0\.2|proto\.example/);
-    expect(blocked.removedRemote).toBe(4);
-    expect(blocked.remoteOrigins).toEqual([]);
+    for (const allowRemote of [false, true]) {
+      const out = sanitizeMail(html, allowRemote);
+      expect(out.html).not.toMatch(/img\.example|cdn\.example|127\.0\.0\.2|proto\.example/);
+      expect(out.removedRemote).toBe(4);
+      expect(out.proxied).toBe(false);
+    }
+  });
 
-    const allowed = sanitizeMail(html, true);
-    expect(allowed.html).toContain("https://img.example/a.png");
-    expect(allowed.remoteOrigins).toEqual(["http://127.0.0.2:8081", "https://cdn.example", "https://img.example"]);
-    // A protocol-relative URL would take the page's scheme: never guessed.
-    expect(allowed.html).not.toContain("proto.example");
+  it("keeps image proxy links only once remote content is loaded, and nothing else relative", () => {
+    const link = "/api/v1/remote/image?u=https%3A%2F%2Fimg.example%2Fa.png&e=1&a=x&s=y";
+    const html = `<img id="p" src="${link.replace(/&/g, "&amp;")}"><img id="r" src="/api/v1/messages">
+      <table id="t" background="${link.replace(/&/g, "&amp;")}"><tr><td>x</td></tr></table>`;
+    const loaded = clean(html, true);
+    expect(loaded.getElementById("p")?.getAttribute("src")).toBe(link);
+    expect(loaded.getElementById("t")?.getAttribute("background")).toBe(link);
+    expect(loaded.getElementById("r")?.hasAttribute("src")).toBe(false);
+    expect(sanitizeMail(html, true).proxied).toBe(true);
+    const blocked = clean(html, false);
+    expect(blocked.getElementById("p")?.hasAttribute("src")).toBe(false);
+    expect(sanitizeMail(html, false).proxied).toBe(false);
   });
 
   it("opens links outside the frame with no opener and no referrer", () => {
@@ -122,7 +132,7 @@ describe("sanitizeMail", () => {
 
 describe("the frame's document", () => {
   it("forbids everything but embedded images by default", () => {
-    const policy = framePolicy([]);
+    const policy = framePolicy(false);
     expect(policy).toContain("default-src 'none'");
     expect(policy).toContain("img-src data:;");
     expect(policy).toContain("script-src 'none'");
@@ -130,8 +140,10 @@ describe("the frame's document", () => {
     expect(policy).not.toMatch(/https?:/);
   });
 
-  it("names only the allowed origins once remote content is loaded", () => {
-    expect(framePolicy(["https://img.example"])).toContain("img-src data: https://img.example;");
+  it("admits only the image proxy's path once remote content is loaded", () => {
+    expect(framePolicy(true, "https://mail.example")).toContain(
+      "img-src data: https://mail.example/api/v1/remote/image;",
+    );
   });
 
   it("carries the policy in a meta element ahead of the body", () => {
@@ -140,7 +152,7 @@ describe("the frame's document", () => {
       "text/html",
     );
     const meta = doc.head.querySelector('meta[http-equiv="Content-Security-Policy"]');
-    expect(meta?.getAttribute("content")).toBe(framePolicy([]));
+    expect(meta?.getAttribute("content")).toBe(framePolicy(false));
     expect(doc.body.innerHTML).toBe("<p>hi</p>");
   });
 });

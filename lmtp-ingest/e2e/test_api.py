@@ -185,7 +185,11 @@ def test_discussions_messages_and_safe_html(api):
     assert "utm_" not in view["html"] and "fbclid" not in view["html"]
     assert view["tracking_params_removed"] == 3
     opened = c.get(f"/messages/{news_id}?remote_content=true").json()
-    assert "tracker.shop.test" in opened["html"] and opened["blocked"] == []
+    assert opened["blocked"] == []
+    # Loaded remote images come through our image proxy, never straight from the sender.
+    assert 'src="/api/v1/remote/image?u=https%3A%2F%2Ftracker.shop.test%2Fopen.gif' in opened["html"], \
+        opened["html"]
+    assert '"https://tracker.shop.test' not in opened["html"]
 
     raw = c.get(f"/messages/{news_id}/raw")
     assert raw.status == 200 and raw.headers["content-type"].startswith("message/rfc822")

@@ -3989,7 +3989,8 @@ export interface paths {
         };
         /**
          * One message, ready to show. HTML is sanitized, and remote content (images, tracking
-         *     pixels) is removed and listed in `blocked` unless `remote_content=true`.
+         *     pixels) is removed and listed in `blocked` unless `remote_content=true`; then remote
+         *     images point at the image proxy (`/remote/image`) and other remote media stay out.
          */
         get: {
             parameters: {
@@ -5094,6 +5095,142 @@ export interface paths {
                 };
             };
         };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/remote/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A remote image of a message, fetched by the server. The link comes from a message's
+         *     HTML loaded with `remote_content=true`; its signature authorises it (browsers load
+         *     images without the Authorization header), so no session is needed. 403 for a bad or
+         *     expired signature or a destination that is not a public address; 502 when the remote
+         *     server fails, answers something other than an image or sends more than the size cap.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description The remote URL. */
+                    u: string;
+                    /** @description The link's expiry, in Unix seconds. */
+                    e: number;
+                    /** @description The user the link was issued to. */
+                    a: string;
+                    /** @description The link's signature. */
+                    s: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /**
+                 * @description The image; its `Content-Type` is the remote server's, always an `image/*` type other
+                 *     than SVG.
+                 */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/*": string;
+                    };
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
