@@ -5,8 +5,9 @@
 //! reader's address or cookies, and other remote media stay out. Links lose the query
 //! parameters that exist only to tell the sender who clicked (`utm_*` and the like).
 
-use crate::types::BlockedContent;
+use crate::types::{BlockedContent, TrackerReason};
 use ammonia::{Builder, UrlRelative};
+use palisade_remote::TrackerHosts;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -155,8 +156,30 @@ impl<'a> ammonia::UrlRelativeEvaluate<'a> for IssuedLinks {
     }
 }
 
-/// Sanitizes `html`; remote resources are blocked and listed, or images proxied.
-pub fn sanitize(html: &str, remote: RemoteContent) -> Sanitized {
+/// Marks the blocked resources that are trackers: images hidden or sized to a pixel in
+/// `html`, and anything from a host on the tracker list. A pixel is the stronger reason.
+fn mark_trackers(blocked: &mut [BlockedContent], html: &str, trackers: &TrackerHosts) {
+    let invisible = if blocked.iter().any(|b| b.kind == "img src") {
+        crate::pixels::invisible_images(html)
+    } else {
+        HashSet::new()
+    };
+    for b in blocked {
+        let category = trackers.category_of_url(&b.url);
+        let reason = if b.kind == "img src" && invisible.contains(&b.url) {
+            Some(TrackerReason::Pixel)
+        } else {
+            category.map(|_| TrackerReason::TrackingHost)
+        };
+        b.tracker = reason.is_some();
+        b.reason = reason;
+        b.category = category.map(str::to_string);
+    }
+}
+
+/// Sanitizes `html`; remote resources are blocked and listed (trackers among them marked
+/// from `trackers` and the HTML itself), or images proxied.
+pub fn sanitize(html: &str, remote: RemoteContent, trackers: &TrackerHosts) -> Sanitized {
     let blocked: Arc<Mutex<Vec<BlockedContent>>> = Arc::default();
     let sink = blocked.clone();
     let params_removed = Arc::new(std::sync::atomic::AtomicU32::new(0));
@@ -188,6 +211,9 @@ pub fn sanitize(html: &str, remote: RemoteContent) -> Sanitized {
                             list.push(BlockedContent {
                                 kind: format!("{element} {attribute}"),
                                 url: value.chars().take(2048).collect(),
+                                tracker: false,
+                                reason: None,
+                                category: None,
                             });
                         }
                         return None;
@@ -208,10 +234,11 @@ pub fn sanitize(html: &str, remote: RemoteContent) -> Sanitized {
         });
     let clean = builder.clean(html).to_string();
     drop(builder);
-    let blocked = match Arc::try_unwrap(blocked) {
+    let mut blocked = match Arc::try_unwrap(blocked) {
         Ok(m) => m.into_inner().unwrap_or_default(),
         Err(shared) => shared.lock().map(|l| l.clone()).unwrap_or_default(),
     };
+    mark_trackers(&mut blocked, html, trackers);
     Sanitized {
         html: clean,
         blocked,
@@ -233,7 +260,7 @@ mod tests {
             html: clean,
             blocked,
             ..
-        } = sanitize(html, RemoteContent::Blocked);
+        } = sanitize(html, RemoteContent::Blocked, &TrackerHosts::default());
         assert!(!clean.contains("script") && !clean.contains("onclick"));
         assert!(!clean.contains("tracker.example") && !clean.contains("t.example/bg"));
         assert!(clean.contains("cid:logo@x"), "inline parts stay: {clean}");
@@ -242,6 +269,55 @@ mod tests {
         assert_eq!(blocked.len(), 1);
         assert_eq!(blocked[0].kind, "img src");
         assert_eq!(blocked[0].url, "https://tracker.example/p.gif?u=1");
+    }
+
+    #[test]
+    fn pixels_and_listed_hosts_are_marked_as_trackers() {
+        let html = concat!(
+            r#"<img src="https://shop.example/open.gif?u=1" width="1" height="1">"#,
+            r#"<img src="https://us1.list-manage.com/track/o.png">"#,
+            r#"<img src="https://ad.doubleclick.net/p.gif" style="display:none">"#,
+            r#"<img src="https://shop.example/banner.png" width="600">"#,
+            r#"<table background="https://stats.list-manage.com/bg.png"><tr><td>x</td></tr></table>"#,
+        );
+        let trackers = TrackerHosts::parse(
+            "list-manage.com customer_interaction\ndoubleclick.net advertising\n",
+        );
+        let blocked = sanitize(html, RemoteContent::Blocked, &trackers).blocked;
+        let marks: Vec<(&str, bool, Option<TrackerReason>, Option<&str>)> = blocked
+            .iter()
+            .map(|b| (b.url.as_str(), b.tracker, b.reason, b.category.as_deref()))
+            .collect();
+        assert_eq!(
+            marks,
+            vec![
+                (
+                    "https://shop.example/open.gif?u=1",
+                    true,
+                    Some(TrackerReason::Pixel),
+                    None
+                ),
+                (
+                    "https://us1.list-manage.com/track/o.png",
+                    true,
+                    Some(TrackerReason::TrackingHost),
+                    Some("customer_interaction")
+                ),
+                (
+                    "https://ad.doubleclick.net/p.gif",
+                    true,
+                    Some(TrackerReason::Pixel),
+                    Some("advertising")
+                ),
+                ("https://shop.example/banner.png", false, None, None),
+                (
+                    "https://stats.list-manage.com/bg.png",
+                    true,
+                    Some(TrackerReason::TrackingHost),
+                    Some("customer_interaction")
+                ),
+            ]
+        );
     }
 
     /// A proxy link that shows what it was given.
@@ -265,7 +341,7 @@ mod tests {
             html: clean,
             blocked,
             ..
-        } = sanitize(html, test_proxy());
+        } = sanitize(html, test_proxy(), &TrackerHosts::default());
         assert!(blocked.is_empty());
         assert!(
             clean.contains(r#"src="/proxy?u=https%3A//img.example/a.png""#),
@@ -296,7 +372,7 @@ mod tests {
             r#"<a href="https://example.test/p?q=utm_source&amp;page=2">c</a>"#,
             r#"<img src="https://img.example/a.png?utm_source=kept">"#,
         );
-        let out = sanitize(html, test_proxy());
+        let out = sanitize(html, test_proxy(), &TrackerHosts::default());
         assert!(
             out.html
                 .contains(r#"href="https://shop.example/item?id=7#top""#),

@@ -19,6 +19,7 @@ mod mail;
 pub mod mailer;
 mod ownership;
 pub mod passwords;
+mod pixels;
 pub mod remote;
 pub mod request_id;
 pub mod rules;

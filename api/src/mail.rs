@@ -419,7 +419,7 @@ impl MailApi {
             .content
             .html_body
             .as_deref()
-            .map(|h| crate::html::sanitize(h, remote));
+            .map(|h| crate::html::sanitize(h, remote, &state.remote.trackers));
         let tags = tags_by_id(&state, user).await?;
         Ok(Json(MessageView::new(&m, sanitized, allow, &tags)))
     }

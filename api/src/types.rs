@@ -447,6 +447,23 @@ pub struct BlockedContent {
     pub kind: String,
     /// The URL that would have been fetched.
     pub url: String,
+    /// Whether it exists to report that the message was opened (see `reason`).
+    pub tracker: bool,
+    /// Why it is a tracker; absent when it is not one.
+    pub reason: Option<TrackerReason>,
+    /// The tracker list's category of its host (`advertising`, `site_analytics`, ...), when
+    /// `reason` is `tracking_host`.
+    pub category: Option<String>,
+}
+
+/// Why a blocked resource is taken for a tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TrackerReason {
+    /// An image the message sizes to at most 3×3 pixels or hides: nobody is meant to see it.
+    Pixel,
+    /// Its host is on the maintained list of tracking hosts.
+    TrackingHost,
 }
 
 /// A tag as assigned to a message.

@@ -178,7 +178,8 @@ def test_discussions_messages_and_safe_html(api):
     view = c.get(f"/messages/{news_id}").json()
     assert "script" not in view["html"] and "onclick" not in view["html"]
     assert "tracker.shop.test" not in view["html"], "remote content is blocked by default"
-    assert view["blocked"] == [{"kind": "img src", "url": "https://tracker.shop.test/open.gif?u=alice"}]
+    assert view["blocked"] == [{"kind": "img src", "url": "https://tracker.shop.test/open.gif?u=alice",
+                                "tracker": True, "reason": "pixel"}], "a 1-pixel-wide image is a tracker"
     assert view["remote_content_allowed"] is False
     # The link still works, but no longer tells the shop who clicked it, nor from which mail.
     assert 'href="https://shop.test/sale?id=3"' in view["html"], view["html"]

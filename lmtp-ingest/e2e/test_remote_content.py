@@ -1,6 +1,8 @@
-"""The image proxy, end to end: loaded remote images come from our origin, signed per user,
-and the proxy reaches only public addresses (after DNS, and on every redirect), passes only
-raster images under the size cap, and sends no cookie or referrer. Runs on both backends.
+"""Remote content, end to end: blocked items are marked as trackers from the message itself
+(pixels, hidden images) and from the maintained tracker list; loaded remote images come from
+our origin through the image proxy, signed per user, and the proxy reaches only public
+addresses (after DNS, and on every redirect), passes only raster images under the size cap, and
+sends no cookie or referrer. Runs on both backends.
 
 The test servers listen on 127.0.0.2, which daemons here may reach only through the
 test-only allowlist; a second server on 127.0.0.1 stands for the internal network and must
@@ -21,8 +23,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import subprocess
+
 from api_helpers import PASSWORD, deliver, message
-from palisade_e2e import ApiClient, free_port
+from palisade_e2e import REPO, ApiClient, free_port
 
 # A valid 1×1 PNG.
 PNG = bytes.fromhex(
@@ -104,9 +108,19 @@ def servers():
         s.server_close()
 
 
-def start(make_daemon, allow: list[str]):
+@pytest.fixture(scope="session")
+def tracker_list(tmp_path_factory):
+    """The tracker list as a release ships it, generated from the registry package."""
+    out = tmp_path_factory.mktemp("trackers") / "tracker-hosts.txt"
+    r = subprocess.run([str(REPO / "devtools" / "tracker-hosts"), str(out)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def start(make_daemon, allow: list[str], **remote):
     d = make_daemon(api={"remote": {"secret": SECRET, "max_image_bytes": MAX_IMAGE,
-                                    "timeout_secs": 10, "allow_private": allow}})
+                                    "timeout_secs": 10, "allow_private": allow, **remote}})
     d.add_user("alice", "alice@example.test", password=PASSWORD)
     return d
 
@@ -246,3 +260,36 @@ def test_links_with_a_bad_or_expired_signature_are_refused(make_daemon, servers)
     assert error_code(r, 403) == "forbidden" and "expired" in r.json()["message"], r
     assert anonymous(d).get(link_with(s=q["s"])).status == 200, "the untouched link still works"
     assert outside.paths() == ["/pixel.png"], "refused links fetch nothing"
+
+
+def test_pixels_hidden_images_and_listed_hosts_are_marked_as_trackers(make_daemon, tracker_list):
+    hosts = dict(line.split() for line in tracker_list.read_text().splitlines()
+                 if line and not line.startswith("#"))
+    assert len(hosts) > 1000, "the maintained list, not a handful of names"
+    assert hosts.get("list-manage.com") == "customer_interaction", "Mailchimp's open tracking"
+    d = start(make_daemon, allow=[], tracker_hosts=str(tracker_list))
+    c = login(d)
+    html = ('<p>Spring sale</p>'
+            '<img src="https://shop.test/banner.png" width="600" alt="Sale">'
+            '<img src="https://shop.test/o.gif?id=7" width="1" height="1" alt="">'
+            '<img src="https://shop.test/h.gif" style="display:none" alt="">'
+            '<img src="https://us5.list-manage.com/track/open.php?u=abc" alt="">'
+            '<a href="https://shop.test/sale?utm_source=mail&amp;id=3">Shop</a>')
+    deliver(d, "alice@example.test", message("Trackers", html=html))
+    mid = c.get("/messages").json()["items"][0]["id"]
+    view = c.get(f"/messages/{mid}").json()
+    assert view["blocked"] == [
+        {"kind": "img src", "url": "https://shop.test/banner.png", "tracker": False},
+        {"kind": "img src", "url": "https://shop.test/o.gif?id=7", "tracker": True, "reason": "pixel"},
+        {"kind": "img src", "url": "https://shop.test/h.gif", "tracker": True, "reason": "pixel"},
+        {"kind": "img src", "url": "https://us5.list-manage.com/track/open.php?u=abc", "tracker": True,
+         "reason": "tracking_host", "category": "customer_interaction"},
+    ], view["blocked"]
+    assert 'href="https://shop.test/sale?id=3"' in view["html"] and view["tracking_params_removed"] == 1
+
+    # Without a list only the message itself tells: the listed host is no longer marked.
+    plain = start(make_daemon, allow=[])
+    deliver(plain, "alice@example.test", message("Trackers", html=html))
+    pc = login(plain)
+    marks = [b["tracker"] for b in pc.get(f"/messages/{pc.get('/messages').json()['items'][0]['id']}").json()["blocked"]]
+    assert marks == [False, True, True, False]

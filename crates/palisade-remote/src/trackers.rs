@@ -83,6 +83,20 @@ impl TrackerHosts {
         self.hosts.is_empty()
     }
 
+    /// The category of the host of `url` (http, https or protocol-relative) when it is a
+    /// known tracker.
+    pub fn category_of_url(&self, url: &str) -> Option<&str> {
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let url = crate::link::proxiable(url)?;
+        let parsed = url::Url::parse(&url).ok()?;
+        match parsed.host()? {
+            url::Host::Domain(host) => self.category(host),
+            _ => None,
+        }
+    }
+
     /// The category of `host` when it, or a domain it belongs to, is a known tracker.
     pub fn category(&self, host: &str) -> Option<&str> {
         if host.len() > MAX_HOST {
@@ -125,5 +139,18 @@ mod tests {
         assert_eq!(list.category("manage.com"), None);
         assert_eq!(list.category("com"), None);
         assert_eq!(list.category(&"a.".repeat(200)), None);
+        assert_eq!(
+            list.category_of_url("https://us1.list-manage.com/track/open.php?u=1"),
+            Some("customer_interaction")
+        );
+        assert_eq!(
+            list.category_of_url("//stats.g.doubleclick.net/x.gif"),
+            Some("advertising")
+        );
+        assert_eq!(
+            list.category_of_url("https://img.example/list-manage.com"),
+            None
+        );
+        assert_eq!(list.category_of_url("cid:list-manage.com"), None);
     }
 }

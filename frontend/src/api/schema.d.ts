@@ -5872,8 +5872,17 @@ export interface components {
          * @description One remote resource that was kept out of the HTML.
          */
         BlockedContent: {
+            /**
+             * @description The tracker list's category of its host (`advertising`, `site_analytics`, ...), when
+             *     `reason` is `tracking_host`.
+             */
+            category?: string;
             /** @description Element and attribute it was in, for example `img src`. */
             kind: string;
+            /** @description Why it is a tracker; absent when it is not one. */
+            reason?: components["schemas"]["TrackerReason"] & unknown;
+            /** @description Whether it exists to report that the message was opened (see `reason`). */
+            tracker: boolean;
             /** @description The URL that would have been fetched. */
             url: string;
         };
@@ -6591,6 +6600,11 @@ export interface components {
             /** @description Tag ids, each one of the user's tags (an unknown one answers 404). */
             tags: string[];
         };
+        /**
+         * @description Why a blocked resource is taken for a tracker.
+         * @enum {string}
+         */
+        TrackerReason: "pixel" | "tracking_host";
     };
     responses: never;
     parameters: never;

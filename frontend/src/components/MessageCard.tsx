@@ -223,7 +223,7 @@ function MessageBody({ message, remoteBusy, onLoadRemote }: MessageBodyProps) {
           <span>
             {t("message.remoteBlocked", {
               count: formatNumber(blocked),
-              trackers: formatNumber(countTrackers(message.blocked, html)),
+              trackers: formatNumber(countTrackers(message.blocked)),
             })}
           </span>
           <button type="button" class="button button--secondary" disabled={remoteBusy} onClick={onLoadRemote}>
