@@ -21,6 +21,7 @@ mod ownership;
 pub mod passwords;
 mod pixels;
 pub mod remote;
+mod remote_trust;
 pub mod request_id;
 pub mod rules;
 pub mod sessions;
@@ -155,6 +156,7 @@ pub type Handlers = (
     suggest::SuggestApi,
     ownership::OwnershipApi,
     remote::RemoteApi,
+    remote_trust::RemoteTrustApi,
 );
 
 /// The OpenAPI service with every handler.
@@ -168,6 +170,7 @@ pub fn service() -> OpenApiService<Handlers, ()> {
             suggest::SuggestApi,
             ownership::OwnershipApi,
             remote::RemoteApi,
+            remote_trust::RemoteTrustApi,
         ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),

@@ -397,8 +397,10 @@ impl MailApi {
     }
 
     /// One message, ready to show. HTML is sanitized, and remote content (images, tracking
-    /// pixels) is removed and listed in `blocked` unless `remote_content=true`; then remote
-    /// images point at the image proxy (`/remote/image`) and other remote media stay out.
+    /// pixels) is removed and listed in `blocked` unless `remote_content=true` or the user
+    /// always loads it from this authenticated sender or its domain (`/remote/trusted`); then
+    /// remote images point at the image proxy (`/remote/image`) and other remote media stay
+    /// out.
     #[oai(path = "/messages/:id", method = "get", tag = "ApiTags::Mail")]
     async fn message(
         &self,
@@ -409,7 +411,16 @@ impl MailApi {
     ) -> Result<Json<MessageView>, ApiError> {
         let user = auth.0.user_id;
         let m = message_of(&state, user, id.0).await?;
-        let allow = remote_content.0.unwrap_or(false);
+        let asked = remote_content.0.unwrap_or(false);
+        let sender = crate::remote_trust::authenticated_sender(&m);
+        // The settings are read only when they could change what is shown.
+        let trusted = match &sender {
+            Some(sender) if !asked && m.content.html_body.is_some() => {
+                crate::remote_trust::trusted_by(&state, user, sender).await?
+            }
+            _ => None,
+        };
+        let allow = asked || trusted.is_some();
         let remote = if allow {
             state.remote.proxied_for(user)
         } else {
@@ -421,7 +432,10 @@ impl MailApi {
             .as_deref()
             .map(|h| crate::html::sanitize(h, remote, &state.remote.trackers));
         let tags = tags_by_id(&state, user).await?;
-        Ok(Json(MessageView::new(&m, sanitized, allow, &tags)))
+        let mut view = MessageView::new(&m, sanitized, allow, &tags);
+        view.remote_content_trusted = trusted.map(Into::into);
+        view.authenticated_sender = sender;
+        Ok(Json(view))
     }
 
     /// The message exactly as received.

@@ -456,6 +456,43 @@ pub struct BlockedContent {
     pub category: Option<String>,
 }
 
+/// What an "always load remote content" setting covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TrustKindView {
+    /// One sender address.
+    Sender,
+    /// Every sender of a domain.
+    Domain,
+}
+
+impl From<palisade_store::TrustKind> for TrustKindView {
+    fn from(k: palisade_store::TrustKind) -> Self {
+        match k {
+            palisade_store::TrustKind::Sender => TrustKindView::Sender,
+            palisade_store::TrustKind::Domain => TrustKindView::Domain,
+        }
+    }
+}
+
+impl From<TrustKindView> for palisade_store::TrustKind {
+    fn from(k: TrustKindView) -> Self {
+        match k {
+            TrustKindView::Sender => palisade_store::TrustKind::Sender,
+            TrustKindView::Domain => palisade_store::TrustKind::Domain,
+        }
+    }
+}
+
+/// One "always load remote content" setting.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+pub struct RemoteTrustView {
+    /// A sender address or a whole domain.
+    pub kind: TrustKindView,
+    /// The address or domain, lowercase.
+    pub value: String,
+}
+
 /// Why a blocked resource is taken for a tracker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
 #[oai(rename_all = "snake_case")]
@@ -513,8 +550,16 @@ pub struct MessageView {
     pub html: Option<String>,
     /// Remote resources removed from the HTML.
     pub blocked: Vec<BlockedContent>,
-    /// Whether remote content was left in, because the request asked for it.
+    /// Whether remote content was loaded (through the image proxy): the request asked for it,
+    /// or the user always loads it from this sender or domain (`remote_content_trusted`).
     pub remote_content_allowed: bool,
+    /// Why remote content was loaded without being asked for: the user always loads it from
+    /// this authenticated sender or its domain.
+    pub remote_content_trusted: Option<TrustKindView>,
+    /// The sender's address when the message proves it (DMARC passed in our own MTA's
+    /// Authentication-Results, one From address): only then can "always load remote content"
+    /// be set for, or apply to, this sender or domain.
+    pub authenticated_sender: Option<String>,
     /// Tracking parameters (`utm_*`, `fbclid` and the like) removed from the HTML's links.
     pub tracking_params_removed: u32,
     /// Attachments.
@@ -561,6 +606,8 @@ impl MessageView {
             html,
             blocked,
             remote_content_allowed,
+            remote_content_trusted: None,
+            authenticated_sender: None,
             tracking_params_removed,
             attachments: c
                 .attachments

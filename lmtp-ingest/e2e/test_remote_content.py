@@ -293,3 +293,78 @@ def test_pixels_hidden_images_and_listed_hosts_are_marked_as_trackers(make_daemo
     pc = login(plain)
     marks = [b["tracker"] for b in pc.get(f"/messages/{pc.get('/messages').json()['items'][0]['id']}").json()["blocked"]]
     assert marks == [False, True, True, False]
+
+
+# Our MTA, as the deployment configures it, and what it writes on mail it authenticated.
+OUR_MTA = {"authserv_id": "mx.example.test", "internal_relays": ["mx.example.test"]}
+ENTRY = ("Received: from mx.shop.test (mx.shop.test [192.0.2.1]) by mx.example.test with ESMTPS id 1;"
+         " Mon, 02 Mar 2026 10:00:00 +0000\n")
+PASSED = ENTRY + ("Authentication-Results: mx.example.test; dkim=pass header.d=shop.test;"
+                  " spf=pass smtp.mailfrom=shop.test; dmarc=pass header.from=shop.test\n")
+FAILED = ENTRY + ("Authentication-Results: mx.example.test; dkim=fail header.d=shop.test;"
+                  " spf=fail smtp.mailfrom=shop.test; dmarc=fail header.from=shop.test\n")
+# What a forger writes: a pass under another authserv-id, below our MTA's hop.
+FORGED = ENTRY + "Authentication-Results: shop.test; dkim=pass; spf=pass; dmarc=pass\n"
+NEWS_HTML = '<p>News</p><img src="https://cdn.shop.test/banner.png" alt="banner">'
+
+
+def news(subject: str, headers: str, frm: str = "News <news@shop.test>") -> str:
+    return headers + message(subject, frm=frm, html=NEWS_HTML)
+
+
+def test_always_load_applies_per_sender_and_domain_and_never_to_unauthenticated_mail(make_daemon):
+    d = make_daemon(privacy=OUR_MTA)
+    d.add_user("alice", "alice@example.test", password=PASSWORD)
+    d.add_user("bob", "bob@example.test", password=PASSWORD)
+    c = login(d)
+    for subject, headers, frm in [("passed", PASSED, "News <news@shop.test>"),
+                                  ("other sender", PASSED, "Deals <deals@shop.test>"),
+                                  ("failed", FAILED, "News <news@shop.test>"),
+                                  ("forged", FORGED, "News <news@shop.test>"),
+                                  ("unauthenticated", "", "News <news@shop.test>")]:
+        deliver(d, "alice@example.test", news(subject, headers, frm))
+    ids = {m["subject"]: m["id"] for m in c.get("/messages").json()["items"]}
+
+    def shown(subject: str) -> dict:
+        view = c.get(f"/messages/{ids[subject]}").json()
+        loaded = view["remote_content_allowed"]
+        assert loaded == (view["blocked"] == []), view
+        assert loaded == ("/api/v1/remote/image?" in view["html"]), view["html"]
+        return view
+
+    assert shown("passed")["authenticated_sender"] == "news@shop.test"
+    for subject in ("failed", "forged", "unauthenticated"):
+        assert "authenticated_sender" not in shown(subject), subject
+    assert not any(shown(s)["remote_content_allowed"] for s in ids), "nothing loads by default"
+
+    added = c.post("/remote/trusted", {"kind": "sender", "value": " News@Shop.TEST "})
+    assert added.status == 200, added
+    assert added.json() == {"kind": "sender", "value": "news@shop.test"}
+    assert c.post("/remote/trusted", {"kind": "sender", "value": "news@shop.test"}).status == 200
+    assert c.get("/remote/trusted").json() == [{"kind": "sender", "value": "news@shop.test"}]
+    view = shown("passed")
+    assert view["remote_content_allowed"] and view["remote_content_trusted"] == "sender"
+    assert not shown("other sender")["remote_content_allowed"], "one sender, not the domain"
+    for subject in ("failed", "forged", "unauthenticated"):
+        assert not shown(subject)["remote_content_allowed"], f"{subject} mail never loads by itself"
+
+    assert c.post("/remote/trusted", {"kind": "domain", "value": "shop.test"}).status == 200
+    assert shown("other sender")["remote_content_trusted"] == "domain"
+    assert shown("passed")["remote_content_trusted"] == "sender"
+    for subject in ("failed", "forged", "unauthenticated"):
+        assert not shown(subject)["remote_content_allowed"], subject
+
+    bob = d.login("bob@example.test", PASSWORD)
+    assert bob.get("/remote/trusted").json() == [], "settings are per user"
+    assert bob.delete("/remote/trusted/domain/shop.test").status == 404
+
+    for bad in [{"kind": "domain", "value": "not a domain"}, {"kind": "sender", "value": "nobody"},
+                {"kind": "site", "value": "shop.test"}, {"kind": "domain", "value": ""}]:
+        assert c.post("/remote/trusted", bad).status == 400, bad
+    assert c.delete("/remote/trusted/sender/news@shop.test").status == 204
+    assert c.delete("/remote/trusted/sender/news@shop.test").status == 404
+    assert c.get("/remote/trusted").json() == [{"kind": "domain", "value": "shop.test"}]
+    assert shown("passed")["remote_content_trusted"] == "domain"
+    assert c.delete("/remote/trusted/domain/shop.test").status == 204
+    assert not shown("passed")["remote_content_allowed"]
+    assert ApiClient(d.api_url).get("/remote/trusted").status == 401

@@ -26,6 +26,7 @@ pub async fn run_all(store: &dyn Store) {
     crate::contract_suggest::run_all(store).await;
     crate::contract_replace::run_all(store).await;
     crate::contract_months::run_all(store).await;
+    crate::contract_remote_trust::run_all(store).await;
 }
 
 pub(crate) fn addr(s: &str) -> Address {

@@ -16,6 +16,7 @@ mod deliver;
 mod drafts;
 mod mailbox;
 mod organize;
+mod remote_trust;
 mod schema;
 mod statements;
 mod tags;

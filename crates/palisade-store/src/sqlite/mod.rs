@@ -12,6 +12,7 @@ mod drafts;
 mod jobs;
 mod mailbox;
 mod organize;
+mod remote_trust;
 mod rows;
 mod schema;
 mod tags;
