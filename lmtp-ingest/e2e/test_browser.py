@@ -41,7 +41,7 @@ DIST = Path(os.environ.get("PALISADE_E2E_DIST") or FRONTEND / "dist")
 PASSWORD = "correct horse battery staple"
 RECORDER_HOST = "127.0.0.2"
 # One account per spec (or per test), so their mailboxes and sessions never meet.
-USERS = ("alice", "mallory", "bob", "carol", "dana", "erin", "frank", "grace", "heidi", "ivan")
+USERS = ("alice", "mallory", "bob", "carol", "dana", "erin", "frank", "grace", "heidi", "ivan", "judy")
 # The smallest valid PNG (1x1, transparent): what the recorder answers to image requests.
 PIXEL = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -197,7 +197,9 @@ def system(make_daemon):
     # allowlist, since the recorder listens on a loopback address.
     d = make_daemon(start=False, api={"proxy_protocol": {"enabled": True, "trusted": [f"{HOST}/32"]},
                                       "static_dir": str(DIST),
-                                      "remote": {"allow_private": [f"{RECORDER_HOST}/32"]}})
+                                      "remote": {"allow_private": [f"{RECORDER_HOST}/32"]}},
+                    # Our MTA's name, so remote.spec.ts can deliver mail it authenticated.
+                    privacy={"authserv_id": "mx.example.test", "internal_relays": ["mx.example.test"]})
     pf = Postfix(root / "postfix", d.port)
     d.submission = {"host": HOST, "port": pf.smtp_port, "message_id_domain": "palisade.test"}
     d.write_config()
