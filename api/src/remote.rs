@@ -149,6 +149,7 @@ impl RemoteApi {
         #[oai(validator(max_length = 2048))]
         u: Query<String>,
         /// The link's expiry, in Unix seconds.
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
         e: Query<u64>,
         /// The user the link was issued to.
         a: Query<Uuid>,

@@ -6,7 +6,8 @@
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::types::{RemoteTrustView, TrustKindView};
+use crate::rules::{AddressText, DomainName};
+use crate::types::RemoteTrustView;
 use crate::{AppState, Auth};
 use palisade_model::{Address, Message, ParticipantRole, UserId};
 use palisade_store::{RemoteTrustEntry, StoreError, TrustKind};
@@ -63,32 +64,22 @@ pub(crate) async fn trusted_by(
         .map(|_| TrustKind::Domain))
 }
 
-/// The setting as stored: a valid address or domain, lowercase.
-fn normalized(kind: TrustKindView, value: &str) -> Result<RemoteTrustEntry, ApiError> {
-    let value = match kind {
-        TrustKindView::Sender => Address::parse(value)
-            .map_err(|_| ApiError::invalid("value: not an email address"))?
-            .as_str()
-            .to_string(),
-        TrustKindView::Domain => {
-            let domain = value.trim().trim_end_matches('.').to_lowercase();
-            let label_ok = |l: &str| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            };
-            if domain.len() > 253 || !domain.contains('.') || !domain.split('.').all(label_ok) {
-                return Err(ApiError::invalid("value: not a domain name"));
-            }
-            domain
-        }
-    };
+/// The setting for a sender, as stored: the address, normalized.
+fn sender_entry(address: &AddressText) -> Result<RemoteTrustEntry, ApiError> {
+    let address =
+        Address::parse(address).map_err(|_| ApiError::invalid("address: not a mail address"))?;
     Ok(RemoteTrustEntry {
-        kind: kind.into(),
-        value,
+        kind: TrustKind::Sender,
+        value: address.as_str().to_string(),
     })
+}
+
+/// The setting for a domain, as stored: lowercase.
+fn domain_entry(domain: &DomainName) -> RemoteTrustEntry {
+    RemoteTrustEntry {
+        kind: TrustKind::Domain,
+        value: domain.to_ascii_lowercase(),
+    }
 }
 
 impl From<RemoteTrustEntry> for RemoteTrustView {
@@ -106,15 +97,18 @@ enum ApiTags {
     Remote,
 }
 
-/// A setting to add.
+/// A sender to always load remote content from.
 #[derive(Debug, Object, Validate)]
-pub(crate) struct RemoteTrustRequest {
-    /// A sender address or a whole domain.
-    pub kind: TrustKindView,
-    /// The address (`news@shop.example`) or domain (`shop.example`).
-    #[validate(length(min = 1, max = 254))]
-    #[oai(validator(min_length = 1, max_length = 254))]
-    pub value: String,
+pub(crate) struct TrustedSenderRequest {
+    /// The sender's address.
+    pub address: AddressText,
+}
+
+/// A domain to always load remote content from.
+#[derive(Debug, Object, Validate)]
+pub(crate) struct TrustedDomainRequest {
+    /// The domain, for example `shop.example`.
+    pub domain: DomainName,
 }
 
 #[derive(ApiResponse)]
@@ -141,48 +135,92 @@ impl RemoteTrustApi {
         Ok(Json(entries.into_iter().map(Into::into).collect()))
     }
 
-    /// Always loads remote content of authenticated mail from a sender or a domain; adding
-    /// one twice is harmless. 409 past 1000 settings.
-    #[oai(path = "/remote/trusted", method = "post", tag = "ApiTags::Remote")]
-    async fn add(
+    /// Always loads remote content of authenticated mail from a sender; adding one twice is
+    /// harmless. 409 past 1000 settings.
+    #[oai(
+        path = "/remote/trusted/senders",
+        method = "post",
+        tag = "ApiTags::Remote"
+    )]
+    async fn add_sender(
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        body: JsonBody<RemoteTrustRequest>,
+        body: JsonBody<TrustedSenderRequest>,
     ) -> Result<Json<RemoteTrustView>, ApiError> {
-        let entry = normalized(body.kind, &body.value)?;
-        match state.store.add_remote_trust(auth.0.user_id, &entry).await {
-            Ok(_) => Ok(Json(entry.into())),
-            Err(StoreError::Conflict(reason)) => Err(ApiError::conflict(reason)),
-            Err(e) => Err(e.into()),
-        }
+        add(&state, auth.0.user_id, sender_entry(&body.address)?).await
     }
 
-    /// Stops always loading remote content from a sender or domain.
+    /// Always loads remote content of authenticated mail from every sender of a domain;
+    /// adding one twice is harmless. 409 past 1000 settings.
     #[oai(
-        path = "/remote/trusted/:kind/:value",
+        path = "/remote/trusted/domains",
+        method = "post",
+        tag = "ApiTags::Remote"
+    )]
+    async fn add_domain(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        body: JsonBody<TrustedDomainRequest>,
+    ) -> Result<Json<RemoteTrustView>, ApiError> {
+        add(&state, auth.0.user_id, domain_entry(&body.domain)).await
+    }
+
+    /// Stops always loading remote content from a sender.
+    #[oai(
+        path = "/remote/trusted/senders/:address",
         method = "delete",
         tag = "ApiTags::Remote"
     )]
-    async fn remove(
+    async fn remove_sender(
         &self,
         state: Data<&Arc<AppState>>,
         auth: Auth,
-        kind: Path<TrustKindView>,
-        /// The address or domain.
-        #[oai(validator(min_length = 1, max_length = 254))]
-        value: Path<String>,
+        /// The sender's address.
+        address: Path<AddressText>,
     ) -> Result<Removed, ApiError> {
-        let entry = normalized(kind.0, &value.0)?;
-        if state
-            .store
-            .remove_remote_trust(auth.0.user_id, &entry)
-            .await?
-        {
-            Ok(Removed::Done)
-        } else {
-            Err(ApiError::not_found("no such setting"))
-        }
+        remove(&state, auth.0.user_id, sender_entry(&address.0)?).await
+    }
+
+    /// Stops always loading remote content from a domain.
+    #[oai(
+        path = "/remote/trusted/domains/:domain",
+        method = "delete",
+        tag = "ApiTags::Remote"
+    )]
+    async fn remove_domain(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Auth,
+        /// The domain.
+        domain: Path<DomainName>,
+    ) -> Result<Removed, ApiError> {
+        remove(&state, auth.0.user_id, domain_entry(&domain.0)).await
+    }
+}
+
+async fn add(
+    state: &AppState,
+    user: UserId,
+    entry: RemoteTrustEntry,
+) -> Result<Json<RemoteTrustView>, ApiError> {
+    match state.store.add_remote_trust(user, &entry).await {
+        Ok(_) => Ok(Json(entry.into())),
+        Err(StoreError::Conflict(reason)) => Err(ApiError::conflict(reason)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn remove(
+    state: &AppState,
+    user: UserId,
+    entry: RemoteTrustEntry,
+) -> Result<Removed, ApiError> {
+    if state.store.remove_remote_trust(user, &entry).await? {
+        Ok(Removed::Done)
+    } else {
+        Err(ApiError::not_found("no such setting"))
     }
 }
 
@@ -191,19 +229,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_are_normalized_and_checked() {
-        let n = |kind, v: &str| normalized(kind, v).map(|e| e.value).ok();
+    fn settings_are_stored_lowercase() {
+        let address = AddressText::new("News@Shop.Example").expect("valid address");
         assert_eq!(
-            n(TrustKindView::Sender, " News@Shop.Example ").as_deref(),
-            Some("news@shop.example")
+            sender_entry(&address).expect("entry").value,
+            "news@shop.example"
         );
-        assert_eq!(
-            n(TrustKindView::Domain, "Shop.Example.").as_deref(),
-            Some("shop.example")
-        );
-        for bad in ["shop", "-x.example", "a b.example", "x@shop.example", ""] {
-            assert_eq!(n(TrustKindView::Domain, bad), None, "{bad}");
+        let domain = DomainName::new("Shop.Example").expect("valid domain");
+        assert_eq!(domain_entry(&domain).value, "shop.example");
+        for bad in [
+            "shop",
+            "-x.example",
+            "a b.example",
+            "x@shop.example",
+            "",
+            "shop.example.",
+        ] {
+            assert!(DomainName::new(bad).is_err(), "{bad}");
         }
-        assert_eq!(n(TrustKindView::Sender, "no-at-sign"), None);
     }
 }

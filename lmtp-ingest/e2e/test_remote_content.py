@@ -337,10 +337,10 @@ def test_always_load_applies_per_sender_and_domain_and_never_to_unauthenticated_
         assert "authenticated_sender" not in shown(subject), subject
     assert not any(shown(s)["remote_content_allowed"] for s in ids), "nothing loads by default"
 
-    added = c.post("/remote/trusted", {"kind": "sender", "value": " News@Shop.TEST "})
+    added = c.post("/remote/trusted/senders", {"address": "News@Shop.TEST"})
     assert added.status == 200, added
     assert added.json() == {"kind": "sender", "value": "news@shop.test"}
-    assert c.post("/remote/trusted", {"kind": "sender", "value": "news@shop.test"}).status == 200
+    assert c.post("/remote/trusted/senders", {"address": "news@shop.test"}).status == 200
     assert c.get("/remote/trusted").json() == [{"kind": "sender", "value": "news@shop.test"}]
     view = shown("passed")
     assert view["remote_content_allowed"] and view["remote_content_trusted"] == "sender"
@@ -348,7 +348,8 @@ def test_always_load_applies_per_sender_and_domain_and_never_to_unauthenticated_
     for subject in ("failed", "forged", "unauthenticated"):
         assert not shown(subject)["remote_content_allowed"], f"{subject} mail never loads by itself"
 
-    assert c.post("/remote/trusted", {"kind": "domain", "value": "shop.test"}).status == 200
+    assert c.post("/remote/trusted/domains", {"domain": "Shop.Test"}).json() == {"kind": "domain",
+                                                                                "value": "shop.test"}
     assert shown("other sender")["remote_content_trusted"] == "domain"
     assert shown("passed")["remote_content_trusted"] == "sender"
     for subject in ("failed", "forged", "unauthenticated"):
@@ -356,15 +357,16 @@ def test_always_load_applies_per_sender_and_domain_and_never_to_unauthenticated_
 
     bob = d.login("bob@example.test", PASSWORD)
     assert bob.get("/remote/trusted").json() == [], "settings are per user"
-    assert bob.delete("/remote/trusted/domain/shop.test").status == 404
+    assert bob.delete("/remote/trusted/domains/shop.test").status == 404
 
-    for bad in [{"kind": "domain", "value": "not a domain"}, {"kind": "sender", "value": "nobody"},
-                {"kind": "site", "value": "shop.test"}, {"kind": "domain", "value": ""}]:
-        assert c.post("/remote/trusted", bad).status == 400, bad
-    assert c.delete("/remote/trusted/sender/news@shop.test").status == 204
-    assert c.delete("/remote/trusted/sender/news@shop.test").status == 404
+    for path, bad in [("domains", {"domain": "not a domain"}), ("domains", {"domain": "shop"}),
+                      ("domains", {"domain": "news@shop.test"}), ("senders", {"address": "nobody"}),
+                      ("senders", {"address": "shop.test"}), ("domains", {"domain": ""})]:
+        assert c.post(f"/remote/trusted/{path}", bad).status == 400, bad
+    assert c.delete("/remote/trusted/senders/news@shop.test").status == 204
+    assert c.delete("/remote/trusted/senders/news@shop.test").status == 404
     assert c.get("/remote/trusted").json() == [{"kind": "domain", "value": "shop.test"}]
     assert shown("passed")["remote_content_trusted"] == "domain"
-    assert c.delete("/remote/trusted/domain/shop.test").status == 204
+    assert c.delete("/remote/trusted/domains/shop.test").status == 204
     assert not shown("passed")["remote_content_allowed"]
     assert ApiClient(d.api_url).get("/remote/trusted").status == 401

@@ -97,7 +97,10 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
     setRemoteBusy(true);
     setActionError(null);
     try {
-      const { error: problem } = await api.POST("/api/v1/remote/trusted", { body: { kind, value } });
+      const { error: problem } =
+        kind === "sender"
+          ? await api.POST("/api/v1/remote/trusted/senders", { body: { address: value } })
+          : await api.POST("/api/v1/remote/trusted/domains", { body: { domain: value } });
       if (problem !== undefined) throw new Error(problem.message);
       await onLoadRemote(id);
     } catch (err) {

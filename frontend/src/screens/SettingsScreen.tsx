@@ -140,9 +140,9 @@ function RemoteTrustSection() {
 
   const remove = async (entry: RemoteTrust) => {
     const outcome = await call(() =>
-      api.DELETE("/api/v1/remote/trusted/{kind}/{value}", {
-        params: { path: { kind: entry.kind, value: entry.value } },
-      }),
+      entry.kind === "sender"
+        ? api.DELETE("/api/v1/remote/trusted/senders/{address}", { params: { path: { address: entry.value } } })
+        : api.DELETE("/api/v1/remote/trusted/domains/{domain}", { params: { path: { domain: entry.value } } }),
     );
     if (!outcome.ok && outcome.problem.status !== 404) {
       setError(describeProblem(outcome.problem));
