@@ -21,6 +21,9 @@ mod mail;
 pub mod mailer;
 mod ownership;
 pub mod passwords;
+mod pixels;
+pub mod remote;
+mod remote_trust;
 pub mod request_id;
 pub mod rules;
 pub mod sessions;
@@ -73,6 +76,8 @@ pub struct AppState {
     pub active_sessions: active_sessions::ActiveSessions,
     /// Exports being prepared on this node at once: each reads a whole mailbox.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// The image proxy and the tracking-host list.
+    pub remote: remote::RemoteState,
     /// Listener and policy settings.
     pub config: ApiConfig,
 }
@@ -89,9 +94,10 @@ impl AppState {
         pipeline: Arc<Pipeline>,
         mailer: Mailer,
         config: ApiConfig,
-    ) -> Self {
+    ) -> Result<Self, remote::RemoteSetupError> {
         let ttl = Duration::from_secs(config.session_ttl_minutes.saturating_mul(60));
-        AppState {
+        Ok(AppState {
+            remote: remote::RemoteState::new(&config.remote)?,
             sessions: Sessions::new(cache.clone(), ttl),
             event_streams: streams::StreamSlots::new(
                 usize::try_from(config.max_event_streams_per_user).unwrap_or(usize::MAX),
@@ -104,7 +110,7 @@ impl AppState {
             pipeline,
             mailer: Arc::new(mailer),
             config,
-        }
+        })
     }
 
     /// Queues re-indexing of a message after a change (tags, deletion).
@@ -144,7 +150,7 @@ pub(crate) fn page(cursor: Option<String>, limit: Option<u32>) -> Page {
 }
 
 /// Every handler of the API, in the order the document lists them.
-type Handlers = (
+pub type Handlers = (
     account::AccountApi,
     mail::MailApi,
     compose::ComposeApi,
@@ -152,6 +158,8 @@ type Handlers = (
     suggest::SuggestApi,
     ownership::OwnershipApi,
     autocrypt::AutocryptApi,
+    remote::RemoteApi,
+    remote_trust::RemoteTrustApi,
 );
 
 /// The OpenAPI service with every handler.
@@ -165,6 +173,8 @@ pub fn service() -> OpenApiService<Handlers, ()> {
             suggest::SuggestApi,
             ownership::OwnershipApi,
             autocrypt::AutocryptApi,
+            remote::RemoteApi,
+            remote_trust::RemoteTrustApi,
         ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),

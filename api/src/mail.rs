@@ -408,7 +408,10 @@ impl MailApi {
     }
 
     /// One message, ready to show. HTML is sanitized, and remote content (images, tracking
-    /// pixels) is removed and listed in `blocked` unless `remote_content=true`.
+    /// pixels) is removed and listed in `blocked` unless `remote_content=true` or the user
+    /// always loads it from this authenticated sender or its domain (`/remote/trusted`); then
+    /// remote images point at the image proxy (`/remote/image`) and other remote media stay
+    /// out.
     #[oai(path = "/messages/:id", method = "get", tag = "ApiTags::Mail")]
     async fn message(
         &self,
@@ -419,18 +422,34 @@ impl MailApi {
     ) -> Result<Json<MessageView>, ApiError> {
         let user = auth.0.user_id;
         let m = message_of(&state, user, id.0).await?;
-        let allow = remote_content.0.unwrap_or(false);
+        let asked = remote_content.0.unwrap_or(false);
+        let sender = crate::remote_trust::authenticated_sender(&m);
+        // The settings are read only when they could change what is shown.
+        let trusted = match &sender {
+            Some(sender) if !asked && m.content.html_body.is_some() => {
+                crate::remote_trust::trusted_by(&state, user, sender).await?
+            }
+            _ => None,
+        };
+        let allow = asked || trusted.is_some();
+        let remote = if allow {
+            state.remote.proxied_for(user)
+        } else {
+            crate::html::RemoteContent::Blocked
+        };
         let sanitized = m
             .content
             .html_body
             .as_deref()
-            .map(|h| crate::html::sanitize(h, allow));
+            .map(|h| crate::html::sanitize(h, remote, &state.remote.trackers));
         let tags = tags_by_id(&state, user).await?;
         let mut view = MessageView::new(&m, sanitized, allow, &tags);
         let social = Social::new(&state, user)
             .facts(&m.content.privacy, m.envelope.received_at)
             .await?;
         view.privacy = PrivacyView::with_social(&m.content.privacy, &social);
+        view.remote_content_trusted = trusted.map(Into::into);
+        view.authenticated_sender = sender;
         Ok(Json(view))
     }
 

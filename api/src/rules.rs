@@ -120,6 +120,16 @@ rule!(
 );
 
 rule!(
+    /// A domain name: at least two labels, letters, digits and inner hyphens.
+    DomainRule,
+    format!("^{LABEL}(?:\\.{LABEL})+$"),
+    3,
+    253,
+    None,
+    "a domain name such as example.org"
+);
+
+rule!(
     /// Free text on one line: anything but control characters.
     LineRule,
     format!("^[^{CONTROL}]*$"),
@@ -327,6 +337,8 @@ impl<R: Rule> ToJSON for Checked<R> {
 pub type AddressText = Checked<AddressRule>;
 /// One line of free text (a subject).
 pub type Line = Checked<LineRule>;
+/// A domain name, checked.
+pub type DomainName = Checked<DomainRule>;
 /// A contact's display name.
 pub type DisplayName = Checked<DisplayNameRule>;
 /// A tag name.

@@ -469,6 +469,60 @@ pub struct BlockedContent {
     pub kind: String,
     /// The URL that would have been fetched.
     pub url: String,
+    /// Whether it exists to report that the message was opened (see `reason`).
+    pub tracker: bool,
+    /// Why it is a tracker; absent when it is not one.
+    pub reason: Option<TrackerReason>,
+    /// The tracker list's category of its host (`advertising`, `site_analytics`, ...), when
+    /// `reason` is `tracking_host`.
+    pub category: Option<String>,
+}
+
+/// What an "always load remote content" setting covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TrustKindView {
+    /// One sender address.
+    Sender,
+    /// Every sender of a domain.
+    Domain,
+}
+
+impl From<palisade_store::TrustKind> for TrustKindView {
+    fn from(k: palisade_store::TrustKind) -> Self {
+        match k {
+            palisade_store::TrustKind::Sender => TrustKindView::Sender,
+            palisade_store::TrustKind::Domain => TrustKindView::Domain,
+        }
+    }
+}
+
+impl From<TrustKindView> for palisade_store::TrustKind {
+    fn from(k: TrustKindView) -> Self {
+        match k {
+            TrustKindView::Sender => palisade_store::TrustKind::Sender,
+            TrustKindView::Domain => palisade_store::TrustKind::Domain,
+        }
+    }
+}
+
+/// One "always load remote content" setting.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+pub struct RemoteTrustView {
+    /// A sender address or a whole domain.
+    pub kind: TrustKindView,
+    /// The address or domain, lowercase.
+    pub value: String,
+}
+
+/// Why a blocked resource is taken for a tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TrackerReason {
+    /// An image the message sizes to at most 3×3 pixels or hides: nobody is meant to see it.
+    Pixel,
+    /// Its host is on the maintained list of tracking hosts.
+    TrackingHost,
 }
 
 /// A tag as assigned to a message.
@@ -518,8 +572,16 @@ pub struct MessageView {
     pub html: Option<String>,
     /// Remote resources removed from the HTML.
     pub blocked: Vec<BlockedContent>,
-    /// Whether remote content was left in, because the request asked for it.
+    /// Whether remote content was loaded (through the image proxy): the request asked for it,
+    /// or the user always loads it from this sender or domain (`remote_content_trusted`).
     pub remote_content_allowed: bool,
+    /// Why remote content was loaded without being asked for: the user always loads it from
+    /// this authenticated sender or its domain.
+    pub remote_content_trusted: Option<TrustKindView>,
+    /// The sender's address when our own MTA authenticated it (DMARC, or DKIM aligned with
+    /// the From domain; one From address): only then can "always load remote content"
+    /// be set for, or apply to, this sender or domain.
+    pub authenticated_sender: Option<String>,
     /// Tracking parameters (`utm_*`, `fbclid` and the like) removed from the HTML's links.
     pub tracking_params_removed: u32,
     /// Attachments.
@@ -566,6 +628,8 @@ impl MessageView {
             html,
             blocked,
             remote_content_allowed,
+            remote_content_trusted: None,
+            authenticated_sender: None,
             tracking_params_removed,
             attachments: c
                 .attachments

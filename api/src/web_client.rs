@@ -6,9 +6,9 @@
 //! built assets by content hash, so they never change and may be cached for good; `index.html`
 //! names the current ones and must always be revalidated.
 //!
-//! `img-src` admits `https:` because a `srcdoc` frame can only narrow the policy it inherits:
-//! remote images of a message the user chose to load must be allowed here, and each mail frame
-//! carries its own stricter policy (no remote images until the user asks).
+//! `img-src` names no remote origin: remote images of a message the reader chose to load come
+//! through our image proxy, from our own origin, and each mail frame (a `srcdoc` frame, which
+//! can only narrow the policy it inherits) admits the proxy's path only once the reader asks.
 
 use std::path::PathBuf;
 
@@ -18,7 +18,7 @@ use poem::{Endpoint, EndpointExt, Request, Response};
 
 /// The policy of every page of the web client.
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data: blob: https:; font-src 'self'; connect-src 'self'; \
+     style-src 'self'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; \
      frame-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'";
 
@@ -52,6 +52,11 @@ fn without_body(resp: Response) -> Response {
 /// stored; the web client gets its policy, and its hashed assets are cached as immutable.
 pub(crate) fn set_headers(path: &str, api_prefix: &str, headers: &mut HeaderMap) {
     let cache = if path.starts_with(api_prefix) {
+        // Only a response that chose its own caching keeps it (proxied images, bound to
+        // their user's link); everything else of the API is never stored.
+        if headers.contains_key(CACHE_CONTROL) {
+            return;
+        }
         "no-store"
     } else {
         headers.insert(

@@ -7,6 +7,9 @@ export interface Recorded {
   readonly scheme: "http" | "https";
   readonly method?: string;
   readonly path?: string;
+  readonly referer?: string | null;
+  readonly cookie?: string | null;
+  readonly userAgent?: string | null;
 }
 
 /** Everything the recording server has seen so far in this run. */

@@ -23,7 +23,7 @@ function hostileHtml(keyword: string): string {
 <style>body { background: url(${R}/css-url.png); }</style>
 </head><body>
 <p>Hello Alice, the minutes of the board meeting are below (${keyword}).</p>
-<img src="${R}/remote-image.png" alt="The board" width="240" height="120">
+<img src="${recorder.http}/remote-image.png" alt="The board" width="240" height="120">
 <img src="${R}/pixel.gif?u=alice" width="1" height="1" alt="">
 <script>top.__pwned = "script"; alert("script"); fetch("${R}/script-ran");</script>
 <img src="data:," onerror="top.__pwned = 'onerror'; alert('onerror')" alt="broken">
@@ -79,7 +79,7 @@ test("the issue's scenario: hostile mail, reply, search, tag, revoke, keyboard",
   });
 
   let discussionUrl = "";
-  await test.step("3. opening it runs no script and fetches nothing; load remote content fetches the image", async () => {
+  await test.step("3. opening it runs no script and fetches nothing; load remote content fetches the image through our proxy", async () => {
     await discussionLink(page, subject).click();
     await expect(page.getByRole("heading", { level: 1, name: subject })).toBeVisible();
     discussionUrl = page.url();
@@ -92,9 +92,21 @@ test("the issue's scenario: hostile mail, reply, search, tag, revoke, keyboard",
     expect(recordedSince(before), "requests that reached the recording server").toEqual([]);
 
     await page.getByRole("button", { name: "Load remote content" }).click();
-    await expect
-      .poll(() => recordedSince(before).filter((r) => r.kind === "request" && r.path === "/remote-image.png").length)
-      .toBeGreaterThan(0);
+    const imageRequests = () =>
+      recordedSince(before).filter((r) => r.kind === "request" && r.path === "/remote-image.png");
+    await expect.poll(() => imageRequests().length).toBeGreaterThan(0);
+    // The server's image proxy fetched it, not the browser: its bare User-Agent (the browser's
+    // names Chrome), and no cookie or referrer that would tell the sender who looked.
+    const browserAgent = await page.evaluate(() => navigator.userAgent);
+    for (const r of imageRequests()) {
+      expect(r.userAgent).toBe("Mozilla/5.0");
+      expect(r.userAgent).not.toBe(browserAgent);
+      expect(r.cookie ?? null).toBeNull();
+      expect(r.referer ?? null).toBeNull();
+    }
+    await expect(
+      page.frameLocator('iframe[title="Message content"]').first().getByRole("img", { name: "The board" }),
+    ).toHaveJSProperty("naturalWidth", 1);
     const report = await escapes.report();
     expect(report.flags, "no script ran after loading remote content").toEqual([]);
     expect(report.dialogs).toEqual([]);

@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import { countTrackers, isTrackerUrl } from "./remote";
+import { countTrackers } from "./remote";
 import { framePolicy, mailDocument, sanitizeMail } from "./sanitize";
 
 /** The sanitized body, parsed back, to look at what is really left. */
@@ -90,19 +90,29 @@ describe("sanitizeMail", () => {
     expect(doc.getElementById("t")?.hasAttribute("background")).toBe(false);
   });
 
-  it("removes remote images unless the reader allowed them, and names their origins when allowed", () => {
+  it("never lets the frame fetch from the sender, loaded or not", () => {
     const html = `<img id="i" src="https://img.example/a.png"><img srcset="https://cdn.example/b.png 2x, c.png 1x">
       <table background="http://127.0.0.2:8081/bg.gif"><tr><td>x</td></tr></table><img src="//proto.example/x.png">`;
-    const blocked = sanitizeMail(html, false);
-    expect(blocked.html).not.toMatch(/img\.example|cdn\.example|127\.0\.0\.2|proto\.example/);
-    expect(blocked.removedRemote).toBe(4);
-    expect(blocked.remoteOrigins).toEqual([]);
+    for (const allowRemote of [false, true]) {
+      const out = sanitizeMail(html, allowRemote);
+      expect(out.html).not.toMatch(/img\.example|cdn\.example|127\.0\.0\.2|proto\.example/);
+      expect(out.removedRemote).toBe(4);
+      expect(out.proxied).toBe(false);
+    }
+  });
 
-    const allowed = sanitizeMail(html, true);
-    expect(allowed.html).toContain("https://img.example/a.png");
-    expect(allowed.remoteOrigins).toEqual(["http://127.0.0.2:8081", "https://cdn.example", "https://img.example"]);
-    // A protocol-relative URL would take the page's scheme: never guessed.
-    expect(allowed.html).not.toContain("proto.example");
+  it("keeps image proxy links only once remote content is loaded, and nothing else relative", () => {
+    const link = "/api/v1/remote/image?u=https%3A%2F%2Fimg.example%2Fa.png&e=1&a=x&s=y";
+    const html = `<img id="p" src="${link.replace(/&/g, "&amp;")}"><img id="r" src="/api/v1/messages">
+      <table id="t" background="${link.replace(/&/g, "&amp;")}"><tr><td>x</td></tr></table>`;
+    const loaded = clean(html, true);
+    expect(loaded.getElementById("p")?.getAttribute("src")).toBe(link);
+    expect(loaded.getElementById("t")?.getAttribute("background")).toBe(link);
+    expect(loaded.getElementById("r")?.hasAttribute("src")).toBe(false);
+    expect(sanitizeMail(html, true).proxied).toBe(true);
+    const blocked = clean(html, false);
+    expect(blocked.getElementById("p")?.hasAttribute("src")).toBe(false);
+    expect(sanitizeMail(html, false).proxied).toBe(false);
   });
 
   it("opens links outside the frame with no opener and no referrer", () => {
@@ -122,7 +132,7 @@ describe("sanitizeMail", () => {
 
 describe("the frame's document", () => {
   it("forbids everything but embedded images by default", () => {
-    const policy = framePolicy([]);
+    const policy = framePolicy(false);
     expect(policy).toContain("default-src 'none'");
     expect(policy).toContain("img-src data:;");
     expect(policy).toContain("script-src 'none'");
@@ -130,8 +140,10 @@ describe("the frame's document", () => {
     expect(policy).not.toMatch(/https?:/);
   });
 
-  it("names only the allowed origins once remote content is loaded", () => {
-    expect(framePolicy(["https://img.example"])).toContain("img-src data: https://img.example;");
+  it("admits only the image proxy's path once remote content is loaded", () => {
+    expect(framePolicy(true, "https://mail.example")).toContain(
+      "img-src data: https://mail.example/api/v1/remote/image;",
+    );
   });
 
   it("carries the policy in a meta element ahead of the body", () => {
@@ -140,26 +152,27 @@ describe("the frame's document", () => {
       "text/html",
     );
     const meta = doc.head.querySelector('meta[http-equiv="Content-Security-Policy"]');
-    expect(meta?.getAttribute("content")).toBe(framePolicy([]));
+    expect(meta?.getAttribute("content")).toBe(framePolicy(false));
     expect(doc.body.innerHTML).toBe("<p>hi</p>");
   });
 });
 
 describe("trackers", () => {
-  it("counts pixels by their size and trackers by their address", () => {
-    const html = `<p>Hi</p><img width="1" height="1" alt=""><img alt="logo" width="200"><img alt="photo">`;
+  it("counts what the server marked, whatever the URL looks like", () => {
     const blocked = [
-      { kind: "img src", url: "http://127.0.0.2:9000/p.gif" }, // 1×1: a pixel
-      { kind: "img src", url: "https://img.example/logo.png" },
-      { kind: "img src", url: "https://example.list-manage.com/track/open.php?u=1" }, // known host
+      { kind: "img src", url: "https://img.example/open.gif", tracker: true, reason: "pixel" as const },
+      { kind: "img src", url: "https://img.example/logo.png", tracker: false },
+      {
+        kind: "td background",
+        url: "https://example.list-manage.com/bg.png",
+        tracker: true,
+        reason: "tracking_host" as const,
+        category: "customer_interaction",
+      },
+      { kind: "img src", url: "https://t.example/wf/open?x=1", tracker: false },
     ];
-    expect(countTrackers(blocked, html)).toBe(2);
-  });
-
-  it("falls back to the address when images and entries cannot be paired", () => {
-    const blocked = [{ kind: "td background", url: "https://t.example/wf/open?x=1" }];
-    expect(countTrackers(blocked, "<table><tr><td>x</td></tr></table>")).toBe(1);
-    expect(isTrackerUrl("https://img.example/banner.png")).toBe(false);
+    expect(countTrackers(blocked)).toBe(2);
+    expect(countTrackers([])).toBe(0);
   });
 });
 

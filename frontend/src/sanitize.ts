@@ -3,6 +3,10 @@
  * wrapped into the document that the sandboxed message frame shows. The frame never runs
  * scripts (no `allow-scripts`), its own Content-Security-Policy forbids every fetch but the
  * images the reader allowed, and links open outside it without an opener or a referrer.
+ *
+ * Remote images the reader chose to load come through the server's image proxy on our own
+ * origin (`PROXY_PATH`), so the sender never sees the reader's address; the frame never
+ * fetches from anywhere else, whatever the HTML says.
  */
 import createDOMPurify, { type Config, type DOMPurify } from "dompurify";
 
@@ -54,27 +58,27 @@ const DATA_IMAGE = /^data:image\/(?:png|gif|jpe?g|webp|bmp|avif|x-icon|vnd\.micr
 /** CSS that can fetch, run code or hide what it does behind escapes. */
 const DANGEROUS_CSS = /url\s*\(|image-set\s*\(|image\s*\(|cross-fade\s*\(|element\s*\(|expression\s*\(|@import|behavior\s*:|binding\s*:|javascript:|\\/i;
 
-/** How many distinct image origins the frame's policy names one by one before it says "any". */
-const MAX_LISTED_ORIGINS = 40;
+/** Where the server's image proxy answers: the only non-embedded images a frame may load. */
+export const PROXY_PATH = "/api/v1/remote/image";
 
 /** The result of sanitizing one message's HTML. */
 export interface SanitizedMail {
   /** The body, safe to put into the frame's `<body>`. */
   readonly html: string;
-  /** Origins of the remote images that were kept (only when remote content is allowed). */
-  readonly remoteOrigins: readonly string[];
-  /** Remote references removed here because remote content is not allowed. */
+  /** Whether images through the image proxy were kept (only when remote content is allowed). */
+  readonly proxied: boolean;
+  /** Remote references removed here: the browser never fetches from the sender. */
   readonly removedRemote: number;
 }
 
 let purifier: DOMPurify | null = null;
 
 /** Per-call settings for the hooks, which DOMPurify runs synchronously inside `sanitize`. */
-let current: Context = { allowRemote: false, origins: new Set(), removed: 0, inline: new Map() };
+let current: Context = { allowRemote: false, proxied: false, removed: 0, inline: new Map() };
 
 interface Context {
   allowRemote: boolean;
-  origins: Set<string>;
+  proxied: boolean;
   removed: number;
   /** Images the message embeds as parts, by Content-ID, as data: URLs. */
   inline: ReadonlyMap<string, string>;
@@ -105,20 +109,19 @@ function instance(): DOMPurify {
     if (FETCHING_ATTRS.has(name)) {
       const urls = name === "srcset" ? srcsetUrls(value) : [value];
       const remote = urls.filter(isRemote);
-      if (remote.length === 0) return;
-      if (!current.allowRemote) {
+      if (remote.length > 0) {
         current.removed += remote.length;
         data.keepAttr = false;
         return;
       }
-      for (const url of remote) {
-        const origin = originOf(url);
-        if (origin === null) {
-          data.keepAttr = false; // protocol-relative or unparsable: never guessed
-          return;
-        }
-        current.origins.add(origin);
+      // Embedded images are data: URLs by now (a cid: left names a missing part and loads
+      // nothing); the only other image is a proxy link, once the reader asked for remote content.
+      if (/^(?:data|cid):/i.test(value)) return;
+      if (current.allowRemote && name !== "srcset" && isProxyLink(value)) {
+        current.proxied = true;
+        return;
       }
+      data.keepAttr = false;
     }
   });
   p.addHook("afterSanitizeAttributes", (node) => {
@@ -155,10 +158,10 @@ export function sanitizeMail(
   inline: ReadonlyMap<string, string> = new Map(),
 ): SanitizedMail {
   const p = instance();
-  current = { allowRemote, origins: new Set(), removed: 0, inline };
+  current = { allowRemote, proxied: false, removed: 0, inline };
   const clean = p.sanitize(html, CONFIG);
-  const result = { html: clean, remoteOrigins: [...current.origins].sort(), removedRemote: current.removed };
-  current = { allowRemote: false, origins: new Set(), removed: 0, inline: new Map() };
+  const result = { html: clean, proxied: current.proxied, removedRemote: current.removed };
+  current = { allowRemote: false, proxied: false, removed: 0, inline: new Map() };
   return result;
 }
 
@@ -180,15 +183,10 @@ export function isInlineImageType(type: string): boolean {
 
 /**
  * The frame's own policy: nothing may load, run or submit, except embedded images and, once the
- * reader allowed remote content, images from the origins the message names.
+ * reader allowed remote content, the image proxy's path on our own origin.
  */
-export function framePolicy(remoteOrigins: readonly string[]): string {
-  const images =
-    remoteOrigins.length === 0
-      ? ""
-      : remoteOrigins.length > MAX_LISTED_ORIGINS
-        ? " https: http:"
-        : ` ${remoteOrigins.join(" ")}`;
+export function framePolicy(proxied: boolean, origin: string = window.location.origin): string {
+  const images = proxied ? ` ${origin}${PROXY_PATH}` : "";
   return [
     "default-src 'none'",
     `img-src data:${images}`,
@@ -207,7 +205,7 @@ export function framePolicy(remoteOrigins: readonly string[]): string {
 
 /** The complete `srcdoc` of a message frame. */
 export function mailDocument(mail: SanitizedMail, lang: string): string {
-  const csp = escapeAttribute(framePolicy(mail.remoteOrigins));
+  const csp = escapeAttribute(framePolicy(mail.proxied));
   return (
     `<!doctype html><html lang="${escapeAttribute(lang)}"><head><meta charset="utf-8">` +
     `<meta http-equiv="Content-Security-Policy" content="${csp}">` +
@@ -232,12 +230,7 @@ function isRemote(url: string): boolean {
   return /^(?:[a-z][a-z0-9+.-]*:|\/\/|\\\\)/i.test(url.trim()) && !/^(?:data|cid):/i.test(url.trim());
 }
 
-/** The origin of an http(s) URL, or null for anything else. */
-function originOf(url: string): string | null {
-  try {
-    const u = new URL(url);
-    return u.protocol === "https:" || u.protocol === "http:" ? u.origin : null;
-  } catch {
-    return null;
-  }
+/** Whether `url` is a link to the image proxy, as the server writes them. */
+function isProxyLink(url: string): boolean {
+  return url.startsWith(`${PROXY_PATH}?`);
 }

@@ -178,14 +178,19 @@ def test_discussions_messages_and_safe_html(api):
     view = c.get(f"/messages/{news_id}").json()
     assert "script" not in view["html"] and "onclick" not in view["html"]
     assert "tracker.shop.test" not in view["html"], "remote content is blocked by default"
-    assert view["blocked"] == [{"kind": "img src", "url": "https://tracker.shop.test/open.gif?u=alice"}]
+    assert view["blocked"] == [{"kind": "img src", "url": "https://tracker.shop.test/open.gif?u=alice",
+                                "tracker": True, "reason": "pixel"}], "a 1-pixel-wide image is a tracker"
     assert view["remote_content_allowed"] is False
     # The link still works, but no longer tells the shop who clicked it, nor from which mail.
     assert 'href="https://shop.test/sale?id=3"' in view["html"], view["html"]
     assert "utm_" not in view["html"] and "fbclid" not in view["html"]
     assert view["tracking_params_removed"] == 3
     opened = c.get(f"/messages/{news_id}?remote_content=true").json()
-    assert "tracker.shop.test" in opened["html"] and opened["blocked"] == []
+    assert opened["blocked"] == []
+    # Loaded remote images come through our image proxy, never straight from the sender.
+    assert 'src="/api/v1/remote/image?u=https%3A%2F%2Ftracker.shop.test%2Fopen.gif' in opened["html"], \
+        opened["html"]
+    assert '"https://tracker.shop.test' not in opened["html"]
 
     raw = c.get(f"/messages/{news_id}/raw")
     assert raw.status == 200 and raw.headers["content-type"].startswith("message/rfc822")

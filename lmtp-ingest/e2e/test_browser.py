@@ -128,7 +128,9 @@ class Recorder:
                 if length:
                     self.rfile.read(min(length, 1 << 20))
                 recorder.record({"kind": "request", "scheme": scheme, "method": self.command,
-                                 "path": self.path, "referer": self.headers.get("Referer")})
+                                 "path": self.path, "referer": self.headers.get("Referer"),
+                                 "cookie": self.headers.get("Cookie"),
+                                 "userAgent": self.headers.get("User-Agent")})
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(PIXEL)))
@@ -191,8 +193,13 @@ def system(make_daemon):
     ensure_frontend_built()
     root = Path(tempfile.mkdtemp(prefix="palisade-browser-"))
     root.chmod(0o755)  # Postfix drops to its own user.
+    # The image proxy may reach the recorder, which stands for the Internet: the test-only
+    # allowlist, since the recorder listens on a loopback address.
     d = make_daemon(start=False, api={"proxy_protocol": {"enabled": True, "trusted": [f"{HOST}/32"]},
-                                      "static_dir": str(DIST)})
+                                      "static_dir": str(DIST),
+                                      "remote": {"allow_private": [f"{RECORDER_HOST}/32"]}},
+                    # Our MTA's name, so remote.spec.ts can deliver mail it authenticated.
+                    privacy={"authserv_id": "mx.example.test", "internal_relays": ["mx.example.test"]})
     pf = Postfix(root / "postfix", d.port)
     d.submission = {"host": HOST, "port": pf.smtp_port, "message_id_domain": "palisade.test"}
     d.write_config()

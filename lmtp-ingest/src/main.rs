@@ -148,7 +148,8 @@ async fn main() -> anyhow::Result<()> {
                 pipeline.clone(),
                 mailer,
                 config.api.clone(),
-            );
+            )
+            .context("API settings")?;
             let a = &config.api;
             let listener = tokio::net::TcpListener::bind(a.listen)
                 .await

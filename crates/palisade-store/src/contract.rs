@@ -30,6 +30,7 @@ pub async fn run_all(store: &dyn Store) {
     crate::contract_months::run_all(store).await;
     crate::contract_erase::run_all(store).await;
     crate::contract_autocrypt::run_all(store).await;
+    crate::contract_remote_trust::run_all(store).await;
 }
 
 pub(crate) fn addr(s: &str) -> Address {

@@ -2,7 +2,7 @@
 //! mail stays, addresses and the name are free again, and deleting twice is harmless.
 
 use crate::contract::{addr, content, delivery, unique};
-use crate::{AttachmentLimits, Folder, Page, Store};
+use crate::{AttachmentLimits, Folder, Page, RemoteTrustEntry, Store, TrustKind};
 use bytes::Bytes;
 use chrono::Utc;
 use palisade_model::{
@@ -111,11 +111,21 @@ pub async fn furnished_user(store: &dyn Store, token: &str) -> User {
         .await
         .expect("attachment")
         .expect("within limits");
+    store
+        .add_remote_trust(
+            user.id,
+            &RemoteTrustEntry {
+                kind: TrustKind::Domain,
+                value: format!("{token}.example.test"),
+            },
+        )
+        .await
+        .expect("remote trust");
     user
 }
 
 /// What a user has, as counts a reader can see.
-async fn holdings(store: &dyn Store, user: &User) -> [usize; 7] {
+async fn holdings(store: &dyn Store, user: &User) -> [usize; 8] {
     let page = || Page {
         after: None,
         limit: 100,
@@ -148,16 +158,21 @@ async fn holdings(store: &dyn Store, user: &User) -> [usize; 7] {
             .items
             .len(),
         usize::from(store.password_hash(user.id).await.expect("hash").is_some()),
+        store
+            .list_remote_trust(user.id)
+            .await
+            .expect("remote trust")
+            .len(),
     ]
 }
 
 /// After deletion the user, their addresses, mail, discussions, tags, contacts, drafts,
-/// files and password are gone; the other user keeps everything; the name and address can
+/// files, password and remote-content settings are gone; the other user keeps everything; the name and address can
 /// be taken again by a new account, which starts empty; deleting again reports `false`.
 async fn deleting_a_user_removes_everything_of_theirs_only(store: &dyn Store) {
     let leaving = furnished_user(store, &unique("tokenleave")).await;
     let staying = furnished_user(store, &unique("tokenstay")).await;
-    let full = [2, 2, 1, 1, 1, 1, 1];
+    let full = [2, 2, 1, 1, 1, 1, 1, 1];
     assert_eq!(holdings(store, &leaving).await, full);
     let messages = store
         .list_messages(
@@ -188,7 +203,7 @@ async fn deleting_a_user_removes_everything_of_theirs_only(store: &dyn Store) {
 
     assert!(store.delete_user(leaving.id).await.expect("delete user"));
 
-    assert_eq!(holdings(store, &leaving).await, [0; 7]);
+    assert_eq!(holdings(store, &leaving).await, [0; 8]);
     assert_eq!(holdings(store, &staying).await, full);
     assert!(store.get_user(leaving.id).await.expect("get").is_none());
     assert!(
@@ -252,11 +267,11 @@ async fn deleting_a_user_removes_everything_of_theirs_only(store: &dyn Store) {
         .await
         .expect("late delivery");
     assert!(!store.delete_user(leaving.id).await.expect("sweep"));
-    assert_eq!(holdings(store, &leaving).await, [0; 7]);
+    assert_eq!(holdings(store, &leaving).await, [0; 8]);
     let again = store
         .create_user(&leaving.name, &leaving.addresses, None)
         .await
         .expect("name and address are free again");
     assert_ne!(again.id, leaving.id);
-    assert_eq!(holdings(store, &again).await, [0; 7]);
+    assert_eq!(holdings(store, &again).await, [0; 8]);
 }

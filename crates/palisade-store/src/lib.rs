@@ -33,6 +33,8 @@ mod contract_mailbox;
 #[cfg(any(test, feature = "contract"))]
 mod contract_months;
 #[cfg(any(test, feature = "contract"))]
+mod contract_remote_trust;
+#[cfg(any(test, feature = "contract"))]
 mod contract_replace;
 #[cfg(any(test, feature = "contract"))]
 mod contract_suggest;
@@ -417,6 +419,76 @@ pub trait Drafts: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// What a user always loads remote content from: one sender, or every sender of a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustKind {
+    /// One sender address.
+    Sender,
+    /// Every address of a domain.
+    Domain,
+}
+
+impl TrustKind {
+    /// The kind's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustKind::Sender => "sender",
+            TrustKind::Domain => "domain",
+        }
+    }
+
+    /// The kind named `s`, as stored.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sender" => Some(TrustKind::Sender),
+            "domain" => Some(TrustKind::Domain),
+            _ => None,
+        }
+    }
+}
+
+/// One "always load remote content" setting: a sender address or a domain, lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RemoteTrustEntry {
+    /// Sender or domain.
+    pub kind: TrustKind,
+    /// The address or domain, lowercase.
+    pub value: String,
+}
+
+/// Most "always load" settings one user may have.
+pub const MAX_REMOTE_TRUST: usize = 1000;
+
+/// Whose remote content each user chose to always load.
+#[async_trait]
+pub trait RemoteTrust: Send + Sync {
+    /// The user's settings, ordered by kind then value.
+    async fn list_remote_trust(&self, user: UserId) -> Result<Vec<RemoteTrustEntry>, StoreError>;
+
+    /// Adds a setting; false when it was there already, `Conflict` past
+    /// [`MAX_REMOTE_TRUST`].
+    async fn add_remote_trust(
+        &self,
+        user: UserId,
+        entry: &RemoteTrustEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes a setting; false when there was none.
+    async fn remove_remote_trust(
+        &self,
+        user: UserId,
+        entry: &RemoteTrustEntry,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The refusal of a setting past the cap.
+pub(crate) fn remote_trust_cap_reached() -> StoreError {
+    StoreError::Conflict(format!(
+        "a user may always load remote content from at most {MAX_REMOTE_TRUST} senders and domains"
+    ))
+}
+
 /// A change to a tag; what is `None` stays as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TagChange {
@@ -478,9 +550,9 @@ pub(crate) fn retagged(tags: &[TagId], add: &[TagId], remove: &[TagId]) -> Vec<T
 
 /// Everything a backend stores: the union of the concerns, for the daemon that wires one
 /// backend into every part. Callers that need one concern should ask for that trait.
-pub trait Store: Accounts + Mailbox + AddressBook + Drafts {}
+pub trait Store: Accounts + Mailbox + AddressBook + Drafts + RemoteTrust {}
 
-impl<T: Accounts + Mailbox + AddressBook + Drafts + ?Sized> Store for T {}
+impl<T: Accounts + Mailbox + AddressBook + Drafts + RemoteTrust + ?Sized> Store for T {}
 
 /// The refusal of a second tag of the same name.
 pub(crate) fn tag_conflict(name: &str) -> StoreError {

@@ -4,7 +4,8 @@
 
 use crate::{
     Accounts, AddressBook, AttachmentLimits, AttachmentRefused, Delivery, DeliveryReceipt, Drafts,
-    Folder, Mailbox, Page, PageOf, Store, StoreError, TagChange, suggest,
+    Folder, Mailbox, Page, PageOf, RemoteTrust, RemoteTrustEntry, Store, StoreError, TagChange,
+    suggest,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -586,6 +587,47 @@ impl Drafts for Metered {
             "delete_draft_attachment",
             error_kind,
             self.inner.delete_draft_attachment(user, draft, id),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl RemoteTrust for Metered {
+    async fn list_remote_trust(&self, user: UserId) -> Result<Vec<RemoteTrustEntry>, StoreError> {
+        observe(
+            self.backend,
+            "list_remote_trust",
+            error_kind,
+            self.inner.list_remote_trust(user),
+        )
+        .await
+    }
+
+    async fn add_remote_trust(
+        &self,
+        user: UserId,
+        entry: &RemoteTrustEntry,
+    ) -> Result<bool, StoreError> {
+        observe(
+            self.backend,
+            "add_remote_trust",
+            error_kind,
+            self.inner.add_remote_trust(user, entry),
+        )
+        .await
+    }
+
+    async fn remove_remote_trust(
+        &self,
+        user: UserId,
+        entry: &RemoteTrustEntry,
+    ) -> Result<bool, StoreError> {
+        observe(
+            self.backend,
+            "remove_remote_trust",
+            error_kind,
+            self.inner.remove_remote_trust(user, entry),
         )
         .await
     }

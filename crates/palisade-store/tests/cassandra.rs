@@ -66,7 +66,9 @@ where
         let _schema = SCHEMA.lock().await;
         store.migrate().await.expect("first migration")
     };
-    let outcome = AssertUnwindSafe(body(store, config, applied))
+    // On the heap: a test body is one large future, and a debug build's test thread has a
+    // 2 MiB stack.
+    let outcome = AssertUnwindSafe(Box::pin(body(store, config, applied)))
         .catch_unwind()
         .await;
     drop_keyspace(&keyspace).await;

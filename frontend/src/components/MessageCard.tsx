@@ -37,6 +37,9 @@ interface MessageCardProps {
   readonly onLoadRemote: (messageId: string) => Promise<void>;
 }
 
+/** What an "always load remote content" setting covers. */
+type TrustKind = Schemas["TrustKindView"];
+
 /** One message of a discussion: who, when, privacy, body, attachments, and what to do with it. */
 export function MessageCard({ summary, message, error, ownAddresses, onDraft, onLoadRemote }: MessageCardProps) {
   const [source, setSource] = useState<{ text: string | null; error: string | null } | null>(null);
@@ -81,6 +84,24 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
     setRemoteBusy(true);
     setActionError(null);
     try {
+      await onLoadRemote(id);
+    } catch (err) {
+      setActionError(t("message.failed", { message: reasonOf(err) }));
+    } finally {
+      setRemoteBusy(false);
+    }
+  };
+
+  /** Always loads remote content from this sender or its domain, then shows this message's. */
+  const alwaysLoad = async (kind: TrustKind, value: string) => {
+    setRemoteBusy(true);
+    setActionError(null);
+    try {
+      const { error: problem } =
+        kind === "sender"
+          ? await api.POST("/api/v1/remote/trusted/senders", { body: { address: value } })
+          : await api.POST("/api/v1/remote/trusted/domains", { body: { domain: value } });
+      if (problem !== undefined) throw new Error(problem.message);
       await onLoadRemote(id);
     } catch (err) {
       setActionError(t("message.failed", { message: reasonOf(err) }));
@@ -138,7 +159,13 @@ export function MessageCard({ summary, message, error, ownAddresses, onDraft, on
       )}
       {message === null && error === null && <p class="muted">{t("app.loading")}</p>}
       {message !== null && (
-        <MessageBody message={message} ownAddresses={ownAddresses} remoteBusy={remoteBusy} onLoadRemote={() => void loadRemote()} />
+        <MessageBody
+          message={message}
+          ownAddresses={ownAddresses}
+          remoteBusy={remoteBusy}
+          onLoadRemote={() => void loadRemote()}
+          onAlwaysLoad={(kind, value) => void alwaysLoad(kind, value)}
+        />
       )}
 
       {message !== null && message.attachments.length > 0 && (
@@ -206,11 +233,15 @@ interface MessageBodyProps {
   readonly ownAddresses: readonly string[];
   readonly remoteBusy: boolean;
   readonly onLoadRemote: () => void;
+  readonly onAlwaysLoad: (kind: TrustKind, value: string) => void;
 }
 
 /** The body: HTML in its sandbox (with the blocked-content bar), or plain text. */
-function MessageBody({ message, remoteBusy, onLoadRemote }: MessageBodyProps) {
+function MessageBody({ message, remoteBusy, onLoadRemote, onAlwaysLoad }: MessageBodyProps) {
   const blocked = message.blocked.length;
+  // Only a sender the message proves can be trusted: the server applies nothing else.
+  const sender = message.authenticated_sender;
+  const domain = sender?.slice(sender.lastIndexOf("@") + 1);
   const html = message.html;
   const inline = useInlineImages(message);
   return (
@@ -223,16 +254,42 @@ function MessageBody({ message, remoteBusy, onLoadRemote }: MessageBodyProps) {
           <span>
             {t("message.remoteBlocked", {
               count: formatNumber(blocked),
-              trackers: formatNumber(countTrackers(message.blocked, html)),
+              trackers: formatNumber(countTrackers(message.blocked)),
             })}
           </span>
           <button type="button" class="button button--secondary" disabled={remoteBusy} onClick={onLoadRemote}>
             {t("message.loadRemote")}
           </button>
+          {sender !== undefined && domain !== undefined && (
+            <>
+              <button
+                type="button"
+                class="button button--secondary"
+                disabled={remoteBusy}
+                onClick={() => onAlwaysLoad("sender", sender)}
+              >
+                {t("message.alwaysLoadSender", { sender })}
+              </button>
+              <button
+                type="button"
+                class="button button--secondary"
+                disabled={remoteBusy}
+                onClick={() => onAlwaysLoad("domain", domain)}
+              >
+                {t("message.alwaysLoadDomain", { domain })}
+              </button>
+            </>
+          )}
         </div>
       )}
       {message.remote_content_allowed && (
-        <p class="muted remote-shown">{t("message.remoteShown")}</p>
+        <p class="muted remote-shown">
+          {message.remote_content_trusted === "sender" && sender !== undefined
+            ? t("message.remoteTrustedSender", { sender })
+            : message.remote_content_trusted === "domain" && domain !== undefined
+              ? t("message.remoteTrustedDomain", { domain })
+              : t("message.remoteShown")}
+        </p>
       )}
       {message.tracking_params_removed > 0 && (
         <p class="muted remote-shown">

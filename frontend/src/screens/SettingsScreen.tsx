@@ -110,10 +110,89 @@ export function SettingsScreen() {
           </ul>
         )}
       </section>
+      <RemoteTrustSection />
       <ThemeSection />
       <PasswordSection onChanged={() => void loadSessions()} />
       <DataSection />
     </>
+  );
+}
+
+type RemoteTrust = Schemas["RemoteTrustView"];
+
+/** The senders and domains whose authenticated mail shows its remote content at once. */
+function RemoteTrustSection() {
+  const [entries, setEntries] = useState<RemoteTrust[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [status, setStatus] = useState("");
+
+  const load = async () => {
+    const outcome = await call(() => api.GET("/api/v1/remote/trusted"));
+    if (outcome.ok) {
+      setEntries(outcome.data);
+      setError(null);
+    } else {
+      setError(describeProblem(outcome.problem));
+    }
+  };
+
+  useEffect(() => {
+    void load();
+  }, []);
+
+  const remove = async (entry: RemoteTrust) => {
+    const outcome = await call(() =>
+      entry.kind === "sender"
+        ? api.DELETE("/api/v1/remote/trusted/senders/{address}", { params: { path: { address: entry.value } } })
+        : api.DELETE("/api/v1/remote/trusted/domains/{domain}", { params: { path: { domain: entry.value } } }),
+    );
+    if (!outcome.ok && outcome.problem.status !== 404) {
+      setError(describeProblem(outcome.problem));
+      return;
+    }
+    setStatus(t("settings.remote.removed", { value: entry.value }));
+    await load();
+    document.getElementById("remote-title")?.focus();
+  };
+
+  return (
+    <section class="settings-section" aria-labelledby="remote-title">
+      <h2 id="remote-title" tabIndex={-1}>
+        {t("settings.remote")}
+      </h2>
+      <p class="muted">{t("settings.remote.intro")}</p>
+      <p role="status" class="visually-hidden">
+        {status}
+      </p>
+      {error !== null && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {entries === null ? (
+        <p class="muted">{t("app.loading")}</p>
+      ) : entries.length === 0 ? (
+        <p>{t("settings.remote.none")}</p>
+      ) : (
+        <ul class="sessions" aria-label={t("settings.remote")}>
+          {entries.map((e) => (
+            <li key={`${e.kind}:${e.value}`} class="session">
+              <p class="session-main">
+                {t(e.kind === "sender" ? "settings.remote.sender" : "settings.remote.domain", { value: e.value })}
+              </p>
+              <button
+                type="button"
+                class="button button--secondary"
+                aria-label={t("settings.remote.removeLabel", { value: e.value })}
+                onClick={() => void remove(e)}
+              >
+                {t("settings.remote.remove")}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }
 

@@ -17,6 +17,7 @@ mod drafts;
 mod erase;
 mod mailbox;
 mod organize;
+mod remote_trust;
 mod schema;
 mod statements;
 mod tags;

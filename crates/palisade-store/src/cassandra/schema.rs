@@ -348,6 +348,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {ks}.users ADD autocrypt_json text",
         ],
     },
+    Migration {
+        version: 9,
+        description: "always load remote content from these senders and domains",
+        statements: &[
+            // A user's settings in one partition, capped at MAX_REMOTE_TRUST rows.
+            "CREATE TABLE IF NOT EXISTS {ks}.remote_trust (
+            user_id uuid,
+            kind    text,
+            value   text,
+            PRIMARY KEY ((user_id), kind, value)
+        )",
+        ],
+    },
 ];
 
 impl CassandraStore {

@@ -133,6 +133,13 @@ pub(crate) struct Statements {
     /// Logged batch removing the message row, its arrival claim and its raw bytes.
     pub(crate) forget_message: Batch,
 
+    /// A user's "always load remote content" settings, one, and how many.
+    pub(crate) select_remote_trust: PreparedStatement,
+    pub(crate) select_remote_trust_entry: PreparedStatement,
+    pub(crate) count_remote_trust: PreparedStatement,
+    pub(crate) insert_remote_trust: PreparedStatement,
+    pub(crate) delete_remote_trust: PreparedStatement,
+
     pub(crate) select_tags: PreparedStatement,
     pub(crate) select_tag: PreparedStatement,
     pub(crate) insert_tag: PreparedStatement,
@@ -735,6 +742,25 @@ impl Statements {
                 .await?,
             count_tags: p
                 .idempotent("SELECT COUNT(*) FROM {ks}.tags WHERE user_id = ?")
+                .await?,
+            select_remote_trust: p
+                .idempotent("SELECT kind, value FROM {ks}.remote_trust WHERE user_id = ?")
+                .await?,
+            select_remote_trust_entry: p
+                .idempotent(
+                    "SELECT kind FROM {ks}.remote_trust WHERE user_id = ? AND kind = ? AND value = ?",
+                )
+                .await?,
+            count_remote_trust: p
+                .idempotent("SELECT COUNT(*) FROM {ks}.remote_trust WHERE user_id = ?")
+                .await?,
+            insert_remote_trust: p
+                .idempotent("INSERT INTO {ks}.remote_trust (user_id, kind, value) VALUES (?, ?, ?)")
+                .await?,
+            delete_remote_trust: p
+                .idempotent(
+                    "DELETE FROM {ks}.remote_trust WHERE user_id = ? AND kind = ? AND value = ?",
+                )
                 .await?,
             lock_user: p
                 .lwt(&format!(

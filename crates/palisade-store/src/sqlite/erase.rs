@@ -26,6 +26,7 @@ const TABLES: &[(&str, &str)] = &[
     ("discussions", "user_id"),
     ("messages", "user_id"),
     ("raw_messages", "user_id"),
+    ("remote_trust", "user_id"),
     ("users", "id"),
 ];
 

@@ -13,6 +13,7 @@ mod erase;
 mod jobs;
 mod mailbox;
 mod organize;
+mod remote_trust;
 mod rows;
 mod schema;
 mod tags;

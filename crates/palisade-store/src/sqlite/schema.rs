@@ -184,6 +184,15 @@ CREATE INDEX contact_terms_by_contact ON contact_terms(user_id, contact_id);
 ALTER TABLE contacts ADD COLUMN state_json TEXT;
 ALTER TABLE users ADD COLUMN autocrypt_json TEXT;
 "#,
+    // "Always load remote content" settings: a sender address or a domain per row.
+    r#"
+CREATE TABLE remote_trust (
+    user_id TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (user_id, kind, value)
+);
+"#,
 ];
 
 /// The migration (by index) that creates `contact_terms`.
