@@ -104,8 +104,10 @@ def large(rng: random.Random, tok: str, to: list[str]) -> bytes:
 
 def from_corpus(raw: bytes, tok: str) -> bytes:
     """A real message, with the token in its Subject and a Message-ID of its own (corpus copies
-    of one list mail share theirs, and Palisade rightly stores a redelivery once)."""
-    data = to_crlf(raw)
+    of one list mail share theirs, and Palisade rightly stores a redelivery once). A bare CR
+    becomes a space first: Postfix makes that change in transit (found by a 10,000 run), and
+    the check compares what Palisade received with what was submitted."""
+    data = re.sub(rb"\r(?!\n)", b" ", to_crlf(raw))
     end = data.find(b"\r\n\r\n")
     head, body = (data, b"") if end < 0 else (data[:end + 2], data[end + 2:])
     lines = re.split(rb"\r\n(?![ \t])", head.rstrip(b"\r\n"))
