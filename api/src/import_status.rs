@@ -366,5 +366,15 @@ mod tests {
             .expect("there");
         assert_eq!((read.state, read.stored), (ImportState::Done, 2));
         assert_eq!(running(&cache, alice).await.ok(), Some(None));
+
+        let mut stopped = ImportStatus::started(MboxFormat::Mboxo, true, 100);
+        stopped.progress(&report, 40);
+        stopped.finish(Some("the uploaded file could not be read".into()));
+        assert_eq!(stopped.state, ImportState::Failed);
+        assert_eq!(
+            stopped.bytes_read, 40,
+            "a failed import says how far it got"
+        );
+        assert!(stopped.finished_at.is_some() && stopped.error.is_some());
     }
 }

@@ -424,7 +424,13 @@ impl Job {
                 None
             }
             Err(e) => {
-                tracing::warn!(user = %user.id, import = %status.id, error = %palisade_ingest::error_chain(e), "import stopped");
+                let chain = palisade_ingest::error_chain(e);
+                tracing::warn!(
+                    user = %user.id,
+                    import = %status.id,
+                    error = %palisade_model::without_addresses(&chain),
+                    "import stopped"
+                );
                 Some(failure(e))
             }
         };
