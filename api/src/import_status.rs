@@ -3,8 +3,8 @@
 //!
 //! The import itself runs on the node that received the upload (the file is on its disk). It
 //! writes its record to the cache as it goes, so `GET /me/imports/{id}` works from every
-//! node, and keeps a short-lived marker of the user's running import so a second upload to
-//! another node is refused too. Should that node stop, the record stops changing and the
+//! node, and a short-lived marker of the user's import, set before the upload is read, has
+//! every node refuse a second upload meanwhile. Should that node stop, the record stops changing and the
 //! marker expires; the import can be uploaded again and resumes idempotently.
 
 use crate::error::ApiError;
@@ -113,11 +113,16 @@ pub struct ImportStatus {
 }
 
 impl ImportStatus {
-    /// The record of an import that is about to start.
-    pub(crate) fn started(format: MboxFormat, with_metadata: bool, bytes_total: u64) -> Self {
+    /// The record of import `id`, about to start.
+    pub(crate) fn started(
+        id: Uuid,
+        format: MboxFormat,
+        with_metadata: bool,
+        bytes_total: u64,
+    ) -> Self {
         let now = Utc::now();
         ImportStatus {
-            id: Uuid::new_v4(),
+            id,
             state: ImportState::Running,
             format,
             with_metadata,
@@ -239,6 +244,65 @@ pub(crate) async fn running(cache: &dyn Cache, user: UserId) -> Result<Option<Uu
     })
 }
 
+/// The user's running-import marker, taken before a byte of an upload is read so that other
+/// nodes refuse a second upload meanwhile. Once the import starts, its record keeps the
+/// marker ([`Claim::keep`]); a claim dropped before (a refused or abandoned upload) lets go.
+pub(crate) struct Claim {
+    cache: Arc<dyn Cache>,
+    user: UserId,
+    id: Uuid,
+    held: bool,
+}
+
+impl Claim {
+    /// Marks `user` as importing, under a new import id.
+    pub(crate) async fn take(cache: Arc<dyn Cache>, user: UserId) -> Result<Self, ApiError> {
+        let id = Uuid::new_v4();
+        cache
+            .put(&marker_key(user), id.to_string().as_bytes(), MARKER_TTL)
+            .await?;
+        Ok(Claim {
+            cache,
+            user,
+            id,
+            held: true,
+        })
+    }
+
+    /// The id the import will have.
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The import has started: its record keeps the marker from now on.
+    pub(crate) fn keep(mut self) {
+        self.held = false;
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (cache, user, id) = (self.cache.clone(), self.user, self.id.to_string());
+        // Dropped with the request, so released by a task of its own; only this upload's
+        // marker, should another have claimed the user since.
+        runtime.spawn(async move {
+            let key = marker_key(user);
+            if let Ok(Some(current)) = cache.get(&key).await
+                && current == id.as_bytes()
+                && let Err(e) = cache.delete(&key).await
+            {
+                tracing::warn!(error = %e, "import marker not released; it expires by itself");
+            }
+        });
+    }
+}
+
 /// Why no import can start now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NoSlot {
@@ -309,6 +373,32 @@ mod tests {
     use palisade_cache::memory::MemoryCache;
     use palisade_ingest::ImportProblem;
 
+    #[tokio::test]
+    async fn a_claim_holds_the_user_until_dropped_unless_the_import_keeps_it() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let user = UserId::new_random();
+        let claim = Claim::take(cache.clone(), user).await.expect("claimed");
+        let id = claim.id();
+        assert_eq!(running(cache.as_ref(), user).await.ok(), Some(Some(id)));
+        drop(claim);
+        // Released by a task of its own: let it run.
+        for _ in 0..100 {
+            if running(cache.as_ref(), user).await.ok() == Some(None) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(running(cache.as_ref(), user).await.ok(), Some(None));
+
+        let claim = Claim::take(cache.clone(), user).await.expect("claimed");
+        let id = claim.id();
+        claim.keep();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(running(cache.as_ref(), user).await.ok(), Some(Some(id)));
+    }
+
     #[test]
     fn one_import_per_user_and_a_few_per_node() {
         let slots = ImportSlots::new(2);
@@ -332,7 +422,7 @@ mod tests {
     async fn records_are_per_user_and_the_marker_goes_with_the_end() {
         let cache = MemoryCache::new();
         let (alice, mallory) = (UserId::new_random(), UserId::new_random());
-        let mut status = ImportStatus::started(MboxFormat::Mboxrd, false, 100);
+        let mut status = ImportStatus::started(Uuid::new_v4(), MboxFormat::Mboxrd, false, 100);
         save(&cache, alice, &status).await.expect("saved");
         assert_eq!(running(&cache, alice).await.ok(), Some(Some(status.id)));
         assert!(
@@ -367,7 +457,7 @@ mod tests {
         assert_eq!((read.state, read.stored), (ImportState::Done, 2));
         assert_eq!(running(&cache, alice).await.ok(), Some(None));
 
-        let mut stopped = ImportStatus::started(MboxFormat::Mboxo, true, 100);
+        let mut stopped = ImportStatus::started(Uuid::new_v4(), MboxFormat::Mboxo, true, 100);
         stopped.progress(&report, 40);
         stopped.finish(Some("the uploaded file could not be read".into()));
         assert_eq!(stopped.state, ImportState::Failed);

@@ -9,7 +9,7 @@
 
 use crate::account::current_user;
 use crate::error::{ApiError, ErrorBody};
-use crate::import_status::{self, ImportSlot, ImportStatus, MboxFormat, NoSlot};
+use crate::import_status::{self, Claim, ImportSlot, ImportStatus, MboxFormat, NoSlot};
 use crate::{API_PREFIX, AppState, Auth};
 use palisade_ingest::{ExportIndex, ExportMetadata, ImportError, read_ahead};
 use palisade_mbox::{CountingReader, MboxReader};
@@ -144,6 +144,9 @@ impl ImportApi {
         {
             return Err(already_running());
         }
+        // Other nodes refuse this user from here on (two nodes checking at the same moment
+        // may both go ahead: harmless, since no message is stored twice).
+        let claim = Claim::take(state.cache.clone(), user.id).await?;
         let dir = state.import_settings.spool_dir.as_path();
         let upload = match body {
             ImportUpload::Mbox(Binary(body)) | ImportUpload::Octets(Binary(body)) => Upload {
@@ -160,8 +163,9 @@ impl ImportApi {
         let bytes_total = check_mbox(&mut mailbox)?;
         let export = upload.metadata.map(read_metadata).transpose()?;
 
-        let status = ImportStatus::started(format, export.is_some(), bytes_total);
+        let status = ImportStatus::started(claim.id(), format, export.is_some(), bytes_total);
         import_status::save(state.cache.as_ref(), user.id, &status).await?;
+        claim.keep();
         tracing::info!(user = %user.id, import = %status.id, bytes = bytes_total, "import started");
         let location = format!("{API_PREFIX}/me/imports/{}", status.id);
         let job = Job {

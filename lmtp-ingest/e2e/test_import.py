@@ -347,31 +347,63 @@ def test_the_api_import_refuses_bad_uploads_with_a_reason(small, tmp_path):
     assert listed(c) == []
 
 
+def start_upload(d, token: str, mbox: bytes) -> socket.socket:
+    """Sends the headers and the first half of an mbox upload to `d`, and waits until the
+    daemon is spooling it: its import has begun, and it waits for the rest."""
+    s = socket.create_connection((HOST, d.api_port), timeout=60)
+    s.sendall((f"POST /api/v1/me/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+               f"Content-Type: application/mbox\r\nContent-Length: {len(mbox)}\r\n"
+               "Connection: close\r\n\r\n").encode() + mbox[:len(mbox) // 2])
+    wait_until("the upload to be spooling", lambda: spool_files(d))
+    return s
+
+
+def end_upload(s: socket.socket, mbox: bytes) -> dict:
+    """Sends the rest of the upload; the 202's body."""
+    with s:
+        s.sendall(mbox[len(mbox) // 2:])
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 202"), answer[:500]
+    return json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+def ended(client, import_id: str) -> dict:
+    def done():
+        r = client.get(f"/me/imports/{import_id}")
+        assert r.status == 200, r
+        return r.json() if r.json()["state"] != "running" else None
+    return wait_until("the import to end", done)
+
+
 def test_a_second_import_while_one_runs_gets_429(small):
     """The first upload is held half sent: its import has begun (its file is open in the spool),
     so a second one for the same user is refused at once; then the first completes."""
     c = small.login("alice@example.test", PASSWORD)
     mbox = mboxrd([f"Subject: first {i}\n\nbody\n".encode() for i in range(50)])
-    half = len(mbox) // 2
-    with socket.create_connection((HOST, small.api_port), timeout=60) as s:
-        s.sendall((f"POST /api/v1/me/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {c.token}\r\n"
-                   f"Content-Type: application/mbox\r\nContent-Length: {len(mbox)}\r\n"
-                   "Connection: close\r\n\r\n").encode() + mbox[:half])
-        wait_until("the first upload to be spooling", lambda: spool_files(small))
-        second = upload(c, mboxrd([b"Subject: second\n\nbody\n"]))
-        assert second.status == 429 and second.json()["error"] == "busy", second
-        assert int(second.headers["retry-after"]) > 0, second.headers
-        s.sendall(mbox[half:])
-        answer = b""
-        while chunk := s.recv(65536):
-            answer += chunk
-    assert answer.startswith(b"HTTP/1.1 202"), answer[:500]
-    status = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-
-    def ended():
-        s = c.get(f"/me/imports/{status['id']}").json()
-        return s if s["state"] != "running" else None
-    report = wait_until("the first import to end", ended)
+    first = start_upload(small, c.token, mbox)
+    second = upload(c, mboxrd([b"Subject: second\n\nbody\n"]))
+    assert second.status == 429 and second.json()["error"] == "busy", second
+    assert int(second.headers["retry-after"]) > 0, second.headers
+    report = ended(c, end_upload(first, mbox)["id"])
     assert report["stored"] == 50, report
     # Once it ended, the user may import again.
     assert finished(c, upload(c, mboxrd([b"Subject: second\n\nbody\n"])))["stored"] == 1
+
+
+@pytest.mark.distributed_only
+def test_every_api_node_knows_a_users_import(make_daemon):
+    """Two nodes sharing the backends: while an upload to one is half sent, the other refuses a
+    second import for the same user, and it answers the import's status."""
+    a = make_daemon(name="a")
+    b = make_daemon(name="b", tag=a.tag)
+    a.add_user("alice", "alice@example.test", password=PASSWORD)
+    on_a, on_b = a.login("alice@example.test", PASSWORD), b.login("alice@example.test", PASSWORD)
+    mbox = mboxrd([f"Subject: two nodes {i}\n\nbody\n".encode() for i in range(20)])
+    first = start_upload(a, on_a.token, mbox)
+    second = upload(on_b, mboxrd([b"Subject: elsewhere\n\nbody\n"]))
+    assert second.status == 429 and second.json()["error"] == "busy", second
+    report = ended(on_b, end_upload(first, mbox)["id"])
+    assert report["state"] == "done" and report["stored"] == 20, report
+    assert finished(on_b, upload(on_b, mboxrd([b"Subject: elsewhere\n\nbody\n"])))["stored"] == 1
