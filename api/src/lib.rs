@@ -15,6 +15,8 @@ pub mod document;
 mod draft_files;
 pub mod error;
 pub mod html;
+pub mod import_status;
+mod imports;
 pub mod listener;
 mod login_limits;
 mod mail;
@@ -33,6 +35,7 @@ pub mod types;
 mod web_client;
 
 use error::{ApiError, to_json_error};
+pub use imports::ImportSettings;
 use mailer::Mailer;
 use palisade_cache::Cache;
 use palisade_config::ApiConfig;
@@ -78,6 +81,10 @@ pub struct AppState {
     pub exports: Arc<tokio::sync::Semaphore>,
     /// The image proxy and the tracking-host list.
     pub remote: remote::RemoteState,
+    /// Imports running on this node: one per user, a few in all.
+    pub imports: import_status::ImportSlots,
+    /// Where uploaded mailboxes wait, and the message size limit imports apply.
+    pub import_settings: ImportSettings,
     /// Listener and policy settings.
     pub config: ApiConfig,
 }
@@ -104,6 +111,8 @@ impl AppState {
             ),
             active_sessions: active_sessions::ActiveSessions::default(),
             exports: Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)),
+            imports: import_status::ImportSlots::new(imports::IMPORTS_AT_ONCE),
+            import_settings: ImportSettings::default(),
             store,
             index,
             cache,
@@ -111,6 +120,14 @@ impl AppState {
             mailer: Arc::new(mailer),
             config,
         })
+    }
+
+    /// Uploaded mailboxes wait in `settings.spool_dir` (the daemon's `<data_dir>/spool`, not
+    /// a temporary directory that may live in memory), and their messages may be as large as
+    /// delivered ones.
+    pub fn with_import_settings(mut self, settings: ImportSettings) -> Self {
+        self.import_settings = settings;
+        self
     }
 
     /// Queues re-indexing of a message after a change (tags, deletion).
@@ -160,6 +177,7 @@ pub type Handlers = (
     autocrypt::AutocryptApi,
     remote::RemoteApi,
     remote_trust::RemoteTrustApi,
+    imports::ImportApi,
 );
 
 /// The OpenAPI service with every handler.
@@ -175,6 +193,7 @@ pub fn service() -> OpenApiService<Handlers, ()> {
             autocrypt::AutocryptApi,
             remote::RemoteApi,
             remote_trust::RemoteTrustApi,
+            imports::ImportApi,
         ),
         "Palisade",
         env!("CARGO_PKG_VERSION"),
@@ -202,6 +221,8 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     });
     let ui = api.swagger_ui();
     let max_body = state.config.max_body_bytes;
+    let max_import = state.config.max_import_bytes;
+    let import_path = format!("{API_PREFIX}{}", imports::IMPORT_PATH);
     let mut route = Route::new()
         .nest(API_PREFIX, api)
         .at(format!("{API_PREFIX}/openapi.json"), spec)
@@ -212,6 +233,14 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     route
         .around(move |ep, mut req| {
             let allowed = allowed.clone();
+            // Mailbox uploads are spooled to disk as they arrive, so they have a limit of
+            // their own; every other body is read into memory.
+            let limit =
+                if req.method() == poem::http::Method::POST && req.uri().path() == import_path {
+                    BodyLimit::Import(max_import)
+                } else {
+                    BodyLimit::Body(max_body as u64)
+                };
             async move {
                 let request_id = request_id::for_request(req.headers());
                 let declared = req
@@ -219,15 +248,15 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     .get(poem::http::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
-                if declared.is_some_and(|n| n > max_body as u64) {
-                    let mut resp = to_json_error(too_large(max_body).into());
+                if declared.is_some_and(|n| n > limit.bytes()) {
+                    let mut resp = to_json_error(too_large(limit).into());
                     request_id::set(&mut resp, &request_id);
                     return Ok(resp);
                 }
                 // A body without a length fails to read past the limit, so it cannot fill
                 // memory, and the request is answered 413 like a declared one.
                 let (body, exceeded) =
-                    body_limit::Capped::new(req.take_body().into_async_read(), max_body as u64);
+                    body_limit::Capped::new(req.take_body().into_async_read(), limit.bytes());
                 req.set_body(poem::Body::from_async_read(body));
                 let path = req.uri().path().to_string();
                 let method = method_label(req.method());
@@ -243,7 +272,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                 let started = std::time::Instant::now();
                 let result = ep.call(req).instrument(span.clone()).await;
                 let result = if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
-                    Err(too_large(max_body).into())
+                    Err(too_large(limit).into())
                 } else {
                     result
                 };
@@ -343,12 +372,33 @@ fn record_request(
     .record(elapsed.as_secs_f64());
 }
 
+/// The limit on one request's body, and which setting sets it.
+#[derive(Clone, Copy)]
+enum BodyLimit {
+    /// `api.max_body_bytes`: every request but a mailbox upload.
+    Body(u64),
+    /// `api.max_import_bytes`: a mailbox upload.
+    Import(u64),
+}
+
+impl BodyLimit {
+    fn bytes(self) -> u64 {
+        match self {
+            BodyLimit::Body(n) | BodyLimit::Import(n) => n,
+        }
+    }
+}
+
 /// The refusal of a request body over the limit.
-fn too_large(max_body: usize) -> ApiError {
-    ApiError::PayloadTooLarge(error::ErrorBody::json(
-        "payload_too_large",
-        format!("request bodies are limited to {max_body} bytes"),
-    ))
+fn too_large(limit: BodyLimit) -> ApiError {
+    let message = match limit {
+        BodyLimit::Body(n) => format!("request bodies are limited to {n} bytes"),
+        BodyLimit::Import(n) => format!(
+            "mailbox uploads are limited to {n} bytes (api.max_import_bytes); \
+             split the mbox, or import it with palisade-admin import"
+        ),
+    };
+    ApiError::PayloadTooLarge(error::ErrorBody::json("payload_too_large", message))
 }
 
 /// Serves [`app`] on `listener` until `shutdown` fires, then drains open requests.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 #[derive(Tags)]
 enum ApiTags {
-    /// The user's data: export.
+    /// The user's data: export and import.
     Data,
 }
 

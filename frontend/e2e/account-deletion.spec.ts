@@ -11,11 +11,11 @@ import { deliver } from "./lmtp";
 import { mail, token } from "./mail";
 
 test("the settings screen deletes the account after the password and a confirmation", async ({ page }) => {
-  const leaving = address("judy");
+  const leaving = address("olga");
   const keyword = token("delete");
   await deliver([leaving], mail({ from: "Bob Example <bob@remote.test>", to: leaving, subject: `Gone soon ${keyword}`, text: keyword }));
 
-  await signIn(page, "judy");
+  await signIn(page, "olga");
   await page.goto("/#/settings");
   const form = page.getByRole("form", { name: "Delete account" });
   await expect(form).toBeVisible();

@@ -78,6 +78,21 @@ operations. The corrected version is below; the variables in rows 4 and 23 were 
   },
 ] as const;
 
+/** An mbox from an older mail program, one of whose messages has no header section. */
+const OLD_MAILBOX = Buffer.from(
+  [
+    ["Ada Lovelace <ada@analytical.example>", "Bernoulli numbers, first draft", "The table is attached to the next letter."],
+    ["Charles Babbage <charles@difference.example>", "Re: Bernoulli numbers, first draft", "Splendid. Bring it on Thursday."],
+    ["Municipal Library <noreply@library.example>", "Your loans are due", "Two books are due back on 3 December."],
+  ]
+    .map(
+      ([from, subject, text], i) =>
+        `From old@mail.example Mon Nov 2 09:0${i}:00 2026\nFrom: ${from}\nSubject: ${subject}\n` +
+        `Date: Mon, 2 Nov 2026 09:0${i}:00 +0000\nMessage-ID: <old-${i}@mail.example>\n\n${text}\n\n`,
+    )
+    .join("") + "From old@mail.example Mon Nov 2 09:09:00 2026\nsaved draft with no header section\n\n",
+);
+
 /** The message whose parts the "Message parts" screenshots show. */
 const WITH_PARTS = MAILBOX[5];
 
@@ -186,6 +201,20 @@ for (const theme of THEMES) {
       await shoot(page, `settings-${theme}`);
       await page.getByRole("region", { name: "Your data" }).scrollIntoViewIfNeeded();
       await shoot(page, `settings-data-${theme}`);
+    });
+
+    test(`import screenshot (${theme})`, async ({ page }) => {
+      // An account of its own, so the other screenshots' mailbox stays as it is; importing
+      // the same file again stores nothing twice, so both themes show the same report.
+      await signIn(page, "kim");
+      await page.goto("/#/settings");
+      const section = page.getByRole("region", { name: "Your data" });
+      await section.getByLabel("Mailbox file (mbox)").setInputFiles({ name: "old-mail.mbox", mimeType: "application/mbox", buffer: OLD_MAILBOX });
+      await section.getByRole("button", { name: "Import", exact: true }).click();
+      await expect(section.getByRole("region", { name: "Import report" })).toBeVisible();
+      // The form and its report together: the import part at the top of the window.
+      await section.getByRole("region", { name: "Import a mailbox (mbox)" }).evaluate((el) => el.scrollIntoView({ block: "start" }));
+      await shoot(page, `settings-import-${theme}`);
     });
   });
 }

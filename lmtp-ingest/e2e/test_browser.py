@@ -41,7 +41,8 @@ DIST = Path(os.environ.get("PALISADE_E2E_DIST") or FRONTEND / "dist")
 PASSWORD = "correct horse battery staple"
 RECORDER_HOST = "127.0.0.2"
 # One account per spec (or per test), so their mailboxes and sessions never meet.
-USERS = ("alice", "mallory", "bob", "carol", "dana", "erin", "frank", "grace", "heidi", "ivan", "judy")
+USERS = ("alice", "mallory", "bob", "carol", "dana", "erin", "frank", "grace", "heidi", "ivan", "judy",
+         "kim", "leo", "olga")
 # The smallest valid PNG (1x1, transparent): what the recorder answers to image requests.
 PIXEL = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"

@@ -8,9 +8,9 @@ use lmtp_ingest::admin::{self, Readiness};
 use lmtp_ingest::{
     ConfigArg, Index, init_tracing, open_backends, open_cache, open_index, parse_limits,
 };
-use palisade_api::AppState;
 use palisade_api::listener::ProxyAcceptor;
 use palisade_api::mailer::Mailer;
+use palisade_api::{AppState, ImportSettings};
 use palisade_config::Role;
 use palisade_ingest::{IngestBackend, Pipeline};
 use palisade_lmtp::{Limits, MemoryBudget, ServerConfig, serve};
@@ -149,7 +149,11 @@ async fn main() -> anyhow::Result<()> {
                 mailer,
                 config.api.clone(),
             )
-            .context("API settings")?;
+            .context("API settings")?
+            .with_import_settings(ImportSettings {
+                spool_dir: spool_dir(&config)?,
+                max_message_bytes: config.lmtp.max_message_bytes,
+            });
             let a = &config.api;
             let listener = tokio::net::TcpListener::bind(a.listen)
                 .await
@@ -196,11 +200,7 @@ async fn main() -> anyhow::Result<()> {
             budget: if l.spill_threshold_bytes == 0 {
                 MemoryBudget::new(budget)
             } else {
-                let spool = config.data_dir.join("spool");
-                std::fs::create_dir_all(&spool).with_context(|| {
-                    format!("creating the LMTP spool directory {}", spool.display())
-                })?;
-                MemoryBudget::with_spill(budget, l.spill_threshold_bytes, spool)
+                MemoryBudget::with_spill(budget, l.spill_threshold_bytes, spool_dir(&config)?)
             },
             proxy: ProxyPolicy {
                 enabled: l.proxy_protocol.enabled,
@@ -309,4 +309,14 @@ async fn signal_shutdown(shutdown: CancellationToken, draining: Arc<AtomicBool>,
     }
     tracing::info!("shutdown requested: no new connections, finishing in-flight transactions");
     shutdown.cancel();
+}
+
+/// `<data_dir>/spool`, created if missing: where LMTP spills large messages and the API keeps
+/// uploaded mailboxes while they are imported, on disk rather than in a temporary directory
+/// that may live in memory.
+fn spool_dir(config: &palisade_config::Config) -> anyhow::Result<std::path::PathBuf> {
+    let spool = config.data_dir.join("spool");
+    std::fs::create_dir_all(&spool)
+        .with_context(|| format!("creating the spool directory {}", spool.display()))?;
+    Ok(spool)
 }

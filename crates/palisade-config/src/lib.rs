@@ -300,6 +300,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most bytes of files one draft may carry, all its attachments together.
     pub max_draft_attachment_bytes: u64,
+    /// Largest mailbox upload (`POST /me/import`: the whole request, mbox and metadata), in
+    /// bytes. It is spooled to a temporary file under `<data_dir>/spool`, never to memory, so
+    /// this bounds the disk an import takes while it runs.
+    pub max_import_bytes: u64,
     /// How long a session lives without use.
     pub session_ttl_minutes: u64,
     /// Login attempts allowed per client address per 15 minutes.
@@ -381,6 +385,7 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 25 * 1024 * 1024,
             max_draft_attachment_bytes: 20 * 1024 * 1024,
+            max_import_bytes: 1024 * 1024 * 1024,
             session_ttl_minutes: 12 * 60,
             login_attempts_per_address: 30,
             login_attempts_per_account: 10,

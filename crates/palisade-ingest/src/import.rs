@@ -70,6 +70,32 @@ pub enum ImportError {
     },
 }
 
+/// Messages read ahead of the store: enough to keep it busy, few enough to bound memory.
+const READ_AHEAD: usize = 4;
+
+/// Reads `entries` (an mbox or Maildir reader) on a thread of its own, a few messages ahead of
+/// [`Pipeline::import_mailbox`], so memory holds at most those few messages whatever the size
+/// of the file. The thread ends at its next message once the receiver is dropped.
+pub fn read_ahead<I>(
+    entries: I,
+) -> (
+    mpsc::Receiver<std::io::Result<Entry>>,
+    std::thread::JoinHandle<()>,
+)
+where
+    I: Iterator<Item = std::io::Result<Entry>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    let reader = std::thread::spawn(move || {
+        for entry in entries {
+            if tx.blocking_send(entry).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, reader)
+}
+
 impl ImportReport {
     fn problem(&mut self, origin: String, problem: String) {
         if self.problems.len() < MAX_LISTED_PROBLEMS {

@@ -14,7 +14,7 @@ pub use export::{
     EXPORT_FORMAT, EachExported, ExportError, ExportIndex, ExportMetadata, ExportReport,
     ExportedMessage, ExportedTag, export_mailbox,
 };
-pub use import::{ImportError, ImportProblem, ImportReport};
+pub use import::{ImportError, ImportProblem, ImportReport, read_ahead};
 pub use pipeline::{MailboxCopy, Parsed, Pipeline, PipelineError, error_chain};
 pub use reparse::{ContentTotals, FieldChanges, Progress, ReparseError, ReparseReport};
 

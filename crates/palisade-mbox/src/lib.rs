@@ -10,6 +10,10 @@ mod mbox;
 pub use maildir::{MaildirFlags, MaildirReader};
 pub use mbox::{MboxReader, MboxVariant, write_mbox_message};
 
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// One message read from a mailbox file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -41,4 +45,33 @@ pub struct Message {
     pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Maildir flags from the file name; empty for mbox.
     pub flags: MaildirFlags,
+}
+
+/// A reader that counts the bytes read through it, so an import of an mbox can say how far
+/// along the file it is while another thread reads it.
+pub struct CountingReader<R> {
+    /// The file.
+    inner: R,
+    /// Bytes read so far, shared with whoever reports progress.
+    read: Arc<AtomicU64>,
+}
+
+impl<R> CountingReader<R> {
+    /// Counts what is read from `inner`, and the shared count.
+    pub fn new(inner: R) -> (Self, Arc<AtomicU64>) {
+        let read = Arc::new(AtomicU64::new(0));
+        let reader = CountingReader {
+            inner,
+            read: read.clone(),
+        };
+        (reader, read)
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }

@@ -2,9 +2,9 @@
  * Files attached to drafts (a draft lists its own): delete through the typed client, upload through
  * XMLHttpRequest, the one browser API that reports upload progress.
  */
-import { API_PREFIX, api, type Schemas } from "./client";
-import { call, problemOf, type Outcome } from "./problem";
-import { session } from "./session";
+import { api, type Schemas } from "./client";
+import { call, type Outcome } from "./problem";
+import { upload, type Upload as UploadOf } from "./upload";
 
 /** A file uploaded to a draft, sent with it. */
 export type DraftAttachmentView = Schemas["DraftAttachmentView"];
@@ -18,11 +18,8 @@ export function deleteDraftAttachment(draftId: string, attachmentId: string): Pr
   );
 }
 
-/** An upload in flight: its result, and a way to stop it. */
-export interface Upload {
-  readonly done: Promise<Outcome<DraftAttachmentView>>;
-  readonly abort: () => void;
-}
+/** An upload of a file to a draft. */
+export type Upload = UploadOf<DraftAttachmentView>;
 
 /**
  * Uploads one file to a draft (`POST /drafts/{id}/attachments`, multipart, field `file`), with
@@ -30,38 +27,7 @@ export interface Upload {
  * gets a fraction from 0 to 1.
  */
 export function uploadDraftAttachment(draftId: string, file: File, onProgress: (fraction: number) => void): Upload {
-  const xhr = new XMLHttpRequest();
-  const token = session.token;
-  const done = new Promise<Outcome<DraftAttachmentView>>((resolve) => {
-    const failed = () => resolve({ ok: false, problem: { status: 0, message: null, retryAfter: null } });
-    xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
-    };
-    xhr.onerror = failed;
-    xhr.onabort = failed;
-    xhr.onload = () => {
-      if (xhr.status === 401 && token !== null) session.ended(token);
-      let body: unknown = null;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch {
-        body = null;
-      }
-      if (xhr.status >= 200 && xhr.status < 300) {
-        resolve({ ok: true, data: body as DraftAttachmentView });
-        return;
-      }
-      const headers = new Headers();
-      const retry = xhr.getResponseHeader("Retry-After");
-      if (retry !== null) headers.set("Retry-After", retry);
-      resolve({ ok: false, problem: problemOf(new Response(null, { status: xhr.status, headers }), body) });
-    };
-  });
-  xhr.open("POST", `${API_PREFIX}/drafts/${encodeURIComponent(draftId)}/attachments`);
-  xhr.setRequestHeader("Accept", "application/json");
-  if (token !== null) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
   const form = new FormData();
   form.append("file", file, file.name);
-  xhr.send(form);
-  return { done, abort: () => xhr.abort() };
+  return upload<DraftAttachmentView>(`/drafts/${encodeURIComponent(draftId)}/attachments`, form, null, onProgress);
 }

@@ -4188,6 +4188,284 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Imports an mbox file into the mailbox, as if each message had been delivered: stored
+         *     byte for byte, threaded, indexed and scored; a message that was already there is not
+         *     stored twice, and one that cannot be parsed is stored raw and listed in the report.
+         *     The whole request may be at most `api.max_import_bytes` (1 GiB by default; then 413).
+         *     One import per user at a time, and a few per server (then 429 with Retry-After).
+         */
+        post: {
+            parameters: {
+                query?: {
+                    /**
+                     * @description How `From ` lines inside messages were escaped: `mboxrd` (the default, and what
+                     *     Palisade exports) or `mboxo`.
+                     */
+                    format?: components["schemas"]["MboxFormat"];
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            /** @description A mailbox to import. */
+            requestBody: {
+                content: {
+                    "application/mbox": string;
+                    "application/octet-stream": string;
+                    "multipart/form-data": {
+                        /** Format: binary */
+                        mailbox: string;
+                        /** Format: binary */
+                        metadata?: string;
+                    };
+                };
+            };
+            responses: {
+                /**
+                 * @description The upload is stored and the import runs in the background; poll the status at
+                 *     `Location` until its `state` is no longer `running`.
+                 */
+                202: {
+                    headers: {
+                        LOCATION: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ImportStatus"];
+                    };
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The body is not sent as `multipart/form-data` (`Content-Type` missing or of another type). */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/imports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where an import stands, and at the end its report: counts, and the messages that
+         *     could not be parsed (stored raw all the same) or were too large. Kept for a day after
+         *     its last change.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ImportStatus"];
+                    };
+                };
+                /** @description The request is malformed or fails validation. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No valid session. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The session may not do this (for example send as someone else's address). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this user. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request conflicts with existing data. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many attempts; retry after the given number of seconds. */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The relay refused the message. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A backend is down; retrying later may work. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me/password": {
         parameters: {
             query?: never;
@@ -7399,6 +7677,95 @@ export interface components {
             default: boolean;
         };
         /**
+         * ImportProblemView
+         * @description One message that was not imported as it was, and why.
+         */
+        ImportProblemView: {
+            /** @description Where it was in the file: the line of its `From ` separator. */
+            origin: string;
+            /**
+             * @description What happened: `stored raw: …` (it could not be parsed, and is in the mailbox as
+             *     received) or `… over the size limit` (not imported).
+             */
+            problem: string;
+        };
+        /**
+         * @description Whether an import is still going.
+         * @enum {string}
+         */
+        ImportState: "running" | "done" | "failed";
+        /**
+         * ImportStatus
+         * @description Where an import stands, and at the end what it did.
+         */
+        ImportStatus: {
+            /**
+             * Format: uint64
+             * @description How much of it has been read: progress is `bytes_read / bytes_total`.
+             */
+            bytes_read: number;
+            /**
+             * Format: uint64
+             * @description Size of the uploaded mbox, in bytes.
+             */
+            bytes_total: number;
+            /** @description Why it failed. */
+            error?: string;
+            /**
+             * Format: date-time
+             * @description When it ended, done or failed.
+             */
+            finished_at?: string;
+            /** @description How the mbox was read. */
+            format: components["schemas"]["MboxFormat"] & unknown;
+            /**
+             * Format: uuid
+             * @description The import's id, for `GET /me/imports/{id}`.
+             */
+            id: string;
+            /**
+             * Format: uint64
+             * @description Messages found so far.
+             */
+            messages: number;
+            /** @description The first 100 problems (unparsable or too large), in file order. */
+            problems: components["schemas"]["ImportProblemView"][];
+            /**
+             * Format: uint64
+             * @description Stored messages whose flags, tags and envelope came from the metadata.
+             */
+            restored: number;
+            /**
+             * Format: date-time
+             * @description When the upload was accepted.
+             */
+            started_at: string;
+            /** @description Running, done or failed. */
+            state: components["schemas"]["ImportState"] & unknown;
+            /**
+             * Format: uint64
+             * @description Messages stored, including those the mailbox already held (same bytes).
+             */
+            stored: number;
+            /**
+             * Format: uint64
+             * @description Messages over the server's message size limit, not imported.
+             */
+            too_large: number;
+            /**
+             * Format: uint64
+             * @description Stored messages that could not be parsed: kept raw, shown as such.
+             */
+            unparsable: number;
+            /**
+             * Format: date-time
+             * @description When this record last changed.
+             */
+            updated_at: string;
+            /** @description Whether the metadata of a Palisade export came with it (flags, tags and envelopes). */
+            with_metadata: boolean;
+        };
+        /**
          * IndexStatus
          * @description How far search has caught up with stored mail.
          */
@@ -7444,6 +7811,11 @@ export interface components {
             /** @description Bearer token; shown once, stored only as a hash. */
             token: string;
         };
+        /**
+         * @description How `From ` lines inside messages of an uploaded mbox were escaped.
+         * @enum {string}
+         */
+        MboxFormat: "mboxrd" | "mboxo";
         /**
          * Me
          * @description The signed-in user.

@@ -1,12 +1,13 @@
 import "../writing.css";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Schemas } from "../api/client";
 import { deleteAccount } from "../api/account";
 import { saveExport, type ExportPart } from "../api/export";
+import { importProgress, importStatus, uploadMailbox, type ImportStatus } from "../api/imports";
 import { changePassword } from "../api/password";
 import { call, describeProblem } from "../api/problem";
 import { session } from "../api/session";
-import { formatDate, t, type MessageKey } from "../i18n";
+import { formatDate, formatNumber, t, tn, type MessageKey } from "../i18n";
 import { deviceName } from "../settings/device";
 import { setTheme, useTheme, type ThemeChoice } from "../theme";
 
@@ -202,7 +203,7 @@ const THEMES: readonly { value: ThemeChoice; label: MessageKey }[] = [
   { value: "dark", label: "settings.theme.dark" },
 ];
 
-/** Users own their data: the whole mailbox, downloadable at any time. */
+/** Users own their data: the whole mailbox, downloadable at any time, and mail brought in. */
 function DataSection() {
   const [busy, setBusy] = useState<ExportPart | null>(null);
   const [message, setMessage] = useState("");
@@ -236,7 +237,173 @@ function DataSection() {
       <p role={failed ? "alert" : "status"} class={failed ? "error" : "muted"}>
         {message}
       </p>
+      <ImportMailbox />
       <DeleteAccount />
+    </section>
+  );
+}
+
+/** How often a running import's status is asked for. */
+const IMPORT_POLL_MS = 1000;
+
+/** Where the import form stands. */
+type ImportPhase =
+  | { readonly kind: "idle" }
+  | { readonly kind: "uploading"; readonly fraction: number }
+  | { readonly kind: "importing"; readonly status: ImportStatus }
+  | { readonly kind: "ended"; readonly status: ImportStatus }
+  | { readonly kind: "failed"; readonly reason: string };
+
+/**
+ * Brings mail in: an mbox (and, from a Palisade export, its metadata) is uploaded, then its
+ * import is followed until the report.
+ */
+function ImportMailbox() {
+  const [mailbox, setMailbox] = useState<File | null>(null);
+  const [metadata, setMetadata] = useState<File | null>(null);
+  const [phase, setPhase] = useState<ImportPhase>({ kind: "idle" });
+  // Polling stops when the screen goes away.
+  const alive = useRef(true);
+  useEffect(() => {
+    alive.current = true;
+    return () => {
+      alive.current = false;
+    };
+  }, []);
+
+  const follow = async (status: ImportStatus) => {
+    let current = status;
+    while (alive.current && current.state === "running") {
+      setPhase({ kind: "importing", status: current });
+      await new Promise((resolve) => setTimeout(resolve, IMPORT_POLL_MS));
+      if (!alive.current) return;
+      const outcome = await importStatus(current.id);
+      if (!outcome.ok) {
+        setPhase({ kind: "failed", reason: describeProblem(outcome.problem) });
+        return;
+      }
+      current = outcome.data;
+    }
+    if (alive.current) setPhase({ kind: "ended", status: current });
+  };
+
+  const start = async (e: Event) => {
+    e.preventDefault();
+    if (mailbox === null) {
+      setPhase({ kind: "failed", reason: t("settings.import.choose") });
+      return;
+    }
+    setPhase({ kind: "uploading", fraction: 0 });
+    const sent = uploadMailbox(mailbox, metadata, (fraction) => {
+      if (alive.current) setPhase({ kind: "uploading", fraction });
+    });
+    const outcome = await sent.done;
+    if (!alive.current) return;
+    if (!outcome.ok) {
+      setPhase({ kind: "failed", reason: describeProblem(outcome.problem) });
+      return;
+    }
+    await follow(outcome.data);
+  };
+
+  const busy = phase.kind === "uploading" || phase.kind === "importing";
+  const percent = (fraction: number) => Math.floor(fraction * 100);
+  let progress: number | null = null;
+  let message = "";
+  if (phase.kind === "uploading") {
+    progress = phase.fraction;
+    message = t("settings.import.uploading", { percent: percent(phase.fraction) });
+  } else if (phase.kind === "importing") {
+    progress = importProgress(phase.status);
+    message = tn("settings.import.running", phase.status.messages, { percent: percent(progress) });
+  } else if (phase.kind === "ended" && phase.status.state === "done") {
+    message = t("settings.import.done");
+  }
+  const failure =
+    phase.kind === "failed" ? phase.reason : phase.kind === "ended" && phase.status.state === "failed" ? (phase.status.error ?? "") : null;
+
+  return (
+    <section class="import-mailbox" aria-labelledby="import-title">
+      <h3 id="import-title">{t("settings.import")}</h3>
+      <p class="muted">{t("settings.import.intro")}</p>
+      <form class="import-form" noValidate onSubmit={(e) => void start(e)}>
+        <div class="field">
+          <label for="import-mailbox">{t("settings.import.mailbox")}</label>
+          <input
+            id="import-mailbox"
+            type="file"
+            accept=".mbox,application/mbox,text/plain"
+            disabled={busy}
+            onChange={(e) => setMailbox(e.currentTarget.files?.[0] ?? null)}
+          />
+        </div>
+        <div class="field">
+          <label for="import-metadata">{t("settings.import.metadata")}</label>
+          <input
+            id="import-metadata"
+            type="file"
+            accept=".json,application/json"
+            aria-describedby="import-metadata-hint"
+            disabled={busy}
+            onChange={(e) => setMetadata(e.currentTarget.files?.[0] ?? null)}
+          />
+          <p class="hint" id="import-metadata-hint">
+            {t("settings.import.metadataHint")}
+          </p>
+        </div>
+        <button type="submit" class="button button--secondary" disabled={busy}>
+          {t("settings.import.start")}
+        </button>
+      </form>
+      {progress !== null && <progress class="import-progress" max={1} value={progress} aria-label={t("settings.import.progress")} />}
+      <p role="status" class="muted">
+        {message}
+      </p>
+      {failure !== null && (
+        <p role="alert" class="error">
+          {t("settings.import.failed", { reason: failure })}
+        </p>
+      )}
+      {phase.kind === "ended" && <ImportReportView status={phase.status} />}
+    </section>
+  );
+}
+
+/** What an import did: its counts, and the messages that were not imported as they were. */
+function ImportReportView({ status }: { status: ImportStatus }) {
+  const counts: [MessageKey, number][] = [
+    ["settings.import.messages", status.messages],
+    ["settings.import.stored", status.stored],
+  ];
+  if (status.with_metadata) counts.push(["settings.import.restored", status.restored]);
+  counts.push(["settings.import.unparsable", status.unparsable], ["settings.import.tooLarge", status.too_large]);
+  const problems = status.unparsable + status.too_large;
+  return (
+    <section class="import-report" aria-labelledby="import-report-title">
+      <h4 id="import-report-title">{t("settings.import.report")}</h4>
+      <dl class="import-counts">
+        {counts.map(([label, n]) => (
+          <div key={label}>
+            <dt>{t(label)}</dt>
+            <dd>{formatNumber(n)}</dd>
+          </div>
+        ))}
+      </dl>
+      {status.problems.length > 0 && (
+        <>
+          <h5 id="import-problems-title">{t("settings.import.problems")}</h5>
+          <ul class="import-problems" aria-labelledby="import-problems-title">
+            {status.problems.map((p, i) => (
+              <li key={i}>
+                <span class="import-origin">{p.origin}</span>: {p.problem}
+              </li>
+            ))}
+          </ul>
+          {problems > status.problems.length && (
+            <p class="muted">{t("settings.import.firstOnly", { count: formatNumber(status.problems.length) })}</p>
+          )}
+        </>
+      )}
     </section>
   );
 }

@@ -454,8 +454,8 @@ async fn reparse(
     Ok(serde_json::to_value(report)?)
 }
 
-/// Reads the mailbox on a thread of its own, a few messages ahead of the stores, so memory
-/// holds at most those few messages whatever the size of the file.
+/// Imports a mailbox file or directory; [`palisade_ingest::read_ahead`] bounds the memory it
+/// takes whatever the size of the file.
 async fn import(
     config: &palisade_config::Config,
     store: Arc<dyn Store>,
@@ -464,7 +464,7 @@ async fn import(
     source: ImportSource<'_>,
 ) -> anyhow::Result<serde_json::Value> {
     use palisade_mbox::{MaildirReader, MboxReader, MboxVariant};
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
 
     let ImportSource {
         path,
@@ -483,7 +483,7 @@ async fn import(
     };
 
     let max_bytes = config.lmtp.max_message_bytes;
-    let read = Arc::new(AtomicU64::new(0));
+    let mut read = None;
     // How far along: messages of a Maildir, bytes of an mbox.
     let (total, entries): (
         Progress,
@@ -500,10 +500,8 @@ async fn import(
             MboxFormat::Mboxrd => MboxVariant::Rd,
             MboxFormat::Mboxo => MboxVariant::O,
         };
-        let counted = CountingReader {
-            inner: file,
-            read: read.clone(),
-        };
+        let (counted, count) = palisade_mbox::CountingReader::new(file);
+        read = Some(count);
         let reader = MboxReader::new(
             std::io::BufReader::with_capacity(256 * 1024, counted),
             variant,
@@ -511,14 +509,7 @@ async fn import(
         );
         (Progress::Bytes(size), Box::new(reader))
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let reader = std::thread::spawn(move || {
-        for entry in entries {
-            if tx.blocking_send(entry).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = palisade_ingest::read_ahead(entries);
     let pipeline = Pipeline::new(
         store,
         queue,
@@ -533,7 +524,10 @@ async fn import(
             last = std::time::Instant::now();
             let done = match total {
                 Progress::Messages(n) => r.messages as f64 / n.max(1) as f64,
-                Progress::Bytes(n) => read.load(Ordering::Relaxed) as f64 / n.max(1) as f64,
+                Progress::Bytes(n) => {
+                    let read = read.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
+                    read as f64 / n.max(1) as f64
+                }
             };
             eprintln!(
                 "import: {} {:>3.0}%  {} messages, {} stored, {} unparsable, {} too large; {:.0} msg/s",
@@ -585,21 +579,6 @@ struct ImportSource<'a> {
     path: &'a std::path::Path,
     metadata: Option<&'a std::path::Path>,
     format: MboxFormat,
-}
-
-/// Counts the bytes read through it, for the import's progress.
-struct CountingReader<R> {
-    inner: R,
-    read: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(n)
-    }
 }
 
 /// `parse`: JSON lines on stdout, files over the default LMTP size limit reported, not read.
