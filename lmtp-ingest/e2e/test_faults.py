@@ -165,13 +165,24 @@ def services(action: str, name: str) -> None:
 class Faults(threading.Thread):
     """Kills one component at a time at random moments of the stream, and brings it back."""
 
-    def __init__(self, rng: random.Random, daemon: Daemon, pf: Postfix, total: int, faults: list[str],
-                 data_dir: Path | None):
+    def __init__(self, rng: random.Random, daemon: Daemon, pf: Postfix, stream: list[Submitted],
+                 faults: list[str], data_dir: Path | None):
         super().__init__(daemon=True)
-        self.rng, self.d, self.pf, self.total, self.faults = rng, daemon, pf, total, faults
+        self.rng, self.d, self.pf, self.faults = rng, daemon, pf, faults
         self.data_dir = data_dir
         self.log: list[str] = []
         self.error: BaseException | None = None
+        # The stream is cut into one segment per fault; segment i+1 is only submitted once
+        # fault i is over, so each fault lands within its own segment, whatever a restart costs.
+        self.done = [threading.Event() for _ in faults]
+        known = [len(m.known) for m in stream]
+        self.starts = [sum(known[:segment_start(i, len(faults), len(stream))]) for i in range(len(faults) + 1)]
+        self.total = self.starts[-1]
+
+    def gate(self, index: int, n: int) -> threading.Event | None:
+        """The fault whose end message `index` of `n` waits for before it is submitted."""
+        segment = index * len(self.faults) // n
+        return self.done[segment - 1] if segment > 0 else None
 
     def delivered(self) -> int:
         text = self.pf.log.read_text(errors="replace") if self.pf.log.exists() else ""
@@ -180,14 +191,20 @@ class Faults(threading.Thread):
     def run(self):
         try:
             for i, fault in enumerate(self.faults):
-                # Each fault lands at a random point of its share of the stream.
-                at = int(self.total * (i + self.rng.uniform(0.2, 0.8)) / (len(self.faults) + 0.5))
+                # Each fault lands at a random point of its own segment's deliveries.
+                length = self.starts[i + 1] - self.starts[i]
+                at = self.starts[i] + int(length * self.rng.uniform(0.2, 0.8))
                 deadline = time.monotonic() + 600
                 while self.delivered() < at and time.monotonic() < deadline:
                     time.sleep(0.05)
                 self.inject(fault)
+                self.done[i].set()
         except BaseException as e:  # reported by the test, which joins this thread
             self.error = e
+        finally:
+            # Never leave the submitter waiting on a fault that will not come.
+            for event in self.done:
+                event.set()
 
     def inject(self, fault: str):
         t0 = time.monotonic()
@@ -225,13 +242,22 @@ def mount_tmpfs(path: Path, size: str) -> None:
         pytest.skip(f"cannot mount a tmpfs for the full-disk fault (needs root): {r.stderr.strip()}")
 
 
-def submit(pf: Postfix, stream: list[Submitted], seconds: float) -> list[str]:
-    """Hands the stream to Postfix's smtpd over `seconds`, so that faults land mid-stream."""
+def segment_start(segment: int, segments: int, n: int) -> int:
+    """Index of the first message of `segment` when `n` messages are cut into `segments`."""
+    return -(-segment * n // segments)
+
+
+def submit(pf: Postfix, stream: list[Submitted], seconds: float, faults: Faults) -> list[str]:
+    """Hands the stream to Postfix's smtpd over at least `seconds`, each segment after the
+    previous segment's fault, so that every fault lands mid-stream."""
     errors = []
     start = time.monotonic()
     with smtplib.SMTP(HOST, pf.smtp_port, timeout=120) as smtp:
         smtp.ehlo("submitter.test")
         for i, m in enumerate(stream):
+            gate = faults.gate(i, len(stream))
+            while gate is not None and not gate.wait(30):
+                smtp.noop()  # smtpd drops a silent client after 300 s
             options = [] if m.data.isascii() else ["BODY=8BITMIME"]
             try:
                 refused = smtp.sendmail(SENDER, m.known + m.unknown, m.data, mail_options=options)
@@ -282,10 +308,9 @@ def test_no_mail_lost_duplicated_or_wrongly_bounced_under_faults(tmp_path):
         t0 = time.monotonic()
         faults = ["lmtp-ingest"] + (["disk-full"] if BACKEND == "embedded" else
                                     ["cassandra", "elasticsearch", "rabbitmq", "redis"])
-        known_total = sum(len(m.known) for m in stream)
-        injector = Faults(rng, d, pf, known_total, faults, data_dir)
+        injector = Faults(rng, d, pf, stream, faults, data_dir)
         injector.start()
-        errors = submit(pf, stream, seconds=max(20.0, N / 10))
+        errors = submit(pf, stream, seconds=max(20.0, N / 10), faults=injector)
         assert not errors, f"Postfix's smtpd refused mail: {errors[:5]}"
         injector.join(timeout=1800)
         assert not injector.is_alive(), "the fault thread hung"
@@ -332,7 +357,13 @@ def verify(d: Daemon, pf: Postfix, stream: list[Submitted]) -> dict[str, list[st
             verdict["wrongly_bounced"] += [f"{rcpt}: {s}" for s in st if s.startswith("bounced")]
 
     for u in USERS:
-        c = d.login(f"{u}@{DOMAIN}", PASSWORD)
+        # The first request after a Redis crash finds its connection broken and gets 503 (try
+        # again), like any client would; sessions held only in that Redis are gone.
+        c = d.client()
+        login = wait_until(f"{u}'s sign-in to work again",
+                           lambda: (r := c.post("/auth/login", {"address": f"{u}@{DOMAIN}", "password": PASSWORD}))
+                           .status == 200 and r, timeout=120, interval=1)
+        c.token = login.json()["token"]
         wait_until(f"{u}'s search index to catch up",
                    lambda: c.get("/index/status").json().get("up_to_date"), timeout=600, interval=1)
         copies: dict[str, list[str]] = {}
