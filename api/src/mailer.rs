@@ -38,6 +38,7 @@ pub struct Composed {
 }
 
 /// What a reply or forward refers to.
+#[derive(Default)]
 pub struct Context<'a> {
     /// The message replied to, for In-Reply-To and References.
     pub reply_to: Option<&'a Message>,
@@ -266,12 +267,7 @@ mod tests {
         let composed = compose(
             &draft,
             &addr("me@example.test"),
-            &Context {
-                reply_to: None,
-                forward: None,
-                attachments: &[],
-                autocrypt: None,
-            },
+            &Context::default(),
             "x.test",
         )
         .expect("compose");
@@ -310,10 +306,8 @@ mod tests {
             &draft,
             &from,
             &Context {
-                reply_to: None,
-                forward: None,
-                attachments: &[],
                 autocrypt: Some(&own),
+                ..Context::default()
             },
             "x.test",
         )
@@ -332,18 +326,7 @@ mod tests {
             assert_eq!(header.prefer_encrypt, palisade_model::PreferEncrypt::Mutual);
         }
         // Without a key, no header.
-        let plain = compose(
-            &draft,
-            &from,
-            &Context {
-                reply_to: None,
-                forward: None,
-                attachments: &[],
-                autocrypt: None,
-            },
-            "x.test",
-        )
-        .expect("compose");
+        let plain = compose(&draft, &from, &Context::default(), "x.test").expect("compose");
         assert!(!String::from_utf8_lossy(&plain.wire).contains("Autocrypt:"));
     }
 
@@ -382,10 +365,8 @@ mod tests {
             &draft,
             &addr("me@example.test"),
             &Context {
-                reply_to: None,
-                forward: None,
                 attachments: &files,
-                autocrypt: None,
+                ..Context::default()
             },
             "x.test",
         )

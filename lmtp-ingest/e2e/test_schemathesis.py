@@ -27,20 +27,17 @@ SEED = "20260301"
 MAX_EXAMPLES = "25"
 # Kill the token mid-run, or stream forever.
 EXCLUDED = r"^/api/v1/(auth/logout|auth/sessions/\{id\}|events)$"
-# What JSON Schema cannot say: an uploaded mailbox must be an mbox (its first line a `From `
-# separator) and its metadata a palisade-export/1 document, so a schema-valid upload may still
-# get 400 with that reason. Everywhere else a 400 for schema-valid data is a failure.
+# What JSON Schema cannot say, so a schema-valid request may still get 400 with a reason:
+# - an uploaded mailbox must be an mbox (its first line a `From ` separator) and its metadata
+#   a palisade-export/1 document;
+# - a user's Autocrypt key must be an OpenPGP public key.
+# Everywhere else a 400 for schema-valid data is a failure.
 CONFIG = """
 [[operations]]
 include-path = "/api/v1/me/import"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
-"""
 
-# The one exception to "schema-valid requests are accepted": a document cannot say what an
-# OpenPGP public key is, so a schema-valid text that is not one gets 400 (its reason says
-# why) when set as the user's Autocrypt key.
-CONFIG = """
 [[operations]]
 include-name = "PUT /api/v1/me/autocrypt"
 checks.positive_data_acceptance.expected-statuses = ["200", "400", "401"]
