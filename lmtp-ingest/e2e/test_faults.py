@@ -284,6 +284,25 @@ def statuses(pf: Postfix) -> dict[str, list[str]]:
     return out
 
 
+def trail(d: Daemon, pf: Postfix, bad: dict[str, list[str]], most: int = 3) -> str:
+    """What Postfix and lmtp-ingest logged about the first few messages that went wrong: the
+    Postfix queue ids that carried each token, their log lines, and the daemon's lines for the
+    LMTP transactions Postfix was told about."""
+    maillog = pf.log.read_text(errors="replace") if pf.log.exists() else ""
+    daemon = d.stderr_path.read_text(errors="replace") if d.stderr_path.exists() else ""
+    out = []
+    tokens = [t.group() for entry in sum(bad.values(), []) if (t := re.search(r"flt[0-9a-f]{16}", entry))]
+    for tok in list(dict.fromkeys(tokens))[:most]:
+        queue_ids = re.findall(rf"\b([0-9A-F]{{6,}}): message-id=<{tok}@sender\.test>", maillog)
+        lines = [ln for ln in maillog.splitlines() if any(f" {q}: " in ln for q in queue_ids)]
+        txns = re.findall(r"delivery as ([0-9a-f]+\.\d+)", "\n".join(lines))
+        sessions = {t.split(".")[0] for t in txns}
+        ours = [ln for ln in daemon.splitlines() if any(s in ln for s in sessions)]
+        out.append(f"--- {tok}: queue ids {queue_ids}\n" + "\n".join(lines[-20:])
+                   + f"\n--- lmtp-ingest lines for sessions {sorted(sessions)}:\n" + "\n".join(ours[-20:]))
+    return "\n".join(out)
+
+
 def test_no_mail_lost_duplicated_or_wrongly_bounced_under_faults(tmp_path):
     rng = random.Random(SEED)
     print(f"\nfault run: backend={BACKEND} N={N} seed={SEED} (PALISADE_FAULTS_SEED={SEED} replays it)")
@@ -331,7 +350,7 @@ def test_no_mail_lost_duplicated_or_wrongly_bounced_under_faults(tmp_path):
         print(f"timings: stream drained after {t_drained - t0:.0f}s, checked in {time.monotonic() - t_drained:.0f}s")
         print("fault run result: " + ", ".join(f"{k}={len(v)}" for k, v in verdict.items()))
         bad = {k: v[:5] for k, v in verdict.items() if v}
-        assert not bad, f"seed {SEED}: {bad}\n{pf.tail()}\n{d.tail(20)}"
+        assert not bad, f"seed {SEED}: {bad}\n{trail(d, pf, bad)}\n{pf.tail()}\n{d.tail(20)}"
     finally:
         if pf is not None:
             pf.stop()
