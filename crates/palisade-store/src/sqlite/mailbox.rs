@@ -168,7 +168,7 @@ pub(crate) fn discussion_messages(
 
 pub(crate) fn count_messages(conn: &Connection, user: UserId) -> Result<u64, StoreError> {
     conn.query_row(
-        "SELECT COUNT(*) FROM messages WHERE user_id = ?1",
+        "SELECT IFNULL((SELECT n FROM message_counts WHERE user_id = ?1), 0)",
         [user.to_string()],
         |r| r.get::<_, i64>(0),
     )

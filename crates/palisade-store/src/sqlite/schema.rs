@@ -193,10 +193,31 @@ CREATE TABLE remote_trust (
     PRIMARY KEY (user_id, kind, value)
 );
 "#,
+    // Each user's message count, kept by triggers: the search watermark reads it on every
+    // search, and COUNT(*) walks the user's whole index range.
+    r#"
+CREATE TABLE message_counts (
+    user_id TEXT PRIMARY KEY,
+    n       INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO message_counts (user_id, n) SELECT user_id, COUNT(*) FROM messages GROUP BY user_id;
+CREATE TRIGGER messages_counted AFTER INSERT ON messages BEGIN
+    INSERT INTO message_counts (user_id, n) VALUES (NEW.user_id, 1)
+        ON CONFLICT (user_id) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER messages_uncounted AFTER DELETE ON messages BEGIN
+    UPDATE message_counts SET n = n - 1 WHERE user_id = OLD.user_id;
+    DELETE FROM message_counts WHERE user_id = OLD.user_id AND n <= 0;
+END;
+"#,
 ];
 
 /// The migration (by index) that creates `contact_terms`.
 const CONTACT_TERMS: usize = 5;
+
+/// The migration (by index) that creates `message_counts`.
+#[cfg(test)]
+const MESSAGE_COUNTS: usize = 8;
 
 /// Data steps that SQL cannot express, run in the transaction of migration `version`.
 fn backfill(tx: &rusqlite::Transaction<'_>, version: usize) -> rusqlite::Result<()> {
@@ -252,5 +273,41 @@ mod tests {
             })
             .expect("terms");
         assert_eq!(terms, ["ann", "ann@x.test", "lee"]);
+    }
+
+    #[test]
+    fn messages_stored_before_the_counts_are_counted() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        for sql in &MIGRATIONS[..MESSAGE_COUNTS] {
+            conn.execute_batch(sql).expect("older schema");
+        }
+        conn.pragma_update(None, "user_version", MESSAGE_COUNTS as i64)
+            .expect("version");
+        let insert = |conn: &Connection, user: &str, id: &str| {
+            conn.execute(
+                "INSERT INTO messages (user_id, id, discussion_id, raw_sha256, raw_size,
+                     received_at, parse_error, flags_json, tags_json, envelope_json, content_json)
+                 VALUES (?1, ?2, 'd', 'h', 1, 0, 0, '{}', '[]', '{}', '{}')",
+                [user, id],
+            )
+            .expect("message");
+        };
+        for id in ["a", "b", "c"] {
+            insert(&conn, "u", id);
+        }
+        insert(&conn, "v", "a");
+        migrate(&mut conn).expect("migrate");
+        insert(&conn, "u", "d");
+        conn.execute("DELETE FROM messages WHERE user_id = 'v'", [])
+            .expect("delete");
+        let counts: Vec<(String, i64)> = conn
+            .prepare("SELECT user_id, n FROM message_counts ORDER BY user_id")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .expect("counts");
+        // A user with no mail left has no row: nothing of an erased account stays behind.
+        assert_eq!(counts, [("u".to_string(), 4)]);
     }
 }
