@@ -151,3 +151,19 @@ def test_api_answers_503_while_redis_is_down_and_recovers(make_daemon):
                                                 "password": "long enough password"})
         return fresh.status == 200
     wait_for(signed_in_again, "login to work again with Redis back", timeout=60)
+
+
+def test_the_first_request_after_a_redis_crash_is_served(make_daemon):
+    # Nothing talks to Redis while it is down, so the daemon only learns of the crash when its
+    # next command fails on the dead socket; the cache retries that command once on a new
+    # connection, so the user who comes first does not get a 503 for nothing.
+    d = make_daemon()
+    d.add_user("alice", "alice@example.test", password="long enough password")
+    d.login("alice@example.test", "long enough password")
+    services("kill", "redis")
+    try:
+        time.sleep(0.5)
+    finally:
+        services("up", "redis")
+    fresh = d.client().post("/auth/login", {"address": "alice@example.test", "password": "long enough password"})
+    assert fresh.status == 200, fresh

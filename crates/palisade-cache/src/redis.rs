@@ -145,49 +145,76 @@ impl RedisCache {
         })
     }
 
-    fn connection(&self) -> ConnectionManager {
+    /// Runs one command on the shared connection, once more on a fresh one if the connection
+    /// was broken. After Redis restarts, the manager only finds out when a command fails on
+    /// the old socket; without the retry that first caller would get a 503 for nothing. Every
+    /// command here may run twice: values and sets are idempotent, a rate-limit hit counted
+    /// twice only tightens the limit, and a new-mail event published twice refreshes a view.
+    async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, CacheError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = ::redis::RedisResult<T>>,
+    {
         // Clones share one multiplexed connection.
-        self.commands.clone()
+        match tokio::time::timeout(OP_TIMEOUT, op(self.commands.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if broken_connection(&e) => {
+                tracing::debug!(what, error = %e, "redis connection broken; retrying once");
+                timed(what, op(self.commands.clone())).await
+            }
+            Ok(Err(e)) => Err(unavailable(what, e)),
+            Err(_) => Err(unavailable(what, "timed out")),
+        }
     }
+}
+
+/// Whether `e` says the connection failed, rather than Redis refusing the command.
+fn broken_connection(e: &::redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
 #[async_trait]
 impl Cache for RedisCache {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        let mut con = self.connection();
-        let key = format!("{VALUES}{key}");
-        timed("SET", con.pset_ex::<_, _, ()>(key, value, millis(ttl))).await
+        let key = &format!("{VALUES}{key}");
+        self.run("SET", |mut con| async move {
+            con.pset_ex::<_, _, ()>(key, value, millis(ttl)).await
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        let mut con = self.connection();
-        timed("GET", con.get(format!("{VALUES}{key}"))).await
+        let key = &format!("{VALUES}{key}");
+        self.run("GET", |mut con| async move { con.get(key).await })
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let mut con = self.connection();
-        let removed: usize = timed("DEL", con.del(format!("{VALUES}{key}"))).await?;
+        let key = &format!("{VALUES}{key}");
+        let removed: usize = self
+            .run("DEL", |mut con| async move { con.del(key).await })
+            .await?;
         Ok(removed > 0)
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, CacheError> {
-        let mut con = self.connection();
-        let pattern = format!("{}*", glob_escape(&format!("{VALUES}{prefix}")));
+        let pattern = &format!("{}*", glob_escape(&format!("{VALUES}{prefix}")));
         let mut cursor: u64 = 0;
         let mut keys = Vec::new();
         // SCAN, never KEYS: KEYS blocks the whole server for the length of the keyspace.
         loop {
-            let (next, batch): (u64, Vec<Vec<u8>>) = timed(
-                "SCAN",
-                ::redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_BATCH)
-                    .query_async(&mut con),
-            )
-            .await?;
+            let (next, batch): (u64, Vec<Vec<u8>>) = self
+                .run("SCAN", |mut con| async move {
+                    ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(SCAN_BATCH)
+                        .query_async(&mut con)
+                        .await
+                })
+                .await?;
             keys.extend(batch.into_iter().filter_map(|raw| {
                 String::from_utf8(raw)
                     .ok()
@@ -205,41 +232,44 @@ impl Cache for RedisCache {
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
-        let mut con = self.connection();
-        timed(
-            "set add",
+        let key = format!("{SETS}{key}");
+        let key = &key;
+        self.run("set add", |mut con| async move {
             self.set_add_script
-                .key(format!("{SETS}{key}"))
+                .key(key)
                 .arg(member)
                 .arg(millis(ttl))
-                .invoke_async::<()>(&mut con),
-        )
+                .invoke_async::<()>(&mut con)
+                .await
+        })
         .await
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
-        let mut con = self.connection();
-        let mut members: Vec<String> = timed(
-            "set members",
-            self.set_members_script
-                .key(format!("{SETS}{key}"))
-                .invoke_async(&mut con),
-        )
-        .await?;
+        let key = &format!("{SETS}{key}");
+        let mut members: Vec<String> = self
+            .run("set members", |mut con| async move {
+                self.set_members_script
+                    .key(key)
+                    .invoke_async(&mut con)
+                    .await
+            })
+            .await?;
         members.sort();
         Ok(members)
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError> {
-        let mut con = self.connection();
-        let removed: i64 = timed(
-            "set remove",
-            self.set_remove_script
-                .key(format!("{SETS}{key}"))
-                .arg(member)
-                .invoke_async(&mut con),
-        )
-        .await?;
+        let key = &format!("{SETS}{key}");
+        let removed: i64 = self
+            .run("set remove", |mut con| async move {
+                self.set_remove_script
+                    .key(key)
+                    .arg(member)
+                    .invoke_async(&mut con)
+                    .await
+            })
+            .await?;
         Ok(removed == 1)
     }
 
@@ -249,15 +279,16 @@ impl Cache for RedisCache {
         limit: u32,
         window: Duration,
     ) -> Result<RateDecision, CacheError> {
-        let mut con = self.connection();
-        let (count, ttl_ms): (i64, i64) = timed(
-            "rate limit",
-            self.hit_script
-                .key(format!("{COUNTERS}{key}"))
-                .arg(millis(window))
-                .invoke_async(&mut con),
-        )
-        .await?;
+        let key = &format!("{COUNTERS}{key}");
+        let (count, ttl_ms): (i64, i64) = self
+            .run("rate limit", |mut con| async move {
+                self.hit_script
+                    .key(key)
+                    .arg(millis(window))
+                    .invoke_async(&mut con)
+                    .await
+            })
+            .await?;
         let count = u64::try_from(count).unwrap_or(0);
         Ok(RateDecision {
             allowed: count <= u64::from(limit),
@@ -267,12 +298,12 @@ impl Cache for RedisCache {
     }
 
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), CacheError> {
-        let mut con = self.connection();
-        let _receivers: usize = timed(
-            "PUBLISH",
-            con.publish(format!("{CHANNELS}{channel}"), payload),
-        )
-        .await?;
+        let channel = &format!("{CHANNELS}{channel}");
+        let _receivers: usize = self
+            .run("PUBLISH", |mut con| async move {
+                con.publish(channel, payload).await
+            })
+            .await?;
         Ok(())
     }
 
