@@ -201,6 +201,8 @@ for (const theme of THEMES) {
       await shoot(page, `settings-${theme}`);
       await page.getByRole("region", { name: "Your data" }).scrollIntoViewIfNeeded();
       await shoot(page, `settings-data-${theme}`);
+      await page.getByRole("button", { name: "Delete my account" }).scrollIntoViewIfNeeded();
+      await shoot(page, `settings-delete-${theme}`);
     });
 
     test(`import screenshot (${theme})`, async ({ page }) => {

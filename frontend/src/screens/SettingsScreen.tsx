@@ -323,7 +323,7 @@ function ImportMailbox() {
     phase.kind === "failed" ? phase.reason : phase.kind === "ended" && phase.status.state === "failed" ? (phase.status.error ?? "") : null;
 
   return (
-    <section class="import-mailbox" aria-labelledby="import-title">
+    <section class="settings-subsection" aria-labelledby="import-title">
       <h3 id="import-title">{t("settings.import")}</h3>
       <p class="muted">{t("settings.import.intro")}</p>
       <form class="import-form" noValidate onSubmit={(e) => void start(e)}>
@@ -436,35 +436,39 @@ function DeleteAccount() {
   };
 
   return (
-    <form class="password-form" noValidate aria-labelledby="delete-title" onSubmit={(e) => void submit(e)}>
+    <section class="settings-subsection" aria-labelledby="delete-title">
       <h3 id="delete-title">{t("settings.delete")}</h3>
       <p class="muted" id="delete-intro">
         {t("settings.delete.intro")}
       </p>
-      <div class="field">
-        <label for="delete-password">{t("settings.delete.password")}</label>
-        <input
-          id="delete-password"
-          type="password"
-          autoComplete="current-password"
-          aria-describedby="delete-intro"
-          value={password}
-          onInput={(e) => setPassword(e.currentTarget.value)}
-        />
-      </div>
-      <label class="check">
-        <input type="checkbox" checked={understood} onChange={(e) => setUnderstood(e.currentTarget.checked)} />
-        {t("settings.delete.understood")}
-      </label>
-      {problem !== null && (
-        <p class="error" role="alert">
-          {problem}
-        </p>
-      )}
-      <button type="submit" class="button" disabled={busy}>
-        {t("settings.delete.submit")}
-      </button>
-    </form>
+      <form noValidate aria-labelledby="delete-title" onSubmit={(e) => void submit(e)}>
+        <div class="field">
+          <label for="delete-password">{t("settings.delete.password")}</label>
+          <input
+            id="delete-password"
+            type="password"
+            autoComplete="current-password"
+            aria-describedby="delete-intro"
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
+        </div>
+        <div class="field">
+          <label class="check">
+            <input type="checkbox" checked={understood} onChange={(e) => setUnderstood(e.currentTarget.checked)} />
+            {t("settings.delete.understood")}
+          </label>
+        </div>
+        {problem !== null && (
+          <p class="error" role="alert">
+            {problem}
+          </p>
+        )}
+        <button type="submit" class="button button--danger" disabled={busy}>
+          {t("settings.delete.submit")}
+        </button>
+      </form>
+    </section>
   );
 }
 
