@@ -51,23 +51,29 @@ pub(super) async fn deliver(
     }
 
     let received = claim_arrival(store, user, id, d.envelope.received_at).await?;
-    write_raw(store, d).await?;
     // The message's own people, as the discussion would merge them.
     let mut people = Vec::new();
     merge_participants(&mut people, &d.content.participants);
-    let placed = place(store, user, id, d, &people, received).await?;
+    // Independent writes go out together: with a commitlog that acknowledges only after its
+    // fsync, each round trip waits for one, and a delivery is as slow as its longest chain.
+    let ((), placed) = futures::try_join!(
+        write_raw(store, d),
+        place(store, user, id, d, &people, received)
+    )?;
     let discussion = placed.discussion;
     write_message(store, d, id, discussion, &people, received).await?;
     // Counted once the message exists. Drifts only when two deliveries of one message race
     // past the duplicate check (both count) or a commit that timed out was applied (its retry
     // is a duplicate and counts nothing); `palisade-admin migrate` recounts.
-    if let Err(e) = store.add_to_count(user, 1).await {
+    let (counted, settled) = futures::join!(
+        store.add_to_count(user, 1),
+        mailbox::settle_activity(store, user, discussion.0, received, placed.previous)
+    );
+    if let Err(e) = counted {
         warn!(message = %id, error = %e, "could not count the delivered message");
     }
     // The message is stored; a stale activity row only costs readers a skipped row.
-    if let Err(e) =
-        mailbox::settle_activity(store, user, discussion.0, received, placed.previous).await
-    {
+    if let Err(e) = settled {
         warn!(message = %id, error = %e, "could not move the discussion's activity row");
     }
     debug!(
@@ -162,13 +168,13 @@ async fn place(
         }
     }
 
-    let mut known = HashMap::new();
+    let mut known_keys = HashMap::new();
     for batch in keys.chunks(KEYS_PER_LOOKUP) {
         let rows: Vec<(String, Uuid)> = store.all(&st.select_thread_keys, (user, batch)).await?;
-        known.extend(rows);
+        known_keys.extend(rows);
     }
     // The first key in priority order decides, as in the embedded store.
-    let by_key = keys.iter().find_map(|k| known.get(*k)).copied();
+    let by_key = keys.iter().find_map(|k| known_keys.get(*k)).copied();
     let started = DiscussionId::started_by(id);
     let root = root_key(content);
     let discussion = match by_key {
@@ -181,70 +187,25 @@ async fn place(
         }
     };
 
-    // Keys already registered keep their discussion, like INSERT OR IGNORE.
-    let mut in_flight = FuturesUnordered::new();
-    for key in keys {
-        let claimed = by_key.is_none() && root.as_deref() == Some(key);
-        if claimed || known.contains_key(key) {
-            continue;
-        }
-        if in_flight.len() >= WRITES_IN_FLIGHT {
-            in_flight.try_next().await?;
-        }
-        in_flight.push(store.execute(&st.insert_thread_key, (user, key, discussion.0)));
-    }
-    while in_flight.try_next().await?.is_some() {}
-
     let state: Option<(Option<String>, Option<Vec<String>>)> = store
         .first(&st.select_discussion_state, (user, discussion.0))
         .await?;
     let (stored_subject, stored_people) = state.unwrap_or_default();
     // A retry of the starting message finds its own keys: it is still the starter.
-    let subject_key = if discussion == started {
-        if content.subject.is_some() || content.normalized_subject.is_some() {
-            store
-                .execute(
-                    &st.start_discussion,
-                    (
-                        unset(content.subject.as_deref()),
-                        unset(subject_key(content).as_deref()),
-                        user,
-                        discussion.0,
-                    ),
-                )
-                .await?;
-        }
+    let starts = discussion == started;
+    let subject_key = if starts {
         subject_key(content).map(Cow::into_owned)
     } else {
         stored_subject
     };
-
     // Only the people this message adds are appended: concurrent deliveries into one
     // discussion lose nobody, and a retry finds its people there and appends nothing.
     let known = mailbox::people(stored_people.as_deref().unwrap_or_default())?;
     let mut merged = known.clone();
     merge_participants(&mut merged, people);
-    if merged.len() > known.len() {
-        store
-            .execute(
-                &st.add_participants,
-                (
-                    mailbox::people_column(&merged[known.len()..])?,
-                    user,
-                    discussion.0,
-                ),
-            )
-            .await?;
-    }
-    store
-        .execute(&st.touch_discussion, (vec![id.0], user, discussion.0))
-        .await?;
-    if !d.flags.seen {
-        store
-            .execute(&st.add_unread, (vec![id.0], user, discussion.0))
-            .await?;
-    }
-
+    let added = (merged.len() > known.len())
+        .then(|| mailbox::people_column(&merged[known.len()..]))
+        .transpose()?;
     // The newest arrival before this one, whose activity row this message may replace once
     // it is committed; the new row is written first, so the discussion is never unlisted.
     let previous = mailbox::newest(store, user, discussion.0)
@@ -252,21 +213,83 @@ async fn place(
         .map(|n| n.received);
     let received_at = timestamp(received);
     let month = super::month_of(received_at);
-    store.execute(&st.insert_month, (user, month)).await?;
-    store
-        .execute(
-            &st.insert_activity,
-            (user, month, received_at, discussion.0),
-        )
-        .await?;
-    if let Some(subject) = subject_key.filter(|s| !s.is_empty()) {
-        store
-            .execute(
-                &st.insert_discussion_by_subject,
-                (user, subject, received_at, discussion.0),
-            )
-            .await?;
-    }
+
+    // Every write below is idempotent and independent of the others: they go out together.
+    // Keys already registered keep their discussion, like INSERT OR IGNORE.
+    let register_keys = async {
+        let mut in_flight = FuturesUnordered::new();
+        for key in keys {
+            let claimed = by_key.is_none() && root.as_deref() == Some(key);
+            if claimed || known_keys.contains_key(key) {
+                continue;
+            }
+            if in_flight.len() >= WRITES_IN_FLIGHT {
+                in_flight.try_next().await?;
+            }
+            in_flight.push(store.execute(&st.insert_thread_key, (user, key, discussion.0)));
+        }
+        while in_flight.try_next().await?.is_some() {}
+        Ok::<(), StoreError>(())
+    };
+    let start = async {
+        if starts && (content.subject.is_some() || content.normalized_subject.is_some()) {
+            store
+                .execute(
+                    &st.start_discussion,
+                    (
+                        unset(content.subject.as_deref()),
+                        unset(subject_key.as_deref()),
+                        user,
+                        discussion.0,
+                    ),
+                )
+                .await?;
+        }
+        Ok(())
+    };
+    let add_people = async {
+        if let Some(added) = &added {
+            store
+                .execute(&st.add_participants, (added, user, discussion.0))
+                .await?;
+        }
+        Ok(())
+    };
+    let touch = store.execute(&st.touch_discussion, (vec![id.0], user, discussion.0));
+    let unread = async {
+        if !d.flags.seen {
+            store
+                .execute(&st.add_unread, (vec![id.0], user, discussion.0))
+                .await?;
+        }
+        Ok(())
+    };
+    let list_month = store.execute(&st.insert_month, (user, month));
+    let activity = store.execute(
+        &st.insert_activity,
+        (user, month, received_at, discussion.0),
+    );
+    let by_subject = async {
+        if let Some(subject) = subject_key.as_deref().filter(|s| !s.is_empty()) {
+            store
+                .execute(
+                    &st.insert_discussion_by_subject,
+                    (user, subject, received_at, discussion.0),
+                )
+                .await?;
+        }
+        Ok(())
+    };
+    futures::try_join!(
+        register_keys,
+        start,
+        add_people,
+        touch,
+        unread,
+        list_month,
+        activity,
+        by_subject
+    )?;
     Ok(Placed {
         discussion,
         previous,
