@@ -2,7 +2,7 @@
 //! key, the social facts a message's index reads from them, and the user's own key.
 
 use crate::contract::{addr, content, delivery, unique};
-use crate::{Store, learn_contacts, record_sender};
+use crate::{Store, learn_contacts, learn_from_mail, record_sender};
 use chrono::{Duration, TimeZone, Utc};
 use palisade_model::{
     AutocryptHeader, AutocryptKey, AutocryptPeer, Contact, ContactHistory, ContactId,
@@ -19,6 +19,7 @@ pub(crate) async fn run_all(store: &dyn Store) {
     contact_state_round_trips(store).await;
     own_autocrypt_key_round_trips(store).await;
     senders_are_recorded_and_their_key_follows_the_newest_mail(store).await;
+    a_batch_of_mail_teaches_what_its_messages_teach_one_by_one(store).await;
 }
 
 fn key(text: &str) -> AutocryptKey {
@@ -302,4 +303,122 @@ async fn senders_are_recorded_and_their_key_follows_the_newest_mail(store: &dyn 
         ]
     );
     assert_eq!(bob.privacy_index(now), 95);
+}
+
+/// Stores, for `user`, the mix the batch test feeds: Bob three times (the second
+/// authenticated, with his key), a spammer, and one message the user sent to two people.
+async fn store_batch_mix(store: &dyn Store, user: &User) -> Vec<Message> {
+    let day = 24 * 60;
+    let mut spam = content("spam", "spam@example.org", &[]);
+    spam.participants[0].address = Some("spammer@example.org".into());
+    spam.privacy.spam.is_spam = Some(true);
+    let mut sent = content("sent", "sent@example.test", &[]);
+    sent.participants[0].address = user.addresses.first().map(|a| a.to_string());
+    for (name, address) in [("Dave", "dave@example.org"), ("Erin", "erin@example.org")] {
+        sent.participants.push(palisade_model::Participant {
+            role: ParticipantRole::To,
+            name: Some(name.into()),
+            address: Some(address.into()),
+        });
+    }
+    let mixes = [
+        (from_bob("batch-1", 0, false, None), false, 1),
+        (spam, false, 2),
+        (
+            from_bob("batch-2", day, true, Some(PreferEncrypt::Mutual)),
+            false,
+            day + 1,
+        ),
+        (sent, true, day + 2),
+        (
+            from_bob("batch-3", 2 * day, false, None),
+            false,
+            2 * day + 1,
+        ),
+    ];
+    let mut stored = Vec::new();
+    for (c, is_sent, at) in mixes {
+        let tag = c.subject.clone().unwrap_or_default();
+        let mut d = delivery(user.id, tag.as_bytes(), c, at);
+        d.flags.sent = is_sent;
+        let receipt = store.deliver(d).await.expect("deliver");
+        let message = store
+            .get_message(user.id, receipt.message_id)
+            .await
+            .expect("read")
+            .expect("stored");
+        stored.push(message);
+    }
+    stored
+}
+
+/// The worker learns a batch at once, reading and writing each contact once: the address
+/// book ends as if each message had been learned in turn, spam teaches nothing, a retried
+/// batch counts its last message once, and each user's mail teaches only their own book.
+async fn a_batch_of_mail_teaches_what_its_messages_teach_one_by_one(store: &dyn Store) {
+    let batched = new_user(store, "batch").await;
+    let single = new_user(store, "one-by-one").await;
+    let mail = store_batch_mix(store, &batched).await;
+    let refs: Vec<&Message> = mail.iter().collect();
+    learn_from_mail(store, batched.id, &batched.addresses, &refs)
+        .await
+        .expect("batch");
+    for message in store_batch_mix(store, &single).await {
+        learn_from_mail(store, single.id, &single.addresses, &[&message])
+            .await
+            .expect("one");
+    }
+    let book = |user: &User| {
+        let id = user.id;
+        async move {
+            let mut contacts = store
+                .list_contacts(
+                    id,
+                    crate::Page {
+                        after: None,
+                        limit: 50,
+                    },
+                )
+                .await
+                .expect("list")
+                .items;
+            contacts.sort_by(|a, b| a.addresses.cmp(&b.addresses));
+            contacts
+        }
+    };
+    let (batch_book, single_book) = (book(&batched).await, book(&single).await);
+    let addresses: Vec<_> = batch_book.iter().map(|c| c.addresses.clone()).collect();
+    assert_eq!(
+        addresses,
+        [
+            vec![addr("bob@example.net")],
+            vec![addr("dave@example.org")],
+            vec![addr("erin@example.org")],
+        ]
+    );
+    let bob = bob_of(store, &batched).await;
+    assert_eq!((bob.history.messages, bob.history.authenticated), (3, 1));
+    assert_eq!(bob.history.first_seen, Some(mail[0].envelope.received_at));
+    assert_eq!(bob.history.last_seen, Some(mail[4].envelope.received_at));
+    assert_eq!(bob.history.last_message, Some(mail[4].id));
+    assert_eq!(
+        bob.autocrypt.as_ref().map(|p| p.key.fingerprint.as_str()),
+        Some(BOB_FINGERPRINT)
+    );
+    // The same state, message ids and owners aside, as learning one message at a time.
+    assert_eq!(batch_book.len(), single_book.len());
+    for (b, s) in batch_book.iter().zip(&single_book) {
+        assert_eq!((&b.name, &b.addresses), (&s.name, &s.addresses));
+        let (bh, sh) = (&b.history, &s.history);
+        assert_eq!(
+            (bh.messages, bh.authenticated, bh.first_seen, bh.last_seen),
+            (sh.messages, sh.authenticated, sh.first_seen, sh.last_seen)
+        );
+        assert_eq!(b.autocrypt, s.autocrypt);
+    }
+    // A retry of the newest message alone is not counted again.
+    learn_from_mail(store, batched.id, &batched.addresses, &[&mail[4]])
+        .await
+        .expect("retry");
+    assert_eq!(bob_of(store, &batched).await, bob);
 }

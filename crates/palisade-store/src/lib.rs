@@ -608,25 +608,50 @@ pub async fn learn_contacts(
 /// MTA authenticated, last seen) and, for authenticated mail, the Autocrypt state as the
 /// spec updates it. `false` when the sender has no contact (learn it first). A message
 /// already counted last is not counted again, so a retried job changes nothing; two
-/// deliveries recorded at the same instant may lose one count (last writer wins).
-pub async fn record_sender(
-    store: &dyn AddressBook,
-    message: &palisade_model::Message,
-) -> Result<bool, StoreError> {
-    let content = &message.content;
-    let Some(from) = content
+/// workers recording the same sender at once may lose one count, which only history shows.
+pub async fn record_sender(store: &dyn AddressBook, message: &Message) -> Result<bool, StoreError> {
+    match author(message) {
+        Some(from) => record_author(store, message.user_id, &from, &[message]).await,
+        None => Ok(false),
+    }
+}
+
+/// The parsed address of a message's author, when it has one.
+fn author(message: &Message) -> Option<Address> {
+    message
+        .content
         .from()
         .and_then(|p| p.address.as_deref())
         .and_then(|a| Address::parse(a).ok())
-    else {
+}
+
+/// [`record_sender`] for messages of one author, in arrival order, with one read and at most
+/// one write of their contact.
+async fn record_author(
+    store: &dyn AddressBook,
+    user: UserId,
+    from: &Address,
+    messages: &[&Message],
+) -> Result<bool, StoreError> {
+    let Some(mut contact) = store.find_contact(user, from).await? else {
         return Ok(false);
     };
-    let Some(mut contact) = store.find_contact(message.user_id, &from).await? else {
-        return Ok(false);
-    };
-    if contact.history.last_message == Some(message.id) {
-        return Ok(true);
+    let mut changed = false;
+    for message in messages {
+        changed |= count_message(&mut contact, from, message);
     }
+    if changed {
+        store.save_contact(contact).await?;
+    }
+    Ok(true)
+}
+
+/// Counts one received message in its author's contact; `false` when it was counted last.
+fn count_message(contact: &mut Contact, from: &Address, message: &Message) -> bool {
+    if contact.history.last_message == Some(message.id) {
+        return false;
+    }
+    let content = &message.content;
     let arrived = message.envelope.received_at;
     let authenticated = content.privacy.authenticated_sender.as_deref() == Some(from.as_str());
     let h = &mut contact.history;
@@ -643,6 +668,98 @@ pub async fn record_sender(
             effective,
         );
     }
-    store.save_contact(contact).await?;
-    Ok(true)
+    true
+}
+
+/// [`learn_contacts`] for one person, owning its arguments so that many run at once.
+async fn learn_person(
+    store: &dyn AddressBook,
+    user: UserId,
+    person: palisade_model::Participant,
+    own: &[Address],
+    at: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    learn_contacts(store, user, std::slice::from_ref(&person), own, at).await
+}
+
+/// [`record_author`] owning its arguments, so that many run at once.
+async fn record_authored(
+    store: &dyn AddressBook,
+    user: UserId,
+    from: Address,
+    messages: Vec<&Message>,
+) -> Result<bool, StoreError> {
+    record_author(store, user, &from, &messages).await
+}
+
+/// Address-book reads and writes a batch of mail keeps in flight at once.
+const LEARN_CONCURRENCY: usize = 16;
+
+/// What one user's mail teaches their address book, for a batch at once, in arrival order:
+/// the people they correspond with become contacts (the authors of received mail, the
+/// recipients of sent mail), then each author's contact counts their messages
+/// ([`record_sender`]). Spam teaches nothing. Each contact is read and written at most once
+/// per batch and different contacts concurrently, so a batch shares commits instead of
+/// waiting for one per message. Retries are harmless, as for [`learn_contacts`].
+pub async fn learn_from_mail(
+    store: &dyn AddressBook,
+    user: UserId,
+    own: &[Address],
+    messages: &[&Message],
+) -> Result<(), StoreError> {
+    use futures::{FutureExt, StreamExt, TryStreamExt};
+    use palisade_model::ParticipantRole;
+    let mut people = Vec::new();
+    let mut known = std::collections::HashSet::new();
+    let mut authors: Vec<(Address, Vec<&Message>)> = Vec::new();
+    let mut author_slot = std::collections::HashMap::new();
+    for &message in messages {
+        if message.content.privacy.spam.is_spam == Some(true) {
+            continue;
+        }
+        let wanted: &[ParticipantRole] = if message.flags.sent {
+            &[
+                ParticipantRole::To,
+                ParticipantRole::Cc,
+                ParticipantRole::Bcc,
+            ]
+        } else {
+            &[ParticipantRole::From]
+        };
+        let at = message.envelope.received_at;
+        for p in message.content.participants.iter() {
+            let Some(address) = p.address.as_deref().and_then(|a| Address::parse(a).ok()) else {
+                continue;
+            };
+            if wanted.contains(&p.role) && known.insert(address) {
+                people.push((p.clone(), at));
+            }
+        }
+        // The user's own mail teaches nothing about a correspondent.
+        if let Some(from) = author(message).filter(|_| !message.flags.sent) {
+            let slot = *author_slot.entry(from.clone()).or_insert_with(|| {
+                authors.push((from, Vec::new()));
+                authors.len() - 1
+            });
+            authors[slot].1.push(message);
+        }
+    }
+    // Boxed and made before the stream: a spawned caller must prove its future `Send`,
+    // which the compiler cannot do through closures over borrowed arguments.
+    let learning: Vec<_> = people
+        .into_iter()
+        .map(|(person, at)| learn_person(store, user, person, own, at).boxed())
+        .collect();
+    futures::stream::iter(learning)
+        .buffer_unordered(LEARN_CONCURRENCY)
+        .try_for_each(|_| futures::future::ready(Ok(())))
+        .await?;
+    let recording: Vec<_> = authors
+        .into_iter()
+        .map(|(from, mail)| record_authored(store, user, from, mail).boxed())
+        .collect();
+    futures::stream::iter(recording)
+        .buffer_unordered(LEARN_CONCURRENCY)
+        .try_for_each(|_| futures::future::ready(Ok(())))
+        .await
 }

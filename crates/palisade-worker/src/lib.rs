@@ -9,13 +9,14 @@
 //! index catches up by itself when the backend returns, without an admin replay.
 
 use chrono::Utc;
+use futures::FutureExt;
+use futures::stream::{self, StreamExt};
 use palisade_index::{IndexDocument, IndexError, SearchIndex};
 use palisade_jobs::{Job, JobKind, JobQueue, QueueError};
 use palisade_metrics::metrics::counter;
-use palisade_model::{Address, Message, ParticipantRole, UserId};
+use palisade_model::{Message, UserId};
 use palisade_store::{Store, StoreError};
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -26,6 +27,8 @@ use tracing::Instrument;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long a claimed job stays ours before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(300);
+/// Store reads, or users' address-book updates, a batch keeps in flight at once.
+const CONCURRENCY: usize = 16;
 
 /// Retry and batching policy.
 #[derive(Debug, Clone)]
@@ -115,24 +118,60 @@ impl IndexWorker {
         }
         let count = jobs.len();
         let mut done = Vec::with_capacity(count);
+        // Reads in flight together: on Cassandra each is a round trip. Boxed, because the
+        // compiler cannot otherwise prove a spawned task holding these futures `Send`.
+        let reads: Vec<_> = jobs
+            .into_iter()
+            .map(|job| self.fetch(job).boxed())
+            .collect();
+        let fetched: Vec<_> = stream::iter(reads).buffered(CONCURRENCY).collect().await;
+        // A batch is mostly one user's mail arriving together: their share is learned at once.
+        let mut by_user: Vec<(UserId, Vec<(Job, Message)>)> = Vec::new();
+        let mut slot_of = HashMap::new();
+        for (job, read) in fetched {
+            match read {
+                Ok(Some(message)) => {
+                    let user = message.user_id;
+                    let slot = *slot_of.entry(user).or_insert_with(|| {
+                        by_user.push((user, Vec::new()));
+                        by_user.len() - 1
+                    });
+                    by_user[slot].1.push((job, message));
+                }
+                Ok(None) => {
+                    let span = job_span(&job);
+                    self.settle_missing(job, &mut done).instrument(span).await?
+                }
+                Err(e) => {
+                    let span = job_span(&job);
+                    self.fail(&job, &e.to_string(), Fault::of_store(&e))
+                        .instrument(span)
+                        .await?
+                }
+            }
+        }
+        let lessons: Vec<_> = by_user
+            .into_iter()
+            .map(|(user, share)| self.learn(user, share).boxed())
+            .collect();
+        let learned: Vec<_> = stream::iter(lessons)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         let mut batch = Vec::with_capacity(count);
-        // A batch is mostly one user's mail arriving together: look their addresses up once.
-        // `None`: the account was deleted since.
-        let mut own_addresses: HashMap<UserId, Option<Vec<Address>>> = HashMap::new();
-        for job in jobs {
-            // Every log line about a job names it; the ids are not personal.
-            let span = tracing::info_span!(
-                "job",
-                id = job.id,
-                kind = job.spec.kind.as_str(),
-                message = %job.spec.message_id
-            );
-            if let Some(ready) = self
-                .prepare(job, &mut own_addresses, &mut done)
-                .instrument(span)
-                .await?
-            {
-                batch.push(ready);
+        for share in learned {
+            for (job, message, outcome) in share {
+                match outcome {
+                    Ok(true) => batch.push((job, IndexDocument::from_message(&message))),
+                    // Read just before its account was deleted: neither index nor learn.
+                    Ok(false) => done.push(job),
+                    Err(e) => {
+                        let span = job_span(&job);
+                        self.fail(&job, &e.to_string(), Fault::of_store(&e))
+                            .instrument(span)
+                            .await?
+                    }
+                }
             }
         }
         if !batch.is_empty() {
@@ -153,49 +192,38 @@ impl IndexWorker {
         Ok(count)
     }
 
-    /// Reads what one job needs; returns its document when it is to be indexed, having
-    /// settled it already otherwise.
-    async fn prepare(
-        &self,
-        job: Job,
-        own_addresses: &mut HashMap<UserId, Option<Vec<Address>>>,
-        done: &mut Vec<Job>,
-    ) -> Result<Option<(Job, IndexDocument)>, QueueError> {
-        let spec = job.spec;
-        match spec.kind {
-            JobKind::Index => match self.store.get_message(spec.user_id, spec.message_id).await {
-                Ok(Some(message)) => match self.learn_contacts(&message, own_addresses).await {
-                    Ok(true) => return Ok(Some((job, IndexDocument::from_message(&message)))),
-                    // Read just before its account was deleted: neither index nor learn.
-                    Ok(false) => done.push(job),
-                    Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
-                },
-                // The account was deleted since: its deletion cleared the index, and a
-                // queue that cannot drop one user's jobs (RabbitMQ) brings them here. Each
-                // is acknowledged, so they neither retry nor pile up as errors.
-                Ok(None) if self.user_is_gone(spec.user_id).await => {
-                    tracing::debug!("job of a deleted account dropped");
-                    done.push(job);
-                }
-                // Deleted since: take it out of the index too.
-                Ok(None) => match self
-                    .index
-                    .delete_message(spec.user_id, spec.message_id)
-                    .await
-                {
-                    Ok(()) => done.push(job),
-                    Err(e) => {
-                        let fault = match e {
-                            IndexError::Unavailable(_) => Fault::Outage,
-                            _ => Fault::Job,
-                        };
-                        self.fail(&job, &e.to_string(), fault).await?
-                    }
-                },
-                Err(e) => self.fail(&job, &e.to_string(), Fault::of_store(&e)).await?,
-            },
+    /// Reads the message a job names.
+    async fn fetch(&self, job: Job) -> (Job, Result<Option<Message>, StoreError>) {
+        // Index jobs are the only kind; another kind must be handled here first.
+        let JobKind::Index = job.spec.kind;
+        let read = self
+            .store
+            .get_message(job.spec.user_id, job.spec.message_id)
+            .await;
+        (job, read)
+    }
+
+    /// Settles a job whose message is no longer stored.
+    async fn settle_missing(&self, job: Job, done: &mut Vec<Job>) -> Result<(), QueueError> {
+        let spec = &job.spec;
+        // The account was deleted since: its deletion cleared the index, and a queue that
+        // cannot drop one user's jobs (RabbitMQ) brings them here. Each is acknowledged, so
+        // they neither retry nor pile up as errors.
+        if self.user_is_gone(spec.user_id).await {
+            tracing::debug!("job of a deleted account dropped");
+            done.push(job);
+            return Ok(());
         }
-        Ok(None)
+        // Deleted since: take it out of the index too.
+        match self
+            .index
+            .delete_message(spec.user_id, spec.message_id)
+            .await
+        {
+            Ok(()) => done.push(job),
+            Err(e) => self.fail(&job, &e.to_string(), Fault::of(&e)).await?,
+        }
+        Ok(())
     }
 
     /// Whether the user no longer exists. A store fault counts as "exists", so the job takes
@@ -233,53 +261,50 @@ impl IndexWorker {
         Ok(())
     }
 
-    /// Adds the people the user corresponds with to their address book: the authors of
-    /// received mail, the recipients of sent mail; then records received mail in its
-    /// author's contact (history, Autocrypt). Retries are harmless.
-    /// `false` when the account no longer exists, so nothing is written for it.
-    async fn learn_contacts(
+    /// Teaches the user's address book what their share of the batch says
+    /// ([`palisade_store::learn_from_mail`]); gives back each job and message with whether to
+    /// index it (`false`: the account no longer exists, so nothing is written for it).
+    async fn learn(
         &self,
-        message: &Message,
-        own_addresses: &mut HashMap<UserId, Option<Vec<Address>>>,
-    ) -> Result<bool, StoreError> {
-        let user = message.user_id;
-        if let Entry::Vacant(slot) = own_addresses.entry(user) {
-            let found = self.store.get_user(user).await?;
-            slot.insert(found.map(|u| u.addresses));
-        }
-        let Some(Some(own)) = own_addresses.get(&user) else {
-            return Ok(false);
+        user: UserId,
+        share: Vec<(Job, Message)>,
+    ) -> Vec<(Job, Message, Result<bool, StoreError>)> {
+        let messages: Vec<&Message> = share.iter().map(|(_, m)| m).collect();
+        let outcomes = self.learn_share(user, &messages).await;
+        share
+            .into_iter()
+            .zip(outcomes)
+            .map(|((job, message), outcome)| (job, message, outcome))
+            .collect()
+    }
+
+    /// Per message of one user's share, whether to index it.
+    async fn learn_share(
+        &self,
+        user: UserId,
+        messages: &[&Message],
+    ) -> Vec<Result<bool, StoreError>> {
+        let store = self.store.as_ref();
+        let own = match store.get_user(user).await {
+            Ok(Some(found)) => found.addresses,
+            Ok(None) => return vec![Ok(false); messages.len()],
+            Err(e) => return vec![Err(e); messages.len()],
         };
-        let wanted: &[ParticipantRole] = if message.flags.sent {
-            &[
-                ParticipantRole::To,
-                ParticipantRole::Cc,
-                ParticipantRole::Bcc,
-            ]
-        } else {
-            &[ParticipantRole::From]
-        };
-        // Spam is not a correspondent.
-        if message.content.privacy.spam.is_spam == Some(true) {
-            return Ok(true);
+        match palisade_store::learn_from_mail(store, user, &own, messages).await {
+            Ok(()) => vec![Ok(true); messages.len()],
+            // One message's contact the store refuses must not hold back the rest of the
+            // user's mail: learn again one by one, so only that message fails.
+            Err(e) if messages.len() > 1 && Fault::of_store(&e) != Fault::Outage => {
+                tracing::warn!(error = %palisade_model::without_addresses(&e.to_string()), messages = messages.len(), "learning contacts failed; isolating");
+                let mut outcomes = Vec::with_capacity(messages.len());
+                for message in messages {
+                    let one = palisade_store::learn_from_mail(store, user, &own, &[message]).await;
+                    outcomes.push(one.map(|()| true));
+                }
+                outcomes
+            }
+            Err(e) => vec![Err(e); messages.len()],
         }
-        let people: Vec<_> = message
-            .content
-            .participants
-            .iter()
-            .filter(|p| wanted.contains(&p.role))
-            .cloned()
-            .collect();
-        if !people.is_empty() {
-            let at = message.envelope.received_at;
-            palisade_store::learn_contacts(self.store.as_ref(), user, &people, own, at).await?;
-        }
-        // The author's record as a sender, and the Autocrypt key their authenticated mail
-        // carries; the user's own mail teaches nothing about a correspondent.
-        if !message.flags.sent {
-            palisade_store::record_sender(self.store.as_ref(), message).await?;
-        }
-        Ok(true)
     }
 
     async fn fail(&self, job: &Job, error: &str, fault: Fault) -> Result<(), QueueError> {
@@ -305,6 +330,16 @@ impl IndexWorker {
             .increment(1);
         Ok(())
     }
+}
+
+/// The span every log line about a job carries; the ids are not personal.
+fn job_span(job: &Job) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        id = job.id,
+        kind = job.spec.kind.as_str(),
+        message = %job.spec.message_id
+    )
 }
 
 /// Whose fault a failed attempt was.
@@ -338,6 +373,13 @@ impl Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compiles only while the worker's future is `Send` for every lifetime, which a daemon
+    /// spawning it needs; borrowing closures in its streams have broken that before.
+    #[allow(dead_code)]
+    fn the_worker_can_be_spawned(worker: IndexWorker) {
+        drop(tokio::spawn(worker.run(CancellationToken::new())));
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
