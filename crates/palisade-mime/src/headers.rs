@@ -9,7 +9,7 @@ use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Message, MessagePart, MimeHeaders};
 
-use crate::preamble;
+use crate::{participants, preamble};
 
 /// Most header fields kept from one header section; real mail has well under a thousand.
 const MAX_FIELDS: usize = 10_000;
@@ -125,7 +125,8 @@ fn decode_8bit(bytes: &[u8], declared: &[&'static Encoding]) -> String {
         .into_owned()
 }
 
-/// The fields of the header section at the start of `raw`, up to the first empty line.
+/// The fields anything reads ([`is_read`]) of the header section at the start of `raw`, up to
+/// the first empty line.
 ///
 /// Only an empty line ends the section (RFC 5322 2.1): a line of spaces is folding. A field is
 /// unfolded before its name is read, so a name folded before its colon is still found; each
@@ -135,22 +136,35 @@ pub(crate) fn fields(raw: &[u8]) -> Vec<Field> {
         return Vec::new();
     }
     let mut logical: Vec<Vec<u8>> = Vec::new();
+    // Fields seen, read or not, and whether the current one is skipped.
+    let (mut seen, mut skipping) = (0usize, false);
     for line in raw.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
         }
-        let full = logical.len() >= MAX_FIELDS;
-        match logical.last_mut() {
-            Some(current) if matches!(line[0], b' ' | b'\t') => {
+        if matches!(line[0], b' ' | b'\t') && seen > 0 {
+            if skipping {
+                continue;
+            }
+            if let Some(current) = logical.last_mut() {
                 // A fold and the indentation after it read as one space, as clients show it.
                 if !current.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
                     current.push(b' ');
                 }
                 current.extend_from_slice(line.trim_ascii_start());
             }
-            _ if full => break,
-            _ => logical.push(line.to_vec()),
+            continue;
+        }
+        if seen >= MAX_FIELDS {
+            break;
+        }
+        seen += 1;
+        // A name is known once its colon is; one folded before its colon is kept to be read.
+        skipping =
+            memchr::memchr(b':', line).is_some_and(|colon| !is_read(line[..colon].trim_ascii()));
+        if !skipping {
+            logical.push(line.to_vec());
         }
     }
     logical
@@ -166,6 +180,16 @@ pub(crate) fn fields(raw: &[u8]) -> Vec<Field> {
             Some(Field { name, value })
         })
         .collect()
+}
+
+/// Whether anything reads the field called `name`: the address fields, the subject and the
+/// date. The others (long `Received` chains, signatures) are skipped rather than copied.
+fn is_read(name: &[u8]) -> bool {
+    participants::ROLES
+        .iter()
+        .map(|(field, _)| field.as_bytes())
+        .chain([&b"subject"[..], b"date"])
+        .any(|field| name.eq_ignore_ascii_case(field))
 }
 
 /// One piece of header text: literal text or the bytes of an RFC 2047 encoded-word.

@@ -95,37 +95,17 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
     }
 }
 
-/// mail-parser's default header table, except that `Date` is kept raw and parsed by us.
+/// mail-parser reading only the fields we take from it: the MIME fields (the part tree) and
+/// the message ids. Everything else stays raw, since we read it ourselves:
 ///
-/// Its date parser reads two bytes past a one- or two-letter zone (`UT`, `Z`) or an `AM`
-/// token, swallowing the newline and with it the next header field, typically `From`.
-/// On an isolated value that overrun is harmless, so we parse the value separately.
-static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
-    use HeaderName::*;
-    let mut parser = MessageParser::new()
-        .with_mime_headers()
-        .with_address_headers()
-        .with_message_ids()
-        .header_text(Subject)
-        .header_text(Comments)
-        .header_id(ReturnPath)
-        .header_comma_separated(Keywords)
-        .header_comma_separated(ContentLanguage)
-        .header_received(Received)
-        .header_raw(MimeVersion);
-    for list in [
-        ListArchive,
-        ListHelp,
-        ListId,
-        ListOwner,
-        ListPost,
-        ListSubscribe,
-        ListUnsubscribe,
-    ] {
-        parser = parser.header_address(list);
-    }
-    parser
-});
+/// - addresses, subject and date come from our own scan of the header section
+///   ([`headers::Headers::scan`]), which reads what mail-parser 0.11 loses (see there); its date
+///   parser also reads two bytes past a one- or two-letter zone (`UT`, `Z`) or an `AM` token,
+///   swallowing the newline and with it the next field, typically `From`;
+/// - `Received` is parsed one field at a time, for our own hops only (privacy::parse_received);
+/// - the privacy fields are read from their raw values.
+static PARSER: LazyLock<MessageParser> =
+    LazyLock::new(|| MessageParser::new().with_mime_headers().with_message_ids());
 
 /// The decoded bytes of the part that [`Attachment::part_index`](palisade_model::Attachment)
 /// or [`MimePart::index`](palisade_model::MimePart) names, cut out of the raw message on

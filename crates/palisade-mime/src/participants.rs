@@ -63,16 +63,21 @@ pub(crate) fn multiple_from(headers: &Headers) -> bool {
 }
 
 fn role_of(name: &str) -> Option<ParticipantRole> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "from" => ParticipantRole::From,
-        "sender" => ParticipantRole::Sender,
-        "reply-to" => ParticipantRole::ReplyTo,
-        "to" => ParticipantRole::To,
-        "cc" => ParticipantRole::Cc,
-        "bcc" => ParticipantRole::Bcc,
-        _ => return None,
-    })
+    ROLES
+        .iter()
+        .find(|(field, _)| name.eq_ignore_ascii_case(field))
+        .map(|&(_, role)| role)
 }
+
+/// The address fields and the role each gives the people it names.
+pub(crate) const ROLES: &[(&str, ParticipantRole)] = &[
+    ("from", ParticipantRole::From),
+    ("sender", ParticipantRole::Sender),
+    ("reply-to", ParticipantRole::ReplyTo),
+    ("to", ParticipantRole::To),
+    ("cc", ParticipantRole::Cc),
+    ("bcc", ParticipantRole::Bcc),
+];
 
 /// One mailbox of an address list.
 #[derive(Debug, PartialEq, Eq)]

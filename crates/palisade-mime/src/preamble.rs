@@ -13,7 +13,7 @@ pub(crate) fn strip_envelope_noise(raw: &[u8]) -> &[u8] {
     match raw.strip_prefix(b"From ") {
         // `From : x` is the obsolete header syntax, not an envelope line.
         Some(rest) if !rest.trim_ascii_start().starts_with(b":") => {
-            match rest.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', rest) {
                 Some(end) => &rest[end + 1..],
                 None => raw,
             }
@@ -93,6 +93,14 @@ fn header_blocks_cut_by_a_boundary(raw: &[u8]) -> Vec<usize> {
     let mut nested_next = false;
     let mut start = 0;
     while start < raw.len() {
+        // Outside a header block only a boundary line matters: jump to the next line that
+        // could be one instead of walking the body line by line.
+        if !in_headers && !nested_next && !raw[start..].starts_with(b"--") {
+            match memchr::memmem::find(&raw[start..], b"\n--") {
+                Some(nl) => start += nl + 1,
+                None => break,
+            }
+        }
         let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |nl| start + nl + 1);
         let line = raw[start..end].trim_ascii_end();
         if nested_next {
@@ -159,13 +167,12 @@ fn delimiter(line: &[u8], boundaries: &[Vec<u8>]) -> Option<bool> {
 
 /// The values of the `boundary` parameters in the message, quoted or not.
 fn declared_boundaries(raw: &[u8]) -> Vec<Vec<u8>> {
-    const NAME: &[u8] = b"boundary=";
     let mut found: Vec<Vec<u8>> = Vec::new();
-    let mut i = 0;
-    while let Some(pos) = raw.get(i..).and_then(|rest| find_ignore_case(rest, NAME)) {
-        let value_start = i + pos + NAME.len();
-        i = value_start;
-        let value = &raw[value_start..];
+    for (name_start, eq) in boundary_parameters(raw) {
+        if name_start + BOUNDARY.len() != eq {
+            continue;
+        }
+        let value = &raw[eq + 1..];
         let value = match value.strip_prefix(b"\"") {
             Some(quoted) => quoted.split(|&b| b == b'"' || b == b'\n').next(),
             None => value
@@ -185,6 +192,27 @@ fn declared_boundaries(raw: &[u8]) -> Vec<Vec<u8>> {
     found
 }
 
+/// The parameter name both scans look for.
+const BOUNDARY: &[u8] = b"boundary";
+
+/// Each `boundary` (any case) followed by an `=`, with blanks or line breaks allowed between:
+/// where the name starts and where the `=` is. Found from the `=` signs, which are far rarer
+/// than the name's first letter in base64: these scans cover whole messages on every delivery.
+fn boundary_parameters(raw: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    memchr::memchr_iter(b'=', raw).filter_map(move |eq| {
+        let gap = raw[..eq].iter().rev().take_while(|&&b| is_blank(b)).count();
+        let name_start = eq.checked_sub(gap + BOUNDARY.len())?;
+        raw[name_start..eq - gap]
+            .eq_ignore_ascii_case(BOUNDARY)
+            .then_some((name_start, eq))
+    })
+}
+
+/// Whitespace a parameter's tokens may be folded across.
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 /// Where text starts inside a body part's header block, when the part has none.
 ///
 /// A part must open with its (possibly empty) header block and an empty line (RFC 2046
@@ -195,10 +223,7 @@ pub(crate) fn stray_text_in_part_headers(block: &[u8]) -> Option<usize> {
     let mut start = 0;
     let mut candidate = None;
     while start < block.len() {
-        let end = block[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(block.len(), |nl| start + nl + 1);
+        let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |nl| start + nl + 1);
         let line = &block[start..end];
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         let content = content.strip_suffix(b"\r").unwrap_or(content);
@@ -227,25 +252,15 @@ pub(crate) fn stray_text_in_part_headers(block: &[u8]) -> Option<usize> {
 /// is moved before the parameter name (`\r\n boundary="x"`), which is still a valid fold
 /// and keeps every other byte where it was. Only inside `Content-Type` fields.
 fn unfold_boundary_parameters(raw: &[u8]) -> Option<Vec<u8>> {
-    const NAME: &[u8] = b"boundary";
     let mut out: Option<Vec<u8>> = None;
-    let mut i = 0;
-    while let Some(found) = raw.get(i..).and_then(|rest| find_ignore_case(rest, NAME)) {
-        let start = i + found;
-        let mut j = start + NAME.len();
-        i = j;
-        let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-        let before_eq = raw[j..].iter().take_while(|&&b| blank(b)).count();
-        j += before_eq;
-        if raw.get(j) != Some(&b'=') {
-            continue;
-        }
-        let after_eq = raw[j + 1..].iter().take_while(|&&b| blank(b)).count();
+    for (start, j) in boundary_parameters(raw) {
+        let before_eq = j - start - BOUNDARY.len();
+        let after_eq = raw[j + 1..].iter().take_while(|&&b| is_blank(b)).count();
         let end = j + 1 + after_eq;
         if before_eq + after_eq == 0 || !in_content_type(raw, start) {
             continue;
         }
-        let gap = [&raw[start + NAME.len()..j], &raw[j + 1..end]].concat();
+        let gap = [&raw[start + BOUNDARY.len()..j], &raw[j + 1..end]].concat();
         // Each line break must be a fold (followed by a blank), or the field would end there.
         let folds_ok = gap
             .iter()
@@ -256,10 +271,9 @@ fn unfold_boundary_parameters(raw: &[u8]) -> Option<Vec<u8>> {
         }
         let buf = out.get_or_insert_with(|| raw.to_vec());
         let mut moved = gap;
-        moved.extend_from_slice(&raw[start..start + NAME.len()]);
+        moved.extend_from_slice(&raw[start..start + BOUNDARY.len()]);
         moved.push(b'=');
         buf[start..end].copy_from_slice(&moved);
-        i = end;
     }
     out
 }
@@ -267,18 +281,12 @@ fn unfold_boundary_parameters(raw: &[u8]) -> Option<Vec<u8>> {
 /// Whether `at` lies in a `Content-Type` field: the line holding it, or the nearest line
 /// before it that is not a continuation, starts with that field name.
 fn in_content_type(raw: &[u8], at: usize) -> bool {
-    let mut line_start = raw[..at]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
+    let mut line_start = memchr::memrchr(b'\n', &raw[..at]).map_or(0, |p| p + 1);
     loop {
         let line = &raw[line_start..];
         match line.first() {
             Some(b' ' | b'\t') if line_start > 0 => {
-                line_start = raw[..line_start - 1]
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |p| p + 1);
+                line_start = memchr::memrchr(b'\n', &raw[..line_start - 1]).map_or(0, |p| p + 1);
             }
             _ => {
                 let name = b"content-type";
@@ -293,7 +301,7 @@ fn in_content_type(raw: &[u8], at: usize) -> bool {
 /// Only an empty line ends the header section (RFC 5322 section 2.1), so such a line cannot
 /// be the separator; mail-parser would take it as one and show the headers as body.
 fn skip_leading_blank_lines(mut raw: &[u8]) -> &[u8] {
-    while let Some(nl) = raw.iter().position(|&b| b == b'\n') {
+    while let Some(nl) = memchr::memchr(b'\n', raw) {
         let line = raw[..nl].strip_suffix(b"\r").unwrap_or(&raw[..nl]);
         let blank = !line.is_empty() && line.iter().all(|&b| b == b' ' || b == b'\t');
         if !blank || !has_header_section(&raw[nl + 1..]) {
@@ -316,10 +324,7 @@ fn body_start_without_blank_line(raw: &[u8]) -> Option<usize> {
     let mut seen_field = false;
     let mut candidate = None;
     while start < raw.len() {
-        let end = raw[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |nl| start + nl + 1);
+        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |nl| start + nl + 1);
         let line = &raw[start..end];
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         let content = content.strip_suffix(b"\r").unwrap_or(content);
@@ -358,7 +363,7 @@ fn fold_blank_header_lines(raw: &[u8]) -> Option<Vec<u8>> {
     let mut start = 0;
     while let Some(nl) = raw
         .get(start..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        .and_then(|rest| memchr::memchr(b'\n', rest))
     {
         let end = start + nl + 1;
         let content_end = if nl > 0 && raw[start + nl - 1] == b'\r' {
@@ -450,6 +455,16 @@ mod tests {
         assert_eq!(find_ignore_case(b"", b"boundary"), None);
         assert_eq!(find_ignore_case(b"bbboundary", b"boundary"), Some(2));
         assert_eq!(find_ignore_case(b"ab", b""), None);
+    }
+
+    #[test]
+    fn boundary_parameters_are_found_from_their_equals_sign() {
+        let raw = b"a=1; BoUnDaRy=x\r\n boundary \r\n\t= \"y\" xboundary=z boundary: q=";
+        let found: Vec<_> = boundary_parameters(raw).collect();
+        assert_eq!(found, [(5, 13), (18, 30), (37, 45)]);
+        assert_eq!(boundary_parameters(b"=boundary").count(), 0);
+        assert_eq!(boundary_parameters(b"ndary=").count(), 0);
+        assert_eq!(declared_boundaries(raw), [b"x".to_vec(), b"z".to_vec()]);
     }
 
     #[test]

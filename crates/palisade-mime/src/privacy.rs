@@ -3,11 +3,14 @@
 //! Only headers our own hosts wrote are believed (see [`TrustBoundary`]); the sender could
 //! have written any of the others, and they are counted in `untrusted_headers` instead.
 
-use mail_parser::{Header, HeaderName, HeaderValue, Host, Message, Protocol};
+use mail_parser::{
+    Header, HeaderName, HeaderValue, Host, Message, MessageParser, Protocol, Received,
+};
 use palisade_model::autocrypt::MAX_AUTOCRYPT_HEADER_CHARS;
 use palisade_model::{
     Address, AuthResults, AutocryptHeader, HopTls, PrivacyFeatures, SpamVerdict, TrustBoundary,
 };
+use std::sync::LazyLock;
 
 use crate::crypto;
 
@@ -98,15 +101,23 @@ pub(crate) fn privacy(
     for header in headers {
         match &header.name {
             HeaderName::Received => {
-                let hop = hop(raw, header);
-                let ours =
-                    within_our_hosts && hop.by.as_deref().is_some_and(|by| trust.is_relay_host(by));
-                if ours {
-                    within_our_hosts = from_our_hosts(header, trust);
-                    features.transport.push(hop);
-                } else {
-                    within_our_hosts = false;
-                    untrusted = untrusted.saturating_add(1);
+                // Below the first hop that is not ours nothing is believed, so nothing there
+                // needs reading; only our own hops are parsed at all.
+                let read = within_our_hosts.then(|| {
+                    let parsed = parse_received(raw, header);
+                    (hop(raw, header, parsed.as_ref()), parsed)
+                });
+                match read {
+                    Some((hop, parsed))
+                        if hop.by.as_deref().is_some_and(|by| trust.is_relay_host(by)) =>
+                    {
+                        within_our_hosts = parsed.is_some_and(|r| from_our_hosts(&r, trust));
+                        features.transport.push(hop);
+                    }
+                    _ => {
+                        within_our_hosts = false;
+                        untrusted = untrusted.saturating_add(1);
+                    }
                 }
             }
             HeaderName::DkimSignature => features.dkim_signature = true,
@@ -157,10 +168,7 @@ pub(crate) fn privacy(
 /// next `Received` down was written by us too. A hop with no client at all is a local
 /// submission; one named only by its HELO greeting is taken as outside, since the client
 /// chose that name.
-fn from_our_hosts(header: &Header<'_>, trust: &TrustBoundary) -> bool {
-    let HeaderValue::Received(r) = &header.value else {
-        return false;
-    };
+fn from_our_hosts(r: &Received<'_>, trust: &TrustBoundary) -> bool {
     if let Some(ip) = r.from_ip {
         return trust.is_relay_ip(ip);
     }
@@ -222,12 +230,30 @@ pub(crate) fn raw_value(raw: &[u8], header: &Header<'_>) -> String {
         .join(" ")
 }
 
-fn hop(raw: &[u8], header: &Header<'_>) -> HopTls {
-    let text = raw_value(raw, header).to_ascii_lowercase();
-    let parsed = match &header.value {
-        HeaderValue::Received(r) => Some(r.as_ref()),
+/// One `Received` field parsed on its own. The message parser keeps `Received` raw: a chain
+/// can be long, and only the hops of our own relays are ever read (see [`privacy`]). On its
+/// own, a field also cannot be overrun by mail-parser's date parser into the next one.
+fn parse_received(raw: &[u8], header: &Header<'_>) -> Option<Received<'static>> {
+    static RECEIVED: LazyLock<MessageParser> =
+        LazyLock::new(|| MessageParser::new().header_received(HeaderName::Received));
+    let field = raw.get(header.offset_field as usize..header.offset_end as usize)?;
+    let section = [field, b"\r\n"].concat();
+    let parsed = RECEIVED.parse_headers(&section)?;
+    let first = parsed
+        .parts
+        .into_iter()
+        .next()?
+        .headers
+        .into_iter()
+        .next()?;
+    match first.value {
+        HeaderValue::Received(r) => Some(r.into_owned()),
         _ => None,
-    };
+    }
+}
+
+fn hop(raw: &[u8], header: &Header<'_>, parsed: Option<&Received<'_>>) -> HopTls {
+    let text = raw_value(raw, header).to_ascii_lowercase();
     let parsed_tls = parsed.is_some_and(|r| {
         r.tls_version.is_some()
             || matches!(
