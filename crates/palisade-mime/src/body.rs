@@ -213,11 +213,17 @@ fn decoded(message: &Message<'_>, id: u32) -> Option<String> {
         PartType::Text(text) | PartType::Html(text) if part.is_encoding_problem => {
             Some(redecode(part, text))
         }
-        PartType::Text(_) | PartType::Html(_) if is_quoted_printable(part) => {
+        PartType::Text(text) | PartType::Html(text) if is_quoted_printable(part) => {
             let raw = message
                 .raw_message
                 .get(part.offset_body as usize..part.offset_end as usize)?;
-            Some(in_charset(part, &lenient_quoted_printable(raw)))
+            // Decoding again costs as much as parsing did: only when mail-parser's strict
+            // reading may differ from the lenient one.
+            if strictly_encoded(raw) {
+                Some(text.to_string())
+            } else {
+                Some(in_charset(part, &lenient_quoted_printable(raw)))
+            }
         }
         PartType::Text(text) | PartType::Html(text) => Some(text.to_string()),
         // A multipart without a usable boundary parameter stays undecoded bytes.
@@ -288,6 +294,37 @@ fn is_quoted_printable(part: &MessagePart<'_>) -> bool {
         .is_some_and(|e| e.trim().eq_ignore_ascii_case("quoted-printable"))
 }
 
+/// Whether quoted-printable text reads the same strictly and leniently: every `=` starts an
+/// escape of two hex digits or ends its line (a soft break), and no decoded line ends in
+/// blanks, which the lenient reading drops as transport padding.
+fn strictly_encoded(raw: &[u8]) -> bool {
+    let escapes_ok = memchr::memchr_iter(b'=', raw).all(|at| match raw.get(at + 1..) {
+        Some([b'\n', ..] | [b'\r', b'\n', ..]) => true,
+        Some([hi, lo, ..]) => hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit(),
+        _ => false,
+    });
+    // What a decoded line ends with: the encoded line before its break, and before any soft
+    // breaks that joined it.
+    let ends_in_blank = |mut line: &[u8]| {
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+        while let Some(joined) = line
+            .strip_suffix(b"=\n")
+            .or_else(|| line.strip_suffix(b"=\r\n"))
+        {
+            line = joined;
+        }
+        matches!(line.last(), Some(b' ' | b'\t'))
+    };
+    let line_ends_ok = || {
+        memchr::memchr_iter(b'\n', raw).all(|at| {
+            let line = &raw[..at];
+            let soft = line.strip_suffix(b"\r").unwrap_or(line).ends_with(b"=");
+            soft || !ends_in_blank(line)
+        }) && !ends_in_blank(raw)
+    };
+    escapes_ok && line_ends_ok()
+}
+
 /// Quoted-printable decoding as mail clients do it, never failing.
 ///
 /// mail-parser gives up on (or garbles) a whole part at the first `=` that is not followed
@@ -339,4 +376,40 @@ pub(crate) fn lenient_quoted_printable(raw: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strict reading is taken only where it equals the lenient one.
+    #[test]
+    fn strictly_encoded_text_is_recognised() {
+        for clean in [
+            &b"caf=C3=A9 and =3d\r\nsoft =\r\nbreak=\nend"[..],
+            b"",
+            b"a =\r\nb\r\n",
+        ] {
+            assert!(
+                strictly_encoded(clean),
+                "{:?}",
+                String::from_utf8_lossy(clean)
+            );
+        }
+        for lenient in [
+            &b"a stray = sign"[..],
+            b"bad =ZZ escape",
+            b"cut at the end =",
+            b"blank before the break \r\nx",
+            b"blank carried over a soft break =\r\n\r\nx",
+            b"blanks after a soft break =  \r\nx",
+            b"trailing blank ",
+        ] {
+            assert!(
+                !strictly_encoded(lenient),
+                "{:?}",
+                String::from_utf8_lossy(lenient)
+            );
+        }
+    }
 }
