@@ -27,6 +27,10 @@ use tracing::Instrument;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long a claimed job stays ours before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(300);
+/// How long a worker that has caught up lets new jobs gather before claiming them: at most
+/// this much added to search visibility, in exchange for one index commit per window instead
+/// of one per delivery.
+const GATHER: Duration = Duration::from_millis(100);
 /// Store reads, or users' address-book updates, a batch keeps in flight at once.
 const CONCURRENCY: usize = 16;
 
@@ -90,8 +94,17 @@ impl IndexWorker {
                     store_failures = 0;
                     Some(IDLE_POLL)
                 }
-                Ok(_) => {
+                Ok(handled) => {
                     store_failures = 0;
+                    // A short batch means the backlog is drained and mail trickles in: each
+                    // claim would then index a few messages in a commit of their own (a new
+                    // segment and a reader reload, merged again later). Let them gather.
+                    if handled < self.policy.batch_size {
+                        tokio::select! {
+                            _ = tokio::time::sleep(GATHER) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                    }
                     None
                 }
                 Err(e) => {

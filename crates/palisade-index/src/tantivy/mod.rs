@@ -27,8 +27,12 @@ use crate::{
 };
 use schema::{ADDRESS_TOKENIZER, Fields, TEXT_TOKENIZER, build_schema};
 
-/// Indexing memory budget shared by the writer threads.
-const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+/// Indexing memory budget of the writer. Each commit starts a segment whose term table is
+/// sized from it (up to a third) and zeroed, so a larger budget costs on every commit.
+const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
+/// Indexing threads. Each makes its own segment per commit; the worker's batches are small
+/// enough for one, and fewer segments mean less merging.
+const WRITER_THREADS: usize = 1;
 
 /// The embedded tantivy search index, read-write or read-only.
 pub struct TantivyIndex {
@@ -55,7 +59,7 @@ impl TantivyIndex {
         let index = Index::open_or_create(directory, build_schema())
             .map_err(|e| unavailable("opening index", e))?;
         let writer = index
-            .writer(WRITER_MEMORY_BYTES)
+            .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY_BYTES)
             .map_err(|e| unavailable("acquiring index writer", e))?;
         Self::assemble(index, Some(writer))
     }
