@@ -117,19 +117,14 @@ impl Accounts for SqliteStore {
     }
 
     async fn resolve_address(&self, address: &Address) -> Result<Option<UserId>, StoreError> {
-        let address = address.as_str().to_string();
-        self.read(move |conn| {
+        // Every RCPT asks: a lookup by primary key, run here rather than on the blocking pool.
+        self.read_now(|conn| {
             let id: Option<String> = conn
-                .query_row(
-                    "SELECT user_id FROM addresses WHERE address = ?1",
-                    [&address],
-                    |r| r.get(0),
-                )
-                .optional()
+                .prepare_cached("SELECT user_id FROM addresses WHERE address = ?1")
+                .and_then(|mut s| s.query_row([address.as_str()], |r| r.get(0)).optional())
                 .map_err(unavailable)?;
             id.map(|s| rows::parse_id(&s)).transpose()
         })
-        .await
     }
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {

@@ -84,23 +84,41 @@ impl SqliteStore {
     {
         let path = self.path.clone();
         let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => open_connection(&path)?,
-            };
-            let result = f(&conn);
-            if let Ok(mut pool) = readers.lock()
-                && pool.len() < READ_POOL
-            {
-                pool.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || with_reader(&path, &readers, f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
     }
+
+    /// Runs a lookup of one row by an indexed key on the calling thread: it costs less than
+    /// the hand-off to the blocking pool and back. Only for such lookups, which stay in
+    /// SQLite's page cache and never wait for the writer (WAL readers do not).
+    fn read_now<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        with_reader(&self.path, &self.readers, f)
+    }
+}
+
+/// Runs `f` on a connection from the pool, opening one when the pool is empty, and returns
+/// it to the pool afterwards.
+fn with_reader<R>(
+    path: &Path,
+    readers: &Mutex<Vec<Connection>>,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
+    let conn = match pooled {
+        Some(conn) => conn,
+        None => open_connection(path)?,
+    };
+    let result = f(&conn);
+    if let Ok(mut pool) = readers.lock()
+        && pool.len() < READ_POOL
+    {
+        pool.push(conn);
+    }
+    result
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
