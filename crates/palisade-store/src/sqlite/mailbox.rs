@@ -336,8 +336,7 @@ impl Mailbox for SqliteStore {
         user: UserId,
         page: Page,
     ) -> Result<PageOf<MessageSummary>, StoreError> {
-        self.read(move |conn| rows::list_messages(conn, user, None, None, &page))
-            .await
+        self.read_now(|conn| rows::list_messages(conn, user, None, None, &page))
     }
 
     async fn message_summaries(
@@ -345,9 +344,7 @@ impl Mailbox for SqliteStore {
         user: UserId,
         ids: &[MessageId],
     ) -> Result<Vec<MessageSummary>, StoreError> {
-        let ids = ids.to_vec();
-        self.read(move |conn| rows::message_summaries(conn, user, &ids))
-            .await
+        self.read_now(|conn| rows::message_summaries(conn, user, ids))
     }
 
     async fn get_message(
@@ -375,7 +372,7 @@ impl Mailbox for SqliteStore {
     }
 
     async fn count_messages(&self, user: UserId) -> Result<u64, StoreError> {
-        self.read(move |conn| count_messages(conn, user)).await
+        self.read_now(|conn| count_messages(conn, user))
     }
 
     async fn list_discussions(
@@ -384,8 +381,7 @@ impl Mailbox for SqliteStore {
         folder: Folder,
         page: Page,
     ) -> Result<PageOf<Discussion>, StoreError> {
-        self.read(move |conn| list_discussions(conn, user, folder, &page))
-            .await
+        self.read_now(|conn| list_discussions(conn, user, folder, &page))
     }
 
     async fn get_discussion(
@@ -393,7 +389,7 @@ impl Mailbox for SqliteStore {
         user: UserId,
         id: DiscussionId,
     ) -> Result<Option<Discussion>, StoreError> {
-        self.read(move |conn| get_discussion(conn, user, id)).await
+        self.read_now(|conn| get_discussion(conn, user, id))
     }
 
     async fn discussion_messages(
