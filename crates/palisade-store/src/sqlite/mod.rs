@@ -89,9 +89,9 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
     }
 
-    /// Runs a lookup of one row by an indexed key on the calling thread: it costs less than
-    /// the hand-off to the blocking pool and back. Only for such lookups, which stay in
-    /// SQLite's page cache and never wait for the writer (WAL readers do not).
+    /// Runs a short read on the calling thread: it costs less than the hand-off to the
+    /// blocking pool and back. Only for lookups by an indexed key and reads bounded by a page
+    /// size, whose pages stay cached; WAL readers never wait for the writer.
     fn read_now<R>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError>,
