@@ -652,7 +652,8 @@ pub struct RabbitMqConfig {
     pub url: String,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
-    /// Unacknowledged deliveries a consumer may hold.
+    /// Unacknowledged deliveries a consumer may hold: enough for the worker's batches waiting
+    /// on the index at once (four of `jobs.batch_size`).
     pub prefetch: u16,
 }
 
@@ -661,7 +662,7 @@ impl Default for RabbitMqConfig {
         RabbitMqConfig {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             prefix: "palisade".into(),
-            prefetch: 256,
+            prefetch: 1024,
         }
     }
 }

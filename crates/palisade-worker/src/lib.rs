@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -31,6 +32,8 @@ const LEASE: Duration = Duration::from_secs(300);
 /// this much added to search visibility, in exchange for one index commit per window instead
 /// of one per delivery.
 const GATHER: Duration = Duration::from_millis(100);
+/// Prepared batches that may wait on the index at once.
+const IN_FLIGHT: usize = 4;
 /// Store reads, or users' address-book updates, a batch keeps in flight at once.
 const CONCURRENCY: usize = 16;
 
@@ -86,48 +89,83 @@ impl IndexWorker {
     }
 
     /// Processes jobs until `shutdown` fires.
+    ///
+    /// Batches are prepared one at a time, but up to [`IN_FLIGHT`] wait on the index at once:
+    /// Elasticsearch answers a write only once a refresh has made it visible, up to a second
+    /// later, and the next batches need not wait for that.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut store_failures = 0u32;
+        let worker = Arc::new(self);
+        let mut finishing: JoinSet<Result<(), QueueError>> = JoinSet::new();
+        let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            let pause = match self.run_once().await {
-                Ok(0) => {
-                    store_failures = 0;
-                    Some(IDLE_POLL)
-                }
-                Ok(handled) => {
-                    store_failures = 0;
-                    // A short batch means the backlog is drained and mail trickles in: each
-                    // claim would then index a few messages in a commit of their own (a new
-                    // segment and a reader reload, merged again later). Let them gather.
-                    if handled < self.policy.batch_size {
-                        tokio::select! {
-                            _ = tokio::time::sleep(GATHER) => {}
-                            _ = shutdown.cancelled() => {}
-                        }
+            let mut finish_failed = false;
+            while finishing.len() >= IN_FLIGHT {
+                finish_failed |= failed(finishing.join_next().await);
+            }
+            while let Some(finished) = finishing.try_join_next() {
+                finish_failed |= failed(Some(finished));
+            }
+            let pause = if finish_failed {
+                failures = failures.saturating_add(1);
+                Some(worker.policy.backoff(failures))
+            } else {
+                match worker.prepare_batch().await {
+                    Ok(prepared) if prepared.handled == 0 => {
+                        failures = 0;
+                        Some(IDLE_POLL)
                     }
-                    None
-                }
-                Err(e) => {
-                    store_failures = store_failures.saturating_add(1);
-                    tracing::warn!(error = %e, "job queue unavailable");
-                    Some(self.policy.backoff(store_failures))
+                    Ok(prepared) => {
+                        failures = 0;
+                        let short = prepared.handled < worker.policy.batch_size;
+                        let finisher = Arc::clone(&worker);
+                        finishing.spawn(async move { finisher.finish_batch(prepared).await });
+                        // A short batch means the backlog is drained and mail trickles in:
+                        // each claim would then index a few messages in a commit of their own
+                        // (a new segment and a reader reload, merged again later). Let them
+                        // gather.
+                        if short {
+                            tokio::select! {
+                                _ = tokio::time::sleep(GATHER) => {}
+                                _ = shutdown.cancelled() => {}
+                            }
+                        }
+                        None
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(error = %e, "job queue unavailable");
+                        Some(worker.policy.backoff(failures))
+                    }
                 }
             };
             if let Some(pause) = pause {
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    _ = worker.wake.notified() => {}
                     _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.cancelled() => {}
                 }
             }
         }
+        // Batches already claimed finish, or their jobs would wait out their lease.
+        while let Some(finished) = finishing.join_next().await {
+            failed(Some(finished));
+        }
     }
 
     /// Claims and processes one batch; returns how many jobs it handled.
     pub async fn run_once(&self) -> Result<usize, QueueError> {
+        let prepared = self.prepare_batch().await?;
+        let handled = prepared.handled;
+        self.finish_batch(prepared).await?;
+        Ok(handled)
+    }
+
+    /// Claims a batch, reads its messages and learns from them: everything before indexing.
+    /// Only the run loop calls it, one batch at a time, so no two batches learn at once.
+    async fn prepare_batch(&self) -> Result<Prepared, QueueError> {
         let jobs = self.queue.claim(self.policy.batch_size, LEASE).await?;
         if jobs.is_empty() {
-            return Ok(0);
+            return Ok(Prepared::default());
         }
         let count = jobs.len();
         let mut done = Vec::with_capacity(count);
@@ -187,6 +225,18 @@ impl IndexWorker {
                 }
             }
         }
+        Ok(Prepared {
+            handled: count,
+            batch,
+            done,
+        })
+    }
+
+    /// Indexes a prepared batch and completes its jobs.
+    async fn finish_batch(&self, prepared: Prepared) -> Result<(), QueueError> {
+        let Prepared {
+            batch, mut done, ..
+        } = prepared;
         if !batch.is_empty() {
             let ids: Vec<u64> = batch.iter().map(|(job, _)| job.id).collect();
             self.index_batch(batch, &mut done)
@@ -202,7 +252,7 @@ impl IndexWorker {
                     .increment(1);
             }
         }
-        Ok(count)
+        Ok(())
     }
 
     /// Reads the message a job names.
@@ -342,6 +392,32 @@ impl IndexWorker {
         counter!(palisade_metrics::JOBS_PROCESSED, "kind" => job.spec.kind.as_str(), "outcome" => outcome)
             .increment(1);
         Ok(())
+    }
+}
+
+/// A claimed batch, read and learned from, waiting to be indexed and its jobs completed.
+#[derive(Default)]
+struct Prepared {
+    /// Jobs claimed.
+    handled: usize,
+    /// Documents to index, with their jobs.
+    batch: Vec<(Job, IndexDocument)>,
+    /// Jobs already settled without indexing.
+    done: Vec<Job>,
+}
+
+/// Whether a batch's finishing failed (the job queue was unavailable), logging why.
+fn failed(finished: Option<Result<Result<(), QueueError>, tokio::task::JoinError>>) -> bool {
+    match finished {
+        None | Some(Ok(Ok(()))) => false,
+        Some(Ok(Err(e))) => {
+            tracing::warn!(error = %e, "job queue unavailable");
+            true
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "indexing a batch failed");
+            true
+        }
     }
 }
 
