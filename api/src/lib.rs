@@ -28,6 +28,7 @@ pub mod remote;
 mod remote_trust;
 pub mod request_id;
 pub mod rules;
+pub mod serde_payload;
 pub mod sessions;
 pub mod streams;
 mod suggest;

@@ -4,6 +4,7 @@ use crate::autocrypt::Social;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::rules::{Colour, DateBound, ListCursor, SearchCursor, TagName};
+use crate::serde_payload::SerdeJson;
 use crate::types::{
     DiscussionPage, DiscussionView, FlagsView, FolderParam, IndexStatus, MessagePage,
     MessageSummaryView, MessageView, PrivacyView, SearchResult, TagView,
@@ -243,7 +244,7 @@ impl MailApi {
         folder: Query<FolderParam>,
         cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
-    ) -> Result<Json<DiscussionPage>, ApiError> {
+    ) -> Result<SerdeJson<DiscussionPage>, ApiError> {
         let user = auth.0.user_id;
         let list = state
             .store
@@ -266,7 +267,7 @@ impl MailApi {
             view.privacy = PrivacyView::with_social(&d.privacy, &facts);
             items.push(view);
         }
-        Ok(Json(DiscussionPage {
+        Ok(SerdeJson(DiscussionPage {
             items,
             next: list.next,
         }))
@@ -301,7 +302,7 @@ impl MailApi {
         folder: Query<Option<FolderParam>>,
         cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
-    ) -> Result<Json<MessagePage>, ApiError> {
+    ) -> Result<SerdeJson<MessagePage>, ApiError> {
         let user = auth.0.user_id;
         if state
             .store
@@ -320,7 +321,7 @@ impl MailApi {
                 page(cursor.0.map(ListCursor::into_inner), limit.0),
             )
             .await?;
-        Ok(Json(MessagePage {
+        Ok(SerdeJson(MessagePage {
             items: list.items.iter().map(Into::into).collect(),
             next: list.next,
         }))
@@ -393,7 +394,7 @@ impl MailApi {
         auth: Auth,
         cursor: Query<Option<ListCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
-    ) -> Result<Json<MessagePage>, ApiError> {
+    ) -> Result<SerdeJson<MessagePage>, ApiError> {
         let list = state
             .store
             .list_messages(
@@ -401,7 +402,7 @@ impl MailApi {
                 page(cursor.0.map(ListCursor::into_inner), limit.0),
             )
             .await?;
-        Ok(Json(MessagePage {
+        Ok(SerdeJson(MessagePage {
             items: list.items.iter().map(Into::into).collect(),
             next: list.next,
         }))
@@ -723,7 +724,7 @@ impl MailApi {
         tag: Query<Option<String>>,
         cursor: Query<Option<SearchCursor>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
-    ) -> Result<Json<SearchResult>, ApiError> {
+    ) -> Result<SerdeJson<SearchResult>, ApiError> {
         let user = auth.0.user_id;
         let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let tag_id = match nonempty(tag.0) {
@@ -733,7 +734,7 @@ impl MailApi {
                     Some(t) => Some(t.id.to_string()),
                     // No such tag: nothing can carry it.
                     None => {
-                        return Ok(Json(SearchResult {
+                        return Ok(SerdeJson(SearchResult {
                             items: Vec::new(),
                             next: None,
                             index: index_status(&state, user).await?,
@@ -782,7 +783,7 @@ impl MailApi {
             .collect();
         let next =
             (more && offset + limit <= MAX_SEARCH_OFFSET).then(|| (offset + limit).to_string());
-        Ok(Json(SearchResult {
+        Ok(SerdeJson(SearchResult {
             items,
             next,
             index: index_status(&state, user).await?,

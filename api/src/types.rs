@@ -76,24 +76,23 @@ pub struct SessionView {
 }
 
 /// Someone named in a message.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct ParticipantView {
     /// `from`, `sender`, `reply_to`, `to`, `cc` or `bcc`.
     pub role: String,
     /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Address as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
 }
 
 impl From<&Participant> for ParticipantView {
     fn from(p: &Participant) -> Self {
         ParticipantView {
-            role: serde_json::to_value(p.role)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            role: p.role.as_str().to_string(),
             name: p.name.clone(),
             address: p.address.clone(),
         }
@@ -101,7 +100,7 @@ impl From<&Participant> for ParticipantView {
 }
 
 /// What is known about a message's privacy.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct PrivacyView {
     /// 0 (unprotected) to 100 (encrypted end to end, over TLS, authenticated).
@@ -111,10 +110,13 @@ pub struct PrivacyView {
     /// Hops our own relays recorded in `Received` headers (the sender's are not counted).
     pub hops: u32,
     /// SPF result, if our own MTA recorded one (under the configured authserv-id).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub spf: Option<String>,
     /// DKIM result.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dkim: Option<String>,
     /// DMARC result.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dmarc: Option<String>,
     /// End-to-end encrypted (PGP or S/MIME).
     pub encrypted: bool,
@@ -123,6 +125,7 @@ pub struct PrivacyView {
     /// Carries an Autocrypt header.
     pub autocrypt: bool,
     /// Mailing list id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub list_id: Option<String>,
     /// Upstream filter marked it as spam.
     pub spam: bool,
@@ -142,8 +145,9 @@ pub struct PrivacyView {
 }
 
 /// A feature of a message that counts in its privacy index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum PrivacyFeatureView {
     /// Every recorded hop used TLS.
     TransportTls,
@@ -188,7 +192,7 @@ impl From<PrivacyFeature> for PrivacyFeatureView {
 }
 
 /// One feature's contribution to the privacy index.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct PrivacyFactorView {
     /// What was found.
     pub feature: PrivacyFeatureView,
@@ -235,14 +239,16 @@ impl PrivacyView {
 }
 
 /// A discussion in the list.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct DiscussionView {
     /// Discussion id.
     pub id: Uuid,
     /// Subject of the first message.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Newest activity.
+    #[serde(serialize_with = "crate::serde_payload::rfc3339")]
     pub last_activity: DateTime<Utc>,
     /// Messages in it, in the folder listed (`inbox` when not listing): those outside the
     /// trash in the inbox, those in it in the trash.
@@ -314,17 +320,18 @@ impl DiscussionView {
 }
 
 /// A page of discussions.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct DiscussionPage {
     /// Discussions, newest activity first.
     pub items: Vec<DiscussionView>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
 
 /// A message's user-set state.
-#[derive(Debug, Clone, Copy, Object)]
+#[derive(Debug, Clone, Copy, Object, serde::Serialize)]
 pub struct FlagsView {
     /// Read.
     pub seen: bool,
@@ -351,7 +358,7 @@ impl From<Flags> for FlagsView {
 }
 
 /// A message in a list.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct MessageSummaryView {
     /// Message id.
@@ -359,12 +366,16 @@ pub struct MessageSummaryView {
     /// Its discussion.
     pub discussion_id: Uuid,
     /// `Date` header, or arrival when missing.
+    #[serde(serialize_with = "crate::serde_payload::rfc3339")]
     pub date: DateTime<Utc>,
     /// Arrival at Palisade.
+    #[serde(serialize_with = "crate::serde_payload::rfc3339")]
     pub received_at: DateTime<Utc>,
     /// Author.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<ParticipantView>,
     /// Subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Flags.
     pub flags: FlagsView,
@@ -391,12 +402,13 @@ impl From<&MessageSummary> for MessageSummaryView {
 }
 
 /// A page of messages.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct MessagePage {
     /// Messages, newest first.
     pub items: Vec<MessageSummaryView>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
 
@@ -526,7 +538,7 @@ pub enum TrackerReason {
 }
 
 /// A tag as assigned to a message.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct TagView {
     /// Tag id.
@@ -534,6 +546,7 @@ pub struct TagView {
     /// Name.
     pub name: String,
     /// Colour, `#rrggbb`; absent when the user chose none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub colour: Option<String>,
 }
 
@@ -938,7 +951,7 @@ pub struct DraftPage {
 }
 
 /// How far search has caught up with stored mail.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct IndexStatus {
     /// Messages stored.
@@ -951,12 +964,13 @@ pub struct IndexStatus {
 }
 
 /// Search results.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct SearchResult {
     /// Matching messages, newest first.
     pub items: Vec<MessageSummaryView>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
     /// Freshness of the index these results came from.
     pub index: IndexStatus,

@@ -248,6 +248,20 @@ pub enum ParticipantRole {
     Bcc,
 }
 
+impl ParticipantRole {
+    /// The role's name as serialised: `from`, `sender`, `reply_to`, `to`, `cc` or `bcc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParticipantRole::From => "from",
+            ParticipantRole::Sender => "sender",
+            ParticipantRole::ReplyTo => "reply_to",
+            ParticipantRole::To => "to",
+            ParticipantRole::Cc => "cc",
+            ParticipantRole::Bcc => "bcc",
+        }
+    }
+}
+
 /// One person named in a message's address headers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
@@ -666,6 +680,17 @@ mod tests {
         let hash = RawHash([0xab; 32]);
         assert_eq!(RawHash::from_hex(&hash.to_hex()), Some(hash));
         assert_eq!(RawHash::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn a_role_is_named_as_serde_names_it() {
+        use ParticipantRole::*;
+        for role in [From, Sender, ReplyTo, To, Cc, Bcc] {
+            assert_eq!(
+                serde_json::to_value(role).ok(),
+                Some(serde_json::Value::from(role.as_str()))
+            );
+        }
     }
 
     #[test]
