@@ -7,6 +7,7 @@
 //! `contract`, for test builds) holds the behaviour suite every backend must pass.
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use palisade_model::{DiscussionId, Message, MessageId, Participant, ParticipantRole, UserId};
@@ -187,6 +188,12 @@ pub trait SearchIndex: Send + Sync {
 
     /// Number of documents the user has in the index (used by tests and the freshness watermark).
     async fn count(&self, user: UserId) -> Result<u64, IndexError>;
+
+    /// How long a writer that has caught up should let new documents gather before its next
+    /// [`index`](Self::index) call. Zero where a call costs about the same whatever its size.
+    fn gather(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// `Name <addr>`, or whichever half is present; `None` when both are blank.

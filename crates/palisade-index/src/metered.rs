@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use palisade_metrics::observe;
 use palisade_model::{MessageId, UserId};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A search index whose operations are timed and whose failures are counted.
 pub struct Metered {
@@ -33,6 +34,10 @@ fn error_kind(e: &IndexError) -> &'static str {
 
 #[async_trait]
 impl SearchIndex for Metered {
+    fn gather(&self) -> Duration {
+        self.inner.gather()
+    }
+
     async fn index(&self, docs: Vec<IndexDocument>) -> Result<(), IndexError> {
         observe(self.backend, "index", error_kind, self.inner.index(docs)).await
     }

@@ -28,10 +28,6 @@ use tracing::Instrument;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long a claimed job stays ours before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(300);
-/// How long a worker that has caught up lets new jobs gather before claiming them: at most
-/// this much added to search visibility, in exchange for one index commit per window instead
-/// of one per delivery.
-const GATHER: Duration = Duration::from_millis(100);
 /// Prepared batches that may wait on the index at once.
 const IN_FLIGHT: usize = 4;
 /// Store reads, or users' address-book updates, a batch keeps in flight at once.
@@ -120,12 +116,12 @@ impl IndexWorker {
                         let finisher = Arc::clone(&worker);
                         finishing.spawn(async move { finisher.finish_batch(prepared).await });
                         // A short batch means the backlog is drained and mail trickles in:
-                        // each claim would then index a few messages in a commit of their own
-                        // (a new segment and a reader reload, merged again later). Let them
-                        // gather.
-                        if short {
+                        // each claim would then index a few messages in a call of their own,
+                        // which costs some backends a commit each. Let them gather.
+                        let gather = worker.index.gather();
+                        if short && !gather.is_zero() {
                             tokio::select! {
-                                _ = tokio::time::sleep(GATHER) => {}
+                                _ = tokio::time::sleep(gather) => {}
                                 _ = shutdown.cancelled() => {}
                             }
                         }
@@ -332,42 +328,37 @@ impl IndexWorker {
         user: UserId,
         share: Vec<(Job, Message)>,
     ) -> Vec<(Job, Message, Result<bool, StoreError>)> {
+        let store = self.store.as_ref();
         let messages: Vec<&Message> = share.iter().map(|(_, m)| m).collect();
-        let outcomes = self.learn_share(user, &messages).await;
+        let outcomes = match store.get_user(user).await {
+            Ok(Some(found)) => {
+                let own = found.addresses;
+                match palisade_store::learn_from_mail(store, user, &own, &messages).await {
+                    Ok(()) => vec![Ok(true); messages.len()],
+                    // One message's contact the store refuses must not hold back the rest of
+                    // the user's mail: learn again one by one, so only that message fails.
+                    Err(e) if messages.len() > 1 && Fault::of_store(&e) != Fault::Outage => {
+                        tracing::warn!(error = %palisade_model::without_addresses(&e.to_string()), messages = messages.len(), "learning contacts failed; isolating");
+                        let mut outcomes = Vec::with_capacity(messages.len());
+                        for message in &messages {
+                            let one =
+                                palisade_store::learn_from_mail(store, user, &own, &[message])
+                                    .await;
+                            outcomes.push(one.map(|()| true));
+                        }
+                        outcomes
+                    }
+                    Err(e) => vec![Err(e); messages.len()],
+                }
+            }
+            Ok(None) => vec![Ok(false); messages.len()],
+            Err(e) => vec![Err(e); messages.len()],
+        };
         share
             .into_iter()
             .zip(outcomes)
             .map(|((job, message), outcome)| (job, message, outcome))
             .collect()
-    }
-
-    /// Per message of one user's share, whether to index it.
-    async fn learn_share(
-        &self,
-        user: UserId,
-        messages: &[&Message],
-    ) -> Vec<Result<bool, StoreError>> {
-        let store = self.store.as_ref();
-        let own = match store.get_user(user).await {
-            Ok(Some(found)) => found.addresses,
-            Ok(None) => return vec![Ok(false); messages.len()],
-            Err(e) => return vec![Err(e); messages.len()],
-        };
-        match palisade_store::learn_from_mail(store, user, &own, messages).await {
-            Ok(()) => vec![Ok(true); messages.len()],
-            // One message's contact the store refuses must not hold back the rest of the
-            // user's mail: learn again one by one, so only that message fails.
-            Err(e) if messages.len() > 1 && Fault::of_store(&e) != Fault::Outage => {
-                tracing::warn!(error = %palisade_model::without_addresses(&e.to_string()), messages = messages.len(), "learning contacts failed; isolating");
-                let mut outcomes = Vec::with_capacity(messages.len());
-                for message in messages {
-                    let one = palisade_store::learn_from_mail(store, user, &own, &[message]).await;
-                    outcomes.push(one.map(|()| true));
-                }
-                outcomes
-            }
-            Err(e) => vec![Err(e); messages.len()],
-        }
     }
 
     async fn fail(&self, job: &Job, error: &str, fault: Fault) -> Result<(), QueueError> {
