@@ -187,9 +187,17 @@ async fn place(
         }
     };
 
-    let state: Option<(Option<String>, Option<Vec<String>>)> = store
-        .first(&st.select_discussion_state, (user, discussion.0))
-        .await?;
+    // The discussion's state, and the newest arrival before this one (whose activity row this
+    // message may replace once it is committed; the new row is written first, so the
+    // discussion is never unlisted): independent reads, so one round trip.
+    let (state, newest) = futures::try_join!(
+        store.first::<(Option<String>, Option<Vec<String>>)>(
+            &st.select_discussion_state,
+            (user, discussion.0)
+        ),
+        mailbox::newest(store, user, discussion.0),
+    )?;
+    let previous = newest.map(|n| n.received);
     let (stored_subject, stored_people) = state.unwrap_or_default();
     // A retry of the starting message finds its own keys: it is still the starter.
     let starts = discussion == started;
@@ -206,11 +214,6 @@ async fn place(
     let added = (merged.len() > known.len())
         .then(|| mailbox::people_column(&merged[known.len()..]))
         .transpose()?;
-    // The newest arrival before this one, whose activity row this message may replace once
-    // it is committed; the new row is written first, so the discussion is never unlisted.
-    let previous = mailbox::newest(store, user, discussion.0)
-        .await?
-        .map(|n| n.received);
     let received_at = timestamp(received);
     let month = super::month_of(received_at);
 
