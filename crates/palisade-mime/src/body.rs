@@ -1,10 +1,10 @@
 //! Assembling the text and HTML bodies from every inline part, as a mail client shows them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
+use crate::html_text::html_to_text;
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::decoders::html::html_to_text;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
 use crate::attachments::content_type;
@@ -49,14 +49,26 @@ pub(crate) fn bodies(message: &Message<'_>, tree: &Tree, max: usize) -> Bodies {
     };
     let mut shown = HashSet::new();
     let mut cut = false;
+    // An HTML part is in both bodies: decoded once, converted for the text body, and kept
+    // here for the HTML body.
+    let mut html_parts: HashMap<u32, String> = HashMap::new();
     let text = join(&view.text, max, &mut cut, "\n", |seg| {
         let text = contents(message, seg.id)?;
         shown.insert(seg.id);
-        Some(if seg.html { html_to_text(&text) } else { text })
+        Some(if seg.html {
+            let converted = html_to_text(&text);
+            html_parts.insert(seg.id, text);
+            converted
+        } else {
+            text
+        })
     });
     let html = if view.html.iter().any(|s| s.html) {
         join(&view.html, max, &mut cut, "", |seg| {
-            let text = contents(message, seg.id)?;
+            let text = match html_parts.remove(&seg.id) {
+                Some(text) => text,
+                None => contents(message, seg.id)?,
+            };
             shown.insert(seg.id);
             Some(if seg.html {
                 text

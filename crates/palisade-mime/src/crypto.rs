@@ -27,14 +27,21 @@ pub(crate) fn crypto(
             add(kind);
         }
     }
-    let armored = bodies.iter().any(|b| {
-        b.contains("-----BEGIN PGP MESSAGE-----")
-            || b.contains("-----BEGIN PGP SIGNED MESSAGE-----")
-    });
-    if armored {
+    if bodies.iter().any(|b| armored(b)) {
         add(CryptoKind::PgpInline);
     }
     kinds
+}
+
+/// Whether `body` holds an inline PGP message or signed message. One pass over the body for
+/// the prefix both armor lines share: bodies are the largest thing a message has.
+fn armored(body: &str) -> bool {
+    const PREFIX: &[u8] = b"-----BEGIN PGP ";
+    let body = body.as_bytes();
+    memchr::memmem::find_iter(body, PREFIX).any(|at| {
+        let rest = &body[at + PREFIX.len()..];
+        rest.starts_with(b"MESSAGE-----") || rest.starts_with(b"SIGNED MESSAGE-----")
+    })
 }
 
 fn part_crypto(raw: &[u8], message: &Message<'_>, part: &MessagePart<'_>) -> Option<CryptoKind> {
@@ -100,5 +107,22 @@ fn part_crypto(raw: &[u8], message: &Message<'_>, part: &MessagePart<'_>) -> Opt
             }
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::armored;
+
+    #[test]
+    fn armor_is_an_inline_message_or_signed_message_anywhere_in_a_body() {
+        assert!(armored("hi\n-----BEGIN PGP MESSAGE-----\nhQ=="));
+        assert!(armored(
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----\n-----BEGIN PGP SIGNED MESSAGE-----"
+        ));
+        assert!(!armored("-----BEGIN PGP PUBLIC KEY BLOCK-----\nmQ=="));
+        assert!(!armored("-----BEGIN PGP SIGNATURE-----\n"));
+        assert!(!armored("-----BEGIN PGP MESSAGE----"));
+        assert!(!armored(""));
     }
 }

@@ -34,6 +34,7 @@ mod attachments;
 mod body;
 mod crypto;
 mod headers;
+mod html_text;
 mod participants;
 mod preamble;
 mod privacy;
@@ -158,8 +159,9 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
     privacy.mime_depth_exceeded = tree.depth_exceeded;
     // Subject, date and addresses come from our own scan of the raw header section.
     let raw_headers = headers::Headers::scan(raw, message);
-    privacy.multiple_from = participants::multiple_from(&raw_headers);
-    let participants = participants::participants(&raw_headers);
+    let people = participants::participants(&raw_headers);
+    privacy.multiple_from = people.multiple_from;
+    let participants = people.list;
     // Only a single, well-formed From can be authenticated or own an Autocrypt key.
     let from = participants
         .iter()

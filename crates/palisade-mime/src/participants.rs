@@ -15,17 +15,29 @@ const MAX_FROM: usize = 100;
 /// Longest display name or address kept, in bytes.
 const MAX_PART_BYTES: usize = 1024;
 
+/// Everyone named in the address fields, and whether authorship is ambiguous.
+pub(crate) struct People {
+    /// Everyone named in From, Sender, Reply-To, To, Cc and Bcc, in header order.
+    pub list: Vec<Participant>,
+    /// More than one `From` field, or one naming several mailboxes.
+    pub multiple_from: bool,
+}
+
 /// Collects everyone named in From, Sender, Reply-To, To, Cc and Bcc, in header order.
 ///
 /// Every occurrence of a field counts: obsolete syntax allows repeated fields, and hiding the
 /// second one would hide a recipient, or a second author, from the user.
-pub(crate) fn participants(headers: &Headers) -> Vec<Participant> {
+pub(crate) fn participants(headers: &Headers) -> People {
     let mut out = Vec::new();
     let (mut from, mut others) = (0, 0);
+    let mut from_fields = 0;
     for field in &headers.fields {
         let Some(role) = role_of(&field.name) else {
             continue;
         };
+        if role == ParticipantRole::From {
+            from_fields += 1;
+        }
         let text = headers.decode_8bit(&field.value);
         for mailbox in mailboxes(&text) {
             let count = if role == ParticipantRole::From {
@@ -49,16 +61,10 @@ pub(crate) fn participants(headers: &Headers) -> Vec<Participant> {
             });
         }
     }
-    out
-}
-
-/// True when the header section has more than one `From` field, or one naming several mailboxes.
-pub(crate) fn multiple_from(headers: &Headers) -> bool {
-    let mut values = headers.all("from");
-    match (values.next(), values.next()) {
-        (Some(_), Some(_)) => true,
-        (Some(only), None) => mailboxes(&headers.decode_8bit(only)).nth(1).is_some(),
-        _ => false,
+    People {
+        list: out,
+        // With one From field, the From mailboxes kept are all that field's, up to MAX_FROM.
+        multiple_from: from_fields > 1 || from > 1,
     }
 }
 

@@ -1,0 +1,333 @@
+//! HTML to text for the text body, the snippet and the index: mail-parser's conversion, with
+//! the same output, but skipping what cannot change it.
+//!
+//! mail-parser's `html_to_text` looks at every byte through the same chain of state tests.
+//! HTML mail is mostly markup it then drops: long inline `style` attributes, `<style>` and
+//! `<head>` blocks, comments. Here those stretches are crossed with `memchr`, and a run of
+//! ordinary text bytes in one step; every byte that can change the state or the output still
+//! goes through the original rules. The tests compare both conversions on generated markup.
+
+use mail_parser::decoders::html::add_html_token;
+use memchr::{memchr, memchr2};
+
+/// Bytes that end a run of text outside tags: whitespace, a tag, an entity's start or end.
+const fn text_breaks() -> [bool; 256] {
+    let mut table = [false; 256];
+    table[b' ' as usize] = true;
+    table[b'\t' as usize] = true;
+    table[b'\r' as usize] = true;
+    table[b'\n' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'&' as usize] = true;
+    table[b';' as usize] = true;
+    table
+}
+
+static TEXT_BREAKS: [bool; 256] = text_breaks();
+
+/// The text of an HTML document, exactly as `mail_parser::decoders::html::html_to_text`
+/// gives it.
+pub(crate) fn html_to_text(input: &str) -> String {
+    let mut result = String::with_capacity(input.len());
+    let input = input.as_bytes();
+
+    let mut in_tag = false;
+    let mut in_head = false;
+    let mut in_style = false;
+    let mut in_script = false;
+    let mut in_template = false;
+    let mut in_comment = false;
+
+    let mut is_token_start = true;
+    let mut is_after_space = false;
+    let mut is_tag_close = false;
+    let mut is_new_line = true;
+
+    let mut token_start = 0;
+    let mut token_end = 0;
+
+    let mut tag_token_pos = 0u32;
+    // Where the current comment's text starts: a `-->` is two dashes after it at least.
+    let mut comment_start = 0;
+
+    let mut pos = 0;
+    while pos < input.len() {
+        let hidden = in_head || in_style || in_script || in_template;
+        if in_comment {
+            // A comment ends at a `>` preceded by exactly two dashes inside it.
+            let Some(at) = memchr(b'>', &input[pos..]) else {
+                break;
+            };
+            let close = pos + at;
+            let dashes = input[comment_start..close]
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b'-')
+                .count();
+            if dashes == 2 {
+                in_comment = false;
+                in_tag = false;
+                is_token_start = true;
+            }
+            pos = close + 1;
+            continue;
+        }
+        if in_tag && tag_token_pos >= 2 {
+            // Past a tag's name only its end, or a new tag, matters.
+            match memchr2(b'<', b'>', &input[pos..]) {
+                Some(at) => pos += at,
+                None => break,
+            }
+        } else if !in_tag && hidden {
+            // Nothing inside head, style, script or template is shown.
+            match memchr(b'<', &input[pos..]) {
+                Some(at) => pos += at,
+                None => break,
+            }
+        } else if !in_tag {
+            let run = input[pos..]
+                .iter()
+                .position(|&b| TEXT_BREAKS[usize::from(b)])
+                .unwrap_or(input.len() - pos);
+            if run > 0 {
+                if is_token_start {
+                    token_start = pos;
+                    is_token_start = false;
+                }
+                token_end = pos + run - 1;
+                pos += run;
+                continue;
+            }
+        }
+
+        let ch = input[pos];
+        match ch {
+            b'<' => {
+                if !in_tag && !hidden && !is_token_start {
+                    add_html_token(
+                        &mut result,
+                        &input[token_start..token_end + 1],
+                        is_after_space,
+                    );
+                    is_after_space = false;
+                }
+                tag_token_pos = 0;
+                in_tag = true;
+                is_token_start = true;
+                is_tag_close = false;
+                pos += 1;
+                continue;
+            }
+            b'>' if in_tag => {
+                if tag_token_pos == 1 {
+                    match input.get(token_start..token_end + 1) {
+                        Some(tag)
+                            if tag.eq_ignore_ascii_case(b"br")
+                                || (tag.eq_ignore_ascii_case(b"p") && is_tag_close) =>
+                        {
+                            result.push('\n');
+                            is_after_space = false;
+                            is_new_line = true;
+                        }
+                        Some(tag) if tag.eq_ignore_ascii_case(b"head") => in_head = !is_tag_close,
+                        Some(tag) if tag.eq_ignore_ascii_case(b"style") => in_style = !is_tag_close,
+                        Some(tag) if tag.eq_ignore_ascii_case(b"script") => {
+                            in_script = !is_tag_close
+                        }
+                        Some(tag) if tag.eq_ignore_ascii_case(b"template") => {
+                            in_template = !is_tag_close
+                        }
+                        _ => (),
+                    }
+                }
+                in_tag = false;
+                is_token_start = true;
+                pos += 1;
+                continue;
+            }
+            b'/' if in_tag => {
+                if tag_token_pos == 0 {
+                    is_tag_close = true;
+                }
+                pos += 1;
+                continue;
+            }
+            b'!' if in_tag && tag_token_pos == 0 && input.get(pos + 1..pos + 3) == Some(b"--") => {
+                in_comment = true;
+                comment_start = pos + 1;
+                pos += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => {
+                if !in_tag && !hidden {
+                    if !is_token_start {
+                        add_html_token(
+                            &mut result,
+                            &input[token_start..token_end + 1],
+                            is_after_space && !is_new_line,
+                        );
+                        is_new_line = false;
+                    }
+                    is_after_space = true;
+                }
+                is_token_start = true;
+                pos += 1;
+                continue;
+            }
+            b'&' if !in_tag && !is_token_start && !in_head => {
+                if hidden {
+                    pos += 1;
+                    continue;
+                }
+                add_html_token(
+                    &mut result,
+                    &input[token_start..token_end + 1],
+                    is_after_space && !is_new_line,
+                );
+                is_new_line = false;
+                is_token_start = true;
+                is_after_space = false;
+            }
+            b';' if !in_tag && !is_token_start && !in_head => {
+                if hidden {
+                    pos += 1;
+                    continue;
+                }
+                add_html_token(
+                    &mut result,
+                    &input[token_start..pos + 1],
+                    is_after_space && !is_new_line,
+                );
+                is_token_start = true;
+                is_after_space = false;
+                is_new_line = false;
+                pos += 1;
+                continue;
+            }
+            _ => (),
+        }
+        if is_token_start {
+            token_start = pos;
+            is_token_start = false;
+            if in_tag {
+                tag_token_pos = tag_token_pos.saturating_add(1);
+            }
+        }
+        token_end = pos;
+        pos += 1;
+    }
+
+    if !in_tag && !is_token_start && !in_head && !in_style && !in_script && !in_template {
+        add_html_token(
+            &mut result,
+            &input[token_start..token_end + 1],
+            is_after_space && !is_new_line,
+        );
+    }
+
+    result.shrink_to_fit();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::html_to_text;
+    use mail_parser::decoders::html::html_to_text as reference;
+
+    /// Pieces that exercise every rule: tags that switch state, comments (closed well, badly,
+    /// and not at all), entities, whitespace, attributes and stray markup characters.
+    const PIECES: &[&str] = &[
+        "<",
+        ">",
+        "/",
+        "!",
+        "-",
+        "--",
+        "&",
+        ";",
+        " ",
+        "\t",
+        "\r\n",
+        "\n",
+        "a",
+        "Zé",
+        "x y",
+        "<br>",
+        "<BR/>",
+        "<p>",
+        "</p>",
+        "</P >",
+        "<head>",
+        "</head>",
+        "<style>",
+        "</style>",
+        "<script>",
+        "</script>",
+        "<template>",
+        "</template>",
+        "<!--",
+        "-->",
+        "--->",
+        "<!-- c -->",
+        "<!-->",
+        "<b>",
+        "</b>",
+        "<a href=\"x\">",
+        "<div style=\"color:red; a>b\">",
+        "&amp;",
+        "&lt;",
+        "&#65;",
+        "&#x42;",
+        "&#xZZ;",
+        "&nosuch;",
+        "&nbsp;",
+        "&amp",
+        "a;b",
+        "<p/>",
+        "< br>",
+        "<b/r>",
+        "<!x>",
+        "<!-x-->",
+        "&;",
+        "€",
+        "\u{1F600}",
+    ];
+
+    /// A small deterministic generator, so a failure can be replayed.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as usize
+        }
+    }
+
+    #[test]
+    fn gives_what_mail_parser_gives_on_generated_markup() {
+        let mut rng = Lcg(12345);
+        for case in 0..200_000 {
+            let len = rng.next() % 24;
+            let html: String = (0..len)
+                .map(|_| PIECES[rng.next() % PIECES.len()])
+                .collect();
+            assert_eq!(
+                html_to_text(&html),
+                reference(&html),
+                "case {case}: {html:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gives_what_mail_parser_gives_on_a_mail_like_document() {
+        let html = "<html><head><title>T</title><style>p { color: red; }</style></head>\
+            <body><!-- hidden --><p style=\"margin:0;padding:0\">Hello&nbsp;there,<br>\
+            friend &amp; co;</p><script>var a = '<p>';</script><p>Bye</p></body></html>";
+        assert_eq!(html_to_text(html), reference(html));
+        assert_eq!(html_to_text(""), reference(""));
+    }
+}
