@@ -9,6 +9,7 @@
 
 use mail_parser::decoders::html::add_html_token;
 use memchr::{memchr, memchr2};
+use std::ops::Range;
 
 /// Bytes that end a run of text outside tags: whitespace, a tag, an entity's start or end.
 const fn text_breaks() -> [bool; 256] {
@@ -25,11 +26,34 @@ const fn text_breaks() -> [bool; 256] {
 
 static TEXT_BREAKS: [bool; 256] = text_breaks();
 
+/// Appends one token of `html`, after a space when `add_space`: an entity decoded, anything
+/// else as it is. Tokens start and end next to ASCII bytes, so slicing needs no validation,
+/// where mail-parser's own `add_html_token` validates every token; it still decodes entities.
+fn add_token(result: &mut String, html: &str, range: Range<usize>, add_space: bool) {
+    match html.get(range.clone()) {
+        Some(token) if token.len() >= 2 && token.starts_with('&') && token.ends_with(';') => {
+            add_html_token(result, token.as_bytes(), add_space);
+        }
+        token => {
+            if add_space {
+                result.push(' ');
+            }
+            match token {
+                Some(token) => result.push_str(token),
+                // Unreachable by the above, but never a panic on mail.
+                None => result.push_str(&String::from_utf8_lossy(
+                    html.as_bytes().get(range).unwrap_or_default(),
+                )),
+            }
+        }
+    }
+}
+
 /// The text of an HTML document, exactly as `mail_parser::decoders::html::html_to_text`
 /// gives it.
-pub(crate) fn html_to_text(input: &str) -> String {
-    let mut result = String::with_capacity(input.len());
-    let input = input.as_bytes();
+pub(crate) fn html_to_text(html: &str) -> String {
+    let mut result = String::with_capacity(html.len());
+    let input = html.as_bytes();
 
     let mut in_tag = false;
     let mut in_head = false;
@@ -104,9 +128,10 @@ pub(crate) fn html_to_text(input: &str) -> String {
         match ch {
             b'<' => {
                 if !in_tag && !hidden && !is_token_start {
-                    add_html_token(
+                    add_token(
                         &mut result,
-                        &input[token_start..token_end + 1],
+                        html,
+                        token_start..token_end + 1,
                         is_after_space,
                     );
                     is_after_space = false;
@@ -161,9 +186,10 @@ pub(crate) fn html_to_text(input: &str) -> String {
             b' ' | b'\t' | b'\r' | b'\n' => {
                 if !in_tag && !hidden {
                     if !is_token_start {
-                        add_html_token(
+                        add_token(
                             &mut result,
-                            &input[token_start..token_end + 1],
+                            html,
+                            token_start..token_end + 1,
                             is_after_space && !is_new_line,
                         );
                         is_new_line = false;
@@ -179,9 +205,10 @@ pub(crate) fn html_to_text(input: &str) -> String {
                     pos += 1;
                     continue;
                 }
-                add_html_token(
+                add_token(
                     &mut result,
-                    &input[token_start..token_end + 1],
+                    html,
+                    token_start..token_end + 1,
                     is_after_space && !is_new_line,
                 );
                 is_new_line = false;
@@ -193,9 +220,10 @@ pub(crate) fn html_to_text(input: &str) -> String {
                     pos += 1;
                     continue;
                 }
-                add_html_token(
+                add_token(
                     &mut result,
-                    &input[token_start..pos + 1],
+                    html,
+                    token_start..pos + 1,
                     is_after_space && !is_new_line,
                 );
                 is_token_start = true;
@@ -218,9 +246,10 @@ pub(crate) fn html_to_text(input: &str) -> String {
     }
 
     if !in_tag && !is_token_start && !in_head && !in_style && !in_script && !in_template {
-        add_html_token(
+        add_token(
             &mut result,
-            &input[token_start..token_end + 1],
+            html,
+            token_start..token_end + 1,
             is_after_space && !is_new_line,
         );
     }
