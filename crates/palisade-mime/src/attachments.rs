@@ -1,5 +1,6 @@
 //! Attachment metadata; the bytes stay in the raw message and are cut out on demand.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
@@ -18,8 +19,14 @@ pub(crate) fn attachments(
     html_body: Option<&str>,
     shown: &HashSet<u32>,
 ) -> Vec<Attachment> {
-    // Lowercased once so every cid lookup is a plain substring search.
-    let html_lower = html_body.map(str::to_lowercase);
+    // Lowercased once, and only for a part with a Content-ID, so every cid lookup is a plain
+    // substring search.
+    let html_lower = OnceCell::new();
+    let html_lower = || {
+        html_lower
+            .get_or_init(|| html_body.map(str::to_lowercase))
+            .as_deref()
+    };
     tree.visible
         .iter()
         .filter(|&&id| !shown.contains(&id))
@@ -28,17 +35,17 @@ pub(crate) fn attachments(
             if matches!(part.body, PartType::Multipart(_)) {
                 return None;
             }
-            Some(describe(
-                &message.raw_message,
-                id,
-                part,
-                html_lower.as_deref(),
-            ))
+            Some(describe(&message.raw_message, id, part, html_lower))
         })
         .collect()
 }
 
-fn describe(raw: &[u8], id: u32, part: &MessagePart<'_>, html_lower: Option<&str>) -> Attachment {
+fn describe<'h>(
+    raw: &[u8],
+    id: u32,
+    part: &MessagePart<'_>,
+    html_lower: impl FnOnce() -> Option<&'h str>,
+) -> Attachment {
     let content_id = part
         .content_id()
         .map(|cid| {
@@ -50,10 +57,9 @@ fn describe(raw: &[u8], id: u32, part: &MessagePart<'_>, html_lower: Option<&str
         .filter(|cid| !cid.is_empty())
         .map(str::to_string);
     let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
-    let referenced = match (&content_id, html_lower) {
-        (Some(cid), Some(html)) => html.contains(&format!("cid:{}", cid.to_lowercase())),
-        _ => false,
-    };
+    let referenced = content_id.as_ref().is_some_and(|cid| {
+        html_lower().is_some_and(|html| html.contains(&format!("cid:{}", cid.to_lowercase())))
+    });
     Attachment {
         part_index: id,
         file_name: crate::headers::file_name(raw, part),
