@@ -97,7 +97,8 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
 }
 
 /// mail-parser reading only the fields we take from it: the MIME fields (the part tree) and
-/// the message ids. Everything else stays raw, since we read it ourselves:
+/// the message ids. Every other field is skipped, keeping only its name and offsets, since we
+/// read it ourselves from the raw bytes:
 ///
 /// - addresses, subject and date come from our own scan of the header section
 ///   ([`headers::Headers::scan`]), which reads what mail-parser 0.11 loses (see there); its date
@@ -105,8 +106,12 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
 ///   swallowing the newline and with it the next field, typically `From`;
 /// - `Received` is parsed one field at a time, for our own hops only (privacy::parse_received);
 /// - the privacy fields are read from their raw values.
-static PARSER: LazyLock<MessageParser> =
-    LazyLock::new(|| MessageParser::new().with_mime_headers().with_message_ids());
+static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .with_message_ids()
+        .default_header_ignore()
+});
 
 /// The decoded bytes of the part that [`Attachment::part_index`](palisade_model::Attachment)
 /// or [`MimePart::index`](palisade_model::MimePart) names, cut out of the raw message on
