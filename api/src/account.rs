@@ -99,6 +99,7 @@ fn limited(decision: RateDecision) -> Result<(), ApiError> {
 }
 
 /// Account endpoints.
+#[derive(Default)]
 pub struct AccountApi;
 
 #[OpenApi(tag = "ApiTags::Account")]

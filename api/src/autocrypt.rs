@@ -43,6 +43,7 @@ enum OwnKey {
 }
 
 /// The user's Autocrypt setup.
+#[derive(Default)]
 pub struct AutocryptApi;
 
 #[OpenApi]

@@ -220,6 +220,7 @@ fn quoted(text: Option<&str>) -> String {
 }
 
 /// Contacts, drafts and sending.
+#[derive(Default)]
 pub struct ComposeApi;
 
 #[OpenApi]

@@ -182,6 +182,7 @@ pub(crate) async fn load_all(
 }
 
 /// Uploads, lists, downloads and deletes the files of drafts.
+#[derive(Default)]
 pub struct DraftFilesApi;
 
 #[OpenApi]

@@ -108,6 +108,7 @@ enum ImportStarted {
 }
 
 /// Import endpoints.
+#[derive(Default)]
 pub struct ImportApi;
 
 #[OpenApi(tag = "ApiTags::Data")]

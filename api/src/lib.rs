@@ -183,24 +183,9 @@ pub type Handlers = (
 
 /// The OpenAPI service with every handler.
 pub fn service() -> OpenApiService<Handlers, ()> {
-    OpenApiService::new(
-        (
-            account::AccountApi,
-            mail::MailApi,
-            compose::ComposeApi,
-            draft_files::DraftFilesApi,
-            suggest::SuggestApi,
-            ownership::OwnershipApi,
-            autocrypt::AutocryptApi,
-            remote::RemoteApi,
-            remote_trust::RemoteTrustApi,
-            imports::ImportApi,
-        ),
-        "Palisade",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description("Privacy-focused mail: read, organize, search and send mail.")
-    .url_prefix(API_PREFIX)
+    OpenApiService::new(Handlers::default(), "Palisade", env!("CARGO_PKG_VERSION"))
+        .description("Privacy-focused mail: read, organize, search and send mail.")
+        .url_prefix(API_PREFIX)
 }
 
 /// The OpenAPI document exactly as the API serves it at `/api/v1/openapi.json`: what the web

@@ -227,6 +227,7 @@ pub(crate) async fn index_status(state: &AppState, user: UserId) -> Result<Index
 }
 
 /// Mail endpoints.
+#[derive(Default)]
 pub struct MailApi;
 
 #[OpenApi]

@@ -47,6 +47,7 @@ enum Part {
 }
 
 /// Export endpoints.
+#[derive(Default)]
 pub struct OwnershipApi;
 
 #[OpenApi(prefix_path = "/me/export", tag = "ApiTags::Data")]

@@ -132,6 +132,7 @@ enum ProxiedImage {
 }
 
 /// The image proxy.
+#[derive(Default)]
 pub struct RemoteApi;
 
 #[OpenApi]

@@ -102,6 +102,7 @@ enum Removed {
 }
 
 /// "Always load remote content" settings.
+#[derive(Default)]
 pub struct RemoteTrustApi;
 
 #[OpenApi]

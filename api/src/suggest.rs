@@ -32,6 +32,7 @@ pub(crate) struct ContactSuggestion {
 }
 
 /// Autocompletion endpoints.
+#[derive(Default)]
 pub struct SuggestApi;
 
 #[OpenApi]
