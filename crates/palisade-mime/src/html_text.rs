@@ -200,37 +200,26 @@ pub(crate) fn html_to_text(html: &str) -> String {
                 pos += 1;
                 continue;
             }
-            b'&' if !in_tag && !is_token_start && !in_head => {
+            b'&' | b';' if !in_tag && !is_token_start && !in_head => {
                 if hidden {
                     pos += 1;
                     continue;
                 }
+                // `&` ends the token before it and starts its own; `;` ends the token it is in.
+                let end = if ch == b';' { pos } else { token_end };
                 add_token(
                     &mut result,
                     html,
-                    token_start..token_end + 1,
+                    token_start..end + 1,
                     is_after_space && !is_new_line,
                 );
                 is_new_line = false;
                 is_token_start = true;
                 is_after_space = false;
-            }
-            b';' if !in_tag && !is_token_start && !in_head => {
-                if hidden {
+                if ch == b';' {
                     pos += 1;
                     continue;
                 }
-                add_token(
-                    &mut result,
-                    html,
-                    token_start..pos + 1,
-                    is_after_space && !is_new_line,
-                );
-                is_token_start = true;
-                is_after_space = false;
-                is_new_line = false;
-                pos += 1;
-                continue;
             }
             _ => (),
         }
