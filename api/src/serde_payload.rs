@@ -3,7 +3,9 @@
 //! `Json<T>` first builds a `serde_json::Value` tree of the whole body (an allocation and a
 //! map insert per field), then writes that tree out. On the list endpoints that tree cost
 //! about a fifth of a request. `SerdeJson<T>` writes `T` straight to bytes; `T` derives
-//! `Serialize` beside `Object`, and the tests here hold the two writings equal.
+//! `Serialize` beside `Object`, and the tests here hold the two writings equal. Only the key
+//! order differs: fields come in declaration order, where the `Value` tree sorted them; JSON
+//! objects are unordered, and no client may rely on either.
 
 use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
