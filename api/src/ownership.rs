@@ -7,6 +7,8 @@ use crate::error::ApiError;
 use crate::mail::disposition;
 use crate::{AppState, Auth};
 use palisade_ingest::{ExportError, export_mailbox};
+use palisade_model::User;
+use palisade_store::Store;
 use poem::Body;
 use poem::web::Data;
 use poem_openapi::payload::Binary;
@@ -86,12 +88,35 @@ impl OwnershipApi {
 /// be far larger than memory, and the file disappears with the response.
 async fn export(state: &AppState, auth: &Auth, part: Part) -> Result<Body, ApiError> {
     let user = current_user(state, auth.0.user_id).await?;
-    let Ok(_slot) = state.exports.clone().try_acquire_owned() else {
+    let Ok(slot) = state.exports.clone().try_acquire_owned() else {
         return Err(ApiError::busy(
             "other exports are being prepared on this server; try again shortly",
             EXPORT_RETRY_SECS,
         ));
     };
+    let store = state.store.clone();
+    let runtime = tokio::runtime::Handle::current();
+    // Every page of the export is a file write: on a blocking thread, so a slow or full disk
+    // stalls this export only, never the requests sharing the runtime's workers. The slot
+    // travels with it, so the bound on exports is also the bound on these threads.
+    let written = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        runtime.block_on(write_export(store.as_ref(), &user, part))
+    })
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "export task failed");
+        ApiError::unavailable("the export could not be prepared")
+    })??;
+    Ok(Body::from_async_read(tokio::fs::File::from_std(written)))
+}
+
+/// The export of `user`, written and rewound, ready to stream.
+async fn write_export(
+    store: &dyn Store,
+    user: &User,
+    part: Part,
+) -> Result<std::fs::File, ApiError> {
     let file = tempfile::tempfile().map_err(|e| {
         tracing::warn!(error = %e, "no temporary file for an export");
         ApiError::unavailable("the export could not be prepared")
@@ -103,21 +128,15 @@ async fn export(state: &AppState, auth: &Auth, part: Part) -> Result<Body, ApiEr
         Part::Mailbox => (Some(&mut out), &mut sink),
         Part::Metadata => (None, &mut out),
     };
-    let report = export_mailbox(
-        state.store.as_ref(),
-        &user,
-        mbox,
-        metadata,
-        &mut |_, _, _| Ok(()),
-    )
-    .await
-    .map_err(|e| match e {
-        ExportError::Store(e) => ApiError::from(e),
-        other => {
-            tracing::warn!(error = %other, "export failed");
-            ApiError::unavailable("the export could not be prepared")
-        }
-    })?;
+    let report = export_mailbox(store, user, mbox, metadata, &mut |_, _, _| Ok(()))
+        .await
+        .map_err(|e| match e {
+            ExportError::Store(e) => ApiError::from(e),
+            other => {
+                tracing::warn!(error = %other, "export failed");
+                ApiError::unavailable("the export could not be prepared")
+            }
+        })?;
     tracing::info!(user = %user.id, messages = report.messages, bytes = report.bytes, "export served");
     let mut file = out.into_inner().map_err(|e| {
         tracing::warn!(error = %e.error(), "export not written");
@@ -127,5 +146,5 @@ async fn export(state: &AppState, auth: &Auth, part: Part) -> Result<Body, ApiEr
         tracing::warn!(error = %e, "export not rewound");
         ApiError::unavailable("the export could not be prepared")
     })?;
-    Ok(Body::from_async_read(tokio::fs::File::from_std(file)))
+    Ok(file)
 }
