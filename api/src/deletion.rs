@@ -7,13 +7,17 @@
 //! on), their mail and everything else, and the user row last. The index is swept once more,
 //! for a message a worker read just before the store deleted it and indexed after the first
 //! sweep, and then the store, for a delivery that had resolved an address just before it
-//! went. Queued jobs need nothing more: the embedded queue's go with the store rows, and a
+//! went. An import running on any node is asked to stop before the store is touched, and the
+//! deletion waits for it: it stops between two messages, and runs the last sweep ([`sweep`])
+//! itself, so nothing it stored outlives the account. The records of the user's imports (which
+//! name senders and dates) go with it. Queued jobs need
+//! nothing more: the embedded queue's go with the store rows, and a
 //! worker acknowledges and drops a job whose account no longer exists.
 
 use crate::sessions::Sessions;
 use palisade_cache::{Cache, CacheError, scoped_prefix};
 use palisade_index::{IndexError, SearchIndex};
-use palisade_model::User;
+use palisade_model::{User, UserId};
 use palisade_store::{Store, StoreError};
 use serde::Serialize;
 
@@ -56,6 +60,7 @@ pub async fn delete_account(
 ) -> Result<DeletionReport, DeletionError> {
     let id = user.id;
     let sessions_ended = sessions.revoke_all(id).await?;
+    crate::import_status::stop_all(cache, id).await?;
     // The devices that signed in, remembered to spare them from lockouts.
     for key in cache
         .keys_with_prefix(&scoped_prefix(&id.to_string(), "login-known"))
@@ -65,10 +70,9 @@ pub async fn delete_account(
     }
     index.delete_user(id).await?;
     let store_deleted = store.delete_user(id).await?;
-    index.delete_user(id).await?;
     // A delivery that had resolved an address just before it went lands after the store's
     // pass; its index job is dropped by the worker, and this removes its rows.
-    store.delete_user(id).await?;
+    sweep(store, index, cache, id).await?;
     tracing::info!(user = %id, sessions_ended, store_deleted, "account deleted");
     Ok(DeletionReport {
         user_id: id.to_string(),
@@ -77,4 +81,18 @@ pub async fn delete_account(
         sessions_ended,
         store_deleted,
     })
+}
+
+/// The last pass of a deletion, which whatever wrote for the user while it ran also calls
+/// once it has stopped: the user's import records, search documents and stored rows.
+pub(crate) async fn sweep(
+    store: &dyn Store,
+    index: &dyn SearchIndex,
+    cache: &dyn Cache,
+    id: UserId,
+) -> Result<(), DeletionError> {
+    crate::import_status::forget_all(cache, id).await?;
+    index.delete_user(id).await?;
+    store.delete_user(id).await?;
+    Ok(())
 }

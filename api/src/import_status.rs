@@ -9,7 +9,7 @@
 
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
-use palisade_cache::{Cache, scoped_key};
+use palisade_cache::{Cache, CacheError, scoped_key, scoped_prefix};
 use palisade_ingest::ImportReport;
 use palisade_model::UserId;
 use poem_openapi::{Enum, Object};
@@ -25,6 +25,13 @@ const STATUS_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long the running-import marker outlives the last sign of life of its import: long
 /// enough for a store retrying one message, short enough that a stopped node frees the user.
 const MARKER_TTL: Duration = Duration::from_secs(10 * 60);
+/// How long a deletion's request that the user's imports stop stays visible: longer than any
+/// upload still being received when the account went.
+const STOP_TTL: Duration = Duration::from_secs(60 * 60);
+/// How long a deletion waits for the user's running import to stop before it goes on: an
+/// import stops after the message it is storing, so only a node that died mid-import (whose
+/// marker outlives it) makes it wait this long.
+const STOP_WAIT: Duration = Duration::from_secs(30);
 /// Longest problem description kept in a record, in characters.
 const MAX_PROBLEM_CHARS: usize = 300;
 /// Longest origin kept in a record, in characters.
@@ -187,6 +194,27 @@ fn marker_key(user: UserId) -> String {
     scoped_key(&user.to_string(), "import-running", "current")
 }
 
+/// The cache key that asks every import of the user's, on any node, to stop.
+fn stop_key(user: UserId) -> String {
+    scoped_key(&user.to_string(), "import-stop", "all")
+}
+
+/// Asks `user`'s imports, on every node, to stop, and returns once none runs (or after
+/// [`STOP_WAIT`]): whatever an import stores after this cannot race the deletion's sweep.
+pub(crate) async fn stop_all(cache: &dyn Cache, user: UserId) -> Result<(), CacheError> {
+    cache.put(&stop_key(user), b"1", STOP_TTL).await?;
+    let deadline = tokio::time::Instant::now() + STOP_WAIT;
+    while cache.get(&marker_key(user)).await?.is_some() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Whether a deletion asked `user`'s imports to stop.
+pub(crate) async fn stop_requested(cache: &dyn Cache, user: UserId) -> Result<bool, CacheError> {
+    Ok(cache.get(&stop_key(user)).await?.is_some())
+}
+
 /// Writes `status` for any node to read; while it runs, also renews the user's marker.
 pub(crate) async fn save(
     cache: &dyn Cache,
@@ -242,6 +270,19 @@ pub(crate) async fn running(cache: &dyn Cache, user: UserId) -> Result<Option<Uu
         Some(s) if s.state != ImportState::Running => None,
         _ => Some(id),
     })
+}
+
+/// Drops every import record and the marker of `user`: their account is gone, and the
+/// records name the senders and dates of the messages that could not be imported. The stop
+/// request stays until it expires, for an upload that finishes after the deletion.
+pub(crate) async fn forget_all(cache: &dyn Cache, user: UserId) -> Result<(), CacheError> {
+    let user = user.to_string();
+    for kind in ["import", "import-running"] {
+        for key in cache.keys_with_prefix(&scoped_prefix(&user, kind)).await? {
+            cache.delete(&key).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The user's running-import marker, taken before a byte of an upload is read so that other

@@ -21,9 +21,10 @@ use poem_openapi::payload::{Binary, Json, ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::{ApiRequest, ApiResponse, OpenApi, Tags};
 use std::io::{BufRead, BufReader, Seek};
+use std::ops::ControlFlow;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use uuid::Uuid;
@@ -38,6 +39,11 @@ const MAX_METADATA_BYTES: u64 = 64 * 1024 * 1024;
 const IMPORT_RETRY_SECS: u64 = 30;
 /// How often a running import writes its progress to the cache.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How often a running import looks for a deletion's request to stop: the deletion waits
+/// about this long plus the message being stored.
+const STOP_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Every how many of those checks it also asks the store whether the account still exists.
+const ACCOUNT_CHECK_RATIO: u32 = 8;
 /// Bytes looked at to tell whether an upload is an mbox at all.
 const SNIFF_BYTES: u64 = 64 * 1024;
 
@@ -405,23 +411,53 @@ impl Job {
                 }
             })
         };
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn(watch_for_deletion(state.clone(), user.id, stop.clone()));
         let mut progress = {
             let mut current = status.clone();
             let read = read.clone();
+            let stop = stop.clone();
             move |report: &palisade_ingest::ImportReport| {
                 current.progress(report, read.load(Ordering::Relaxed));
                 // Only the latest counts: the writer takes it when it is ready.
                 tx.send_replace(current.clone());
+                if stop.load(Ordering::Relaxed) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
             }
         };
         let outcome = state
             .pipeline
             .import_mailbox(&user, entries, export.as_ref(), &mut progress)
             .await;
+        watcher.abort();
         drop(progress);
         // The writer ends once it has saved the last progress: the final record comes after.
         let _ = writer.await;
         let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+        // Deleted as it ended, between the last check and now, counts too.
+        if stop.load(Ordering::Relaxed) || matches!(state.store.get_user(user.id).await, Ok(None)) {
+            // Its records and marker go first: the deletion waits for the marker. Then what
+            // it stored, in case the deletion's pass ran before it stopped.
+            let swept = crate::deletion::sweep(
+                state.store.as_ref(),
+                state.index.as_ref(),
+                state.cache.as_ref(),
+                user.id,
+            )
+            .await;
+            match swept {
+                Ok(()) => {
+                    tracing::info!(user = %user.id, import = %status.id, "import stopped: account deleted")
+                }
+                Err(e) => {
+                    tracing::warn!(user = %user.id, import = %status.id, error = %e, "import stopped: account deleted, sweep failed")
+                }
+            }
+            return;
+        }
 
         let error = match &outcome {
             Ok(report) => {
@@ -452,6 +488,27 @@ impl Job {
             too_large = status.too_large,
             "import ended"
         );
+    }
+}
+
+/// Sets `stop` once a deletion asks `user`'s imports to stop, or the account is gone (deleted
+/// by a node that could not ask). A backend that cannot answer is not a deletion.
+async fn watch_for_deletion(
+    state: Arc<AppState>,
+    user: palisade_model::UserId,
+    stop: Arc<AtomicBool>,
+) {
+    for check in 0u32.. {
+        let asked = import_status::stop_requested(state.cache.as_ref(), user)
+            .await
+            .unwrap_or(false);
+        let gone = check % ACCOUNT_CHECK_RATIO == 0
+            && matches!(state.store.get_user(user).await, Ok(None));
+        if asked || gone {
+            stop.store(true, Ordering::Relaxed);
+            return;
+        }
+        tokio::time::sleep(STOP_CHECK_EVERY).await;
     }
 }
 

@@ -17,14 +17,17 @@ leave them, with a fresh reader of the directory.
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 import uuid
 
 import pytest
 
-from api_helpers import PASSWORD, deliver, message, wait_indexed
-from palisade_e2e import BACKEND, ELASTICSEARCH, cql_row_count
+from api_helpers import PASSWORD, deliver, message, wait_indexed, wait_until
+from palisade_e2e import BACKEND, ELASTICSEARCH, REDIS, cql_row_count
 from test_api_draft_attachments import upload
+from test_import import mboxrd, spool_files
+from test_import import upload as upload_mbox
 
 # Every Cassandra table with a user_id column (users is keyed by id).
 USER_TABLES = [
@@ -107,7 +110,8 @@ def assert_gone(daemon, old_session, token: str, uid: str):
         assert s.cmd("MAIL FROM:<sender@remote.test>").code == 250
         rcpt = s.cmd("RCPT TO:<leaving@example.test>")
         assert rcpt.code == 550 and rcpt.enhanced == "5.1.1", rcpt
-    assert residue(daemon, token, uid) == []
+    left = residue(daemon, token, uid)
+    assert not left, "; ".join(left)
 
 
 def test_deleting_through_the_api_leaves_no_trace(daemon):
@@ -172,3 +176,34 @@ def test_wrong_passwords_count_as_failed_sign_ins_and_delete_nothing(make_daemon
     with d.session() as s:
         assert s.cmd("MAIL FROM:<sender@remote.test>").code == 250
         assert s.cmd("RCPT TO:<leaving@example.test>").code == 250
+
+
+def test_deleting_during_an_import_stops_it_and_leaves_no_trace(daemon):
+    """An import is storing the user's mbox when they delete their account: the import stops
+    (the daemon says so), and nothing it stored, before or after the deletion's own passes,
+    remains; nor do its status records, which name senders. Without the stop, the import
+    would go on storing into the deleted account."""
+    token = "zq" + uuid.uuid4().hex
+    c = daemon.login("leaving@example.test", PASSWORD)
+    uid = user_id(daemon, "leaving")
+    mbox = mboxrd([f"Subject: old {i}\n\n{token} number {i}\n".encode() for i in range(30_000)])
+    started = upload_mbox(c, mbox)
+    assert started.status == 202, started
+    location = started.headers["location"]
+
+    def storing():
+        s = c.get(location).json()
+        assert s["state"] == "running", f"the import must still run when the account goes: {s}"
+        return s["stored"] > 0
+    wait_until("the import to store its first messages", storing, interval=0.05)
+    assert residue(daemon, token, uid), "the checks see the imported mail"
+    assert c.request("DELETE", "/me", {"password": PASSWORD}).status == 204
+
+    wait_until("the import to stop", lambda: "import stopped: account deleted" in daemon.stderr_path.read_text(errors="replace"))
+    wait_until("the import to let go of its upload", lambda: not spool_files(daemon))
+    assert_gone(daemon, c, token, uid)
+    if BACKEND == "distributed":
+        keys = subprocess.run(
+            ["redis-cli", "-u", REDIS, "--scan", "--pattern", f"e2e-{daemon.tag}:u:{uid}:import*"],
+            check=True, capture_output=True, text=True).stdout.split()
+        assert keys == [], keys

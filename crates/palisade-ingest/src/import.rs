@@ -5,6 +5,7 @@
 //! come back too.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -106,14 +107,16 @@ impl ImportReport {
 
 impl Pipeline {
     /// Stores every message `entries` yields into `user`'s mailbox, in order, calling
-    /// `progress` after each. The receiving address is the user's first one; the date of
+    /// `progress` after each. When `progress` breaks, the import stops there, between two
+    /// messages (never within one, which would leave a message half written), and returns
+    /// what it did so far. The receiving address is the user's first one; the date of
     /// arrival is the one the mailbox recorded, or now.
     pub async fn import_mailbox(
         &self,
         user: &User,
         mut entries: mpsc::Receiver<std::io::Result<Entry>>,
         export: Option<&ExportIndex>,
-        progress: &mut (dyn FnMut(&ImportReport) + Send),
+        progress: &mut (dyn FnMut(&ImportReport) -> ControlFlow<()> + Send),
     ) -> Result<ImportReport, ImportError> {
         let rcpt_to = user
             .addresses
@@ -137,7 +140,9 @@ impl Pipeline {
                         .await?;
                 }
             }
-            progress(&report);
+            if progress(&report).is_break() {
+                break;
+            }
         }
         Ok(report)
     }

@@ -540,6 +540,7 @@ async fn import(
                 r.messages as f64 / started.elapsed().as_secs_f64().max(0.001)
             );
         }
+        std::ops::ControlFlow::Continue(())
     };
     let report = pipeline
         .import_mailbox(user, rx, export.as_ref(), &mut progress)
