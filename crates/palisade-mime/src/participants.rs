@@ -4,6 +4,8 @@
 //! obsolete source route as the address, and never sees a field whose name is folded before
 //! its colon; so the address lists are parsed here, leniently, as mail clients read them.
 
+use std::borrow::Cow;
+
 use palisade_model::{Participant, ParticipantRole};
 
 use crate::headers::{self, Headers};
@@ -94,97 +96,125 @@ pub(crate) struct Mailbox {
     pub address: Option<String>,
 }
 
+/// One lexical token of an address list. Most borrow the field's text: a message's address
+/// fields are read on every delivery, and a token needs its own copy only when unescaping
+/// changed it.
 #[derive(Debug)]
-enum Token {
+enum Token<'a> {
     /// A run of ordinary characters (atoms, dots, `@`), and whether whitespace preceded it.
-    Word(String, bool),
+    Word(&'a str, bool),
     /// A quoted string's content, unescaped, and whether whitespace preceded it.
-    Quoted(String, bool),
+    Quoted(Cow<'a, str>, bool),
     /// A comment's content, nested comments flattened.
-    Comment(String),
+    Comment(Cow<'a, str>),
     /// The inside of `<...>`.
-    Angle(String),
+    Angle(&'a str),
     /// `,` `:` or `;` outside quotes, comments and angle brackets.
     Special(char),
 }
 
 /// Splits an address-list value into tokens (RFC 5322 3.2 lexical rules, leniently).
-fn tokens(text: &str) -> Vec<Token> {
+fn tokens(text: &str) -> Vec<Token<'_>> {
     let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
+    let mut chars = text.char_indices().peekable();
     let mut spaced = true;
-    while let Some(c) = chars.next() {
+    while let Some((at, c)) = chars.next() {
         match c {
             c if c.is_whitespace() => {
                 spaced = true;
                 continue;
             }
             '"' => {
-                let mut s = String::new();
-                while let Some(c) = chars.next() {
+                let start = at + 1;
+                let mut end = text.len();
+                let mut escaped = false;
+                while let Some((i, c)) = chars.next() {
                     match c {
-                        '"' => break,
-                        '\\' => s.extend(chars.next()),
-                        c => s.push(c),
+                        '"' => {
+                            end = i;
+                            break;
+                        }
+                        '\\' => {
+                            escaped = true;
+                            chars.next();
+                        }
+                        _ => {}
                     }
                 }
-                out.push(Token::Quoted(s, spaced));
+                let content = &text[start..end];
+                let content = if escaped {
+                    Cow::Owned(unescape(content))
+                } else {
+                    Cow::Borrowed(content)
+                };
+                out.push(Token::Quoted(content, spaced));
             }
             '(' => {
-                let mut s = String::new();
+                let start = at + 1;
+                let mut end = text.len();
                 let mut depth = 1usize;
-                while let Some(c) = chars.next() {
+                // Nested parentheses and escapes make the content differ from the text.
+                let mut plain = true;
+                while let Some((i, c)) = chars.next() {
                     match c {
-                        '(' => depth += 1,
+                        '(' => {
+                            depth += 1;
+                            plain = false;
+                        }
                         ')' => {
                             depth -= 1;
                             if depth == 0 {
+                                end = i;
                                 break;
                             }
+                            plain = false;
                         }
                         '\\' => {
-                            s.extend(chars.next());
-                            continue;
+                            plain = false;
+                            chars.next();
                         }
                         _ => {}
                     }
-                    if !matches!(c, '(' | ')') {
-                        s.push(c);
-                    }
                 }
-                out.push(Token::Comment(s));
+                let content = &text[start..end];
+                out.push(Token::Comment(if plain {
+                    Cow::Borrowed(content)
+                } else {
+                    Cow::Owned(flatten_comment(content))
+                }));
             }
             '<' => {
-                let mut s = String::new();
+                let start = at + 1;
+                let mut end = text.len();
                 let mut quoted = false;
-                while let Some(c) = chars.next() {
+                while let Some((i, c)) = chars.next() {
                     match c {
-                        '>' if !quoted => break,
+                        '>' if !quoted => {
+                            end = i;
+                            break;
+                        }
                         '"' => quoted = !quoted,
                         '\\' if quoted => {
-                            s.push(c);
-                            s.extend(chars.next());
-                            continue;
+                            chars.next();
                         }
                         _ => {}
                     }
-                    s.push(c);
                 }
-                out.push(Token::Angle(s));
+                out.push(Token::Angle(&text[start..end]));
             }
             ',' | ':' | ';' => out.push(Token::Special(c)),
             // A stray closing bracket carries nothing.
             '>' | ')' => {}
-            c => {
-                let mut s = String::from(c);
-                while let Some(&n) = chars.peek() {
+            _ => {
+                let mut end = text.len();
+                while let Some(&(i, n)) = chars.peek() {
                     if n.is_whitespace() || matches!(n, '"' | '(' | '<' | '>' | ',' | ':' | ';') {
+                        end = i;
                         break;
                     }
-                    s.push(n);
                     chars.next();
                 }
-                out.push(Token::Word(s, spaced));
+                out.push(Token::Word(&text[at..end], spaced));
             }
         }
         spaced = false;
@@ -192,8 +222,36 @@ fn tokens(text: &str) -> Vec<Token> {
     out
 }
 
+/// A quoted string's content with its backslash escapes resolved.
+fn unescape(quoted: &str) -> String {
+    let mut s = String::with_capacity(quoted.len());
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => s.extend(chars.next()),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// A comment's content with nested parentheses dropped and escapes resolved (an escaped
+/// parenthesis stays).
+fn flatten_comment(comment: &str) -> String {
+    let mut s = String::with_capacity(comment.len());
+    let mut chars = comment.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => s.extend(chars.next()),
+            '(' | ')' => {}
+            c => s.push(c),
+        }
+    }
+    s
+}
+
 /// The mailboxes of an address-list value, groups flattened.
-pub(crate) fn mailboxes(text: &str) -> impl Iterator<Item = Mailbox> {
+pub(crate) fn mailboxes(text: &str) -> impl Iterator<Item = Mailbox> + '_ {
     let tokens = tokens(text);
     let mut items: Vec<Vec<Token>> = vec![Vec::new()];
     for token in tokens {
@@ -220,7 +278,7 @@ pub(crate) fn mailboxes(text: &str) -> impl Iterator<Item = Mailbox> {
 
 /// Splits `A <a@x> B <b@x>` (a missing comma) into one item per angle address, so a second
 /// mailbox, often a second author, is never hidden inside the first.
-fn split_at_angles(item: Vec<Token>) -> Vec<Vec<Token>> {
+fn split_at_angles(item: Vec<Token<'_>>) -> Vec<Vec<Token<'_>>> {
     let angles = item.iter().filter(|t| matches!(t, Token::Angle(_))).count();
     if angles < 2 {
         return vec![item];
@@ -242,10 +300,10 @@ fn split_at_angles(item: Vec<Token>) -> Vec<Vec<Token>> {
     out
 }
 
-fn mailbox(item: Vec<Token>) -> Option<Mailbox> {
+fn mailbox(item: Vec<Token<'_>>) -> Option<Mailbox> {
     let comment = || {
         item.iter().find_map(|t| match t {
-            Token::Comment(c) if !c.trim().is_empty() => Some(c.as_str()),
+            Token::Comment(c) if !c.trim().is_empty() => Some(c.as_ref()),
             _ => None,
         })
     };
@@ -294,7 +352,7 @@ fn mailbox(item: Vec<Token>) -> Option<Mailbox> {
                         start += 1;
                     }
                     let address = addr_spec(&words[start..end]);
-                    let rest: Vec<Token> = item
+                    let rest: Vec<Token<'_>> = item
                         .iter()
                         .filter(|t| matches!(t, Token::Word(..) | Token::Quoted(..)))
                         .enumerate()
@@ -326,12 +384,12 @@ fn spaced(token: &Token) -> bool {
     matches!(token, Token::Word(_, true) | Token::Quoted(_, true))
 }
 
-fn clone_token(token: &Token) -> Token {
+fn clone_token<'a>(token: &Token<'a>) -> Token<'a> {
     match token {
-        Token::Word(w, s) => Token::Word(w.clone(), *s),
+        Token::Word(w, s) => Token::Word(w, *s),
         Token::Quoted(q, s) => Token::Quoted(q.clone(), *s),
         Token::Comment(c) => Token::Comment(c.clone()),
-        Token::Angle(a) => Token::Angle(a.clone()),
+        Token::Angle(a) => Token::Angle(a),
         Token::Special(c) => Token::Special(*c),
     }
 }
@@ -340,7 +398,7 @@ fn clone_token(token: &Token) -> Token {
 ///
 /// A comment among the words stays, in its parentheses (`ILUG (Request)`), as clients show
 /// it; comments alone are not a phrase.
-fn phrase(tokens: &[Token]) -> String {
+fn phrase(tokens: &[Token<'_>]) -> String {
     if !tokens
         .iter()
         .any(|t| matches!(t, Token::Word(..) | Token::Quoted(..)))
@@ -350,7 +408,8 @@ fn phrase(tokens: &[Token]) -> String {
     let words: Vec<String> = tokens
         .iter()
         .filter_map(|t| match t {
-            Token::Word(w, _) | Token::Quoted(w, _) => Some(w.trim().to_string()),
+            Token::Word(w, _) => Some(w.trim().to_string()),
+            Token::Quoted(w, _) => Some(w.trim().to_string()),
             Token::Comment(c) => Some(format!("({})", c.trim())),
             _ => None,
         })
@@ -363,12 +422,12 @@ fn phrase(tokens: &[Token]) -> String {
 ///
 /// Whitespace between two words is kept (`<Undisclosed Recipients@x>` is no address, but it
 /// is what the sender wrote) unless a `.` or `@` joins them (obsolete CFWS around them).
-fn addr_spec(tokens: &[&Token]) -> String {
+fn addr_spec(tokens: &[&Token<'_>]) -> String {
     let mut out = String::new();
     for token in tokens {
         let (text, spaced) = match token {
-            Token::Word(w, s) => (w.clone(), *s),
-            Token::Quoted(q, s) => (quote_local(q), *s),
+            Token::Word(w, s) => (Cow::Borrowed(*w), *s),
+            Token::Quoted(q, s) => (Cow::Owned(quote_local(q)), *s),
             _ => continue,
         };
         if spaced && !out.is_empty() && !out.ends_with(['.', '@']) && !text.starts_with(['.', '@'])

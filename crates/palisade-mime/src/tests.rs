@@ -990,6 +990,34 @@ fn a_quoted_local_part_with_parentheses_is_kept_whole() {
 }
 
 #[test]
+fn escapes_and_nested_comments_in_address_fields_are_resolved() {
+    let m = parse(concat!(
+        "From: \"Doe, \\\"J\\\"\" <j@x.test>\n",
+        "To: t@x.test (Team (ops) \\) lead)\n",
+        "Cc: <\"a\\\"b\"@x.test>, \"unterminated <u@x.test>\n",
+        "\nhi\n"
+    ));
+    assert_eq!(
+        people(&m),
+        vec![
+            (ParticipantRole::From, Some("Doe, \"J\""), Some("j@x.test")),
+            (
+                ParticipantRole::To,
+                Some("Team ops ) lead"),
+                Some("t@x.test")
+            ),
+            (ParticipantRole::Cc, None, Some("\"a\\\"b\"@x.test")),
+            // An unterminated quote runs to the end: one quoted word, read as a local address.
+            (
+                ParticipantRole::Cc,
+                None,
+                Some("\"unterminated <u@x.test>\"")
+            ),
+        ]
+    );
+}
+
+#[test]
 fn an_obsolete_source_route_is_dropped_from_the_address() {
     let m = parse("From: Old <@a.test,@b.test:user@host.test>\nCc: <@relay.test:c@x.test>\n\nhi\n");
     assert_eq!(
