@@ -138,7 +138,15 @@ pub(crate) fn fields(raw: &[u8]) -> Vec<Field> {
     let mut logical: Vec<Vec<u8>> = Vec::new();
     // Fields seen, read or not, and whether the current one is skipped.
     let (mut seen, mut skipping) = (0usize, false);
-    for line in raw.split(|&b| b == b'\n') {
+    // Lines found with memchr: a header section is kilobytes of `Received` and signatures,
+    // read on every delivery.
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (&rest[..end], &rest[end + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;

@@ -42,13 +42,16 @@ pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
         Some(folded) => Cow::Owned(folded),
         None => Cow::Borrowed(raw),
     };
-    let folded = match unfold_boundary_parameters(&folded) {
+    // Found once, for both fixes: the scan covers the whole message, and unfolding moves only
+    // the parameters it fixes, which it updates here.
+    let mut parameters: Vec<(usize, usize)> = boundary_parameters(&folded).collect();
+    let folded = match unfold_boundary_parameters(&folded, &mut parameters) {
         Some(fixed) => Cow::Owned(fixed),
         None => folded,
     };
     let mut breaks: Vec<usize> = body_start_without_blank_line(&folded).into_iter().collect();
     let before = breaks.len();
-    breaks.extend(header_blocks_cut_by_a_boundary(&folded));
+    breaks.extend(header_blocks_cut_by_a_boundary(&folded, &parameters));
     if breaks.is_empty() {
         return folded;
     }
@@ -79,8 +82,10 @@ const MAX_BOUNDARIES: usize = 256;
 /// mail-parser reads on past it as more header fields: the attached message swallows the
 /// parts after it, and they are lost. The block ends at the boundary instead, as CPython
 /// and mail clients read it, leaving the part (or attached message) with an empty body.
-fn header_blocks_cut_by_a_boundary(raw: &[u8]) -> Vec<usize> {
-    let boundaries = declared_boundaries(raw);
+///
+/// `parameters` are the message's [`boundary_parameters`].
+fn header_blocks_cut_by_a_boundary(raw: &[u8], parameters: &[(usize, usize)]) -> Vec<usize> {
+    let boundaries = declared_boundaries(raw, parameters);
     let mut cuts = Vec::new();
     if boundaries.is_empty() {
         return cuts;
@@ -165,10 +170,11 @@ fn delimiter(line: &[u8], boundaries: &[Vec<u8>]) -> Option<bool> {
     })
 }
 
-/// The values of the `boundary` parameters in the message, quoted or not.
-fn declared_boundaries(raw: &[u8]) -> Vec<Vec<u8>> {
+/// The values of the `boundary` parameters (`parameters`, from [`boundary_parameters`]) in the
+/// message, quoted or not.
+fn declared_boundaries(raw: &[u8], parameters: &[(usize, usize)]) -> Vec<Vec<u8>> {
     let mut found: Vec<Vec<u8>> = Vec::new();
-    for (name_start, eq) in boundary_parameters(raw) {
+    for &(name_start, eq) in parameters {
         if name_start + BOUNDARY.len() != eq {
             continue;
         }
@@ -250,10 +256,13 @@ pub(crate) fn stray_text_in_part_headers(block: &[u8]) -> Option<usize> {
 /// RFC 2045 allows CFWS between a parameter's tokens, so `boundary=\r\n "x"` is valid, but
 /// mail-parser then finds no boundary and shows the whole multipart as text. The whitespace
 /// is moved before the parameter name (`\r\n boundary="x"`), which is still a valid fold
-/// and keeps every other byte where it was. Only inside `Content-Type` fields.
-fn unfold_boundary_parameters(raw: &[u8]) -> Option<Vec<u8>> {
+/// and keeps every other byte where it was. Only inside `Content-Type` fields. Each fixed
+/// entry of `parameters` (the message's [`boundary_parameters`]) is moved to where the
+/// parameter now is.
+fn unfold_boundary_parameters(raw: &[u8], parameters: &mut [(usize, usize)]) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;
-    for (start, j) in boundary_parameters(raw) {
+    for parameter in parameters.iter_mut() {
+        let (start, j) = *parameter;
         let before_eq = j - start - BOUNDARY.len();
         let after_eq = raw[j + 1..].iter().take_while(|&&b| is_blank(b)).count();
         let end = j + 1 + after_eq;
@@ -274,6 +283,7 @@ fn unfold_boundary_parameters(raw: &[u8]) -> Option<Vec<u8>> {
         moved.extend_from_slice(&raw[start..start + BOUNDARY.len()]);
         moved.push(b'=');
         buf[start..end].copy_from_slice(&moved);
+        *parameter = (end - 1 - BOUNDARY.len(), end - 1);
     }
     out
 }
@@ -359,6 +369,9 @@ struct Line {
 /// it as the separator, as RFC 5322 readers such as CPython's also conclude: it becomes the
 /// empty line, so the body starts where it did.
 fn fold_blank_header_lines(raw: &[u8]) -> Option<Vec<u8>> {
+    if !has_blank_header_line(raw) {
+        return None;
+    }
     let mut lines = Vec::new();
     let mut start = 0;
     while let Some(nl) = raw
@@ -420,6 +433,23 @@ fn fold_blank_header_lines(raw: &[u8]) -> Option<Vec<u8>> {
     out
 }
 
+/// Whether the header section has a line of only spaces or tabs: almost no mail does, and
+/// then [`fold_blank_header_lines`] need not index every line.
+fn has_blank_header_line(raw: &[u8]) -> bool {
+    let mut rest = raw;
+    while let Some(nl) = memchr::memchr(b'\n', rest) {
+        let line = &rest[..nl];
+        let content = line.strip_suffix(b"\r").unwrap_or(line);
+        match content.first() {
+            None => return false,
+            Some(b' ' | b'\t') if content.iter().all(|&b| b == b' ' || b == b'\t') => return true,
+            _ => {}
+        }
+        rest = &rest[nl + 1..];
+    }
+    false
+}
+
 /// Whether the input starts with something that looks like a header section.
 ///
 /// mail-parser accepts almost anything as a header (a line without a colon becomes a field
@@ -458,13 +488,31 @@ mod tests {
     }
 
     #[test]
+    fn unfolding_moves_the_parameters_it_fixes_to_where_a_new_scan_finds_them() {
+        let raw: &[u8] = b"Content-Type: multipart/mixed; boundary=\r\n \"a\"; x=1\r\n\
+            Content-Type: multipart/alternative;\r\n\tBOUNDARY = b\r\n\
+            X-Note: boundary = not in a content type\r\n\r\n--a\r\n";
+        let mut parameters: Vec<_> = boundary_parameters(raw).collect();
+        let fixed = unfold_boundary_parameters(raw, &mut parameters).expect("two are fixed");
+        assert_eq!(fixed.len(), raw.len());
+        assert_eq!(parameters, boundary_parameters(&fixed).collect::<Vec<_>>());
+        assert_eq!(
+            declared_boundaries(&fixed, &parameters),
+            [b"a".to_vec(), b"b".to_vec()]
+        );
+    }
+
+    #[test]
     fn boundary_parameters_are_found_from_their_equals_sign() {
         let raw = b"a=1; BoUnDaRy=x\r\n boundary \r\n\t= \"y\" xboundary=z boundary: q=";
         let found: Vec<_> = boundary_parameters(raw).collect();
         assert_eq!(found, [(5, 13), (18, 30), (37, 45)]);
         assert_eq!(boundary_parameters(b"=boundary").count(), 0);
         assert_eq!(boundary_parameters(b"ndary=").count(), 0);
-        assert_eq!(declared_boundaries(raw), [b"x".to_vec(), b"z".to_vec()]);
+        assert_eq!(
+            declared_boundaries(raw, &found),
+            [b"x".to_vec(), b"z".to_vec()]
+        );
     }
 
     #[test]
