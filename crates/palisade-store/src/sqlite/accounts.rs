@@ -129,7 +129,8 @@ impl Accounts for SqliteStore {
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         self.read(move |conn| {
-            conn.query_row(
+            rows::cached_row(
+                conn,
                 "SELECT id, name, created_at FROM users WHERE id = ?1",
                 [id.to_string()],
                 rows::user_head,
@@ -144,7 +145,8 @@ impl Accounts for SqliteStore {
 
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
         self.read(move |conn| {
-            conn.query_row(
+            rows::cached_row(
+                conn,
                 "SELECT password_hash FROM users WHERE id = ?1",
                 [id.to_string()],
                 |r| r.get::<_, Option<String>>(0),
@@ -177,7 +179,8 @@ impl Accounts for SqliteStore {
     async fn autocrypt_key(&self, id: UserId) -> Result<Option<OwnAutocrypt>, StoreError> {
         let text = self
             .read(move |conn| {
-                conn.query_row(
+                rows::cached_row(
+                    conn,
                     "SELECT autocrypt_json FROM users WHERE id = ?1",
                     [id.to_string()],
                     |r| r.get::<_, Option<String>>(0),

@@ -167,7 +167,8 @@ pub(crate) fn discussion_messages(
 }
 
 pub(crate) fn count_messages(conn: &Connection, user: UserId) -> Result<u64, StoreError> {
-    conn.query_row(
+    rows::cached_row(
+        conn,
         "SELECT IFNULL((SELECT n FROM message_counts WHERE user_id = ?1), 0)",
         [user.to_string()],
         |r| r.get::<_, i64>(0),
@@ -358,7 +359,8 @@ impl Mailbox for SqliteStore {
 
     async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |conn| {
-            conn.query_row(
+            rows::cached_row(
+                conn,
                 "SELECT r.data FROM messages m JOIN raw_messages r
                    ON r.user_id = m.user_id AND r.sha256 = m.raw_sha256
                  WHERE m.user_id = ?1 AND m.id = ?2",

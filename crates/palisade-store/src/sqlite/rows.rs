@@ -186,6 +186,21 @@ impl SummaryRow {
     }
 }
 
+/// `query_row` through the connection's statement cache: these reads run on every request of
+/// their endpoint, and `Connection::query_row` compiles its SQL anew each time.
+pub(crate) fn cached_row<T, P, F>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: F,
+) -> rusqlite::Result<T>
+where
+    P: rusqlite::Params,
+    F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+{
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 /// The summaries of the user's messages among `ids`, in the order of `ids`; ids that are not
 /// the user's (or no longer exist) are left out.
 pub(crate) fn message_summaries(
@@ -197,8 +212,9 @@ pub(crate) fn message_summaries(
         return Ok(Vec::new());
     }
     let marks = vec!["?"; ids.len()].join(", ");
+    // Cached like the others: a page has one of a few sizes, so few texts.
     let mut stmt = conn
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "SELECT {SUMMARY_COLUMNS} FROM messages WHERE user_id = ? AND id IN ({marks})"
         ))
         .map_err(unavailable)?;
@@ -220,26 +236,26 @@ pub(crate) fn get_message(
     user: UserId,
     id: MessageId,
 ) -> Result<Option<Message>, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT discussion_id, raw_sha256, raw_size, flags_json, tags_json, envelope_json,
+    let row = cached_row(
+        conn,
+        "SELECT discussion_id, raw_sha256, raw_size, flags_json, tags_json, envelope_json,
                     content_json
              FROM messages WHERE user_id = ?1 AND id = ?2",
-            params![user.to_string(), id.to_string()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(unavailable)?;
+        params![user.to_string(), id.to_string()],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        },
+    )
+    .optional()
+    .map_err(unavailable)?;
     let Some((discussion, sha, size, flags, tags, envelope, content)) = row else {
         return Ok(None);
     };
