@@ -10,9 +10,9 @@
 //! went. An import running on any node is asked to stop before the store is touched, and the
 //! deletion waits for it: it stops between two messages, and runs the last sweep ([`sweep`])
 //! itself, so nothing it stored outlives the account. The records of the user's imports (which
-//! name senders and dates) go with it. Queued jobs need
-//! nothing more: the embedded queue's go with the store rows, and a
-//! worker acknowledges and drops a job whose account no longer exists.
+//! name senders and dates) go with it. Queued jobs need nothing more: the embedded queue's go
+//! with the store rows, and a worker acknowledges and drops a job whose account no longer
+//! exists.
 
 use crate::sessions::Sessions;
 use palisade_cache::{Cache, CacheError, scoped_prefix};

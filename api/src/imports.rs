@@ -448,13 +448,17 @@ impl Job {
                 user.id,
             )
             .await;
+            let import = status.id;
             match swept {
                 Ok(()) => {
-                    tracing::info!(user = %user.id, import = %status.id, "import stopped: account deleted")
+                    tracing::info!(user = %user.id, %import, "import stopped: account deleted")
                 }
-                Err(e) => {
-                    tracing::warn!(user = %user.id, import = %status.id, error = %e, "import stopped: account deleted, sweep failed")
-                }
+                Err(e) => tracing::warn!(
+                    user = %user.id,
+                    %import,
+                    error = %e,
+                    "import stopped: account deleted; sweep failed, run the deletion again"
+                ),
             }
             return;
         }

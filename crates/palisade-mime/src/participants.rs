@@ -143,7 +143,7 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
                 }
                 let content = &text[start..end];
                 let content = if escaped {
-                    Cow::Owned(unescape(content))
+                    Cow::Owned(unescape(content, &[]))
                 } else {
                     Cow::Borrowed(content)
                 };
@@ -180,7 +180,7 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
                 out.push(Token::Comment(if plain {
                     Cow::Borrowed(content)
                 } else {
-                    Cow::Owned(flatten_comment(content))
+                    Cow::Owned(unescape(content, &['(', ')']))
                 }));
             }
             '<' => {
@@ -222,28 +222,15 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
     out
 }
 
-/// A quoted string's content with its backslash escapes resolved.
-fn unescape(quoted: &str) -> String {
-    let mut s = String::with_capacity(quoted.len());
-    let mut chars = quoted.chars();
+/// `text` with its backslash escapes resolved and the unescaped `dropped` characters left
+/// out: a quoted string drops none, a comment its nested parentheses (an escaped one stays).
+fn unescape(text: &str, dropped: &[char]) -> String {
+    let mut s = String::with_capacity(text.len());
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match c {
             '\\' => s.extend(chars.next()),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
-/// A comment's content with nested parentheses dropped and escapes resolved (an escaped
-/// parenthesis stays).
-fn flatten_comment(comment: &str) -> String {
-    let mut s = String::with_capacity(comment.len());
-    let mut chars = comment.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => s.extend(chars.next()),
-            '(' | ')' => {}
+            c if dropped.contains(&c) => {}
             c => s.push(c),
         }
     }
