@@ -119,7 +119,7 @@ impl JobQueue for SqliteStore {
                     )
                     .map_err(unavailable)?;
                 let mut finished = 0i64;
-                for id in ids {
+                for &id in &ids {
                     finished += stmt.execute([id]).map_err(unavailable)? as i64;
                 }
                 conn.prepare_cached(
