@@ -46,8 +46,14 @@ test("a revoked session is signed out at its next request with a clear message",
   for (const s of others) expect((await api.delete(`/api/v1/auth/sessions/${s.id}`)).status()).toBe(204);
   await api.dispose();
 
-  await page.reload();
-  await expect(page.getByText("Your session ended. Please sign in again.")).toBeVisible();
+  // Revoking a session ends its event stream, and the page's reconnect is its next request:
+  // it usually signs the page out at once. Only a page that has not heard yet is reloaded, so
+  // the reload cannot race a sign-out it would wipe from the screen.
+  const ended = page.getByText("Your session ended. Please sign in again.");
+  await ended.waitFor({ timeout: 3000 }).catch(async () => {
+    await page.reload();
+  });
+  await expect(ended).toBeVisible();
   await expect(page.getByRole("button", { name: "Sign in" })).toBeVisible();
 });
 
