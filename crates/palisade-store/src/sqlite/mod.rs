@@ -138,6 +138,19 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Deleted files this process holds open: SQLite's temporary files, which it creates
+/// unnamed (`O_TMPFILE`) or unlinks at once, so only their descriptors show them.
+#[cfg(test)]
+pub(crate) fn open_temp_files() -> Vec<String> {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.ends_with(" (deleted)"))
+        .collect()
+}
+
 /// Storage faults are reported as temporary: the LMTP client will retry.
 pub(crate) fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())

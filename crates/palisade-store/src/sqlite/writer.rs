@@ -186,6 +186,7 @@ fn unavailable(what: &str, e: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::open_temp_files;
     use std::time::Duration;
 
     fn writer_on_new_database(dir: &tempfile::TempDir) -> Writer {
@@ -200,18 +201,6 @@ mod tests {
         conn.execute("INSERT INTO t (x) VALUES (?1)", [x])
             .map(|_| ())
             .map_err(|e| unavailable("insert", e))
-    }
-
-    /// Deleted files this process holds open: SQLite's temporary files, which it creates
-    /// unnamed (`O_TMPFILE`) or unlinks at once, so only their descriptors show them.
-    fn open_temp_files() -> Vec<String> {
-        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
-            return Vec::new();
-        };
-        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-            .map(|target| target.to_string_lossy().into_owned())
-            .filter(|target| target.ends_with(" (deleted)"))
-            .collect()
     }
 
     /// Writes queued behind a slow one share its successor's batch; the one that fails
