@@ -63,7 +63,26 @@ describe("API client", () => {
     expect(session.token).toBeNull();
     expect(session.state.notice).toBe("session.expired");
     expect(seen).toEqual(["session.expired"]);
-    expect(storage.items.size).toBe(0);
+    expect(storage.items.has("palisade.session")).toBe(false);
+  });
+
+  it("still says why the session ended after a reload, until the next sign-in", () => {
+    const storage = new MemoryStorage();
+    const first = new Session(storage);
+    first.signIn("old-token");
+    first.ended("old-token");
+
+    const reloaded = new Session(storage);
+    expect(reloaded.state).toEqual({ token: null, notice: "session.expired" });
+    reloaded.signIn("new-token");
+    reloaded.signOut();
+    expect(new Session(storage).state).toEqual({ token: null, notice: null });
+  });
+
+  it("ignores a stored notice it does not know", () => {
+    const storage = new MemoryStorage();
+    storage.setItem("palisade.signedOutNotice", "<script>");
+    expect(new Session(storage).state.notice).toBeNull();
   });
 
   it("does not treat a failed sign-in (401 without a session) as an ended session", async () => {

@@ -11,10 +11,18 @@ export interface SessionState {
 }
 
 const STORAGE_KEY = "palisade.session";
+const NOTICE_KEY = "palisade.signedOutNotice";
+
+/** Why a session can end, as the sign-in screen says it. */
+const SIGN_OUT_NOTICES = ["session.expired", "account.signedOut", "account.deleted"] as const satisfies readonly MessageKey[];
+
+/** One of the reasons the sign-in screen can give for an ended session. */
+export type SignOutNotice = (typeof SIGN_OUT_NOTICES)[number];
 
 /**
  * The bearer token, held in memory and mirrored to sessionStorage so a reload keeps the tab
- * signed in (and closing the tab forgets it). It never goes into a URL.
+ * signed in (and closing the tab forgets it). It never goes into a URL. Why the last session
+ * ended is kept there too, so a reload of the sign-in screen still says it.
  */
 export class Session {
   #state: SessionState;
@@ -23,7 +31,8 @@ export class Session {
 
   constructor(storage: TokenStorage | null) {
     this.#storage = storage;
-    this.#state = { token: readStored(storage), notice: null };
+    const token = readStored(storage, STORAGE_KEY);
+    this.#state = { token, notice: token === null ? readNotice(storage) : null };
   }
 
   get state(): SessionState {
@@ -37,6 +46,7 @@ export class Session {
   signIn(token: string): void {
     try {
       this.#storage?.setItem(STORAGE_KEY, token);
+      this.#storage?.removeItem(NOTICE_KEY);
     } catch {
       // Storage can be full or disabled: the session then lasts as long as this page.
     }
@@ -44,9 +54,11 @@ export class Session {
   }
 
   /** Signs out locally. `notice` says why, on the sign-in screen. */
-  signOut(notice: MessageKey | null = null): void {
+  signOut(notice: SignOutNotice | null = null): void {
     try {
       this.#storage?.removeItem(STORAGE_KEY);
+      if (notice === null) this.#storage?.removeItem(NOTICE_KEY);
+      else this.#storage?.setItem(NOTICE_KEY, notice);
     } catch {
       // Nothing to forget.
     }
@@ -69,13 +81,19 @@ export class Session {
   }
 }
 
-function readStored(storage: TokenStorage | null): string | null {
+function readStored(storage: TokenStorage | null, key: string): string | null {
   try {
-    const token = storage?.getItem(STORAGE_KEY);
-    return token ? token : null;
+    const value = storage?.getItem(key);
+    return value ? value : null;
   } catch {
     return null;
   }
+}
+
+/** The stored notice, if it is one this version knows: storage outlives a deploy. */
+function readNotice(storage: TokenStorage | null): SignOutNotice | null {
+  const stored = readStored(storage, NOTICE_KEY);
+  return SIGN_OUT_NOTICES.find((notice) => notice === stored) ?? null;
 }
 
 function browserStorage(): TokenStorage | null {
