@@ -234,39 +234,18 @@ async fn place(
         while in_flight.try_next().await?.is_some() {}
         Ok::<(), StoreError>(())
     };
-    let start = async {
-        if starts && (content.subject.is_some() || content.normalized_subject.is_some()) {
-            store
-                .execute(
-                    &st.start_discussion,
-                    (
-                        unset(content.subject.as_deref()),
-                        unset(subject_key.as_deref()),
-                        user,
-                        discussion.0,
-                    ),
-                )
-                .await?;
-        }
-        Ok(())
-    };
-    let add_people = async {
-        if let Some(added) = &added {
-            store
-                .execute(&st.add_participants, (added, user, discussion.0))
-                .await?;
-        }
-        Ok(())
-    };
-    let touch = store.execute(&st.touch_discussion, (vec![id.0], user, discussion.0));
-    let unread = async {
-        if !d.flags.seen {
-            store
-                .execute(&st.add_unread, (vec![id.0], user, discussion.0))
-                .await?;
-        }
-        Ok(())
-    };
+    let join = store.execute(
+        &st.join_discussion,
+        (
+            unset(content.subject.as_deref().filter(|_| starts)),
+            unset(subject_key.as_deref().filter(|_| starts)),
+            vec![id.0],
+            if d.flags.seen { Vec::new() } else { vec![id.0] },
+            added.unwrap_or_default(),
+            user,
+            discussion.0,
+        ),
+    );
     let list_month = store.execute(&st.insert_month, (user, month));
     let activity = store.execute(
         &st.insert_activity,
@@ -283,16 +262,7 @@ async fn place(
         }
         Ok(())
     };
-    futures::try_join!(
-        register_keys,
-        start,
-        add_people,
-        touch,
-        unread,
-        list_month,
-        activity,
-        by_subject
-    )?;
+    futures::try_join!(register_keys, join, list_month, activity, by_subject)?;
     Ok(Placed {
         discussion,
         previous,

@@ -46,9 +46,7 @@ pub(crate) struct Statements {
     pub(crate) claim_thread_key: PreparedStatement,
     pub(crate) select_discussion_by_subject: PreparedStatement,
     pub(crate) select_discussion_state: PreparedStatement,
-    pub(crate) start_discussion: PreparedStatement,
-    pub(crate) touch_discussion: PreparedStatement,
-    pub(crate) add_participants: PreparedStatement,
+    pub(crate) join_discussion: PreparedStatement,
     pub(crate) add_unread: PreparedStatement,
     pub(crate) remove_unread: PreparedStatement,
     pub(crate) add_trashed: PreparedStatement,
@@ -409,24 +407,18 @@ impl Statements {
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
-            start_discussion: p
-                .idempotent(
-                    "UPDATE {ks}.discussions_by_id SET subject = ?, normalized_subject = ?
-                     WHERE user_id = ? AND id = ?",
-                )
-                .await?,
-            // Plain write timestamps: a message deleted and delivered again must be added
-            // back after its removal, whatever its arrival time. Activity, snippet and
-            // privacy come from messages_by_discussion instead of this row.
-            touch_discussion: p
-                .idempotent(
-                    "UPDATE {ks}.discussions_by_id SET message_ids = message_ids + ?
-                     WHERE user_id = ? AND id = ?",
-                )
-                .await?,
-            add_participants: p
+            // One request for everything a delivery changes in the discussion's row: the
+            // subject when it starts one, its id, unread mark and new people. An unset
+            // subject is left alone and an empty collection adds nothing (Cassandra 5.0 fails
+            // on an unset list append). Plain write timestamps: a message deleted and
+            // delivered again must be added back after its removal, whatever its arrival
+            // time. Activity, snippet and privacy come from messages_by_discussion instead.
+            // It appends to a list, so it is not retried by the driver.
+            join_discussion: p
                 .appending(
-                    "UPDATE {ks}.discussions_by_id SET participants = participants + ?
+                    "UPDATE {ks}.discussions_by_id
+                     SET subject = ?, normalized_subject = ?, message_ids = message_ids + ?,
+                         unread_ids = unread_ids + ?, participants = participants + ?
                      WHERE user_id = ? AND id = ?",
                 )
                 .await?,
