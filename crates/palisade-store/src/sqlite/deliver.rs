@@ -75,7 +75,6 @@ pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt
         ])
     })
     .map_err(unavailable)?;
-    super::mailbox::add_to_count(conn, &user, 1)?;
 
     let job = JobSpec {
         kind: JobKind::Index,

@@ -177,23 +177,6 @@ pub(crate) fn count_messages(conn: &Connection, user: UserId) -> Result<u64, Sto
     .map_err(unavailable)
 }
 
-/// Moves a user's message count by `delta`; a user with no mail left has no row, so nothing
-/// of an erased account stays behind.
-pub(crate) fn add_to_count(conn: &Connection, user: &str, delta: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO message_counts (user_id, n) VALUES (?1, ?2)
-         ON CONFLICT (user_id) DO UPDATE SET n = n + ?2",
-    )
-    .and_then(|mut s| s.execute(params![user, delta]))
-    .map_err(unavailable)?;
-    if delta < 0 {
-        conn.prepare_cached("DELETE FROM message_counts WHERE user_id = ?1 AND n <= 0")
-            .and_then(|mut s| s.execute([user]))
-            .map_err(unavailable)?;
-    }
-    Ok(())
-}
-
 /// Reads a message's discussion and flags, the state every message write starts from.
 fn message_state(
     conn: &Connection,
@@ -270,7 +253,6 @@ pub(crate) fn delete_message(
             |r| r.get(0),
         )
         .map_err(unavailable)?;
-    add_to_count(conn, &user, -1)?;
     // Raw bytes are per user and per content; another message of this user cannot share
     // them (the id derives from the same hash), so they go with the message.
     conn.execute(
