@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Where the CPU of LMTP ingest goes: CPU seconds per process while `smtp-source -L` delivers.
+
+Starts a fresh daemon (release binaries from PALISADE_BIN_DIR, as devtools/bench/bench.py
+does) on the chosen backend, warms it up with 300 messages, then delivers N messages of S bytes
+over K sessions and prints msg/s and the CPU seconds each process spent meanwhile, summed by
+service (Cassandra, Elasticsearch, RabbitMQ, Redis, the daemon, the kernel's worker threads;
+smtp-source has exited by then and is not counted). The distributed backend needs `devtools/services up` and its environment.
+
+    devtools/bench/ingest_cpu.py --backend distributed -n 3000
+    devtools/bench/ingest_cpu.py --backend embedded -n 20000 --sessions 10 --size 1024
+
+A measurement, not a test: nothing is asserted.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import BenchDaemon, smtp_source  # noqa: E402
+import palisade_e2e as e2e  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+SERVICES = ("cassandra", "elasticsearch", "rabbit", "redis")
+
+
+def cpu_by_service() -> dict[tuple[int, str], float]:
+    """CPU seconds of every live process, keyed by pid and the service it belongs to."""
+    out = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_text()
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").lower()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        # Kernel threads rename themselves by the work they do: group them by kind.
+        name = next((s for s in SERVICES if s in cmd), comm.split("/")[0] if comm.startswith("kworker") else comm)
+        out[(int(p.name), name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", choices=("embedded", "distributed"), default="embedded")
+    ap.add_argument("-n", "--messages", type=int, default=3000)
+    ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--size", type=int, default=1024)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ingest-cpu-"))
+    daemon = BenchDaemon(args.backend, work / "daemon")
+    daemon.start(timeout=300)
+    try:
+        daemon.add_user("bench")
+        rcpt = f"bench@{e2e.DOMAIN}"
+        smtp_source(daemon.port, args.sessions, args.size, 300, rcpt)
+        time.sleep(3)
+        before = cpu_by_service()
+        r = smtp_source(daemon.port, args.sessions, args.size, args.messages, rcpt)
+        after = cpu_by_service()
+    finally:
+        daemon.cleanup()
+    if r["msg_s"] is None:
+        sys.exit(f"smtp-source failed ({r['rc']}): {r['stderr']}")
+    spent: dict[str, float] = {}
+    for (pid, name), seconds in after.items():
+        # A process that started during the run counts from zero.
+        spent[name] = spent.get(name, 0.0) + seconds - before.get((pid, name), 0.0)
+    print(f"{args.backend}: {r['msg_s']:,.0f} msg/s ({args.messages} x {args.size} B, "
+          f"{args.sessions} sessions, {r['seconds']:.1f} s)")
+    for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        if seconds >= 0.05:
+            print(f"  {name:24s} {seconds:7.1f} CPU-s  {seconds * 1e6 / args.messages:8.0f} µs per message")
+
+
+if __name__ == "__main__":
+    main()
