@@ -15,12 +15,14 @@ a stream of mail.
 
 Ansible, ansible-lint and yamllint come from ansible/requirements.txt in a venv
 ($PALISADE_ANSIBLE_VENV, default ~/.cache/palisade-ansible-venv; devtools/install-deps makes it).
-The fixed ports of the ci inventories mean two runs of this module must not overlap.
+The fixed ports of the ci inventories mean two runs of this module must not overlap: devtools/test
+runs the two passes at once, so each pass holds a lock file while it is in this module.
 """
 
 from __future__ import annotations
 
 import email
+import fcntl
 import hashlib
 import http.client
 import json
@@ -51,6 +53,14 @@ CLIENT = "127.0.0.12"      # an "Internet" client
 HTTPS_PORT, SMTP_PORT, SUBMISSION_PORT = 18443, 12525, 10587
 AUTHSERV_ID = "mx.example.test"
 PASSWORD = "a long passphrase for ansible"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_deployment_at_a_time():
+    # Both passes deploy onto this machine's fixed ports and run CPU-heavy converges.
+    with open(Path(tempfile.gettempdir()) / "palisade-e2e-ansible.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def tool(name: str) -> str:

@@ -245,7 +245,10 @@ def test_web_client_in_chromium(system):
     }
     if os.environ.get("PALISADE_SCREENSHOTS_DIR"):
         env["PALISADE_SCREENSHOTS_DIR"] = os.environ["PALISADE_SCREENSHOTS_DIR"]
-    args = [runner, "playwright", "test"]
+    # One output directory per backend: devtools/test runs both passes at once, and Playwright
+    # empties its output directory when it starts.
+    output_dir = FRONTEND / "test-results" / BACKEND
+    args = [runner, "playwright", "test", "--output", str(output_dir)]
     if BACKEND == "distributed":
         args += ["--grep", "@smoke"]
     # Extra arguments for a local run, e.g. PALISADE_E2E_PLAYWRIGHT_ARGS="--grep @smoke".
@@ -257,5 +260,5 @@ def test_web_client_in_chromium(system):
     output = log.read_text(errors="replace")
     print(output)
     assert r.returncode == 0, (
-        f"playwright test exited {r.returncode} (screenshots and traces: frontend/test-results/)\n"
+        f"playwright test exited {r.returncode} (screenshots and traces: {output_dir})\n"
         f"{output[-20000:]}\n--- haproxy ---\n{ha.tail()}\n--- postfix ---\n{pf.tail()}")
