@@ -29,8 +29,9 @@ def pytest_configure(config):
 def pytest_sessionfinish(session, exitstatus):
     # Each distributed daemon declares its own queues under its tag's prefix and nothing deletes
     # them; dropped here, in one pass, so a long-lived RabbitMQ does not fill up run after run.
-    # Best effort: a RabbitMQ that devtools/services does not run is left alone.
-    if BACKEND == "distributed":
+    # Best effort: a RabbitMQ that devtools/services does not run is left alone. Under
+    # pytest-xdist only the controller drops them, once every worker is done.
+    if BACKEND == "distributed" and not hasattr(session.config, "workerinput"):
         subprocess.run([str(REPO / "devtools" / "services"), "drop-queues", "palisade-e2e-"],
                        capture_output=True, timeout=300, check=False)
 
