@@ -24,6 +24,8 @@ def pytest_report_header(config):
 def pytest_configure(config):
     config.addinivalue_line("markers", "embedded_only: injects faults through SQLite itself")
     config.addinivalue_line("markers", "distributed_only: needs the external services")
+    config.addinivalue_line("markers", "stops_services: stops or kills the shared services "
+                                       "(devtools/test runs these alone, after the rest)")
 
 
 def pytest_sessionfinish(session, exitstatus):

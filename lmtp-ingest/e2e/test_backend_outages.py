@@ -19,7 +19,7 @@ import pytest
 
 from palisade_e2e import REPO, make_message
 
-pytestmark = pytest.mark.distributed_only
+pytestmark = [pytest.mark.distributed_only, pytest.mark.stops_services]
 
 SERVICES = REPO / "devtools" / "services"
 

@@ -303,6 +303,7 @@ def trail(d: Daemon, pf: Postfix, bad: dict[str, list[str]], most: int = 3) -> s
     return "\n".join(out)
 
 
+@pytest.mark.stops_services
 def test_no_mail_lost_duplicated_or_wrongly_bounced_under_faults(tmp_path):
     rng = random.Random(SEED)
     print(f"\nfault run: backend={BACKEND} N={N} seed={SEED} (PALISADE_FAULTS_SEED={SEED} replays it)")
