@@ -367,3 +367,36 @@ async fn operations_before_ensure_index_fail_without_creating_anything() {
     assert_eq!(ok("count", index.count(user).await), 0);
     ok("drop_all", index.drop_all().await);
 }
+
+/// Nodes starting together race to create the index; whichever loses sees the alias before
+/// the index's shards have started, and must still return only once a search can succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_racing_to_create_the_index_can_count_once_it_returns() {
+    for _ in 0..5 {
+        let config = config(url());
+        let nodes: Vec<Arc<ElasticsearchIndex>> =
+            (0..4).map(|_| Arc::new(connect(&config))).collect();
+        let races: Vec<_> = nodes
+            .iter()
+            .cloned()
+            .map(|node| {
+                tokio::spawn(async move {
+                    ok("ensure_index", node.ensure_index().await);
+                    node.count(UserId::new_random()).await
+                })
+            })
+            .collect();
+        let mut counts = Vec::new();
+        for race in races {
+            counts.push(race.await);
+        }
+        let dropped = nodes[0].drop_all().await;
+        for count in counts {
+            match count {
+                Ok(counted) => assert_eq!(ok("count after ensure_index", counted), 0),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        ok("drop_all", dropped);
+    }
+}

@@ -11,11 +11,18 @@
 
 use ::elasticsearch::http::Method;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 use super::ElasticsearchIndex;
+use super::response::check_shards;
 use super::schema::{MAPPING_VERSION, index_body};
 use super::write::{Expected, index_body_lines};
 use crate::{IndexDocument, IndexError};
+
+/// How long one `ensure_index` waits for the index's primary shards; the daemon retries after.
+const PRIMARIES_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often it asks meanwhile: a new index's shards usually start within a few hundred ms.
+const PRIMARIES_POLL: Duration = Duration::from_millis(50);
 
 /// One index carrying this alias's name and a version suffix.
 #[derive(Debug)]
@@ -40,7 +47,7 @@ impl ElasticsearchIndex {
             } else {
                 tracing::info!(index = %name, alias = %self.alias, "created search index");
             }
-            return Ok(());
+            return self.wait_until_searchable().await;
         }
         let newest = current
             .iter()
@@ -54,7 +61,28 @@ impl ElasticsearchIndex {
                 "search index uses an older mapping; run a reindex"
             );
         }
-        Ok(())
+        self.wait_until_searchable().await
+    }
+
+    /// Waits until every primary shard behind the alias has started. The alias is listed as
+    /// soon as its index is created, a moment before the index can answer: a node that lost
+    /// the race to create it, or that starts meanwhile, must not begin serving searches then.
+    /// Cluster health cannot tell: it calls a new index yellow while its primaries are still
+    /// initializing. So this asks what a search needs, a count that every shard answers.
+    async fn wait_until_searchable(&self) -> Result<(), IndexError> {
+        let deadline = tokio::time::Instant::now() + PRIMARIES_TIMEOUT;
+        loop {
+            let counted = self
+                .request(Method::Post, &format!("{}/_count", self.alias), &[], None)
+                .await?
+                .success("counting documents", IndexError::Unavailable)
+                .and_then(|body| check_shards(&body));
+            match counted {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(PRIMARIES_POLL).await,
+            }
+        }
     }
 
     /// Creates the next versioned index, with the current mapping and no alias; returns its name.
