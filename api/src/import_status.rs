@@ -319,6 +319,13 @@ impl Claim {
     pub(crate) fn keep(mut self) {
         self.held = false;
     }
+
+    /// The upload was refused: lets the user go before the refusal is answered, so that a
+    /// corrected upload sent straight after it is not turned away as a second import.
+    pub(crate) async fn release(mut self) {
+        self.held = false;
+        release_marker(self.cache.as_ref(), self.user, self.id).await;
+    }
 }
 
 impl Drop for Claim {
@@ -329,18 +336,20 @@ impl Drop for Claim {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (cache, user, id) = (self.cache.clone(), self.user, self.id.to_string());
-        // Dropped with the request, so released by a task of its own; only this upload's
-        // marker, should another have claimed the user since.
-        runtime.spawn(async move {
-            let key = marker_key(user);
-            if let Ok(Some(current)) = cache.get(&key).await
-                && current == id.as_bytes()
-                && let Err(e) = cache.delete(&key).await
-            {
-                tracing::warn!(error = %e, "import marker not released; it expires by itself");
-            }
-        });
+        let (cache, user, id) = (self.cache.clone(), self.user, self.id);
+        // Dropped with an abandoned request, which cannot wait: released by a task of its own.
+        runtime.spawn(async move { release_marker(cache.as_ref(), user, id).await });
+    }
+}
+
+/// Deletes `user`'s marker if it is still import `id`'s, not one another upload took since.
+async fn release_marker(cache: &dyn Cache, user: UserId, id: Uuid) {
+    let key = marker_key(user);
+    if let Ok(Some(current)) = cache.get(&key).await
+        && current == id.to_string().as_bytes()
+        && let Err(e) = cache.delete(&key).await
+    {
+        tracing::warn!(error = %e, "import marker not released; it expires by itself");
     }
 }
 
@@ -430,6 +439,14 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(running(cache.as_ref(), user).await.ok(), Some(None));
+
+        let claim = Claim::take(cache.clone(), user).await.expect("claimed");
+        claim.release().await;
+        assert_eq!(
+            running(cache.as_ref(), user).await.ok(),
+            Some(None),
+            "released before release() returns"
+        );
 
         let claim = Claim::take(cache.clone(), user).await.expect("claimed");
         let id = claim.id();

@@ -155,23 +155,33 @@ impl ImportApi {
         // may both go ahead: harmless, since no message is stored twice).
         let claim = Claim::take(state.cache.clone(), user.id).await?;
         let dir = state.import_settings.spool_dir.as_path();
-        let upload = match body {
-            ImportUpload::Mbox(Binary(body)) | ImportUpload::Octets(Binary(body)) => Upload {
-                mailbox: Some(spool(body.into_async_read(), dir, None).await?),
-                metadata: None,
-            },
-            ImportUpload::Form(ImportForm(form)) => read_form(form, dir).await?,
+        let accepted = async {
+            let upload = match body {
+                ImportUpload::Mbox(Binary(body)) | ImportUpload::Octets(Binary(body)) => Upload {
+                    mailbox: Some(spool(body.into_async_read(), dir, None).await?),
+                    metadata: None,
+                },
+                ImportUpload::Form(ImportForm(form)) => read_form(form, dir).await?,
+            };
+            let Some(mut mailbox) = upload.mailbox else {
+                return Err(ApiError::invalid(
+                    "mailbox: the part with the mbox file is missing",
+                ));
+            };
+            let bytes_total = check_mbox(&mut mailbox)?;
+            let export = upload.metadata.map(read_metadata).transpose()?;
+            let status = ImportStatus::started(claim.id(), format, export.is_some(), bytes_total);
+            import_status::save(state.cache.as_ref(), user.id, &status).await?;
+            Ok((mailbox, export, status, bytes_total))
+        }
+        .await;
+        let (mailbox, export, status, bytes_total) = match accepted {
+            Ok(accepted) => accepted,
+            Err(refused) => {
+                claim.release().await;
+                return Err(refused);
+            }
         };
-        let Some(mut mailbox) = upload.mailbox else {
-            return Err(ApiError::invalid(
-                "mailbox: the part with the mbox file is missing",
-            ));
-        };
-        let bytes_total = check_mbox(&mut mailbox)?;
-        let export = upload.metadata.map(read_metadata).transpose()?;
-
-        let status = ImportStatus::started(claim.id(), format, export.is_some(), bytes_total);
-        import_status::save(state.cache.as_ref(), user.id, &status).await?;
         claim.keep();
         tracing::info!(user = %user.id, import = %status.id, bytes = bytes_total, "import started");
         let location = format!("{API_PREFIX}/me/imports/{}", status.id);
