@@ -549,8 +549,31 @@ class Daemon:
         self.proc = subprocess.Popen([str(DAEMON_BIN), "--config", str(self.config_path)],
                                      stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
                                      env=self.env, cwd=self.dir)
+        deadline = time.monotonic() + timeout
         self.wait_ready(timeout)
+        self.wait_search_index(deadline)
         return self
+
+    def wait_search_index(self, deadline: float):
+        """On Elasticsearch, waits for what /readyz checks of the index: a count every shard
+        answers. A node opens its listeners while it creates the index (mail is accepted
+        meanwhile), and search answers 503 until then, which a test searching at once would
+        take for a failure. Nodes without the api or worker role never touch the index."""
+        if BACKEND != "distributed" or not ({"api", "worker"} & set(self.roles or ["api"])):
+            return
+        url = f"{ELASTICSEARCH}/palisade-e2e-{self.tag}/_count"
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    shards = json.loads(r.read())["_shards"]
+                    if shards["failed"] == 0:
+                        return
+                    last = shards
+            except (OSError, ValueError, KeyError) as e:
+                last = repr(e)
+            time.sleep(0.05)
+        raise AssertionError(f"the search index of {self.tag} did not answer in time ({last})\n{self.tail()}")
 
     def wait_ready(self, timeout: float):
         deadline = time.monotonic() + timeout
