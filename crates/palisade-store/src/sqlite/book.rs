@@ -305,7 +305,7 @@ impl AddressBook for SqliteStore {
 
     async fn delete_contact(&self, user: UserId, id: ContactId) -> Result<bool, StoreError> {
         self.writer
-            .write(move |conn| delete_contact(conn, user, id))
+            .write_alone(move |conn| delete_contact(conn, user, id))
             .await
     }
 

@@ -109,7 +109,7 @@ impl Drafts for SqliteStore {
 
     async fn delete_draft(&self, user: UserId, id: DraftId) -> Result<bool, StoreError> {
         self.writer
-            .write(move |conn| delete_draft(conn, user, id))
+            .write_alone(move |conn| delete_draft(conn, user, id))
             .await
     }
 
@@ -150,7 +150,7 @@ impl Drafts for SqliteStore {
         id: DraftAttachmentId,
     ) -> Result<bool, StoreError> {
         self.writer
-            .write(move |conn| attachments::delete(conn, user, draft, id))
+            .write_alone(move |conn| attachments::delete(conn, user, draft, id))
             .await
     }
 }

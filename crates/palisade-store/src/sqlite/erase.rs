@@ -4,6 +4,8 @@
 //! Connections run with `secure_delete` (see [`super::open_connection`]), so SQLite zeroes
 //! deleted cells and freed pages as it writes them; until the checkpoint, the WAL still holds
 //! older page images, and `wal_checkpoint(TRUNCATE)` copies the zeroed pages home and empties it.
+//! The transaction runs alone ([`super::writer::Writer::write_alone`]): run again in a
+//! savepoint after a batch-mate failed, it would journal the erased pages to a temporary file.
 
 use super::{SqliteStore, open_connection, unavailable};
 use crate::StoreError;
@@ -40,7 +42,10 @@ impl SqliteStore {
     /// Deletes a user's rows in one transaction; `false` when the user did not exist. Always
     /// checkpoints, so a run whose checkpoint failed is finished by running it again.
     pub(super) async fn erase_user(&self, id: UserId) -> Result<bool, StoreError> {
-        let existed = self.writer.write(move |conn| delete_rows(conn, id)).await?;
+        let existed = self
+            .writer
+            .write_alone(move |conn| delete_rows(conn, id))
+            .await?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || checkpoint(&path))
             .await

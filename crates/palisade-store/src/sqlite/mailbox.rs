@@ -466,7 +466,7 @@ impl Mailbox for SqliteStore {
 
     async fn delete_message(&self, user: UserId, id: MessageId) -> Result<bool, StoreError> {
         self.writer
-            .write(move |conn| delete_message(conn, user, id))
+            .write_alone(move |conn| delete_message(conn, user, id))
             .await
     }
 

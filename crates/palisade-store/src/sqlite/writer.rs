@@ -12,6 +12,10 @@
 //! 64 KiB (which most deliveries pass) SQLite spills that journal to a temporary file: two
 //! system calls per page, measured at 46 writes to `/var/tmp` per 1 KiB delivery, and
 //! copies of mail pages in unlinked files there.
+//!
+//! Writes that erase a user's content run alone, in a transaction of their own
+//! ([`Writer::write_alone`]): a batch-mate's failure would otherwise run them again in a
+//! savepoint, whose spilled journal keeps the very pages being erased.
 
 use crate::StoreError;
 use rusqlite::Connection;
@@ -27,11 +31,14 @@ trait Op: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Sends the caller the last run's result, or `batch_error` when the batch failed.
     fn finish(self: Box<Self>, batch_error: Option<&StoreError>);
+    /// Whether it must be committed in a batch of its own.
+    fn alone(&self) -> bool;
 }
 
 /// A write and the channel its caller waits on.
 struct Pending<R, F> {
     write: F,
+    alone: bool,
     last: Option<Result<R, StoreError>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
 }
@@ -56,6 +63,10 @@ where
         };
         // The caller may have gone away (connection dropped); nothing to tell then.
         let _ = self.reply.send(outcome);
+    }
+
+    fn alone(&self) -> bool {
+        self.alone
     }
 }
 
@@ -84,9 +95,29 @@ impl Writer {
         R: Send + 'static,
         F: Fn(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        self.submit(f, false).await
+    }
+
+    /// Runs `f` in a transaction of its own, committed before or after any other: for writes
+    /// that erase content, which must never run again in a savepoint (see the module doc).
+    /// It costs a commit of its own.
+    pub(crate) async fn write_alone<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: Fn(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    async fn submit<R, F>(&self, f: F, alone: bool) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: Fn(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let op: Box<dyn Op> = Box::new(Pending {
             write: f,
+            alone,
             last: None,
             reply,
         });
@@ -99,10 +130,16 @@ impl Writer {
 }
 
 fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Box<dyn Op>>) {
-    while let Some(first) = rx.blocking_recv() {
+    // A write that must run alone, taken off the queue while a batch was being gathered.
+    let mut held: Option<Box<dyn Op>> = None;
+    while let Some(first) = held.take().or_else(|| rx.blocking_recv()) {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while !batch[0].alone() && batch.len() < MAX_BATCH {
             match rx.try_recv() {
+                Ok(job) if job.alone() => {
+                    held = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
@@ -252,6 +289,51 @@ mod tests {
             .await
             .expect("rows read");
         assert_eq!(rows, (0..=20).collect::<Vec<i64>>());
+    }
+
+    /// An erasing write queued behind a failing one is not run again in a savepoint, whose
+    /// journal of the erased pages would spill to an unlinked file in `/var/tmp`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_erasing_write_never_shares_a_failing_batch() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let writer = writer_on_new_database(&dir);
+        writer
+            .write(|conn| {
+                conn.execute_batch(
+                    "CREATE TABLE filler (data BLOB);
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+                     INSERT INTO filler SELECT randomblob(3000) FROM n;",
+                )
+                .map_err(|e| unavailable("fill", e))
+            })
+            .await
+            .expect("rows written");
+        let slow = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(|conn| {
+                        std::thread::sleep(Duration::from_millis(300));
+                        insert(conn, 0)
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let failing = {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.write(|conn| insert(conn, 0)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let erase = writer.write_alone(|conn| {
+            conn.execute("DELETE FROM filler", [])
+                .map_err(|e| unavailable("erase", e))?;
+            Ok(open_temp_files())
+        });
+        let spilled = erase.await.expect("erased");
+        slow.await.expect("task").expect("slow write");
+        assert!(failing.await.expect("task").is_err(), "a duplicate of 0");
+        assert_eq!(spilled, Vec::<String>::new());
     }
 
     /// A write whose statements change a few hundred existing pages, one row each as a
