@@ -192,7 +192,7 @@ impl ImportApi {
             format,
             export,
             status: status.clone(),
-            _slot: slot,
+            slot,
         };
         tokio::spawn(job.run());
         Ok(ImportStarted::Accepted(Json(status), location))
@@ -383,7 +383,7 @@ struct Job {
     export: Option<ExportIndex>,
     status: ImportStatus,
     /// Freed when the import ends.
-    _slot: ImportSlot,
+    slot: ImportSlot,
 }
 
 impl Job {
@@ -397,7 +397,7 @@ impl Job {
             format,
             export,
             mut status,
-            _slot,
+            slot,
         } = self;
         let (counted, read) = CountingReader::new(mailbox);
         let reader = MboxReader::new(
@@ -490,6 +490,9 @@ impl Job {
             }
         };
         status.finish(error);
+        // Free before the report says it ended: a client that reads "done" and uploads the
+        // next mailbox at once must not be told an import is still running.
+        drop(slot);
         if let Err(e) = import_status::save(state.cache.as_ref(), user.id, &status).await {
             tracing::warn!(error = ?e, "import report not saved");
         }
