@@ -8,6 +8,7 @@ import { changePassword } from "../api/password";
 import { call, describeProblem } from "../api/problem";
 import { session } from "../api/session";
 import { formatDate, formatNumber, t, tn, type MessageKey } from "../i18n";
+import { FormStatus } from "../components/FormStatus";
 import { deviceName } from "../settings/device";
 import { setTheme, useTheme, type ThemeChoice } from "../theme";
 
@@ -51,18 +52,11 @@ export function SettingsScreen() {
   return (
     <>
       <h1>{t("nav.settings")}</h1>
-      <p role="status" class="visually-hidden">
-        {status}
-      </p>
       <section class="settings-section" aria-labelledby="sessions-title">
         <h2 id="sessions-title" tabIndex={-1}>
           {t("settings.sessions")}
         </h2>
-        {error !== null && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <FormStatus status={status} error={error} />
         {sessions === null ? (
           <p class="muted">{t("app.loading")}</p>
         ) : (
@@ -162,14 +156,7 @@ function RemoteTrustSection() {
         {t("settings.remote")}
       </h2>
       <p class="muted">{t("settings.remote.intro")}</p>
-      <p role="status" class="visually-hidden">
-        {status}
-      </p>
-      {error !== null && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormStatus status={status} error={error} />
       {entries === null ? (
         <p class="muted">{t("app.loading")}</p>
       ) : entries.length === 0 ? (
@@ -234,9 +221,7 @@ function DataSection() {
           {t("settings.data.metadata")}
         </button>
       </div>
-      <p role={failed ? "alert" : "status"} class={failed ? "error" : "muted"}>
-        {message}
-      </p>
+      <FormStatus status={failed ? "" : message} error={failed ? message : null} look="muted" />
       <ImportMailbox />
       <DeleteAccount />
     </section>
@@ -356,14 +341,11 @@ function ImportMailbox() {
         </button>
       </form>
       {progress !== null && <progress class="import-progress" max={1} value={progress} aria-label={t("settings.import.progress")} />}
-      <p role="status" class="muted">
-        {message}
-      </p>
-      {failure !== null && (
-        <p role="alert" class="error">
-          {t("settings.import.failed", { reason: failure })}
-        </p>
-      )}
+      <FormStatus
+        status={message}
+        error={failure === null ? null : t("settings.import.failed", { reason: failure })}
+        look="muted"
+      />
       {phase.kind === "ended" && <ImportReportView status={phase.status} />}
     </section>
   );
@@ -459,11 +441,7 @@ function DeleteAccount() {
             {t("settings.delete.understood")}
           </label>
         </div>
-        {problem !== null && (
-          <p class="error" role="alert">
-            {problem}
-          </p>
-        )}
+        <FormStatus error={problem} />
         <button type="submit" class="button button--danger" disabled={busy}>
           {t("settings.delete.submit")}
         </button>
@@ -552,16 +530,7 @@ function PasswordSection({ onChanged }: { onChanged: () => void }) {
             {t("settings.newPasswordHint")}
           </p>
         </div>
-        {problem !== null && (
-          <p class="error" role="alert">
-            {problem}
-          </p>
-        )}
-        {done && (
-          <p class="notice" role="status">
-            {t("settings.passwordChanged")}
-          </p>
-        )}
+        <FormStatus status={done ? t("settings.passwordChanged") : ""} error={problem} look="notice" />
         <button type="submit" class="button" disabled={busy}>
           {t("settings.changePassword")}
         </button>

@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api/client";
 import { call, describeProblem } from "../api/problem";
 import { byName, listTags, type Tag, type TagBody, type TagChange } from "../api/tags";
+import { FormStatus } from "../components/FormStatus";
 import { TagSwatch } from "../components/TagChips";
 import { useEscape } from "../components/useEscape";
 import { t } from "../i18n";
@@ -110,14 +111,7 @@ export function TagsScreen() {
           </p>
         )}
       </form>
-      <p role="status" class="visually-hidden">
-        {status}
-      </p>
-      {error !== null && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormStatus status={status} error={error} />
       {tags === null ? (
         <p class="muted">{t("app.loading")}</p>
       ) : tags.length === 0 ? (
