@@ -234,6 +234,22 @@ mod tests {
         Writer::spawn(conn).expect("writer starts")
     }
 
+    /// Fills the table `filler` with 400 rows of 3,000 bytes from `blob` (an SQL function),
+    /// one page each.
+    async fn fill(writer: &Writer, blob: &'static str) {
+        writer
+            .write(move |conn| {
+                conn.execute_batch(&format!(
+                    "CREATE TABLE filler (data BLOB);
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+                     INSERT INTO filler SELECT {blob}(3000) FROM n;"
+                ))
+                .map_err(|e| unavailable("fill", e))
+            })
+            .await
+            .expect("rows written");
+    }
+
     fn insert(conn: &Connection, x: i64) -> Result<(), StoreError> {
         conn.execute("INSERT INTO t (x) VALUES (?1)", [x])
             .map(|_| ())
@@ -297,17 +313,7 @@ mod tests {
     async fn an_erasing_write_never_shares_a_failing_batch() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let writer = writer_on_new_database(&dir);
-        writer
-            .write(|conn| {
-                conn.execute_batch(
-                    "CREATE TABLE filler (data BLOB);
-                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
-                     INSERT INTO filler SELECT randomblob(3000) FROM n;",
-                )
-                .map_err(|e| unavailable("fill", e))
-            })
-            .await
-            .expect("rows written");
+        fill(&writer, "randomblob").await;
         let slow = {
             let writer = writer.clone();
             tokio::spawn(async move {
@@ -344,17 +350,7 @@ mod tests {
     async fn a_write_of_hundreds_of_pages_opens_no_temporary_file() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let writer = writer_on_new_database(&dir);
-        writer
-            .write(|conn| {
-                conn.execute_batch(
-                    "CREATE TABLE filler (data BLOB);
-                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
-                     INSERT INTO filler SELECT zeroblob(3000) FROM n;",
-                )
-                .map_err(|e| unavailable("fill", e))
-            })
-            .await
-            .expect("rows written");
+        fill(&writer, "zeroblob").await;
         let spilled = writer
             .write(|conn| {
                 let mut rewrite = conn
