@@ -193,6 +193,62 @@ async fn concurrent_redeliveries_store_one_message() {
     .await;
 }
 
+/// A commit that Cassandra applied but whose reply was lost (the node killed at that moment)
+/// leaves a delivered message that its attempt never counted; the LMTP client's retry finds
+/// it delivered, and must count it, once, or the index watermark never catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_counts_a_commit_whose_reply_was_lost() {
+    with_fresh_keyspace(1000, |store, config, _| async move {
+        let user = store
+            .create_user("lost-reply", &[], None)
+            .await
+            .expect("user");
+        let raw = b"Subject: applied\r\n\r\nthe node died before it answered\r\n";
+        let first = store
+            .deliver(delivery(user.id, raw, MessageContent::default(), 0))
+            .await
+            .expect("deliver");
+        assert_eq!(store.count_messages(user.id).await.expect("count"), 1);
+
+        // What the attempt leaves when it fails between its commit and its count.
+        let session = SessionBuilder::new()
+            .known_nodes(nodes())
+            .build()
+            .await
+            .expect("session");
+        let ks = &config.keyspace;
+        session
+            .query_unpaged(
+                format!("UPDATE {ks}.messages SET uncounted = true WHERE user_id = ? AND id = ?"),
+                (user.id.0, first.message_id.0),
+            )
+            .await
+            .expect("mark uncounted");
+        session
+            .query_unpaged(
+                format!("UPDATE {ks}.message_counts SET stored = stored - 1 WHERE user_id = ?"),
+                (user.id.0,),
+            )
+            .await
+            .expect("uncount");
+        assert_eq!(store.count_messages(user.id).await.expect("count"), 0);
+
+        for minute in 1..=2 {
+            let retry = store
+                .deliver(delivery(user.id, raw, MessageContent::default(), minute))
+                .await
+                .expect("retry");
+            assert!(retry.duplicate);
+            assert_eq!(
+                store.count_messages(user.id).await.expect("count"),
+                1,
+                "counted by the first retry only"
+            );
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_cluster_is_unavailable_quickly() {
     let config = CassandraConfig {

@@ -9,6 +9,9 @@
 //! 3. A logged batch adds the arrival and discussion rows and sets `messages.delivered`: the
 //!    message exists, for readers and for the duplicate check, exactly when all are in place.
 //! 4. The discussion's activity row moves to the new arrival; until then readers skip it.
+//! 5. The message is counted and its `uncounted` mark, set by the commit, cleared. A retry
+//!    that finds the message delivered but still marked counts it: the commit was applied
+//!    but its reply lost, so the attempt that wrote it never counted it.
 
 use super::{CassandraStore, mailbox, timestamp, to_json, unavailable, unset};
 use crate::threading::{
@@ -42,8 +45,14 @@ pub(super) async fn deliver(
 ) -> Result<DeliveryReceipt, StoreError> {
     let id = MessageId::for_raw(d.user_id, &d.raw_sha256);
     let user = d.user_id.0;
-    if store.delivered_raw(user, id.0).await?.is_some() {
+    if let Some((_, uncounted)) = store.delivered(user, id.0).await? {
         debug!(user = %d.user_id, message = %id, "duplicate delivery");
+        // An earlier attempt committed but did not count (its reply was lost, or it failed
+        // right after): this one counts it. Two retries racing here would count it twice;
+        // `palisade-admin migrate` recounts.
+        if uncounted && let Err(e) = count(store, user, id).await {
+            warn!(message = %id, error = %e, "could not count the delivered message");
+        }
         return Ok(DeliveryReceipt {
             message_id: id,
             duplicate: true,
@@ -63,10 +72,9 @@ pub(super) async fn deliver(
     let discussion = placed.discussion;
     write_message(store, d, id, discussion, &people, received).await?;
     // Counted once the message exists. Drifts only when two deliveries of one message race
-    // past the duplicate check (both count) or a commit that timed out was applied (its retry
-    // is a duplicate and counts nothing); `palisade-admin migrate` recounts.
+    // past the duplicate check (both count); `palisade-admin migrate` recounts.
     let (counted, settled) = futures::join!(
-        store.add_to_count(user, 1),
+        count(store, user, id),
         mailbox::settle_activity(store, user, discussion.0, received, placed.previous)
     );
     if let Err(e) = counted {
@@ -87,6 +95,17 @@ pub(super) async fn deliver(
         message_id: id,
         duplicate: false,
     })
+}
+
+/// Adds a committed message to its user's count, then clears its `uncounted` mark. A failure
+/// between the two leaves the mark, and a redelivery would count the message again: a counter
+/// cannot be written together with the mark, and this way the common fault (a commit whose
+/// reply was lost) is repaired instead.
+async fn count(store: &CassandraStore, user: Uuid, id: MessageId) -> Result<(), StoreError> {
+    store.add_to_count(user, 1).await?;
+    let st = store.statements().await?;
+    store.execute(&st.mark_counted, (user, id.0)).await?;
+    Ok(())
 }
 
 /// The arrival time of the first delivery attempt of this message, ours or an earlier one.

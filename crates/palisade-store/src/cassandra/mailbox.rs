@@ -597,10 +597,22 @@ impl CassandraStore {
         user: Uuid,
         id: Uuid,
     ) -> Result<Option<String>, StoreError> {
+        Ok(self.delivered(user, id).await?.map(|(sha, _)| sha))
+    }
+
+    /// The raw hash of a delivered message, and whether it is still to be counted.
+    pub(super) async fn delivered(
+        &self,
+        user: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(String, bool)>, StoreError> {
         let st = self.statements().await?;
-        let row: Option<(Option<String>, Option<bool>)> =
+        let row: Option<(Option<String>, Option<bool>, Option<bool>)> =
             self.first(&st.select_raw_ref, (user, id)).await?;
-        Ok(row.and_then(|(sha, delivered)| sha.filter(|_| delivered == Some(true))))
+        Ok(row.and_then(|(sha, delivered, uncounted)| {
+            sha.filter(|_| delivered == Some(true))
+                .map(|sha| (sha, uncounted == Some(true)))
+        }))
     }
 }
 

@@ -361,6 +361,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 10,
+        description: "messages delivered but not yet counted",
+        statements: &[
+            // Set with `delivered`, cleared once the message is counted: a commit applied
+            // whose reply was lost is counted by the retry that finds it (deliver.rs).
+            "ALTER TABLE {ks}.messages ADD uncounted boolean",
+        ],
+    },
 ];
 
 impl CassandraStore {

@@ -70,6 +70,8 @@ pub(crate) struct Statements {
     pub(crate) count_messages: PreparedStatement,
     /// Adds to (or, negative, takes from) the stored-message counter.
     pub(crate) add_to_count: PreparedStatement,
+    /// Clears `uncounted` once a delivered message has been added to its user's count.
+    pub(crate) mark_counted: PreparedStatement,
     /// Records that a user has mail in a month.
     pub(crate) insert_month: PreparedStatement,
     /// The months a user has mail in, newest first.
@@ -203,7 +205,10 @@ impl Statements {
             ))
             .await?;
         let mark_delivered = p
-            .idempotent("UPDATE {ks}.messages SET delivered = true WHERE user_id = ? AND id = ?")
+            .idempotent(
+                "UPDATE {ks}.messages SET delivered = true, uncounted = true \
+                 WHERE user_id = ? AND id = ?",
+            )
             .await?;
         let mut commit_message = Batch::new(BatchType::Logged);
         commit_message.append_statement(insert_arrival.clone());
@@ -360,7 +365,8 @@ impl Statements {
                 .await?,
             select_raw_ref: p
                 .idempotent(
-                    "SELECT raw_sha256, delivered FROM {ks}.messages WHERE user_id = ? AND id = ?",
+                    "SELECT raw_sha256, delivered, uncounted FROM {ks}.messages \
+                     WHERE user_id = ? AND id = ?",
                 )
                 .await?,
             claim_message: p
@@ -503,6 +509,9 @@ impl Statements {
             list_after,
             count_messages: p
                 .idempotent("SELECT stored FROM {ks}.message_counts WHERE user_id = ?")
+                .await?,
+            mark_counted: p
+                .idempotent("DELETE uncounted FROM {ks}.messages WHERE user_id = ? AND id = ?")
                 .await?,
             // A counter update sent twice counts twice: never retried by the driver.
             add_to_count: p
