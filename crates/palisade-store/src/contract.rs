@@ -254,6 +254,15 @@ pub async fn threads_follow_references_and_reply_subjects(store: &dyn Store) {
     let unrelated = deliver("unrelated", content("plans", "e@x", &[]), 5)
         .await
         .expect("unrelated");
+    // A reply into a thread this mailbox has not seen yet: its thread, not the subject,
+    // decides, whatever order the thread's messages arrive in.
+    let other_thread = deliver(
+        "other-thread",
+        content("Re: plans", "f@x", &["elsewhere@x"]),
+        6,
+    )
+    .await
+    .expect("reply into another thread");
     let discussion = |id| async move {
         store
             .get_message(user.id, id)
@@ -270,6 +279,11 @@ pub async fn threads_follow_references_and_reply_subjects(store: &dyn Store) {
         discussion(unrelated.message_id).await,
         d,
         "a non-reply with the same subject starts its own discussion"
+    );
+    assert_ne!(
+        discussion(other_thread.message_id).await,
+        d,
+        "a reply naming another thread does not join by subject"
     );
 }
 

@@ -3,8 +3,9 @@
 //!
 //! A message joins the discussion of the first of its keys (its own Message-ID, then its
 //! In-Reply-To and References ids) that some earlier message registered; failing that, a
-//! reply-prefixed subject joins the newest discussion with the same normalized subject that
-//! was active within [`SUBJECT_FALLBACK_WINDOW`]; otherwise it starts a discussion.
+//! reply-prefixed subject without In-Reply-To or References joins the newest discussion with
+//! the same normalized subject that was active within [`SUBJECT_FALLBACK_WINDOW`]; otherwise
+//! it starts a discussion.
 
 use chrono::Duration;
 use palisade_model::MessageContent;
@@ -74,9 +75,15 @@ pub(crate) fn subject_window_start(received_ms: i64) -> i64 {
     received_ms - SUBJECT_FALLBACK_WINDOW.num_milliseconds()
 }
 
-/// A message whose subject carries a reply or forward prefix, so matching by subject is safe;
-/// two unrelated mails both titled "Hello" must not be merged.
-pub(crate) fn is_reply_by_subject(content: &MessageContent) -> bool {
+/// A reply that may join a discussion by its subject: its subject carries a reply or forward
+/// prefix (two unrelated mails both titled "Hello" must not be merged), and it names no
+/// thread. A reply that names one, even one not seen yet, belongs to that thread: its root
+/// key gathers the thread's messages whatever order they arrive in, where a subject match
+/// would depend on that order and could merge two threads that share a subject.
+pub(crate) fn joins_by_subject(content: &MessageContent) -> bool {
+    if content.thread_references().any(|r| !r.is_empty()) {
+        return false;
+    }
     match (&content.subject, &content.normalized_subject) {
         (Some(subject), Some(normalized)) if !normalized.is_empty() => {
             let plain = subject.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -100,14 +107,30 @@ mod tests {
 
     #[test]
     fn only_prefixed_subjects_count_as_replies() {
-        assert!(is_reply_by_subject(&content("Re: plans", "plans")));
-        assert!(!is_reply_by_subject(&content("Plans", "plans")));
-        assert!(!is_reply_by_subject(&content(
-            "  Plans  ahead",
-            "plans ahead"
-        )));
-        assert!(!is_reply_by_subject(&content("Re:", "")));
-        assert!(!is_reply_by_subject(&MessageContent::default()));
+        assert!(joins_by_subject(&content("Re: plans", "plans")));
+        assert!(!joins_by_subject(&content("Plans", "plans")));
+        assert!(!joins_by_subject(&content("  Plans  ahead", "plans ahead")));
+        assert!(!joins_by_subject(&content("Re:", "")));
+        assert!(!joins_by_subject(&MessageContent::default()));
+    }
+
+    #[test]
+    fn a_reply_that_names_its_thread_does_not_join_by_subject() {
+        let linked = MessageContent {
+            references: vec!["root@x".into()],
+            ..content("Re: plans", "plans")
+        };
+        assert!(!joins_by_subject(&linked));
+        let answering = MessageContent {
+            in_reply_to: vec!["parent@x".into()],
+            ..content("Re: plans", "plans")
+        };
+        assert!(!joins_by_subject(&answering));
+        let empty_link = MessageContent {
+            references: vec!["".into()],
+            ..content("Re: plans", "plans")
+        };
+        assert!(joins_by_subject(&empty_link), "an empty id names nothing");
     }
 
     #[test]

@@ -15,8 +15,7 @@
 
 use super::{CassandraStore, mailbox, timestamp, to_json, unavailable, unset};
 use crate::threading::{
-    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, root_key, subject_key,
-    subject_window_start,
+    SNIPPET_CHARS, joins_by_subject, keys_to_register, root_key, subject_key, subject_window_start,
 };
 use crate::{Delivery, DeliveryReceipt, StoreError};
 use chrono::{DateTime, Utc};
@@ -326,7 +325,7 @@ async fn find_by_subject(
     content: &MessageContent,
     received: DateTime<Utc>,
 ) -> Result<Option<DiscussionId>, StoreError> {
-    if !is_reply_by_subject(content) {
+    if !joins_by_subject(content) {
         return Ok(None);
     }
     let Some(normalized) = subject_key(content) else {

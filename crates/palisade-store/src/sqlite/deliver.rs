@@ -5,7 +5,7 @@
 use super::rows::{json, opt_millis, parse_id, to_json};
 use super::{millis, unavailable};
 use crate::threading::{
-    SNIPPET_CHARS, is_reply_by_subject, keys_to_register, lookup_keys, subject_key,
+    SNIPPET_CHARS, joins_by_subject, keys_to_register, lookup_keys, subject_key,
     subject_window_start,
 };
 use crate::{Delivery, DeliveryReceipt, StoreError};
@@ -148,7 +148,7 @@ fn find_discussion(
             return parse_id(&found).map(Some);
         }
     }
-    if !is_reply_by_subject(content) {
+    if !joins_by_subject(content) {
         return Ok(None);
     }
     let Some(normalized) = subject_key(content) else {
