@@ -77,13 +77,19 @@ where
     }
 }
 
-async fn drop_keyspace(keyspace: &str) {
-    let _schema = SCHEMA.lock().await;
-    let session = SessionBuilder::new()
+/// A plain driver session, for what the store's API does not do: dropping keyspaces, and
+/// putting rows in the states that faults leave.
+async fn raw_session() -> scylla::client::session::Session {
+    SessionBuilder::new()
         .known_nodes(nodes())
         .build()
         .await
-        .expect("session to drop the test keyspace");
+        .expect("a session to the test node")
+}
+
+async fn drop_keyspace(keyspace: &str) {
+    let _schema = SCHEMA.lock().await;
+    let session = raw_session().await;
     let mut drop = Statement::new(format!("DROP KEYSPACE IF EXISTS {keyspace}"));
     drop.set_request_timeout(Some(Duration::from_secs(120)));
     session
@@ -211,11 +217,7 @@ async fn a_retry_counts_a_commit_whose_reply_was_lost() {
         assert_eq!(store.count_messages(user.id).await.expect("count"), 1);
 
         // What the attempt leaves when it fails between its commit and its count.
-        let session = SessionBuilder::new()
-            .known_nodes(nodes())
-            .build()
-            .await
-            .expect("session");
+        let session = raw_session().await;
         let ks = &config.keyspace;
         session
             .query_unpaged(
@@ -336,11 +338,7 @@ async fn equal_arrival_times_page_by_descending_id_like_sqlite() {
 /// are emptied, as are the thread keys' and discussion rows' own partitions (back to the
 /// per-user tables), as in a keyspace written by an older Palisade.
 async fn back_to_unbucketed_lists(keyspace: &str) {
-    let session = SessionBuilder::new()
-        .known_nodes(nodes())
-        .build()
-        .await
-        .expect("session");
+    let session = raw_session().await;
     for (new, old) in [
         ("messages_by_arrival_month", "messages_by_arrival"),
         ("discussions_by_activity_month", "discussions_by_activity"),
@@ -657,11 +655,7 @@ async fn a_deleted_user_has_no_row_left_in_any_table() {
     with_fresh_keyspace(1000, |store, config, _| async move {
         let user = contract::furnished_user(&store, "cassleaving").await;
         let kept = contract::furnished_user(&store, "cassstaying").await;
-        let session = SessionBuilder::new()
-            .known_nodes(nodes())
-            .build()
-            .await
-            .expect("session");
+        let session = raw_session().await;
         let ks = &config.keyspace;
         // Every table with a user column; a full scan is fine on a test keyspace.
         let tables: Vec<(String, String)> = session
