@@ -87,13 +87,114 @@ def cql_row_count(query: str) -> int:
     return rows
 
 
-def drop_distributed_data(tag: str) -> None:
-    """Removes one daemon's keyspace and index: every test creating its own would otherwise
-    accumulate hundreds of tables in one Cassandra heap."""
+def cql_texts(query: str) -> list[str]:
+    """The first column of every row a CQL query returns, as text (unpaged)."""
+    body = _cql(query, skip_metadata=True)
+    kind, flags, columns = struct.unpack(">iii", body[:12])
+    assert kind == 0x0002, f"not a rows result: {kind}"
+    at = 12
+    if flags & 0x0002:
+        (n,) = struct.unpack(">i", body[at:at + 4])
+        at += 4 + max(n, 0)
+    (rows,) = struct.unpack(">i", body[at:at + 4])
+    at += 4
+    out = []
+    for _ in range(rows):
+        for column in range(columns):
+            (n,) = struct.unpack(">i", body[at:at + 4])
+            at += 4
+            if column == 0:
+                out.append(body[at:at + max(n, 0)].decode())
+            at += max(n, 0)
+    return out
+
+
+# Creating a keyspace costs Cassandra about 7 s of CPU (forty schema changes, each flushing the
+# schema tables) and dropping it one more, against half a second to empty its tables. With
+# PALISADE_E2E_KEYSPACE_POOL set to a directory shared by the suite's processes (devtools/test
+# sets it), a daemon of the build under test takes an emptied keyspace from the pool and its
+# last node gives it back emptied. A keyspace that cannot be emptied is dropped instead, and
+# daemons of another build (the upgrade tests' older release) always get a fresh one.
+KEYSPACE_POOL = os.environ.get("PALISADE_E2E_KEYSPACE_POOL")
+_KEYSPACES: dict[str, str] = {}   # tag -> keyspace of the daemons sharing that tag
+_HOLDERS: dict[str, int] = {}     # tag -> how many of those daemons are not cleaned up yet
+
+
+def _pool_dir(state: str) -> Path:
+    d = Path(KEYSPACE_POOL) / state
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def hold_keyspace(tag: str) -> str:
+    """The keyspace of the daemons tagged `tag`, claimed from the pool by the first of them."""
+    if tag not in _KEYSPACES:
+        name = f"palisade_e2e_{tag}"
+        if KEYSPACE_POOL and DAEMON_BIN == BIN_DIR / "lmtp-ingest":
+            for free in sorted(_pool_dir("free").iterdir()):
+                try:  # rename is atomic: of two processes claiming one keyspace, one wins
+                    free.rename(_pool_dir("held") / free.name)
+                except FileNotFoundError:
+                    continue
+                name = free.name
+                break
+            else:
+                (_pool_dir("held") / name).touch()
+        _KEYSPACES[tag] = name
+    _HOLDERS[tag] = _HOLDERS.get(tag, 0) + 1
+    return _KEYSPACES[tag]
+
+
+def _empty_keyspace(keyspace: str) -> bool:
+    """Truncates every table but the migration record; False if any could not be."""
     try:
-        _cql(f"DROP KEYSPACE IF EXISTS palisade_e2e_{tag}")
+        tables = cql_texts("SELECT table_name FROM system_schema.tables "
+                           f"WHERE keyspace_name = '{keyspace}'")
+        for table in tables:
+            if table != "schema_migrations":
+                _cql(f"TRUNCATE {keyspace}.{table}")
+        return True
+    except (OSError, RuntimeError, EOFError, AssertionError):
+        return False
+
+
+def release_keyspace(tag: str) -> None:
+    """Called as each daemon tagged `tag` is cleaned up: the last one empties the keyspace
+    back into the pool, or drops it."""
+    _HOLDERS[tag] -= 1
+    if _HOLDERS[tag] > 0:
+        return
+    del _HOLDERS[tag]
+    keyspace = _KEYSPACES.pop(tag)
+    held = Path(KEYSPACE_POOL) / "held" / keyspace if KEYSPACE_POOL else None
+    if held is not None and held.exists() and _empty_keyspace(keyspace):
+        held.rename(_pool_dir("free") / keyspace)
+        return
+    drop_keyspace(keyspace)
+    if held is not None:
+        held.unlink(missing_ok=True)
+
+
+def drop_keyspace(keyspace: str) -> None:
+    """Best effort: a service stopped by an outage test comes back without it."""
+    try:
+        _cql(f"DROP KEYSPACE IF EXISTS {keyspace}")
     except (OSError, RuntimeError, EOFError):
-        pass  # best effort: a service stopped by an outage test comes back without it
+        pass
+
+
+def drop_keyspace_pool() -> None:
+    """Drops every keyspace of the pool, at the end of the suite."""
+    for state in ("free", "held"):
+        for entry in _pool_dir(state).iterdir():
+            drop_keyspace(entry.name)
+            entry.unlink()
+
+
+def drop_distributed_data(tag: str) -> None:
+    """Gives back one daemon's keyspace and removes its index: every test creating its own
+    would otherwise accumulate hundreds of tables in one Cassandra heap."""
+    release_keyspace(tag)
     try:
         req = urllib.request.Request(f"{ELASTICSEARCH}/palisade-e2e-{tag}-v1", method="DELETE")
         urllib.request.urlopen(req, timeout=30).close()
@@ -101,13 +202,14 @@ def drop_distributed_data(tag: str) -> None:
         pass
 
 
-def backend_config(tag: str) -> dict:
-    """Config sections selecting the backends under test; `tag` isolates this daemon's data."""
+def backend_config(tag: str, keyspace: str) -> dict:
+    """Config sections selecting the backends under test; `tag` and `keyspace` isolate this
+    daemon's data."""
     if BACKEND == "embedded":
         return {}
     return {
         "storage": {"backend": "cassandra",
-                    "cassandra": {"nodes": CASSANDRA.split(","), "keyspace": f"palisade_e2e_{tag}",
+                    "cassandra": {"nodes": CASSANDRA.split(","), "keyspace": keyspace,
                                   "replication_factor": 1, "consistency": "one"}},
         "index": {"backend": "elasticsearch",
                   "elasticsearch": {"url": ELASTICSEARCH, "alias": f"palisade-e2e-{tag}"}},
@@ -494,6 +596,8 @@ class Daemon:
         # One keyspace/alias/queue prefix per daemon, kept across restarts of that daemon;
         # the nodes of one cluster pass the same tag to share their data.
         self.tag = tag or uuid.uuid4().hex[:12]
+        # The Cassandra keyspace, held until cleanup() (see KEYSPACE_POOL).
+        self.keyspace = hold_keyspace(self.tag) if BACKEND == "distributed" else None
         self.extra_env = env or {}
         # "greeting" | "proxy" | "tcp" | "api" (the API port answers) | "admin" (/healthz
         # answers: a node with neither the lmtp nor the api role)
@@ -511,7 +615,7 @@ class Daemon:
         cfg: dict = {"data_dir": str(self.data_dir), "lmtp": dict(self.lmtp),
                      # Short retry delays so outage tests see recovery quickly.
                      "jobs": {"initial_backoff_ms": 200, "max_backoff_ms": 2000}}
-        cfg.update(backend_config(self.tag))
+        cfg.update(backend_config(self.tag, self.keyspace))
         cfg["api"] = dict(self.api)
         if self.submission is not None:
             cfg["submission"] = dict(self.submission)
@@ -641,8 +745,9 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 pass
         self._close_files()
-        if BACKEND == "distributed":
+        if self.keyspace is not None:
             drop_distributed_data(self.tag)
+            self.keyspace = None
 
     def _close_files(self):
         for f in (getattr(self, "_err", None), getattr(self, "_out", None)):

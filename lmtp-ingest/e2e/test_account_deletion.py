@@ -91,7 +91,7 @@ def residue(daemon, token: str, uid: str) -> list[str]:
         hits = json.load(r)["hits"]["total"]["value"]
     if hits:
         found.append(f"elasticsearch: {hits} hits")
-    ks = f"palisade_e2e_{daemon.tag}"
+    ks = daemon.keyspace
     for table in USER_TABLES:
         n = cql_row_count(f"SELECT * FROM {ks}.{table} WHERE user_id = {uid} ALLOW FILTERING")
         if n:

@@ -68,7 +68,7 @@ def make_stale(daemon, user_id: str, shown: list[dict]) -> None:
                            "WHERE user_id = ? AND id = ?", (user_id, m["discussion_id"]))
         db.close()
         return
-    ks = f"palisade_e2e_{daemon.tag}"
+    ks = daemon.keyspace
 
     def text(v: str) -> str:
         return "'" + v.replace("'", "''") + "'"
