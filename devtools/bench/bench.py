@@ -86,7 +86,8 @@ class BenchDaemon(Daemon):
 
     def __init__(self, backend: str, *a, **kw):
         self.backend = backend
-        super().__init__(*a, **kw)
+        # The constructor takes the backend's keyspace as well as writing the config.
+        self._as_backend(lambda: super(BenchDaemon, self).__init__(*a, **kw))
 
     def _as_backend(self, fn):
         old = e2e.BACKEND
