@@ -6,7 +6,7 @@
 
 use futures::FutureExt;
 use palisade_config::CassandraConfig;
-use palisade_model::{MessageContent, UserId};
+use palisade_model::{MessageContent, MessageId, UserId};
 use palisade_store::cassandra::CassandraStore;
 use palisade_store::contract::{self, delivery};
 use palisade_store::{Accounts, Mailbox, Page, StoreError};
@@ -216,23 +216,7 @@ async fn a_retry_counts_a_commit_whose_reply_was_lost() {
             .expect("deliver");
         assert_eq!(store.count_messages(user.id).await.expect("count"), 1);
 
-        // What the attempt leaves when it fails between its commit and its count.
-        let session = raw_session().await;
-        let ks = &config.keyspace;
-        session
-            .query_unpaged(
-                format!("UPDATE {ks}.messages SET uncounted = true WHERE user_id = ? AND id = ?"),
-                (user.id.0, first.message_id.0),
-            )
-            .await
-            .expect("mark uncounted");
-        session
-            .query_unpaged(
-                format!("UPDATE {ks}.message_counts SET stored = stored - 1 WHERE user_id = ?"),
-                (user.id.0,),
-            )
-            .await
-            .expect("uncount");
+        leave_uncounted(&config.keyspace, user.id, first.message_id).await;
         assert_eq!(store.count_messages(user.id).await.expect("count"), 0);
 
         for minute in 1..=2 {
@@ -247,6 +231,61 @@ async fn a_retry_counts_a_commit_whose_reply_was_lost() {
                 "counted by the first retry only"
             );
         }
+    })
+    .await;
+}
+
+/// What a delivery attempt leaves when it fails between its commit and its count: the message
+/// marked uncounted, the user's count one short.
+async fn leave_uncounted(ks: &str, user: UserId, message: MessageId) {
+    let session = raw_session().await;
+    session
+        .query_unpaged(
+            format!("UPDATE {ks}.messages SET uncounted = true WHERE user_id = ? AND id = ?"),
+            (user.0, message.0),
+        )
+        .await
+        .expect("mark uncounted");
+    session
+        .query_unpaged(
+            format!("UPDATE {ks}.message_counts SET stored = stored - 1 WHERE user_id = ?"),
+            (user.0,),
+        )
+        .await
+        .expect("uncount");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_message_never_counted_leaves_the_count_alone() {
+    with_fresh_keyspace(1000, |store, config, _| async move {
+        let user = store
+            .create_user("deleted-uncounted", &[], None)
+            .await
+            .expect("user");
+        let raw = b"Subject: uncounted\r\n\r\ndeleted before a retry counted it\r\n";
+        let kept = b"Subject: kept\r\n\r\nstays\r\n";
+        let first = store
+            .deliver(delivery(user.id, raw, MessageContent::default(), 0))
+            .await
+            .expect("deliver");
+        store
+            .deliver(delivery(user.id, kept, MessageContent::default(), 1))
+            .await
+            .expect("deliver");
+        leave_uncounted(&config.keyspace, user.id, first.message_id).await;
+        assert_eq!(store.count_messages(user.id).await.expect("count"), 1);
+
+        assert!(
+            store
+                .delete_message(user.id, first.message_id)
+                .await
+                .expect("delete")
+        );
+        assert_eq!(
+            store.count_messages(user.id).await.expect("count"),
+            1,
+            "the message left was counted once and still is"
+        );
     })
     .await;
 }

@@ -378,6 +378,8 @@ struct MessageState {
     sha256: String,
     flags: Flags,
     tags: Vec<TagId>,
+    /// Committed but not yet added to the user's count (see `deliver::count`).
+    uncounted: bool,
 }
 
 type StateRow = (
@@ -387,6 +389,7 @@ type StateRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<bool>,
 );
 
 /// The state of a delivered message; `None` when it does not exist (or is half-written).
@@ -397,7 +400,8 @@ async fn message_state(
 ) -> Result<Option<MessageState>, StoreError> {
     let st = store.statements().await?;
     let row: Option<StateRow> = store.first(&st.select_message_state, (user, id)).await?;
-    let Some((Some(true), Some(discussion), Some(received), Some(sha256), flags, tags)) = row
+    let Some((Some(true), Some(discussion), Some(received), Some(sha256), flags, tags, uncounted)) =
+        row
     else {
         return Ok(None);
     };
@@ -413,6 +417,7 @@ async fn message_state(
             .map(|t| json(&t, "tags"))
             .transpose()?
             .unwrap_or_default(),
+        uncounted: uncounted == Some(true),
     }))
 }
 
@@ -582,8 +587,11 @@ pub(super) async fn delete_message(
         .await
         .map_err(unavailable)?;
     // Only two deletions of one message racing past the existence check both uncount it;
-    // `palisade-admin migrate` recounts.
-    if let Err(e) = store.add_to_count(u, -1).await {
+    // `palisade-admin migrate` recounts. A message whose delivery never counted it is not
+    // uncounted either.
+    if !state.uncounted
+        && let Err(e) = store.add_to_count(u, -1).await
+    {
         warn!(message = %id, error = %e, "could not uncount the deleted message");
     }
     debug!(user = %user, message = %id, discussion = %d, "deleted message");

@@ -660,7 +660,7 @@ impl Statements {
             select_message_state: p
                 .idempotent(
                     "SELECT delivered, discussion_id, received_at, raw_sha256, flags_json,
-                            tags_json
+                            tags_json, uncounted
                      FROM {ks}.messages WHERE user_id = ? AND id = ?",
                 )
                 .await?,
