@@ -22,6 +22,7 @@ import { PrivacyBadge } from "./PrivacyBadge";
 import { TagChips } from "./TagChips";
 import { TagPicker } from "./TagPicker";
 import { displayParticipants } from "./participants";
+import { BusyButton } from "./BusyButton";
 
 type Tag = Schemas["TagView"];
 
@@ -394,29 +395,29 @@ export function DiscussionList({ folder, ownAddresses }: { folder: Folder; ownAd
       {selected.size > 0 && (
         <div ref={toolbar} class="selection-toolbar" role="toolbar" aria-label={t("list.toolbar")}>
           <span class="selection-count">{tn("list.selected", selected.size)}</span>
-          <button type="button" class="button button--secondary" disabled={busy} onClick={() => void runFlags("read", selection)}>
+          <BusyButton type="button" class="button button--secondary" busy={busy} onClick={() => void runFlags("read", selection)}>
             {t("list.markRead")}
-          </button>
-          <button type="button" class="button button--secondary" disabled={busy} onClick={() => void runFlags("unread", selection)}>
+          </BusyButton>
+          <BusyButton type="button" class="button button--secondary" busy={busy} onClick={() => void runFlags("unread", selection)}>
             {t("list.markUnread")}
-          </button>
-          <button
+          </BusyButton>
+          <BusyButton
             type="button"
             class="button button--secondary"
             aria-haspopup="dialog"
-            disabled={busy}
+            busy={busy}
             onClick={() => setPicker(selection)}
           >
             {t("list.tag")}
-          </button>
+          </BusyButton>
           {folder === "trash" ? (
-            <button type="button" class="button button--secondary" disabled={busy} onClick={() => void runFlags("restore", selection)}>
+            <BusyButton type="button" class="button button--secondary" busy={busy} onClick={() => void runFlags("restore", selection)}>
               {t("list.restore")}
-            </button>
+            </BusyButton>
           ) : (
-            <button type="button" class="button button--secondary" disabled={busy} onClick={() => void runFlags("trash", selection)}>
+            <BusyButton type="button" class="button button--secondary" busy={busy} onClick={() => void runFlags("trash", selection)}>
               {t("list.trash")}
-            </button>
+            </BusyButton>
           )}
           <button type="button" class="button button--secondary" onClick={() => setSelected(new Set())}>
             {t("list.clearSelection")}

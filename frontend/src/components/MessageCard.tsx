@@ -12,6 +12,7 @@ import { MessageParts } from "./MessageParts";
 import { PrivacyBadge } from "./PrivacyBadge";
 import { TagChips } from "./TagChips";
 import { displayParticipants } from "./participants";
+import { BusyButton } from "./BusyButton";
 
 type Summary = Schemas["MessageSummaryView"];
 type Message = Schemas["MessageView"];
@@ -257,27 +258,27 @@ function MessageBody({ message, remoteBusy, onLoadRemote, onAlwaysLoad }: Messag
               trackers: formatNumber(countTrackers(message.blocked)),
             })}
           </span>
-          <button type="button" class="button button--secondary" disabled={remoteBusy} onClick={onLoadRemote}>
+          <BusyButton type="button" class="button button--secondary" busy={remoteBusy} onClick={onLoadRemote}>
             {t("message.loadRemote")}
-          </button>
+          </BusyButton>
           {sender !== undefined && domain !== undefined && (
             <>
-              <button
+              <BusyButton
                 type="button"
                 class="button button--secondary"
-                disabled={remoteBusy}
+                busy={remoteBusy}
                 onClick={() => onAlwaysLoad("sender", sender)}
               >
                 {t("message.alwaysLoadSender", { sender })}
-              </button>
-              <button
+              </BusyButton>
+              <BusyButton
                 type="button"
                 class="button button--secondary"
-                disabled={remoteBusy}
+                busy={remoteBusy}
                 onClick={() => onAlwaysLoad("domain", domain)}
               >
                 {t("message.alwaysLoadDomain", { domain })}
-              </button>
+              </BusyButton>
             </>
           )}
         </div>

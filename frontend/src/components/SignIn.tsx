@@ -3,6 +3,7 @@ import type { TargetedSubmitEvent } from "preact";
 import { api, errorMessage } from "../api/client";
 import { session } from "../api/session";
 import { t, type MessageKey } from "../i18n";
+import { BusyButton } from "./BusyButton";
 
 export function SignIn({ notice }: { notice: MessageKey | null }) {
   const [address, setAddress] = useState("");
@@ -91,9 +92,9 @@ export function SignIn({ notice }: { notice: MessageKey | null }) {
           onInput={(e) => setPassword(e.currentTarget.value)}
           aria-invalid={error !== null}
         />
-        <button type="submit" class="button" disabled={busy} aria-busy={busy}>
+        <BusyButton type="submit" class="button" busy={busy} aria-busy={busy}>
           {busy ? t("signIn.submitting") : t("signIn.submit")}
-        </button>
+        </BusyButton>
       </form>
     </main>
   );

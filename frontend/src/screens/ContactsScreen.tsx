@@ -6,6 +6,7 @@ import { isAddress } from "../compose/recipients";
 import { t, type MessageKey } from "../i18n";
 import { formatPoints } from "../privacyFactors";
 import { fingerprint, groupFingerprint, splitArmoredKeys, type FingerprintResult, type KeyProblem } from "../openpgp/fingerprint";
+import { BusyButton } from "../components/BusyButton";
 
 type Contact = Schemas["ContactView"];
 type ContactRequest = Schemas["ContactRequest"];
@@ -100,9 +101,9 @@ export function ContactsScreen() {
             </ul>
           )}
           {next !== null && (
-            <button type="button" class="button button--secondary load-more" disabled={loading} onClick={() => void load(next)}>
+            <BusyButton type="button" class="button button--secondary load-more" busy={loading} onClick={() => void load(next)}>
               {loading ? t("list.loadingMore") : t("list.loadMore")}
-            </button>
+            </BusyButton>
           )}
         </div>
         {editing !== null && (
@@ -233,9 +234,9 @@ function ContactForm(props: {
           </p>
         )}
         <div class="row">
-          <button type="submit" class="button" disabled={saving}>
+          <BusyButton type="submit" class="button" busy={saving}>
             {t("contacts.save")}
-          </button>
+          </BusyButton>
           <button type="button" class="button button--secondary" onClick={onCancel}>
             {t("contacts.cancel")}
           </button>

@@ -21,6 +21,7 @@ import { t } from "../i18n";
 import { useShortcuts } from "../keyboard";
 import { useMe } from "../me";
 import { navigate } from "../router";
+import { BusyButton } from "../components/BusyButton";
 
 type Summary = Schemas["MessageSummaryView"];
 type Message = Schemas["MessageView"];
@@ -196,19 +197,19 @@ export function DiscussionScreen({ id }: { id: string }) {
         <button type="button" class="button button--secondary" onClick={back}>
           {t("discussion.back")}
         </button>
-        <button type="button" class="button button--secondary" disabled={busy} onClick={() => void run("unread")}>
+        <BusyButton type="button" class="button button--secondary" busy={busy} onClick={() => void run("unread")}>
           {t("list.markUnread")}
-        </button>
+        </BusyButton>
         <button type="button" class="button button--secondary" aria-haspopup="dialog" onClick={() => setPicker(true)}>
           {t("list.tag")}
         </button>
-        <button type="button" class="button button--secondary" disabled={busy} onClick={() => void run("trash")}>
+        <BusyButton type="button" class="button button--secondary" busy={busy} onClick={() => void run("trash")}>
           {t("list.trash")}
-        </button>
+        </BusyButton>
         {discussion !== null && discussion.trashed_count > 0 && (
-          <button type="button" class="button button--secondary" disabled={busy} onClick={() => void run("restore")}>
+          <BusyButton type="button" class="button button--secondary" busy={busy} onClick={() => void run("restore")}>
             {t("list.restore")}
-          </button>
+          </BusyButton>
         )}
       </div>
       {discussion && (

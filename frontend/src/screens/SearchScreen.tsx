@@ -9,6 +9,7 @@ import { formatDate, t, tn, type MessageKey } from "../i18n";
 import { navigate } from "../router";
 import { useSearchAgain } from "../search/again";
 import { isEmptyQuery, notSearchableYet, parseSearchParams, toApiParams, toSearchParams, type SearchQuery } from "../search/query";
+import { BusyButton } from "../components/BusyButton";
 
 type Summary = Schemas["MessageSummaryView"];
 type IndexStatus = Schemas["IndexStatus"];
@@ -257,9 +258,9 @@ function Results({ query }: { query: SearchQuery }) {
         ))}
       </ul>
       {next !== null && (
-        <button type="button" class="button button--secondary load-more" disabled={loading} onClick={() => void load(next)}>
+        <BusyButton type="button" class="button button--secondary load-more" busy={loading} onClick={() => void load(next)}>
           {loading ? t("list.loadingMore") : t("list.loadMore")}
-        </button>
+        </BusyButton>
       )}
     </>
   );

@@ -11,6 +11,7 @@ import { formatDate, formatNumber, t, tn, type MessageKey } from "../i18n";
 import { FormStatus } from "../components/FormStatus";
 import { deviceName } from "../settings/device";
 import { setTheme, useTheme, type ThemeChoice } from "../theme";
+import { BusyButton } from "../components/BusyButton";
 
 type SessionView = Schemas["SessionView"];
 
@@ -214,12 +215,12 @@ function DataSection() {
       <h2 id="data-title">{t("settings.data")}</h2>
       <p class="muted">{t("settings.data.intro")}</p>
       <div class="button-row">
-        <button type="button" class="button button--secondary" disabled={busy !== null} onClick={() => void save("mailbox")}>
+        <BusyButton type="button" class="button button--secondary" busy={busy !== null} onClick={() => void save("mailbox")}>
           {t("settings.data.mailbox")}
-        </button>
-        <button type="button" class="button button--secondary" disabled={busy !== null} onClick={() => void save("metadata")}>
+        </BusyButton>
+        <BusyButton type="button" class="button button--secondary" busy={busy !== null} onClick={() => void save("metadata")}>
           {t("settings.data.metadata")}
-        </button>
+        </BusyButton>
       </div>
       <FormStatus status={failed ? "" : message} error={failed ? message : null} look="muted" />
       <ImportMailbox />
@@ -336,9 +337,9 @@ function ImportMailbox() {
             {t("settings.import.metadataHint")}
           </p>
         </div>
-        <button type="submit" class="button button--secondary" disabled={busy}>
+        <BusyButton type="submit" class="button button--secondary" busy={busy}>
           {t("settings.import.start")}
-        </button>
+        </BusyButton>
       </form>
       {progress !== null && <progress class="import-progress" max={1} value={progress} aria-label={t("settings.import.progress")} />}
       <FormStatus
@@ -442,9 +443,9 @@ function DeleteAccount() {
           </label>
         </div>
         <FormStatus error={problem} />
-        <button type="submit" class="button button--danger" disabled={busy}>
+        <BusyButton type="submit" class="button button--danger" busy={busy}>
           {t("settings.delete.submit")}
-        </button>
+        </BusyButton>
       </form>
     </section>
   );
@@ -531,9 +532,9 @@ function PasswordSection({ onChanged }: { onChanged: () => void }) {
           </p>
         </div>
         <FormStatus status={done ? t("settings.passwordChanged") : ""} error={problem} look="notice" />
-        <button type="submit" class="button" disabled={busy}>
+        <BusyButton type="submit" class="button" busy={busy}>
           {t("settings.changePassword")}
-        </button>
+        </BusyButton>
       </form>
     </section>
   );

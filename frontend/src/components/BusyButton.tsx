@@ -1,0 +1,32 @@
+import type { ButtonHTMLAttributes, ComponentChildren } from "preact";
+
+type Props = Omit<ButtonHTMLAttributes<HTMLButtonElement>, "disabled" | "onClick" | "children"> & {
+  /** Whether the button's action is running: it then does nothing when pressed. */
+  readonly busy: boolean;
+  readonly onClick?: ((event: MouseEvent) => void) | undefined;
+  readonly children?: ComponentChildren;
+};
+
+/**
+ * A button that stays focusable while its action runs. A `disabled` button that has focus
+ * loses it to the page, so a keyboard or screen-reader user who pressed it is sent back to
+ * the top; this one is marked `aria-disabled` instead and ignores presses, and for a submit
+ * button the implicit submission (Enter in a field) too, since that is a click on it.
+ */
+export function BusyButton({ busy, onClick, children, ...rest }: Props) {
+  return (
+    <button
+      {...rest}
+      aria-disabled={busy}
+      onClick={(event) => {
+        if (busy) {
+          event.preventDefault();
+          return;
+        }
+        onClick?.(event);
+      }}
+    >
+      {children}
+    </button>
+  );
+}
