@@ -96,14 +96,20 @@ pub(super) async fn deliver(
     })
 }
 
-/// Adds a committed message to its user's count, then clears its `uncounted` mark. A failure
-/// between the two leaves the mark, and a redelivery would count the message again: a counter
-/// cannot be written together with the mark, and this way the common fault (a commit whose
-/// reply was lost) is repaired instead.
+/// Adds a committed message to its user's count and clears its `uncounted` mark.
+///
+/// A counter cannot be written together with the mark, so the two requests go out at once:
+/// a daemon killed while counting has then sent both or neither, and a redelivery counts
+/// the message exactly when the first attempt did not. Sent one after the other, a kill
+/// between them left the mark on a counted message, and the redelivery counted it twice,
+/// which kept the index watermark (`indexed >= stored`) from ever catching up. What is left:
+/// a Cassandra node that dies having made one of the two durable and not the other.
 async fn count(store: &CassandraStore, user: Uuid, id: MessageId) -> Result<(), StoreError> {
-    store.add_to_count(user, 1).await?;
     let st = store.statements().await?;
-    store.execute(&st.mark_counted, (user, id.0)).await?;
+    futures::try_join!(
+        store.add_to_count(user, 1),
+        store.execute(&st.mark_counted, (user, id.0))
+    )?;
     Ok(())
 }
 
