@@ -73,10 +73,10 @@ def _cql(query: str, timeout: float = 120.0, skip_metadata: bool = False) -> byt
         return request(sock, 0x07, struct.pack(">i", len(q)) + q + struct.pack(">HB", 0x0001, flags))
 
 
-def cql_row_count(query: str) -> int:
-    """How many rows a CQL query returns (unpaged: for small test keyspaces)."""
+def _cql_rows(query: str) -> tuple[bytes, int, int, int]:
+    """The RESULT body of a rows query, its column count, row count and where its rows start."""
     body = _cql(query, skip_metadata=True)
-    kind, flags, _columns = struct.unpack(">iii", body[:12])
+    kind, flags, columns = struct.unpack(">iii", body[:12])
     assert kind == 0x0002, f"not a rows result: {kind}"
     at = 12
     if flags & 0x0002:  # has more pages: skip the paging state
@@ -84,20 +84,17 @@ def cql_row_count(query: str) -> int:
         at += 4 + max(n, 0)
     assert flags & 0x0004, "the server sent column metadata"
     (rows,) = struct.unpack(">i", body[at:at + 4])
-    return rows
+    return body, columns, rows, at + 4
+
+
+def cql_row_count(query: str) -> int:
+    """How many rows a CQL query returns (unpaged: for small test keyspaces)."""
+    return _cql_rows(query)[2]
 
 
 def cql_texts(query: str) -> list[str]:
     """The first column of every row a CQL query returns, as text (unpaged)."""
-    body = _cql(query, skip_metadata=True)
-    kind, flags, columns = struct.unpack(">iii", body[:12])
-    assert kind == 0x0002, f"not a rows result: {kind}"
-    at = 12
-    if flags & 0x0002:
-        (n,) = struct.unpack(">i", body[at:at + 4])
-        at += 4 + max(n, 0)
-    (rows,) = struct.unpack(">i", body[at:at + 4])
-    at += 4
+    body, columns, rows, at = _cql_rows(query)
     out = []
     for _ in range(rows):
         for column in range(columns):
