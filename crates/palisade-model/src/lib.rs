@@ -147,6 +147,16 @@ impl DiscussionId {
     pub fn started_by(first: MessageId) -> Self {
         DiscussionId(Uuid::new_v5(&MESSAGE_ID_NAMESPACE, first.0.as_bytes()))
     }
+
+    /// The id of a discussion started for the thread whose root key is `root`, derived so
+    /// that the thread's messages, delivered at once on several nodes, each name the same
+    /// discussion without asking one another.
+    pub fn for_thread(user: UserId, root: &str) -> Self {
+        let mut name = b"thread\0".to_vec();
+        name.extend_from_slice(user.0.as_bytes());
+        name.extend_from_slice(root.as_bytes());
+        DiscussionId(Uuid::new_v5(&MESSAGE_ID_NAMESPACE, &name))
+    }
 }
 
 /// The SHA-256 of a raw message, the key of the raw store.

@@ -275,6 +275,16 @@ pub async fn threads_follow_references_and_reply_subjects(store: &dyn Store) {
     assert_eq!(discussion(parent.message_id).await, d);
     assert_eq!(discussion(grandchild.message_id).await, d);
     assert_eq!(discussion(by_subject.message_id).await, d);
+    let listed = store
+        .get_discussion(user.id, d)
+        .await
+        .expect("get discussion")
+        .expect("listed");
+    assert_eq!(
+        listed.subject.as_deref(),
+        Some("plans"),
+        "the thread's root gives the discussion its subject, though a reply started it"
+    );
     assert_ne!(
         discussion(unrelated.message_id).await,
         d,

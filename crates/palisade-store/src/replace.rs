@@ -1,14 +1,17 @@
 //! What replacing a message's parsed content (after a parser change) must rewrite beside it,
 //! shared by the backends so both keep the same derived state.
 
-use palisade_model::{DiscussionId, MessageContent, MessageId, Participant, merge_participants};
+use crate::threading::gives_subject;
+use palisade_model::{
+    DiscussionId, MessageContent, MessageId, Participant, UserId, merge_participants,
+};
 
 /// Which of a discussion's derived values a replaced content touches. The message's own
 /// summary columns and its discussion row are always rewritten; these cost more (a scan of
 /// the discussion, or a write to the shared discussion row), so they are done only when due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rewrites {
-    /// The message started its discussion, whose subject is the starter's, and the subject
+    /// The message gives its discussion its subject (see [`gives_subject`]), and the subject
     /// changed.
     pub(crate) subject: bool,
     /// The people the message adds to its discussion changed, so the discussion's people
@@ -19,12 +22,14 @@ pub(crate) struct Rewrites {
 /// What replacing `old` (if it could be read) by `new` in message `id` of `discussion` must
 /// rewrite; an unreadable old content rewrites everything.
 pub(crate) fn rewrites(
+    user: UserId,
     id: MessageId,
     discussion: DiscussionId,
     old: Option<&MessageContent>,
     new: &MessageContent,
 ) -> Rewrites {
-    let started = DiscussionId::started_by(id) == discussion;
+    // Its ids are in the raw headers, which a new parse reads alike.
+    let started = gives_subject(user, id, old.unwrap_or(new), discussion, false);
     match old {
         Some(old) => Rewrites {
             subject: started && old.subject != new.subject,

@@ -5,10 +5,11 @@
 //! In-Reply-To and References ids) that some earlier message registered; failing that, a
 //! reply-prefixed subject without In-Reply-To or References joins the newest discussion with
 //! the same normalized subject that was active within [`SUBJECT_FALLBACK_WINDOW`]; otherwise
-//! it starts a discussion.
+//! it starts a discussion. A discussion takes its subject from the message that started it,
+//! and from its thread's root message when that arrives later.
 
 use chrono::Duration;
-use palisade_model::MessageContent;
+use palisade_model::{DiscussionId, MessageContent, MessageId, UserId};
 use std::borrow::Cow;
 
 /// How far back a subject-only reply may attach to an earlier discussion.
@@ -65,6 +66,43 @@ pub(crate) fn root_key(content: &MessageContent) -> Option<Cow<'_, str>> {
         .map(bounded_key)
 }
 
+/// The discussion a message starts when none of its keys and no subject leads to one: the
+/// one derived from its thread's root key, else (a message without ids) its own.
+///
+/// Every message of a thread names the same root key, so related messages delivered at once
+/// on several nodes, none seeing the others' keys yet, all start the same discussion without
+/// asking one another, and a retry starts the one its first attempt started.
+pub(crate) fn new_discussion(
+    user: UserId,
+    id: MessageId,
+    content: &MessageContent,
+) -> DiscussionId {
+    match root_key(content) {
+        Some(root) => DiscussionId::for_thread(user, &root),
+        None => DiscussionId::started_by(id),
+    }
+}
+
+/// A message names no thread: it has no In-Reply-To or References id.
+pub(crate) fn names_no_thread(content: &MessageContent) -> bool {
+    content.thread_references().all(str::is_empty)
+}
+
+/// Whether a message placed in `discussion` gives it its subject: it started it (a
+/// discussion of the old scheme, named after its first message, included), or it is the root
+/// of the thread the discussion was started for, which may arrive after a reply started it.
+pub(crate) fn gives_subject(
+    user: UserId,
+    id: MessageId,
+    content: &MessageContent,
+    discussion: DiscussionId,
+    started_it: bool,
+) -> bool {
+    discussion == DiscussionId::started_by(id)
+        || discussion == new_discussion(user, id, content)
+            && (started_it || names_no_thread(content))
+}
+
 /// The key under which a discussion is found by subject, bounded by [`bounded_key`].
 pub(crate) fn subject_key(content: &MessageContent) -> Option<Cow<'_, str>> {
     content.normalized_subject.as_deref().map(bounded_key)
@@ -81,7 +119,7 @@ pub(crate) fn subject_window_start(received_ms: i64) -> i64 {
 /// key gathers the thread's messages whatever order they arrive in, where a subject match
 /// would depend on that order and could merge two threads that share a subject.
 pub(crate) fn joins_by_subject(content: &MessageContent) -> bool {
-    if content.thread_references().any(|r| !r.is_empty()) {
+    if !names_no_thread(content) {
         return false;
     }
     match (&content.subject, &content.normalized_subject) {

@@ -33,7 +33,7 @@ pub(super) async fn replace_content(
     };
     // A content stored by an older model may not decode; then everything is rewritten.
     let old: Option<MessageContent> = old.and_then(|o| json(&o, "content").ok());
-    let due = rewrites(id, DiscussionId(discussion), old.as_ref(), content);
+    let due = rewrites(user, id, DiscussionId(discussion), old.as_ref(), content);
 
     let date = content.date.map(timestamp);
     let subject = content.subject.as_deref();

@@ -4,8 +4,9 @@
 //!    every concurrent redelivery writes byte-identical rows.
 //! 2. Raw chunks, thread keys, the discussion and the message row are written; each write is
 //!    idempotent, so a failure part-way is repaired by the LMTP client's retry. A message
-//!    none of whose keys is known claims its thread's root key (LWT) first, so related
-//!    messages delivered at once, on any nodes, settle on one discussion.
+//!    none of whose keys is known starts the discussion derived from its thread's root key,
+//!    so related messages delivered at once, on any nodes, settle on one discussion without
+//!    a lightweight transaction (see [`settle_root`]).
 //! 3. A logged batch adds the arrival and discussion rows and sets `messages.delivered`: the
 //!    message exists, for readers and for the duplicate check, exactly when all are in place.
 //! 4. The discussion's activity row moves to the new arrival; until then readers skip it.
@@ -15,7 +16,8 @@
 
 use super::{CassandraStore, mailbox, timestamp, to_json, unavailable, unset};
 use crate::threading::{
-    SNIPPET_CHARS, joins_by_subject, keys_to_register, root_key, subject_key, subject_window_start,
+    SNIPPET_CHARS, gives_subject, joins_by_subject, keys_to_register, new_discussion, root_key,
+    subject_key, subject_window_start,
 };
 use crate::{Delivery, DeliveryReceipt, StoreError};
 use chrono::{DateTime, Utc};
@@ -199,16 +201,16 @@ async fn place(
     }
     // The first key in priority order decides, as in the embedded store.
     let by_key = keys.iter().find_map(|k| known_keys.get(*k)).copied();
-    let started = DiscussionId::started_by(id);
     let root = root_key(content);
     let discussion = match by_key {
         Some(found) => DiscussionId(found),
-        None => {
-            let candidate = find_by_subject(store, user, content, received)
-                .await?
-                .unwrap_or(started);
-            claim_root(store, user, root.as_deref(), candidate).await?
-        }
+        None => match find_by_subject(store, user, content, received).await? {
+            Some(found) => claim_root(store, user, root.as_deref(), found).await?,
+            None => {
+                let fresh = new_discussion(d.user_id, id, content);
+                settle_root(store, user, root.as_deref(), fresh).await?
+            }
+        },
     };
 
     // The discussion's state, and the newest arrival before this one (whose activity row this
@@ -223,8 +225,7 @@ async fn place(
     )?;
     let previous = newest.map(|n| n.received);
     let (stored_subject, stored_people) = state.unwrap_or_default();
-    // A retry of the starting message finds its own keys: it is still the starter.
-    let starts = discussion == started;
+    let starts = gives_subject(d.user_id, id, content, discussion, by_key.is_none());
     let subject_key = if starts {
         subject_key(content).map(Cow::into_owned)
     } else {
@@ -293,13 +294,42 @@ async fn place(
     })
 }
 
-/// The discussion of the thread rooted at `root`: `candidate` if this delivery registers the
-/// root first, else the one that did.
+/// The discussion of a message that found none of its keys: the one derived from its thread's
+/// root key, unless another delivery registered that key for another discussion first.
 ///
 /// Nodes deliver without a transaction, so two related messages arriving at once (a mail and
-/// its reply, on two ingest nodes) may both find none of their keys. Each would start its own
-/// discussion; claiming the root key with a lightweight transaction lets exactly one of them
-/// decide, and the other joins it, as if the two had arrived one after the other.
+/// its reply, on two ingest nodes) may both find none of their keys. Both derive the same
+/// discussion from the root key they share, so neither needs to ask the other; this took a
+/// lightweight transaction (four Paxos steps) per new discussion before. The key is written
+/// with the lowest timestamp, so that it never replaces a registration made otherwise (a
+/// subject match's claim, a key registered by a message found through another of its keys),
+/// and read back: a delivery that lost to one joins its discussion, as if it had arrived after
+/// it. A key hidden by a deletion reads as absent, and the derived discussion still holds.
+async fn settle_root(
+    store: &CassandraStore,
+    user: Uuid,
+    root: Option<&str>,
+    fresh: DiscussionId,
+) -> Result<DiscussionId, StoreError> {
+    let Some(root) = root else {
+        return Ok(fresh);
+    };
+    let st = store.statements().await?;
+    store
+        .execute(&st.register_root_key, (user, root, fresh.0))
+        .await?;
+    let rows: Vec<(String, Uuid)> = store
+        .all(&st.select_thread_keys, (user, &[root][..]))
+        .await?;
+    Ok(rows.first().map_or(fresh, |(_, d)| DiscussionId(*d)))
+}
+
+/// The discussion of the thread rooted at `root` for a reply joined by subject: `candidate` if
+/// this delivery registers the root first, else the one that did.
+///
+/// The candidate is not derived from the root key, so a reply to this message delivered at
+/// the same moment would derive another; claiming the key with a lightweight transaction lets
+/// exactly one of them decide (see [`settle_root`] for the other side).
 async fn claim_root(
     store: &CassandraStore,
     user: Uuid,

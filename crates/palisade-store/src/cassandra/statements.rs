@@ -44,6 +44,8 @@ pub(crate) struct Statements {
     pub(crate) insert_thread_key: PreparedStatement,
     /// Registers a thread's root key unless another delivery did first (see `deliver`).
     pub(crate) claim_thread_key: PreparedStatement,
+    /// Registers a thread's root key for its derived discussion, losing to any other write.
+    pub(crate) register_root_key: PreparedStatement,
     pub(crate) select_discussion_by_subject: PreparedStatement,
     pub(crate) select_discussion_state: PreparedStatement,
     pub(crate) join_discussion: PreparedStatement,
@@ -398,6 +400,13 @@ impl Statements {
                 .lwt(
                     "INSERT INTO {ks}.thread_keys_by_key (user_id, key, discussion_id)
                      VALUES (?, ?, ?) IF NOT EXISTS",
+                )
+                .await?,
+            // The lowest timestamp: any other registration of the key, earlier or later, wins.
+            register_root_key: p
+                .idempotent(
+                    "INSERT INTO {ks}.thread_keys_by_key (user_id, key, discussion_id)
+                     VALUES (?, ?, ?) USING TIMESTAMP 1",
                 )
                 .await?,
             select_discussion_by_subject: p

@@ -33,6 +33,7 @@ pub(crate) fn replace_content(
     // A content stored by an older model may not decode; then everything is rewritten.
     let old: Option<MessageContent> = json(&old, "content").ok();
     let due = rewrites(
+        user,
         id,
         parse_id::<DiscussionId>(&discussion)?,
         old.as_ref(),

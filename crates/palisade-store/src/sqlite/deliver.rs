@@ -5,8 +5,8 @@
 use super::rows::{json, opt_millis, parse_id, to_json};
 use super::{millis, unavailable};
 use crate::threading::{
-    SNIPPET_CHARS, joins_by_subject, keys_to_register, lookup_keys, subject_key,
-    subject_window_start,
+    SNIPPET_CHARS, gives_subject, joins_by_subject, keys_to_register, lookup_keys, new_discussion,
+    subject_key, subject_window_start,
 };
 use crate::{Delivery, DeliveryReceipt, StoreError};
 use palisade_jobs::{JobKind, JobSpec};
@@ -43,12 +43,19 @@ pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt
 
     let content = &d.content;
     let received = millis(d.envelope.received_at);
-    let discussion = match find_discussion(conn, &user, content, received)? {
-        Some(existing) => existing,
-        None => DiscussionId::started_by(id),
-    };
+    let found = find_discussion(conn, &user, content, received)?;
+    let discussion = found.unwrap_or_else(|| new_discussion(d.user_id, id, content));
+    let gives = gives_subject(d.user_id, id, content, discussion, found.is_none());
     record_thread_keys(conn, &user, content, discussion)?;
-    upsert_discussion(conn, &user, content, discussion, received, d.flags.seen)?;
+    upsert_discussion(
+        conn,
+        &user,
+        content,
+        discussion,
+        received,
+        d.flags.seen,
+        gives,
+    )?;
 
     let from = content.from().map(to_json).transpose()?;
     conn.prepare_cached(
@@ -196,6 +203,7 @@ fn upsert_discussion(
     discussion: DiscussionId,
     received: i64,
     seen: bool,
+    gives_subject: bool,
 ) -> Result<(), StoreError> {
     let existing: Option<String> = conn
         .prepare_cached("SELECT participants_json FROM discussions WHERE user_id = ?1 AND id = ?2")
@@ -215,6 +223,9 @@ fn upsert_discussion(
                                   privacy_json)
          VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)
          ON CONFLICT (user_id, id) DO UPDATE SET
+             subject = CASE WHEN ?10 THEN excluded.subject ELSE subject END,
+             normalized_subject = CASE WHEN ?10 THEN excluded.normalized_subject
+                                       ELSE normalized_subject END,
              message_count = message_count + 1,
              unread_count = unread_count + excluded.unread_count,
              participants_json = excluded.participants_json,
@@ -235,6 +246,7 @@ fn upsert_discussion(
             content.snippet(SNIPPET_CHARS),
             to_json(&participants).unwrap_or_else(|_| "[]".into()),
             to_json(&content.privacy).ok(),
+            gives_subject,
         ])
     })
     .map_err(unavailable)?;
