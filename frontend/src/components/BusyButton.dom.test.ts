@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { h, render } from "preact";
+import { createRef, h, render } from "preact";
 import { act } from "preact/test-utils";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { BusyButton } from "./BusyButton";
@@ -41,5 +41,15 @@ describe("BusyButton", () => {
     expect(busy.getAttribute("aria-disabled")).toBe("true");
     busy.click();
     expect([submitted.mock.calls.length, clicked.mock.calls.length]).toEqual([1, 1]);
+  });
+
+  it("hands its button to a screen that moves focus to it", async () => {
+    const ref = createRef<HTMLButtonElement>();
+    await act(() => {
+      render(h(BusyButton, { busy: true, buttonRef: ref }, "Send"), root());
+    });
+    expect(ref.current).toBe(root().querySelector("button"));
+    ref.current?.focus();
+    expect(document.activeElement).toBe(ref.current);
   });
 });

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { Schemas } from "../api/client";
 import { listTags, reasonOf } from "../api/discussions";
 import { t } from "../i18n";
+import { BusyButton } from "./BusyButton";
 import { Dialog } from "./Dialog";
 import { TagSwatch } from "./TagChips";
 
@@ -91,9 +92,9 @@ export function TagPicker({ current, onApply, onClose }: TagPickerProps) {
           </fieldset>
         )}
         <div class="dialog-actions">
-          <button type="submit" class="button" disabled={busy || tags === null || tags.length === 0}>
+          <BusyButton type="submit" class="button" busy={busy || tags === null || tags.length === 0}>
             {t("tagPicker.apply")}
-          </button>
+          </BusyButton>
           <button type="button" class="button button--secondary" onClick={onClose}>
             {t("tagPicker.cancel")}
           </button>

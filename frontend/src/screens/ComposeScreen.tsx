@@ -8,6 +8,7 @@ import { composeOrigin } from "../compose/origin";
 import { formatRecipients, parseRecipients } from "../compose/recipients";
 import { sendFailure } from "../compose/sendFailure";
 import { undoSeconds } from "../compose/undo";
+import { BusyButton } from "../components/BusyButton";
 import { RecipientField } from "../components/RecipientField";
 import { t } from "../i18n";
 import { navigate, parseRoute } from "../router";
@@ -342,6 +343,8 @@ function Editor({ draft }: { draft: DraftView }) {
 
   const sendNow = async () => {
     setSend({ kind: "sending" });
+    // After a countdown, Undo gives way to the busy Send button: focus follows it.
+    requestAnimationFrame(() => sendButton.current?.focus());
     const outcome = await call(() => api.POST("/api/v1/drafts/{id}/send", { params: { path: { id: draft.id } } }));
     if (outcome.ok) {
       finished.current = true;
@@ -460,9 +463,9 @@ function Editor({ draft }: { draft: DraftView }) {
               </button>
             </>
           ) : (
-            <button ref={sendButton} type="submit" class="button" disabled={send.kind === "sending" || send.kind === "preparing"}>
+            <BusyButton buttonRef={sendButton} type="submit" class="button" busy={send.kind === "sending" || send.kind === "preparing"}>
               {send.kind === "sending" ? t("compose.sending") : send.kind === "preparing" ? t("compose.preparing") : t("compose.send")}
-            </button>
+            </BusyButton>
           )}
           <button type="button" class="button button--secondary" disabled={busy} onClick={() => void discard()}>
             {t("compose.discard")}
