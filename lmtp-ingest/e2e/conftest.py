@@ -38,6 +38,21 @@ def pytest_sessionfinish(session, exitstatus):
                        capture_output=True, timeout=300, check=False)
 
 
+def pytest_terminal_summary(terminalreporter):
+    # What a test reports with `record_property("summary", line)` (the fault run's lost,
+    # duplicated, invisible and wrongly bounced counts): its own output is captured when it
+    # passes, and pytest-xdist workers hand user properties to the controller, which prints here.
+    lines = [f"{r.nodeid}: {value}"
+             for outcome in ("passed", "failed")
+             for r in terminalreporter.stats.get(outcome, [])
+             if getattr(r, "when", None) == "call"
+             for name, value in r.user_properties if name == "summary"]
+    if lines:
+        terminalreporter.section("summaries")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(config, items):
     # devtools/test runs both passes at once, and test_ansible.py's deployments take turns (a
     # lock): the distributed pass deploys early in its run, the embedded pass at the end of its.

@@ -304,9 +304,15 @@ def trail(d: Daemon, pf: Postfix, bad: dict[str, list[str]], most: int = 3) -> s
 
 
 @pytest.mark.stops_services
-def test_no_mail_lost_duplicated_or_wrongly_bounced_under_faults(tmp_path):
+def test_no_mail_lost_duplicated_or_wrongly_bounced_under_faults(tmp_path, record_property):
+    def report(line: str) -> None:
+        # Printed now (seen with -s) and at the end of the run's log (conftest's "summaries"),
+        # where CI shows it although the test's own output is captured.
+        print(line)
+        record_property("summary", line)
+
     rng = random.Random(SEED)
-    print(f"\nfault run: backend={BACKEND} N={N} seed={SEED} (PALISADE_FAULTS_SEED={SEED} replays it)")
+    report(f"fault run: backend={BACKEND} N={N} seed={SEED} (PALISADE_FAULTS_SEED={SEED} replays it)")
     stream = build(rng, N)
     data_dir = None
     if BACKEND == "embedded":
@@ -335,7 +341,7 @@ def test_no_mail_lost_duplicated_or_wrongly_bounced_under_faults(tmp_path):
         injector.join(timeout=1800)
         assert not injector.is_alive(), "the fault thread hung"
         assert injector.error is None, f"fault injection failed: {injector.error!r}"
-        print("faults: " + "; ".join(injector.log))
+        report("faults: " + "; ".join(injector.log))
         assert len(injector.log) == len(faults), injector.log
 
         def drained():
@@ -347,9 +353,10 @@ def test_no_mail_lost_duplicated_or_wrongly_bounced_under_faults(tmp_path):
 
         deferred = re.findall(r"status=deferred \((.{0,120})", pf.log.read_text(errors="replace"))
         print(f"deferred deliveries (retried by Postfix): {len(deferred)}; for example: {sorted(set(deferred))[:6]}")
+        report(f"deferred deliveries (retried by Postfix): {len(deferred)}")
         verdict = verify(d, pf, stream)
-        print(f"timings: stream drained after {t_drained - t0:.0f}s, checked in {time.monotonic() - t_drained:.0f}s")
-        print("fault run result: " + ", ".join(f"{k}={len(v)}" for k, v in verdict.items()))
+        report(f"timings: stream drained after {t_drained - t0:.0f}s, checked in {time.monotonic() - t_drained:.0f}s")
+        report("fault run result: " + ", ".join(f"{k}={len(v)}" for k, v in verdict.items()))
         bad = {k: v[:5] for k, v in verdict.items() if v}
         assert not bad, f"seed {SEED}: {bad}\n{trail(d, pf, bad)}\n{pf.tail()}\n{d.tail(20)}"
     finally:
