@@ -343,8 +343,11 @@ function Editor({ draft }: { draft: DraftView }) {
 
   const sendNow = async () => {
     setSend({ kind: "sending" });
-    // After a countdown, Undo gives way to the busy Send button: focus follows it.
-    requestAnimationFrame(() => sendButton.current?.focus());
+    // After a countdown, Undo gives way to the busy Send button: focus that was on Undo (and
+    // so fell to the page) follows it; focus the user took elsewhere stays there.
+    requestAnimationFrame(() => {
+      if (document.activeElement === null || document.activeElement === document.body) sendButton.current?.focus();
+    });
     const outcome = await call(() => api.POST("/api/v1/drafts/{id}/send", { params: { path: { id: draft.id } } }));
     if (outcome.ok) {
       finished.current = true;
