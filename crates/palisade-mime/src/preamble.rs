@@ -206,6 +206,11 @@ const BOUNDARY: &[u8] = b"boundary";
 /// than the name's first letter in base64: these scans cover whole messages on every delivery.
 fn boundary_parameters(raw: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     memchr::memchr_iter(b'=', raw).filter_map(move |eq| {
+        // Most `=` are quoted-printable escapes: the byte before rules them out.
+        let before = raw[eq.checked_sub(1)?];
+        if !(before.eq_ignore_ascii_case(&b'y') || is_blank(before)) {
+            return None;
+        }
         let gap = raw[..eq].iter().rev().take_while(|&&b| is_blank(b)).count();
         let name_start = eq.checked_sub(gap + BOUNDARY.len())?;
         raw[name_start..eq - gap]
@@ -463,12 +468,15 @@ pub(crate) fn has_header_section(raw: &[u8]) -> bool {
 }
 
 /// RFC 5322 `field-name ":"`, with the obsolete whitespace before the colon allowed.
+///
+/// Read from the start and stopped at the first byte a name cannot hold: prose and folded
+/// lines are told apart after a word, not after a scan of the whole line for a colon.
 fn is_field_start(line: &[u8]) -> bool {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return false;
-    };
-    let name = line[..colon].trim_ascii_end();
-    !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
+    let name = line
+        .iter()
+        .take_while(|&&b| b != b':' && (33..=126).contains(&b))
+        .count();
+    name > 0 && line[name..].trim_ascii_start().first() == Some(&b':')
 }
 
 #[cfg(test)]
@@ -524,6 +532,34 @@ mod tests {
         );
         assert_eq!(strip_envelope_noise(b"From : a\n"), b"From : a\n");
         assert_eq!(strip_envelope_noise(b"From nowhere"), b"From nowhere");
+    }
+
+    #[test]
+    fn field_starts_read_as_the_colon_first_definition_reads_them() {
+        // RFC 5322's definition, as it was written before reading stopped early.
+        fn by_first_colon(line: &[u8]) -> bool {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                return false;
+            };
+            let name = line[..colon].trim_ascii_end();
+            !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
+        }
+        let alphabet = b"a:Z \t\r\n\x0c-\x7f\x80";
+        // Every line of up to five bytes over an alphabet holding each kind of byte.
+        let mut line = Vec::new();
+        let mut count = 0u32;
+        for len in 0..=5u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                line.clear();
+                for _ in 0..len {
+                    line.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                assert_eq!(is_field_start(&line), by_first_colon(&line), "{line:?}");
+                count += 1;
+            }
+        }
+        assert!(count > 100_000);
     }
 
     #[test]
