@@ -5,7 +5,8 @@ Run it through `devtools/bench/run`, which installs what is missing, builds in r
 passes its arguments here. Everything runs in this one process tree: Palisade embedded and
 distributed (release), Dovecot's LMTP (Maildir, `mail_fsync = optimized`) and `smtp-sink -L`
 all run at once and are measured one at a time, interleaved round by round, with the order of
-the systems rotated each round; each figure is the median over the rounds.
+the systems rotated each round; each figure is the median over the rounds. Each measurement
+starts once the machine is quiet (`settle`), so no system pays for another's leftover work.
 
 A benchmark, never a test: nothing here asserts a time. It writes its table into
 docs/benchmarks.md (between the `bench:begin`/`bench:end` markers) and all raw figures as JSON
@@ -190,6 +191,47 @@ class Sink:
 
 # ---------------------------------------------------------------------------------------------
 # Load generators
+
+
+# Share of all cores busy (iowait included) under which the machine counts as quiet.
+QUIET_BUSY = 0.15
+QUIET_WINDOW = 0.5  # seconds per sample
+QUIET_SAMPLES = 2  # consecutive quiet samples needed
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """Busy and total jiffies of all cores since boot (/proc/stat); iowait counts as busy,
+    because a flush still running competes with the next system's fsyncs."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    idle = fields[3]
+    return sum(fields) - idle, sum(fields)
+
+
+def settle(timeout: float = 180.0) -> dict:
+    """Waits until the machine is quiet before a measurement.
+
+    Every system keeps running between its rounds, and a Palisade daemon goes on indexing what
+    it accepted, as Cassandra and Elasticsearch go on flushing and merging. Measured at once,
+    the next system would pay for that work: its figure would depend on what ran before it.
+    Returns the seconds waited and the busy share last seen.
+    """
+    start = time.monotonic()
+    quiet = 0
+    busy_share = 1.0
+    b0, t0 = cpu_jiffies()
+    while time.monotonic() - start < timeout:
+        time.sleep(QUIET_WINDOW)
+        b1, t1 = cpu_jiffies()
+        busy_share = (b1 - b0) / max(t1 - t0, 1)
+        b0, t0 = b1, t1
+        quiet = quiet + 1 if busy_share < QUIET_BUSY else 0
+        if quiet >= QUIET_SAMPLES:
+            break
+    waited = time.monotonic() - start
+    if quiet < QUIET_SAMPLES:
+        log(f"machine still busy after {timeout:.0f}s ({busy_share:.0%} of all cores): measuring anyway")
+    return {"waited_s": round(waited, 1), "busy": round(busy_share, 3)}
 
 
 def smtp_source(port: int, sessions: int, size: int, count: int, rcpt: str) -> dict:
@@ -510,7 +552,9 @@ def render(res: dict) -> str:
     ]
     if a["note"]:
         out += [f"**Note:** {a['note']}", ""]
-    out += [f"Medians over {a['rounds']} rounds; systems interleaved round by round, order rotated each round.", ""]
+    out += [f"Medians over {a['rounds']} rounds; systems interleaved round by round, order rotated each round;"
+            f" each measurement starts once the machine is quiet (under {QUIET_BUSY:.0%} of all cores busy"
+            f" for {QUIET_SAMPLES * QUIET_WINDOW:g} s).", ""]
     if res["ingest"]:
         out += ["### LMTP ingest (`smtp-source -L -d`), msg/s", "",
             "| case | " + " | ".join(LABELS[s] for s in systems) + " | "
@@ -669,9 +713,12 @@ def main() -> int:
             if "ingest" not in skip:
                 for case in cases:
                     for s in order:
+                        quiet = settle()
                         r = smtp_source(ports[s], case["sessions"], case["size"], case["count"], rcpt)
+                        r["settle"] = quiet
                         res["ingest"].setdefault(case["name"], {}).setdefault(s, []).append(r)
                         log(f"round {rnd + 1} {case['name']} {s}: {fmt(r['msg_s'])} msg/s"
+                            f" (after {quiet['waited_s']}s settling)"
                             + (f" rc {r['rc']} {r['stderr'][:200]}" if r["rc"] else ""))
             if "corpus" not in skip:
                 for s in order:
@@ -680,10 +727,13 @@ def main() -> int:
                     user = f"corpus{rnd}"
                     if s in daemons:
                         daemons[s].add_user(user)
+                    quiet = settle()
                     r = replay(ports[s], f"{user}@{e2e.DOMAIN}", corpus, args.corpus_sessions)
+                    r["settle"] = quiet
                     res["corpus"].setdefault(s, []).append(r)
                     log(f"round {rnd + 1} corpus {s}: {fmt(r['msg_s'])} msg/s {r['codes']}")
             if "parse" not in skip and args.parse_bin:
+                settle()
                 r = subprocess.run([args.parse_bin, str(e2e.CORPUS_DIR), "3" if q else "5"],
                                    capture_output=True, text=True, timeout=3600)
                 if r.returncode == 0:

@@ -17,11 +17,10 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BenchDaemon, smtp_source  # noqa: E402
+from bench import BenchDaemon, settle, smtp_source  # noqa: E402
 import palisade_e2e as e2e  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -62,7 +61,8 @@ def main() -> None:
         daemon.add_user("bench")
         rcpt = f"bench@{e2e.DOMAIN}"
         smtp_source(daemon.port, args.sessions, args.size, 300, rcpt)
-        time.sleep(3)
+        # The warm-up's indexing, and an earlier run's flushes and merges, finish first.
+        quiet = settle()
         before = cpu_by_service()
         r = smtp_source(daemon.port, args.sessions, args.size, args.messages, rcpt)
         after = cpu_by_service()
@@ -75,7 +75,7 @@ def main() -> None:
         # A process that started during the run counts from zero.
         spent[name] = spent.get(name, 0.0) + seconds - before.get((pid, name), 0.0)
     print(f"{args.backend}: {r['msg_s']:,.0f} msg/s ({args.messages} x {args.size} B, "
-          f"{args.sessions} sessions, {r['seconds']:.1f} s)")
+          f"{args.sessions} sessions, {r['seconds']:.1f} s, after {quiet['waited_s']} s settling)")
     for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         if seconds >= 0.05:
             print(f"  {name:24s} {seconds:7.1f} CPU-s  {seconds * 1e6 / args.messages:8.0f} µs per message")
