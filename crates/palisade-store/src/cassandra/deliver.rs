@@ -1,7 +1,8 @@
 //! Delivery without transactions: ordered, idempotent writes with one commit point.
 //!
 //! 1. The first delivery of a message id claims its arrival time (LWT), so every retry and
-//!    every concurrent redelivery writes byte-identical rows.
+//!    every concurrent redelivery writes byte-identical rows. Only an attempt whose claim is
+//!    refused looks for an earlier attempt's committed message (the duplicate check).
 //! 2. Raw chunks, thread keys, the discussion and the message row are written; each write is
 //!    idempotent, so a failure part-way is repaired by the LMTP client's retry. A message
 //!    none of whose keys is known starts the discussion derived from its thread's root key,
@@ -46,7 +47,10 @@ pub(super) async fn deliver(
 ) -> Result<DeliveryReceipt, StoreError> {
     let id = MessageId::for_raw(d.user_id, &d.raw_sha256);
     let user = d.user_id.0;
-    if let Some((_, uncounted)) = store.delivered(user, id.0).await? {
+    // The claim comes first: every delivered message was claimed, so a new message, whose
+    // claim is granted, needs no duplicate check, and only a refused claim reads one.
+    let (received, claimed) = claim_arrival(store, user, id, d.envelope.received_at).await?;
+    if !claimed && let Some((_, uncounted)) = store.delivered(user, id.0).await? {
         debug!(user = %d.user_id, message = %id, "duplicate delivery");
         // An earlier attempt committed but did not count (its reply was lost, or it failed
         // right after): this one counts it. Two retries racing here would count it twice;
@@ -60,7 +64,6 @@ pub(super) async fn deliver(
         });
     }
 
-    let received = claim_arrival(store, user, id, d.envelope.received_at).await?;
     // The message's own people, as the discussion would merge them.
     let mut people = Vec::new();
     merge_participants(&mut people, &d.content.participants);
@@ -115,22 +118,23 @@ async fn count(store: &CassandraStore, user: Uuid, id: MessageId) -> Result<(), 
     Ok(())
 }
 
-/// The arrival time of the first delivery attempt of this message, ours or an earlier one.
+/// The arrival time of the first delivery attempt of this message, ours or an earlier one,
+/// and whether it is ours (the claim was granted).
 async fn claim_arrival(
     store: &CassandraStore,
     user: Uuid,
     id: MessageId,
     received: DateTime<Utc>,
-) -> Result<DateTime<Utc>, StoreError> {
+) -> Result<(DateTime<Utc>, bool), StoreError> {
     let st = store.statements().await?;
     let claim = store
         .lwt(&st.claim_message, (user, id.0, timestamp(received)))
         .await?;
     if claim.applied {
-        return Ok(received);
+        return Ok((received, true));
     }
     match claim.column("received_at") {
-        Some(CqlValue::Timestamp(t)) => Ok(super::from_timestamp(*t)),
+        Some(CqlValue::Timestamp(t)) => Ok((super::from_timestamp(*t), false)),
         _ => Err(StoreError::Corrupt(format!(
             "message claim {id} has no arrival time"
         ))),
