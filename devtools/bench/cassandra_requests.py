@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""What a distributed delivery asks of Cassandra: requests per delivery, by table, as Cassandra counts them.
+
+Starts a fresh distributed daemon (binaries from PALISADE_BIN_DIR, as devtools/bench/bench.py
+does), delivers N messages of 1 KiB over 10 sessions with `smtp-source -L`, waits until the
+machine is quiet (the worker has indexed them too) and prints, per table, how many reads and
+writes each delivery cost: the difference of Cassandra's own counters in
+`system_views.coordinator_read_latency` and friends before and after. The counts do not depend
+on the machine's speed, so two builds compare exactly. Needs `devtools/services up` and its
+environment.
+
+    PALISADE_BIN_DIR=target/release devtools/bench/cassandra_requests.py -n 500
+
+A measurement, not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import BenchDaemon, settle, smtp_source  # noqa: E402
+import palisade_e2e as e2e  # noqa: E402
+
+# Coordinator views count what clients asked; local views what the replica did, Paxos and
+# batch log included (system.paxos, system.batches).
+VIEWS = ("coordinator_read_latency", "coordinator_write_latency", "local_read_latency", "local_write_latency")
+
+
+def counts(view: str) -> dict[str, int]:
+    """Requests so far per table of Palisade's keyspaces (summed) and of `system`."""
+    body, columns, rows, at = e2e._cql_rows(f"SELECT keyspace_name, table_name, count FROM system_views.{view}")
+    out: dict[str, int] = {}
+    for _ in range(rows):
+        values = []
+        for _ in range(columns):
+            (n,) = struct.unpack(">i", body[at:at + 4])
+            at += 4
+            values.append(body[at:at + max(n, 0)])
+            at += max(n, 0)
+        keyspace, table, count = values[0].decode(), values[1].decode(), int.from_bytes(values[2], "big")
+        if keyspace == "system":
+            table = f"system.{table}"
+        elif not keyspace.startswith("palisade"):
+            continue
+        out[table] = out.get(table, 0) + count
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", "--messages", type=int, default=500)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="cassandra-requests-"))
+    daemon = BenchDaemon("distributed", work / "daemon")
+    daemon.start(timeout=300)
+    try:
+        daemon.add_user("bench")
+        settle()
+        before = {v: counts(v) for v in VIEWS}
+        r = smtp_source(daemon.port, 10, 1024, args.messages, f"bench@{e2e.DOMAIN}")
+        settle()
+        after = {v: counts(v) for v in VIEWS}
+    finally:
+        daemon.cleanup()
+    if r["msg_s"] is None:
+        sys.exit(f"smtp-source failed ({r['rc']}): {r['stderr']}")
+    print(f"{args.messages} deliveries of 1 KiB over 10 sessions; requests per delivery:")
+    for view in VIEWS:
+        per = {t: (c - before[view].get(t, 0)) / args.messages for t, c in after[view].items()}
+        per = {t: n for t, n in per.items() if n >= 0.005}
+        print(f"  {view} (total {sum(per.values()):.2f})")
+        for table, n in sorted(per.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"    {table:32s} {n:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
