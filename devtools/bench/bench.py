@@ -105,6 +105,17 @@ class BenchDaemon(Daemon):
         self._as_backend(super().cleanup)
 
 
+def ensure_bench_user() -> None:
+    """Creates BENCH_USER when running as root: Dovecot writes mail, and smtp-sink runs, as it."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam(BENCH_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", BENCH_USER],
+                       check=True)
+
+
 class Dovecot:
     """Debian's Dovecot LMTP with its own config, base_dir and state under a temporary dir."""
 
@@ -216,6 +227,8 @@ def settle(timeout: float = 180.0) -> dict:
     the next system would pay for that work: its figure would depend on what ran before it.
     Returns the seconds waited and the busy share last seen.
     """
+    if timeout <= 0:
+        return {"waited_s": 0.0, "busy": None}
     start = time.monotonic()
     quiet = 0
     busy_share = 1.0
@@ -552,9 +565,11 @@ def render(res: dict) -> str:
     ]
     if a["note"]:
         out += [f"**Note:** {a['note']}", ""]
+    settling = (f" each measurement starts once the machine is quiet (under {QUIET_BUSY:.0%} of all cores busy"
+                f" for {QUIET_SAMPLES * QUIET_WINDOW:g} s, waiting at most {a['settle_timeout']:g} s)"
+                if a["settle_timeout"] > 0 else " measurements start without waiting for a quiet machine")
     out += [f"Medians over {a['rounds']} rounds; systems interleaved round by round, order rotated each round;"
-            f" each measurement starts once the machine is quiet (under {QUIET_BUSY:.0%} of all cores busy"
-            f" for {QUIET_SAMPLES * QUIET_WINDOW:g} s).", ""]
+            f"{settling}.", ""]
     if res["ingest"]:
         out += ["### LMTP ingest (`smtp-source -L -d`), msg/s", "",
             "| case | " + " | ".join(LABELS[s] for s in systems) + " | "
@@ -661,6 +676,8 @@ def main() -> int:
     ap.add_argument("--api-connections", type=int, default=20)
     ap.add_argument("--api-backends", default=None,
                     help="comma-separated: embedded,distributed (default: both, or embedded with --no-distributed)")
+    ap.add_argument("--settle-timeout", type=float, default=180.0,
+                    help="longest wait for a quiet machine before each measurement, seconds (0: never wait)")
     ap.add_argument("--skip", default="", help="comma-separated phases to skip: ingest,corpus,parse,lag,rss,api")
     ap.add_argument("--parse-bin", default=os.environ.get("PALISADE_PARSE_BENCH"), help="the parse_bench example binary")
     ap.add_argument("--note", default="", help="a sentence for the report, e.g. what else ran on the machine")
@@ -684,6 +701,7 @@ def main() -> int:
     res: dict = {"argv": sys.argv[1:], "args": vars(args), "machine": machine(), "cases": cases,
                  "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                  "ingest": {}, "corpus": {}, "parse": [], "lag": {}, "rss": {}, "api": {}}
+    ensure_bench_user()
     work = Path(tempfile.mkdtemp(prefix="palisade-bench-"))
     log(f"work directory {work}")
     daemons: dict[str, BenchDaemon] = {}
@@ -713,7 +731,7 @@ def main() -> int:
             if "ingest" not in skip:
                 for case in cases:
                     for s in order:
-                        quiet = settle()
+                        quiet = settle(args.settle_timeout)
                         r = smtp_source(ports[s], case["sessions"], case["size"], case["count"], rcpt)
                         r["settle"] = quiet
                         res["ingest"].setdefault(case["name"], {}).setdefault(s, []).append(r)
@@ -727,13 +745,13 @@ def main() -> int:
                     user = f"corpus{rnd}"
                     if s in daemons:
                         daemons[s].add_user(user)
-                    quiet = settle()
+                    quiet = settle(args.settle_timeout)
                     r = replay(ports[s], f"{user}@{e2e.DOMAIN}", corpus, args.corpus_sessions)
                     r["settle"] = quiet
                     res["corpus"].setdefault(s, []).append(r)
                     log(f"round {rnd + 1} corpus {s}: {fmt(r['msg_s'])} msg/s {r['codes']}")
             if "parse" not in skip and args.parse_bin:
-                settle()
+                settle(args.settle_timeout)
                 r = subprocess.run([args.parse_bin, str(e2e.CORPUS_DIR), "3" if q else "5"],
                                    capture_output=True, text=True, timeout=3600)
                 if r.returncode == 0:

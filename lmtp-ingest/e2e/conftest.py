@@ -22,7 +22,7 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "embedded_only: injects faults through SQLite itself")
+    config.addinivalue_line("markers", "embedded_only: runs in the embedded pass only (SQLite faults, once-per-run checks)")
     config.addinivalue_line("markers", "distributed_only: needs the external services")
     config.addinivalue_line("markers", "stops_services: stops or kills the shared services "
                                        "(devtools/test runs these alone, after the rest)")

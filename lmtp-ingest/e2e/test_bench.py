@@ -1,0 +1,49 @@
+"""The benchmark command still works: one small round of devtools/bench/bench.py (issue 12).
+
+A smoke run, never a measurement: it checks that every system took every message and that the
+table was produced, not how fast anything was. Embedded only, with the binaries under test and
+a few messages; `devtools/bench/run` is the same script with release builds and full sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from palisade_e2e import REPO
+
+pytestmark = pytest.mark.embedded_only
+SYSTEMS = ("palisade-embedded", "dovecot", "ceiling")
+
+
+def test_the_benchmark_measures_every_system_and_writes_its_table(binaries):
+    r = subprocess.run(
+        [sys.executable, str(REPO / "devtools" / "bench" / "bench.py"), "--quick", "--no-distributed",
+         "--messages", "60", "--skip", "corpus,parse,lag,rss,api", "--no-write",
+         # The other pass shares the machine: it is never quiet, and no figure here is kept.
+         "--settle-timeout", "0"],
+        capture_output=True, text=True, timeout=900)
+    found = re.search(r"raw results in (\S+)/results\.json", r.stderr)
+    try:
+        assert r.returncode == 0, f"bench.py exited {r.returncode}:\n{r.stderr[-3000:]}"
+        assert found, f"bench.py named no results file:\n{r.stderr[-3000:]}"
+        results = json.loads((Path(found.group(1)) / "results.json").read_text())
+        assert set(results["systems"]) == set(SYSTEMS), results["systems"]
+        cases = {c["name"]: c["count"] for c in results["cases"]}
+        assert set(results["ingest"]) == set(cases), results["ingest"].keys()
+        for case, runs in results["ingest"].items():
+            for system in SYSTEMS:
+                (run,) = runs[system]
+                # smtp-source exits non-zero on any reply but 250: every message was taken.
+                assert run["rc"] == 0 and run["msg_s"], f"{case} {system}: {run}"
+        for label in ("Palisade embedded", "Dovecot LMTP", "smtp-sink ceiling", "embedded / Dovecot"):
+            assert label in r.stdout, f"the table lacks {label!r}:\n{r.stdout}"
+    finally:
+        if found:
+            shutil.rmtree(found.group(1), ignore_errors=True)
