@@ -89,7 +89,9 @@ def deliver_all(port: int, rcpt: str, items: list[tuple[str, bytes]], mode: str)
                     codes = [t.mail.code] + [r.code for r in t.rcpts] + [r.code for r in t.chunks] + \
                             [r.code for r in t.final]
                     bad = [c for c in codes if c not in (250, 354)]
-                    if bad and all(400 <= c < 500 for c in bad) and attempt < MAX_ATTEMPTS:
+                    # The first refusal decides, as for Postfix: a 5xx to the data of a
+                    # transaction whose recipient was deferred only says there was none left.
+                    if bad and 400 <= bad[0] < 500 and attempt < MAX_ATTEMPTS:
                         with lock:
                             deferrals.append(f"{name} (attempt {attempt}): {t!r}")
                         time.sleep(RETRY_PAUSE)
