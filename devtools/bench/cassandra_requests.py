@@ -17,7 +17,6 @@ A measurement, not a test: nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -33,16 +32,10 @@ VIEWS = ("coordinator_read_latency", "coordinator_write_latency", "local_read_la
 
 def counts(view: str) -> dict[str, int]:
     """Requests so far per table of Palisade's keyspaces (summed) and of `system`."""
-    body, columns, rows, at = e2e._cql_rows(f"SELECT keyspace_name, table_name, count FROM system_views.{view}")
     out: dict[str, int] = {}
-    for _ in range(rows):
-        values = []
-        for _ in range(columns):
-            (n,) = struct.unpack(">i", body[at:at + 4])
-            at += 4
-            values.append(body[at:at + max(n, 0)])
-            at += max(n, 0)
-        keyspace, table, count = values[0].decode(), values[1].decode(), int.from_bytes(values[2], "big")
+    for keyspace, table, count in e2e.cql_cells(
+            f"SELECT keyspace_name, table_name, count FROM system_views.{view}"):
+        keyspace, table, count = keyspace.decode(), table.decode(), int.from_bytes(count, "big")
         if keyspace == "system":
             table = f"system.{table}"
         elif not keyspace.startswith("palisade"):

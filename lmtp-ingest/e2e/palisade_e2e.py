@@ -92,18 +92,24 @@ def cql_row_count(query: str) -> int:
     return _cql_rows(query)[2]
 
 
-def cql_texts(query: str) -> list[str]:
-    """The first column of every row a CQL query returns, as text (unpaged)."""
+def cql_cells(query: str) -> list[list[bytes]]:
+    """Every row a CQL query returns, as the raw bytes of its cells (unpaged; null is empty)."""
     body, columns, rows, at = _cql_rows(query)
     out = []
     for _ in range(rows):
-        for column in range(columns):
+        row = []
+        for _ in range(columns):
             (n,) = struct.unpack(">i", body[at:at + 4])
             at += 4
-            if column == 0:
-                out.append(body[at:at + max(n, 0)].decode())
+            row.append(body[at:at + max(n, 0)])
             at += max(n, 0)
+        out.append(row)
     return out
+
+
+def cql_texts(query: str) -> list[str]:
+    """The first column of every row a CQL query returns, as text (unpaged)."""
+    return [row[0].decode() for row in cql_cells(query)]
 
 
 # Creating a keyspace costs Cassandra about 7 s of CPU (forty schema changes, each flushing the
