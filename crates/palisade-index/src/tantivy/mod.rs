@@ -293,6 +293,91 @@ mod tests {
         Ok(false)
     }
 
+    /// Writes `docs` as the index did before 2026-12-03: each with its `"{user}/{message}"` key.
+    fn write_as_before(index: &TantivyIndex, docs: &[&IndexDocument]) -> Result<(), IndexError> {
+        let key = index.key_field()?;
+        let inner = &index.inner;
+        let mut writer = inner
+            .writer
+            .as_ref()
+            .ok_or(IndexError::ReadOnly)?
+            .lock()
+            .map_err(|_| IndexError::Unavailable("writer poisoned".into()))?;
+        for doc in docs {
+            let mut old = schema::to_document(&inner.fields, doc);
+            old.add_text(key, format!("{}/{}", doc.user_id, doc.message_id));
+            writer
+                .add_document(old)
+                .map_err(|e| unavailable("adding", e))?;
+        }
+        writer.commit().map_err(|e| unavailable("committing", e))?;
+        drop(writer);
+        inner
+            .reader
+            .reload()
+            .map_err(|e| unavailable("reloading", e))
+    }
+
+    impl TantivyIndex {
+        fn key_field(&self) -> Result<::tantivy::schema::Field, IndexError> {
+            self.inner
+                .index
+                .schema()
+                .get_field("key")
+                .map_err(|e| unavailable("key field", e))
+        }
+
+        /// How many live documents have `doc`'s old key.
+        fn keyed(&self, doc: &IndexDocument) -> Result<usize, IndexError> {
+            let term = ::tantivy::Term::from_field_text(
+                self.key_field()?,
+                &format!("{}/{}", doc.user_id, doc.message_id),
+            );
+            let query =
+                ::tantivy::query::TermQuery::new(term, ::tantivy::schema::IndexRecordOption::Basic);
+            self.inner
+                .reader
+                .searcher()
+                .search(&query, &Count)
+                .map_err(|e| unavailable("searching", e))
+        }
+    }
+
+    #[tokio::test]
+    async fn documents_written_with_a_key_are_replaced_and_deleted() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
+        let (user, other) = (UserId::new_random(), UserId::new_random());
+        let replaced = doc(user, "zqvxold subject", "zqvxold body");
+        let deleted = doc(user, "zqvxdoomed", "body");
+        // The same message id in another user's mailbox must survive both.
+        let mut twin = replaced.clone();
+        twin.user_id = other;
+        let index = TantivyIndex::open(dir.path())?;
+        write_as_before(&index, &[&replaced, &deleted, &twin])?;
+        assert_eq!(index.count(user).await?, 2);
+        assert_eq!(index.keyed(&replaced)?, 1);
+
+        let mut newer = replaced.clone();
+        newer.subject = "zqvxnew subject".into();
+        newer.body = "zqvxnew body".into();
+        index.index(vec![newer]).await?;
+        index.delete_message(user, deleted.message_id).await?;
+
+        assert_eq!(index.count(user).await?, 1);
+        assert_eq!(index.count(other).await?, 1);
+        let text = |t: &str| SearchQuery {
+            text: Some(t.into()),
+            ..Default::default()
+        };
+        assert_eq!(index.search(user, &text("zqvxold"), 10).await?.len(), 0);
+        assert_eq!(index.search(user, &text("zqvxnew"), 10).await?.len(), 1);
+        assert_eq!(index.search(other, &text("zqvxold"), 10).await?.len(), 1);
+        // The replacement is written without a key; the other user's document keeps its own.
+        assert_eq!(index.keyed(&replaced)?, 0);
+        assert_eq!(index.keyed(&twin)?, 1);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn a_deleted_users_words_leave_the_index_files() -> Result<(), IndexError> {
         let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;

@@ -9,7 +9,7 @@ use ::tantivy::query::{
 };
 use ::tantivy::schema::{Field, IndexRecordOption};
 use chrono::{DateTime, Utc};
-use palisade_model::UserId;
+use palisade_model::{MessageId, UserId};
 
 use super::Inner;
 use crate::analysis;
@@ -23,6 +23,15 @@ impl Inner {
             Term::from_field_text(self.fields.user_id, &user.to_string()),
             IndexRecordOption::Basic,
         ))
+    }
+
+    /// Matches one user's message, and only it: the same message id may be another user's too.
+    pub(super) fn message_query(&self, user: UserId, message: MessageId) -> Box<dyn Query> {
+        let id = Box::new(TermQuery::new(
+            Term::from_field_text(self.fields.message_id, &message.to_string()),
+            IndexRecordOption::Basic,
+        ));
+        Box::new(BooleanQuery::intersection(vec![id, self.user_query(user)]))
     }
 
     /// The user scope is always the first Must clause; every criterion adds another.

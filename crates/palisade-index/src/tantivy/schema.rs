@@ -5,7 +5,6 @@ use ::tantivy::TantivyDocument;
 use ::tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
-use palisade_model::{MessageId, UserId};
 
 use crate::IndexDocument;
 use crate::IndexError;
@@ -19,8 +18,6 @@ pub(super) const ADDRESS_TOKENIZER: &str = "palisade_address";
 /// Handles of the schema's fields, looked up once when the index is opened.
 #[derive(Clone, Copy)]
 pub(super) struct Fields {
-    /// `"{user}/{message}"`: the unique key used to replace or delete one document.
-    pub(super) key: Field,
     pub(super) user_id: Field,
     pub(super) message_id: Field,
     pub(super) discussion_id: Field,
@@ -43,7 +40,6 @@ impl Fields {
                 .map_err(|e| IndexError::Unavailable(format!("index schema: {e}")))
         };
         Ok(Fields {
-            key: get("key")?,
             user_id: get("user_id")?,
             message_id: get("message_id")?,
             discussion_id: get("discussion_id")?,
@@ -68,6 +64,9 @@ pub(super) fn build_schema() -> Schema {
         )
     };
     let mut builder = Schema::builder();
+    // `"{user}/{message}"`, by which documents written before 2026-12-03 were replaced and
+    // deleted. No longer written (see `write::Inner::delete`); it stays in the schema so
+    // that indexes written before still open.
     builder.add_text_field("key", STRING);
     builder.add_text_field("user_id", STRING | STORED);
     builder.add_text_field("message_id", STRING | STORED);
@@ -82,15 +81,9 @@ pub(super) fn build_schema() -> Schema {
     builder.build()
 }
 
-/// The value of the `key` field of one user's message.
-pub(super) fn doc_key(user: UserId, message: MessageId) -> String {
-    format!("{user}/{message}")
-}
-
 /// The document the index stores for `doc`; tantivy analyzes its text fields on the way in.
 pub(super) fn to_document(fields: &Fields, doc: &IndexDocument) -> TantivyDocument {
     let mut out = TantivyDocument::default();
-    out.add_text(fields.key, doc_key(doc.user_id, doc.message_id));
     out.add_text(fields.user_id, doc.user_id.to_string());
     out.add_text(fields.message_id, doc.message_id.to_string());
     out.add_text(fields.discussion_id, doc.discussion_id.to_string());
