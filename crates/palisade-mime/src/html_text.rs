@@ -197,7 +197,11 @@ pub(crate) fn html_to_text(html: &str) -> String {
                     is_after_space = true;
                 }
                 is_token_start = true;
-                pos += 1;
+                // The rest of a run of blanks (indentation, mostly) changes nothing more.
+                pos += 1 + input[pos + 1..]
+                    .iter()
+                    .take_while(|&&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    .count();
                 continue;
             }
             b'&' | b';' if !in_tag && !is_token_start && !in_head => {
