@@ -16,6 +16,7 @@ into the work directory it prints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import http.client
 import json
@@ -103,6 +104,20 @@ class BenchDaemon(Daemon):
 
     def cleanup(self):
         self._as_backend(super().cleanup)
+
+
+@contextlib.contextmanager
+def scratch_daemon(backend: str, prefix: str):
+    """A started daemon on `backend`, in a temporary directory removed with it afterwards: a
+    run leaves hundreds of megabytes, whose writeback would slow the next one."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    daemon = BenchDaemon(backend, work / "daemon")
+    try:
+        daemon.start(timeout=300)
+        yield daemon
+    finally:
+        daemon.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def ensure_bench_user() -> None:

@@ -17,13 +17,11 @@ A measurement, not a test: nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BenchDaemon, settle, smtp_source  # noqa: E402
+from bench import scratch_daemon, settle, smtp_source  # noqa: E402
 import palisade_e2e as e2e  # noqa: E402
 
 # Coordinator views count what clients asked; local views what the replica did, Paxos and
@@ -50,20 +48,13 @@ def main() -> None:
     ap.add_argument("-n", "--messages", type=int, default=500)
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="cassandra-requests-"))
-    daemon = BenchDaemon("distributed", work / "daemon")
-    daemon.start(timeout=300)
-    try:
+    with scratch_daemon("distributed", "cassandra-requests-") as daemon:
         daemon.add_user("bench")
         settle()
         before = {v: counts(v) for v in VIEWS}
         r = smtp_source(daemon.port, 10, 1024, args.messages, f"bench@{e2e.DOMAIN}")
         settle()
         after = {v: counts(v) for v in VIEWS}
-    finally:
-        daemon.cleanup()
-        # A run leaves hundreds of megabytes, whose writeback would slow the next one.
-        shutil.rmtree(work, ignore_errors=True)
     if r["msg_s"] is None:
         sys.exit(f"smtp-source failed ({r['rc']}): {r['stderr']}")
     print(f"{args.messages} deliveries of 1 KiB over 10 sessions; requests per delivery:")

@@ -15,13 +15,11 @@ A measurement, not a test: nothing is asserted.
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BenchDaemon, settle, smtp_source  # noqa: E402
+from bench import scratch_daemon, settle, smtp_source  # noqa: E402
 import palisade_e2e as e2e  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -55,10 +53,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="ingest-cpu-"))
-    daemon = BenchDaemon(args.backend, work / "daemon")
-    daemon.start(timeout=300)
-    try:
+    with scratch_daemon(args.backend, "ingest-cpu-") as daemon:
         daemon.add_user("bench")
         rcpt = f"bench@{e2e.DOMAIN}"
         smtp_source(daemon.port, args.sessions, args.size, 300, rcpt)
@@ -67,10 +62,6 @@ def main() -> None:
         before = cpu_by_service()
         r = smtp_source(daemon.port, args.sessions, args.size, args.messages, rcpt)
         after = cpu_by_service()
-    finally:
-        daemon.cleanup()
-        # A run leaves hundreds of megabytes, whose writeback would slow the next one.
-        shutil.rmtree(work, ignore_errors=True)
     if r["msg_s"] is None:
         sys.exit(f"smtp-source failed ({r['rc']}): {r['stderr']}")
     spent: dict[str, float] = {}
