@@ -296,26 +296,16 @@ mod tests {
     /// Writes `docs` as the index did before 2026-12-03: each with its `"{user}/{message}"` key.
     fn write_as_before(index: &TantivyIndex, docs: &[&IndexDocument]) -> Result<(), IndexError> {
         let key = index.key_field()?;
-        let inner = &index.inner;
-        let mut writer = inner
-            .writer
-            .as_ref()
-            .ok_or(IndexError::ReadOnly)?
-            .lock()
-            .map_err(|_| IndexError::Unavailable("writer poisoned".into()))?;
-        for doc in docs {
-            let mut old = schema::to_document(&inner.fields, doc);
-            old.add_text(key, format!("{}/{}", doc.user_id, doc.message_id));
-            writer
-                .add_document(old)
-                .map_err(|e| unavailable("adding", e))?;
-        }
-        writer.commit().map_err(|e| unavailable("committing", e))?;
-        drop(writer);
-        inner
-            .reader
-            .reload()
-            .map_err(|e| unavailable("reloading", e))
+        index.inner.write(|writer, fields| {
+            for doc in docs {
+                let mut old = schema::to_document(fields, doc);
+                old.add_text(key, format!("{}/{}", doc.user_id, doc.message_id));
+                writer
+                    .add_document(old)
+                    .map_err(|e| unavailable("adding", e))?;
+            }
+            Ok(())
+        })
     }
 
     impl TantivyIndex {

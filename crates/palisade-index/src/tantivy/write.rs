@@ -97,7 +97,7 @@ impl Inner {
     }
 
     /// Locks the writer, runs `ops`, then commits and reloads; rolls back when `ops` fails.
-    fn write(
+    pub(super) fn write(
         &self,
         ops: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>,
     ) -> Result<(), IndexError> {
