@@ -27,6 +27,7 @@ use crate::{
     IndexDocument, IndexError, SearchHit, SearchIndex, SearchQuery, analysis, unavailable,
 };
 use schema::{ADDRESS_TOKENIZER, Fields, TEXT_TOKENIZER, build_schema};
+use write::PendingCommit;
 
 /// Indexing memory budget of the writer. Each commit starts a segment whose term table is
 /// sized from it (up to a third) and zeroed, so a larger budget costs on every commit.
@@ -45,7 +46,7 @@ struct Inner {
     index: Index,
     reader: IndexReader,
     /// `None` for read-only instances.
-    writer: Option<Mutex<IndexWriter>>,
+    writer: Option<Mutex<write::Writer>>,
     fields: Fields,
 }
 
@@ -93,7 +94,7 @@ impl TantivyIndex {
             inner: Arc::new(Inner {
                 index,
                 reader,
-                writer: writer.map(Mutex::new),
+                writer: writer.map(|w| Mutex::new(write::Writer::new(w))),
                 fields,
             }),
         })
@@ -109,6 +110,28 @@ impl TantivyIndex {
         tokio::task::spawn_blocking(move || work(&inner))
             .await
             .map_err(|e| unavailable("index task failed", e))?
+    }
+}
+
+impl TantivyIndex {
+    /// Waits for the commit that publishes a batch, and makes it once it is due if no other
+    /// batch has.
+    async fn committed(&self, mut pending: PendingCommit) -> Result<(), IndexError> {
+        let due = tokio::time::Instant::from_std(pending.due);
+        let made = pending.outcome.wait_for(Option::is_some);
+        if tokio::time::timeout_at(due, made).await.is_err() {
+            let generation = pending.generation;
+            self.blocking(move |inner| inner.commit_if_open(generation))
+                .await?;
+        }
+        // Made by this batch or another: either way its outcome is sent, or the writer went.
+        let outcome = pending
+            .outcome
+            .wait_for(Option::is_some)
+            .await
+            .map(|outcome| outcome.clone())
+            .map_err(|_| IndexError::Unavailable("index writer closed before committing".into()))?;
+        outcome.unwrap_or(Ok(()))
     }
 }
 
@@ -174,9 +197,10 @@ impl Inner {
 
 #[async_trait::async_trait]
 impl SearchIndex for TantivyIndex {
-    /// Each call commits: a new segment, a reader reload, and a merge of it later. Mail that
-    /// trickles in would make a commit per message; 100 ms bounds them to ten a second, at
-    /// most that much added to search visibility.
+    /// A call after a quiet spell commits at once: a new segment, a reader reload, and a
+    /// merge of it later. Mail that trickles in would make a commit per message; 100 ms
+    /// gathers it, at most that much added to search visibility. Busier, calls share commits
+    /// (see `write`).
     fn gather(&self) -> Duration {
         Duration::from_millis(100)
     }
@@ -189,7 +213,9 @@ impl SearchIndex for TantivyIndex {
             return Ok(());
         }
         let n = docs.len();
-        self.blocking(move |inner| inner.replace(&docs)).await?;
+        if let Some(pending) = self.blocking(move |inner| inner.replace(&docs)).await? {
+            self.committed(pending).await?;
+        }
         tracing::debug!(documents = n, "indexed documents");
         Ok(())
     }
@@ -396,6 +422,94 @@ mod tests {
         );
         assert_eq!(index.count(leaving).await?, 0);
         assert_eq!(index.count(staying).await?, 10);
+        Ok(())
+    }
+
+    fn segments(index: &TantivyIndex) -> Result<usize, IndexError> {
+        Ok(index
+            .inner
+            .index
+            .searchable_segment_ids()
+            .map_err(|e| unavailable("listing segments", e))?
+            .len())
+    }
+
+    #[tokio::test]
+    async fn batches_soon_after_a_commit_share_the_next_one() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
+        let index = TantivyIndex::open(dir.path())?;
+        // Long enough that no batch below comes due before the others have joined it.
+        index.inner.set_commit_interval(Duration::from_secs(2))?;
+        let user = UserId::new_random();
+        // After a quiet spell, a batch commits at once: a segment of its own. It is big
+        // enough to tell that mail pours in.
+        let first = (0..64).map(|_| doc(user, "first", "busy")).collect();
+        index.index(first).await?;
+        assert_eq!(segments(&index)?, 1);
+        // The next three arrive within the commit interval: all wait for one commit, made by
+        // whichever finds it due first, and each call returns only once its documents are
+        // searchable.
+        let (a, b, c) = tokio::join!(
+            index.index(vec![doc(user, "second", "shared")]),
+            index.index(vec![doc(user, "third", "shared")]),
+            index.index(vec![doc(user, "fourth", "shared")]),
+        );
+        a?;
+        b?;
+        c?;
+        assert_eq!(segments(&index)?, 2, "one commit for the three batches");
+        let shared = SearchQuery {
+            text: Some("shared".into()),
+            ..Default::default()
+        };
+        assert_eq!(index.search(user, &shared, 10).await?.len(), 3);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_deletion_publishes_the_batches_waiting_for_a_commit() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
+        let index = TantivyIndex::open(dir.path())?;
+        index.inner.set_commit_interval(Duration::from_secs(640))?;
+        let user = UserId::new_random();
+        let gone = doc(user, "first", "deleted");
+        index.index(vec![gone.clone()]).await?;
+        let waiting = index
+            .inner
+            .replace(&[doc(user, "second", "waiting")])?
+            .ok_or_else(|| unavailable("batch", "committed at once, soon after a commit"))?;
+        index.delete_message(user, gone.message_id).await?;
+        assert_eq!(
+            waiting.outcome.borrow().clone(),
+            Some(Ok(())),
+            "the deletion's commit did not tell the waiting batch"
+        );
+        assert_eq!(index.count(user).await?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_the_batches_waiting_for_a_commit() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
+        let index = TantivyIndex::open(dir.path())?;
+        index.inner.set_commit_interval(Duration::from_secs(640))?;
+        let user = UserId::new_random();
+        index.index(vec![doc(user, "first", "kept")]).await?;
+        let waiting = index
+            .inner
+            .replace(&[doc(user, "second", "discarded")])?
+            .ok_or_else(|| unavailable("batch", "committed at once, soon after a commit"))?;
+        let failure = IndexError::Unavailable("injected".into());
+        let failed = index.inner.write(|_, _| Err(failure.clone()));
+        assert_eq!(failed, Err(failure.clone()));
+        // Its documents were rolled back with the failed write's: it must be retried.
+        assert_eq!(waiting.outcome.borrow().clone(), Some(Err(failure)));
+        index.inner.write(|_, _| Ok(()))?;
+        assert_eq!(
+            index.count(user).await?,
+            1,
+            "the rolled-back batch was published"
+        );
         Ok(())
     }
 }
