@@ -466,18 +466,30 @@ mod tests {
         Ok(())
     }
 
+    /// An index in `dir` holding `first`, and `second` added soon after, waiting for a commit
+    /// that does not come due during a test.
+    async fn with_a_waiting_batch(
+        dir: &Path,
+        first: &IndexDocument,
+        second: &IndexDocument,
+    ) -> Result<(TantivyIndex, PendingCommit), IndexError> {
+        let index = TantivyIndex::open(dir)?;
+        index.inner.set_commit_interval(Duration::from_secs(640))?;
+        index.index(vec![first.clone()]).await?;
+        let waiting = index
+            .inner
+            .replace(std::slice::from_ref(second))?
+            .ok_or_else(|| unavailable("batch", "committed at once, soon after a commit"))?;
+        Ok((index, waiting))
+    }
+
     #[tokio::test]
     async fn a_deletion_publishes_the_batches_waiting_for_a_commit() -> Result<(), IndexError> {
         let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
-        let index = TantivyIndex::open(dir.path())?;
-        index.inner.set_commit_interval(Duration::from_secs(640))?;
         let user = UserId::new_random();
         let gone = doc(user, "first", "deleted");
-        index.index(vec![gone.clone()]).await?;
-        let waiting = index
-            .inner
-            .replace(&[doc(user, "second", "waiting")])?
-            .ok_or_else(|| unavailable("batch", "committed at once, soon after a commit"))?;
+        let (index, waiting) =
+            with_a_waiting_batch(dir.path(), &gone, &doc(user, "second", "waiting")).await?;
         index.delete_message(user, gone.message_id).await?;
         assert_eq!(
             waiting.outcome.borrow().clone(),
@@ -491,14 +503,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_fails_the_batches_waiting_for_a_commit() -> Result<(), IndexError> {
         let dir = tempfile::tempdir().map_err(|e| unavailable("tempdir", e))?;
-        let index = TantivyIndex::open(dir.path())?;
-        index.inner.set_commit_interval(Duration::from_secs(640))?;
         let user = UserId::new_random();
-        index.index(vec![doc(user, "first", "kept")]).await?;
-        let waiting = index
-            .inner
-            .replace(&[doc(user, "second", "discarded")])?
-            .ok_or_else(|| unavailable("batch", "committed at once, soon after a commit"))?;
+        let (first, second) = (doc(user, "first", "kept"), doc(user, "second", "discarded"));
+        let (index, waiting) = with_a_waiting_batch(dir.path(), &first, &second).await?;
         let failure = IndexError::Unavailable("injected".into());
         let failed = index.inner.write(|_, _| Err(failure.clone()));
         assert_eq!(failed, Err(failure.clone()));
