@@ -111,9 +111,7 @@ impl TantivyIndex {
             .await
             .map_err(|e| unavailable("index task failed", e))?
     }
-}
 
-impl TantivyIndex {
     /// Waits for the commit that publishes a batch, and makes it once it is due if no other
     /// batch has.
     async fn committed(&self, mut pending: PendingCommit) -> Result<(), IndexError> {

@@ -255,10 +255,13 @@ impl Inner {
                     "search index writer was poisoned; rolling back uncommitted changes"
                 );
                 let mut guard = poisoned.into_inner();
-                abandon(
-                    &mut guard,
-                    IndexError::Unavailable("search index writer was poisoned".into()),
-                );
+                // Poisoned still if this fails: the next caller tries again.
+                guard
+                    .tantivy
+                    .rollback()
+                    .map_err(|e| unavailable("rolling back poisoned writer", e))?;
+                let poisoned = IndexError::Unavailable("search index writer was poisoned".into());
+                guard.close().send_replace(Some(Err(poisoned)));
                 mutex.clear_poison();
                 Ok(guard)
             }
