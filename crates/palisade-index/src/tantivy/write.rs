@@ -107,20 +107,17 @@ impl Inner {
         &self,
         docs: &[IndexDocument],
     ) -> Result<Option<PendingCommit>, IndexError> {
-        let mut writer = self.lock_writer()?;
-        let added = docs.iter().try_for_each(|doc| {
-            // Delete first: a delete only affects documents added before it, so the
-            // replacement added next survives, and so does the last duplicate in `docs`.
-            self.delete(&writer.tantivy, doc.user_id, doc.message_id)?;
-            writer
-                .tantivy
-                .add_document(to_document(&self.fields, doc))
-                .map(|_| ())
-                .map_err(|e| unavailable("adding document", e))
-        });
-        if let Err(e) = added {
-            return Err(abandon(&mut writer, e));
-        }
+        let mut writer = self.run(|tantivy, fields| {
+            docs.iter().try_for_each(|doc| {
+                // Delete first: a delete only affects documents added before it, so the
+                // replacement added next survives, and so does the last duplicate in `docs`.
+                self.delete(tantivy, doc.user_id, doc.message_id)?;
+                tantivy
+                    .add_document(to_document(fields, doc))
+                    .map(|_| ())
+                    .map_err(|e| unavailable("adding document", e))
+            })
+        })?;
         writer.pending += docs.len();
         let due = writer.due();
         if due <= Instant::now() {
@@ -214,11 +211,21 @@ impl Inner {
         &self,
         ops: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>,
     ) -> Result<(), IndexError> {
-        let mut writer = self.lock_writer()?;
-        if let Err(e) = ops(&writer.tantivy, &self.fields) {
-            return Err(abandon(&mut writer, e));
-        }
+        let writer = self.run(ops)?;
         self.commit(writer)
+    }
+
+    /// Locks the writer and runs `ops`, leaving their changes uncommitted; rolls back when
+    /// `ops` fails (see [`abandon`]).
+    fn run(
+        &self,
+        ops: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>,
+    ) -> Result<MutexGuard<'_, Writer>, IndexError> {
+        let mut writer = self.lock_writer()?;
+        match ops(&writer.tantivy, &self.fields) {
+            Ok(()) => Ok(writer),
+            Err(e) => Err(abandon(&mut writer, e)),
+        }
     }
 
     /// Commits, reloads the reader, and tells the batches that waited for this commit.
