@@ -27,6 +27,9 @@ import palisade_e2e as e2e  # noqa: E402
 # Coordinator views count what clients asked; local views what the replica did, Paxos and
 # batch log included (system.paxos, system.batches).
 VIEWS = ("coordinator_read_latency", "coordinator_write_latency", "local_read_latency", "local_write_latency")
+# Tasks Cassandra ran per stage: Native-Transport-Requests counts client requests, where the
+# views above count a batch once per table it writes.
+POOLS = ("Native-Transport-Requests", "MutationStage", "ReadStage", "CounterMutationStage")
 
 
 def counts(view: str) -> dict[str, int]:
@@ -43,6 +46,13 @@ def counts(view: str) -> dict[str, int]:
     return out
 
 
+def pools() -> dict[str, int]:
+    """Completed tasks so far per thread pool of POOLS."""
+    return {name.decode(): int.from_bytes(done, "big")
+            for name, done in e2e.cql_cells("SELECT name, completed_tasks FROM system_views.thread_pools")
+            if name.decode() in POOLS}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", "--messages", type=int, default=500)
@@ -52,9 +62,11 @@ def main() -> None:
         daemon.add_user("bench")
         settle()
         before = {v: counts(v) for v in VIEWS}
+        pools_before = pools()
         r = smtp_source(daemon.port, 10, 1024, args.messages, f"bench@{e2e.DOMAIN}")
         settle()
         after = {v: counts(v) for v in VIEWS}
+        pools_after = pools()
     if r["msg_s"] is None:
         sys.exit(f"smtp-source failed ({r['rc']}): {r['stderr']}")
     print(f"{args.messages} deliveries of 1 KiB over 10 sessions; requests per delivery:")
@@ -64,6 +76,10 @@ def main() -> None:
         print(f"  {view} (total {sum(per.values()):.2f})")
         for table, n in sorted(per.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"    {table:32s} {n:6.2f}")
+    print("  tasks per delivery by stage (system_views.thread_pools)")
+    for name in POOLS:
+        n = (pools_after.get(name, 0) - pools_before.get(name, 0)) / args.messages
+        print(f"    {name:32s} {n:6.2f}")
 
 
 if __name__ == "__main__":

@@ -60,9 +60,12 @@ pub(crate) struct Statements {
     pub(crate) insert_arrival: PreparedStatement,
     pub(crate) insert_in_discussion: PreparedStatement,
     pub(crate) mark_delivered: PreparedStatement,
-    /// Logged batch of `insert_arrival`, `insert_in_discussion` then `mark_delivered`: a
-    /// message is listed exactly when it exists.
+    /// Logged batch of `insert_arrival`, `insert_in_discussion`, `insert_month`,
+    /// `insert_activity` then `mark_delivered`: a message is listed exactly when it exists.
     pub(crate) commit_message: Batch,
+    /// `commit_message` with the whole message row, marked delivered, for the mark: the commit
+    /// of a message small enough to be written in one request.
+    pub(crate) commit_whole_message: Batch,
     pub(crate) select_message: PreparedStatement,
     /// Summaries of several messages by id, one partition each, in one request.
     pub(crate) select_summaries: PreparedStatement,
@@ -212,11 +215,36 @@ impl Statements {
                  WHERE user_id = ? AND id = ?",
             )
             .await?;
+        let insert_month = p
+            .idempotent("INSERT INTO {ks}.mailbox_months (user_id, month) VALUES (?, ?)")
+            .await?;
+        let insert_activity = p
+            .idempotent(
+                "INSERT INTO {ks}.discussions_by_activity_month
+                     (user_id, month, last_activity, discussion_id)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .await?;
         let mut commit_message = Batch::new(BatchType::Logged);
         commit_message.append_statement(insert_arrival.clone());
         commit_message.append_statement(insert_in_discussion.clone());
+        commit_message.append_statement(insert_month.clone());
+        commit_message.append_statement(insert_activity.clone());
         commit_message.append_statement(mark_delivered.clone());
         commit_message.set_is_idempotent(true);
+        let insert_delivered_message = p
+            .idempotent(&format!(
+                "INSERT INTO {{ks}}.messages ({message_columns}, delivered, uncounted)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true, true)"
+            ))
+            .await?;
+        let mut commit_whole_message = Batch::new(BatchType::Logged);
+        commit_whole_message.append_statement(insert_arrival.clone());
+        commit_whole_message.append_statement(insert_in_discussion.clone());
+        commit_whole_message.append_statement(insert_month.clone());
+        commit_whole_message.append_statement(insert_activity.clone());
+        commit_whole_message.append_statement(insert_delivered_message);
+        commit_whole_message.set_is_idempotent(true);
 
         let mut unlist_message = Batch::new(BatchType::Logged);
         unlist_message.append_statement(
@@ -499,6 +527,7 @@ impl Statements {
             insert_in_discussion,
             mark_delivered,
             commit_message,
+            commit_whole_message,
             unlist_message,
             forget_message,
             select_message: p
@@ -526,9 +555,7 @@ impl Statements {
             add_to_count: p
                 .appending("UPDATE {ks}.message_counts SET stored = stored + ? WHERE user_id = ?")
                 .await?,
-            insert_month: p
-                .idempotent("INSERT INTO {ks}.mailbox_months (user_id, month) VALUES (?, ?)")
-                .await?,
+            insert_month,
             select_months: p
                 .idempotent("SELECT month FROM {ks}.mailbox_months WHERE user_id = ?")
                 .await?,
@@ -620,13 +647,7 @@ impl Statements {
                 .idempotent("UPDATE {ks}.users SET autocrypt_json = ? WHERE id = ?")
                 .await?,
 
-            insert_activity: p
-                .idempotent(
-                    "INSERT INTO {ks}.discussions_by_activity_month
-                         (user_id, month, last_activity, discussion_id)
-                     VALUES (?, ?, ?, ?)",
-                )
-                .await?,
+            insert_activity,
             delete_activity: p
                 .idempotent(
                     "DELETE FROM {ks}.discussions_by_activity_month
