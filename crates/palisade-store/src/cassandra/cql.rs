@@ -10,7 +10,9 @@ use palisade_model::MessageSummary;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::response::PagingState;
 use scylla::response::query_result::{QueryResult, QueryRowsResult};
+use scylla::serialize::batch::BatchValues;
 use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::Batch;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue, Row};
 use std::ops::ControlFlow;
@@ -32,6 +34,15 @@ impl CassandraStore {
             .execute_unpaged(statement, values)
             .await
             .map_err(unavailable)
+    }
+
+    /// Runs a batch, one row of values per statement.
+    pub(super) async fn batch(
+        &self,
+        batch: &Batch,
+        values: impl BatchValues,
+    ) -> Result<QueryResult, StoreError> {
+        self.session.batch(batch, values).await.map_err(unavailable)
     }
 
     /// Reads every row of a statement page by page, as the driver fetches them, so a scan of

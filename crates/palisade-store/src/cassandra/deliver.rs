@@ -17,7 +17,7 @@
 //!    that finds the message delivered but still marked counts it: the commit was applied
 //!    but its reply lost, so the attempt that wrote it never counted it.
 
-use super::{CassandraStore, mailbox, timestamp, to_json, unavailable, unset};
+use super::{CassandraStore, mailbox, timestamp, to_json, unset};
 use crate::threading::{
     SNIPPET_CHARS, gives_subject, joins_by_subject, keys_to_register, new_discussion, root_key,
     subject_key, subject_window_start,
@@ -563,21 +563,13 @@ async fn commit(store: &CassandraStore, id: MessageId, rows: Rows<'_>) -> Result
     let (user, key) = (message.0, message.1);
     if summary_bytes + message_bytes <= WHOLE_BATCH_BUDGET_BYTES {
         let rows = (arrival, in_discussion, month, activity, message);
-        store
-            .session
-            .batch(&st.commit_whole_message, rows)
-            .await
-            .map_err(unavailable)?;
+        store.batch(&st.commit_whole_message, rows).await?;
         return Ok(());
     }
     store.execute(&st.insert_message, message).await?;
     if summary_bytes <= BATCH_BUDGET_BYTES {
         let rows = (arrival, in_discussion, month, activity, (user, key));
-        store
-            .session
-            .batch(&st.commit_message, rows)
-            .await
-            .map_err(unavailable)?;
+        store.batch(&st.commit_message, rows).await?;
         return Ok(());
     }
     warn!(message = %id, summary_bytes, "oversized summary, committing without a batch");

@@ -519,13 +519,11 @@ pub(super) async fn delete_message(
     };
     let (u, m, d, at) = (user.0, id.0, state.discussion, state.received);
     store
-        .session
         .batch(
             &st.unlist_message,
             ((u, super::month_of(at), at, m), (u, d, at, m)),
         )
-        .await
-        .map_err(unavailable)?;
+        .await?;
 
     // The discussion's people are rebuilt from the messages left, in arrival order.
     let mut people: Vec<Participant> = Vec::new();

@@ -225,26 +225,29 @@ impl Statements {
                  VALUES (?, ?, ?, ?)",
             )
             .await?;
-        let mut commit_message = Batch::new(BatchType::Logged);
-        commit_message.append_statement(insert_arrival.clone());
-        commit_message.append_statement(insert_in_discussion.clone());
-        commit_message.append_statement(insert_month.clone());
-        commit_message.append_statement(insert_activity.clone());
-        commit_message.append_statement(mark_delivered.clone());
-        commit_message.set_is_idempotent(true);
+        // The rows that list a message commit together with the write that marks it delivered.
+        let commit = |mark: PreparedStatement| {
+            let mut batch = Batch::new(BatchType::Logged);
+            for listing in [
+                &insert_arrival,
+                &insert_in_discussion,
+                &insert_month,
+                &insert_activity,
+            ] {
+                batch.append_statement(listing.clone());
+            }
+            batch.append_statement(mark);
+            batch.set_is_idempotent(true);
+            batch
+        };
+        let commit_message = commit(mark_delivered.clone());
         let insert_delivered_message = p
             .idempotent(&format!(
                 "INSERT INTO {{ks}}.messages ({message_columns}, delivered, uncounted)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true, true)"
             ))
             .await?;
-        let mut commit_whole_message = Batch::new(BatchType::Logged);
-        commit_whole_message.append_statement(insert_arrival.clone());
-        commit_whole_message.append_statement(insert_in_discussion.clone());
-        commit_whole_message.append_statement(insert_month.clone());
-        commit_whole_message.append_statement(insert_activity.clone());
-        commit_whole_message.append_statement(insert_delivered_message);
-        commit_whole_message.set_is_idempotent(true);
+        let commit_whole_message = commit(insert_delivered_message);
 
         let mut unlist_message = Batch::new(BatchType::Logged);
         unlist_message.append_statement(
