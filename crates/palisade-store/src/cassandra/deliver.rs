@@ -456,23 +456,14 @@ async fn write_message(
         people.as_str(),
     );
     // Each summary row holds the subject and sender once, and the message row once more.
-    let summary_bytes = 2
-        * (content.subject.as_ref().map_or(0, String::len) + from.as_ref().map_or(0, String::len))
-        + snippet.len()
-        + privacy.len()
-        + people.len();
-    let message_bytes = content.subject.as_ref().map_or(0, String::len)
-        + from.as_ref().map_or(0, String::len)
-        + sha.len()
-        + flags.len()
-        + envelope.len()
-        + content_json.len();
+    let names =
+        content.subject.as_ref().map_or(0, String::len) + from.as_ref().map_or(0, String::len);
+    let summary_bytes = 2 * names + snippet.len() + privacy.len() + people.len();
+    let message_bytes = names + sha.len() + flags.len() + envelope.len() + content_json.len();
     let rows = Rows {
         message,
         arrival,
         in_discussion,
-        month: (user, month),
-        activity: (user, month, timestamp(received), discussion.0),
         summary_bytes,
         message_bytes,
     };
@@ -531,10 +522,6 @@ struct Rows<'a> {
     message: MessageValues<'a>,
     arrival: ArrivalValues<'a>,
     in_discussion: InDiscussionValues<'a>,
-    /// The user's month with mail (`insert_month`).
-    month: (Uuid, i32),
-    /// The discussion's activity at this arrival (`insert_activity`).
-    activity: (Uuid, i32, CqlTimestamp, Uuid),
     summary_bytes: usize,
     message_bytes: usize,
 }
@@ -555,12 +542,13 @@ async fn commit(store: &CassandraStore, id: MessageId, rows: Rows<'_>) -> Result
         message,
         arrival,
         in_discussion,
-        month,
-        activity,
         summary_bytes,
         message_bytes,
     } = rows;
     let (user, key) = (message.0, message.1);
+    // The user's month with mail, and the discussion's activity at this arrival.
+    let month = (arrival.0, arrival.1);
+    let activity = (arrival.0, arrival.1, arrival.2, arrival.4);
     if summary_bytes + message_bytes <= WHOLE_BATCH_BUDGET_BYTES {
         let rows = (arrival, in_discussion, month, activity, message);
         store.batch(&st.commit_whole_message, rows).await?;
