@@ -5,9 +5,11 @@ Starts a fresh distributed daemon (binaries from PALISADE_BIN_DIR, as devtools/b
 does), delivers N messages of 1 KiB over 10 sessions with `smtp-source -L`, waits until the
 machine is quiet (the worker has indexed them too) and prints, per table, how many reads and
 writes each delivery cost: the difference of Cassandra's own counters in
-`system_views.coordinator_read_latency` and friends before and after. The counts do not depend
-on the machine's speed, so two builds compare exactly. Needs `devtools/services up` and its
-environment.
+`system_views.coordinator_read_latency` and friends before and after. It then prints the tasks
+each stage ran per delivery (`system_views.thread_pools`): Native-Transport-Requests is the
+client requests, where a batch counts once per table it writes in the views. The counts do not
+depend on the machine's speed, so two builds compare exactly. Needs `devtools/services up` and
+its environment.
 
     PALISADE_BIN_DIR=target/release devtools/bench/cassandra_requests.py -n 500
 

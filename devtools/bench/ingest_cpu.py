@@ -5,7 +5,8 @@ Starts a fresh daemon (release binaries from PALISADE_BIN_DIR, as devtools/bench
 does) on the chosen backend, warms it up with 300 messages, then delivers N messages of S bytes
 over K sessions and prints msg/s and the CPU seconds each process spent meanwhile, summed by
 service (Cassandra, Elasticsearch, RabbitMQ, Redis, the daemon, the kernel's worker threads;
-smtp-source has exited by then and is not counted). The distributed backend needs `devtools/services up` and its environment.
+smtp-source has exited by then and is not counted), then the daemon's I/O per message by
+thread. The distributed backend needs `devtools/services up` and its environment.
 
     devtools/bench/ingest_cpu.py --backend distributed -n 3000
     devtools/bench/ingest_cpu.py --backend embedded -n 20000 --sessions 10 --size 1024
@@ -45,6 +46,26 @@ def cpu_by_service() -> dict[tuple[int, str], float]:
     return out
 
 
+def io_by_thread(pid: int) -> dict[str, dict[str, int]]:
+    """The I/O counters of each of the daemon's threads (`/proc/PID/task/TID/io`), summed by
+    thread name: bytes asked of the kernel (`rchar`, `wchar`), bytes that reached or came from
+    the disk (`read_bytes`, `write_bytes`) and the read and write calls (`syscr`, `syscw`).
+    Byte counts do not depend on the machine's speed, so two builds compare exactly."""
+    out: dict[str, dict[str, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = dict(line.split(": ") for line in (task / "io").read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        # Pool threads are numbered (tokio-runtime-w, tantivy's merge threads): one row per kind.
+        name = name.rstrip("0123456789-_")
+        sums = out.setdefault(name, {})
+        for key, value in fields.items():
+            sums[key] = sums.get(key, 0) + int(value)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", choices=("embedded", "distributed"), default="embedded")
@@ -59,9 +80,10 @@ def main() -> None:
         smtp_source(daemon.port, args.sessions, args.size, 300, rcpt)
         # The warm-up's indexing, and an earlier run's flushes and merges, finish first.
         quiet = settle()
-        before = cpu_by_service()
+        pid = daemon.proc.pid
+        before, io_before = cpu_by_service(), io_by_thread(pid)
         r = smtp_source(daemon.port, args.sessions, args.size, args.messages, rcpt)
-        after = cpu_by_service()
+        after, io_after = cpu_by_service(), io_by_thread(pid)
     if r["msg_s"] is None:
         sys.exit(f"smtp-source failed ({r['rc']}): {r['stderr']}")
     spent: dict[str, float] = {}
@@ -73,6 +95,14 @@ def main() -> None:
     for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         if seconds >= 0.05:
             print(f"  {name:24s} {seconds:7.1f} CPU-s  {seconds * 1e6 / args.messages:8.0f} µs per message")
+    print("  the daemon's I/O per message, by thread (threads that ended during the run are not counted):")
+    for name, counters in sorted(io_after.items()):
+        delta = {k: v - io_before.get(name, {}).get(k, 0) for k, v in counters.items()}
+        if delta.get("wchar", 0) + delta.get("rchar", 0) < args.messages:
+            continue
+        per = {k: v / args.messages for k, v in delta.items()}
+        print(f"  {name:24s} wrote {per['wchar']:8.0f} B ({per['write_bytes']:8.0f} B to disk) in {per['syscw']:5.1f} calls;"
+              f" read {per['rchar']:8.0f} B ({per['read_bytes']:8.0f} B from disk) in {per['syscr']:5.1f} calls")
 
 
 if __name__ == "__main__":
