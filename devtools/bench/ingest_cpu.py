@@ -46,23 +46,20 @@ def cpu_by_service() -> dict[tuple[int, str], float]:
     return out
 
 
-def io_by_thread(pid: int) -> dict[str, dict[str, int]]:
-    """The I/O counters of each of the daemon's threads (`/proc/PID/task/TID/io`), summed by
-    thread name: bytes asked of the kernel (`rchar`, `wchar`), bytes that reached or came from
-    the disk (`read_bytes`, `write_bytes`) and the read and write calls (`syscr`, `syscw`).
+def io_by_thread(pid: int) -> dict[tuple[int, str], dict[str, int]]:
+    """The I/O counters of each of the daemon's threads (`/proc/PID/task/TID/io`), keyed by
+    thread id and name: bytes asked of the kernel (`rchar`, `wchar`), bytes that reached or came
+    from the disk (`read_bytes`, `write_bytes`) and the read and write calls (`syscr`, `syscw`).
     Byte counts do not depend on the machine's speed, so two builds compare exactly."""
-    out: dict[str, dict[str, int]] = {}
+    out: dict[tuple[int, str], dict[str, int]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
             fields = dict(line.split(": ") for line in (task / "io").read_text().splitlines())
         except (OSError, ValueError):
             continue
-        # Pool threads are numbered (tokio-runtime-w, tantivy's merge threads): one row per kind.
-        name = name.rstrip("0123456789-_")
-        sums = out.setdefault(name, {})
-        for key, value in fields.items():
-            sums[key] = sums.get(key, 0) + int(value)
+        # Pool threads are numbered (tantivy's merge threads): one row per kind.
+        out[(int(task.name), name.rstrip("0123456789-_"))] = {k: int(v) for k, v in fields.items()}
     return out
 
 
@@ -96,8 +93,13 @@ def main() -> None:
         if seconds >= 0.05:
             print(f"  {name:24s} {seconds:7.1f} CPU-s  {seconds * 1e6 / args.messages:8.0f} µs per message")
     print("  the daemon's I/O per message, by thread (threads that ended during the run are not counted):")
-    for name, counters in sorted(io_after.items()):
-        delta = {k: v - io_before.get(name, {}).get(k, 0) for k, v in counters.items()}
+    io_spent: dict[str, dict[str, int]] = {}
+    for key, counters in io_after.items():
+        # As for CPU: a thread that started during the run counts from zero.
+        sums = io_spent.setdefault(key[1], {})
+        for k, v in counters.items():
+            sums[k] = sums.get(k, 0) + v - io_before.get(key, {}).get(k, 0)
+    for name, delta in sorted(io_spent.items()):
         if delta.get("wchar", 0) + delta.get("rchar", 0) < args.messages:
             continue
         per = {k: v / args.messages for k, v in delta.items()}
