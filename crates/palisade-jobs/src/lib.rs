@@ -23,6 +23,10 @@ pub enum QueueError {
     /// The queue backend could not be reached or refused the operation; retry later.
     #[error("job queue unavailable: {0}")]
     Unavailable(String),
+    /// The job is no longer held by this claim (already settled, or handed back to the queue
+    /// by a closed connection); the queue delivers it again, so settling it again cannot help.
+    #[error("job no longer held: {0}")]
+    Stale(String),
     /// A stored job could not be decoded.
     #[error("corrupt job: {0}")]
     Corrupt(String),

@@ -26,6 +26,7 @@ impl Metered {
 fn error_kind(e: &QueueError) -> &'static str {
     match e {
         QueueError::Unavailable(_) => "unavailable",
+        QueueError::Stale(_) => "stale",
         QueueError::Corrupt(_) => "corrupt",
     }
 }

@@ -129,7 +129,7 @@ async fn settling_a_job_twice_is_refused_without_breaking_the_channel() {
         // A second ack of the same tag would make RabbitMQ close the channel (406).
         assert!(matches!(
             queue.complete(&jobs[..1]).await,
-            Err(QueueError::Unavailable(_))
+            Err(QueueError::Stale(_))
         ));
         queue
             .complete(&jobs[1..])

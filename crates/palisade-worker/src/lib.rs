@@ -7,6 +7,10 @@
 //! Only failures that are the job's own fault count toward dead-lettering. While a backend
 //! is down every job fails alike; those jobs keep retrying at the capped backoff, so the
 //! index catches up by itself when the backend returns, without an admin replay.
+//!
+//! A batch's outcomes are written to the queue together at its end. When the queue cannot take
+//! them (a full disk under SQLite), the worker keeps them and writes them again before its next
+//! claim, so the jobs settle as soon as the queue is back rather than when their lease runs out.
 
 use chrono::Utc;
 use futures::FutureExt;
@@ -17,8 +21,8 @@ use palisade_metrics::metrics::counter;
 use palisade_model::{Message, UserId};
 use palisade_store::{Store, StoreError};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +67,8 @@ pub struct IndexWorker {
     index: Arc<dyn SearchIndex>,
     policy: RetryPolicy,
     wake: Arc<Notify>,
+    /// Outcomes the queue refused to record, written again before the next claim.
+    unsettled: Mutex<Vec<Outcomes>>,
 }
 
 impl IndexWorker {
@@ -81,6 +87,7 @@ impl IndexWorker {
             index,
             policy,
             wake,
+            unsettled: Mutex::new(Vec::new()),
         }
     }
 
@@ -101,7 +108,14 @@ impl IndexWorker {
             while let Some(finished) = finishing.try_join_next() {
                 finish_failed |= failed(Some(finished));
             }
-            let pause = if finish_failed {
+            let resettled = match worker.resettle().await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "job queue unavailable");
+                    false
+                }
+            };
+            let pause = if finish_failed || !resettled {
                 failures = failures.saturating_add(1);
                 Some(worker.policy.backoff(failures))
             } else {
@@ -146,10 +160,14 @@ impl IndexWorker {
         while let Some(finished) = finishing.join_next().await {
             failed(Some(finished));
         }
+        if let Err(e) = worker.resettle().await {
+            tracing::warn!(error = %e, "job queue unavailable; unsettled jobs wait out their lease");
+        }
     }
 
     /// Claims and processes one batch; returns how many jobs it handled.
     pub async fn run_once(&self) -> Result<usize, QueueError> {
+        self.resettle().await?;
         let prepared = self.prepare_batch().await?;
         let handled = prepared.handled;
         self.finish_batch(prepared).await?;
@@ -159,12 +177,13 @@ impl IndexWorker {
     /// Claims a batch, reads its messages and learns from them: everything before indexing.
     /// Only the run loop calls it, one batch at a time, so no two batches learn at once.
     async fn prepare_batch(&self) -> Result<Prepared, QueueError> {
+        let claimed = Instant::now();
         let jobs = self.queue.claim(self.policy.batch_size, LEASE).await?;
         if jobs.is_empty() {
             return Ok(Prepared::default());
         }
         let count = jobs.len();
-        let mut done = Vec::with_capacity(count);
+        let mut outcomes = Outcomes::new(claimed);
         // Reads in flight together: on Cassandra each is a round trip. Boxed, because the
         // compiler cannot otherwise prove a spawned task holding these futures `Send`.
         let reads: Vec<_> = jobs
@@ -187,13 +206,13 @@ impl IndexWorker {
                 }
                 Ok(None) => {
                     let span = job_span(&job);
-                    self.settle_missing(job, &mut done).instrument(span).await?
+                    self.settle_missing(job, &mut outcomes)
+                        .instrument(span)
+                        .await
                 }
                 Err(e) => {
-                    let span = job_span(&job);
-                    self.fail(&job, &e.to_string(), Fault::of_store(&e))
-                        .instrument(span)
-                        .await?
+                    let _span = job_span(&job).entered();
+                    self.fail(job, &e.to_string(), Fault::of_store(&e), &mut outcomes)
                 }
             }
         }
@@ -211,12 +230,10 @@ impl IndexWorker {
                 match outcome {
                     Ok(true) => batch.push((job, IndexDocument::from_message(&message))),
                     // Read just before its account was deleted: neither index nor learn.
-                    Ok(false) => done.push(job),
+                    Ok(false) => outcomes.done.push(job),
                     Err(e) => {
-                        let span = job_span(&job);
-                        self.fail(&job, &e.to_string(), Fault::of_store(&e))
-                            .instrument(span)
-                            .await?
+                        let _span = job_span(&job).entered();
+                        self.fail(job, &e.to_string(), Fault::of_store(&e), &mut outcomes)
                     }
                 }
             }
@@ -224,29 +241,107 @@ impl IndexWorker {
         Ok(Prepared {
             handled: count,
             batch,
-            done,
+            outcomes,
         })
     }
 
-    /// Indexes a prepared batch and completes its jobs.
+    /// Indexes a prepared batch and settles its jobs.
     async fn finish_batch(&self, prepared: Prepared) -> Result<(), QueueError> {
         let Prepared {
-            batch, mut done, ..
+            batch,
+            mut outcomes,
+            ..
         } = prepared;
         if !batch.is_empty() {
             let ids: Vec<u64> = batch.iter().map(|(job, _)| job.id).collect();
-            self.index_batch(batch, &mut done)
+            self.index_batch(batch, &mut outcomes)
                 .instrument(tracing::info_span!("jobs", ids = ?ids))
-                .await?;
+                .await;
         }
-        if !done.is_empty() {
-            self.queue.complete(&done).await?;
-            // Which node did which share of the work, when several workers compete.
-            tracing::debug!(completed = done.len(), "jobs completed");
-            for job in &done {
-                counter!(palisade_metrics::JOBS_PROCESSED, "kind" => job.spec.kind.as_str(), "outcome" => "done")
-                    .increment(1);
+        self.settle(outcomes).await
+    }
+
+    /// Writes a batch's outcomes to the queue. What the queue refuses is kept, and written
+    /// again by [`Self::resettle`] before the next claim.
+    async fn settle(&self, mut outcomes: Outcomes) -> Result<(), QueueError> {
+        let written = self.write(&mut outcomes).await;
+        if written.is_err() {
+            self.unsettled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(outcomes);
+        }
+        written
+    }
+
+    /// Writes again the outcomes the queue refused before. Those whose lease has run out are
+    /// dropped: the queue has handed their jobs out again, and they are settled on that claim.
+    async fn resettle(&self) -> Result<(), QueueError> {
+        let pending = std::mem::take(
+            &mut *self
+                .unsettled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let mut pending = pending.into_iter();
+        while let Some(outcomes) = pending.next() {
+            if outcomes.claimed.elapsed() >= LEASE {
+                tracing::debug!(
+                    jobs = outcomes.len(),
+                    "unsettled jobs past their lease dropped"
+                );
+                continue;
             }
+            if let Err(e) = self.settle(outcomes).await {
+                self.unsettled
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(pending);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `outcomes` to the queue, removing each as it is written; stops at the first
+    /// refusal. A job the queue no longer holds ([`QueueError::Stale`]) is dropped, since the
+    /// queue hands it out again.
+    async fn write(&self, outcomes: &mut Outcomes) -> Result<(), QueueError> {
+        if !outcomes.done.is_empty() {
+            match self.queue.complete(&outcomes.done).await {
+                Ok(()) => {
+                    // Which node did which share of the work, when several workers compete.
+                    tracing::debug!(completed = outcomes.done.len(), "jobs completed");
+                    for job in &outcomes.done {
+                        counter!(palisade_metrics::JOBS_PROCESSED, "kind" => job.spec.kind.as_str(), "outcome" => "done")
+                            .increment(1);
+                    }
+                }
+                Err(e @ QueueError::Stale(_)) => {
+                    tracing::debug!(error = %e, "completed jobs not settled")
+                }
+                Err(e) => return Err(e),
+            }
+            outcomes.done.clear();
+        }
+        while let Some(failure) = outcomes.failed.last() {
+            let Failure {
+                job,
+                error,
+                retry_at,
+            } = failure;
+            match self.queue.fail(job, error, *retry_at).await {
+                Ok(()) => {
+                    let outcome = if retry_at.is_some() { "retry" } else { "dead" };
+                    counter!(palisade_metrics::JOBS_PROCESSED, "kind" => job.spec.kind.as_str(), "outcome" => outcome)
+                        .increment(1);
+                }
+                Err(e @ QueueError::Stale(_)) => {
+                    tracing::debug!(error = %e, "failed job not settled")
+                }
+                Err(e) => return Err(e),
+            }
+            outcomes.failed.pop();
         }
         Ok(())
     }
@@ -263,15 +358,15 @@ impl IndexWorker {
     }
 
     /// Settles a job whose message is no longer stored.
-    async fn settle_missing(&self, job: Job, done: &mut Vec<Job>) -> Result<(), QueueError> {
+    async fn settle_missing(&self, job: Job, outcomes: &mut Outcomes) {
         let spec = &job.spec;
         // The account was deleted since: its deletion cleared the index, and a queue that
         // cannot drop one user's jobs (RabbitMQ) brings them here. Each is acknowledged, so
         // they neither retry nor pile up as errors.
         if self.user_is_gone(spec.user_id).await {
             tracing::debug!("job of a deleted account dropped");
-            done.push(job);
-            return Ok(());
+            outcomes.done.push(job);
+            return;
         }
         // Deleted since: take it out of the index too.
         match self
@@ -279,10 +374,9 @@ impl IndexWorker {
             .delete_message(spec.user_id, spec.message_id)
             .await
         {
-            Ok(()) => done.push(job),
-            Err(e) => self.fail(&job, &e.to_string(), Fault::of(&e)).await?,
+            Ok(()) => outcomes.done.push(job),
+            Err(e) => self.fail(job, &e.to_string(), Fault::of(&e), outcomes),
         }
-        Ok(())
     }
 
     /// Whether the user no longer exists. A store fault counts as "exists", so the job takes
@@ -292,18 +386,14 @@ impl IndexWorker {
     }
 
     /// Indexes the documents of a batch at once, isolating a document the index refuses.
-    async fn index_batch(
-        &self,
-        batch: Vec<(Job, IndexDocument)>,
-        done: &mut Vec<Job>,
-    ) -> Result<(), QueueError> {
+    async fn index_batch(&self, batch: Vec<(Job, IndexDocument)>, outcomes: &mut Outcomes) {
         let docs = batch.iter().map(|(_, d)| d.clone()).collect();
         match self.index.index(docs).await {
-            Ok(()) => done.extend(batch.into_iter().map(|(job, _)| job)),
+            Ok(()) => outcomes.done.extend(batch.into_iter().map(|(job, _)| job)),
             Err(e @ IndexError::Unavailable(_)) => {
                 tracing::warn!(error = %e, jobs = batch.len(), "search index unavailable; will retry");
-                for (job, _) in &batch {
-                    self.fail(job, &e.to_string(), Fault::Outage).await?;
+                for (job, _) in batch {
+                    self.fail(job, &e.to_string(), Fault::Outage, outcomes);
                 }
             }
             Err(e) => {
@@ -311,13 +401,12 @@ impl IndexWorker {
                 // One poison document must not hold back the rest: retry one by one.
                 for (job, doc) in batch {
                     match self.index.index(vec![doc]).await {
-                        Ok(()) => done.push(job),
-                        Err(e) => self.fail(&job, &e.to_string(), Fault::of(&e)).await?,
+                        Ok(()) => outcomes.done.push(job),
+                        Err(e) => self.fail(job, &e.to_string(), Fault::of(&e), outcomes),
                     }
                 }
             }
         }
-        Ok(())
     }
 
     /// Teaches the user's address book what their share of the batch says
@@ -361,7 +450,8 @@ impl IndexWorker {
             .collect()
     }
 
-    async fn fail(&self, job: &Job, error: &str, fault: Fault) -> Result<(), QueueError> {
+    /// Records a failed attempt: retried after the backoff, or dead-lettered.
+    fn fail(&self, job: Job, error: &str, fault: Fault, outcomes: &mut Outcomes) {
         let attempts = job.attempts.saturating_add(1);
         let give_up = match fault {
             Fault::Outage => false,
@@ -378,12 +468,49 @@ impl IndexWorker {
         } else {
             tracing::debug!(job = job.id, attempts, error = %logged, "job failed; will retry");
         }
-        self.queue.fail(job, error, retry_at).await?;
-        let outcome = if retry_at.is_some() { "retry" } else { "dead" };
-        counter!(palisade_metrics::JOBS_PROCESSED, "kind" => job.spec.kind.as_str(), "outcome" => outcome)
-            .increment(1);
-        Ok(())
+        outcomes.failed.push(Failure {
+            job,
+            error: error.to_owned(),
+            retry_at,
+        });
     }
+}
+
+/// What became of a claimed batch's jobs, to be written to the queue.
+struct Outcomes {
+    /// When the batch was claimed: its lease runs from then.
+    claimed: Instant,
+    /// Jobs to complete.
+    done: Vec<Job>,
+    /// Jobs to retry or dead-letter.
+    failed: Vec<Failure>,
+}
+
+impl Outcomes {
+    fn new(claimed: Instant) -> Self {
+        Outcomes {
+            claimed,
+            done: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.done.len() + self.failed.len()
+    }
+}
+
+impl Default for Outcomes {
+    fn default() -> Self {
+        Outcomes::new(Instant::now())
+    }
+}
+
+/// A failed attempt, with when to retry it (`None`: dead-letter it).
+struct Failure {
+    job: Job,
+    error: String,
+    retry_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// A claimed batch, read and learned from, waiting to be indexed and its jobs completed.
@@ -393,8 +520,8 @@ struct Prepared {
     handled: usize,
     /// Documents to index, with their jobs.
     batch: Vec<(Job, IndexDocument)>,
-    /// Jobs already settled without indexing.
-    done: Vec<Job>,
+    /// Jobs already decided without indexing.
+    outcomes: Outcomes,
 }
 
 /// Whether a batch's finishing failed (the job queue was unavailable), logging why.

@@ -203,7 +203,7 @@ impl ConsumerLink {
 
 /// The error for settling jobs this connection no longer holds.
 pub(super) fn stale(count: usize) -> QueueError {
-    QueueError::Unavailable(format!(
+    QueueError::Stale(format!(
         "{count} job(s) were claimed on a rabbitmq connection that has since closed, \
          or were already settled; the broker requeues unsettled ones for redelivery"
     ))

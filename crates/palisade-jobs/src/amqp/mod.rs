@@ -47,7 +47,7 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// [`Job::id`] is the delivery tag, tagged with the connection generation in its top 16 bits
 /// (0 on the first connection); settling a job claimed on a connection that has since closed
-/// returns [`QueueError::Unavailable`], since RabbitMQ has already requeued it.
+/// returns [`QueueError::Stale`], since RabbitMQ has already requeued it.
 ///
 /// Publishing and consuming use separate connections, as RabbitMQ recommends: flow control
 /// throttles publishing connections, and must not hold back the acks that relieve it. The
