@@ -227,10 +227,34 @@ def sha256(data: bytes) -> str:
 
 # Ports handed out by this process, so two daemons of one test never get the same one.
 _HANDED_OUT: set[int] = set()
+# Ports handed out by any process of the suite: devtools/test runs both passes at once, the
+# distributed one on two workers, and a port one process checked free could be bound by another
+# before the first daemon binds it (seen in CI: "binding API listener ...: Address already in
+# use"). A reservation is a file created exclusively; one older than RESERVATION_TTL is left
+# from an earlier run and may be taken over.
+PORT_RESERVATIONS = Path(os.environ.get("TMPDIR") or "/tmp") / "palisade-e2e-ports"
+RESERVATION_TTL = 3 * 3600
+
+
+def _reserve(port: int) -> bool:
+    """Whether this process now holds the suite-wide reservation of `port`."""
+    PORT_RESERVATIONS.mkdir(exist_ok=True)
+    path = PORT_RESERVATIONS / str(port)
+    try:
+        if time.time() - path.stat().st_mtime < RESERVATION_TTL:
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
 
 
 def free_port() -> int:
-    """A bindable port below the kernel's ephemeral range.
+    """A bindable port below the kernel's ephemeral range, reserved for this whole suite run.
 
     Asking the kernel for port 0 returns an ephemeral port, and an outgoing connection (to
     Cassandra, Redis, ...) may take that same port as its local end before the daemon binds it.
@@ -245,6 +269,8 @@ def free_port() -> int:
                 s.bind((HOST, port))
             except OSError:
                 continue
+        if not _reserve(port):
+            continue
         _HANDED_OUT.add(port)
         return port
     raise RuntimeError("no free port between 20000 and 32000")
