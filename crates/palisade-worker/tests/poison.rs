@@ -7,25 +7,14 @@ use palisade_model::MessageContent;
 use palisade_store::contract::delivery;
 use palisade_store::sqlite::SqliteStore;
 use palisade_store::{Accounts, AddressBook, Mailbox};
-use palisade_worker::{IndexWorker, RetryPolicy};
+use palisade_worker::IndexWorker;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::Notify;
+
+mod common;
 
 /// A worker over the embedded store, as its queue too, retrying at once.
 fn worker(store: Arc<SqliteStore>, index: Arc<TantivyIndex>) -> IndexWorker {
-    IndexWorker::new(
-        store.clone(),
-        store,
-        index,
-        RetryPolicy {
-            max_attempts: 10,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(1),
-            batch_size: 10,
-        },
-        Arc::new(Notify::new()),
-    )
+    common::worker(store.clone(), store, index)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

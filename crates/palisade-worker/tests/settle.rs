@@ -9,11 +9,11 @@ use palisade_model::MessageContent;
 use palisade_store::contract::delivery;
 use palisade_store::sqlite::SqliteStore;
 use palisade_store::{Accounts, Mailbox};
-use palisade_worker::{IndexWorker, RetryPolicy};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::Notify;
+
+mod common;
 
 /// The embedded queue, refusing to settle jobs while `refuse` is set, as it does while its
 /// disk is full; claims still succeed, as they did just before the disk filled.
@@ -86,18 +86,7 @@ async fn jobs_the_queue_could_not_settle_are_settled_on_the_next_run() {
             .await
             .expect("deliver");
     }
-    let worker = IndexWorker::new(
-        queue.clone(),
-        store.clone(),
-        index,
-        RetryPolicy {
-            max_attempts: 10,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(1),
-            batch_size: 10,
-        },
-        Arc::new(Notify::new()),
-    );
+    let worker = common::worker(queue.clone(), store.clone(), index);
 
     assert!(
         worker.run_once().await.is_err(),
