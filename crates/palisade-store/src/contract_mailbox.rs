@@ -2,11 +2,11 @@
 //! contacts and drafts. Every check also proves that another user cannot reach the data.
 
 use crate::contract::{addr, content, delivery, unique};
-use crate::{Folder, Page, Store, StoreError, TagChange};
+use crate::{Folder, Page, Store, StoreError, TagChange, raw_hash};
 use chrono::{TimeZone, Utc};
 use palisade_model::{
-    Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, MessageContent, Participant,
-    ParticipantRole, TagId, User,
+    Contact, ContactId, Draft, DraftId, Flags, FlagsPatch, Message, MessageContent, MessageId,
+    Participant, ParticipantRole, TagId, User,
 };
 
 /// Runs the mailbox checks in order.
@@ -20,6 +20,62 @@ pub(crate) async fn run_all(store: &dyn Store) {
     delete_removes_message_and_updates_discussion(store).await;
     contacts_are_unique_by_address(store).await;
     drafts_round_trip(store).await;
+    batch_reads_give_what_single_reads_give(store).await;
+}
+
+/// `get_messages` answers in the order asked, as `get_message` answers each key: another
+/// user's message and an unknown id are `None`, and a key asked twice is answered twice.
+async fn batch_reads_give_what_single_reads_give(store: &dyn Store) {
+    let (user, other) = two_users(store, "batch").await;
+    let a = store
+        .deliver(delivery(
+            user.id,
+            b"batch a",
+            content("a", "batch-a@x", &[]),
+            1,
+        ))
+        .await
+        .expect("deliver a");
+    let b = store
+        .deliver(delivery(
+            user.id,
+            b"batch b",
+            content("b", "batch-b@x", &[]),
+            2,
+        ))
+        .await
+        .expect("deliver b");
+    let unknown = MessageId::for_raw(user.id, &raw_hash(b"never delivered"));
+    let keys = [
+        (user.id, b.message_id),
+        (other.id, a.message_id),
+        (user.id, unknown),
+        (user.id, a.message_id),
+        (user.id, b.message_id),
+    ];
+    let batch = store.get_messages(&keys).await.expect("batch read");
+    let mut single = Vec::new();
+    for (u, id) in keys {
+        single.push(store.get_message(u, id).await.expect("single read"));
+    }
+    let ids = |v: &[Option<Message>]| -> Vec<Option<MessageId>> {
+        v.iter().map(|m| m.as_ref().map(|m| m.id)).collect()
+    };
+    assert_eq!(
+        ids(&batch),
+        vec![
+            Some(b.message_id),
+            None,
+            None,
+            Some(a.message_id),
+            Some(b.message_id)
+        ]
+    );
+    assert_eq!(batch, single, "each message as a single read gives it");
+    assert!(
+        store.get_messages(&[]).await.expect("empty").is_empty(),
+        "an empty batch reads nothing"
+    );
 }
 
 /// A change that renames a tag and keeps its colour.

@@ -221,6 +221,14 @@ pub trait Mailbox: Send + Sync {
     async fn get_message(&self, user: UserId, id: MessageId)
     -> Result<Option<Message>, StoreError>;
 
+    /// Several messages, each as [`Mailbox::get_message`] gives it, in the order of `keys`:
+    /// the index worker reads a whole batch in one call. Any failure fails the call; the
+    /// caller reads one by one to find which message it was.
+    async fn get_messages(
+        &self,
+        keys: &[(UserId, MessageId)],
+    ) -> Result<Vec<Option<Message>>, StoreError>;
+
     /// The exact bytes of one of the user's messages.
     async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -211,6 +211,19 @@ impl Mailbox for Metered {
         .await
     }
 
+    async fn get_messages(
+        &self,
+        keys: &[(UserId, MessageId)],
+    ) -> Result<Vec<Option<Message>>, StoreError> {
+        observe(
+            self.backend,
+            "get_messages",
+            error_kind,
+            self.inner.get_messages(keys),
+        )
+        .await
+    }
+
     async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
         observe(
             self.backend,

@@ -184,13 +184,7 @@ impl IndexWorker {
         }
         let count = jobs.len();
         let mut outcomes = Outcomes::new(claimed);
-        // Reads in flight together: on Cassandra each is a round trip. Boxed, because the
-        // compiler cannot otherwise prove a spawned task holding these futures `Send`.
-        let reads: Vec<_> = jobs
-            .into_iter()
-            .map(|job| self.fetch(job).boxed())
-            .collect();
-        let fetched: Vec<_> = stream::iter(reads).buffered(CONCURRENCY).collect().await;
+        let fetched = self.fetch_all(jobs).await;
         // A batch is mostly one user's mail arriving together: their share is learned at once.
         let mut by_user: Vec<(UserId, Vec<(Job, Message)>)> = Vec::new();
         let mut slot_of = HashMap::new();
@@ -344,6 +338,37 @@ impl IndexWorker {
             outcomes.failed.pop();
         }
         Ok(())
+    }
+
+    /// Reads the messages the jobs name, in one call to the store. When that call fails for
+    /// a message's sake (a corrupt row), they are read again one by one, so only that job
+    /// fails; an outage fails them all without asking again.
+    async fn fetch_all(&self, jobs: Vec<Job>) -> Vec<(Job, Result<Option<Message>, StoreError>)> {
+        let keys: Vec<_> = jobs
+            .iter()
+            .map(|job| (job.spec.user_id, job.spec.message_id))
+            .collect();
+        match self.store.get_messages(&keys).await {
+            Ok(messages) if messages.len() == jobs.len() => {
+                return jobs.into_iter().zip(messages.into_iter().map(Ok)).collect();
+            }
+            Ok(messages) => tracing::warn!(
+                asked = jobs.len(),
+                read = messages.len(),
+                "the store answered a batch read with the wrong count; reading one by one"
+            ),
+            Err(e @ StoreError::Unavailable(_)) => {
+                return jobs.into_iter().map(|job| (job, Err(e.clone()))).collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "batch read failed; reading one by one"),
+        }
+        // Reads in flight together: on Cassandra each is a round trip. Boxed, because the
+        // compiler cannot otherwise prove a spawned task holding these futures `Send`.
+        let reads: Vec<_> = jobs
+            .into_iter()
+            .map(|job| self.fetch(job).boxed())
+            .collect();
+        stream::iter(reads).buffered(CONCURRENCY).collect().await
     }
 
     /// Reads the message a job names.

@@ -20,7 +20,7 @@ use super::{
 use crate::{Delivery, DeliveryReceipt, Mailbox};
 use crate::{Folder, Page, PageOf, StoreError, TagChange};
 use async_trait::async_trait;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use palisade_model::{
     Discussion, DiscussionId, Flags, FlagsPatch, MessageContent, MessageId, Participant,
     PrivacyFeatures, TagId, UserId, merge_participants,
@@ -33,6 +33,9 @@ use uuid::Uuid;
 
 /// Most activity rows read, and discussions looked up, per round of a discussion list.
 const ACTIVITY_ROUND: usize = 100;
+/// Message reads kept in flight by [`Mailbox::get_messages`], as the index worker did when it
+/// read a batch one message at a time.
+const READS_IN_FLIGHT: usize = 16;
 
 /// The newest message of a discussion, as the discussion shows it.
 pub(super) struct Newest {
@@ -729,6 +732,21 @@ impl Mailbox for CassandraStore {
                 .transpose()?
                 .unwrap_or_default(),
         }))
+    }
+
+    async fn get_messages(
+        &self,
+        keys: &[(UserId, MessageId)],
+    ) -> Result<Vec<Option<Message>>, StoreError> {
+        // Each read is a round trip: a few in flight at once, results in order.
+        let reads: Vec<_> = keys
+            .iter()
+            .map(|&(user, id)| self.get_message(user, id))
+            .collect();
+        futures::stream::iter(reads)
+            .buffered(READS_IN_FLIGHT)
+            .try_collect()
+            .await
     }
 
     async fn get_raw(&self, user: UserId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
