@@ -10,6 +10,7 @@ thread. The distributed backend needs `devtools/services up` and its environment
 
     devtools/bench/ingest_cpu.py --backend distributed -n 3000
     devtools/bench/ingest_cpu.py --backend embedded -n 20000 --sessions 10 --size 1024
+    devtools/bench/ingest_cpu.py --backend embedded -n 40000 --until-quiet   # indexing counted too
 
 A measurement, not a test: nothing is asserted.
 """
@@ -69,6 +70,9 @@ def main() -> None:
     ap.add_argument("-n", "--messages", type=int, default=3000)
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--until-quiet", action="store_true",
+                    help="count the CPU until the machine is quiet again, so the indexing and job work "
+                         "that follows the last 250 is counted too")
     args = ap.parse_args()
 
     with scratch_daemon(args.backend, "ingest-cpu-") as daemon:
@@ -80,6 +84,8 @@ def main() -> None:
         pid = daemon.proc.pid
         before, io_before = cpu_by_service(), io_by_thread(pid)
         r = smtp_source(daemon.port, args.sessions, args.size, args.messages, rcpt)
+        if args.until_quiet:
+            settle()
         after, io_after = cpu_by_service(), io_by_thread(pid)
     if r["msg_s"] is None:
         sys.exit(f"smtp-source failed ({r['rc']}): {r['stderr']}")
