@@ -346,7 +346,11 @@ impl IndexWorker {
     async fn fetch_all(&self, jobs: Vec<Job>) -> Vec<(Job, Result<Option<Message>, StoreError>)> {
         let keys: Vec<_> = jobs
             .iter()
-            .map(|job| (job.spec.user_id, job.spec.message_id))
+            .map(|job| {
+                // Index jobs are the only kind; another kind must be handled here first.
+                let JobKind::Index = job.spec.kind;
+                (job.spec.user_id, job.spec.message_id)
+            })
             .collect();
         match self.store.get_messages(&keys).await {
             Ok(messages) if messages.len() == jobs.len() => {

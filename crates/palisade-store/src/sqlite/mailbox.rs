@@ -362,7 +362,7 @@ impl Mailbox for SqliteStore {
         keys: &[(UserId, MessageId)],
     ) -> Result<Vec<Option<Message>>, StoreError> {
         // One hand-off to the blocking pool for the whole batch: one per message cost the
-        // index worker more than the reads themselves (16% of ingest's CPU per message).
+        // index worker more than the reads themselves (about 15% of ingest's CPU per message).
         let keys = keys.to_vec();
         self.read(move |conn| {
             keys.iter()
