@@ -433,18 +433,22 @@ impl MessageContent {
     pub fn snippet(&self, max_chars: usize) -> String {
         let source = self.text_body.as_deref().unwrap_or_default();
         let mut out = String::new();
+        // Counted as pushed: counting `out` again at every character made this quadratic.
+        let mut chars = 0;
         let mut last_space = true;
         for c in source.chars() {
-            if out.chars().count() >= max_chars {
+            if chars >= max_chars {
                 break;
             }
             if c.is_whitespace() {
                 if !last_space {
                     out.push(' ');
+                    chars += 1;
                 }
                 last_space = true;
             } else {
                 out.push(c);
+                chars += 1;
                 last_space = false;
             }
         }
