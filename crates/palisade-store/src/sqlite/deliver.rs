@@ -13,10 +13,47 @@ use palisade_jobs::{JobKind, JobSpec};
 use palisade_model::{DiscussionId, MessageContent, MessageId, Participant, merge_participants};
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt, StoreError> {
-    let id = MessageId::for_raw(d.user_id, &d.raw_sha256);
-    let user = d.user_id.to_string();
-    let message_id = id.to_string();
+/// A delivery with everything that does not depend on the database already computed: ids,
+/// keys and JSON. The writer thread commits every delivery in turn, so whatever work is done
+/// here, on the caller's thread, is work taken off the one thread that everybody waits for.
+pub(crate) struct Prepared {
+    delivery: Delivery,
+    id: MessageId,
+    user: String,
+    message_id: String,
+    sha256_hex: String,
+    snippet: String,
+    from_json: Option<String>,
+    flags_json: String,
+    envelope_json: String,
+    content_json: String,
+    privacy_json: Option<String>,
+}
+
+impl Prepared {
+    /// Computes what [`deliver`] writes that the database does not decide.
+    pub(crate) fn new(d: Delivery) -> Result<Self, StoreError> {
+        let id = MessageId::for_raw(d.user_id, &d.raw_sha256);
+        let content = &d.content;
+        Ok(Prepared {
+            id,
+            user: d.user_id.to_string(),
+            message_id: id.to_string(),
+            sha256_hex: d.raw_sha256.to_hex(),
+            snippet: content.snippet(SNIPPET_CHARS),
+            from_json: content.from().map(to_json).transpose()?,
+            flags_json: to_json(&d.flags).unwrap_or_default(),
+            envelope_json: to_json(&d.envelope).unwrap_or_default(),
+            content_json: to_json(content.as_ref()).unwrap_or_default(),
+            privacy_json: to_json(&content.privacy).ok(),
+            delivery: d,
+        })
+    }
+}
+
+pub(crate) fn deliver(conn: &Connection, p: &Prepared) -> Result<DeliveryReceipt, StoreError> {
+    let d = &p.delivery;
+    let (id, user, message_id) = (p.id, &p.user, &p.message_id);
     let exists = conn
         .prepare_cached("SELECT 1 FROM messages WHERE user_id = ?1 AND id = ?2")
         .and_then(|mut s| s.exists(params![user, message_id]))
@@ -31,33 +68,17 @@ pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt
     conn.prepare_cached(
         "INSERT OR IGNORE INTO raw_messages (user_id, sha256, size, data) VALUES (?1, ?2, ?3, ?4)",
     )
-    .and_then(|mut s| {
-        s.execute(params![
-            user,
-            d.raw_sha256.to_hex(),
-            d.raw.len() as i64,
-            &d.raw[..]
-        ])
-    })
+    .and_then(|mut s| s.execute(params![user, p.sha256_hex, d.raw.len() as i64, &d.raw[..]]))
     .map_err(unavailable)?;
 
     let content = &d.content;
     let received = millis(d.envelope.received_at);
-    let found = find_discussion(conn, &user, content, received)?;
+    let found = find_discussion(conn, user, content, received)?;
     let discussion = found.unwrap_or_else(|| new_discussion(d.user_id, id, content));
     let gives = gives_subject(d.user_id, id, content, discussion, found.is_none());
-    record_thread_keys(conn, &user, content, discussion)?;
-    upsert_discussion(
-        conn,
-        &user,
-        content,
-        discussion,
-        received,
-        d.flags.seen,
-        gives,
-    )?;
+    record_thread_keys(conn, user, content, discussion)?;
+    upsert_discussion(conn, p, discussion, received, gives)?;
 
-    let from = content.from().map(to_json).transpose()?;
     conn.prepare_cached(
         "INSERT INTO messages (user_id, id, discussion_id, raw_sha256, raw_size, received_at,
                                date, subject, from_json, parse_error, flags_json, tags_json,
@@ -69,16 +90,16 @@ pub(crate) fn deliver(conn: &Connection, d: &Delivery) -> Result<DeliveryReceipt
             user,
             message_id,
             discussion.to_string(),
-            d.raw_sha256.to_hex(),
+            p.sha256_hex,
             d.raw.len() as i64,
             received,
             opt_millis(content.date),
             content.subject,
-            from,
+            p.from_json,
             content.parse_error.is_some(),
-            to_json(&d.flags).unwrap_or_default(),
-            to_json(&d.envelope).unwrap_or_default(),
-            to_json(content.as_ref()).unwrap_or_default(),
+            p.flags_json,
+            p.envelope_json,
+            p.content_json,
         ])
     })
     .map_err(unavailable)?;
@@ -198,13 +219,12 @@ fn record_thread_keys(
 
 fn upsert_discussion(
     conn: &Connection,
-    user: &str,
-    content: &MessageContent,
+    p: &Prepared,
     discussion: DiscussionId,
     received: i64,
-    seen: bool,
     gives_subject: bool,
 ) -> Result<(), StoreError> {
+    let (user, content) = (&p.user, &p.delivery.content);
     let existing: Option<String> = conn
         .prepare_cached("SELECT participants_json FROM discussions WHERE user_id = ?1 AND id = ?2")
         .and_then(|mut s| {
@@ -242,10 +262,10 @@ fn upsert_discussion(
             content.subject,
             subject_key(content),
             received,
-            i64::from(!seen),
-            content.snippet(SNIPPET_CHARS),
+            i64::from(!p.delivery.flags.seen),
+            p.snippet,
             to_json(&participants).unwrap_or_else(|_| "[]".into()),
-            to_json(&content.privacy).ok(),
+            p.privacy_json,
             gives_subject,
         ])
     })

@@ -322,8 +322,9 @@ fn refresh_discussion(conn: &Connection, user: &str, discussion: &str) -> Result
 #[async_trait]
 impl Mailbox for SqliteStore {
     async fn deliver(&self, delivery: Delivery) -> Result<DeliveryReceipt, StoreError> {
+        let prepared = deliver::Prepared::new(delivery)?;
         self.writer
-            .write(move |conn| deliver::deliver(conn, &delivery))
+            .write(move |conn| deliver::deliver(conn, &prepared))
             .await
     }
 

@@ -129,27 +129,48 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Box<dyn Op>>) {
-    // A write that must run alone, taken off the queue while a batch was being gathered.
-    let mut held: Option<Box<dyn Op>> = None;
-    while let Some(first) = held.take().or_else(|| rx.blocking_recv()) {
-        let mut batch = vec![first];
-        while !batch[0].alone() && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) if job.alone() => {
-                    held = Some(job);
-                    break;
-                }
+/// The writer's queue and a write that must run alone, taken off it while a batch was being
+/// gathered.
+struct Queue {
+    rx: mpsc::UnboundedReceiver<Box<dyn Op>>,
+    held: Option<Box<dyn Op>>,
+}
+
+impl Queue {
+    /// Waits for the next write; `None` once every handle is dropped.
+    fn next(&mut self) -> Option<Box<dyn Op>> {
+        self.held.take().or_else(|| self.rx.blocking_recv())
+    }
+
+    /// Moves the writes queued now into `batch`, up to [`MAX_BATCH`]; stops at one that must
+    /// run alone, which is held for later. Whether any was added.
+    fn gather(&mut self, batch: &mut Vec<Box<dyn Op>>) -> bool {
+        let before = batch.len();
+        while self.held.is_none() && batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(job) if job.alone() => self.held = Some(job),
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, batch);
+        batch.len() > before
     }
 }
 
-fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Op>>) {
-    let outcome = match run_straight(conn, &mut batch) {
+fn run(conn: Connection, rx: mpsc::UnboundedReceiver<Box<dyn Op>>) {
+    let mut queue = Queue { rx, held: None };
+    while let Some(first) = queue.next() {
+        if first.alone() {
+            commit_batch(&conn, vec![first], None);
+        } else {
+            commit_batch(&conn, vec![first], Some(&mut queue));
+        }
+    }
+}
+
+/// Commits `batch`, and with `queue`, the writes that queue while it runs.
+fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Op>>, queue: Option<&mut Queue>) {
+    let outcome = match run_straight(conn, &mut batch, queue) {
         Ok(true) => None,
         // Alone in its batch, the failing write has its own error already.
         Ok(false) if batch.len() == 1 => None,
@@ -163,10 +184,32 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Op>>) {
 
 /// Runs the batch in one transaction without savepoints and commits it when every write
 /// succeeded: `Ok(false)`, rolled back, when one failed.
-fn run_straight(conn: &Connection, batch: &mut [Box<dyn Op>]) -> Result<bool, StoreError> {
+///
+/// With `queue`, writes that queued while the batch ran join it before the commit, until none
+/// is waiting: their callers would otherwise wait for this commit and then pay for one more,
+/// and under load the writer is the one thread every delivery waits for. The batch stays
+/// bounded by [`MAX_BATCH`].
+fn run_straight(
+    conn: &Connection,
+    batch: &mut Vec<Box<dyn Op>>,
+    mut queue: Option<&mut Queue>,
+) -> Result<bool, StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| unavailable("begin", e))?;
-    if !batch.iter_mut().all(|op| op.run(conn)) {
+    let mut ran = 0;
+    let all_ran = loop {
+        if let Some(q) = queue.as_deref_mut() {
+            q.gather(batch);
+        }
+        if ran == batch.len() {
+            break true;
+        }
+        if !batch[ran..].iter_mut().all(|op| op.run(conn)) {
+            break false;
+        }
+        ran = batch.len();
+    };
+    if !all_ran {
         // Some errors (a full disk, I/O) make SQLite roll the transaction back itself.
         if !conn.is_autocommit() {
             conn.execute_batch("ROLLBACK")
@@ -256,8 +299,8 @@ mod tests {
             .map_err(|e| unavailable("insert", e))
     }
 
-    /// Writes queued behind a slow one share its successor's batch; the one that fails
-    /// leaves nothing behind, and every other is committed exactly once.
+    /// Writes queued behind a slow one join its batch; the one that fails leaves nothing
+    /// behind, and every other is committed exactly once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_write_rolls_back_alone_and_its_batch_mates_commit_once() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -305,6 +348,38 @@ mod tests {
             .await
             .expect("rows read");
         assert_eq!(rows, (0..=20).collect::<Vec<i64>>());
+    }
+
+    /// A write queued while a batch runs joins that batch: it runs before the batch commits,
+    /// so another connection does not yet see what the batch wrote.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_queued_while_a_batch_runs_joins_its_commit() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let writer = writer_on_new_database(&dir);
+        let slow = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(|conn| {
+                        insert(conn, 0)?;
+                        std::thread::sleep(Duration::from_millis(300));
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let path = dir.path().join("store.sqlite3");
+        let sees_the_slow_write = writer.write(move |_| {
+            let other = Connection::open(&path).map_err(|e| unavailable("open", e))?;
+            other
+                .query_row("SELECT count(*) FROM t WHERE x = 0", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(|e| unavailable("select", e))
+        });
+        assert_eq!(sees_the_slow_write.await.expect("queued write"), 0);
+        slow.await.expect("task").expect("slow write");
     }
 
     /// An erasing write queued behind a failing one is not run again in a savepoint, whose
