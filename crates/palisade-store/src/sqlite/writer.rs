@@ -143,9 +143,8 @@ impl Queue {
     }
 
     /// Moves the writes queued now into `batch`, up to [`MAX_BATCH`]; stops at one that must
-    /// run alone, which is held for later. Whether any was added.
-    fn gather(&mut self, batch: &mut Vec<Box<dyn Op>>) -> bool {
-        let before = batch.len();
+    /// run alone, which is held for later.
+    fn gather(&mut self, batch: &mut Vec<Box<dyn Op>>) {
         while self.held.is_none() && batch.len() < MAX_BATCH {
             match self.rx.try_recv() {
                 Ok(job) if job.alone() => self.held = Some(job),
@@ -153,7 +152,6 @@ impl Queue {
                 Err(_) => break,
             }
         }
-        batch.len() > before
     }
 }
 
