@@ -158,11 +158,9 @@ impl Queue {
 fn run(conn: Connection, rx: mpsc::UnboundedReceiver<Box<dyn Op>>) {
     let mut queue = Queue { rx, held: None };
     while let Some(first) = queue.next() {
-        if first.alone() {
-            commit_batch(&conn, vec![first], None);
-        } else {
-            commit_batch(&conn, vec![first], Some(&mut queue));
-        }
+        // A write that must run alone takes nobody in with it.
+        let joiners = (!first.alone()).then_some(&mut queue);
+        commit_batch(&conn, vec![first], joiners);
     }
 }
 
