@@ -30,28 +30,9 @@ static WAL_WRITES: AtomicU64 = AtomicU64::new(0);
 /// The registered VFS, or the SQLite error code that kept it from registering.
 static REGISTERED: OnceLock<Result<(), c_int>> = OnceLock::new();
 
-/// SQLite had no default VFS to wrap, or refused to register this one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unavailable(
-    /// SQLite's result code.
-    pub c_int,
-);
-
-impl std::fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the WAL-gathering SQLite VFS is unavailable (code {})",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for Unavailable {}
-
 /// Registers the VFS once per process (it is not made the default) and returns the name to
-/// open connections with.
-pub fn register() -> Result<&'static CStr, Unavailable> {
+/// open connections with, or SQLite's error code: no default VFS to wrap, or a refusal.
+pub(crate) fn register() -> Result<&'static CStr, c_int> {
     let registered = REGISTERED.get_or_init(|| {
         // SAFETY: `sqlite3_vfs_find` initializes SQLite and returns a VFS that lives as long
         // as the process; the one registered here is leaked so that it does too.
@@ -67,7 +48,7 @@ pub fn register() -> Result<&'static CStr, Unavailable> {
             }
         }
     });
-    registered.map(|()| NAME).map_err(Unavailable)
+    registered.map(|()| NAME)
 }
 
 /// How many writes WAL files opened through this VFS have made, in this process: with

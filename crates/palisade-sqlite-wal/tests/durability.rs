@@ -2,13 +2,10 @@
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
+use std::time::Duration;
 
 fn open(path: &Path) -> Connection {
-    let vfs = palisade_sqlite_wal::register().expect("register the VFS");
-    let conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs).expect("open");
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
-        .expect("WAL mode");
-    conn
+    palisade_sqlite_wal::open(path, OpenFlags::default(), Duration::from_secs(5)).expect("open")
 }
 
 /// The database as a process that died right now would leave it: its files, copied while the

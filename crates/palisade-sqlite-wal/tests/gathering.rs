@@ -1,17 +1,20 @@
 //! The VFS's reason to exist: a commit's WAL frames reach the file system in a few writes.
 //! Its own test binary, so that no other test's writes move the process-wide count.
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
+use std::time::Duration;
 
 #[test]
 fn a_commit_of_many_pages_is_a_few_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let vfs = palisade_sqlite_wal::register().expect("register the VFS");
-    let conn =
-        Connection::open_with_flags_and_vfs(dir.path().join("mail.db"), OpenFlags::default(), vfs)
-            .expect("open");
+    let conn = palisade_sqlite_wal::open(
+        dir.path().join("mail.db"),
+        OpenFlags::default(),
+        Duration::from_secs(5),
+    )
+    .expect("open");
     conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;
+        "PRAGMA wal_autocheckpoint=0;
          CREATE TABLE m (id INTEGER PRIMARY KEY, body BLOB);",
     )
     .expect("setup");

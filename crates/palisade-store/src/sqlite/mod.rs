@@ -133,20 +133,14 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    // Each commit's WAL frames go to the file in a few writes instead of two per page (see
-    // `palisade_sqlite_wal`); the files are SQLite's usual ones.
-    let vfs =
-        palisade_sqlite_wal::register().map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let conn = Connection::open_with_flags_and_vfs(path, flags, vfs).map_err(unavailable)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
-    // FULL: a commit is on disk when it returns, which is what an LMTP 250 promises.
+    // Each commit's WAL frames go to the file in a few writes instead of two per page, and
+    // synchronous=FULL: a commit is on disk when it returns, which is what an LMTP 250
+    // promises (see `palisade_sqlite_wal`, which sets both).
+    let conn = palisade_sqlite_wal::open(path, flags, BUSY_TIMEOUT).map_err(unavailable)?;
     // secure_delete: deleted rows, and the old copies an update leaves in free space, are
     // zeroed as they are freed, so a deleted account's mail is not left readable in the file.
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
-         PRAGMA secure_delete=ON;",
-    )
-    .map_err(unavailable)?;
+    conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;")
+        .map_err(unavailable)?;
     Ok(conn)
 }
 
