@@ -35,6 +35,10 @@ def test_the_benchmark_measures_every_system_and_writes_its_table(binaries):
         assert found, f"bench.py named no results file:\n{r.stderr[-3000:]}"
         results = json.loads((Path(found.group(1)) / "results.json").read_text())
         assert set(results["systems"]) == set(SYSTEMS), results["systems"]
+        for system in SYSTEMS:
+            warmup = results["warmup"][system]
+            assert warmup["rc"] == 0 and warmup["msg_s"], f"warm-up of {system}: {warmup}"
+        assert "untimed 1 KiB messages" in r.stdout, f"the table does not say it warmed up:\n{r.stdout}"
         cases = {c["name"]: c["count"] for c in results["cases"]}
         assert set(results["ingest"]) == set(cases), results["ingest"].keys()
         for case, runs in results["ingest"].items():
