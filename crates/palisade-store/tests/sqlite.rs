@@ -255,3 +255,41 @@ async fn a_deleted_users_mail_leaves_no_bytes_in_the_database_files() {
         "the other user's mail went too"
     );
 }
+
+/// Deliveries reach the database file without any commit copying them there: SQLite's own
+/// checkpoint waits for 16,000 WAL pages, which a few deliveries are far from, so only the
+/// checkpoint thread can have grown the file (in WAL mode nothing else writes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_thread_copies_commits_home_without_the_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    let store = SqliteStore::open(&path).expect("open");
+    let user = store.create_user("home", &[], None).await.expect("user");
+    // Whatever the thread had already copied of the schema and the user.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = std::fs::metadata(&path).expect("db file").len();
+    for i in 0..20u8 {
+        let raw = format!("Subject: {i}\r\n\r\n{}\r\n", "body ".repeat(2_000));
+        store
+            .deliver(delivery(
+                user.id,
+                raw.as_bytes(),
+                MessageContent::default(),
+                i.into(),
+            ))
+            .await
+            .expect("deliver");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = std::fs::metadata(&path).expect("db file").len();
+        if now > before + 20 * 10_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {now} bytes (from {before}) for 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

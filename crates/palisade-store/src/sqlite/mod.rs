@@ -1,11 +1,13 @@
 //! Embedded store on SQLite: WAL, `synchronous=FULL`, and group commit.
 //!
-//! Writes go through one writer thread ([`writer`]) so concurrent deliveries share fsyncs;
+//! Writes go through one writer thread ([`writer`]) so concurrent deliveries share fsyncs,
+//! and a checkpoint thread ([`checkpoint`]) copies the WAL home beside it;
 //! reads use a small pool of connections on tokio's blocking threads.
 
 mod accounts;
 mod attachments;
 mod book;
+mod checkpoint;
 mod content;
 mod deliver;
 mod drafts;
@@ -31,17 +33,20 @@ use writer::Writer;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read connections kept open for reuse.
 const READ_POOL: usize = 4;
-/// WAL pages after which a commit copies them home (SQLite's default is 1,000). A page
-/// written again before then is copied once: at 4,000 the writer wrote 11% fewer bytes per
-/// 1 KiB delivery and delivered about 4% more ("Embedded ingest: at 10 sessions the limit is
-/// each delivery's wait" in `docs/benchmarks.md`), for a WAL of up to 16 MiB.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 4_000;
+/// WAL pages after which the writer copies them home itself, inside a commit. The
+/// checkpoint thread ([`checkpoint`]) does that work beside the writer; under sustained load
+/// it rarely finishes just as a commit starts, which is when SQLite can restart the WAL, so
+/// this is the bound that restarts it: about 66 MiB of WAL, and the writer's own checkpoint
+/// then finds little left to copy.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_000;
 
 /// The embedded [`crate::Store`].
 pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Copies the WAL home beside the writer; stops when the store is dropped.
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -52,17 +57,20 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let mut conn = open_connection(path)?;
+        let mut conn = open_writer(path)?;
         schema::migrate(&mut conn).map_err(unavailable)?;
-        // Only the writer commits, so only its connection checkpoints.
+        // Only the writer commits, so only its connection checkpoints on commit, and only
+        // past the bound (see `WAL_AUTOCHECKPOINT_PAGES`).
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .map_err(unavailable)?;
         let writer = Writer::spawn(conn)
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer: {e}")))?;
+        let checkpointer = checkpoint::Checkpointer::spawn(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer,
             readers: Arc::new(Mutex::new(Vec::new())),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -129,18 +137,33 @@ fn with_reader<R>(
     result
 }
 
+/// Flags of every connection: each is used by one thread at a time.
+const OPEN_FLAGS: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
+    .union(OpenFlags::SQLITE_OPEN_CREATE)
+    .union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
+
+/// A connection for reading, or for writing outside the writer thread (erasure's checkpoint).
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    // Each commit's WAL frames go to the file in a few writes instead of two per page, and
-    // synchronous=FULL: a commit is on disk when it returns, which is what an LMTP 250
-    // promises (see `palisade_sqlite_wal`, which sets both).
-    let conn = palisade_sqlite_wal::open(path, flags, BUSY_TIMEOUT).map_err(unavailable)?;
+    configure(Connection::open_with_flags(path, OPEN_FLAGS).map_err(unavailable)?)
+}
+
+/// The writer thread's connection: each commit's WAL frames go to the file in a few writes
+/// instead of two per page (see `palisade_sqlite_wal`). Readers gain nothing from it, and
+/// measured a few percent slower through it, so only the writer uses it.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    configure(palisade_sqlite_wal::open(path, OPEN_FLAGS, BUSY_TIMEOUT).map_err(unavailable)?)
+}
+
+fn configure(conn: Connection) -> Result<Connection, StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    // FULL: a commit is on disk when it returns, which is what an LMTP 250 promises.
     // secure_delete: deleted rows, and the old copies an update leaves in free space, are
     // zeroed as they are freed, so a deleted account's mail is not left readable in the file.
-    conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;")
-        .map_err(unavailable)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
+         PRAGMA secure_delete=ON;",
+    )
+    .map_err(unavailable)?;
     Ok(conn)
 }
 
