@@ -38,7 +38,12 @@ pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
         all_body.extend_from_slice(raw);
         return Cow::Owned(all_body);
     }
-    let folded = match fold_blank_header_lines(raw) {
+    let lines = header_lines(raw);
+    let folded = match lines
+        .blank_line
+        .then(|| fold_blank_header_lines(raw))
+        .flatten()
+    {
         Some(folded) => Cow::Owned(folded),
         None => Cow::Borrowed(raw),
     };
@@ -49,7 +54,12 @@ pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
         Some(fixed) => Cow::Owned(fixed),
         None => folded,
     };
-    let mut breaks: Vec<usize> = body_start_without_blank_line(&folded).into_iter().collect();
+    // The first walk's answer holds unless a fix moved the header section's bytes (rare).
+    let body_start = match folded {
+        Cow::Borrowed(_) => lines.body_start,
+        Cow::Owned(_) => header_lines(&folded).body_start,
+    };
+    let mut breaks: Vec<usize> = body_start.into_iter().collect();
     let before = breaks.len();
     breaks.extend(header_blocks_cut_by_a_boundary(&folded, &parameters));
     if breaks.is_empty() {
@@ -327,19 +337,34 @@ fn skip_leading_blank_lines(mut raw: &[u8]) -> &[u8] {
     raw
 }
 
-/// Where the body starts when the sender left out the empty line after the headers.
-///
-/// That is a line in the header section that is neither a field nor a continuation, after
-/// which no further field comes before the end of the section or a MIME boundary line.
-/// Mail clients (and CPython) show such a line and the rest as the body; mail-parser would
-/// take the prose as field names and show no body. A stray line followed by further fields
-/// is a broken field instead, and the header section goes on.
-fn body_start_without_blank_line(raw: &[u8]) -> Option<usize> {
-    let mut start = 0;
+/// What one walk over the header section's lines finds: they are kilobytes of `Received`
+/// and signatures in most mail, so both questions are answered together.
+struct HeaderLines {
+    /// Some line of only spaces or tabs ends with a line break ([`fold_blank_header_lines`]).
+    blank_line: bool,
+    /// Where the body starts when the sender left out the empty line after the headers.
+    ///
+    /// That is a line in the header section that is neither a field nor a continuation,
+    /// after which no further field comes before the end of the section or a MIME boundary
+    /// line. Mail clients (and CPython) show such a line and the rest as the body;
+    /// mail-parser would take the prose as field names and show no body. A stray line
+    /// followed by further fields is a broken field instead, and the header section goes on.
+    body_start: Option<usize>,
+}
+
+/// Walks the header section's lines once for [`HeaderLines`].
+fn header_lines(raw: &[u8]) -> HeaderLines {
+    let mut blank_line = false;
     let mut seen_field = false;
     let mut candidate = None;
+    // Whether a later line can still change `candidate`.
+    let mut deciding = true;
+    let mut start = 0;
     while start < raw.len() {
-        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |nl| start + nl + 1);
+        let (end, terminated) = match memchr::memchr(b'\n', &raw[start..]) {
+            Some(nl) => (start + nl + 1, true),
+            None => (raw.len(), false),
+        };
         let line = &raw[start..end];
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         let content = content.strip_suffix(b"\r").unwrap_or(content);
@@ -347,16 +372,29 @@ fn body_start_without_blank_line(raw: &[u8]) -> Option<usize> {
             break;
         }
         let continuation = matches!(content[0], b' ' | b'\t');
-        match candidate {
-            None if is_field_start(content) => seen_field = true,
-            None if seen_field && !continuation => candidate = Some(start),
-            Some(_) if content.starts_with(b"--") => break,
-            Some(_) if is_field_start(content) => return None,
-            _ => {}
+        if continuation && terminated && content.iter().all(|&b| b == b' ' || b == b'\t') {
+            blank_line = true;
+        }
+        if deciding {
+            match candidate {
+                None if is_field_start(content) => seen_field = true,
+                None if seen_field && !continuation => candidate = Some(start),
+                Some(_) if content.starts_with(b"--") => deciding = false,
+                Some(_) if is_field_start(content) => {
+                    candidate = None;
+                    deciding = false;
+                }
+                _ => {}
+            }
+        } else if blank_line {
+            break;
         }
         start = end;
     }
-    candidate
+    HeaderLines {
+        blank_line,
+        body_start: candidate,
+    }
 }
 
 /// One line: where it starts, where its content ends (before `\r\n` or `\n`), where it ends.
@@ -374,9 +412,6 @@ struct Line {
 /// it as the separator, as RFC 5322 readers such as CPython's also conclude: it becomes the
 /// empty line, so the body starts where it did.
 fn fold_blank_header_lines(raw: &[u8]) -> Option<Vec<u8>> {
-    if !has_blank_header_line(raw) {
-        return None;
-    }
     let mut lines = Vec::new();
     let mut start = 0;
     while let Some(nl) = raw
@@ -436,23 +471,6 @@ fn fold_blank_header_lines(raw: &[u8]) -> Option<Vec<u8>> {
         }
     }
     out
-}
-
-/// Whether the header section has a line of only spaces or tabs: almost no mail does, and
-/// then [`fold_blank_header_lines`] need not index every line.
-fn has_blank_header_line(raw: &[u8]) -> bool {
-    let mut rest = raw;
-    while let Some(nl) = memchr::memchr(b'\n', rest) {
-        let line = &rest[..nl];
-        let content = line.strip_suffix(b"\r").unwrap_or(line);
-        match content.first() {
-            None => return false,
-            Some(b' ' | b'\t') if content.iter().all(|&b| b == b' ' || b == b'\t') => return true,
-            _ => {}
-        }
-        rest = &rest[nl + 1..];
-    }
-    false
 }
 
 /// Whether the input starts with something that looks like a header section.
@@ -560,6 +578,77 @@ mod tests {
             }
         }
         assert!(count > 100_000);
+    }
+
+    #[test]
+    fn one_walk_over_the_header_lines_answers_as_the_two_walks_did() {
+        // The two walks as they were written before they were joined.
+        fn has_blank_header_line(raw: &[u8]) -> bool {
+            let mut rest = raw;
+            while let Some(nl) = memchr::memchr(b'\n', rest) {
+                let line = &rest[..nl];
+                let content = line.strip_suffix(b"\r").unwrap_or(line);
+                match content.first() {
+                    None => return false,
+                    Some(b' ' | b'\t') if content.iter().all(|&b| b == b' ' || b == b'\t') => {
+                        return true;
+                    }
+                    _ => {}
+                }
+                rest = &rest[nl + 1..];
+            }
+            false
+        }
+        fn body_start_without_blank_line(raw: &[u8]) -> Option<usize> {
+            let (mut start, mut seen_field, mut candidate) = (0, false, None);
+            while start < raw.len() {
+                let end =
+                    memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |nl| start + nl + 1);
+                let line = &raw[start..end];
+                let content = line.strip_suffix(b"\n").unwrap_or(line);
+                let content = content.strip_suffix(b"\r").unwrap_or(content);
+                if content.is_empty() {
+                    break;
+                }
+                let continuation = matches!(content[0], b' ' | b'\t');
+                match candidate {
+                    None if is_field_start(content) => seen_field = true,
+                    None if seen_field && !continuation => candidate = Some(start),
+                    Some(_) if content.starts_with(b"--") => break,
+                    Some(_) if is_field_start(content) => return None,
+                    _ => {}
+                }
+                start = end;
+            }
+            candidate
+        }
+        // Every kind of line either walk tells apart, with both line breaks and none.
+        let kinds: [&[u8]; 8] = [
+            b"A: b", b" folded", b"  ", b"\t", b"prose", b"--x", b"", b"B : c",
+        ];
+        let breaks: [&[u8]; 3] = [b"\n", b"\r\n", b""];
+        let choices = kinds.len() * breaks.len();
+        let mut raw = Vec::new();
+        let mut count = 0u32;
+        for len in 0..=4u32 {
+            for mut n in 0..choices.pow(len) {
+                raw.clear();
+                for _ in 0..len {
+                    raw.extend_from_slice(kinds[n % kinds.len()]);
+                    raw.extend_from_slice(breaks[(n / kinds.len()) % breaks.len()]);
+                    n /= choices;
+                }
+                let walked = header_lines(&raw);
+                assert_eq!(walked.blank_line, has_blank_header_line(&raw), "{raw:?}");
+                assert_eq!(
+                    walked.body_start,
+                    body_start_without_blank_line(&raw),
+                    "{raw:?}"
+                );
+                count += 1;
+            }
+        }
+        assert!(count > 300_000);
     }
 
     #[test]
