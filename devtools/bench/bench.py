@@ -583,8 +583,9 @@ def render(res: dict) -> str:
     settling = (f" each measurement starts once the machine is quiet (under {QUIET_BUSY:.0%} of all cores busy"
                 f" for {QUIET_SAMPLES * QUIET_WINDOW:g} s, waiting at most {a['settle_timeout']:g} s)"
                 if a["settle_timeout"] > 0 else " measurements start without waiting for a quiet machine")
+    # Said only when it happened: `--skip ingest` skips the warm-up too.
     warmup = (f" every system first took {a['warmup']:,} untimed 1 KiB messages into a mailbox of its own;"
-              if a.get("warmup") else "")
+              if res.get("warmup") else "")
     out += [f"Medians over {a['rounds']} rounds; systems interleaved round by round, order rotated each round;"
             f"{warmup}{settling}.", ""]
     if res["ingest"]:

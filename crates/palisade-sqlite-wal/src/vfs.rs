@@ -293,16 +293,19 @@ fn flush(w: &mut WalFile) -> c_int {
     if w.pending.is_empty() {
         return ffi::SQLITE_OK;
     }
-    let rc = match (methods(w).xWrite, c_int::try_from(w.pending.len())) {
-        // SAFETY: the default VFS's write, on its file, with our buffer and its length.
-        (Some(write), Ok(len)) => unsafe {
-            write(w.inner, w.pending.as_ptr().cast(), len, w.pending_at)
-        },
-        _ => ffi::SQLITE_IOERR_WRITE,
-    };
-    WAL_WRITES.fetch_add(1, Ordering::Relaxed);
+    let rc = write_through(w, &w.pending, w.pending_at);
     w.pending.clear();
     rc
+}
+
+/// One write of `data` at `off` by the default VFS, counted in [`wal_writes`].
+fn write_through(w: &WalFile, data: &[u8], off: i64) -> c_int {
+    WAL_WRITES.fetch_add(1, Ordering::Relaxed);
+    match (methods(w).xWrite, c_int::try_from(data.len())) {
+        // SAFETY: the default VFS's write, on its file, with a buffer and its length.
+        (Some(write), Ok(len)) => unsafe { write(w.inner, data.as_ptr().cast(), len, off) },
+        _ => ffi::SQLITE_IOERR_WRITE,
+    }
 }
 
 /// Runs `then` once the pending writes are out, or returns the flush's error.
@@ -371,11 +374,7 @@ unsafe extern "C" fn write(
         }
     }
     if data.len() >= PENDING_CAP {
-        return match methods(w).xWrite {
-            // SAFETY: SQLite's own buffer, passed on.
-            Some(f) => unsafe { f(w.inner, buf, n, off) },
-            None => ffi::SQLITE_IOERR_WRITE,
-        };
+        return write_through(w, data, off);
     }
     w.pending.reserve(PENDING_CAP);
     w.pending.extend_from_slice(data);
