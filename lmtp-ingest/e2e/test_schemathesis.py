@@ -32,7 +32,13 @@ EXCLUDED = r"^/api/v1/(auth/logout|auth/sessions/\{id\}|events)$"
 #   a palisade-export/1 document;
 # - a user's Autocrypt key must be an OpenPGP public key.
 # Everywhere else a 400 for schema-valid data is a failure.
+#
+# Hypothesis's `too_slow` health check is a timer on the generator, not a check of the API: on a
+# loaded CI machine it failed `POST /contacts`, whose exact address pattern is slow to generate
+# from, after every request had passed. The other health checks (filtering, data size) stay.
 CONFIG = """
+suppress-health-check = ["too_slow"]
+
 [[operations]]
 include-path = "/api/v1/me/import"
 include-method = "POST"
