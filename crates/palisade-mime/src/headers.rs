@@ -422,12 +422,6 @@ fn decode_charset(charset: &str, bytes: &[u8]) -> String {
 /// (RFC 2231 and RFC 2047 forms); when a value cannot be decoded, its raw text is the name.
 /// mail-parser's own reading is the fallback for what our parameter reader does not find.
 pub(crate) fn file_name(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
-    let declared: Vec<&'static Encoding> = part
-        .content_type()
-        .and_then(|ct| ct.attribute("charset"))
-        .and_then(|label| usable_encoding(label.trim().as_bytes()))
-        .into_iter()
-        .collect();
     let raw_value = |name: &str| {
         part.headers
             .iter()
@@ -439,10 +433,32 @@ pub(crate) fn file_name(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
         ("content-type", "name"),
     ]
     .into_iter()
-    .find_map(|(header, param)| parameter(raw_value(header)?, param, &declared));
+    .find_map(|(header, param)| {
+        let value = raw_value(header)?;
+        // Most parts (every text part) name no file: a parameter whose key matches must spell
+        // it, so without the letters there is nothing to parse and no charset to look up.
+        if !contains_ignoring_ascii_case(value, param.as_bytes()) {
+            return None;
+        }
+        let declared: Vec<&'static Encoding> = part
+            .content_type()
+            .and_then(|ct| ct.attribute("charset"))
+            .and_then(|label| usable_encoding(label.trim().as_bytes()))
+            .into_iter()
+            .collect();
+        parameter(value, param, &declared)
+    });
     ours.or_else(|| part.attachment_name().map(str::to_string))
         .map(|n| cut(n.trim().to_string(), MAX_FILE_NAME_BYTES))
         .filter(|n| !n.is_empty())
+}
+
+/// Whether `needle` occurs in `haystack`, ASCII letters compared without case.
+fn contains_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// The decoded value of parameter `name` in a raw `Content-*` header value.

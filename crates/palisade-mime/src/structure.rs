@@ -1,6 +1,6 @@
 //! The MIME tree as a flat list a reader can walk to reach every part.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use mail_parser::{Message, MimeHeaders, PartType};
 use palisade_model::{Attachment, MAX_MIME_PART_FIELD_BYTES, MAX_STRUCTURE_PARTS, MimePart};
@@ -16,7 +16,9 @@ pub(crate) fn structure(
     shown: &HashSet<u32>,
     attachments: &[Attachment],
 ) -> Vec<MimePart> {
-    let listed: HashSet<u32> = attachments.iter().map(|a| a.part_index).collect();
+    // An attachment's type, size and file name were read already: a file name is a parameter
+    // parse (RFC 2231, RFC 2047), the costliest field here.
+    let listed: HashMap<u32, &Attachment> = attachments.iter().map(|a| (a.part_index, a)).collect();
     tree.visible
         .iter()
         .zip(&tree.placement)
@@ -24,18 +26,27 @@ pub(crate) fn structure(
         .filter_map(|(&id, place)| {
             let part = message.parts.get(id as usize)?;
             let container = matches!(part.body, PartType::Multipart(_));
+            let attachment = listed.get(&id).copied();
+            let (ctype, size, name) = match attachment {
+                Some(a) => (a.content_type.clone(), a.size, a.file_name.clone()),
+                None => (
+                    content_type(part),
+                    if container { 0 } else { decoded_size(part) },
+                    file_name(&message.raw_message, part),
+                ),
+            };
             Some(MimePart {
                 index: id,
                 parent: place.parent,
                 depth: u32::try_from(place.depth).unwrap_or(u32::MAX),
-                content_type: capped(content_type(part)),
-                size: if container { 0 } else { decoded_size(part) },
+                content_type: capped(ctype),
+                size,
                 disposition: part
                     .content_disposition()
                     .map(|d| d.ctype().trim().to_ascii_lowercase())
                     .filter(|d| !d.is_empty())
                     .map(capped),
-                file_name: file_name(&message.raw_message, part).map(capped),
+                file_name: name.map(capped),
                 charset: part
                     .content_type()
                     .and_then(|ct| ct.attribute("charset"))
@@ -43,7 +54,7 @@ pub(crate) fn structure(
                     .filter(|c| !c.is_empty())
                     .map(|c| capped(c.to_string())),
                 shown_inline: shown.contains(&id),
-                attachment: listed.contains(&id),
+                attachment: attachment.is_some(),
             })
         })
         .collect()

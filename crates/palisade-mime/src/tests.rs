@@ -1153,6 +1153,11 @@ fn undecodable_file_names_fall_back_to_their_raw_value() {
         with("filename*=iso-8859-1''%E9t%E9.txt").as_deref(),
         Some("été.txt")
     );
+    // Parameter names are case-insensitive (RFC 2045 section 5.1).
+    assert_eq!(
+        with("FileName*=utf-8''%E9t%E9.txt").as_deref(),
+        Some("été.txt")
+    );
     // An unknown charset and a broken escape: the raw text, never nothing.
     assert_eq!(
         with("filename*=x-bogus''%ZZ.txt").as_deref(),
