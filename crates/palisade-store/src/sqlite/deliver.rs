@@ -76,8 +76,10 @@ pub(crate) fn deliver(conn: &Connection, p: &Prepared) -> Result<DeliveryReceipt
     let found = find_discussion(conn, user, content, received)?;
     let discussion = found.unwrap_or_else(|| new_discussion(d.user_id, id, content));
     let gives = gives_subject(d.user_id, id, content, discussion, found.is_none());
-    record_thread_keys(conn, user, content, discussion)?;
-    upsert_discussion(conn, p, discussion, received, gives)?;
+    // Bound as text by three statements: formatted once.
+    let discussion = discussion.to_string();
+    record_thread_keys(conn, user, content, &discussion)?;
+    upsert_discussion(conn, p, &discussion, received, gives)?;
 
     conn.prepare_cached(
         "INSERT INTO messages (user_id, id, discussion_id, raw_sha256, raw_size, received_at,
@@ -89,7 +91,7 @@ pub(crate) fn deliver(conn: &Connection, p: &Prepared) -> Result<DeliveryReceipt
         s.execute(params![
             user,
             message_id,
-            discussion.to_string(),
+            discussion,
             p.sha256_hex,
             d.raw.len() as i64,
             received,
@@ -201,14 +203,13 @@ fn record_thread_keys(
     conn: &Connection,
     user: &str,
     content: &MessageContent,
-    discussion: DiscussionId,
+    discussion: &str,
 ) -> Result<(), StoreError> {
     let mut insert = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO thread_keys (user_id, key, discussion_id) VALUES (?1, ?2, ?3)",
         )
         .map_err(unavailable)?;
-    let discussion = discussion.to_string();
     for key in keys_to_register(content) {
         insert
             .execute(params![user, key, discussion])
@@ -220,7 +221,7 @@ fn record_thread_keys(
 fn upsert_discussion(
     conn: &Connection,
     p: &Prepared,
-    discussion: DiscussionId,
+    discussion: &str,
     received: i64,
     gives_subject: bool,
 ) -> Result<(), StoreError> {
@@ -228,7 +229,7 @@ fn upsert_discussion(
     let existing: Option<String> = conn
         .prepare_cached("SELECT participants_json FROM discussions WHERE user_id = ?1 AND id = ?2")
         .and_then(|mut s| {
-            s.query_row(params![user, discussion.to_string()], |r| r.get(0))
+            s.query_row(params![user, discussion], |r| r.get(0))
                 .optional()
         })
         .map_err(unavailable)?;
@@ -258,7 +259,7 @@ fn upsert_discussion(
     .and_then(|mut s| {
         s.execute(params![
             user,
-            discussion.to_string(),
+            discussion,
             content.subject,
             subject_key(content),
             received,

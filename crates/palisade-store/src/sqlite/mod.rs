@@ -144,26 +144,30 @@ const OPEN_FLAGS: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
 
 /// A connection for reading, or for writing outside the writer thread (erasure's checkpoint).
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    configure(Connection::open_with_flags(path, OPEN_FLAGS).map_err(unavailable)?)
+    let conn = Connection::open_with_flags(path, OPEN_FLAGS).map_err(unavailable)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    // FULL: a commit is on disk when it returns, which is what an LMTP 250 promises.
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        .map_err(unavailable)?;
+    with_store_pragmas(conn)
 }
 
 /// The writer thread's connection: each commit's WAL frames go to the file in a few writes
 /// instead of two per page (see `palisade_sqlite_wal`). Readers gain nothing from it, and
-/// measured a few percent slower through it, so only the writer uses it.
+/// measured a few percent slower through it, so only the writer uses it. Its `open` sets the
+/// busy timeout, WAL mode and `synchronous=FULL`, which its gathering depends on.
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    configure(palisade_sqlite_wal::open(path, OPEN_FLAGS, BUSY_TIMEOUT).map_err(unavailable)?)
+    with_store_pragmas(
+        palisade_sqlite_wal::open(path, OPEN_FLAGS, BUSY_TIMEOUT).map_err(unavailable)?,
+    )
 }
 
-fn configure(conn: Connection) -> Result<Connection, StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
-    // FULL: a commit is on disk when it returns, which is what an LMTP 250 promises.
+/// What every connection of the store sets beside durability.
+fn with_store_pragmas(conn: Connection) -> Result<Connection, StoreError> {
     // secure_delete: deleted rows, and the old copies an update leaves in free space, are
     // zeroed as they are freed, so a deleted account's mail is not left readable in the file.
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
-         PRAGMA secure_delete=ON;",
-    )
-    .map_err(unavailable)?;
+    conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;")
+        .map_err(unavailable)?;
     Ok(conn)
 }
 
