@@ -84,18 +84,25 @@ pub(crate) fn content_type(part: &MessagePart<'_>) -> String {
     let ctype = token(ct.ctype());
     // Only the leading token: `TEXT/PLAIN charset=US-ASCII` (no `;`) is real-world spam.
     match ct.subtype().map(token) {
-        Some(sub) if !sub.is_empty() && !ctype.is_empty() => format!("{ctype}/{sub}"),
-        _ if ctype == "text" => "text/plain".to_string(),
+        Some(sub) if !sub.is_empty() && !ctype.is_empty() => {
+            // Called for every part, several times: one allocation, no formatting machinery.
+            let mut mime = String::with_capacity(ctype.len() + 1 + sub.len());
+            mime.push_str(ctype);
+            mime.push('/');
+            mime.push_str(sub);
+            mime.make_ascii_lowercase();
+            mime
+        }
+        _ if ctype.eq_ignore_ascii_case("text") => "text/plain".to_string(),
         _ => "application/octet-stream".to_string(),
     }
 }
 
-fn token(s: &str) -> String {
-    s.trim()
-        .split(|c: char| c.is_whitespace() || c == ';')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase()
+/// The leading token of a type or subtype, before any blank or `;`.
+fn token(s: &str) -> &str {
+    let s = s.trim();
+    s.find(|c: char| c.is_whitespace() || c == ';')
+        .map_or(s, |end| &s[..end])
 }
 
 /// Decoded size; text parts count their UTF-8 form, which is what a download will produce.

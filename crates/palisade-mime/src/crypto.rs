@@ -53,15 +53,18 @@ fn part_crypto(raw: &[u8], message: &Message<'_>, part: &MessagePart<'_>) -> Opt
             .to_ascii_lowercase()
     };
     // The raw header as a second opinion: a parameter folded right after `=` defeats
-    // mail-parser, and the protocol name is all we need from it.
-    let protocol = attr("protocol")
-        + " "
-        + &part
-            .headers
-            .iter()
-            .find(|h| h.name == HeaderName::ContentType)
-            .map(|h| raw_value(raw, h).to_ascii_lowercase())
-            .unwrap_or_default();
+    // mail-parser, and the protocol name is all we need from it. Read only for the two
+    // multipart types that have one: every part of every message comes through here.
+    let protocol = || {
+        attr("protocol")
+            + " "
+            + &part
+                .headers
+                .iter()
+                .find(|h| h.name == HeaderName::ContentType)
+                .map(|h| raw_value(raw, h).to_ascii_lowercase())
+                .unwrap_or_default()
+    };
     let children = || {
         part.sub_parts()
             .unwrap_or_default()
@@ -73,6 +76,7 @@ fn part_crypto(raw: &[u8], message: &Message<'_>, part: &MessagePart<'_>) -> Opt
         "multipart/signed" => {
             // Some signers omit `protocol`; the signature part's own type then tells.
             let has_child = |t: &[&str]| children().any(|c| t.contains(&c.as_str()));
+            let protocol = protocol();
             if protocol.contains("pgp-signature") || has_child(&["application/pgp-signature"]) {
                 Some(CryptoKind::PgpSigned)
             } else if protocol.contains("pkcs7-signature")
@@ -87,7 +91,7 @@ fn part_crypto(raw: &[u8], message: &Message<'_>, part: &MessagePart<'_>) -> Opt
             }
         }
         "multipart/encrypted"
-            if protocol.contains("pgp-encrypted")
+            if protocol().contains("pgp-encrypted")
                 || children().any(|c| c == "application/pgp-encrypted") =>
         {
             Some(CryptoKind::PgpEncrypted)
