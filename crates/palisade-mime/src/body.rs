@@ -294,10 +294,32 @@ fn redecode(part: &MessagePart<'_>, raw: &str) -> String {
 /// Decoded bytes as text in the part's declared charset, UTF-8 (lossy) when it has none we know.
 fn in_charset(part: &MessagePart<'_>, bytes: &[u8]) -> String {
     let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
-    match charset.and_then(|c| charset_decoder(c.as_bytes())) {
-        Some(decode) => decode(bytes),
+    match charset.and_then(|c| Some((c, charset_decoder(c.as_bytes())?))) {
+        // Most re-decoded text is ASCII in a charset that maps ASCII to itself; mail-parser's
+        // table decoders would still push it a character at a time.
+        Some((label, _)) if bytes.is_ascii() && keeps_ascii(label) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        Some((_, decode)) => decode(bytes),
         None => String::from_utf8_lossy(bytes).into_owned(),
     }
+}
+
+/// Charset labels whose decoder maps every ASCII byte to itself (a test checks each).
+const ASCII_KEEPING_CHARSETS: [&str; 6] = [
+    "us-ascii",
+    "ascii",
+    "iso-8859-1",
+    "latin1",
+    "windows-1252",
+    "cp1252",
+];
+
+/// Whether text in the charset `label` reads as its bytes when they are all ASCII.
+fn keeps_ascii(label: &str) -> bool {
+    ASCII_KEEPING_CHARSETS
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(label))
 }
 
 /// Whether a part declares the quoted-printable transfer encoding.
@@ -393,6 +415,26 @@ pub(crate) fn lenient_quoted_printable(raw: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shortcut in `in_charset` holds only while mail-parser decodes ASCII as itself.
+    #[test]
+    fn ascii_keeping_charsets_decode_ascii_as_itself() {
+        let ascii: Vec<u8> = (0..=127).collect();
+        for label in ASCII_KEEPING_CHARSETS {
+            let decode = charset_decoder(label.as_bytes());
+            assert!(
+                decode.is_some(),
+                "{label}: mail-parser knows no such charset"
+            );
+            assert_eq!(
+                decode.map(|d| d(&ascii)).as_deref().map(str::as_bytes),
+                Some(&ascii[..]),
+                "{label}"
+            );
+            assert!(keeps_ascii(&label.to_uppercase()));
+        }
+        assert!(!keeps_ascii("utf-7"));
+    }
 
     /// The strict reading is taken only where it equals the lenient one.
     #[test]
