@@ -131,6 +131,31 @@ pub(crate) async fn message_of(
         .ok_or_else(|| ApiError::not_found("no such message"))
 }
 
+/// Part `index` of message `m`, decoded, as a download named `name` (`{kind}-{index}` when it
+/// has none); 404 "no such {kind}" when the raw message has no such part.
+async fn download(
+    state: &AppState,
+    m: &Message,
+    index: u32,
+    kind: &str,
+    name: Option<String>,
+    content_type: String,
+) -> Result<AttachmentBytes, ApiError> {
+    let raw = state
+        .store
+        .get_raw(m.user_id, m.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such message"))?;
+    let bytes = palisade_mime::attachment_bytes(&raw, index)
+        .ok_or_else(|| ApiError::not_found(format!("no such {kind}")))?;
+    let name = name.unwrap_or_else(|| format!("{kind}-{index}"));
+    Ok(AttachmentBytes::Ok(
+        Binary(bytes),
+        disposition(&name),
+        content_type,
+    ))
+}
+
 /// One discussion as the API shows it; 404 when it is not the user's.
 async fn discussion_view(
     state: &AppState,
@@ -499,22 +524,8 @@ impl MailApi {
         else {
             return Err(ApiError::not_found("no such attachment"));
         };
-        let raw = state
-            .store
-            .get_raw(user, m.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such message"))?;
-        let bytes = palisade_mime::attachment_bytes(&raw, index.0)
-            .ok_or_else(|| ApiError::not_found("no such attachment"))?;
-        let name = meta
-            .file_name
-            .clone()
-            .unwrap_or_else(|| format!("attachment-{}", index.0));
-        Ok(AttachmentBytes::Ok(
-            Binary(bytes),
-            disposition(&name),
-            meta.content_type.clone(),
-        ))
+        let (name, ctype) = (meta.file_name.clone(), meta.content_type.clone());
+        download(&state, &m, index.0, "attachment", name, ctype).await
     }
 
     /// Any part of the message listed in its `structure`, decoded, as a download; shown
@@ -543,22 +554,8 @@ impl MailApi {
         }) else {
             return Err(ApiError::not_found("no such part"));
         };
-        let raw = state
-            .store
-            .get_raw(user, m.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such message"))?;
-        let bytes = palisade_mime::attachment_bytes(&raw, index.0)
-            .ok_or_else(|| ApiError::not_found("no such part"))?;
-        let name = meta
-            .file_name
-            .clone()
-            .unwrap_or_else(|| format!("part-{}", index.0));
-        Ok(AttachmentBytes::Ok(
-            Binary(bytes),
-            disposition(&name),
-            meta.content_type.clone(),
-        ))
+        let (name, ctype) = (meta.file_name.clone(), meta.content_type.clone());
+        download(&state, &m, index.0, "part", name, ctype).await
     }
 
     /// Marks a message read or unread, starred, or trashed.
