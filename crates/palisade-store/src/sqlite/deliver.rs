@@ -76,7 +76,7 @@ pub(crate) fn deliver(conn: &Connection, p: &Prepared) -> Result<DeliveryReceipt
     let found = find_discussion(conn, user, content, received)?;
     let discussion = found.unwrap_or_else(|| new_discussion(d.user_id, id, content));
     let gives = gives_subject(d.user_id, id, content, discussion, found.is_none());
-    // Bound as text by three statements: formatted once.
+    // Bound as text by four statements: formatted once.
     let discussion = discussion.to_string();
     record_thread_keys(conn, user, content, &discussion)?;
     upsert_discussion(conn, p, &discussion, received, gives)?;
