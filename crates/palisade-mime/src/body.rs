@@ -294,13 +294,13 @@ fn redecode(part: &MessagePart<'_>, raw: &str) -> String {
 /// Decoded bytes as text in the part's declared charset, UTF-8 (lossy) when it has none we know.
 fn in_charset(part: &MessagePart<'_>, bytes: &[u8]) -> String {
     let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
-    match charset.and_then(|c| Some((c, charset_decoder(c.as_bytes())?))) {
-        // Most re-decoded text is ASCII in a charset that maps ASCII to itself; mail-parser's
-        // table decoders would still push it a character at a time.
-        Some((label, _)) if bytes.is_ascii() && keeps_ascii(label) => {
-            String::from_utf8_lossy(bytes).into_owned()
-        }
-        Some((_, decode)) => decode(bytes),
+    // Most re-decoded text is ASCII in a charset that maps ASCII to itself, which reads as
+    // UTF-8; mail-parser's table decoders would still push it a character at a time.
+    let decoder = charset
+        .filter(|label| !(keeps_ascii(label) && bytes.is_ascii()))
+        .and_then(|label| charset_decoder(label.as_bytes()));
+    match decoder {
+        Some(decode) => decode(bytes),
         None => String::from_utf8_lossy(bytes).into_owned(),
     }
 }

@@ -434,19 +434,13 @@ pub(crate) fn file_name(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
     ]
     .into_iter()
     .find_map(|(header, param)| {
-        let value = raw_value(header)?;
-        // Most parts (every text part) name no file: a parameter whose key matches must spell
-        // it, so without the letters there is nothing to parse and no charset to look up.
-        if !contains_ignoring_ascii_case(value, param.as_bytes()) {
-            return None;
-        }
-        let declared: Vec<&'static Encoding> = part
-            .content_type()
-            .and_then(|ct| ct.attribute("charset"))
-            .and_then(|label| usable_encoding(label.trim().as_bytes()))
-            .into_iter()
-            .collect();
-        parameter(value, param, &declared)
+        parameter(raw_value(header)?, param, || {
+            part.content_type()
+                .and_then(|ct| ct.attribute("charset"))
+                .and_then(|label| usable_encoding(label.trim().as_bytes()))
+                .into_iter()
+                .collect()
+        })
     });
     ours.or_else(|| part.attachment_name().map(str::to_string))
         .map(|n| cut(n.trim().to_string(), MAX_FILE_NAME_BYTES))
@@ -465,7 +459,19 @@ fn contains_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
 ///
 /// RFC 2231: `name*=charset'lang'%XX`, and continuations `name*0`, `name*1*`, ... joined in
 /// order; a plain `name=` value may carry RFC 2047 encoded-words (common, if not standard).
-fn parameter(value: &[u8], name: &str, declared: &[&'static Encoding]) -> Option<String> {
+///
+/// `declared` gives the charsets to try on undeclared 8-bit bytes; it is asked only once the
+/// parameter is found.
+fn parameter(
+    value: &[u8],
+    name: &str,
+    declared: impl FnOnce() -> Vec<&'static Encoding>,
+) -> Option<String> {
+    // Most values (every text part's type) hold no such parameter: a key that matches must
+    // spell the name, so without its letters there is nothing to parse.
+    if !contains_ignoring_ascii_case(value, name.as_bytes()) {
+        return None;
+    }
     let params = parameters(value);
     let mut plain = None;
     let mut extended: Vec<(u32, bool, Vec<u8>)> = Vec::new();
@@ -489,14 +495,18 @@ fn parameter(value: &[u8], name: &str, declared: &[&'static Encoding]) -> Option
             extended.push((index, encoded, val));
         }
     }
+    if extended.is_empty() && plain.is_none() {
+        return None;
+    }
+    let declared = declared();
     if !extended.is_empty() {
         extended.sort_by_key(|(i, _, _)| *i);
-        if let Some(decoded) = rfc2231(&extended, declared) {
+        if let Some(decoded) = rfc2231(&extended, &declared) {
             return Some(decoded);
         }
     }
     let plain = plain?;
-    Some(decode_words(&decode_8bit(&plain, declared)))
+    Some(decode_words(&decode_8bit(&plain, &declared)))
 }
 
 /// Joins RFC 2231 continuations and decodes them; falls back to their raw text.
