@@ -77,6 +77,31 @@ pub(crate) fn start_after(page: &Page) -> Result<(i64, String), StoreError> {
     }
 }
 
+/// The query of a page of message summaries, newest arrival first: `?1` the user, `?2` and
+/// `?3` the cursor's arrival and id, `?4` the rows to read, and `?5` the discussion when
+/// `in_discussion`.
+pub(crate) fn messages_sql(in_discussion: bool, folder: Option<crate::Folder>) -> String {
+    // Two texts rather than an `IS NULL OR` test, so each uses its own index.
+    let in_discussion = if in_discussion {
+        "AND discussion_id = ?5"
+    } else {
+        ""
+    };
+    // A filter on the rows the index finds; a discussion is small enough to walk.
+    let in_folder = match folder {
+        None => "",
+        Some(crate::Folder::Inbox) => "AND NOT IFNULL(json_extract(flags_json, '$.trashed'), 0)",
+        Some(crate::Folder::Trash) => "AND IFNULL(json_extract(flags_json, '$.trashed'), 0)",
+    };
+    format!(
+        "SELECT {SUMMARY_COLUMNS}
+         FROM messages
+         WHERE user_id = ?1 AND (received_at < ?2 OR (received_at = ?2 AND id < ?3))
+               {in_discussion} {in_folder}
+         ORDER BY received_at DESC, id DESC LIMIT ?4"
+    )
+}
+
 /// A page of the user's message summaries, newest arrival first: the whole mailbox, or one
 /// discussion of it.
 pub(crate) fn list_messages(
@@ -88,26 +113,8 @@ pub(crate) fn list_messages(
 ) -> Result<PageOf<MessageSummary>, StoreError> {
     let (after_ms, after_id) = start_after(page)?;
     let limit = page.limit.max(1);
-    // Two texts rather than an `IS NULL OR` test, so each uses its own index.
-    let in_discussion = if discussion.is_some() {
-        "AND discussion_id = ?5"
-    } else {
-        ""
-    };
-    // A filter on the rows the index finds; a discussion is small enough to walk.
-    let in_folder = match folder {
-        None => "",
-        Some(crate::Folder::Inbox) => "AND NOT IFNULL(json_extract(flags_json, '$.trashed'), 0)",
-        Some(crate::Folder::Trash) => "AND IFNULL(json_extract(flags_json, '$.trashed'), 0)",
-    };
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS}
-             FROM messages
-             WHERE user_id = ?1 AND (received_at < ?2 OR (received_at = ?2 AND id < ?3))
-                   {in_discussion} {in_folder}
-             ORDER BY received_at DESC, id DESC LIMIT ?4"
-        ))
+        .prepare_cached(&messages_sql(discussion.is_some(), folder))
         .map_err(unavailable)?;
     let mut values: Vec<Value> = vec![
         Value::Text(user.to_string()),
