@@ -26,6 +26,70 @@ const fn text_breaks() -> [bool; 256] {
 
 static TEXT_BREAKS: [bool; 256] = text_breaks();
 
+/// Bytes that matter inside a tag's name: its end, a new tag, a close or comment mark, and
+/// whitespace, which ends the name.
+const fn tag_breaks() -> [bool; 256] {
+    let mut table = [false; 256];
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'/' as usize] = true;
+    table[b'!' as usize] = true;
+    table[b' ' as usize] = true;
+    table[b'\t' as usize] = true;
+    table[b'\r' as usize] = true;
+    table[b'\n' as usize] = true;
+    table
+}
+
+static TAG_BREAKS: [bool; 256] = tag_breaks();
+
+/// How many bytes `bytes` starts with that are none of [`TEXT_BREAKS`].
+///
+/// Eight bytes at a time: text runs are most of a document, and a byte-by-byte test was
+/// the conversion's single largest cost.
+fn text_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// Marks (in the lowest marked byte exactly) a byte of `word` equal to `b`.
+    fn equal(word: u64, b: u8) -> u64 {
+        let x = word ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    }
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // Bytes below 0x21 hold every blank (and controls, checked below); then the rest.
+        let marks = (word.wrapping_sub(ONES * 0x21) & !word & HIGHS)
+            | equal(word, b'<')
+            | equal(word, b'&')
+            | equal(word, b';');
+        if marks != 0 {
+            let first = at + (marks.trailing_zeros() / 8) as usize;
+            if TEXT_BREAKS[usize::from(bytes[first])] {
+                return first;
+            }
+            // A control byte that is not a blank: go on past it, byte by byte.
+            at = first + 1;
+            continue;
+        }
+        at += 8;
+    }
+    at + bytes[at..]
+        .iter()
+        .position(|&b| TEXT_BREAKS[usize::from(b)])
+        .unwrap_or(bytes.len() - at)
+}
+
+/// Whitespace between words.
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// How many blanks `bytes` starts with.
+fn blanks(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|&&b| is_blank(b)).count()
+}
+
 /// Appends one token of `html`, after a space when `add_space`: an entity decoded, anything
 /// else as it is. Tokens start and end next to ASCII bytes, so slicing needs no validation,
 /// where mail-parser's own `add_html_token` validates every token; it still decodes entities.
@@ -109,17 +173,54 @@ pub(crate) fn html_to_text(html: &str) -> String {
                 None => break,
             }
         } else if !in_tag {
-            let run = input[pos..]
-                .iter()
-                .position(|&b| TEXT_BREAKS[usize::from(b)])
-                .unwrap_or(input.len() - pos);
-            if run > 0 {
+            // Words and the blanks between them are most of a text, and change no state:
+            // they are taken here until markup or an entity's edge, not one per pass.
+            loop {
+                let run = text_run(&input[pos..]);
+                if run > 0 {
+                    if is_token_start {
+                        token_start = pos;
+                        is_token_start = false;
+                    }
+                    token_end = pos + run - 1;
+                    pos += run;
+                }
+                if !input.get(pos).is_some_and(|&b| is_blank(b)) {
+                    break;
+                }
+                if !is_token_start {
+                    add_token(
+                        &mut result,
+                        html,
+                        token_start..token_end + 1,
+                        is_after_space && !is_new_line,
+                    );
+                    is_new_line = false;
+                }
+                is_after_space = true;
+                is_token_start = true;
+                pos += 1 + blanks(&input[pos + 1..]);
+            }
+            if pos >= input.len() {
+                break;
+            }
+        } else if tag_token_pos < 2 {
+            // A tag's name: its ordinary bytes only extend it, or start it.
+            while let Some(&b) = input.get(pos)
+                && !TAG_BREAKS[usize::from(b)]
+            {
                 if is_token_start {
                     token_start = pos;
                     is_token_start = false;
+                    tag_token_pos = tag_token_pos.saturating_add(1);
                 }
-                token_end = pos + run - 1;
-                pos += run;
+                token_end = pos;
+                pos += 1;
+                if tag_token_pos >= 2 {
+                    break;
+                }
+            }
+            if tag_token_pos >= 2 || pos >= input.len() {
                 continue;
             }
         }
@@ -198,10 +299,7 @@ pub(crate) fn html_to_text(html: &str) -> String {
                 }
                 is_token_start = true;
                 // The rest of a run of blanks (indentation, mostly) changes nothing more.
-                pos += 1 + input[pos + 1..]
-                    .iter()
-                    .take_while(|&&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-                    .count();
+                pos += 1 + blanks(&input[pos + 1..]);
                 continue;
             }
             b'&' | b';' if !in_tag && !is_token_start && !in_head => {
@@ -313,6 +411,13 @@ mod tests {
         "&;",
         "€",
         "\u{1F600}",
+        // Controls that are not blanks, and runs longer than the eight bytes read at once.
+        "\u{0}",
+        "\u{b}",
+        "\u{c}",
+        "\u{7f}",
+        "abcdefghijkl",
+        "wordé€\u{1F600}more",
     ];
 
     /// A small deterministic generator, so a failure can be replayed.
