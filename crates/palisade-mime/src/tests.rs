@@ -1380,6 +1380,36 @@ fn a_boundary_parameter_folded_after_its_equals_sign_is_found() {
 }
 
 #[test]
+fn a_multipart_type_is_recognised_however_its_field_is_spelled_and_folded() {
+    // Field names as mail-parser reads them (any case, blanks ignored), and the type on a
+    // continuation line: the folded boundary parameter is still made readable.
+    let m = parse(concat!(
+        "Subject: spelled\r\ncontent-TYPE :\r\n Multipart/Mixed;\r\n boundary =\r\n \"b\"\r\n\r\n",
+        "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n",
+        "--b\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\n\r\n%PDF\r\n",
+        "--b--\r\n",
+    ));
+    assert_eq!(m.text_body.as_deref(), Some("hello"));
+    assert_eq!(m.attachments.len(), 1);
+}
+
+#[test]
+fn a_single_part_body_that_quotes_mime_headers_is_shown_as_sent() {
+    // The boundary fixes are for MIME structure. In a text/plain message, mail-parser reads
+    // no boundary, so a quoted folded parameter and lines that look like its delimiters are
+    // the sender's text: neither unfolded nor cut.
+    let body = concat!(
+        "The header was:\r\n",
+        "Content-Type: multipart/mixed; boundary =\r\n \"x\"\r\n\r\n",
+        "--x\r\nContent-Type: text/plain\r\n--x\r\nend\r\n",
+    );
+    let m = parse(&format!(
+        "Subject: quoting\r\nContent-Type: text/plain\r\n\r\n{body}"
+    ));
+    assert_eq!(m.text_body.as_deref(), Some(body));
+}
+
+#[test]
 fn an_attached_message_whose_headers_run_into_the_boundary_keeps_the_parts_after_it() {
     let m = parse(concat!(
         "Subject: forwards\r\nContent-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n",
