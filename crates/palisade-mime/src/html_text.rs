@@ -90,33 +90,87 @@ fn blanks(bytes: &[u8]) -> usize {
     bytes.iter().take_while(|&&b| is_blank(b)).count()
 }
 
-/// Appends one token of `html`, after a space when `add_space`: an entity decoded, anything
-/// else as it is. Tokens start and end next to ASCII bytes, so slicing needs no validation,
-/// where mail-parser's own `add_html_token` validates every token; it still decodes entities.
-fn add_token(result: &mut String, html: &str, range: Range<usize>, add_space: bool) {
-    match html.get(range.clone()) {
-        Some(token) if token.len() >= 2 && token.starts_with('&') && token.ends_with(';') => {
-            add_html_token(result, token.as_bytes(), add_space);
+/// The text being written. Tokens are appended as ranges of the document, and a range that
+/// continues the one before it (a word after the single space before it, mostly) joins it,
+/// so a run of plain words is copied in one piece.
+struct Text<'a> {
+    html: &'a str,
+    out: String,
+    /// Bytes of `html` still to append to `out`.
+    pending: Range<usize>,
+}
+
+impl<'a> Text<'a> {
+    fn new(html: &'a str) -> Self {
+        Text {
+            html,
+            out: String::with_capacity(html.len()),
+            pending: 0..0,
         }
-        token => {
-            if add_space {
-                result.push(' ');
-            }
-            match token {
-                Some(token) => result.push_str(token),
-                // Unreachable by the above, but never a panic on mail.
-                None => result.push_str(&String::from_utf8_lossy(
-                    html.as_bytes().get(range).unwrap_or_default(),
-                )),
-            }
+    }
+
+    /// Appends the pending range. Ranges start and end next to ASCII bytes, so slicing needs
+    /// no validation, where mail-parser's own `add_html_token` validates every token.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
         }
+        let range = std::mem::replace(&mut self.pending, 0..0);
+        match self.html.get(range.clone()) {
+            Some(text) => self.out.push_str(text),
+            // Unreachable by the above, but never a panic on mail.
+            None => self.out.push_str(&String::from_utf8_lossy(
+                self.html.as_bytes().get(range).unwrap_or_default(),
+            )),
+        }
+    }
+
+    fn push(&mut self, c: char) {
+        self.flush();
+        self.out.push(c);
+    }
+
+    /// Appends one token of the document, after a space when `add_space`: an entity
+    /// decoded, anything else as it is.
+    fn token(&mut self, range: Range<usize>, add_space: bool) {
+        let bytes = self.html.as_bytes();
+        if let Some(token) = bytes.get(range.clone())
+            && token.len() >= 2
+            && token.starts_with(b"&")
+            && token.ends_with(b";")
+        {
+            self.flush();
+            add_html_token(&mut self.out, token, add_space);
+            return;
+        }
+        let start = if !add_space {
+            range.start
+        } else if range.start > 0 && bytes.get(range.start - 1) == Some(&b' ') {
+            // The space is the document's own, right before the token.
+            range.start - 1
+        } else {
+            self.push(' ');
+            range.start
+        };
+        if !self.pending.is_empty() && self.pending.end == start {
+            self.pending.end = range.end;
+        } else {
+            self.flush();
+            self.pending = start..range.end;
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.flush();
+        self.out.shrink_to_fit();
+        self.out
     }
 }
 
 /// The text of an HTML document, exactly as `mail_parser::decoders::html::html_to_text`
 /// gives it.
 pub(crate) fn html_to_text(html: &str) -> String {
-    let mut result = String::with_capacity(html.len());
+    let mut text = Text::new(html);
     let input = html.as_bytes();
 
     let mut in_tag = false;
@@ -189,12 +243,7 @@ pub(crate) fn html_to_text(html: &str) -> String {
                     break;
                 }
                 if !is_token_start {
-                    add_token(
-                        &mut result,
-                        html,
-                        token_start..token_end + 1,
-                        is_after_space && !is_new_line,
-                    );
+                    text.token(token_start..token_end + 1, is_after_space && !is_new_line);
                     is_new_line = false;
                 }
                 is_after_space = true;
@@ -229,12 +278,7 @@ pub(crate) fn html_to_text(html: &str) -> String {
         match ch {
             b'<' => {
                 if !in_tag && !hidden && !is_token_start {
-                    add_token(
-                        &mut result,
-                        html,
-                        token_start..token_end + 1,
-                        is_after_space,
-                    );
+                    text.token(token_start..token_end + 1, is_after_space);
                     is_after_space = false;
                 }
                 tag_token_pos = 0;
@@ -251,7 +295,7 @@ pub(crate) fn html_to_text(html: &str) -> String {
                             if tag.eq_ignore_ascii_case(b"br")
                                 || (tag.eq_ignore_ascii_case(b"p") && is_tag_close) =>
                         {
-                            result.push('\n');
+                            text.push('\n');
                             is_after_space = false;
                             is_new_line = true;
                         }
@@ -287,12 +331,7 @@ pub(crate) fn html_to_text(html: &str) -> String {
             b' ' | b'\t' | b'\r' | b'\n' => {
                 if !in_tag && !hidden {
                     if !is_token_start {
-                        add_token(
-                            &mut result,
-                            html,
-                            token_start..token_end + 1,
-                            is_after_space && !is_new_line,
-                        );
+                        text.token(token_start..token_end + 1, is_after_space && !is_new_line);
                         is_new_line = false;
                     }
                     is_after_space = true;
@@ -309,12 +348,7 @@ pub(crate) fn html_to_text(html: &str) -> String {
                 }
                 // `&` ends the token before it and starts its own; `;` ends the token it is in.
                 let end = if ch == b';' { pos } else { token_end };
-                add_token(
-                    &mut result,
-                    html,
-                    token_start..end + 1,
-                    is_after_space && !is_new_line,
-                );
+                text.token(token_start..end + 1, is_after_space && !is_new_line);
                 is_new_line = false;
                 is_token_start = true;
                 is_after_space = false;
@@ -337,16 +371,10 @@ pub(crate) fn html_to_text(html: &str) -> String {
     }
 
     if !in_tag && !is_token_start && !in_head && !in_style && !in_script && !in_template {
-        add_token(
-            &mut result,
-            html,
-            token_start..token_end + 1,
-            is_after_space && !is_new_line,
-        );
+        text.token(token_start..token_end + 1, is_after_space && !is_new_line);
     }
 
-    result.shrink_to_fit();
-    result
+    text.finish()
 }
 
 #[cfg(test)]
