@@ -115,7 +115,8 @@ enum Token<'a> {
 
 /// Splits an address-list value into tokens (RFC 5322 3.2 lexical rules, leniently).
 fn tokens(text: &str) -> Vec<Token<'_>> {
-    let mut out = Vec::new();
+    // About one token per eight bytes in address fields: most need no growing.
+    let mut out = Vec::with_capacity(text.len() / 8 + 1);
     let mut chars = text.char_indices().peekable();
     let mut spaced = true;
     while let Some((at, c)) = chars.next() {
@@ -392,17 +393,26 @@ fn phrase(tokens: &[Token<'_>]) -> String {
     {
         return String::new();
     }
-    let words: Vec<String> = tokens
-        .iter()
-        .filter_map(|t| match t {
-            Token::Word(w, _) => Some(w.trim().to_string()),
-            Token::Quoted(w, _) => Some(w.trim().to_string()),
-            Token::Comment(c) => Some(format!("({})", c.trim())),
-            _ => None,
-        })
-        .filter(|w| !w.is_empty() && w != "()")
-        .collect();
-    words.join(" ")
+    let mut out = String::new();
+    for token in tokens {
+        let (open, word, close) = match token {
+            Token::Word(w, _) => ("", w.trim(), ""),
+            Token::Quoted(w, _) => ("", w.trim(), ""),
+            Token::Comment(c) => ("(", c.trim(), ")"),
+            _ => continue,
+        };
+        // An empty word or comment adds nothing, nor does a word that reads as one.
+        if word.is_empty() || (open.is_empty() && word == "()") {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(open);
+        out.push_str(word);
+        out.push_str(close);
+    }
+    out
 }
 
 /// An addr-spec from adjacent tokens; a quoted local part stays quoted unless it need not be.
@@ -465,5 +475,67 @@ fn quote_local(local: &str) -> String {
 
 fn clean(value: String) -> Option<String> {
     let trimmed = value.trim();
-    (!trimmed.is_empty()).then(|| headers::cut(trimmed.to_string(), MAX_PART_BYTES))
+    if trimmed.is_empty() {
+        return None;
+    }
+    // Most values need no trimming, and keep their own allocation.
+    let value = if trimmed.len() == value.len() {
+        value
+    } else {
+        trimmed.to_string()
+    };
+    Some(headers::cut(value, MAX_PART_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Token, phrase};
+    use std::borrow::Cow;
+
+    #[test]
+    fn phrase_joins_as_the_collected_words_did() {
+        // The phrase as it was written before it was built in place.
+        fn collected(tokens: &[Token<'_>]) -> String {
+            if !tokens
+                .iter()
+                .any(|t| matches!(t, Token::Word(..) | Token::Quoted(..)))
+            {
+                return String::new();
+            }
+            let words: Vec<String> = tokens
+                .iter()
+                .filter_map(|t| match t {
+                    Token::Word(w, _) => Some(w.trim().to_string()),
+                    Token::Quoted(w, _) => Some(w.trim().to_string()),
+                    Token::Comment(c) => Some(format!("({})", c.trim())),
+                    _ => None,
+                })
+                .filter(|w| !w.is_empty() && w != "()")
+                .collect();
+            words.join(" ")
+        }
+        let texts = ["", " ", "a", " b ", "()", " () ", "(x)"];
+        let kinds = 4;
+        let pick = |n: usize| -> Token<'static> {
+            let text = texts[n / kinds % texts.len()];
+            match n % kinds {
+                0 => Token::Word(text, false),
+                1 => Token::Quoted(Cow::Borrowed(text), true),
+                2 => Token::Comment(Cow::Borrowed(text)),
+                _ => Token::Special(','),
+            }
+        };
+        let alphabet = texts.len() * kinds;
+        // Every sequence of up to three tokens.
+        for len in 0..=3u32 {
+            for mut n in 0..alphabet.pow(len) {
+                let mut tokens = Vec::new();
+                for _ in 0..len {
+                    tokens.push(pick(n % alphabet));
+                    n /= alphabet;
+                }
+                assert_eq!(phrase(&tokens), collected(&tokens), "{tokens:?}");
+            }
+        }
+    }
 }
