@@ -403,9 +403,11 @@ pub(crate) fn lenient_quoted_printable(raw: &[u8]) -> Vec<u8> {
                 kept = out.len();
                 i += 1;
             }
-            b => {
-                out.push(b);
-                i += 1;
+            _ => {
+                // Up to the next byte with a rule, in one copy: most text is plain.
+                let run = memchr::memchr3(b'=', b'\r', b'\n', &raw[i..]).unwrap_or(raw.len() - i);
+                out.extend_from_slice(&raw[i..i + run]);
+                i += run;
             }
         }
     }
@@ -434,6 +436,82 @@ mod tests {
             assert!(keeps_ascii(&label.to_uppercase()));
         }
         assert!(!keeps_ascii("utf-7"));
+    }
+
+    #[test]
+    fn lenient_quoted_printable_decodes_as_the_byte_by_byte_reading_did() {
+        // The decoder as it was written before plain runs were copied at once.
+        fn by_byte(raw: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut kept = 0;
+            let mut i = 0;
+            while i < raw.len() {
+                match raw[i] {
+                    b'=' => {
+                        let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+                        if let (Some(hi), Some(lo)) = (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
+                            out.push((hi * 16 + lo) as u8);
+                            kept = out.len();
+                            i += 3;
+                            continue;
+                        }
+                        let mut j = i + 1;
+                        while matches!(raw.get(j), Some(b' ' | b'\t')) {
+                            j += 1;
+                        }
+                        match raw.get(j) {
+                            Some(b'\n') => i = j + 1,
+                            Some(b'\r') if raw.get(j + 1) == Some(&b'\n') => i = j + 2,
+                            None => i = j,
+                            _ => {
+                                out.push(b'=');
+                                i += 1;
+                            }
+                        }
+                    }
+                    b'\r' | b'\n' => {
+                        while out.len() > kept && matches!(out.last(), Some(b' ' | b'\t')) {
+                            out.pop();
+                        }
+                        out.push(raw[i]);
+                        kept = out.len();
+                        i += 1;
+                    }
+                    b => {
+                        out.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            out
+        }
+        let pieces: [&[u8]; 13] = [
+            b"=",
+            b"=2",
+            b"=20",
+            b"=3D",
+            b"=\r\n",
+            b"=\n",
+            b" ",
+            b"\t",
+            b"\r\n",
+            b"\n",
+            b"ab",
+            "é".as_bytes(),
+            b"= \r\n",
+        ];
+        // Every sequence of up to five pieces.
+        let mut raw = Vec::new();
+        for len in 0..=5u32 {
+            for mut n in 0..pieces.len().pow(len) {
+                raw.clear();
+                for _ in 0..len {
+                    raw.extend_from_slice(pieces[n % pieces.len()]);
+                    n /= pieces.len();
+                }
+                assert_eq!(lenient_quoted_printable(&raw), by_byte(&raw), "{raw:?}");
+            }
+        }
     }
 
     /// The strict reading is taken only where it equals the lenient one.
