@@ -1,5 +1,6 @@
 //! Attachment metadata; the bytes stay in the raw message and are cut out on demand.
 
+use crate::fields;
 use std::cell::OnceCell;
 use std::collections::HashSet;
 
@@ -56,7 +57,7 @@ fn describe<'h>(
         })
         .filter(|cid| !cid.is_empty())
         .map(str::to_string);
-    let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
+    let disposition_inline = fields::content_disposition(part).is_some_and(|d| d.is_inline());
     let referenced = content_id.as_ref().is_some_and(|cid| {
         html_lower().is_some_and(|html| html.contains(&format!("cid:{}", cid.to_lowercase())))
     });
@@ -72,7 +73,7 @@ fn describe<'h>(
 
 /// The declared type as `type/subtype`, lowercased; RFC 2045 defaults where it is missing or broken.
 pub(crate) fn content_type(part: &MessagePart<'_>) -> String {
-    let Some(ct) = part.content_type() else {
+    let Some(ct) = fields::content_type(part) else {
         // A digest's parts default to message/rfc822, which mail-parser already applied.
         return if part.is_message() {
             "message/rfc822"

@@ -1,11 +1,12 @@
 //! Assembling the text and HTML bodies from every inline part, as a mail client shows them.
 
+use crate::fields;
 use std::collections::{HashMap, HashSet};
 
 use crate::html_text::html_to_text;
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
+use mail_parser::{Message, MessagePart, PartType};
 
 use crate::attachments::content_type;
 use crate::preamble::stray_text_in_part_headers;
@@ -171,11 +172,11 @@ fn view(message: &Message<'_>, tree: &Tree, id: u32) -> View {
 /// by a file name without an `inline` disposition), and a multipart whose boundary never
 /// occurs: mail clients show its content as plain text.
 fn inline_kind(part: &MessagePart<'_>, id: u32) -> Option<bool> {
-    let disposition = part.content_disposition();
+    let disposition = fields::content_disposition(part);
     if disposition.is_some_and(|d| d.is_attachment()) {
         return None;
     }
-    let named = part.attachment_name().is_some_and(|n| !n.trim().is_empty());
+    let named = fields::attachment_name(part).is_some_and(|n| !n.trim().is_empty());
     // The root part is the message itself: a name on it does not make it an attachment.
     if named && id != 0 && !disposition.is_some_and(|d| d.is_inline()) {
         return None;
@@ -268,8 +269,7 @@ fn escape_as_html(text: &str) -> String {
 /// Base64 is decoded up to the first byte outside its alphabet, which is where a stray
 /// boundary or trailing junk starts; anything undecodable stays as it was.
 fn redecode(part: &MessagePart<'_>, raw: &str) -> String {
-    let encoding = part
-        .content_transfer_encoding()
+    let encoding = fields::transfer_encoding(part)
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
@@ -293,7 +293,7 @@ fn redecode(part: &MessagePart<'_>, raw: &str) -> String {
 
 /// Decoded bytes as text in the part's declared charset, UTF-8 (lossy) when it has none we know.
 fn in_charset(part: &MessagePart<'_>, bytes: &[u8]) -> String {
-    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
+    let charset = fields::content_type(part).and_then(|ct| ct.attribute("charset"));
     // Most re-decoded text is ASCII in a charset that maps ASCII to itself, which reads as
     // UTF-8; mail-parser's table decoders would still push it a character at a time.
     let decoder = charset
@@ -324,7 +324,7 @@ fn keeps_ascii(label: &str) -> bool {
 
 /// Whether a part declares the quoted-printable transfer encoding.
 fn is_quoted_printable(part: &MessagePart<'_>) -> bool {
-    part.content_transfer_encoding()
+    fields::transfer_encoding(part)
         .is_some_and(|e| e.trim().eq_ignore_ascii_case("quoted-printable"))
 }
 

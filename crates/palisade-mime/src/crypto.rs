@@ -1,6 +1,7 @@
 //! End-to-end cryptography: PGP/MIME, inline PGP and S/MIME.
 
-use mail_parser::{HeaderName, Message, MessagePart, MimeHeaders};
+use crate::fields;
+use mail_parser::{HeaderName, Message, MessagePart};
 use palisade_model::CryptoKind;
 
 use crate::attachments::content_type;
@@ -47,7 +48,7 @@ fn armored(body: &str) -> bool {
 fn part_crypto(raw: &[u8], message: &Message<'_>, part: &MessagePart<'_>) -> Option<CryptoKind> {
     let mime = content_type(part);
     let attr = |name: &str| {
-        part.content_type()
+        fields::content_type(part)
             .and_then(|ct| ct.attribute(name))
             .unwrap_or_default()
             .to_ascii_lowercase()
@@ -101,8 +102,7 @@ fn part_crypto(raw: &[u8], message: &Message<'_>, part: &MessagePart<'_>) -> Opt
                 "signed-data" => Some(CryptoKind::SmimeSigned),
                 "enveloped-data" | "authenveloped-data" => Some(CryptoKind::SmimeEncrypted),
                 // Old clients omit smime-type; a bare .p7m is enveloped data, .p7c only certificates.
-                "" if !part
-                    .attachment_name()
+                "" if !fields::attachment_name(part)
                     .is_some_and(|n| n.to_ascii_lowercase().ends_with(".p7c")) =>
                 {
                     Some(CryptoKind::SmimeEncrypted)

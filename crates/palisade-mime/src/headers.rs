@@ -5,9 +5,10 @@
 //! is dropped, each RFC 2047 encoded-word is decoded alone (a character split across two
 //! words becomes replacement characters), and raw 8-bit bytes are read as lossy UTF-8 only.
 
+use crate::fields;
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::{Message, MessagePart, MimeHeaders};
+use mail_parser::{Message, MessagePart};
 
 use crate::{participants, preamble};
 
@@ -46,7 +47,8 @@ impl Headers {
             if declared.len() >= MAX_DECLARED_CHARSETS {
                 break;
             }
-            let Some(label) = part.content_type().and_then(|ct| ct.attribute("charset")) else {
+            let Some(label) = fields::content_type(part).and_then(|ct| ct.attribute("charset"))
+            else {
                 continue;
             };
             if let Some(encoding) = usable_encoding(label.trim().as_bytes())
@@ -435,14 +437,14 @@ pub(crate) fn file_name(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
     .into_iter()
     .find_map(|(header, param)| {
         parameter(raw_value(header)?, param, || {
-            part.content_type()
+            fields::content_type(part)
                 .and_then(|ct| ct.attribute("charset"))
                 .and_then(|label| usable_encoding(label.trim().as_bytes()))
                 .into_iter()
                 .collect()
         })
     });
-    ours.or_else(|| part.attachment_name().map(str::to_string))
+    ours.or_else(|| fields::attachment_name(part).map(str::to_string))
         .map(|n| cut(n.trim().to_string(), MAX_FILE_NAME_BYTES))
         .filter(|n| !n.is_empty())
 }

@@ -33,6 +33,7 @@ use palisade_model::{Address, MessageContent, ParticipantRole};
 mod attachments;
 mod body;
 mod crypto;
+mod fields;
 mod headers;
 mod html_text;
 mod participants;

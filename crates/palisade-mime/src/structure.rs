@@ -1,8 +1,9 @@
 //! The MIME tree as a flat list a reader can walk to reach every part.
 
+use crate::fields;
 use std::collections::{HashMap, HashSet};
 
-use mail_parser::{Message, MimeHeaders, PartType};
+use mail_parser::{Message, PartType};
 use palisade_model::{Attachment, MAX_MIME_PART_FIELD_BYTES, MAX_STRUCTURE_PARTS, MimePart};
 
 use crate::attachments::{content_type, decoded_size};
@@ -41,14 +42,12 @@ pub(crate) fn structure(
                 depth: u32::try_from(place.depth).unwrap_or(u32::MAX),
                 content_type: capped(ctype),
                 size,
-                disposition: part
-                    .content_disposition()
+                disposition: fields::content_disposition(part)
                     .map(|d| d.ctype().trim().to_ascii_lowercase())
                     .filter(|d| !d.is_empty())
                     .map(capped),
                 file_name: name.map(capped),
-                charset: part
-                    .content_type()
+                charset: fields::content_type(part)
                     .and_then(|ct| ct.attribute("charset"))
                     .map(str::trim)
                     .filter(|c| !c.is_empty())
