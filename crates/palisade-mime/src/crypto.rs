@@ -62,7 +62,7 @@ fn part_crypto(raw: &[u8], message: &Message<'_>, part: &MessagePart<'_>) -> Opt
             + &part
                 .headers
                 .iter()
-                .find(|h| h.name == HeaderName::ContentType)
+                .find(|h| fields::same_name(&h.name, &HeaderName::ContentType))
                 .map(|h| raw_value(raw, h).to_ascii_lowercase())
                 .unwrap_or_default()
     };

@@ -3,39 +3,43 @@
 //! mail-parser's `MimeHeaders` lookups compare names through a function call per field, and
 //! the model asks each part for its type, disposition and encoding from several places:
 //! those lookups were about 4% of `parse_message`. The answers are mail-parser's: the value
-//! of the last field of that name. A parsed field's name is never `Other` for a name
-//! mail-parser knows, so matching the variant is its comparison.
+//! of the last field of that name.
 
 use mail_parser::{ContentType, HeaderName, HeaderValue, MessagePart};
 
-/// The value of the last field whose name `is`.
-fn last<'a, 'x>(
-    part: &'a MessagePart<'x>,
-    is: fn(&HeaderName<'_>) -> bool,
-) -> Option<&'a HeaderValue<'x>> {
+/// Whether two field names are the same, as `HeaderName`'s `==` says: names mail-parser
+/// knows by their variant (`==` compares their ids through a call), others by their text.
+pub(crate) fn same_name(a: &HeaderName<'_>, b: &HeaderName<'_>) -> bool {
+    match (a, b) {
+        (HeaderName::Other(_), _) | (_, HeaderName::Other(_)) => a == b,
+        _ => std::mem::discriminant(a) == std::mem::discriminant(b),
+    }
+}
+
+/// The value of the last field called `name`.
+fn last<'a, 'x>(part: &'a MessagePart<'x>, name: &HeaderName<'_>) -> Option<&'a HeaderValue<'x>> {
     part.headers
         .iter()
         .rev()
-        .find(|h| is(&h.name))
+        .find(|h| same_name(&h.name, name))
         .map(|h| &h.value)
 }
 
 /// `Content-Type`, as `MimeHeaders::content_type` gives it.
 pub(crate) fn content_type<'a, 'x>(part: &'a MessagePart<'x>) -> Option<&'a ContentType<'x>> {
-    last(part, |n| matches!(n, HeaderName::ContentType)).and_then(HeaderValue::as_content_type)
+    last(part, &HeaderName::ContentType).and_then(HeaderValue::as_content_type)
 }
 
 /// `Content-Disposition`, as `MimeHeaders::content_disposition` gives it.
 pub(crate) fn content_disposition<'a, 'x>(
     part: &'a MessagePart<'x>,
 ) -> Option<&'a ContentType<'x>> {
-    last(part, |n| matches!(n, HeaderName::ContentDisposition))
-        .and_then(HeaderValue::as_content_type)
+    last(part, &HeaderName::ContentDisposition).and_then(HeaderValue::as_content_type)
 }
 
 /// `Content-Transfer-Encoding`, as `MimeHeaders::content_transfer_encoding` gives it.
 pub(crate) fn transfer_encoding<'a>(part: &'a MessagePart<'_>) -> Option<&'a str> {
-    last(part, |n| matches!(n, HeaderName::ContentTransferEncoding)).and_then(HeaderValue::as_text)
+    last(part, &HeaderName::ContentTransferEncoding).and_then(HeaderValue::as_text)
 }
 
 /// The file name mail-parser reads, as `MimeHeaders::attachment_name` gives it.
@@ -49,6 +53,23 @@ pub(crate) fn attachment_name<'a>(part: &'a MessagePart<'_>) -> Option<&'a str> 
 mod tests {
     use super::*;
     use mail_parser::{MessageParser, MimeHeaders};
+
+    #[test]
+    fn names_compare_as_mail_parser_compares_them() {
+        let names = [
+            HeaderName::ContentType,
+            HeaderName::ContentDisposition,
+            HeaderName::From,
+            HeaderName::Other("X-A".into()),
+            HeaderName::Other("x-a".into()),
+            HeaderName::Other("X-B".into()),
+        ];
+        for a in &names {
+            for b in &names {
+                assert_eq!(same_name(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn answers_as_mail_parser_does() {

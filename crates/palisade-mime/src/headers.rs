@@ -8,7 +8,7 @@
 use crate::fields;
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::{Message, MessagePart};
+use mail_parser::{HeaderName, Message, MessagePart};
 
 use crate::{participants, preamble};
 
@@ -424,15 +424,15 @@ fn decode_charset(charset: &str, bytes: &[u8]) -> String {
 /// (RFC 2231 and RFC 2047 forms); when a value cannot be decoded, its raw text is the name.
 /// mail-parser's own reading is the fallback for what our parameter reader does not find.
 pub(crate) fn file_name(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
-    let raw_value = |name: &str| {
+    let raw_value = |name: HeaderName<'_>| {
         part.headers
             .iter()
-            .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .find(|h| fields::same_name(&h.name, &name))
             .and_then(|h| raw.get(h.offset_start as usize..h.offset_end as usize))
     };
     let ours = [
-        ("content-disposition", "filename"),
-        ("content-type", "name"),
+        (HeaderName::ContentDisposition, "filename"),
+        (HeaderName::ContentType, "name"),
     ]
     .into_iter()
     .find_map(|(header, param)| {

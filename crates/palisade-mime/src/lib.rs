@@ -223,7 +223,10 @@ fn bounded(body: Option<String>, max: usize) -> (Option<String>, bool) {
 }
 
 fn first<'a, 'x>(headers: &'a [Header<'x>], name: HeaderName<'_>) -> Option<&'a HeaderValue<'x>> {
-    headers.iter().find(|h| h.name == name).map(|h| &h.value)
+    headers
+        .iter()
+        .find(|h| fields::same_name(&h.name, &name))
+        .map(|h| &h.value)
 }
 
 /// Message ids of the first header called `name`, without angle brackets.
