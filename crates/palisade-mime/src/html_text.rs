@@ -316,24 +316,16 @@ pub(crate) fn html_to_text(html: &str) -> String {
                 pos += 1;
                 continue;
             }
+            // Only a tag's name meets a blank here: shown text takes its blanks in the word loop
+            // above, and hidden text is crossed to its next `<`. A blank ends the name, and the
+            // rest of the run changes nothing more.
             b' ' | b'\t' | b'\r' | b'\n' => {
-                if !in_tag && !hidden {
-                    if !is_token_start {
-                        text.token(token_start..token_end + 1, is_after_space && !is_new_line);
-                        is_new_line = false;
-                    }
-                    is_after_space = true;
-                }
                 is_token_start = true;
-                // The rest of a run of blanks (indentation, mostly) changes nothing more.
                 pos += 1 + blanks(&input[pos + 1..]);
                 continue;
             }
-            b'&' | b';' if !in_tag && !is_token_start && !in_head => {
-                if hidden {
-                    pos += 1;
-                    continue;
-                }
+            // Shown text only, for the same reason.
+            b'&' | b';' if !in_tag && !is_token_start => {
                 // `&` ends the token before it and starts its own; `;` ends the token it is in.
                 let end = if ch == b';' { pos } else { token_end };
                 text.token(token_start..end + 1, is_after_space && !is_new_line);
