@@ -293,33 +293,16 @@ fn redecode(part: &MessagePart<'_>, raw: &str) -> String {
 
 /// Decoded bytes as text in the part's declared charset, UTF-8 (lossy) when it has none we know.
 fn in_charset(part: &MessagePart<'_>, bytes: &[u8]) -> String {
-    let charset = fields::content_type(part).and_then(|ct| ct.attribute("charset"));
+    let charset = fields::charset(part);
     // Most re-decoded text is ASCII in a charset that maps ASCII to itself, which reads as
     // UTF-8; mail-parser's table decoders would still push it a character at a time.
     let decoder = charset
-        .filter(|label| !(keeps_ascii(label) && bytes.is_ascii()))
+        .filter(|label| !(fields::keeps_ascii(label.as_bytes()) && bytes.is_ascii()))
         .and_then(|label| charset_decoder(label.as_bytes()));
     match decoder {
         Some(decode) => decode(bytes),
         None => String::from_utf8_lossy(bytes).into_owned(),
     }
-}
-
-/// Charset labels whose decoder maps every ASCII byte to itself (a test checks each).
-const ASCII_KEEPING_CHARSETS: [&str; 6] = [
-    "us-ascii",
-    "ascii",
-    "iso-8859-1",
-    "latin1",
-    "windows-1252",
-    "cp1252",
-];
-
-/// Whether text in the charset `label` reads as its bytes when they are all ASCII.
-fn keeps_ascii(label: &str) -> bool {
-    ASCII_KEEPING_CHARSETS
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(label))
 }
 
 /// Whether a part declares the quoted-printable transfer encoding.
@@ -417,26 +400,6 @@ pub(crate) fn lenient_quoted_printable(raw: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The shortcut in `in_charset` holds only while mail-parser decodes ASCII as itself.
-    #[test]
-    fn ascii_keeping_charsets_decode_ascii_as_itself() {
-        let ascii: Vec<u8> = (0..=127).collect();
-        for label in ASCII_KEEPING_CHARSETS {
-            let decode = charset_decoder(label.as_bytes());
-            assert!(
-                decode.is_some(),
-                "{label}: mail-parser knows no such charset"
-            );
-            assert_eq!(
-                decode.map(|d| d(&ascii)).as_deref().map(str::as_bytes),
-                Some(&ascii[..]),
-                "{label}"
-            );
-            assert!(keeps_ascii(&label.to_uppercase()));
-        }
-        assert!(!keeps_ascii("utf-7"));
-    }
 
     #[test]
     fn lenient_quoted_printable_decodes_as_the_byte_by_byte_reading_did() {

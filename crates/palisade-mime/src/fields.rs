@@ -49,10 +49,61 @@ pub(crate) fn attachment_name<'a>(part: &'a MessagePart<'_>) -> Option<&'a str> 
         .or_else(|| content_type(part).and_then(|ct| ct.attribute("name")))
 }
 
+/// What the preparation renames a `charset` parameter to where mail-parser need not decode
+/// the text ([`crate::preamble::prepare`]). As long as `charset`, so every offset holds, and
+/// no parameter name in real mail.
+pub(crate) const HIDDEN_CHARSET: &str = "charse%";
+
+/// The charset a part declares, also where the preparation hid it from mail-parser.
+pub(crate) fn charset<'a>(part: &'a MessagePart<'_>) -> Option<&'a str> {
+    content_type(part).and_then(|ct| {
+        ct.attribute("charset")
+            .or_else(|| ct.attribute(HIDDEN_CHARSET))
+    })
+}
+
+/// Charset labels whose decoder maps every ASCII byte to itself (a test checks each).
+const ASCII_KEEPING_CHARSETS: [&str; 6] = [
+    "us-ascii",
+    "ascii",
+    "iso-8859-1",
+    "latin1",
+    "windows-1252",
+    "cp1252",
+];
+
+/// Whether text in the charset `label` reads as its bytes when they are all ASCII.
+pub(crate) fn keeps_ascii(label: &[u8]) -> bool {
+    ASCII_KEEPING_CHARSETS
+        .iter()
+        .any(|c| c.as_bytes().eq_ignore_ascii_case(label))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_parser::decoders::charsets::map::charset_decoder;
     use mail_parser::{MessageParser, MimeHeaders};
+
+    /// Reading ASCII text in these charsets as UTF-8 holds only while mail-parser decodes ASCII as itself.
+    #[test]
+    fn ascii_keeping_charsets_decode_ascii_as_itself() {
+        let ascii: Vec<u8> = (0..=127).collect();
+        for label in ASCII_KEEPING_CHARSETS {
+            let decode = charset_decoder(label.as_bytes());
+            assert!(
+                decode.is_some(),
+                "{label}: mail-parser knows no such charset"
+            );
+            assert_eq!(
+                decode.map(|d| d(&ascii)).as_deref().map(str::as_bytes),
+                Some(&ascii[..]),
+                "{label}"
+            );
+            assert!(keeps_ascii(label.to_uppercase().as_bytes()));
+        }
+        assert!(!keeps_ascii(b"utf-7"));
+    }
 
     #[test]
     fn names_compare_as_mail_parser_compares_them() {

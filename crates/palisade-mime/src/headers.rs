@@ -40,15 +40,14 @@ pub(crate) struct Headers {
 }
 
 impl Headers {
-    /// Scans the header section at the start of `raw` and collects the message's charsets.
-    pub(crate) fn scan(raw: &[u8], message: &Message<'_>) -> Headers {
+    /// The header section's `fields` ([`fields`]), with the charsets `message` declares.
+    pub(crate) fn new(fields: Vec<Field>, message: &Message<'_>) -> Headers {
         let mut declared = Vec::new();
         for part in &message.parts {
             if declared.len() >= MAX_DECLARED_CHARSETS {
                 break;
             }
-            let Some(label) = fields::content_type(part).and_then(|ct| ct.attribute("charset"))
-            else {
+            let Some(label) = fields::charset(part) else {
                 continue;
             };
             if let Some(encoding) = usable_encoding(label.trim().as_bytes())
@@ -57,10 +56,7 @@ impl Headers {
                 declared.push(encoding);
             }
         }
-        Headers {
-            fields: fields(raw),
-            declared,
-        }
+        Headers { fields, declared }
     }
 
     /// Values of every field called `name` (ASCII case-insensitive), in order.
@@ -130,66 +126,93 @@ fn decode_8bit(bytes: &[u8], declared: &[&'static Encoding]) -> String {
 /// The fields anything reads ([`is_read`]) of the header section at the start of `raw`, up to
 /// the first empty line.
 ///
-/// Only an empty line ends the section (RFC 5322 2.1): a line of spaces is folding. A field is
-/// unfolded before its name is read, so a name folded before its colon is still found; each
-/// fold with the whitespace around it becomes one space.
+/// The preparation reads these lines anyway and gathers the fields on its walk
+/// ([`crate::preamble::prepare`]); this walk is for bytes it did not see.
 pub(crate) fn fields(raw: &[u8]) -> Vec<Field> {
     if !preamble::has_header_section(raw) {
         return Vec::new();
     }
-    let mut logical: Vec<Vec<u8>> = Vec::new();
-    // Fields seen, read or not, and whether the current one is skipped.
-    let (mut seen, mut skipping) = (0usize, false);
-    // Lines found with memchr: a header section is kilobytes of `Received` and signatures,
-    // read on every delivery.
-    let mut rest = raw;
-    while !rest.is_empty() {
-        let (line, next) = match memchr::memchr(b'\n', rest) {
-            Some(end) => (&rest[..end], &rest[end + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = next;
+    let mut fields = FieldLines::default();
+    // Lines found with memchr: a header section is kilobytes of `Received` and signatures.
+    let mut start = 0;
+    while start < raw.len() {
+        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |nl| start + nl + 1);
+        let line = &raw[start..end];
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
         }
-        if matches!(line[0], b' ' | b'\t') && seen > 0 {
-            if skipping {
-                continue;
+        fields.line(start, line);
+        start = end;
+    }
+    fields.finish(raw.len())
+}
+
+/// The fields anything reads ([`is_read`]), gathered from a header section one line at a time.
+///
+/// Only an empty line ends the section (RFC 5322 2.1): a line of spaces is folding. A field is
+/// unfolded before its name is read, so a name folded before its colon is still found; each
+/// fold with the whitespace around it becomes one space.
+#[derive(Debug, Default)]
+pub(crate) struct FieldLines {
+    /// Each field kept, unfolded, with the offset of its first line.
+    logical: Vec<(usize, Vec<u8>)>,
+    /// Fields seen, read or not.
+    seen: usize,
+    /// Whether the current field is skipped.
+    skipping: bool,
+}
+
+impl FieldLines {
+    /// Takes the next line of the section, which starts at `start`: its content without the
+    /// line break, never empty (an empty line ends the section).
+    pub(crate) fn line(&mut self, start: usize, line: &[u8]) {
+        if self.seen > MAX_FIELDS {
+            return;
+        }
+        if matches!(line[0], b' ' | b'\t') && self.seen > 0 {
+            if self.skipping {
+                return;
             }
-            if let Some(current) = logical.last_mut() {
+            if let Some((_, current)) = self.logical.last_mut() {
                 // A fold and the indentation after it read as one space, as clients show it.
                 if !current.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
                     current.push(b' ');
                 }
                 current.extend_from_slice(line.trim_ascii_start());
             }
-            continue;
+            return;
         }
-        if seen >= MAX_FIELDS {
-            break;
+        self.seen += 1;
+        if self.seen > MAX_FIELDS {
+            return;
         }
-        seen += 1;
         // A name is known once its colon is; one folded before its colon is kept to be read.
-        skipping =
+        self.skipping =
             memchr::memchr(b':', line).is_some_and(|colon| !is_read(line[..colon].trim_ascii()));
-        if !skipping {
-            logical.push(line.to_vec());
+        if !self.skipping {
+            self.logical.push((start, line.to_vec()));
         }
     }
-    logical
-        .into_iter()
-        .filter_map(|mut line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            let name = line[..colon].trim_ascii();
-            if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b)) {
-                return None;
-            }
-            let name = String::from_utf8_lossy(name).into_owned();
-            let value = line.split_off(colon + 1);
-            Some(Field { name, value })
-        })
-        .collect()
+
+    /// The fields of the lines before offset `end`, where the section was found to end.
+    pub(crate) fn finish(self, end: usize) -> Vec<Field> {
+        self.logical
+            .into_iter()
+            .take_while(|&(start, _)| start < end)
+            .filter_map(|(_, mut line)| {
+                let colon = memchr::memchr(b':', &line)?;
+                let name = line[..colon].trim_ascii();
+                if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b)) {
+                    return None;
+                }
+                let name = String::from_utf8_lossy(name).into_owned();
+                let value = line.split_off(colon + 1);
+                Some(Field { name, value })
+            })
+            .collect()
+    }
 }
 
 /// Whether anything reads the field called `name`: the address fields, the subject and the
@@ -437,8 +460,7 @@ pub(crate) fn file_name(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
     .into_iter()
     .find_map(|(header, param)| {
         parameter(raw_value(header)?, param, || {
-            fields::content_type(part)
-                .and_then(|ct| ct.attribute("charset"))
+            fields::charset(part)
                 .and_then(|label| usable_encoding(label.trim().as_bytes()))
                 .into_iter()
                 .collect()

@@ -75,16 +75,18 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
     if raw.is_empty() {
         return with_error(MessageContent::default(), "empty input");
     }
-    let prepared = preamble::prepare(raw);
-    let raw = &prepared[..];
+    let preamble::Prepared { bytes, fields } = preamble::prepare(raw);
+    let raw = &bytes[..];
     // mail-parser promises not to panic, but it does arithmetic on offsets derived from
     // hostile input; a panic here must cost one message, not the delivery worker.
-    match catch_unwind(AssertUnwindSafe(|| parse_full(raw, limits))) {
+    match catch_unwind(AssertUnwindSafe(|| parse_full(raw, fields, limits))) {
         Ok(content) => content,
         Err(_) => {
             // Headers alone exercise far less of the parser, so they usually survive.
             let headers_only = catch_unwind(AssertUnwindSafe(|| {
-                PARSER.parse_headers(raw).map(|m| extract(raw, &m, limits))
+                PARSER
+                    .parse_headers(raw)
+                    .map(|m| extract(raw, &m, headers::fields(raw), limits))
             }));
             match headers_only {
                 Ok(Some(content)) => with_error(
@@ -102,7 +104,7 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
 /// read it ourselves from the raw bytes:
 ///
 /// - addresses, subject and date come from our own scan of the header section
-///   ([`headers::Headers::scan`]), which reads what mail-parser 0.11 loses (see there); its date
+///   ([`headers::fields`]), which reads what mail-parser 0.11 loses (see there); its date
 ///   parser also reads two bytes past a one- or two-letter zone (`UT`, `Z`) or an `AM` token,
 ///   swallowing the newline and with it the next field, typically `From`;
 /// - `Received` is parsed one field at a time, for our own hops only (privacy::parse_received);
@@ -118,7 +120,7 @@ static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
 /// or [`MimePart::index`](palisade_model::MimePart) names, cut out of the raw message on
 /// demand; `None` when there is no such part.
 pub fn attachment_bytes(raw: &[u8], part_index: u32) -> Option<Vec<u8>> {
-    let prepared = preamble::prepare(raw);
+    let prepared = preamble::prepare(raw).bytes;
     catch_unwind(AssertUnwindSafe(|| {
         let message = PARSER.parse(&prepared[..])?;
         let part = message.parts.get(usize::try_from(part_index).ok()?)?;
@@ -128,11 +130,12 @@ pub fn attachment_bytes(raw: &[u8], part_index: u32) -> Option<Vec<u8>> {
     .flatten()
 }
 
-fn parse_full(raw: &[u8], limits: &ParseLimits) -> MessageContent {
+/// Parses the prepared bytes `raw`, whose header section holds `fields`.
+fn parse_full(raw: &[u8], fields: Vec<headers::Field>, limits: &ParseLimits) -> MessageContent {
     let Some(message) = PARSER.parse(raw) else {
         return with_error(MessageContent::default(), "no header section found");
     };
-    let content = extract(raw, &message, limits);
+    let content = extract(raw, &message, fields, limits);
     if content.header_count == 0 || !preamble::has_header_section(raw) {
         return with_error(content, "no header section found");
     }
@@ -146,7 +149,13 @@ fn with_error(mut content: MessageContent, reason: &str) -> MessageContent {
     content
 }
 
-fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageContent {
+/// The model of `message`, parsed from `raw`, whose header section holds `fields`.
+fn extract(
+    raw: &[u8],
+    message: &Message<'_>,
+    fields: Vec<headers::Field>,
+    limits: &ParseLimits,
+) -> MessageContent {
     let headers = message.parts.first().map_or(&[][..], |p| &p.headers[..]);
     let tree = tree::walk(message, limits.max_mime_depth);
     let body::Bodies {
@@ -164,7 +173,7 @@ fn extract(raw: &[u8], message: &Message<'_>, limits: &ParseLimits) -> MessageCo
         privacy::privacy(raw, message, &tree.visible, &bodies, &limits.trust);
     privacy.mime_depth_exceeded = tree.depth_exceeded;
     // Subject, date and addresses come from our own scan of the raw header section.
-    let raw_headers = headers::Headers::scan(raw, message);
+    let raw_headers = headers::Headers::new(fields, message);
     let people = participants::participants(&raw_headers);
     privacy.multiple_from = people.multiple_from;
     let participants = people.list;

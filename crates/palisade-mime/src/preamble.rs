@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 
+use crate::fields;
+use crate::headers::{Field, FieldLines};
+
 /// How many leading lines may be garbage before we conclude there are no headers at all.
 const MAX_HEADER_LINES_CHECKED: usize = 50;
 
@@ -30,13 +33,19 @@ pub(crate) fn strip_envelope_noise(raw: &[u8]) -> &[u8] {
 /// - A line of only spaces or tabs inside the header section is folded into the line before
 ///   (RFC 5322 obs-FWS): mail-parser would take it as the end of the headers, and only an
 ///   empty line ends them. The replacement keeps every byte offset.
-pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
+///
+/// The fields read from the header section come with the bytes: the walk that looks for
+/// what to fix reads every line of the section, so it gathers them on the way.
+pub(crate) fn prepare(raw: &[u8]) -> Prepared<'_> {
     let raw = skip_leading_blank_lines(strip_envelope_noise(raw));
     if !has_header_section(raw) {
         let mut all_body = Vec::with_capacity(raw.len() + 1);
         all_body.push(b'\n');
         all_body.extend_from_slice(raw);
-        return Cow::Owned(all_body);
+        return Prepared {
+            bytes: Cow::Owned(all_body),
+            fields: Vec::new(),
+        };
     }
     let lines = header_lines(raw);
     let folded = match lines
@@ -51,8 +60,17 @@ pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
     // no boundary parameter to unfold and no header block to cut, and looking for them reads
     // the whole message (half of this preparation's time over the corpus).
     if !lines.structured {
-        let body_start = body_start(&folded, matches!(folded, Cow::Owned(_)), &lines);
-        return with_line_breaks(folded, body_start.into_iter().collect());
+        let lines = of_bytes(&folded, matches!(folded, Cow::Owned(_)), lines);
+        let folded = match hideable_charset(&folded, &lines) {
+            Some(at) => {
+                let mut hidden = folded.into_owned();
+                let name = fields::HIDDEN_CHARSET.as_bytes();
+                hidden[at..at + name.len()].copy_from_slice(name);
+                Cow::Owned(hidden)
+            }
+            None => folded,
+        };
+        return with_line_breaks(folded, lines.body_start.into_iter().collect(), lines.fields);
     }
     // Found once, for both fixes: the scan covers the whole message, and unfolding moves only
     // the parameters it fixes, which it updates here.
@@ -61,32 +79,43 @@ pub(crate) fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
         Some(fixed) => Cow::Owned(fixed),
         None => folded,
     };
-    let fixed = matches!(folded, Cow::Owned(_));
-    let mut breaks: Vec<usize> = body_start(&folded, fixed, &lines).into_iter().collect();
+    let lines = of_bytes(&folded, matches!(folded, Cow::Owned(_)), lines);
+    let mut breaks: Vec<usize> = lines.body_start.into_iter().collect();
     let before = breaks.len();
     breaks.extend(header_blocks_cut_by_a_boundary(&folded, &parameters));
     if breaks.len() > before {
         breaks.sort_unstable();
         breaks.dedup();
     }
-    with_line_breaks(folded, breaks)
+    with_line_breaks(folded, breaks, lines.fields)
 }
 
-/// Where the body of `raw` starts ([`HeaderLines::body_start`]). The first walk's answer
-/// (`lines`) holds unless a fix moved the header section's bytes (rare), which made `raw`
-/// a copy: `fixed`.
-fn body_start(raw: &[u8], fixed: bool, lines: &HeaderLines) -> Option<usize> {
-    if fixed {
-        header_lines(raw).body_start
-    } else {
-        lines.body_start
-    }
+/// The bytes handed to mail-parser, and the fields of their header section that anything
+/// reads ([`crate::headers::fields`]).
+pub(crate) struct Prepared<'a> {
+    /// The message as mail-parser reads it.
+    pub bytes: Cow<'a, [u8]>,
+    /// The fields anything reads, in the order written.
+    pub fields: Vec<Field>,
 }
 
-/// `raw` with a line break inserted at each of `breaks` (sorted, distinct).
-fn with_line_breaks(raw: Cow<'_, [u8]>, breaks: Vec<usize>) -> Cow<'_, [u8]> {
+/// What the walk over the header section of `raw` finds. The first walk's answer (`lines`)
+/// holds unless a fix moved the header section's bytes (rare), which made `raw` a copy:
+/// `fixed`.
+fn of_bytes(raw: &[u8], fixed: bool, lines: HeaderLines) -> HeaderLines {
+    if fixed { header_lines(raw) } else { lines }
+}
+
+/// `raw` with a line break inserted at each of `breaks` (sorted, distinct), and the fields
+/// of its header section, which the first break ends if it comes before the empty line.
+fn with_line_breaks<'a>(
+    raw: Cow<'a, [u8]>,
+    breaks: Vec<usize>,
+    fields: FieldLines,
+) -> Prepared<'a> {
+    let fields = fields.finish(breaks.first().copied().unwrap_or(usize::MAX));
     if breaks.is_empty() {
-        return raw;
+        return Prepared { bytes: raw, fields };
     }
     let mut separated = Vec::with_capacity(raw.len() + 2 * breaks.len());
     let mut from = 0;
@@ -98,7 +127,10 @@ fn with_line_breaks(raw: Cow<'_, [u8]>, breaks: Vec<usize>) -> Cow<'_, [u8]> {
         from = at;
     }
     separated.extend_from_slice(&raw[from..]);
-    Cow::Owned(separated)
+    Prepared {
+        bytes: Cow::Owned(separated),
+        fields,
+    }
 }
 
 /// Most boundaries collected from one message; more is hostile input, not mail.
@@ -372,17 +404,29 @@ struct HeaderLines {
     /// mail-parser would take the prose as field names and show no body. A stray line
     /// followed by further fields is a broken field instead, and the header section goes on.
     body_start: Option<usize>,
+    /// Where the walk stopped: the empty line after the section, or the end of the input.
+    section_end: usize,
+    /// The `Content-Type` fields.
+    content_type: FieldSpan,
+    /// The `Content-Transfer-Encoding` fields.
+    transfer_encoding: FieldSpan,
+    /// The fields anything reads, gathered on the same walk.
+    fields: FieldLines,
 }
 
 /// Walks the header section's lines once for [`HeaderLines`].
 fn header_lines(raw: &[u8]) -> HeaderLines {
     let mut blank_line = false;
     let mut structured = false;
-    let mut in_content_type = false;
+    // The MIME field the current line belongs to, if it is one of the two read here.
+    let mut current = None;
+    let mut content_type = FieldSpan::default();
+    let mut transfer_encoding = FieldSpan::default();
     let mut seen_field = false;
     let mut candidate = None;
     // Whether a later line can still change `candidate`.
     let mut deciding = true;
+    let mut fields = FieldLines::default();
     let mut start = 0;
     while start < raw.len() {
         let (end, terminated) = match memchr::memchr(b'\n', &raw[start..]) {
@@ -399,17 +443,30 @@ fn header_lines(raw: &[u8]) -> HeaderLines {
         if continuation && terminated && content.iter().all(|&b| b == b' ' || b == b'\t') {
             blank_line = true;
         }
-        let value = if continuation {
-            in_content_type.then_some(content)
-        } else {
-            let colon = || memchr::memchr(b':', content).unwrap_or(content.len());
-            in_content_type =
-                matches!(content[0], b'c' | b'C') && is_content_type(&content[..colon()]);
-            in_content_type.then(|| &content[colon()..])
-        };
-        if let Some(value) = value {
-            structured |= find_ignore_case(value, b"multipart").is_some()
-                || find_ignore_case(value, b"message/").is_some();
+        let mut value = content;
+        if !continuation {
+            current = None;
+            if matches!(content[0], b'c' | b'C') {
+                let colon = memchr::memchr(b':', content).unwrap_or(content.len());
+                let name = &content[..colon];
+                if is_name(name, b"content-type") {
+                    current = Some(MimeField::ContentType);
+                    content_type.opens(start);
+                } else if is_name(name, b"content-transfer-encoding") {
+                    current = Some(MimeField::TransferEncoding);
+                    transfer_encoding.opens(start);
+                }
+                value = &content[colon..];
+            }
+        }
+        match current {
+            Some(MimeField::ContentType) => {
+                content_type.end = end;
+                structured |= find_ignore_case(value, b"multipart").is_some()
+                    || find_ignore_case(value, b"message/").is_some();
+            }
+            Some(MimeField::TransferEncoding) => transfer_encoding.end = end,
+            None => {}
         }
         if deciding {
             match candidate {
@@ -423,23 +480,118 @@ fn header_lines(raw: &[u8]) -> HeaderLines {
                 _ => {}
             }
         }
+        fields.line(start, content);
         start = end;
     }
     HeaderLines {
         structured,
         blank_line,
         body_start: candidate,
+        section_end: start,
+        content_type,
+        transfer_encoding,
+        fields,
     }
 }
 
-/// Whether a field name is `Content-Type` as mail-parser reads names: in any case, and with
-/// blanks left out.
-fn is_content_type(name: &[u8]) -> bool {
+/// The two MIME fields whose lines [`header_lines`] notes.
+#[derive(Debug, Clone, Copy)]
+enum MimeField {
+    ContentType,
+    TransferEncoding,
+}
+
+/// How many fields of one name a header section has, and where the first one's lines are.
+#[derive(Debug, Default)]
+struct FieldSpan {
+    count: usize,
+    start: usize,
+    end: usize,
+}
+
+impl FieldSpan {
+    /// A field of this name starts at `start`.
+    fn opens(&mut self, start: usize) {
+        self.count += 1;
+        if self.count == 1 {
+            self.start = start;
+        }
+    }
+
+    /// The lines of the one field of this name, or `None` when there are none or several.
+    fn only<'a>(&self, raw: &'a [u8]) -> Option<&'a [u8]> {
+        (self.count == 1).then(|| &raw[self.start..self.end.max(self.start)])
+    }
+}
+
+/// Whether a field name is `want` as mail-parser reads names: in any case, and with blanks
+/// left out.
+fn is_name(name: &[u8], want: &[u8]) -> bool {
     let mut name = name.iter().filter(|b| !b.is_ascii_whitespace());
-    b"content-type"
-        .iter()
+    want.iter()
         .all(|c| name.next().is_some_and(|b| b.eq_ignore_ascii_case(c)))
         && name.next().is_none()
+}
+
+/// Where the `charset` parameter of a single-part message's `Content-Type` starts, when
+/// mail-parser reading the body without it gives the same text.
+///
+/// mail-parser decodes text in its declared charset one character at a time, even when every
+/// byte is ASCII: most text in real mail is ASCII declared `us-ascii` or `iso-8859-1`, and
+/// that decoding was about a quarter of `parse_message`'s instructions. Without a charset it
+/// reads the text as UTF-8, which is the same text when the charset maps ASCII to itself
+/// ([`fields::keeps_ascii`]) and the transfer-decoded body is ASCII: a body of ASCII bytes,
+/// not base64, and quoted-printable without an escape of a byte past 127.
+fn hideable_charset(raw: &[u8], lines: &HeaderLines) -> Option<usize> {
+    let field = lines.content_type.only(raw)?;
+    let encoding = match lines.transfer_encoding.count {
+        0 => Some(b"7bit".as_slice()),
+        _ => lines.transfer_encoding.only(raw).map(|f| {
+            let colon = memchr::memchr(b':', f).map_or(f.len(), |c| c + 1);
+            f[colon..].trim_ascii()
+        }),
+    }?;
+    let quoted_printable = encoding.eq_ignore_ascii_case(b"quoted-printable");
+    if !quoted_printable
+        && ![&b"7bit"[..], b"8bit", b"binary"]
+            .iter()
+            .any(|e| encoding.eq_ignore_ascii_case(e))
+    {
+        return None;
+    }
+    let body = &raw[lines.body_start.unwrap_or(lines.section_end).min(raw.len())..];
+    if !body.is_ascii()
+        || quoted_printable
+            && memchr::memchr_iter(b'=', body).any(|at| {
+                body.get(at + 1)
+                    .is_some_and(|b| matches!(b, b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+            })
+    {
+        return None;
+    }
+    let name = find_ignore_case(field, b"charset")?;
+    // One parameter of that name, so the one hidden is the one mail-parser would read.
+    if find_ignore_case(&field[name + 1..], b"charset").is_some() {
+        return None;
+    }
+    let before = field[..name].trim_ascii_end();
+    let after = field[name + b"charset".len()..].trim_ascii_start();
+    let value = after.strip_prefix(b"=")?.trim_ascii_start();
+    let quoted = value.strip_prefix(b"\"");
+    let value = quoted.unwrap_or(value);
+    let label_len = value
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        .count();
+    let (label, rest) = value.split_at(label_len);
+    let closed = match quoted {
+        Some(_) => rest.first() == Some(&b'"'),
+        None => rest
+            .first()
+            .is_none_or(|&b| b == b';' || b.is_ascii_whitespace()),
+    };
+    (before.ends_with(b";") && closed && fields::keeps_ascii(label))
+        .then_some(lines.content_type.start + name)
 }
 
 /// One line: where it starts, where its content ends (before `\r\n` or `\n`), where it ends.
@@ -545,6 +697,84 @@ fn is_field_start(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_parser::{MessagePart, PartType};
+
+    /// The text mail-parser gives part 0, and the charset the model reads for it.
+    fn text_and_charset(bytes: &[u8]) -> (String, Option<String>) {
+        let message = crate::PARSER.parse(bytes).expect("a message");
+        let part: &MessagePart<'_> = &message.parts[0];
+        let text = match &part.body {
+            PartType::Text(t) | PartType::Html(t) => t.to_string(),
+            other => format!("{other:?}"),
+        };
+        (text, fields::charset(part).map(str::to_string))
+    }
+
+    /// Hiding the charset from mail-parser never changes the text it gives, nor the charset
+    /// the model reads; and it is hidden where the text is ASCII in an ASCII-keeping charset.
+    #[test]
+    fn a_hidden_charset_leaves_the_text_as_mail_parser_decodes_it() {
+        let types = [
+            "text/plain; charset=us-ascii",
+            "text/plain; charset=\"ISO-8859-1\"",
+            "text/html;\r\n\tCharSet = windows-1252; format=flowed",
+            "text/plain; charset=utf-16",
+            "text/plain; charset=koi8-r",
+            "text/plain; charset=us-ascii; x-charset=latin1",
+            "text/plain; name=\"charset=latin1\"",
+            "text/plain; charset=us-ascii(comment)",
+        ];
+        let encodings = [
+            None,
+            Some("7bit"),
+            Some(" 8BIT "),
+            Some("quoted-printable"),
+            Some("base64"),
+            Some("x-uuencode"),
+        ];
+        let bodies: [&[u8]; 6] = [
+            b"plain ascii\r\nsecond line\r\n",
+            b"caf\xe9 in latin1\r\n",
+            b"caf=E9 escaped\r\n",
+            b"caf=e9 lower, a=3D b, soft=\r\nbreak\r\n",
+            b"Y2Fm6Q==\r\n",
+            b"aGVsbG8=\r\n",
+        ];
+        let mut hidden = 0;
+        for ct in types {
+            for encoding in encodings {
+                for body in bodies {
+                    let mut raw = format!("Subject: s\r\nContent-Type: {ct}\r\n").into_bytes();
+                    if let Some(e) = encoding {
+                        raw.extend_from_slice(
+                            format!("Content-Transfer-Encoding:{e}\r\n").as_bytes(),
+                        );
+                    }
+                    raw.extend_from_slice(b"\r\n");
+                    raw.extend_from_slice(body);
+                    let prepared = prepare(&raw).bytes;
+                    if prepared[..] != raw[..] {
+                        hidden += 1;
+                        assert!(
+                            body.is_ascii() && encoding != Some("base64"),
+                            "{}",
+                            String::from_utf8_lossy(&raw)
+                        );
+                    }
+                    assert_eq!(
+                        text_and_charset(&prepared),
+                        text_and_charset(&raw),
+                        "{}",
+                        String::from_utf8_lossy(&raw)
+                    );
+                }
+            }
+        }
+        // The three types with one ASCII-keeping charset, each with its five ASCII bodies
+        // under no encoding, 7bit, 8bit or quoted-printable, but for the two bodies with an
+        // escape past 127 read as quoted-printable.
+        assert_eq!(hidden, 3 * (5 * 4 - 2));
+    }
 
     #[test]
     fn case_blind_search_finds_the_first_match_anywhere() {

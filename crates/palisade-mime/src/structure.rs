@@ -47,8 +47,7 @@ pub(crate) fn structure(
                     .filter(|d| !d.is_empty())
                     .map(capped),
                 file_name: name.map(capped),
-                charset: fields::content_type(part)
-                    .and_then(|ct| ct.attribute("charset"))
+                charset: fields::charset(part)
                     .map(str::trim)
                     .filter(|c| !c.is_empty())
                     .map(|c| capped(c.to_string())),
