@@ -156,6 +156,9 @@ fn header_blocks_cut_by_a_boundary(raw: &[u8], parameters: &[(usize, usize)]) ->
     let mut in_headers = true;
     let mut block_lines = 0usize;
     let mut attached_message = false;
+    // Whether the current line belongs to a `Content-Type` field, whose type may come on
+    // a continuation line.
+    let mut in_content_type = false;
     let mut nested_next = false;
     let mut start = 0;
     while start < raw.len() {
@@ -174,6 +177,7 @@ fn header_blocks_cut_by_a_boundary(raw: &[u8], parameters: &[(usize, usize)]) ->
             in_headers = true;
             block_lines = 0;
             attached_message = false;
+            in_content_type = false;
         }
         if let Some(closing) = delimiter(line, &boundaries) {
             if in_headers && block_lines > 0 {
@@ -182,17 +186,17 @@ fn header_blocks_cut_by_a_boundary(raw: &[u8], parameters: &[(usize, usize)]) ->
             in_headers = !closing;
             block_lines = 0;
             attached_message = false;
+            in_content_type = false;
         } else if in_headers {
             if raw[start..end].trim_ascii_end().is_empty() && !matches!(raw[start], b' ' | b'\t') {
                 in_headers = false;
                 nested_next = attached_message;
             } else {
                 block_lines += 1;
-                if line
-                    .get(..12)
-                    .is_some_and(|name| name.eq_ignore_ascii_case(b"content-type"))
-                    && find_ignore_case(line, b"message/rfc822").is_some()
-                {
+                if !matches!(line.first(), Some(b' ' | b'\t')) {
+                    in_content_type = is_field(line, b"content-type");
+                }
+                if in_content_type && find_ignore_case(line, b"message/rfc822").is_some() {
                     attached_message = true;
                 }
             }
@@ -355,7 +359,7 @@ fn unfold_boundary_parameters(raw: &[u8], parameters: &mut [(usize, usize)]) -> 
 }
 
 /// Whether `at` lies in a `Content-Type` field: the line holding it, or the nearest line
-/// before it that is not a continuation, starts with that field name.
+/// before it that is not a continuation, starts that field ([`is_field`]).
 fn in_content_type(raw: &[u8], at: usize) -> bool {
     let mut line_start = memchr::memrchr(b'\n', &raw[..at]).map_or(0, |p| p + 1);
     loop {
@@ -365,8 +369,8 @@ fn in_content_type(raw: &[u8], at: usize) -> bool {
                 line_start = memchr::memrchr(b'\n', &raw[..line_start - 1]).map_or(0, |p| p + 1);
             }
             _ => {
-                let name = b"content-type";
-                return line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name);
+                let end = memchr::memchr(b'\n', line).unwrap_or(line.len());
+                return is_field(&line[..end], b"content-type");
             }
         }
     }
@@ -522,6 +526,11 @@ impl FieldSpan {
     fn only<'a>(&self, raw: &'a [u8]) -> Option<&'a [u8]> {
         (self.count == 1).then(|| &raw[self.start..self.end.max(self.start)])
     }
+}
+
+/// Whether `line` starts a field called `want` ([`is_name`]).
+fn is_field(line: &[u8], want: &[u8]) -> bool {
+    memchr::memchr(b':', line).is_some_and(|colon| is_name(&line[..colon], want))
 }
 
 /// Whether a field name is `want` as mail-parser reads names: in any case, and with blanks

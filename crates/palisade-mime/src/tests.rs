@@ -1394,6 +1394,28 @@ fn a_multipart_type_is_recognised_however_its_field_is_spelled_and_folded() {
 }
 
 #[test]
+fn an_attached_message_typed_on_a_continuation_line_keeps_the_parts_after_it() {
+    // The type of the attached message is on the field's second line, where mail-parser
+    // reads it: its header block still ends at the boundary.
+    let m = parse(concat!(
+        "Subject: forwards\r\nContent-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n",
+        "--OUT\r\nContent-Type: text/plain\r\n\r\nsee the two mails\r\n",
+        "--OUT\r\nContent-Type:\r\n message/rfc822; name=one.eml\r\n",
+        "Content-Disposition: attachment; filename=one.eml\r\n\r\n",
+        "Subject: one\r\nContent-Type: multipart/alternative; boundary=IN\r\n",
+        "--OUT\r\nContent-Type: application/pdf; name=two.pdf\r\n",
+        "Content-Disposition: attachment; filename=two.pdf\r\n\r\n%PDF\r\n",
+        "--OUT--\r\n",
+    ));
+    let names: Vec<_> = m
+        .attachments
+        .iter()
+        .map(|a| a.file_name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["one.eml", "two.pdf"]);
+}
+
+#[test]
 fn a_single_part_body_that_quotes_mime_headers_is_shown_as_sent() {
     // The boundary fixes are for MIME structure. In a text/plain message, mail-parser reads
     // no boundary, so a quoted folded parameter and lines that look like its delimiters are
