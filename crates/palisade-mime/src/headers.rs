@@ -10,7 +10,7 @@ use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{HeaderName, Message, MessagePart};
 
-use crate::{participants, preamble};
+use crate::participants;
 
 /// Most header fields kept from one header section; real mail has well under a thousand.
 const MAX_FIELDS: usize = 10_000;
@@ -40,7 +40,7 @@ pub(crate) struct Headers {
 }
 
 impl Headers {
-    /// The header section's `fields` ([`fields`]), with the charsets `message` declares.
+    /// The header section's `fields` ([`FieldLines`]), with the charsets `message` declares.
     pub(crate) fn new(fields: Vec<Field>, message: &Message<'_>) -> Headers {
         let mut declared = Vec::new();
         for part in &message.parts {
@@ -121,32 +121,6 @@ fn decode_8bit(bytes: &[u8], declared: &[&'static Encoding]) -> String {
         .decode_without_bom_handling(bytes)
         .0
         .into_owned()
-}
-
-/// The fields anything reads ([`is_read`]) of the header section at the start of `raw`, up to
-/// the first empty line.
-///
-/// The preparation reads these lines anyway and gathers the fields on its walk
-/// ([`crate::preamble::prepare`]); this walk is for bytes it did not see.
-pub(crate) fn fields(raw: &[u8]) -> Vec<Field> {
-    if !preamble::has_header_section(raw) {
-        return Vec::new();
-    }
-    let mut fields = FieldLines::default();
-    // Lines found with memchr: a header section is kilobytes of `Received` and signatures.
-    let mut start = 0;
-    while start < raw.len() {
-        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |nl| start + nl + 1);
-        let line = &raw[start..end];
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        fields.line(start, line);
-        start = end;
-    }
-    fields.finish(raw.len())
 }
 
 /// The fields anything reads ([`is_read`]), gathered from a header section one line at a time.

@@ -86,7 +86,7 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
             let headers_only = catch_unwind(AssertUnwindSafe(|| {
                 PARSER
                     .parse_headers(raw)
-                    .map(|m| extract(raw, &m, headers::fields(raw), limits))
+                    .map(|m| extract(raw, &m, preamble::header_fields(raw), limits))
             }));
             match headers_only {
                 Ok(Some(content)) => with_error(
@@ -104,7 +104,7 @@ pub fn parse_message(raw: &[u8], limits: &ParseLimits) -> MessageContent {
 /// read it ourselves from the raw bytes:
 ///
 /// - addresses, subject and date come from our own scan of the header section
-///   ([`headers::fields`]), which reads what mail-parser 0.11 loses (see there); its date
+///   ([`headers::FieldLines`]), which reads what mail-parser 0.11 loses (see there); its date
 ///   parser also reads two bytes past a one- or two-letter zone (`UT`, `Z`) or an `AM` token,
 ///   swallowing the newline and with it the next field, typically `From`;
 /// - `Received` is parsed one field at a time, for our own hops only (privacy::parse_received);

@@ -91,12 +91,21 @@ pub(crate) fn prepare(raw: &[u8]) -> Prepared<'_> {
 }
 
 /// The bytes handed to mail-parser, and the fields of their header section that anything
-/// reads ([`crate::headers::fields`]).
+/// reads ([`FieldLines`]).
 pub(crate) struct Prepared<'a> {
     /// The message as mail-parser reads it.
     pub bytes: Cow<'a, [u8]>,
     /// The fields anything reads, in the order written.
     pub fields: Vec<Field>,
+}
+
+/// The fields anything reads ([`FieldLines`]) of the header section at the start of `raw`,
+/// for bytes [`prepare`] did not hand out, found by the same walk.
+pub(crate) fn header_fields(raw: &[u8]) -> Vec<Field> {
+    if !has_header_section(raw) {
+        return Vec::new();
+    }
+    header_lines(raw).fields.finish(usize::MAX)
 }
 
 /// What the walk over the header section of `raw` finds. The first walk's answer (`lines`)
