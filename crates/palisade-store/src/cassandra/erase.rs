@@ -28,6 +28,7 @@ const USER_PARTITIONS: &[&str] = &[
     "contact_addresses",
     "user_locks",
     "message_counts",
+    "message_tally",
     "remote_trust",
 ];
 
