@@ -36,7 +36,7 @@ USER_TABLES = [
     "messages_by_discussion", "discussions_by_activity", "tags", "tags_by_name", "contacts",
     "contact_addresses", "drafts", "user_locks", "draft_attachments", "draft_attachment_chunks",
     "messages_by_arrival_month", "discussions_by_activity_month", "mailbox_months",
-    "thread_keys_by_key", "message_counts", "message_tally", "discussions_by_id",
+    "thread_keys_by_key", "message_counts", "discussions_by_id",
 ]
 
 

@@ -290,118 +290,6 @@ async fn deleting_a_message_never_counted_leaves_the_count_alone() {
     .await;
 }
 
-/// The user's folded tally total and how many rows are not folded yet.
-async fn tally(ks: &str, user: UserId) -> (Option<i64>, usize) {
-    let rows: Vec<(Option<i64>, Option<uuid::Uuid>)> = raw_session()
-        .await
-        .query_unpaged(
-            format!("SELECT total, id FROM {ks}.message_tally WHERE user_id = ?"),
-            (user.0,),
-        )
-        .await
-        .expect("tally")
-        .into_rows_result()
-        .expect("rows")
-        .rows::<(Option<i64>, Option<uuid::Uuid>)>()
-        .expect("typed")
-        .map(|r| r.expect("row"))
-        .collect();
-    let total = rows.iter().find_map(|(total, _)| *total);
-    (total, rows.iter().filter(|(_, id)| id.is_some()).count())
-}
-
-/// Two live attempts at one message (a connection that dropped while its delivery went on,
-/// and the client's retry) both write the commit batch, tally row included. When the count
-/// was read and folded between the two commits, the second must not count the message again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_written_again_after_its_count_was_folded_counts_once() {
-    with_fresh_keyspace(1000, |store, config, _| async move {
-        let user = store.create_user("folded", &[], None).await.expect("user");
-        let raw = b"Subject: twice\r\n\r\ntwo live attempts\r\n";
-        // Arrived long ago (the contract's dates are in 2026-01): foldable at once.
-        let first = store
-            .deliver(delivery(user.id, raw, MessageContent::default(), 0))
-            .await
-            .expect("deliver");
-        // Two readers fold at once; one of the two conditional batches is not applied.
-        let (a, b) = futures::join!(store.count_messages(user.id), store.count_messages(user.id));
-        assert_eq!((a.expect("count"), b.expect("count")), (1, 1));
-        assert_eq!(
-            tally(&config.keyspace, user.id).await,
-            (Some(1), 0),
-            "folded"
-        );
-
-        // The second attempt passed the duplicate check before the first one committed.
-        raw_session()
-            .await
-            .query_unpaged(
-                format!(
-                    "DELETE delivered FROM {}.messages WHERE user_id = ? AND id = ?",
-                    config.keyspace
-                ),
-                (user.id.0, first.message_id.0),
-            )
-            .await
-            .expect("unmark");
-        let second = store
-            .deliver(delivery(user.id, raw, MessageContent::default(), 5))
-            .await
-            .expect("second attempt");
-        assert!(!second.duplicate, "the second attempt committed too");
-        assert_eq!(second.message_id, first.message_id);
-        assert_eq!(store.count_messages(user.id).await.expect("count"), 1);
-        assert_eq!(tally(&config.keyspace, user.id).await, (Some(1), 0));
-    })
-    .await;
-}
-
-/// A deletion takes the message out of a folded total, and a recent arrival is counted before
-/// it can be folded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletions_and_recent_arrivals_count_beside_the_folded_total() {
-    with_fresh_keyspace(1000, |store, config, _| async move {
-        let user = store.create_user("tallied", &[], None).await.expect("user");
-        let mut ids = Vec::new();
-        for n in 0..3 {
-            let raw = format!("Subject: {n}\r\n\r\nold mail {n}\r\n");
-            let r = store
-                .deliver(delivery(
-                    user.id,
-                    raw.as_bytes(),
-                    MessageContent::default(),
-                    n,
-                ))
-                .await
-                .expect("deliver");
-            ids.push(r.message_id);
-        }
-        assert_eq!(store.count_messages(user.id).await.expect("count"), 3);
-        assert_eq!(tally(&config.keyspace, user.id).await, (Some(3), 0));
-
-        assert!(store.delete_message(user.id, ids[0]).await.expect("delete"));
-        assert!(!store.delete_message(user.id, ids[0]).await.expect("again"));
-        assert_eq!(store.count_messages(user.id).await.expect("count"), 2);
-        assert_eq!(tally(&config.keyspace, user.id).await, (Some(2), 0));
-
-        let mut now = delivery(
-            user.id,
-            b"Subject: new\r\n\r\njust in\r\n",
-            MessageContent::default(),
-            0,
-        );
-        now.envelope.received_at = chrono::Utc::now();
-        store.deliver(now).await.expect("deliver");
-        assert_eq!(store.count_messages(user.id).await.expect("count"), 3);
-        assert_eq!(
-            tally(&config.keyspace, user.id).await,
-            (Some(2), 1),
-            "too recent to fold"
-        );
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_cluster_is_unavailable_quickly() {
     let config = CassandraConfig {
@@ -525,7 +413,6 @@ async fn back_to_unbucketed_lists(keyspace: &str) {
         "discussions_by_activity_month",
         "mailbox_months",
         "message_counts",
-        "message_tally",
     ] {
         let mut truncate = Statement::new(format!("TRUNCATE {keyspace}.{table}"));
         truncate.set_request_timeout(Some(Duration::from_secs(120)));

@@ -8,16 +8,16 @@
 //!    is known starts the discussion derived from its thread's root key, so related messages
 //!    delivered at once, on any nodes, settle on one discussion without a lightweight
 //!    transaction (see [`settle_root`]).
-//! 3. A logged batch adds the arrival, month, discussion and activity rows and its tally
-//!    row (the count, see `tally.rs`) and sets `messages.delivered`, writing the message row
-//!    too when it is small (see [`commit`]): the message exists, for readers and for the
-//!    duplicate check, exactly when all are in place, and is counted exactly then.
+//! 3. A logged batch adds the arrival, month, discussion and activity rows and sets
+//!    `messages.delivered`, writing the message row too when it is small (see [`commit`]):
+//!    the message exists, for readers and for the duplicate check, exactly when all are in
+//!    place.
 //! 4. The discussion's older activity rows are removed.
-//!
-//! Before the tally, a message was counted after its commit and marked `uncounted` until
-//! then; a retry that finds such a message of an older daemon's still counts it.
+//! 5. The message is counted and its `uncounted` mark, set by the commit, cleared. A retry
+//!    that finds the message delivered but still marked counts it: the commit was applied
+//!    but its reply lost, so the attempt that wrote it never counted it.
 
-use super::{CassandraStore, mailbox, tally, timestamp, to_json, unset};
+use super::{CassandraStore, mailbox, timestamp, to_json, unset};
 use crate::threading::{
     SNIPPET_CHARS, gives_subject, joins_by_subject, keys_to_register, new_discussion, root_key,
     subject_key, subject_window_start,
@@ -59,9 +59,9 @@ pub(super) async fn deliver(
     let (received, claimed) = claim_arrival(store, user, id, d.envelope.received_at).await?;
     if !claimed && let Some((_, uncounted)) = store.delivered(user, id.0).await? {
         debug!(user = %d.user_id, message = %id, "duplicate delivery");
-        // An earlier attempt of a daemon from before the tally committed but did not count
-        // (its reply was lost, or it failed right after): this one counts it. Two retries
-        // racing here would count it twice; `palisade-admin migrate` recounts.
+        // An earlier attempt committed but did not count (its reply was lost, or it failed
+        // right after): this one counts it. Two retries racing here would count it twice;
+        // `palisade-admin migrate` recounts.
         if uncounted && let Err(e) = count(store, user, id).await {
             warn!(message = %id, error = %e, "could not count the delivered message");
         }
@@ -84,10 +84,17 @@ pub(super) async fn deliver(
     )?;
     let discussion = placed.discussion;
     Box::pin(write_message(store, d, id, discussion, &people, received)).await?;
+    // Counted once the message exists. Drifts only when two deliveries of one message race
+    // past the duplicate check (both count); `palisade-admin migrate` recounts.
+    let (counted, settled) = futures::join!(
+        count(store, user, id),
+        mailbox::settle_activity(store, user, discussion.0, received, placed.previous)
+    );
+    if let Err(e) = counted {
+        warn!(message = %id, error = %e, "could not count the delivered message");
+    }
     // The message is stored; a stale activity row only costs readers a skipped row.
-    if let Err(e) =
-        mailbox::settle_activity(store, user, discussion.0, received, placed.previous).await
-    {
+    if let Err(e) = settled {
         warn!(message = %id, error = %e, "could not move the discussion's activity row");
     }
     debug!(
@@ -103,8 +110,7 @@ pub(super) async fn deliver(
     })
 }
 
-/// Adds a message committed by a daemon from before the tally to its user's counter and clears
-/// its `uncounted` mark.
+/// Adds a committed message to its user's count and clears its `uncounted` mark.
 ///
 /// A counter cannot be written together with the mark, so the two requests go out at once:
 /// a daemon killed while counting has then sent both or neither, and a redelivery counts
@@ -521,16 +527,15 @@ struct Rows<'a> {
 }
 
 /// Writes the message and lists it, marked delivered: it exists, for readers and for the
-/// duplicate check, exactly when it is listed, in its month and its discussion's activity,
-/// and counted by its tally row.
+/// duplicate check, exactly when it is listed, in its month and its discussion's activity.
 ///
-/// - A small message is one logged batch: its row, marked, its two summary rows, its month,
-///   its discussion's activity row and its tally row.
-/// - A bigger one has its row written first, unmarked, then the batch lists it, counts it and
-///   sets the mark (`commit_message`).
-/// - Summary rows too big for a batch are written after the message row and before the mark,
-///   which is written with the tally row: a failure in between leaves rows the retry rewrites
-///   identically, never a message missing from lists.
+/// - A small message is one logged batch: its row, marked, its two summary rows, its month
+///   and its discussion's activity row.
+/// - A bigger one has its row written first, unmarked, then the batch lists it and sets the
+///   mark (`commit_message`).
+/// - Summary rows too big for a batch are written after the message row and before the mark:
+///   a failure in between leaves rows the retry rewrites identically, never a message missing
+///   from lists.
 async fn commit(store: &CassandraStore, id: MessageId, rows: Rows<'_>) -> Result<(), StoreError> {
     let st = store.statements().await?;
     let Rows {
@@ -541,19 +546,17 @@ async fn commit(store: &CassandraStore, id: MessageId, rows: Rows<'_>) -> Result
         message_bytes,
     } = rows;
     let (user, key) = (message.0, message.1);
-    let received = message.5;
-    let tally = (user, key, received, 1_i32, tally::write_time(received, 1));
     // The user's month with mail, and the discussion's activity at this arrival.
     let month = (arrival.0, arrival.1);
     let activity = (arrival.0, arrival.1, arrival.2, arrival.4);
     if summary_bytes + message_bytes <= WHOLE_BATCH_BUDGET_BYTES {
-        let rows = (arrival, in_discussion, month, activity, message, tally);
+        let rows = (arrival, in_discussion, month, activity, message);
         store.batch(&st.commit_whole_message, rows).await?;
         return Ok(());
     }
     store.execute(&st.insert_message, message).await?;
     if summary_bytes <= BATCH_BUDGET_BYTES {
-        let rows = (arrival, in_discussion, month, activity, (user, key), tally);
+        let rows = (arrival, in_discussion, month, activity, (user, key));
         store.batch(&st.commit_message, rows).await?;
         return Ok(());
     }
@@ -564,8 +567,6 @@ async fn commit(store: &CassandraStore, id: MessageId, rows: Rows<'_>) -> Result
         store.execute(&st.insert_month, month),
         store.execute(&st.insert_activity, activity),
     )?;
-    store
-        .batch(&st.mark_and_tally, ((user, key), tally))
-        .await?;
+    store.execute(&st.mark_delivered, (user, key)).await?;
     Ok(())
 }

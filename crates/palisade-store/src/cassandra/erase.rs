@@ -28,7 +28,6 @@ const USER_PARTITIONS: &[&str] = &[
     "contact_addresses",
     "user_locks",
     "message_counts",
-    "message_tally",
     "remote_trust",
 ];
 

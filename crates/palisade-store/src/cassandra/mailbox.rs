@@ -15,7 +15,7 @@ use super::{
 };
 use super::{
     ChunkRow, MessageRow, MessageSummaryRow, SUMMARIES_PER_LOOKUP, deliver, organize, summary,
-    tags, tally, u64_of,
+    tags, u64_of,
 };
 use crate::{Delivery, DeliveryReceipt, Mailbox};
 use crate::{Folder, Page, PageOf, StoreError, TagChange};
@@ -28,7 +28,7 @@ use palisade_model::{
 use palisade_model::{Message, MessageSummary, RawHash, Tag};
 use scylla::value::CqlTimestamp;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use tracing::debug;
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 /// Most activity rows read, and discussions looked up, per round of a discussion list.
@@ -578,20 +578,23 @@ pub(super) async fn delete_message(
             .await?;
     }
 
-    // Only this user's copy of the bytes: raw messages are keyed by user. The message leaves
-    // the count with its row (tally.rs), unless an older daemon's delivery never counted it.
-    let forget = ((u, m), (u, m), (u, state.sha256.as_str()));
-    let done = if state.uncounted {
-        store.session.batch(&st.forget_message, forget).await
-    } else {
-        let tally = (u, m, at, -1_i32, tally::write_time(at, -1));
-        let (a, b, c) = forget;
-        store
-            .session
-            .batch(&st.forget_counted_message, (a, b, c, tally))
-            .await
-    };
-    done.map_err(unavailable)?;
+    // Only this user's copy of the bytes: raw messages are keyed by user.
+    store
+        .session
+        .batch(
+            &st.forget_message,
+            ((u, m), (u, m), (u, state.sha256.as_str())),
+        )
+        .await
+        .map_err(unavailable)?;
+    // Only two deletions of one message racing past the existence check both uncount it;
+    // `palisade-admin migrate` recounts. A message whose delivery never counted it is not
+    // uncounted either.
+    if !state.uncounted
+        && let Err(e) = store.add_to_count(u, -1).await
+    {
+        warn!(message = %id, error = %e, "could not uncount the deleted message");
+    }
     debug!(user = %user, message = %id, discussion = %d, "deleted message");
     Ok(true)
 }

@@ -21,7 +21,6 @@ mod remote_trust;
 mod schema;
 mod statements;
 mod tags;
-mod tally;
 
 use crate::{PageOf, StoreError};
 pub use backfill::BackfillReport;
@@ -111,6 +110,13 @@ impl CassandraStore {
 }
 
 impl CassandraStore {
+    /// The user's stored-message counter; 0 before the first delivery.
+    async fn stored_count(&self, user: Uuid) -> Result<i64, StoreError> {
+        let st = self.statements().await?;
+        let row: Option<(Option<Counter>,)> = self.first(&st.count_messages, (user,)).await?;
+        Ok(row.and_then(|(n,)| n).map_or(0, |Counter(n)| n))
+    }
+
     /// Adds `n` (negative: takes) to the user's stored-message counter.
     async fn add_to_count(&self, user: Uuid, n: i64) -> Result<(), StoreError> {
         let st = self.statements().await?;

@@ -370,24 +370,6 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {ks}.messages ADD uncounted boolean",
         ],
     },
-    Migration {
-        version: 11,
-        description: "the stored count as a tally of idempotent rows",
-        statements: &[
-            // A row per message stored (+1) or deleted (-1), written with the commit or the
-            // deletion it counts, and folded into `total` by a conditional batch that deletes
-            // the rows it adds: the count is exact however often a write is repeated (see
-            // `tally.rs`). `message_counts` keeps what was counted before this migration.
-            "CREATE TABLE IF NOT EXISTS {ks}.message_tally (
-            user_id     uuid,
-            id          uuid,
-            received_at timestamp,
-            change      int,
-            total       bigint static,
-            PRIMARY KEY ((user_id), id, received_at, change)
-        )",
-        ],
-    },
 ];
 
 impl CassandraStore {

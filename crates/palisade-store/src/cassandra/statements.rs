@@ -59,13 +59,10 @@ pub(crate) struct Statements {
     pub(crate) insert_message: PreparedStatement,
     pub(crate) insert_arrival: PreparedStatement,
     pub(crate) insert_in_discussion: PreparedStatement,
+    pub(crate) mark_delivered: PreparedStatement,
     /// Logged batch of `insert_arrival`, `insert_in_discussion`, `insert_month`,
-    /// `insert_activity`, the `delivered` mark, then the message's tally row: a message is
-    /// listed and counted exactly when it exists.
+    /// `insert_activity` then `mark_delivered`: a message is listed exactly when it exists.
     pub(crate) commit_message: Batch,
-    /// Logged batch of the `delivered` mark and the tally row, for a message whose listing rows
-    /// were too big for the commit batch.
-    pub(crate) mark_and_tally: Batch,
     /// `commit_message` with the whole message row, marked delivered, for the mark: the commit
     /// of a message small enough to be written in one request.
     pub(crate) commit_whole_message: Batch,
@@ -78,14 +75,6 @@ pub(crate) struct Statements {
     pub(crate) count_messages: PreparedStatement,
     /// Adds to (or, negative, takes from) the stored-message counter.
     pub(crate) add_to_count: PreparedStatement,
-    /// A user's tally: its folded total and the rows not yet folded.
-    pub(crate) select_tally: PreparedStatement,
-    /// Folds rows into a total that has a value, if it still has the value read.
-    pub(crate) fold_tally: PreparedStatement,
-    /// Folds the first rows into a total that has none yet.
-    pub(crate) start_tally: PreparedStatement,
-    /// Deletes one folded tally row.
-    pub(crate) delete_tally: PreparedStatement,
     /// Clears `uncounted` once a delivered message has been added to its user's count.
     pub(crate) mark_counted: PreparedStatement,
     /// Records that a user has mail in a month.
@@ -148,9 +137,6 @@ pub(crate) struct Statements {
     pub(crate) unlist_message: Batch,
     /// Logged batch removing the message row, its arrival claim and its raw bytes.
     pub(crate) forget_message: Batch,
-    /// `forget_message` and the message's tally row for its deletion (-1), for a message that
-    /// was counted.
-    pub(crate) forget_counted_message: Batch,
 
     /// A user's "always load remote content" settings, one, and how many.
     pub(crate) select_remote_trust: PreparedStatement,
@@ -224,7 +210,10 @@ impl Statements {
             ))
             .await?;
         let mark_delivered = p
-            .idempotent("UPDATE {ks}.messages SET delivered = true WHERE user_id = ? AND id = ?")
+            .idempotent(
+                "UPDATE {ks}.messages SET delivered = true, uncounted = true \
+                 WHERE user_id = ? AND id = ?",
+            )
             .await?;
         let insert_month = p
             .idempotent("INSERT INTO {ks}.mailbox_months (user_id, month) VALUES (?, ?)")
@@ -234,14 +223,6 @@ impl Statements {
                 "INSERT INTO {ks}.discussions_by_activity_month
                      (user_id, month, last_activity, discussion_id)
                  VALUES (?, ?, ?, ?)",
-            )
-            .await?;
-        // Written with its arrival time (`USING TIMESTAMP`, bound last) as its write time: a
-        // row written again after it was folded stays under the fold's tombstone (tally.rs).
-        let insert_tally = p
-            .idempotent(
-                "INSERT INTO {ks}.message_tally (user_id, id, received_at, change)
-                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
             )
             .await?;
         // The rows that list a message commit together with the write that marks it delivered.
@@ -256,19 +237,14 @@ impl Statements {
                 batch.append_statement(listing.clone());
             }
             batch.append_statement(mark);
-            batch.append_statement(insert_tally.clone());
             batch.set_is_idempotent(true);
             batch
         };
-        let mut mark_and_tally = Batch::new(BatchType::Logged);
-        mark_and_tally.append_statement(mark_delivered.clone());
-        mark_and_tally.append_statement(insert_tally.clone());
-        mark_and_tally.set_is_idempotent(true);
-        let commit_message = commit(mark_delivered);
+        let commit_message = commit(mark_delivered.clone());
         let insert_delivered_message = p
             .idempotent(&format!(
-                "INSERT INTO {{ks}}.messages ({message_columns}, delivered)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)"
+                "INSERT INTO {{ks}}.messages ({message_columns}, delivered, uncounted)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true, true)"
             ))
             .await?;
         let commit_whole_message = commit(insert_delivered_message);
@@ -303,8 +279,6 @@ impl Statements {
                 .await?,
         );
         forget_message.set_is_idempotent(true);
-        let mut forget_counted_message = forget_message.clone();
-        forget_counted_message.append_statement(insert_tally.clone());
 
         // Summaries are streamed rather than limited: rows a flag update left behind for a
         // message deleted meanwhile are skipped, and the page is filled from the rows after.
@@ -554,12 +528,11 @@ impl Statements {
                 .await?,
             insert_arrival,
             insert_in_discussion,
+            mark_delivered,
             commit_message,
             commit_whole_message,
-            mark_and_tally,
             unlist_message,
             forget_message,
-            forget_counted_message,
             select_message: p
                 .idempotent(
                     "SELECT delivered, discussion_id, raw_sha256, raw_size, flags_json, tags_json,
@@ -580,29 +553,6 @@ impl Statements {
                 .await?,
             mark_counted: p
                 .idempotent("DELETE uncounted FROM {ks}.messages WHERE user_id = ? AND id = ?")
-                .await?,
-            select_tally: p
-                .idempotent(
-                    "SELECT total, id, received_at, change FROM {ks}.message_tally \
-                     WHERE user_id = ?",
-                )
-                .await?,
-            // Conditional: a batch of them races on `total`, and the loser deletes nothing.
-            fold_tally: p
-                .idempotent(
-                    "UPDATE {ks}.message_tally SET total = ? WHERE user_id = ? IF total = ?",
-                )
-                .await?,
-            start_tally: p
-                .idempotent(
-                    "UPDATE {ks}.message_tally SET total = ? WHERE user_id = ? IF total = null",
-                )
-                .await?,
-            delete_tally: p
-                .idempotent(
-                    "DELETE FROM {ks}.message_tally \
-                     WHERE user_id = ? AND id = ? AND received_at = ? AND change = ?",
-                )
                 .await?,
             // A counter update sent twice counts twice: never retried by the driver.
             add_to_count: p
