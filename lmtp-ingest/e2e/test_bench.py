@@ -36,7 +36,8 @@ def test_the_benchmark_measures_every_system_and_writes_its_table(binaries):
         results = json.loads((Path(found.group(1)) / "results.json").read_text())
         assert set(results["systems"]) == set(SYSTEMS), results["systems"]
         for system in SYSTEMS:
-            warmup = results["warmup"][system]
+            # `--quick` warms up with one pass; a full run repeats it until the rate settles.
+            (warmup,) = results["warmup"][system]
             assert warmup["rc"] == 0 and warmup["msg_s"], f"warm-up of {system}: {warmup}"
         assert "untimed 1 KiB messages" in r.stdout, f"the table does not say it warmed up:\n{r.stdout}"
         cases = {c["name"]: c["count"] for c in results["cases"]}
@@ -51,3 +52,16 @@ def test_the_benchmark_measures_every_system_and_writes_its_table(binaries):
     finally:
         if found:
             shutil.rmtree(found.group(1), ignore_errors=True)
+
+
+def test_the_warm_up_stops_once_the_rate_stops_rising():
+    sys.path.insert(0, str(REPO / "devtools" / "bench"))
+    from bench import warmed_up
+
+    assert not warmed_up([])
+    assert not warmed_up([140])
+    assert not warmed_up([140, 199]), "a JIT still warming up"
+    assert not warmed_up([140, 199, 265])
+    assert warmed_up([140, 199, 265, 281]), "less than 10% faster than the pass before"
+    assert warmed_up([237, 197]), "slower: already warm"
+    assert warmed_up([237, None]), "a failed pass ends the warm-up"
