@@ -32,17 +32,10 @@ enum Case {
     LwtInsert,
     CounterAdd,
     Batch {
-        kind: BatchKind,
+        kind: BatchType,
         rows: usize,
         one_partition: bool,
     },
-}
-
-/// Batch kinds as Cassandra distinguishes them.
-#[derive(Clone, Copy)]
-enum BatchKind {
-    Logged,
-    Unlogged,
 }
 
 impl Case {
@@ -61,8 +54,9 @@ impl Case {
             } => format!(
                 "{} batch, {rows} rows in {}",
                 match kind {
-                    BatchKind::Logged => "logged",
-                    BatchKind::Unlogged => "unlogged",
+                    BatchType::Logged => "logged",
+                    BatchType::Unlogged => "unlogged",
+                    BatchType::Counter => "counter",
                 },
                 if one_partition {
                     "one partition".to_string()
@@ -120,10 +114,7 @@ impl Bench {
                 rows,
                 one_partition,
             } => {
-                let mut batch = Batch::new(match kind {
-                    BatchKind::Logged => BatchType::Logged,
-                    BatchKind::Unlogged => BatchType::Unlogged,
-                });
+                let mut batch = Batch::new(kind);
                 let mut values = Vec::with_capacity(rows);
                 for _ in 0..rows {
                     batch.append_statement(self.insert.clone());
@@ -256,17 +247,17 @@ async fn main() -> anyhow::Result<()> {
         Case::LwtInsert,
         Case::CounterAdd,
         Case::Batch {
-            kind: BatchKind::Logged,
+            kind: BatchType::Logged,
             rows: 4,
             one_partition: false,
         },
         Case::Batch {
-            kind: BatchKind::Unlogged,
+            kind: BatchType::Unlogged,
             rows: 4,
             one_partition: false,
         },
         Case::Batch {
-            kind: BatchKind::Unlogged,
+            kind: BatchType::Unlogged,
             rows: 10,
             one_partition: true,
         },
