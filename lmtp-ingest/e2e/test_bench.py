@@ -1,4 +1,5 @@
-"""The benchmark command still works: one small round of devtools/bench/bench.py (issue 12).
+"""The benchmark command still works: one small round of devtools/bench/bench.py (issue 12),
+and the measurement tools beside it read what they measure correctly.
 
 A smoke run, never a measurement: it checks that every system took every message and that the
 table was produced, not how fast anything was. Embedded only, with the binaries under test and
@@ -65,3 +66,35 @@ def test_the_warm_up_stops_once_the_rate_stops_rising():
     assert warmed_up([140, 199, 265, 281]), "less than 10% faster than the pass before"
     assert warmed_up([237, 197]), "slower: already warm"
     assert warmed_up([237, None]), "a failed pass ends the warm-up"
+
+
+def test_the_wal_reader_reads_only_the_frames_of_the_current_wal(tmp_path):
+    sys.path.insert(0, str(REPO / "devtools" / "bench"))
+    import sqlite3
+
+    from wal_pages import FRAME_HEADER, WAL_HEADER, wal_frames
+
+    db = tmp_path / "t.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v BLOB)")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for i in range(3):
+        conn.execute("INSERT INTO t VALUES (?, ?)", (f"key{i}", b"x" * 5000))
+    wal = (tmp_path / "t.sqlite3-wal").read_bytes()
+    page_size, frames = wal_frames(wal)
+    assert page_size == 4096
+    assert sum(1 for _, ends in frames if ends) == 3, "one commit per insert"
+    # Each row overflows into a page of its own, written once; the leaf and the key's index
+    # are written again by every commit.
+    assert len(frames) >= 3 * 3
+    assert WAL_HEADER + len(frames) * (FRAME_HEADER + page_size) == len(wal)
+
+    # Frames under other salts are left from before a restart: not counted.
+    stale = bytearray(wal)
+    second = WAL_HEADER + FRAME_HEADER + page_size
+    stale[second + 8] ^= 0xFF
+    _, kept = wal_frames(bytes(stale))
+    assert len(kept) == 1
+    conn.close()
