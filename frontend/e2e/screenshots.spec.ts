@@ -140,6 +140,16 @@ for (const theme of THEMES) {
       await shoot(page, `list-phone-${theme}`);
     });
 
+    test(`every mailbox link is on screen at phone width (${theme})`, async ({ page }) => {
+      await page.setViewportSize(PHONE);
+      await signIn(page, "dana");
+      const links = page.getByRole("navigation", { name: "Mailboxes" }).getByRole("link");
+      await expect(links).toHaveCount(5);
+      for (const link of await links.all()) {
+        await expect(link).toBeInViewport({ ratio: 1 });
+      }
+    });
+
     test(`discussion screenshot (${theme})`, async ({ page }) => {
       const { api } = await apiAs("dana");
       const id = await discussionId(api, MAILBOX[0].subject);
