@@ -5,8 +5,8 @@ Starts a fresh embedded daemon (binaries from PALISADE_BIN_DIR, as devtools/benc
 does), grows its mailbox with `--grow` messages of 1 KiB over 10 sessions (so that its B-trees
 are bigger than one commit's spread, as in a mailbox in use), empties the WAL with a
 checkpoint, delivers `-n` more and waits until the machine is quiet (the index worker has
-finished too). It then reads the frames the WAL holds (each one a 4 KiB page written by a
-commit) and names the B-tree each page belongs to with SQLite's `dbstat` on a copy of the
+finished too). It then reads the frames the WAL holds (each one a page written by a commit,
+of the size the WAL's header gives: 4 KiB unless the database was made otherwise) and names the B-tree each page belongs to with SQLite's `dbstat` on a copy of the
 database: a page that only the WAL has is "new". Every page a commit touches is written whole,
 so a B-tree keyed by random ids costs about a page per delivery however small its row.
 
