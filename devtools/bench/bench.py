@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Palisade's benchmark against Dovecot LMTP and the smtp-sink ceiling (issue 12).
+"""Palisade's benchmark against Dovecot LMTP, a durable floor and the smtp-sink ceiling (issue 12).
 
 Run it through `devtools/bench/run`, which installs what is missing, builds in release mode and
 passes its arguments here. Everything runs in this one process tree: Palisade embedded and
-distributed (release), Dovecot's LMTP (Maildir, `mail_fsync = optimized`) and `smtp-sink -L`
-all run at once and are measured one at a time, interleaved round by round, with the order of
+distributed (release), Dovecot's LMTP (Maildir, `mail_fsync = optimized`), the durable floor
+(`DurableSink`) and `smtp-sink -L` all run at once and are measured one at a time, interleaved round by round, with the order of
 the systems rotated each round; each figure is the median over the rounds. Each measurement
 starts once the machine is quiet (`settle`), so no system pays for another's leftover work.
 
@@ -50,8 +50,9 @@ BENCH_USER = "palisade-bench"  # Dovecot's mail owner and smtp-sink's user when 
 PASSWORD = "bench passphrase, long enough"
 
 EMBEDDED, DISTRIBUTED, DOVECOT_NAME, CEILING = "palisade-embedded", "palisade-distributed", "dovecot", "ceiling"
+DURABLE = "durable-floor"
 LABELS = {EMBEDDED: "Palisade embedded", DISTRIBUTED: "Palisade distributed",
-          DOVECOT_NAME: "Dovecot LMTP", CEILING: "smtp-sink ceiling"}
+          DOVECOT_NAME: "Dovecot LMTP", DURABLE: "durable floor", CEILING: "smtp-sink ceiling"}
 
 
 def log(msg: str) -> None:
@@ -208,6 +209,26 @@ class Sink:
         cmd += ["-L", f"{HOST}:{self.port}", "256"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        wait_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+class DurableSink:
+    """`crates/palisade-lmtp/examples/durable_sink.rs`: Palisade's LMTP sessions answering 250
+    once the message is written and `fdatasync`ed, one sync per batch of deliveries, and storing
+    nothing else. With the message's own bytes it is the floor under any durable store here."""
+
+    def __init__(self, ring: Path, mode: str = "fdatasync", bytes_per_message: int = 0, rings: int = 1):
+        self.port = free_port()
+        self.cmd = [str(e2e.BIN_DIR / "examples" / "durable_sink"), f"{HOST}:{self.port}", str(ring), mode,
+                    str(bytes_per_message), str(rings)]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "DurableSink":
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         wait_port(self.port, proc=self.proc)
         return self
 
@@ -604,21 +625,29 @@ def render(res: dict) -> str:
               if res.get("warmup") else "")
     out += [f"Medians over {a['rounds']} rounds; systems interleaved round by round, order rotated each round;"
             f"{warmup}{settling}.", ""]
+    # Older results have no durable floor.
+    floors = [s for s in (DURABLE, CEILING) if s in systems]
     if res["ingest"]:
         out += ["### LMTP ingest (`smtp-source -L -d`), msg/s", "",
             "| case | " + " | ".join(LABELS[s] for s in systems) + " | "
             + " | ".join(f"{LABELS[s].replace('Palisade ', '')} / Dovecot" for s in systems if s.startswith("palisade"))
-            + " | " + " | ".join(f"{LABELS[s].replace('Palisade ', '')} / ceiling" for s in systems if s.startswith("palisade"))
+            + " | " + " | ".join(f"{LABELS[s].replace('Palisade ', '')} / {LABELS[ref].replace('smtp-sink ', '')}" for ref in floors
+                                 for s in systems if s.startswith("palisade"))
             + " |",
-            "| --- |" + " --- |" * (len(systems) + 2 * sum(s.startswith("palisade") for s in systems))]
+            "| --- |" + " --- |" * (len(systems) + (1 + len(floors)) * sum(s.startswith("palisade") for s in systems))]
     for case in res["cases"] if res["ingest"] else []:
         med = {s: median([r["msg_s"] for r in res["ingest"][case["name"]][s]]) for s in systems}
         row = [f"{case['sessions']} session{'s' if case['sessions'] > 1 else ''}, {case['size'] // 1024} KiB "
                f"({case['count']} msgs)"]
         row += [fmt(med[s]) for s in systems]
         row += [ratio(med[s], med.get(DOVECOT_NAME)) for s in systems if s.startswith("palisade")]
-        row += [ratio(med[s], med.get(CEILING)) for s in systems if s.startswith("palisade")]
+        row += [ratio(med[s], med.get(ref)) for ref in floors for s in systems if s.startswith("palisade")]
         out.append("| " + " | ".join(row) + " |")
+    if DURABLE in systems and res["ingest"]:
+        out += ["", "The durable floor is `crates/palisade-lmtp/examples/durable_sink.rs`: Palisade's LMTP sessions"
+                " answering 250 once the message's bytes are written to a preallocated file and `fdatasync`ed, one"
+                " sync per batch of deliveries, storing nothing else. No store that answers only after a sync"
+                " can be faster on this machine and disk."]
     failures = [f"{s} {c}: rc {r['rc']} {r['stderr'][:120]!r}" for c, per in res["ingest"].items()
                 for s, runs in per.items() for r in runs if r["rc"] != 0]
     if failures:
@@ -749,8 +778,9 @@ def main() -> int:
     daemons: dict[str, BenchDaemon] = {}
     dovecot = Dovecot(work / "dovecot")
     sink = Sink()
+    floor = DurableSink(work / "durable-floor")
     try:
-        systems = [EMBEDDED] + ([] if args.no_distributed else [DISTRIBUTED]) + [DOVECOT_NAME, CEILING]
+        systems = [EMBEDDED] + ([] if args.no_distributed else [DISTRIBUTED]) + [DOVECOT_NAME, DURABLE, CEILING]
         res["systems"] = systems
         for s in systems:
             if s.startswith("palisade"):
@@ -762,7 +792,9 @@ def main() -> int:
         dovecot.start()
         res["dovecot_version"] = dovecot.version()
         sink.start()
-        ports = {s: d.port for s, d in daemons.items()} | {DOVECOT_NAME: dovecot.port, CEILING: sink.port}
+        floor.start()
+        ports = {s: d.port for s, d in daemons.items()} | {DOVECOT_NAME: dovecot.port, DURABLE: floor.port,
+                                                           CEILING: sink.port}
         log(f"systems up: {ports}")
 
         if args.warmup and "ingest" not in skip:
@@ -801,7 +833,7 @@ def main() -> int:
                             + (f" rc {r['rc']} {r['stderr'][:200]}" if r["rc"] else ""))
             if "corpus" not in skip:
                 for s in order:
-                    if s == CEILING:
+                    if s in (CEILING, DURABLE):
                         continue
                     user = f"corpus{rnd}"
                     if s in daemons:
@@ -852,6 +884,7 @@ def main() -> int:
                 res["api"][s] = {"fill": f, "endpoints": runs}
     finally:
         sink.stop()
+        floor.stop()
         dovecot.stop()
         for d in daemons.values():
             try:

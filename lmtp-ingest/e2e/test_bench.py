@@ -20,7 +20,7 @@ import pytest
 from palisade_e2e import REPO
 
 pytestmark = pytest.mark.embedded_only
-SYSTEMS = ("palisade-embedded", "dovecot", "ceiling")
+SYSTEMS = ("palisade-embedded", "dovecot", "durable-floor", "ceiling")
 
 
 def test_the_benchmark_measures_every_system_and_writes_its_table(binaries):
@@ -48,7 +48,8 @@ def test_the_benchmark_measures_every_system_and_writes_its_table(binaries):
                 (run,) = runs[system]
                 # smtp-source exits non-zero on any reply but 250: every message was taken.
                 assert run["rc"] == 0 and run["msg_s"], f"{case} {system}: {run}"
-        for label in ("Palisade embedded", "Dovecot LMTP", "smtp-sink ceiling", "embedded / Dovecot"):
+        for label in ("Palisade embedded", "Dovecot LMTP", "durable floor", "smtp-sink ceiling", "embedded / Dovecot",
+                      "embedded / durable floor", "embedded / ceiling"):
             assert label in r.stdout, f"the table lacks {label!r}:\n{r.stdout}"
     finally:
         if found:
