@@ -13,6 +13,10 @@ sessions after an untimed pass of 3,000, once the machine is quiet:
   SQLite's WAL, with one file and with two synced side by side (as two databases would be);
 - the embedded daemon.
 
+Then it times the shortest sync there is, 4 KiB written and `fdatasync`ed in a loop, by one
+thread and by two side by side: each delivery waits for at least one, so 10 sessions can be no
+faster than 10 / (a round trip without a sync + one sync), however many files a store syncs.
+
 Needs the release daemon and `cargo build --release -p palisade-lmtp --example durable_sink`:
 
     PALISADE_BIN_DIR=target/release devtools/bench/floor.py -n 20000 --rounds 3
@@ -22,9 +26,12 @@ A measurement, not a test: nothing is asserted.
 
 import argparse
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,6 +40,34 @@ import palisade_e2e as e2e  # noqa: E402
 
 WAL_BYTES_PER_DELIVERY = 57_600
 WARMUP = 3000
+
+
+def sync_seconds(path: Path, syncs: int = 1000, size: int = 4096) -> float:
+    """Mean seconds of one `size`-byte write and `fdatasync` into a preallocated file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, bytes(size * syncs), 0)
+        os.fsync(fd)
+        page = b"x" * size
+        start = time.monotonic()
+        for i in range(syncs):
+            os.pwrite(fd, page, i * size)
+            os.fdatasync(fd)
+        return (time.monotonic() - start) / syncs
+    finally:
+        os.close(fd)
+
+
+def side_by_side(directory: Path, threads: int) -> float:
+    """Mean seconds per sync while `threads` loops of `sync_seconds` run at once."""
+    results: list[float] = []
+    loops = [threading.Thread(target=lambda i=i: results.append(sync_seconds(directory / f"sync-{i}")))
+             for i in range(threads)]
+    for loop in loops:
+        loop.start()
+    for loop in loops:
+        loop.join()
+    return statistics.mean(results)
 
 
 def main() -> None:
@@ -74,6 +109,8 @@ def main() -> None:
                     sys.exit(f"{label}: smtp-source failed ({r['rc']}): {r['stderr']}")
                 rates[label].append(r["msg_s"])
                 log(f"round {round_ + 1}: {label} {r['msg_s']:,.0f} msg/s")
+        settle()
+        syncs = {n: side_by_side(Path(tmp), n) for n in (1, 2)}
 
     ceiling = statistics.median(rates["smtp-sink ceiling"])
     print(f"\n{args.messages:,} × {args.size:,} B, {args.sessions} sessions, median of {args.rounds} rounds\n")
@@ -82,6 +119,11 @@ def main() -> None:
     for label, xs in rates.items():
         med = statistics.median(xs)
         print(f"| {label} | {', '.join(f'{x:,.0f}' for x in xs)} | {med:,.0f} | {med / ceiling:.2f}× |")
+    trip = args.sessions / statistics.median(rates["durable_sink, no sync"])
+    bound = args.sessions / (trip + syncs[1])
+    print(f"\nOne 4 KiB write and fdatasync: {syncs[1] * 1e6:.0f} µs alone, {syncs[2] * 1e6:.0f} µs with a second loop"
+          f" beside it. A round trip without a sync: {trip * 1e6:.0f} µs. At most {bound:,.0f} msg/s for any store"
+          f" that answers after a sync, even with no delivery ever waiting for another's, {bound / ceiling:.2f}× the ceiling.")
 
 
 if __name__ == "__main__":

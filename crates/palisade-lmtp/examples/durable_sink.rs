@@ -1,4 +1,4 @@
-//! The cheapest durable LMTP server this crate can make: the floor under any write path.
+//! The cheapest durable LMTP server this crate can make: the floor under a group-committed store.
 //!
 //! It serves LMTP with this crate's sessions on a runtime like `lmtp-ingest`'s, accepts every
 //! recipient, and answers 250 only once the message's bytes are in a file and `fdatasync` has
@@ -8,8 +8,8 @@
 //! reuses its WAL, so a sync never has to journal the file's new size.
 //!
 //! `devtools/bench/bench.py` runs it as the durable floor beside `smtp-sink` and the daemons,
-//! and `devtools/bench/floor.py` in every mode. What it measures is how fast any store that
-//! answers after a sync could answer on this machine, disk and protocol:
+//! and `devtools/bench/floor.py` in every mode. What it measures is how fast a store that
+//! answers after a group-committed sync could answer on this machine, disk and protocol:
 //!
 //! ```sh
 //! cargo build --release -p palisade-lmtp --example durable_sink
