@@ -18,8 +18,8 @@
 //!
 //! Arguments: the address to listen on, the ring's path (a number is appended), `fdatasync` or
 //! `none` (answer at once, which measures the sessions alone), and optionally the bytes written
-//! per delivery (the message's own size by default or with 0; 57,600 is what an embedded
-//! delivery of 1 KiB writes to SQLite's WAL) and the number of rings (1 by default): with two,
+//! per delivery (the message, padded with zeros to that size; the message alone by default or
+//! with 0; 57,600 is what an embedded delivery of 1 KiB writes to SQLite's WAL) and the number of rings (1 by default): with two,
 //! one ring's thread gathers and writes the next batch while the other's waits for its sync,
 //! as two databases would; a single SQLite database has one WAL, and one sync at a time.
 
@@ -42,8 +42,8 @@ use tokio_util::sync::CancellationToken;
 /// The ring's size: about the embedded WAL's under sustained load.
 const RING_BYTES: u64 = 64 << 20;
 
-/// A queued append and the caller waiting for its sync.
-type Append = (usize, oneshot::Sender<io::Result<()>>);
+/// A queued append: the message, the bytes to write for it, and the caller waiting for its sync.
+type Append = (Bytes, usize, oneshot::Sender<io::Result<()>>);
 
 /// Accepts everyone; delivers into the ring when there is one.
 struct Sink {
@@ -74,8 +74,8 @@ impl Sink {
             return Ok(());
         };
         let (reply, synced) = oneshot::channel();
-        let len = self.bytes_per_message.unwrap_or(raw.len());
-        ring.send((len, reply))
+        let len = self.bytes_per_message.unwrap_or(0).max(raw.len());
+        ring.send((raw, len, reply))
             .map_err(|_| io::Error::other("the ring's thread stopped"))?;
         synced
             .await
@@ -101,9 +101,12 @@ fn commit_loop(file: File, queue: Arc<Mutex<mpsc::UnboundedReceiver<Append>>>) {
             }
             batch
         };
-        let len: usize = batch.iter().map(|(len, _)| len).sum();
         buffer.clear();
-        buffer.resize(len, b'x');
+        for (raw, len, _) in &batch {
+            buffer.extend_from_slice(raw);
+            buffer.resize(buffer.len() + len - raw.len(), 0);
+        }
+        let len = buffer.len();
         if cursor + len as u64 > RING_BYTES {
             cursor = 0;
         }
@@ -111,7 +114,7 @@ fn commit_loop(file: File, queue: Arc<Mutex<mpsc::UnboundedReceiver<Append>>>) {
             .write_all_at(&buffer, cursor)
             .and_then(|()| file.sync_data());
         cursor += len as u64;
-        for (_, reply) in batch {
+        for (_, _, reply) in batch {
             let _ = reply.send(match &outcome {
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
