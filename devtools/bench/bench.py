@@ -196,20 +196,21 @@ service lmtp {{
         stop_process(self.proc)
 
 
-class Sink:
-    """`smtp-sink -L`: answers LMTP and stores nothing, the protocol's ceiling."""
+class Listener:
+    """An LMTP server run as a child process on a free port; subclasses give its command."""
+
+    stderr = None  # inherited unless a subclass silences a chatty server
 
     def __init__(self):
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Sink":
-        cmd = [SMTP_SINK]
-        if os.geteuid() == 0:
-            cmd += ["-u", BENCH_USER]
-        cmd += ["-L", f"{HOST}:{self.port}", "256"]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self):
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr)
         wait_port(self.port, proc=self.proc)
         return self
 
@@ -217,24 +218,27 @@ class Sink:
         stop_process(self.proc)
 
 
-class DurableSink:
+class Sink(Listener):
+    """`smtp-sink -L`: answers LMTP and stores nothing, the protocol's ceiling."""
+
+    stderr = subprocess.DEVNULL
+
+    def command(self) -> list[str]:
+        user = ["-u", BENCH_USER] if os.geteuid() == 0 else []
+        return [SMTP_SINK, *user, "-L", f"{HOST}:{self.port}", "256"]
+
+
+class DurableSink(Listener):
     """`crates/palisade-lmtp/examples/durable_sink.rs`: Palisade's LMTP sessions answering 250
     once the message is written and `fdatasync`ed, one sync per batch of deliveries, and storing
     nothing else: the floor under a store that group-commits its syncs."""
 
-    def __init__(self, ring: Path, mode: str = "fdatasync", bytes_per_message: int = 0, rings: int = 1):
-        self.port = free_port()
-        self.cmd = [str(e2e.BIN_DIR / "examples" / "durable_sink"), f"{HOST}:{self.port}", str(ring), mode,
-                    str(bytes_per_message), str(rings)]
-        self.proc: subprocess.Popen | None = None
+    def __init__(self, ring: Path, mode: str = "fdatasync", pad_to: int = 0, rings: int = 1):
+        super().__init__()
+        self.args = [str(ring), mode, str(pad_to), str(rings)]
 
-    def start(self) -> "DurableSink":
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        wait_port(self.port, proc=self.proc)
-        return self
-
-    def stop(self):
-        stop_process(self.proc)
+    def command(self) -> list[str]:
+        return [str(e2e.BIN_DIR / "examples" / "durable_sink"), f"{HOST}:{self.port}", *self.args]
 
 
 # ---------------------------------------------------------------------------------------------

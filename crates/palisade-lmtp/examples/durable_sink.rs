@@ -42,13 +42,12 @@ use tokio_util::sync::CancellationToken;
 /// The ring's size: about the embedded WAL's under sustained load.
 const RING_BYTES: u64 = 64 << 20;
 
-/// A queued append: the message, the bytes to write for it, and the caller waiting for its sync.
-type Append = (Bytes, usize, oneshot::Sender<io::Result<()>>);
+/// A queued append: the message and the caller waiting for its sync.
+type Append = (Bytes, oneshot::Sender<io::Result<()>>);
 
 /// Accepts everyone; delivers into the ring when there is one.
 struct Sink {
     ring: Option<mpsc::UnboundedSender<Append>>,
-    bytes_per_message: Option<usize>,
 }
 
 #[async_trait]
@@ -74,8 +73,7 @@ impl Sink {
             return Ok(());
         };
         let (reply, synced) = oneshot::channel();
-        let len = self.bytes_per_message.unwrap_or(0).max(raw.len());
-        ring.send((raw, len, reply))
+        ring.send((raw, reply))
             .map_err(|_| io::Error::other("the ring's thread stopped"))?;
         synced
             .await
@@ -84,9 +82,9 @@ impl Sink {
 }
 
 /// Takes every queued append, writes them in one call at the ring's cursor, syncs once, then
-/// answers them. With several rings, one ring's thread gathers the next batch while another's
-/// syncs.
-fn commit_loop(file: File, queue: Arc<Mutex<mpsc::UnboundedReceiver<Append>>>) {
+/// answers them; each message is padded with zeros to `pad_to` bytes. With several rings, one
+/// ring's thread gathers the next batch while another's syncs.
+fn commit_loop(file: File, queue: Arc<Mutex<mpsc::UnboundedReceiver<Append>>>, pad_to: usize) {
     let mut cursor = 0u64;
     let mut buffer = Vec::new();
     loop {
@@ -102,9 +100,9 @@ fn commit_loop(file: File, queue: Arc<Mutex<mpsc::UnboundedReceiver<Append>>>) {
             batch
         };
         buffer.clear();
-        for (raw, len, _) in &batch {
+        for (raw, _) in &batch {
             buffer.extend_from_slice(raw);
-            buffer.resize(buffer.len() + len - raw.len(), 0);
+            buffer.resize(buffer.len() + pad_to.saturating_sub(raw.len()), 0);
         }
         let len = buffer.len();
         if cursor + len as u64 > RING_BYTES {
@@ -114,7 +112,7 @@ fn commit_loop(file: File, queue: Arc<Mutex<mpsc::UnboundedReceiver<Append>>>) {
             .write_all_at(&buffer, cursor)
             .and_then(|()| file.sync_data());
         cursor += len as u64;
-        for (_, _, reply) in batch {
+        for (_, reply) in batch {
             let _ = reply.send(match &outcome {
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
@@ -149,11 +147,7 @@ async fn main() -> anyhow::Result<()> {
             "usage: durable_sink ADDRESS RING_PATH fdatasync|none [BYTES_PER_MESSAGE [RINGS]]"
         );
     };
-    let bytes_per_message = rest
-        .first()
-        .map(|n| n.parse())
-        .transpose()?
-        .filter(|&n: &usize| n > 0);
+    let pad_to: usize = rest.first().map(|n| n.parse()).transpose()?.unwrap_or(0);
     let rings: usize = rest.get(1).map(|n| n.parse()).transpose()?.unwrap_or(1);
     let ring = match mode.as_str() {
         "none" => None,
@@ -165,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
                 let rx = Arc::clone(&rx);
                 std::thread::Builder::new()
                     .name(format!("ring-writer-{i}"))
-                    .spawn(move || commit_loop(file, rx))?;
+                    .spawn(move || commit_loop(file, rx, pad_to))?;
             }
             Some(queue)
         }
@@ -191,10 +185,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         stop.cancel();
     });
-    let sink = Arc::new(Sink {
-        ring,
-        bytes_per_message,
-    });
+    let sink = Arc::new(Sink { ring });
     serve(listener, config, sink, shutdown).await?;
     Ok(())
 }
